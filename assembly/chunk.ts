@@ -1,0 +1,1 @@
+// chunk kernel — being written.

@@ -1,0 +1,1 @@
+// xxh3 kernel — being written.

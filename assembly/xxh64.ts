@@ -1,0 +1,1 @@
+// xxh64 kernel — being written.

@@ -1,0 +1,1 @@
+// zero kernel — being written.

@@ -1,0 +1,69 @@
+// Shared benchmark helpers: warm-up, repeated timing, medians, ratio tables.
+// Benchmarks compare ratios against peers measured in the same process run.
+
+/** Median of an array of numbers. */
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Times `fn` (which processes `bytes` bytes per call): `warmup` untimed calls,
+ * then `reps` timed calls. Returns { gbps, ms } from the median call.
+ */
+export function measure(fn, bytes, { warmup = 2, reps = 7 } = {}) {
+  for (let i = 0; i < warmup; i++) fn();
+  const times = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  return { ms, gbps: bytes / (ms / 1000) / 1e9 };
+}
+
+/** Async variant of `measure`. */
+export async function measureAsync(fn, bytes, { warmup = 1, reps = 5 } = {}) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const times = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+  }
+  const ms = median(times);
+  return { ms, gbps: bytes / (ms / 1000) / 1e9 };
+}
+
+/** Prints rows (objects with the same keys) as an aligned Markdown table. */
+export function printTable(title, rows) {
+  if (rows.length === 0) return;
+  const keys = Object.keys(rows[0]);
+  const cells = [keys, ...rows.map((r) => keys.map((k) => fmt(r[k])))];
+  const w = keys.map((_, i) => Math.max(...cells.map((c) => String(c[i]).length)));
+  const line = (c) => `| ${c.map((x, i) => String(x).padEnd(w[i])).join(" | ")} |`;
+  console.log(`\n### ${title}\n`);
+  console.log(line(keys));
+  console.log(`| ${w.map((n) => "-".repeat(n)).join(" | ")} |`);
+  for (const c of cells.slice(1)) console.log(line(c));
+}
+
+function fmt(v) {
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1);
+  return v ?? "";
+}
+
+/** Deterministic PRNG (xorshift32) for generated data. */
+export function rng(seed = 1) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}

@@ -1,0 +1,3 @@
+// vfio-migstream library entry.
+export * from "./kernels/index.js";
+export { MigstreamError, isMigstreamError, type ErrorCode, type ErrorDetails } from "./errors.js";

@@ -1,0 +1,2 @@
+// chunk binding — being written.
+export {};

@@ -1,0 +1,2 @@
+// crc32c binding — being written.
+export {};

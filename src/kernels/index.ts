@@ -1,0 +1,19 @@
+// Raw kernels: checksums, zero detection, chunking, LZ4 block codec.
+// Import from "vfio-migstream/kernels". Call `initSync()` or `await init()` once;
+// every kernel is synchronous afterwards (and initialises lazily if you forget).
+export {
+  init,
+  initSync,
+  simdActive,
+  allocBuffer,
+  KernelBuffer,
+  kernelMemory,
+  MAX_KERNEL_MEMORY,
+  type InitOptions,
+} from "./wasm.js";
+export * from "./xxh64.js";
+export * from "./xxh3.js";
+export * from "./crc32c.js";
+export * from "./zero.js";
+export * from "./chunk.js";
+export * from "./lz4.js";

@@ -1,0 +1,2 @@
+// lz4 binding — being written.
+export {};

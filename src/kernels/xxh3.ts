@@ -1,0 +1,2 @@
+// xxh3 binding — being written.
+export {};

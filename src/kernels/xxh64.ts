@@ -1,0 +1,2 @@
+// xxh64 binding — being written.
+export {};

@@ -1,0 +1,2 @@
+// zero binding — being written.
+export {};

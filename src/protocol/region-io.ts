@@ -1,0 +1,52 @@
+// The user side's view of a migration region: byte reads and writes at region
+// offsets, plus device reset. Transports implement it (in-process simulated device,
+// vfio-user socket, file descriptor); the protocol driver only ever talks to this.
+
+/** A region transport. All offsets are relative to the start of the migration region. */
+export interface RegionIO {
+  /** Size of the migration region in bytes (header + data section). */
+  readonly size: number;
+  /**
+   * Largest single access the transport can carry (e.g. vfio-user
+   * `max_data_xfer_size`); larger data accesses are split by the driver.
+   * `Infinity` when unlimited.
+   */
+  readonly maxAccess: number;
+  /**
+   * Reads `count` bytes at `offset`. When `into` is given (length ≥ count) the
+   * bytes land there and `into.subarray(0, count)` is returned (zero-copy path).
+   * A short read is an error. Device errors reject with a MigstreamError
+   * (code "DEVICE", `errno` set).
+   */
+  read(offset: number, count: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** Writes all of `data` at `offset`. */
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** VFIO_DEVICE_RESET: the device returns to RUNNING, any session is dropped. */
+  reset(): Promise<void>;
+  /** Releases the transport (socket, fd). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** errno names the protocol layer uses; numeric values are Linux's. */
+export const ERRNO = {
+  EPERM: 1,
+  EIO: 5,
+  E2BIG: 7,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EFAULT: 14,
+  EBUSY: 16,
+  EINVAL: 22,
+  ENOSPC: 28,
+  ENOTTY: 25,
+  ENOTSUP: 95,
+  ETIMEDOUT: 110,
+} as const;
+
+export type ErrnoName = keyof typeof ERRNO;
+
+/** Name of a Linux errno value (`"E<n>"` when unknown). */
+export function errnoName(n: number): string {
+  for (const [k, v] of Object.entries(ERRNO)) if (v === n) return k;
+  return `E${n}`;
+}

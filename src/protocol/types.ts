@@ -1,0 +1,30 @@
+// Types shared by the protocol driver and the stream format: how saved
+// transactions leave the driver and how verified ones come back for resume.
+
+/** Phases of one device's migration, as recorded in the stream. */
+export type Phase = "setup" | "precopy" | "stopcopy" | "config" | "end";
+
+/**
+ * Where the save path puts what it reads from the device. The driver calls
+ * `phase` when it enters a phase (pre-copy iterations numbered from 0), then
+ * `transaction` once per data-section buffer, in order.
+ *
+ * `data` may be a view into a buffer the driver reuses (zero-copy from the
+ * region): the sink must be done with it (or have copied it) when the returned
+ * promise settles. A rejection fails the save (the device returns to RUNNING).
+ */
+export interface SaveSink {
+  phase(phase: Phase, iteration: number): void | Promise<void>;
+  transaction(data: Uint8Array): void | Promise<void>;
+}
+
+/**
+ * What the resume path consumes, in stream order. `transaction` items must
+ * already have passed their integrity checks; `verified` comes only after the
+ * whole stream for this device (trailer, digest, MAC if keyed) verified. The
+ * driver writes RUNNING only after `verified`.
+ */
+export type ResumeItem =
+  | { kind: "phase"; phase: Phase; iteration: number }
+  | { kind: "transaction"; data: Uint8Array }
+  | { kind: "verified" };

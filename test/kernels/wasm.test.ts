@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { allocBuffer, initSync, inputPtr, inKernelMemory, memU8, scratch, SLOT_IN, simdActive } from "../../src/kernels/wasm.js";
+
+describe("kernel module and arena", () => {
+  it("loads the SIMD build where the engine supports it", () => {
+    initSync();
+    expect(simdActive()).toBe(true);
+  });
+
+  it("copies foreign input into a scratch slot and keeps kernel-memory input in place", () => {
+    const data = new Uint8Array([1, 2, 3, 4, 5]);
+    expect(inKernelMemory(data)).toBe(false);
+    const p = inputPtr(data, SLOT_IN);
+    expect(Array.from(memU8().subarray(p, p + 5))).toEqual([1, 2, 3, 4, 5]);
+
+    const buf = allocBuffer(16);
+    const v = buf.view();
+    v.set([9, 8, 7]);
+    expect(inKernelMemory(v)).toBe(true);
+    expect(inputPtr(v)).toBe(buf.ptr);
+    buf.free();
+  });
+
+  it("re-derives views after memory growth and keeps their contents", () => {
+    const buf = allocBuffer(8);
+    buf.view().set([1, 2, 3, 4, 5, 6, 7, 8]);
+    const before = memU8().length;
+    scratch(SLOT_IN, before + 1); // forces growth
+    expect(memU8().length).toBeGreaterThan(before);
+    expect(Array.from(buf.view())).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    buf.free();
+  });
+
+  it("recycles freed buffers of the same size class", () => {
+    const a = allocBuffer(1000);
+    const p = a.ptr;
+    a.free();
+    const b = allocBuffer(900);
+    expect(b.ptr).toBe(p);
+    b.free();
+    expect(() => b.view()).toThrow(/after free/);
+  });
+});

@@ -1,0 +1,25 @@
+import { defineConfig } from "tsup";
+
+export default defineConfig([
+  {
+    // Library entries: platform-neutral (no node: imports at top level of kernels).
+    entry: { index: "src/index.ts", kernels: "src/kernels/index.ts" },
+    format: ["esm"],
+    platform: "neutral",
+    target: "es2022",
+    dts: true,
+    sourcemap: true,
+    clean: true,
+    splitting: true,
+    external: ["zstd-codec", /^node:/],
+  },
+  {
+    entry: { cli: "src/cli/main.ts" },
+    format: ["esm"],
+    platform: "node",
+    target: "node20",
+    sourcemap: true,
+    banner: { js: "#!/usr/bin/env node" },
+    external: ["zstd-codec"],
+  },
+]);
