@@ -1,0 +1,21 @@
+// How a CLI command is declared: a name, a one-line summary, help text with an
+// example, and a run function taking the argv after the command name.
+// Commands parse their own options with node:util parseArgs (runs unchanged in Deno).
+
+export interface CliIO {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream;
+  /** stderr is a terminal (progress display allowed). */
+  isTTY: boolean;
+  env: Record<string, string | undefined>;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Full help: usage line, options, at least one example. */
+  help: string;
+  /** Returns the exit code. Throw MigstreamError for failures (mapped to exit codes). */
+  run(argv: string[], io: CliIO): Promise<number>;
+}
