@@ -30,7 +30,7 @@ export const MAX_KERNEL_MEMORY = 65535 * PAGE;
 let exportsRef: KernelExports | null = null;
 let heapTop = 0;
 
-function decodeBase64(b64: string): Uint8Array {
+function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
@@ -47,7 +47,7 @@ function imports(): WebAssembly.Imports {
   };
 }
 
-function pickBinary(preferSimd: boolean): Uint8Array {
+function pickBinary(preferSimd: boolean): Uint8Array<ArrayBuffer> {
   const simd = decodeBase64(WASM_SIMD_BASE64);
   if (preferSimd && WebAssembly.validate(simd)) return simd;
   return decodeBase64(WASM_SCALAR_BASE64);

@@ -1,2 +1,73 @@
-// xxh64 binding — being written.
-export {};
+// XXH64: one-shot and streaming bindings of assembly/xxh64.ts.
+// Results and seeds are unsigned 64-bit bigints.
+
+import {
+  allocState,
+  checkBytes,
+  checkSeed,
+  feed,
+  releaseState,
+  type StateBlock,
+  u64,
+  usedAfterFree,
+  wholeInputPtr,
+} from "./hashing.js";
+import { kernels } from "./wasm.js";
+
+/** XXH64 of `data` (in place when `data` lies in kernel memory). */
+export function xxh64(data: Uint8Array, seed: bigint = 0n): bigint {
+  checkBytes(data, "xxh64");
+  checkSeed(seed, "xxh64");
+  const k = kernels();
+  const ptr = wholeInputPtr(data);
+  if (ptr >= 0) return u64(k.xxh64_oneshot(ptr, data.length, seed));
+  const h = new Xxh64(seed);
+  try {
+    return h.update(data).digest();
+  } finally {
+    h.free();
+  }
+}
+
+/** Streaming XXH64; same result as `xxh64` for any split of the input. */
+export class Xxh64 {
+  readonly #seed: bigint;
+  #state: StateBlock | null;
+
+  constructor(seed: bigint = 0n) {
+    this.#seed = checkSeed(seed, "Xxh64");
+    const k = kernels();
+    this.#state = allocState(this, k.xxh64_state_size());
+    k.xxh64_init(this.#state.ptr, this.#seed);
+  }
+
+  #ptr(): number {
+    if (this.#state === null) throw usedAfterFree("Xxh64");
+    return this.#state.ptr;
+  }
+
+  update(data: Uint8Array): this {
+    checkBytes(data, "Xxh64.update");
+    const state = this.#ptr();
+    const k = kernels();
+    feed(data, (ptr, len) => k.xxh64_update(state, ptr, len));
+    return this;
+  }
+
+  /** Digest of everything so far; the hasher can keep going. */
+  digest(): bigint {
+    return u64(kernels().xxh64_digest(this.#ptr()));
+  }
+
+  reset(): this {
+    kernels().xxh64_init(this.#ptr(), this.#seed);
+    return this;
+  }
+
+  /** Returns the state to the arena; the hasher is unusable afterwards. */
+  free(): void {
+    if (this.#state === null) return;
+    releaseState(this, this.#state);
+    this.#state = null;
+  }
+}
