@@ -1,0 +1,100 @@
+// Every codec round-trips chunks of every page kind and size through
+// encodeChunk/decodeChunk, and compressible chunks really use the asked codec.
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  CODEC_LZ4,
+  CODEC_RAW,
+  CODEC_ZERO,
+  CODEC_ZSTD,
+  decodeChunk,
+  encodeChunk,
+  maxCodedSize,
+  ready,
+  zstdAvailable,
+  zstdMaxChunk,
+  type ChunkEncoderOptions,
+} from "../../src/codec/index.js";
+import { makeImage, PAGE_KINDS } from "../../src/device/pages.js";
+import { chunkOf, SIZES } from "./peers.js";
+
+/** Byte equality without vitest's per-element deep compare (slow on MiB buffers). */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+}
+
+beforeAll(async () => {
+  await ready();
+});
+
+const MODES: ChunkEncoderOptions[] = [
+  { codec: "raw" },
+  { codec: "zero" },
+  { codec: "lz4" },
+  { codec: "lz4", level: 8 },
+  { codec: "zstd", level: 1 },
+  { codec: "zstd" },
+  { codec: "zstd", level: 9 },
+  { codec: "zstd", level: 19 },
+  { codec: "auto" },
+];
+
+function label(o: ChunkEncoderOptions): string {
+  return o.level === undefined ? o.codec : `${o.codec}:${o.level}`;
+}
+
+describe("round trip", () => {
+  it("zstd loaded in Node", () => {
+    expect(zstdAvailable()).toBe(true);
+  });
+
+  for (const mode of MODES) {
+    it(`${label(mode)}: every page kind and size`, () => {
+      for (const kind of [...PAGE_KINDS, "image" as const]) {
+        for (const size of SIZES) {
+          const chunk = kind === "image" ? makeImage(size, size) : chunkOf(kind, size, size);
+          const copy = chunk.slice();
+          const c = encodeChunk(chunk, mode);
+          const what = `${kind} ${size}: codec ${c.codec}`;
+          expect(same(chunk, copy), what).toBe(true); // input untouched
+          const allZero = chunk.every((b) => b === 0);
+          if (allZero) expect(c.codec, what).toBe(CODEC_ZERO);
+          if (c.codec === CODEC_ZERO) expect(c.payload.length).toBe(0);
+          if (c.codec !== CODEC_RAW && c.codec !== CODEC_ZERO) {
+            expect(c.payload.length, what).toBeLessThanOrEqual(maxCodedSize(size));
+          }
+          if (c.codec === CODEC_ZSTD) {
+            expect(c.level).toBeGreaterThanOrEqual(1);
+            expect(c.level).toBeLessThanOrEqual(mode.level ?? 3);
+            expect(size).toBeLessThanOrEqual(zstdMaxChunk(c.level));
+          } else {
+            expect(c.level).toBe(0);
+          }
+          // Compressible kinds of a page or more use the asked codec.
+          if ((kind === "code" || kind === "heap") && size >= 4096) {
+            if (mode.codec === "lz4") expect(c.codec, what).toBe(CODEC_LZ4);
+            if (mode.codec === "zstd") expect(c.codec, what).toBe(CODEC_ZSTD);
+          }
+          if (mode.codec === "raw" || mode.codec === "zero") expect(c.codec, what).toBe(allZero ? CODEC_ZERO : CODEC_RAW);
+          expect(same(decodeChunk(c.codec, c.payload, size), chunk), what).toBe(true);
+          // Into a caller buffer larger than the chunk: only its prefix is written.
+          const into = new Uint8Array(size + 5).fill(0xee);
+          const out = decodeChunk(c.codec, c.payload, size, into);
+          expect(out.buffer).toBe(into.buffer);
+          expect(same(out, chunk), what).toBe(true);
+          expect(Array.from(into.subarray(size))).toEqual([0xee, 0xee, 0xee, 0xee, 0xee]);
+        }
+      }
+    });
+  }
+
+  it("an empty chunk is ZERO and decodes to nothing", () => {
+    const c = encodeChunk(new Uint8Array(0), { codec: "zstd" });
+    expect(c.codec).toBe(CODEC_ZERO);
+    expect(decodeChunk(CODEC_ZERO, c.payload, 0)).toEqual(new Uint8Array(0));
+  });
+
+  it("zero chunks decode into a dirty buffer as zeros", () => {
+    const into = new Uint8Array(4096).fill(9);
+    expect(decodeChunk(CODEC_ZERO, new Uint8Array(0), 4096, into).every((b) => b === 0)).toBe(true);
+  });
+});
