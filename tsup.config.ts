@@ -3,7 +3,7 @@ import { defineConfig } from "tsup";
 export default defineConfig([
   {
     // Library entries: platform-neutral (no node: imports at top level of kernels).
-    entry: { index: "src/index.ts", kernels: "src/kernels/index.ts" },
+    entry: { index: "src/index.ts", kernels: "src/kernels/index.ts", worker: "src/parallel/worker.ts" },
     format: ["esm"],
     platform: "neutral",
     target: "es2022",

@@ -1,0 +1,44 @@
+// Buffer ownership across threads. A view can travel without a copy only when
+// it spans its whole ArrayBuffer (transferring moves the whole buffer, so a view
+// into a larger one would take its neighbours along). SharedArrayBuffer views
+// are shared as they are. Everything else is copied once into a fresh buffer.
+
+import { inKernelMemory } from "../kernels/wasm.js";
+
+function isShared(view: Uint8Array): boolean {
+  return typeof SharedArrayBuffer !== "undefined" && view.buffer instanceof SharedArrayBuffer;
+}
+
+/** True when `view` covers all of its (non-shared, non-kernel) ArrayBuffer. */
+export function spansBuffer(view: Uint8Array): boolean {
+  return !isShared(view) && !inKernelMemory(view) && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+}
+
+/**
+ * Takes ownership of a job input at submission: a view spanning its buffer is
+ * moved (the caller's ArrayBuffer is detached, no copy); a view into a larger
+ * buffer, into kernel memory, or any view when `copy` is set, is copied; a
+ * SharedArrayBuffer view is used in place (the caller must leave it unchanged
+ * until the job settles).
+ */
+export function own(view: Uint8Array, copy: boolean): Uint8Array {
+  if (isShared(view) && !copy) return view;
+  if (copy || !spansBuffer(view)) return view.slice();
+  try {
+    return structuredClone(view, { transfer: [view.buffer as ArrayBuffer] });
+  } catch {
+    return view.slice(); // a buffer that cannot be transferred (e.g. marked untransferable)
+  }
+}
+
+/** The view to post and the buffers to transfer with it (copying only if it must). */
+export function postable(view: Uint8Array): { view: Uint8Array; transfer: ArrayBuffer[] } {
+  if (isShared(view)) return { view, transfer: [] };
+  const out = spansBuffer(view) ? view : view.slice();
+  return { view: out, transfer: [out.buffer as ArrayBuffer] };
+}
+
+/** A view the receiver may keep: copies out of kernel memory (reused scratch). */
+export function detachFromKernel(view: Uint8Array): Uint8Array {
+  return inKernelMemory(view) ? view.slice() : view;
+}

@@ -1,0 +1,26 @@
+// Runs one job in the current realm: a worker, or the calling thread when the
+// pool is inline. Both paths go through here, so their results are identical.
+
+import { MigstreamError } from "../errors.js";
+import { decodeJob, encodeJob } from "./codec-job.js";
+import { applyFault, type JobContext } from "./faults.js";
+import type { WireJob, WireResult } from "./jobs.js";
+
+export async function runJob(job: WireJob, ctx: JobContext): Promise<WireResult> {
+  try {
+    await applyFault(job.test, ctx);
+    switch (job.op) {
+      case "encode":
+        return await encodeJob(job.raw, job.codec, job.level);
+      case "decode":
+        return await decodeJob(job.codec, job.payload, job.rawLength, job.hash);
+      case "__echo":
+        if (!ctx.faults) throw new MigstreamError("USAGE", "__echo is a test-only job", { field: "op" });
+        return job.data;
+      default:
+        throw new MigstreamError("USAGE", `unknown job op ${String((job as { op: unknown }).op)}`, { field: "op" });
+    }
+  } finally {
+    ctx.done++;
+  }
+}

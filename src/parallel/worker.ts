@@ -1,0 +1,57 @@
+// Worker entry (built to dist/worker.js). Each worker is its own module realm,
+// so it gets its own kernel instance and its own zstd instance. Jobs run one at
+// a time in arrival order; results and errors go back with the job id.
+
+import { initSync } from "../kernels/wasm.js";
+import { postable } from "./buffers.js";
+import { FAULT_EXIT_CODE, type JobContext } from "./faults.js";
+import { toWireError, type Reply, type Request, type WireResult } from "./jobs.js";
+import { hostPort } from "./platform.js";
+import { runJob } from "./run-job.js";
+
+const port = hostPort();
+const ctx: JobContext = {
+  faults: false,
+  done: 0,
+  crash(mode) {
+    if (mode === "exit") port.exit(FAULT_EXIT_CODE);
+    else
+      setTimeout(() => {
+        throw new Error("injected uncaught error");
+      });
+    return new Promise<never>(() => {}); // the realm ends before this settles
+  },
+};
+
+function send(reply: Reply, transfer: Transferable[] = []): void {
+  port.post(reply, transfer);
+}
+
+function transferOf(result: WireResult): { result: WireResult; transfer: ArrayBuffer[] } {
+  if (result instanceof Uint8Array) {
+    const p = postable(result);
+    return { result: p.view, transfer: p.transfer };
+  }
+  const p = postable(result.payload);
+  return { result: { ...result, payload: p.view }, transfer: p.transfer };
+}
+
+async function handle(msg: Request): Promise<void> {
+  if (msg.type === "init") {
+    ctx.faults = msg.faults;
+    initSync();
+    send({ type: "ready" });
+    return;
+  }
+  try {
+    const { result, transfer } = transferOf(await runJob(msg.job, ctx));
+    send({ type: "done", id: msg.id, result }, transfer);
+  } catch (e) {
+    send({ type: "failed", id: msg.id, error: toWireError(e) });
+  }
+}
+
+let chain: Promise<void> = Promise.resolve();
+port.onMessage((data) => {
+  chain = chain.then(() => handle(data as Request));
+});
