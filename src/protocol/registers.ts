@@ -1,0 +1,82 @@
+// Native-width access to the register header: u32 device_state, u64
+// pending_bytes / data_offset / data_size, little-endian, one access each.
+// Every failure names the step and the field.
+import { MigstreamError } from "../errors.js";
+import { FIELDS, type Field } from "./constants.js";
+import { atStep, protocolError } from "./failure.js";
+import type { RegionIO } from "./region-io.js";
+
+/** Registers need one 8-byte access; a transport that cannot carry it is unusable. */
+export const MIN_ACCESS = 8;
+
+/** The register header of one region. Not re-entrant: the driver is sequential per region. */
+export class Registers {
+  /** Scratch for register values (reused: one access at a time). */
+  readonly #buf = new Uint8Array(8);
+  readonly #view = new DataView(this.#buf.buffer);
+  /** Device resets this driver issued on this region. */
+  resets = 0;
+
+  constructor(readonly io: RegionIO) {
+    if (!(io.maxAccess >= MIN_ACCESS)) {
+      throw new MigstreamError("USAGE", `transport maxAccess ${io.maxAccess} is below the ${MIN_ACCESS}-byte register width`);
+    }
+  }
+
+  async #read(field: Field, step: string): Promise<DataView> {
+    const { offset, width } = FIELDS[field];
+    let got: Uint8Array;
+    try {
+      got = await this.io.read(offset, width, this.#buf);
+    } catch (e) {
+      throw atStep(e, step, field);
+    }
+    if (got.length !== width) {
+      throw new MigstreamError("TRANSPORT", `${step}: short read of ${field} (${got.length} of ${width} bytes)`, { step, field });
+    }
+    if (got.buffer !== this.#buf.buffer || got.byteOffset !== 0) this.#buf.set(got);
+    return this.#view;
+  }
+
+  /** Reads u32 device_state. */
+  async readState(step: string): Promise<number> {
+    return (await this.#read("device_state", step)).getUint32(0, true);
+  }
+
+  /** Writes u32 device_state (callers go through setDeviceState). */
+  async writeState(value: number, step: string): Promise<void> {
+    this.#view.setUint32(0, value >>> 0, true);
+    try {
+      await this.io.write(FIELDS.device_state.offset, this.#buf.subarray(0, 4));
+    } catch (e) {
+      throw atStep(e, step, "device_state");
+    }
+  }
+
+  /** Reads a u64 field as a safe integer (a larger value is a PROTOCOL error). */
+  async readU64(field: "pending_bytes" | "data_offset" | "data_size", step: string): Promise<number> {
+    const v = (await this.#read(field, step)).getBigUint64(0, true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw protocolError(step, field, `${field} 0x${v.toString(16)} is beyond 2^53`);
+    return Number(v);
+  }
+
+  /** Writes u64 data_size (resume only). */
+  async writeDataSize(n: number, step: string): Promise<void> {
+    this.#view.setBigUint64(0, BigInt(n), true);
+    try {
+      await this.io.write(FIELDS.data_size.offset, this.#buf);
+    } catch (e) {
+      throw atStep(e, step, "data_size");
+    }
+  }
+
+  /** VFIO_DEVICE_RESET (counted). */
+  async reset(step: string): Promise<void> {
+    this.resets++;
+    try {
+      await this.io.reset();
+    } catch (e) {
+      throw atStep(e, step, "reset");
+    }
+  }
+}

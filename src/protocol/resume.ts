@@ -1,0 +1,184 @@
+// The resume path (UAPI "resuming" steps a–c): RUNNING (or STOP) → RESUMING;
+// per transaction, in stream order: read data_offset, write the bytes, write
+// data_size; RESUMING → RUNNING only after the stream verified.
+//
+// "Never RUNNING on bad data": if the items end without `verified`, or the
+// iterable throws, or the device fails any step, the destination is reset
+// (VFIO_DEVICE_RESET) and the error reported. Reset puts a v1 device in
+// RUNNING with its reset (empty) state, which holds none of the partial data;
+// that is the outcome we want (a device reporting RUNNING with half a state
+// restored is the one we must never produce).
+import { MigstreamError } from "../errors.js";
+import { HEADER_SIZE, STATE_MASK, STATE_RESUMING, STATE_RUNNING, STATE_STOP, stateName } from "./constants.js";
+import { writeData } from "./data.js";
+import { atStep, describe, protocolError, withNote } from "./failure.js";
+import type { ProgressListener, ResumeSummary } from "./progress.js";
+import type { RegionIO } from "./region-io.js";
+import { Registers } from "./registers.js";
+import { CLEAR_LOW, setDeviceState } from "./state.js";
+import type { Phase, ResumeItem } from "./types.js";
+
+export interface ResumeOptions {
+  /**
+   * Put the device in RUNNING after `verified` (default true). false leaves it
+   * in RESUMING, as a VMM does until the VM starts; call `startResumed` then.
+   */
+  start?: boolean;
+  /** Cancels the resume (ABORTED); the device is reset. Checked before every step. */
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+}
+
+/** Restores the device behind `region` from `items` (one device's part of a verified stream). */
+export async function resume(region: RegionIO, items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, options: ResumeOptions = {}): Promise<ResumeSummary> {
+  const run = new ResumeRun(region, options);
+  try {
+    return await run.run(items);
+  } catch (e) {
+    throw await run.fail(e);
+  }
+}
+
+/**
+ * RESUMING → RUNNING for a device left in RESUMING by `resume(..., { start: false })`.
+ * On failure the device is reset and the error reported.
+ */
+export async function startResumed(region: RegionIO): Promise<void> {
+  const run = new ResumeRun(region, {});
+  run.touched = true;
+  try {
+    await run.enterRunning();
+  } catch (e) {
+    throw await run.fail(e);
+  }
+}
+
+const now = (): number => performance.now();
+
+class ResumeRun {
+  readonly regs: Registers;
+  phase: Phase = "setup";
+  iteration = 0;
+  transactions = 0;
+  bytes = 0;
+  skipped = 0;
+  /** The device may hold partial data: on failure it must be reset. */
+  touched = false;
+
+  constructor(
+    readonly region: RegionIO,
+    readonly options: ResumeOptions,
+  ) {
+    this.regs = new Registers(region);
+  }
+
+  async run(items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>): Promise<ResumeSummary> {
+    const t0 = now();
+    await this.enterResuming();
+    let verified = false;
+    for await (const item of items) {
+      this.checkAbort("resume: next item");
+      if (item.kind === "transaction") await this.loadBuffer(item.data);
+      else if (item.kind === "phase") this.enterPhase(item.phase, item.iteration);
+      else if (item.kind === "verified") {
+        verified = true;
+        break; // nothing after `verified` belongs to this device's verified state
+      } else throw new MigstreamError("USAGE", `resume: unknown item kind '${(item as { kind: unknown }).kind}'`, { step: "resume: next item" });
+    }
+    if (!verified) {
+      throw new MigstreamError("TRUNCATED", "resume: the items ended before the stream was verified", { step: "resume: wait verified" });
+    }
+    const start = this.options.start !== false;
+    if (start) await this.enterRunning();
+    return { transactions: this.transactions, bytes: this.bytes, skipped: this.skipped, started: start, times: { total: now() - t0 } };
+  }
+
+  /** 1→4 (or 0→4): the vendor prepares its restore buffer. */
+  async enterResuming(): Promise<void> {
+    const step = "resume: enter RESUMING";
+    this.checkAbort(step);
+    const s = await this.regs.readState(step);
+    const low = s & STATE_MASK;
+    if (low !== STATE_RUNNING && low !== STATE_STOP) {
+      throw new MigstreamError("USAGE", `${step}: device_state is ${stateName(s)}; a resume starts from RUNNING or STOP`, { step, field: "device_state" });
+    }
+    this.touched = true;
+    await setDeviceState(this.regs, CLEAR_LOW, STATE_RESUMING, step);
+  }
+
+  /** 4→1: the vendor validates and applies what it received. */
+  async enterRunning(): Promise<void> {
+    const step = "resume: enter RUNNING";
+    this.checkAbort(step);
+    await setDeviceState(this.regs, ~STATE_RESUMING >>> 0, STATE_RUNNING, step);
+  }
+
+  /**
+   * Steps a–c for one source buffer. A buffer larger than the destination's
+   * data section is an error, not split as QEMU does: splitting turns one
+   * source transaction into several data_size writes, which breaks the
+   * "same order, same transaction sizes" rule vendors rely on to parse what
+   * they receive.
+   */
+  async loadBuffer(data: Uint8Array): Promise<void> {
+    if (data.length === 0) {
+      this.skipped++; // QEMU never writes data_size = 0; neither do we
+      return;
+    }
+    let step = "resume: read data_offset";
+    this.checkAbort(step);
+    const offset = await this.regs.readU64("data_offset", step);
+    if (offset < HEADER_SIZE) throw protocolError(step, "data_offset", `data_offset ${offset} lies in the register header (< ${HEADER_SIZE})`);
+    if (offset >= this.region.size) throw protocolError(step, "data_offset", `data_offset ${offset} is beyond the ${this.region.size}-byte region`);
+    const room = this.region.size - offset;
+    if (data.length > room) {
+      throw new MigstreamError(
+        "LIMIT",
+        `${step}: transaction ${this.transactions} (${data.length} bytes) is larger than the destination data section (${room} bytes at ${offset}); not split (would change transaction sizes)`,
+        { step, field: "data_size" },
+      );
+    }
+    step = "resume: write data";
+    this.checkAbort(step);
+    await writeData(this.region, offset, data, step);
+    step = "resume: write data_size";
+    this.checkAbort(step);
+    await this.regs.writeDataSize(data.length, step); // the vendor consumes the buffer before this returns
+    this.transactions++;
+    this.bytes += data.length;
+    this.progress();
+  }
+
+  enterPhase(phase: Phase, iteration: number): void {
+    this.phase = phase;
+    this.iteration = iteration;
+    this.progress();
+  }
+
+  progress(): void {
+    const cb = this.options.onProgress;
+    if (!cb) return;
+    try {
+      cb({ direction: "resume", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes });
+    } catch (e) {
+      throw new MigstreamError("USAGE", `resume: onProgress threw: ${describe(e)}`, { cause: e });
+    }
+  }
+
+  checkAbort(step: string): void {
+    const s = this.options.signal;
+    if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: resume cancelled`, { step, cause: s.reason });
+  }
+
+  /** Failure: reset the device unless this run already did (ERROR path), and say so. */
+  async fail(e: unknown): Promise<MigstreamError> {
+    const err = e instanceof MigstreamError ? e : atStep(e, "resume: read stream");
+    if (!this.touched || this.regs.resets > 0) return err;
+    try {
+      await this.regs.reset("resume: reset");
+      return withNote(err, "device reset (RUNNING with its reset state, none of the partial data)");
+    } catch (r) {
+      return withNote(err, `resetting the device failed too: ${describe(r)}`);
+    }
+  }
+}

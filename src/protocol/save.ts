@@ -1,0 +1,252 @@
+// The save path (UAPI "saving" steps a–f):
+//   live:    RUNNING → pre-copy (SAVING|RUNNING) → stop-and-copy (SAVING) → STOP
+//   suspend: RUNNING → stop-and-copy → STOP                  (precopy: false)
+// Each buffer: read data_offset (the vendor may block), read data_size, read
+// the data, hand it to the sink, read pending_bytes (the ack) — then back to
+// data_offset while pending_bytes > 0. On any failure the device goes back to
+// RUNNING with its state (3, 2 or 0 → 1) and the caller gets a MigstreamError
+// naming the step.
+import { MigstreamError } from "../errors.js";
+import { HEADER_SIZE, STATE_MASK, STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "./constants.js";
+import { readData } from "./data.js";
+import { atStep, describe, protocolError, withNote } from "./failure.js";
+import { Precopy, type PrecopyEnd, type PrecopyPolicy, type StopSignal } from "./policy.js";
+import type { PhaseCount, ProgressListener, SaveSummary } from "./progress.js";
+import type { RegionIO } from "./region-io.js";
+import { Registers } from "./registers.js";
+import { KEEP_ALL, setDeviceState } from "./state.js";
+import type { Phase, SaveSink } from "./types.js";
+
+export interface SaveOptions {
+  /** Live migration with pre-copy (default true); false = suspend path. */
+  precopy?: boolean;
+  /** When pre-copy ends (iterations, pending threshold, time budget). */
+  policy?: PrecopyPolicy;
+  /** The VMM's "stop now": ends pre-copy at the next transaction boundary. */
+  stopCopy?: StopSignal;
+  /** Cancels the save (ABORTED); the device returns to RUNNING. Checked before every protocol step. */
+  signal?: AbortSignal;
+  onProgress?: ProgressListener;
+  /**
+   * Buffer factory for data reads (e.g. kernel memory for zero-copy coding):
+   * called per transaction, must return ≥ `size` bytes. The view handed to the
+   * sink lies in it. Default: one driver-owned buffer, reused.
+   */
+  buffer?: (size: number) => Uint8Array;
+}
+
+/** Saves the device behind `region` into `sink`. */
+export async function save(region: RegionIO, sink: SaveSink, options: SaveOptions = {}): Promise<SaveSummary> {
+  const run = new SaveRun(region, sink, options);
+  try {
+    return await run.run();
+  } catch (e) {
+    throw await run.fail(e);
+  }
+}
+
+const now = (): number => performance.now();
+/** Recovery after a failed save: clear SAVING (and RESUMING), set RUNNING. */
+const RECOVER_MASK = ~(STATE_SAVING | STATE_RESUMING) >>> 0;
+
+class SaveRun {
+  readonly regs: Registers;
+  readonly policy: Precopy;
+  phase: Phase = "setup";
+  iteration = 0;
+  /** Pre-copy iterations started. */
+  iterations = 0;
+  pending = 0;
+  pendingReads = 0;
+  transactions = 0;
+  bytes = 0;
+  readonly counts: Record<"precopy" | "stopcopy", PhaseCount> = {
+    precopy: { transactions: 0, bytes: 0 },
+    stopcopy: { transactions: 0, bytes: 0 },
+  };
+  /** A device_state write was attempted: on failure the device must be put back. */
+  touched = false;
+  #buf = new Uint8Array(0);
+
+  constructor(
+    readonly region: RegionIO,
+    readonly sink: SaveSink,
+    readonly options: SaveOptions,
+  ) {
+    this.regs = new Registers(region);
+    this.policy = new Precopy(options.policy, options.stopCopy);
+  }
+
+  async run(): Promise<SaveSummary> {
+    const t0 = now();
+    await this.enterPhase("setup", 0);
+    await this.checkRunning();
+    const tSetup = now();
+    const precopyEnd = this.options.precopy === false ? "none" : await this.precopy();
+    const tPrecopy = now();
+    await this.enterPhase("stopcopy", 0);
+    const tStop = now();
+    await this.setState(~STATE_RUNNING >>> 0, STATE_SAVING, "save: enter stop-and-copy");
+    await this.readPending();
+    while (this.pending > 0) await this.saveBuffer();
+    await this.setState(~STATE_SAVING >>> 0, 0, "save: enter STOP");
+    const tEnd = now();
+    await this.enterPhase("end", 0);
+    return {
+      transactions: this.transactions,
+      bytes: this.bytes,
+      iterations: this.iterations,
+      precopyEnd,
+      precopy: this.counts.precopy,
+      stopcopy: this.counts.stopcopy,
+      times: { setup: tSetup - t0, precopy: tPrecopy - tSetup, stopcopy: tEnd - tPrecopy, total: now() - t0 },
+      downtimeMs: tEnd - tStop,
+      pendingReads: this.pendingReads,
+    };
+  }
+
+  /** A save starts from RUNNING (the transitions every vendor accepts: §7). */
+  async checkRunning(): Promise<void> {
+    this.checkAbort("save: read device_state");
+    const s = await this.regs.readState("save: read device_state");
+    if ((s & STATE_MASK) !== STATE_RUNNING) {
+      throw new MigstreamError("USAGE", `save: device_state is ${stateName(s)}; a save starts from RUNNING`, {
+        step: "save: read device_state",
+        field: "device_state",
+      });
+    }
+  }
+
+  /** Pre-copy: iterations until the policy ends it. Returns why it ended. */
+  async precopy(): Promise<PrecopyEnd> {
+    await this.enterPhase("precopy", 0);
+    await this.setState(KEEP_ALL, STATE_SAVING, "save: enter pre-copy");
+    const start = now();
+    await this.readPending();
+    for (let done = 0; ; done++) {
+      const why = this.policy.beforeIteration(done, this.pending, now() - start);
+      if (why) return why;
+      if (done > 0) await this.enterPhase("precopy", done);
+      this.iterations = done + 1;
+      // One iteration is a pass over what was pending at its start; the device
+      // may dirty more meanwhile (pending_bytes may grow), left to the next pass.
+      const target = this.pending;
+      for (let sent = 0; this.pending > 0 && sent < target; ) {
+        sent += await this.saveBuffer();
+        const stop = this.policy.interrupt(now() - start);
+        if (stop) return stop;
+      }
+    }
+  }
+
+  /** Steps b–f for one buffer; `pending` was just read and is > 0. Returns the buffer size. */
+  async saveBuffer(): Promise<number> {
+    const where = this.phase === "precopy" ? `pre-copy iteration ${this.iteration}` : "stop-and-copy";
+    let step = "save: read data_offset";
+    this.checkAbort(step);
+    const offset = await this.regs.readU64("data_offset", step);
+    if (offset < HEADER_SIZE) throw protocolError(step, "data_offset", `data_offset ${offset} lies in the register header (< ${HEADER_SIZE})`);
+    if (offset >= this.region.size) throw protocolError(step, "data_offset", `data_offset ${offset} is beyond the ${this.region.size}-byte region`);
+    step = "save: read data_size";
+    this.checkAbort(step);
+    const size = await this.regs.readU64("data_size", step);
+    if (size === 0) {
+      throw protocolError(step, "data_size", `pending_bytes is ${this.pending} but data_size is 0 (${where}); the vendor gives nothing`);
+    }
+    if (size > this.region.size - offset) {
+      throw protocolError(step, "data_size", `data_offset ${offset} + data_size ${size} exceeds the ${this.region.size}-byte region`);
+    }
+    step = "save: read data";
+    this.checkAbort(step);
+    const data = await readData(this.region, offset, size, this.bufferFor(size), step);
+    await this.toSink(data);
+    await this.readPending(); // the ack: the vendor may now drop this buffer
+    return size;
+  }
+
+  async toSink(data: Uint8Array): Promise<void> {
+    const step = "save: sink transaction";
+    try {
+      await this.sink.transaction(data);
+    } catch (e) {
+      throw sinkError(e, step, `the sink rejected transaction ${this.transactions}`);
+    }
+    this.transactions++;
+    this.bytes += data.length;
+    const c = this.counts[this.phase === "precopy" ? "precopy" : "stopcopy"];
+    c.transactions++;
+    c.bytes += data.length;
+    this.progress();
+  }
+
+  /** Step a / step f: read pending_bytes. */
+  async readPending(): Promise<void> {
+    const step = "save: read pending_bytes";
+    this.pendingReads++;
+    this.pending = await this.regs.readU64("pending_bytes", step);
+  }
+
+  async enterPhase(phase: Phase, iteration: number): Promise<void> {
+    this.checkAbort(`save: enter ${phase}`);
+    this.phase = phase;
+    this.iteration = iteration;
+    try {
+      await this.sink.phase(phase, iteration);
+    } catch (e) {
+      throw sinkError(e, "save: sink phase", `the sink rejected phase ${phase} ${iteration}`);
+    }
+    this.progress();
+  }
+
+  async setState(mask: number, value: number, step: string): Promise<void> {
+    this.checkAbort(step);
+    this.touched = true;
+    await setDeviceState(this.regs, mask, value, step);
+  }
+
+  bufferFor(size: number): Uint8Array {
+    const make = this.options.buffer;
+    if (make) {
+      const b = make(size);
+      if (!(b instanceof Uint8Array) || b.length < size) {
+        throw new MigstreamError("USAGE", `save: the buffer factory returned ${b instanceof Uint8Array ? `${b.length} bytes` : "no Uint8Array"} for a ${size}-byte buffer`);
+      }
+      return b;
+    }
+    if (this.#buf.length < size) this.#buf = new Uint8Array(size);
+    return this.#buf;
+  }
+
+  progress(): void {
+    const cb = this.options.onProgress;
+    if (!cb) return;
+    try {
+      cb({ direction: "save", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes, pending: this.pending });
+    } catch (e) {
+      throw new MigstreamError("USAGE", `save: onProgress threw: ${describe(e)}`, { cause: e });
+    }
+  }
+
+  checkAbort(step: string): void {
+    const s = this.options.signal;
+    if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: save cancelled`, { step, cause: s.reason });
+  }
+
+  /** Failure: put the device back in RUNNING (it keeps its state) and say so in the error. */
+  async fail(e: unknown): Promise<MigstreamError> {
+    const err = e instanceof MigstreamError ? e : atStep(e, `save: ${this.phase}`);
+    if (!this.touched) return err;
+    try {
+      const s = await setDeviceState(this.regs, RECOVER_MASK, STATE_RUNNING, "save: recover RUNNING");
+      return withNote(err, `device back in ${stateName(s)}`);
+    } catch (r) {
+      return withNote(err, `putting the device back in RUNNING failed: ${describe(r)}`);
+    }
+  }
+}
+
+/** The sink's failure, keeping its code when it is ours, as `cause`. */
+function sinkError(e: unknown, step: string, what: string): MigstreamError {
+  const ours = e instanceof MigstreamError ? e : undefined;
+  return new MigstreamError(ours?.code ?? "IO", `${step}: ${what}: ${describe(e)}`, { step, errno: ours?.errno, cause: e });
+}
