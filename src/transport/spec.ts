@@ -1,0 +1,134 @@
+// Device specs: one string names the migration region to drive.
+//   sim:state=64MiB,seed=1,txn=1MiB,...     in-process simulated device
+//   vfio-user:/path/to/dev.sock[,timeout=MS] vfio-user server on a UNIX socket
+//   fd:N,offset=0x...,size=0x...            inherited VFIO device fd (see fd/region.ts)
+//   file:/path,offset=...[,size=...]        a file (or /proc/PID/fd/N) opened by path
+// Numbers are decimal or 0x-hex, sizes may end in KiB, MiB or GiB. A file path
+// runs to the first comma.
+import { MigstreamError } from "../errors.js";
+import type { RegionIO } from "../protocol/region-io.js";
+import { FdRegion } from "./fd/region.js";
+import { connectVfioUser } from "./vfio-user/client.js";
+
+export type DeviceSpec =
+  | { kind: "sim"; options: Record<string, string> }
+  | { kind: "vfio-user"; path: string; timeoutMs?: number }
+  | { kind: "fd"; fd: number; offset: number; size: number }
+  | { kind: "file"; path: string; offset: number; size?: number };
+
+/** An opened device: a RegionIO plus what it is and, where the device offers one, its state digest. */
+export type OpenedDevice = RegionIO & {
+  readonly label: string;
+  stateDigest?(): Promise<bigint>;
+};
+
+export const SPEC_FORMS = [
+  "sim:state=SIZE,seed=N,txn=SIZE,...",
+  "vfio-user:/path.sock[,timeout=MS]",
+  "fd:N,offset=0xOFF,size=0xSIZE",
+  "file:/path,offset=OFF[,size=SIZE]",
+];
+
+const UNITS: Record<string, number> = { "": 1, b: 1, kib: 1 << 10, mib: 1 << 20, gib: 1 << 30 };
+
+function usage(spec: string, why: string): MigstreamError {
+  return new MigstreamError("USAGE", `bad device spec '${spec}': ${why} (forms: ${SPEC_FORMS.join(" | ")})`);
+}
+
+/** Parses `4096`, `0x1000`, `64MiB`, `1GiB`. Throws USAGE naming `what`. */
+export function parseSize(text: string, what = "size"): number {
+  const m = /^\s*(0x[0-9a-f]+|\d+)\s*(b|kib|mib|gib)?\s*$/i.exec(text);
+  if (!m) throw new MigstreamError("USAGE", `${what}: '${text}' is not a number (decimal, 0x-hex, optional KiB/MiB/GiB)`);
+  const n = Number(m[1]) * UNITS[(m[2] ?? "").toLowerCase()];
+  if (!Number.isSafeInteger(n)) throw new MigstreamError("USAGE", `${what}: '${text}' is too large`);
+  return n;
+}
+
+/** `k=v,k=v` → record; rejects empty keys and duplicates. */
+function keyValues(spec: string, parts: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of parts) {
+    const eq = p.indexOf("=");
+    if (eq <= 0) throw usage(spec, `'${p}' is not key=value`);
+    const k = p.slice(0, eq).trim();
+    if (k in out) throw usage(spec, `'${k}' given twice`);
+    out[k] = p.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function only(spec: string, kv: Record<string, string>, allowed: string[]): void {
+  for (const k of Object.keys(kv)) if (!allowed.includes(k)) throw usage(spec, `unknown option '${k}' (known: ${allowed.join(", ")})`);
+}
+
+export function parseDeviceSpec(spec: string): DeviceSpec {
+  const colon = spec.indexOf(":");
+  if (colon <= 0) throw usage(spec, "missing 'kind:'");
+  const kind = spec.slice(0, colon);
+  const rest = spec.slice(colon + 1);
+  const wrap = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw e instanceof MigstreamError && e.code === "USAGE" && !e.message.startsWith("bad device spec") ? usage(spec, e.message) : e;
+    }
+  };
+  switch (kind) {
+    case "sim":
+      return { kind, options: rest.trim() === "" ? {} : keyValues(spec, rest.split(",")) };
+    case "vfio-user": {
+      const [path, ...opts] = rest.split(",");
+      if (!path) throw usage(spec, "missing socket path");
+      const kv = keyValues(spec, opts);
+      only(spec, kv, ["timeout"]);
+      return wrap(() => ({ kind, path, ...(kv.timeout !== undefined ? { timeoutMs: parseSize(kv.timeout, "timeout") } : {}) }));
+    }
+    case "fd": {
+      const [n, ...opts] = rest.split(",");
+      if (!/^\d+$/.test(n ?? "")) throw usage(spec, `'${n}' is not an fd number`);
+      const kv = keyValues(spec, opts);
+      only(spec, kv, ["offset", "size"]);
+      if (kv.offset === undefined || kv.size === undefined) throw usage(spec, "fd: needs offset= and size= (from VFIO_DEVICE_GET_REGION_INFO)");
+      return wrap(() => ({ kind, fd: Number(n), offset: parseSize(kv.offset, "offset"), size: parseSize(kv.size, "size") }));
+    }
+    case "file": {
+      const [path, ...opts] = rest.split(",");
+      if (!path) throw usage(spec, "missing file path");
+      const kv = keyValues(spec, opts);
+      only(spec, kv, ["offset", "size"]);
+      return wrap(() => ({
+        kind,
+        path,
+        offset: kv.offset === undefined ? 0 : parseSize(kv.offset, "offset"),
+        ...(kv.size !== undefined ? { size: parseSize(kv.size, "size") } : {}),
+      }));
+    }
+    default:
+      throw usage(spec, `unknown kind '${kind}'`);
+  }
+}
+
+/** Opens a simulated device from `sim:` options (set by the device module; see openDevice). */
+export type SimOpener = (options: Record<string, string>) => Promise<OpenedDevice>;
+let simOpener: SimOpener | undefined;
+
+/** Lets the simulated-device module register how `sim:` specs open. */
+export function registerSimOpener(open: SimOpener): void {
+  simOpener = open;
+}
+
+/** Opens the device a spec (string or parsed) names. */
+export async function openDevice(spec: string | DeviceSpec, opts: { timeoutMs?: number } = {}): Promise<OpenedDevice> {
+  const s = typeof spec === "string" ? parseDeviceSpec(spec) : spec;
+  switch (s.kind) {
+    case "sim":
+      if (!simOpener) throw new MigstreamError("USAGE", "sim: devices are not available in this build");
+      return simOpener(s.options);
+    case "vfio-user":
+      return connectVfioUser(s.path, { timeoutMs: s.timeoutMs ?? opts.timeoutMs });
+    case "fd":
+      return FdRegion.open({ kind: "fd", fd: s.fd }, { offset: s.offset, size: s.size });
+    case "file":
+      return FdRegion.open({ kind: "file", path: s.path }, { offset: s.offset, size: s.size });
+  }
+}

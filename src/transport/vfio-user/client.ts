@@ -1,0 +1,183 @@
+// vfio-user client transport: a RegionIO over a device's v1 migration region,
+// found by its type capability (3, 1) on any region index. Every register and
+// data access is a REGION_READ/REGION_WRITE message (we never mmap); an access
+// that fits max_data_xfer_size goes in one message (some servers accept only
+// whole-buffer accesses), larger ones are split at that limit.
+import { MigstreamError } from "../../errors.js";
+import type { RegionIO } from "../../protocol/region-io.js";
+import { type DeviceInfo, decodeSparseCap, decodeTypeCap, type RegionInfo } from "./codec.js";
+import {
+  CAP_SPARSE_MMAP,
+  CAP_TYPE,
+  DIGEST_REGION_SIZE,
+  DIGEST_REGION_SUBTYPE,
+  DIGEST_REGION_TYPE,
+  MAX_REGIONS,
+  REGION_FLAG_READ,
+  REGION_FLAG_WRITE,
+  REGION_SUBTYPE_MIGRATION,
+  REGION_TYPE_MIGRATION,
+} from "./constants.js";
+import { type SessionOptions, VfioUserSession } from "./session.js";
+
+/** A region as discovery saw it. */
+export interface DiscoveredRegion {
+  index: number;
+  size: number;
+  flags: number;
+  /** mmap offset the server reported (unused: we never mmap). */
+  offset: bigint;
+  /** Type capability, when present. */
+  type?: { type: number; subtype: number };
+  /** Sparse mmap areas, when a SPARSE_MMAP capability is present. */
+  sparseAreas: Array<{ offset: number; size: number }>;
+}
+
+/** What connectVfioUser learned, for diagnostics. */
+export interface VfioUserInfo {
+  path: string;
+  protocol: { major: number; minor: number };
+  /** The server's VERSION capabilities. */
+  serverCaps: Record<string, unknown>;
+  maxDataXfer: number;
+  device: DeviceInfo;
+  /** The migration region. */
+  region: DiscoveredRegion;
+  /** Every region with a type capability (migration region included). */
+  typedRegions: DiscoveredRegion[];
+}
+
+export interface ConnectOptions extends SessionOptions {}
+
+/** Region info → the facts we keep. Bad capability bodies are PROTOCOL errors. */
+export function describeRegion(info: RegionInfo, index: number): DiscoveredRegion {
+  const r: DiscoveredRegion = { index, size: info.size, flags: info.flags, offset: info.offset, sparseAreas: [] };
+  for (const c of info.caps) {
+    if (c.id === CAP_TYPE && r.type === undefined) r.type = decodeTypeCap(c);
+    else if (c.id === CAP_SPARSE_MMAP) r.sparseAreas = decodeSparseCap(c);
+  }
+  return r;
+}
+
+/** Queries every region of the device (bounded by MAX_REGIONS). */
+export async function discoverRegions(s: VfioUserSession, device: DeviceInfo): Promise<DiscoveredRegion[]> {
+  if (device.numRegions > MAX_REGIONS) {
+    throw new MigstreamError("PROTOCOL", `vfio-user: device reports ${device.numRegions} regions (limit ${MAX_REGIONS})`, { step: "device info", field: "num_regions" });
+  }
+  const out: DiscoveredRegion[] = [];
+  for (let i = 0; i < device.numRegions; i++) out.push(describeRegion(await s.regionInfo(i), i));
+  return out;
+}
+
+export class VfioUserRegion implements RegionIO {
+  readonly size: number;
+  readonly maxAccess: number;
+
+  constructor(
+    readonly session: VfioUserSession,
+    readonly info: VfioUserInfo,
+  ) {
+    this.size = info.region.size;
+    this.maxAccess = session.maxDataXfer;
+  }
+
+  get index(): number {
+    return this.info.region.index;
+  }
+
+  get label(): string {
+    return `vfio-user:${this.info.path} (region ${this.index})`;
+  }
+
+  async read(offset: number, count: number, into?: Uint8Array): Promise<Uint8Array> {
+    this.check(offset, count, "read");
+    if (into && into.length < count) throw new MigstreamError("USAGE", `read of ${count} bytes into a ${into.length}-byte buffer`);
+    if (count <= this.maxAccess) {
+      const data = await this.session.regionRead(this.index, offset, count, into, step("read", offset, count));
+      return data;
+    }
+    const out = into ?? new Uint8Array(count);
+    for (let done = 0; done < count; ) {
+      const n = Math.min(this.maxAccess, count - done);
+      await this.session.regionRead(this.index, offset + done, n, out.subarray(done, done + n), step("read", offset + done, n));
+      done += n;
+    }
+    return out.subarray(0, count);
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.check(offset, data.length, "write");
+    for (let done = 0; done < data.length; ) {
+      const n = Math.min(this.maxAccess, data.length - done);
+      await this.session.regionWrite(this.index, offset + done, data.subarray(done, done + n), step("write", offset + done, n));
+      done += n;
+    }
+  }
+
+  reset(): Promise<void> {
+    return this.session.reset();
+  }
+
+  /** The digest region (our servers' DIGEST_REGION_TYPE), when the device has one. */
+  get digestRegion(): DiscoveredRegion | undefined {
+    return this.info.typedRegions.find((r) => r.type!.type === DIGEST_REGION_TYPE && r.type!.subtype === DIGEST_REGION_SUBTYPE && r.size >= DIGEST_REGION_SIZE);
+  }
+
+  /** Reads the device's state digest from its digest region (same connection). */
+  async stateDigest(): Promise<bigint> {
+    const r = this.digestRegion;
+    if (!r) throw new MigstreamError("USAGE", "vfio-user: the device offers no state digest region");
+    const b = await this.session.regionRead(r.index, 0, DIGEST_REGION_SIZE, undefined, "digest read");
+    return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(0, true);
+  }
+
+  async close(): Promise<void> {
+    this.session.close();
+  }
+
+  private check(offset: number, count: number, what: string): void {
+    if (!Number.isInteger(offset) || !Number.isInteger(count) || offset < 0 || count < 0 || offset + count > this.size) {
+      throw new MigstreamError("USAGE", `vfio-user: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte migration region`, { offset });
+    }
+  }
+}
+
+function step(what: string, offset: number, count: number): string {
+  return `region ${what} ${count}@0x${offset.toString(16)}`;
+}
+
+/**
+ * Connects to a vfio-user server, negotiates VERSION, reads the device info
+ * and every region's info, and returns a RegionIO on the migration region
+ * (the first region whose type capability is (3, 1), on any index).
+ */
+export async function connectVfioUser(path: string, opts: ConnectOptions = {}): Promise<VfioUserRegion> {
+  const s = await VfioUserSession.connect(path, opts);
+  try {
+    const device = await s.deviceInfo();
+    const regions = await discoverRegions(s, device);
+    const typed = regions.filter((r) => r.type !== undefined);
+    const region = typed.find((r) => r.type!.type === REGION_TYPE_MIGRATION && r.type!.subtype === REGION_SUBTYPE_MIGRATION);
+    const where = { step: "discovery" };
+    if (!region) {
+      throw new MigstreamError("PROTOCOL", `vfio-user: no migration region (type ${REGION_TYPE_MIGRATION}/${REGION_SUBTYPE_MIGRATION}) among ${device.numRegions} regions`, where);
+    }
+    if (region.size === 0) throw new MigstreamError("PROTOCOL", `vfio-user: migration region ${region.index} has size 0 (migration not supported)`, where);
+    if ((region.flags & (REGION_FLAG_READ | REGION_FLAG_WRITE)) !== (REGION_FLAG_READ | REGION_FLAG_WRITE)) {
+      throw new MigstreamError("PROTOCOL", `vfio-user: migration region ${region.index} is not readable and writable (flags 0x${region.flags.toString(16)})`, where);
+    }
+    const info: VfioUserInfo = {
+      path,
+      protocol: { major: s.version.major, minor: s.version.minor },
+      serverCaps: s.version.caps,
+      maxDataXfer: s.maxDataXfer,
+      device,
+      region,
+      typedRegions: typed,
+    };
+    return new VfioUserRegion(s, info);
+  } catch (e) {
+    s.close();
+    throw e;
+  }
+}

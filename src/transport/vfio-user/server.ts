@@ -1,0 +1,421 @@
+// vfio-user server serving any VendorRegion as the v1 migration region of a
+// PCI device. One client at a time; messages are handled strictly in order
+// (a vendor may block, e.g. in a data_offset read). Region layout:
+//   0-6, 8 and other unused indices: size 0, flags 0
+//   7 (PCI config): 256 bytes of plain memory
+//   regionIndex (default 9): the migration region, TYPE cap (3, 1) and, when
+//     the vendor offers sparse areas, a SPARSE_MMAP cap (no MMAP flag: we pass
+//     no fd, every access is a message)
+//   digestRegionIndex (default regionIndex + 1), only when the vendor has
+//     digest(): 8 read-only bytes, the state digest (see DIGEST_REGION_TYPE).
+import { MigstreamError } from "../../errors.js";
+import { ERRNO } from "../../protocol/region-io.js";
+import { VendorErrno, type VendorRegion } from "../../device/vendor.js";
+import { builtin } from "../builtin.js";
+import { Channel, type NetModule, type NetServer, type NetSocket } from "./channel.js";
+import {
+  decodeVersion,
+  encodeDeviceInfo,
+  encodeRegionInfoReply,
+  encodeSparseCap,
+  encodeTypeCap,
+  encodeVersion,
+  type Header,
+  isReply,
+  newMessage,
+  readAccess,
+  writeHeader,
+} from "./codec.js";
+import { BufferPool } from "./pool.js";
+import {
+  CMD,
+  DEFAULT_MAX_DATA_XFER,
+  DEFAULT_MIGRATION_REGION_INDEX,
+  DEVICE_FLAGS_PCI,
+  DEVICE_FLAGS_RESET,
+  DEVICE_INFO_SIZE,
+  DIGEST_REGION_SIZE,
+  DIGEST_REGION_SUBTYPE,
+  DIGEST_REGION_TYPE,
+  FLAG_ERROR,
+  FLAG_NO_REPLY,
+  FLAG_TYPE_MASK,
+  HEADER_SIZE,
+  MAX_DATA_XFER_LIMIT,
+  MAX_REGIONS,
+  maxMessage,
+  MIGRATION_PGSIZE,
+  PCI_CONFIG_REGION_INDEX,
+  PCI_CONFIG_SIZE,
+  PCI_NUM_FIXED_REGIONS,
+  PCI_NUM_IRQS,
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  REGION_ACCESS_SIZE,
+  REGION_FLAG_READ,
+  REGION_FLAG_WRITE,
+  REGION_INFO_SIZE,
+  REGION_SUBTYPE_MIGRATION,
+  REGION_TYPE_MIGRATION,
+  TYPE_COMMAND,
+  TYPE_REPLY,
+} from "./constants.js";
+
+/** Messages queued on one connection before we stop reading from its socket. */
+export const MAX_QUEUED_MESSAGES = 32;
+/** Largest max_msg_fds a client may state (the reference server's bound). */
+export const MAX_CLIENT_MSG_FDS = 1024;
+/** Smallest max_data_xfer_size the server accepts to offer. */
+export const MIN_SERVER_DATA_XFER = 64;
+
+/** A VendorRegion that may also report a digest of the device state. */
+export type ServedVendor = VendorRegion & { digest?: () => bigint | Promise<bigint> };
+
+export interface VfioUserServerOptions {
+  /** Migration region index (≥ 9, default 9). */
+  regionIndex?: number;
+  /** Digest region index (default regionIndex + 1); only used when the vendor has digest(). */
+  digestRegionIndex?: number;
+  /** max_data_xfer_size we state in VERSION (default 1 MiB). */
+  maxDataXfer?: number;
+  /** Publish the vendor's sparse areas as a SPARSE_MMAP cap (default true). */
+  sparseMmap?: boolean;
+  /** Put the SPARSE_MMAP cap before the TYPE cap (default false; tests use it). */
+  sparseFirst?: boolean;
+  /** Reset the device when the client disconnects, as the reference server does (default true). */
+  resetOnDisconnect?: boolean;
+  /** Where connection events and vendor failures are logged (default: nowhere). */
+  log?: (line: string) => void;
+}
+
+/** One region as served. */
+interface Served {
+  size: number;
+  flags: number;
+  caps: Uint8Array[];
+  read?(offset: number, count: number): Promise<Uint8Array>;
+  write?(offset: number, data: Uint8Array): Promise<void>;
+}
+
+/** The errno to send for a failure of the vendor (EIO when it names none). */
+function errnoOf(e: unknown): number {
+  if (e instanceof VendorErrno) return e.errno || ERRNO.EIO;
+  if (e instanceof MigstreamError && e.errno && e.errno in ERRNO) return ERRNO[e.errno as keyof typeof ERRNO];
+  return ERRNO.EIO;
+}
+
+class Rejection extends Error {
+  constructor(
+    readonly errno: number,
+    message: string,
+    readonly drop = false,
+  ) {
+    super(message);
+  }
+}
+
+export class VfioUserServer {
+  readonly regionIndex: number;
+  readonly digestRegionIndex: number | undefined;
+  readonly numRegions: number;
+  readonly maxDataXfer: number;
+  private readonly regions: Served[];
+  private readonly log: (line: string) => void;
+  private server: NetServer | undefined;
+  private active: Connection | undefined;
+  private closing: Promise<void> | undefined;
+  private fs!: typeof import("node:fs");
+
+  private constructor(
+    readonly path: string,
+    readonly vendor: ServedVendor,
+    readonly opts: VfioUserServerOptions,
+  ) {
+    this.log = opts.log ?? (() => {});
+    this.regionIndex = opts.regionIndex ?? DEFAULT_MIGRATION_REGION_INDEX;
+    if (!Number.isInteger(this.regionIndex) || this.regionIndex < PCI_NUM_FIXED_REGIONS || this.regionIndex >= MAX_REGIONS) {
+      throw new MigstreamError("USAGE", `migration region index ${this.regionIndex} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1}`);
+    }
+    if (typeof vendor.digest === "function") {
+      const d = opts.digestRegionIndex ?? this.regionIndex + 1;
+      if (!Number.isInteger(d) || d < PCI_NUM_FIXED_REGIONS || d >= MAX_REGIONS || d === this.regionIndex) {
+        throw new MigstreamError("USAGE", `digest region index ${d} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1} and differ from the migration region`);
+      }
+      this.digestRegionIndex = d;
+    }
+    this.maxDataXfer = opts.maxDataXfer ?? DEFAULT_MAX_DATA_XFER;
+    if (!Number.isInteger(this.maxDataXfer) || this.maxDataXfer < MIN_SERVER_DATA_XFER || this.maxDataXfer > MAX_DATA_XFER_LIMIT) {
+      throw new MigstreamError("USAGE", `max_data_xfer_size ${this.maxDataXfer} must be ${MIN_SERVER_DATA_XFER}..${MAX_DATA_XFER_LIMIT}`);
+    }
+    this.numRegions = Math.max(PCI_NUM_FIXED_REGIONS + 1, this.regionIndex + 1, (this.digestRegionIndex ?? 0) + 1);
+    this.regions = this.layout();
+  }
+
+  /** Starts serving `vendor` on a UNIX socket at `path` (a stale socket file is replaced). */
+  static async listen(path: string, vendor: ServedVendor, opts: VfioUserServerOptions = {}): Promise<VfioUserServer> {
+    const s = new VfioUserServer(path, vendor, opts);
+    s.fs = await builtin<typeof import("node:fs")>("fs");
+    const net = await builtin<NetModule>("net");
+    await clearStaleSocket(net, s.fs, path);
+    const server = net.createServer((sock) => s.accept(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (err) => {
+        const code = (err as { code?: string }).code;
+        reject(new MigstreamError("TRANSPORT", `vfio-user server: cannot listen on ${path}: ${err.message}`, { errno: code, cause: err }));
+      });
+      server.listen(path, () => resolve());
+    });
+    server.on("error", (err) => s.log(`vfio-user server: ${err.message}`));
+    s.server = server;
+    s.log(`vfio-user server: listening on ${path} (migration region ${s.regionIndex}, ${vendor.size} bytes${s.digestRegionIndex !== undefined ? `, digest region ${s.digestRegionIndex}` : ""})`);
+    return s;
+  }
+
+  /** Whether a client is connected. */
+  get connected(): boolean {
+    return this.active !== undefined;
+  }
+
+  /** Stops listening, drops the client, removes the socket file. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const server = this.server;
+      this.server = undefined;
+      this.active?.channel.close();
+      if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+      try {
+        this.fs.rmSync(this.path, { force: true });
+      } catch {
+        // already gone
+      }
+      this.log("vfio-user server: closed");
+    })();
+    return this.closing;
+  }
+
+  private layout(): Served[] {
+    const regions: Served[] = Array.from({ length: this.numRegions }, () => ({ size: 0, flags: 0, caps: [] }));
+    const config = new Uint8Array(PCI_CONFIG_SIZE);
+    regions[PCI_CONFIG_REGION_INDEX] = {
+      size: PCI_CONFIG_SIZE,
+      flags: REGION_FLAG_READ | REGION_FLAG_WRITE,
+      caps: [],
+      read: async (o, n) => config.slice(o, o + n),
+      write: async (o, d) => config.set(d, o),
+    };
+    const v = this.vendor;
+    const typeCap = encodeTypeCap(REGION_TYPE_MIGRATION, REGION_SUBTYPE_MIGRATION);
+    const areas = this.opts.sparseMmap === false ? [] : (v.sparseAreas ?? []);
+    const caps = areas.length === 0 ? [typeCap] : this.opts.sparseFirst ? [encodeSparseCap(areas), typeCap] : [typeCap, encodeSparseCap(areas)];
+    regions[this.regionIndex] = {
+      size: v.size,
+      flags: REGION_FLAG_READ | REGION_FLAG_WRITE,
+      caps,
+      read: (o, n) => v.read(o, n),
+      write: (o, d) => v.write(o, d),
+    };
+    if (this.digestRegionIndex !== undefined) {
+      regions[this.digestRegionIndex] = {
+        size: DIGEST_REGION_SIZE,
+        flags: REGION_FLAG_READ,
+        caps: [encodeTypeCap(DIGEST_REGION_TYPE, DIGEST_REGION_SUBTYPE)],
+        read: async (o, n) => {
+          const b = new Uint8Array(DIGEST_REGION_SIZE);
+          new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, await v.digest!()), true);
+          return b.subarray(o, o + n);
+        },
+      };
+    }
+    return regions;
+  }
+
+  private accept(sock: NetSocket): void {
+    if (this.active || !this.server) {
+      this.log("vfio-user server: refusing a second connection (one client at a time)");
+      sock.destroy();
+      return;
+    }
+    this.log("vfio-user server: client connected");
+    const conn: Connection = new Connection(this, sock, (err) => {
+      this.active = undefined;
+      this.log(`vfio-user server: client gone (${err.message})`);
+      // Like the reference server: a client that goes away leaves the device RUNNING.
+      // A connection that never sent VERSION (e.g. a liveness probe) changes nothing.
+      if (this.opts.resetOnDisconnect !== false && this.server && conn.versioned) {
+        this.vendor.reset().catch((e) => this.log(`vfio-user server: reset after disconnect failed: ${String(e)}`));
+      }
+    });
+    this.active = conn;
+  }
+
+  /** Handles one command; returns the reply payload in parts (or throws Rejection). */
+  async handle(h: Header, p: Uint8Array, c: Connection): Promise<Uint8Array[]> {
+    if (!c.versioned && h.cmd !== CMD.VERSION) throw new Rejection(ERRNO.EINVAL, "the first message must be VERSION", true);
+    if (h.size === HEADER_SIZE && h.cmd !== CMD.DEVICE_RESET) throw new Rejection(ERRNO.EINVAL, `${h.cmd}: no payload`);
+    switch (h.cmd) {
+      case CMD.VERSION:
+        return [this.version(p, c)];
+      case CMD.DEVICE_GET_INFO: {
+        const argsz = p.length >= 4 ? new DataView(p.buffer, p.byteOffset).getUint32(0, true) : 0;
+        if (p.length < DEVICE_INFO_SIZE || argsz < DEVICE_INFO_SIZE) throw new Rejection(ERRNO.EINVAL, "short DEVICE_GET_INFO");
+        return [encodeDeviceInfo({ argsz: DEVICE_INFO_SIZE, flags: DEVICE_FLAGS_PCI | DEVICE_FLAGS_RESET, numRegions: this.numRegions, numIrqs: PCI_NUM_IRQS })];
+      }
+      case CMD.DEVICE_GET_REGION_INFO: {
+        if (p.length < REGION_INFO_SIZE) throw new Rejection(ERRNO.EINVAL, "short DEVICE_GET_REGION_INFO");
+        const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+        const argsz = dv.getUint32(0, true);
+        const index = dv.getUint32(8, true);
+        if (argsz < REGION_INFO_SIZE || index >= this.numRegions) throw new Rejection(ERRNO.EINVAL, `region info: argsz ${argsz}, index ${index}`);
+        const r = this.regions[index];
+        return [encodeRegionInfoReply({ flags: r.flags, index, size: r.size }, r.caps, argsz)];
+      }
+      case CMD.REGION_READ:
+      case CMD.REGION_WRITE:
+        return this.access(h.cmd, p);
+      case CMD.DEVICE_RESET:
+        await this.vendor.reset();
+        return [];
+      default:
+        throw new Rejection(ERRNO.ENOTSUP, `command ${h.cmd} not supported`);
+    }
+  }
+
+  private version(p: Uint8Array, c: Connection): Uint8Array {
+    if (c.versioned) throw new Rejection(ERRNO.EINVAL, "VERSION sent twice");
+    let v;
+    try {
+      v = decodeVersion(p);
+    } catch (e) {
+      throw new Rejection(ERRNO.EINVAL, e instanceof Error ? e.message : String(e), true);
+    }
+    const mig = v.caps.migration as { pgsize?: unknown } | undefined;
+    const fds = v.caps.max_msg_fds;
+    const twin = (v.caps.twin_socket as { supported?: unknown } | undefined)?.supported;
+    if (v.major !== PROTOCOL_MAJOR) throw new Rejection(ERRNO.EINVAL, `unsupported major ${v.major}`, true);
+    if (mig?.pgsize !== undefined && mig.pgsize !== MIGRATION_PGSIZE) throw new Rejection(ERRNO.EINVAL, `refusing client page size ${String(mig.pgsize)}`, true);
+    if (fds !== undefined && (typeof fds !== "number" || fds < 0 || fds > MAX_CLIENT_MSG_FDS)) throw new Rejection(ERRNO.EINVAL, "bad max_msg_fds", true);
+    if (twin !== undefined && typeof twin !== "boolean") throw new Rejection(ERRNO.EINVAL, "bad twin_socket.supported", true);
+    c.versioned = true;
+    // We receive no fds (max_msg_fds 0) and never offer twin_socket.
+    const caps = { capabilities: { max_msg_fds: 0, max_data_xfer_size: this.maxDataXfer, migration: { pgsize: MIGRATION_PGSIZE } } };
+    return encodeVersion(PROTOCOL_MAJOR, Math.min(v.minor, PROTOCOL_MINOR), caps);
+  }
+
+  private async access(cmd: number, p: Uint8Array): Promise<Uint8Array[]> {
+    if (p.length < REGION_ACCESS_SIZE) throw new Rejection(ERRNO.EINVAL, "short region access");
+    const a = readAccess(p);
+    const r = a.region < this.numRegions ? this.regions[a.region] : undefined;
+    const write = cmd === CMD.REGION_WRITE;
+    if (a.count > this.maxDataXfer) throw new Rejection(ERRNO.EINVAL, `count ${a.count} > max_data_xfer_size`);
+    if (!r || a.offset + a.count > r.size) throw new Rejection(ERRNO.EINVAL, `access ${a.count}@${a.offset} outside region ${a.region}`);
+    if (write ? p.length !== REGION_ACCESS_SIZE + a.count : p.length !== REGION_ACCESS_SIZE) throw new Rejection(ERRNO.EINVAL, "region access size mismatch");
+    if (a.count === 0) return [];
+    const op = write ? r.write : r.read;
+    if (!op || !(r.flags & (write ? REGION_FLAG_WRITE : REGION_FLAG_READ))) throw new Rejection(ERRNO.EINVAL, `region ${a.region} is not ${write ? "writ" : "read"}able`);
+    const echo = p.slice(0, REGION_ACCESS_SIZE);
+    if (write) {
+      // Like a write syscall: the vendor must be done with the bytes when its write settles.
+      await r.write!(a.offset, p.subarray(REGION_ACCESS_SIZE));
+      return [echo];
+    }
+    const data = await r.read!(a.offset, a.count);
+    if (data.length !== a.count) throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${data.length} of ${a.count} bytes`);
+    return [echo, data];
+  }
+
+  /** Reports a vendor failure (other than a plain VendorErrno) in the log. */
+  logFailure(h: Header, e: unknown): void {
+    if (!(e instanceof VendorErrno) && !(e instanceof Rejection)) this.log(`vfio-user server: command ${h.cmd} failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** One client connection: messages handled one at a time, in order. */
+class Connection {
+  versioned = false;
+  readonly channel: Channel;
+  private chain: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private paused = false;
+  private readonly rx = new BufferPool();
+  private readonly tx = new BufferPool();
+
+  constructor(
+    private readonly server: VfioUserServer,
+    private readonly sock: NetSocket,
+    onEnd: (err: MigstreamError) => void,
+  ) {
+    this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), maxMessage(server.maxDataXfer), onEnd, (n) => this.rx.take(n));
+  }
+
+  private enqueue(h: Header, p: Uint8Array): void {
+    if (isReply(h.flags)) return void this.rx.give(p); // we send no commands, so there is nothing to match
+    this.queued++;
+    if (this.queued >= MAX_QUEUED_MESSAGES && !this.paused) {
+      this.paused = true;
+      this.sock.pause();
+    }
+    this.chain = this.chain.then(() => this.process(h, p));
+  }
+
+  private async process(h: Header, p: Uint8Array): Promise<void> {
+    try {
+      if (this.channel.closed) return;
+      const noReply = (h.flags & FLAG_NO_REPLY) !== 0;
+      if ((h.flags & FLAG_TYPE_MASK) !== TYPE_COMMAND) return this.error(h, ERRNO.EINVAL, noReply);
+      try {
+        const parts = await this.server.handle(h, p, this);
+        if (!noReply && !this.channel.closed) this.reply(h, parts);
+      } catch (e) {
+        this.server.logFailure(h, e);
+        this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply);
+        if (e instanceof Rejection && e.drop) this.channel.close();
+      }
+    } finally {
+      this.rx.give(p);
+      this.queued--;
+      if (this.paused && this.queued <= MAX_QUEUED_MESSAGES / 2) {
+        this.paused = false;
+        this.sock.resume();
+      }
+    }
+  }
+
+  /** One reply message from payload parts, written with one socket write. */
+  private reply(h: Header, parts: Uint8Array[]): void {
+    let size = HEADER_SIZE;
+    for (const part of parts) size += part.length;
+    const msg = this.tx.take(size);
+    writeHeader(msg, { id: h.id, cmd: h.cmd, size, flags: TYPE_REPLY, errno: 0 });
+    let at = HEADER_SIZE;
+    for (const part of parts) {
+      msg.set(part, at);
+      at += part.length;
+    }
+    this.channel.send(msg, () => this.tx.give(msg));
+  }
+
+  private error(h: Header, errno: number, noReply: boolean): void {
+    if (!noReply && !this.channel.closed) this.channel.send(newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, 0, errno));
+  }
+}
+
+/** Removes a socket file nobody listens on; refuses a live one or a non-socket. */
+async function clearStaleSocket(net: NetModule, fs: typeof import("node:fs"), path: string): Promise<void> {
+  let st;
+  try {
+    st = fs.lstatSync(path);
+  } catch {
+    return; // nothing there
+  }
+  if (!st.isSocket()) throw new MigstreamError("USAGE", `${path} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.createConnection({ path });
+    probe.once("connect", () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once("error", () => resolve(false));
+  });
+  if (live) throw new MigstreamError("TRANSPORT", `${path}: another server is listening there`);
+  fs.rmSync(path, { force: true });
+}

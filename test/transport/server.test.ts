@@ -1,0 +1,190 @@
+// The server against a raw client: the reference server's checks, argsz
+// semantics, NO_REPLY, and misbehaving clients dropped without harm.
+import * as net from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { decodeDeviceInfo, decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, type Header, newMessage, writeAccess } from "../../src/transport/vfio-user/codec.js";
+import { CMD, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, REGION_FLAG_CAPS, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
+import { Framer } from "../../src/transport/vfio-user/framer.js";
+import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
+import { MemoryVendor, tempSocket } from "./helpers.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+interface Raw {
+  send(id: number, cmd: number, payload: Uint8Array, flags?: number): void;
+  raw(bytes: Uint8Array): void;
+  next(ms?: number): Promise<[Header, Uint8Array] | "closed" | "timeout">;
+}
+
+async function setup(logs: string[] = []) {
+  const t = tempSocket();
+  const vendor = new MemoryVendor(16384);
+  const server = await VfioUserServer.listen(t.path, vendor, { log: (l) => logs.push(l) });
+  cleanups.push(t.cleanup, () => server.close());
+  const sock = net.createConnection({ path: t.path });
+  await new Promise((r) => sock.once("connect", r));
+  cleanups.push(() => void sock.destroy());
+  const inbox: Array<[Header, Uint8Array]> = [];
+  let closed = false;
+  let wake: (() => void) | undefined;
+  const framer = new Framer((h, p) => {
+    inbox.push([h, p.slice()]);
+    wake?.();
+  }, 1 << 24);
+  sock.on("data", (c) => framer.push(new Uint8Array(c.buffer, c.byteOffset, c.byteLength)));
+  sock.on("close", () => {
+    closed = true;
+    wake?.();
+  });
+  sock.on("error", () => {});
+  const c: Raw = {
+    send(id, cmd, payload, flags = 0) {
+      const m = newMessage(id, cmd, flags, payload.length);
+      m.set(payload, HEADER_SIZE);
+      sock.write(m);
+    },
+    raw: (b) => void sock.write(b),
+    async next(ms = 2000) {
+      const until = Date.now() + ms;
+      while (!inbox.length && !closed && Date.now() < until) {
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 20);
+        });
+      }
+      if (inbox.length) return inbox.shift()!;
+      return closed ? "closed" : "timeout";
+    },
+  };
+  return { c, vendor, server, logs };
+}
+
+const version = () => encodeVersion(0, 2, { capabilities: { migration: { pgsize: 4096 } } });
+
+async function reply(c: Raw): Promise<[Header, Uint8Array]> {
+  const r = await c.next();
+  if (typeof r === "string") throw new Error(`expected a reply, got ${r}`);
+  return r;
+}
+
+describe("vfio-user server checks", () => {
+  it("answers VERSION with min(minor, 2), its max_data_xfer_size, and no twin_socket", async () => {
+    const { c } = await setup();
+    c.send(7, CMD.VERSION, encodeVersion(0, 5, { capabilities: { max_msg_fds: 1 } }));
+    const [h, p] = await reply(c);
+    expect([h.id, h.cmd, h.flags]).toEqual([7, CMD.VERSION, TYPE_REPLY]);
+    const v = decodeVersion(p);
+    expect([v.major, v.minor]).toEqual([0, 2]);
+    expect(v.caps.max_data_xfer_size).toBe(1 << 20);
+    expect(v.caps.twin_socket).toBeUndefined();
+    expect(p[p.length - 1]).toBe(0);
+  });
+
+  it("drops a client whose first message is not VERSION, with EINVAL", async () => {
+    const { c } = await setup();
+    c.send(1, CMD.DEVICE_GET_INFO, new Uint8Array(16));
+    const [h] = await reply(c);
+    expect(h.flags).toBe(TYPE_REPLY | FLAG_ERROR);
+    expect(h.errno).toBe(22);
+    expect(await c.next()).toBe("closed");
+  });
+
+  it("refuses a foreign page size and a bad VERSION JSON, then drops the client", async () => {
+    for (const body of [encodeVersion(0, 2, { capabilities: { migration: { pgsize: 8192 } } }), new Uint8Array([0, 0, 2, 0, 0x7b, 0])]) {
+      const { c } = await setup();
+      c.send(1, CMD.VERSION, body);
+      const [h] = await reply(c);
+      expect(h.errno).toBe(22);
+      expect(await c.next()).toBe("closed");
+    }
+  });
+
+  it("reports ≥ 10 regions, and the migration region's caps only when argsz fits", async () => {
+    const { c, vendor } = await setup();
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    const info = new Uint8Array(16);
+    new DataView(info.buffer).setUint32(0, 16, true);
+    c.send(2, CMD.DEVICE_GET_INFO, info);
+    const d = decodeDeviceInfo((await reply(c))[1]);
+    expect(d).toEqual({ argsz: 16, flags: 3, numRegions: 11, numIrqs: 5 });
+    c.send(3, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(9, 32));
+    const small = (await reply(c))[1];
+    expect(small.length).toBe(32);
+    const s = decodeRegionInfo(small);
+    expect([s.argsz, s.flags & REGION_FLAG_CAPS, s.capOffset, s.size]).toEqual([32 + 16 + 16 + 16, REGION_FLAG_CAPS, 0, vendor.size]);
+    c.send(4, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(9, s.argsz));
+    const full = decodeRegionInfo((await reply(c))[1]);
+    expect(full.caps.map((x) => x.id)).toEqual([2, 1]);
+    // Every index answers; unused ones are empty; an index past the end is EINVAL.
+    for (let i = 0; i < 11; i++) {
+      c.send(10 + i, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(i, 32));
+      const r = decodeRegionInfo((await reply(c))[1]);
+      expect(r.size).toBe(i === 9 ? vendor.size : i === 10 ? 8 : i === 7 ? 256 : 0);
+    }
+    c.send(30, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(11, 32));
+    expect((await reply(c))[0].errno).toBe(22);
+    c.send(31, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(9, 16));
+    expect((await reply(c))[0].errno).toBe(22);
+  });
+
+  it("checks REGION_WRITE counts, read-only regions, and header-only messages", async () => {
+    const { c, vendor } = await setup();
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    const w = new Uint8Array(16 + 4);
+    writeAccess(w, 0, { offset: 100, region: 9, count: 8 }); // says 8, carries 4
+    c.send(2, CMD.REGION_WRITE, w);
+    expect((await reply(c))[0].errno).toBe(22);
+    const d = new Uint8Array(16 + 4);
+    writeAccess(d, 0, { offset: 0, region: 10, count: 4 }); // the digest region is read-only
+    c.send(3, CMD.REGION_WRITE, d);
+    expect((await reply(c))[0].errno).toBe(22);
+    c.send(4, CMD.DEVICE_GET_INFO, new Uint8Array(0)); // msg_size 16 for a command that needs a payload
+    expect((await reply(c))[0].errno).toBe(22);
+    c.send(5, CMD.DEVICE_RESET, new Uint8Array(0)); // ...but DEVICE_RESET has none
+    expect((await reply(c))[0].flags).toBe(TYPE_REPLY);
+    expect(vendor.resets).toBe(1);
+    expect(vendor.log.filter((a) => a.op === "write")).toEqual([]);
+  });
+
+  it("sends nothing for NO_REPLY commands, even failing ones, and ignores replies", async () => {
+    const { c, vendor } = await setup();
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    const w = new Uint8Array(16 + 4).fill(9, 16);
+    writeAccess(w, 0, { offset: 200, region: 9, count: 4 });
+    c.send(2, CMD.REGION_WRITE, w, FLAG_NO_REPLY);
+    c.send(3, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(99, 32), FLAG_NO_REPLY);
+    c.send(4, CMD.DMA_READ, new Uint8Array(8), TYPE_REPLY);
+    c.send(5, CMD.DEVICE_RESET, new Uint8Array(0));
+    const [h] = await reply(c);
+    expect(h.id).toBe(5);
+    expect([...vendor.mem.subarray(200, 204)]).toEqual([9, 9, 9, 9]);
+  });
+
+  it("drops a client announcing an oversized message, then serves the next one", async () => {
+    const logs: string[] = [];
+    const { c, server } = await setup(logs);
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    const m = newMessage(2, CMD.REGION_WRITE, 0, 0);
+    new DataView(m.buffer).setUint32(4, 0x7fff_ffff, true);
+    c.raw(m);
+    expect(await c.next()).toBe("closed");
+    expect(logs.some((l) => /exceeds the limit/.test(l))).toBe(true);
+    for (let i = 0; i < 100 && server.connected; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(server.connected).toBe(false);
+  });
+
+  it("answers unsupported commands with ENOTSUP", async () => {
+    const { c } = await setup();
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    c.send(2, CMD.DMA_MAP, new Uint8Array(32));
+    expect((await reply(c))[0].errno).toBe(95);
+  });
+});
