@@ -1,3 +1,9 @@
 // vfio-migstream library entry.
 export * from "./kernels/index.js";
 export { MigstreamError, isMigstreamError, type ErrorCode, type ErrorDetails } from "./errors.js";
+export * from "./parallel/index.js";
+// Region transports: vfio-user client and server, fd regions, device specs.
+export { connectVfioUser, VfioUserRegion, type ConnectOptions, type DiscoveredRegion, type VfioUserInfo } from "./transport/vfio-user/client.js";
+export { VfioUserServer, type ServedVendor, type VfioUserServerOptions } from "./transport/vfio-user/server.js";
+export { FdRegion, type FdRegionOptions, type FdSource } from "./transport/fd/region.js";
+export { openDevice, parseDeviceSpec, parseSize, type DeviceSpec, type OpenedDevice } from "./transport/spec.js";

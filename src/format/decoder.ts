@@ -1,0 +1,224 @@
+// StreamDecoder: bytes in (any split), checked events out. Synchronous for
+// unkeyed streams (`write`/`finish`); `writeAsync` also verifies MACs (WebCrypto
+// is asynchronous), a batch of frames at a time, before interpreting them.
+// Memory: one frame being gathered, one chunk (or transaction) being decoded,
+// the dedup windows; never the whole stream.
+
+import { ready } from "../codec/index.js";
+import { MigstreamError } from "../errors.js";
+import { FrameReader, type Frame } from "./frames.js";
+import type { StreamHeader } from "./header.js";
+import { Interpreter } from "./interpreter.js";
+import { resolveLimits, type DecoderLimits } from "./limits.js";
+import { checkKey, frameKey, verifyTags } from "./mac.js";
+import type { DecodedDevice, DecodedStream, DecodeEvent, StreamTrailer } from "./types.js";
+
+export interface DecoderOptions extends DecoderLimits {
+  /** Shared key of an authenticated stream (required for one, refused for another). */
+  key?: Uint8Array;
+  /** Check everything without decompressing; events carry no data. */
+  verifyOnly?: boolean;
+  /** Decode each transaction into one buffer, delivered with `transaction-end`. */
+  assemble?: boolean;
+}
+
+/** Frames verified together (their MACs are computed concurrently). */
+export const MAC_BATCH_FRAMES = 32;
+/** ...or fewer, once their bytes reach this. */
+export const MAC_BATCH_BYTES = 8 << 20;
+
+export class StreamDecoder {
+  private readonly reader: FrameReader;
+  private readonly key: Uint8Array | null;
+  private readonly verifyOnly: boolean;
+  private readonly assemble: boolean;
+  private interp: Interpreter | null = null;
+  private headerBytes: Uint8Array | null = null;
+  private macKey: CryptoKey | null = null;
+  private failed: unknown = null;
+
+  constructor(options: DecoderOptions = {}) {
+    this.key = options.key === undefined ? null : checkKey(options.key);
+    this.reader = new FrameReader(resolveLimits(options), this.key !== null);
+    this.verifyOnly = options.verifyOnly ?? false;
+    this.assemble = options.assemble ?? false;
+  }
+
+  get header(): StreamHeader | null {
+    return this.reader.header;
+  }
+  /** True once STREAM_END was read and verified. */
+  get done(): boolean {
+    return this.reader.done && this.failed === null;
+  }
+  /** Stream bytes consumed. */
+  get offset(): number {
+    return this.reader.offset;
+  }
+
+  private guard(): void {
+    if (this.failed !== null) throw new MigstreamError("USAGE", "the decoder already failed", { cause: this.failed });
+  }
+
+  private fail(e: unknown): never {
+    this.failed = e;
+    this.interp?.dispose();
+    throw e;
+  }
+
+  private onHeader(bytes: Uint8Array | null): DecodeEvent {
+    const h = this.reader.header!;
+    this.interp = new Interpreter(h, { verifyOnly: this.verifyOnly, assemble: this.assemble });
+    this.headerBytes = bytes;
+    return { type: "header", header: h };
+  }
+
+  /** Decodes `data`; iterate the result fully before the next write. Unkeyed streams only. */
+  *write(data: Uint8Array): Generator<DecodeEvent> {
+    this.guard();
+    if (this.key !== null) {
+      throw new MigstreamError("USAGE", "authenticated streams need the asynchronous API (writeAsync / decodeStreamAsync): WebCrypto is asynchronous");
+    }
+    this.reader.push(data);
+    try {
+      for (;;) {
+        const u = this.reader.next();
+        if (u === null) return;
+        if (u === "header") yield this.onHeader(null);
+        else yield* this.interp!.frame(u);
+      }
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Ends the input: throws TRUNCATED unless STREAM_END was read. */
+  finish(): void {
+    this.guard();
+    try {
+      this.reader.finish();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  /** Like `write`, for keyed and unkeyed streams: a frame's events follow its verified MAC. */
+  async *writeAsync(data: Uint8Array): AsyncGenerator<DecodeEvent> {
+    this.guard();
+    this.reader.push(data);
+    for (;;) {
+      const batch: Frame[] = [];
+      let bytes = 0;
+      let stop: unknown = null;
+      let more = true;
+      try {
+        while (batch.length < MAC_BATCH_FRAMES && bytes < MAC_BATCH_BYTES) {
+          const u = this.reader.next();
+          if (u === null) {
+            more = false;
+            break;
+          }
+          if (u === "header") {
+            const ev = this.onHeader(this.reader.headerBytes);
+            if (this.key !== null) this.macKey = await frameKey(this.key, this.headerBytes!);
+            yield ev;
+            continue;
+          }
+          batch.push(u);
+          bytes += u.bytes.length;
+        }
+      } catch (e) {
+        // Frames before the bad one are still good: deliver them first.
+        stop = e;
+      }
+      try {
+        if (this.macKey !== null && batch.length > 0) await verifyTags(this.macKey, batch);
+        for (const f of batch) yield* this.interp!.frame(f);
+      } catch (e) {
+        this.fail(e);
+      }
+      if (stop !== null) this.fail(stop);
+      if (!more) return;
+    }
+  }
+}
+
+/** Collects a decoder's events into a DecodedStream. */
+class Collector {
+  header: StreamHeader | null = null;
+  devices = new Map<number, DecodedDevice>();
+  trailer: StreamTrailer | null = null;
+
+  add(ev: DecodeEvent): void {
+    switch (ev.type) {
+      case "header":
+        this.header = ev.header;
+        break;
+      case "device":
+        this.devices.set(ev.device, {
+          id: ev.device,
+          name: ev.name,
+          metadata: ev.metadata,
+          items: [],
+          trailer: undefined as never,
+        });
+        break;
+      case "phase":
+        this.devices.get(ev.device)!.items.push({ kind: "phase", phase: ev.phase, iteration: ev.iteration });
+        break;
+      case "transaction-end":
+        this.devices.get(ev.device)!.items.push({ kind: "transaction", data: ev.data! });
+        break;
+      case "device-end":
+        this.devices.get(ev.device)!.trailer = ev.trailer;
+        break;
+      case "end":
+        this.trailer = ev.trailer;
+        break;
+    }
+  }
+
+  result(): DecodedStream {
+    return { header: this.header!, devices: [...this.devices.values()], trailer: this.trailer! };
+  }
+}
+
+function oneShotOptions(options: DecoderOptions): DecoderOptions {
+  if (options.verifyOnly) throw new MigstreamError("USAGE", "decodeStream returns data; use verifyStream to check without decompressing");
+  return { ...options, assemble: true };
+}
+
+/**
+ * Decodes a whole unkeyed stream held in memory. zstd chunks need
+ * `await ready()` first (decodeStreamAsync does it).
+ */
+export function decodeStream(bytes: Uint8Array, options: DecoderOptions = {}): DecodedStream {
+  const dec = new StreamDecoder(oneShotOptions(options));
+  const c = new Collector();
+  for (const ev of dec.write(bytes)) c.add(ev);
+  dec.finish();
+  return c.result();
+}
+
+/** Decodes a whole stream (keyed or not) from memory or an async source. */
+export async function decodeStreamAsync(
+  source: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: DecoderOptions = {},
+): Promise<DecodedStream> {
+  await ready();
+  const dec = new StreamDecoder(oneShotOptions(options));
+  const c = new Collector();
+  const pieces = source instanceof Uint8Array ? [source] : source;
+  for await (const piece of pieces) for await (const ev of dec.writeAsync(piece)) c.add(ev);
+  dec.finish();
+  return c.result();
+}
+
+/** Verifies a stream in memory without decompressing (sync; unkeyed). Returns the trailer. */
+export function verifyStream(bytes: Uint8Array, options: DecoderOptions = {}): StreamTrailer {
+  const dec = new StreamDecoder({ ...options, verifyOnly: options.verifyOnly ?? true, assemble: false });
+  let trailer: StreamTrailer | null = null;
+  for (const ev of dec.write(bytes)) if (ev.type === "end") trailer = ev.trailer;
+  dec.finish();
+  return trailer!;
+}

@@ -1,0 +1,327 @@
+// Frame semantics on the decoding side (FORMAT.md §5–§6): device, phase and
+// transaction rules, chunk decoding and raw-hash checks (or, verifying only,
+// the codec rules and a lengths-only dedup window), trailers and digests.
+// Takes frames that already passed the frame layer's checks and MAC, in order.
+
+import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_MAX_ID, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
+import { decodeChunk } from "../codec/index.js";
+import { decodeDedupRef, DedupWindow, DEDUP_REF_SIZE, resolveDedupRef } from "../codec/dedup.js";
+import { ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from "../codec/zstd.js";
+import { isMigstreamError, MigstreamError } from "../errors.js";
+import { xxh3_64 } from "../kernels/xxh3.js";
+import {
+  FRAME_CHUNK,
+  FRAME_DEVICE_BEGIN,
+  FRAME_DEVICE_END,
+  FRAME_PHASE,
+  FRAME_SKIPPABLE,
+  FRAME_STREAM_END,
+  FRAME_TRANSACTION,
+  PHASES,
+  phaseCode,
+} from "./constants.js";
+import { RecordHasher } from "./digest.js";
+import type { Frame } from "./frames.js";
+import type { StreamHeader } from "./header.js";
+import {
+  formatError,
+  readChunkHeader,
+  readDeviceBegin,
+  readDeviceEnd,
+  readPhase,
+  readStreamEnd,
+  readTransaction,
+} from "./payloads.js";
+import type { DecodeEvent, DeviceTrailer } from "./types.js";
+import { WindowTracker } from "./window.js";
+
+export interface InterpreterOptions {
+  /** Check everything that needs no raw bytes; emit no data. */
+  verifyOnly: boolean;
+  /** Decode each transaction into one buffer and emit it with `transaction-end`. */
+  assemble: boolean;
+}
+
+interface Txn {
+  index: number;
+  size: number;
+  chunks: number;
+  filled: number;
+  chunksSeen: number;
+  buf: Uint8Array | null;
+  frame: number;
+  offset: number;
+}
+
+interface DeviceState {
+  id: number;
+  /** Phase code of the last PHASE frame, -1 before any. */
+  phase: number;
+  iteration: number;
+  counts: Omit<DeviceTrailer, "digest">;
+  digest: RecordHasher;
+  window: DedupWindow | null;
+  tracker: WindowTracker | null;
+  txn: Txn | null;
+  ended: boolean;
+}
+
+const END_CODE = phaseCode("end");
+const PRECOPY_CODE = phaseCode("precopy");
+
+/** Re-throws a codec-layer error with the frame's position. */
+function atFrame(e: unknown, f: Frame): never {
+  if (isMigstreamError(e) && e.offset === undefined) {
+    throw new MigstreamError(e.code, e.message, { offset: f.offset, frame: f.seq, device: f.device, field: e.field, cause: e });
+  }
+  throw e;
+}
+
+export class Interpreter {
+  private readonly header: StreamHeader;
+  private readonly opts: InterpreterOptions;
+  private readonly devices = new Map<number, DeviceState>();
+  private readonly framesDigest = new RecordHasher();
+  private totals = { transactions: 0, chunks: 0, rawBytes: 0, codedBytes: 0 };
+  private zeroHash = { length: -1, hash: 0n };
+
+  constructor(header: StreamHeader, opts: InterpreterOptions) {
+    this.header = header;
+    this.opts = opts;
+  }
+
+  /** Interprets one frame; returns its events. */
+  frame(f: Frame): DecodeEvent[] {
+    let out: DecodeEvent[];
+    switch (f.type) {
+      case FRAME_DEVICE_BEGIN:
+        out = this.deviceBegin(f);
+        break;
+      case FRAME_PHASE:
+        out = this.phase(f);
+        break;
+      case FRAME_TRANSACTION:
+        out = this.transaction(f);
+        break;
+      case FRAME_CHUNK:
+        out = this.chunk(f);
+        break;
+      case FRAME_DEVICE_END:
+        out = this.deviceEnd(f);
+        break;
+      case FRAME_STREAM_END:
+        return this.streamEnd(f);
+      default:
+        if ((f.type & FRAME_SKIPPABLE) === 0) {
+          throw new MigstreamError("VERSION", `unknown frame type 0x${f.type.toString(16)} (not skippable)`, {
+            offset: f.offset,
+            frame: f.seq,
+            field: "type",
+          });
+        }
+        out = [{ type: "skipped", frameType: f.type, device: f.device, length: f.length, frame: f.seq, offset: f.offset }];
+    }
+    this.framesDigest.u64(f.check);
+    return out;
+  }
+
+  private open(f: Frame): DeviceState {
+    const d = this.devices.get(f.device);
+    if (d === undefined) throw formatError(f, `device ${f.device} was never opened`, "device");
+    if (d.ended) throw formatError(f, `device ${f.device} already ended`, "device");
+    d.counts.frames++;
+    return d;
+  }
+
+  private deviceBegin(f: Frame): DecodeEvent[] {
+    if (this.devices.has(f.device)) throw formatError(f, `device ${f.device} is opened twice`, "device");
+    if (this.devices.size >= this.header.maxDevices) {
+      throw formatError(f, `more than max_devices ${this.header.maxDevices} devices`, "device", "LIMIT");
+    }
+    const { name, metadata } = readDeviceBegin(f, this.header.maxMetadata);
+    const w = this.header.dedupWindow;
+    this.devices.set(f.device, {
+      id: f.device,
+      phase: -1,
+      iteration: 0,
+      counts: { frames: 1, transactions: 0, chunks: 0, rawBytes: 0, codedBytes: 0 },
+      digest: new RecordHasher(),
+      window: w > 0 && !this.opts.verifyOnly ? new DedupWindow(w) : null,
+      tracker: w > 0 && this.opts.verifyOnly ? new WindowTracker(w) : null,
+      txn: null,
+      ended: false,
+    });
+    return [{ type: "device", device: f.device, name, metadata, frame: f.seq, offset: f.offset }];
+  }
+
+  private notInTxn(d: DeviceState, f: Frame, what: string): void {
+    if (d.txn !== null) {
+      throw formatError(f, `${what} inside transaction ${d.txn.index} (${d.txn.chunks - d.txn.chunksSeen} chunk(s) missing)`, "type");
+    }
+  }
+
+  private phase(f: Frame): DecodeEvent[] {
+    const d = this.open(f);
+    this.notInTxn(d, f, "PHASE");
+    const p = readPhase(f);
+    if (d.phase === END_CODE) throw formatError(f, "PHASE after the end phase", "phase");
+    if (p.code < d.phase) throw formatError(f, `phase ${p.phase} after ${PHASES[d.phase]}`, "phase");
+    if (p.code === d.phase && !(p.code === PRECOPY_CODE && p.iteration > d.iteration)) {
+      throw formatError(f, `phase ${p.phase} (iteration ${p.iteration}) repeated`, "iteration");
+    }
+    d.phase = p.code;
+    d.iteration = p.iteration;
+    return [{ type: "phase", device: f.device, phase: p.phase, iteration: p.iteration, frame: f.seq, offset: f.offset }];
+  }
+
+  private transaction(f: Frame): DecodeEvent[] {
+    const d = this.open(f);
+    this.notInTxn(d, f, "TRANSACTION");
+    if (d.phase < 0) throw formatError(f, "TRANSACTION before any PHASE", "type");
+    if (d.phase === END_CODE) throw formatError(f, "TRANSACTION after the end phase", "type");
+    const { size, chunks } = readTransaction(f);
+    if (size > this.header.maxTransaction) {
+      throw formatError(f, `transaction of ${size} bytes exceeds max_transaction ${this.header.maxTransaction}`, "size", "LIMIT");
+    }
+    const minChunks = Math.ceil(size / this.header.maxChunk);
+    if ((size === 0) !== (chunks === 0) || chunks > size || chunks < minChunks) {
+      throw formatError(f, `transaction of ${size} bytes cannot be carried by ${chunks} chunk(s)`, "chunks");
+    }
+    const index = d.counts.transactions++;
+    this.totals.transactions++;
+    const ev: DecodeEvent[] = [{ type: "transaction", device: f.device, size, chunks, frame: f.seq, offset: f.offset }];
+    if (size === 0) {
+      ev.push({ type: "transaction-end", device: f.device, size: 0, data: this.opts.assemble && !this.opts.verifyOnly ? new Uint8Array(0) : undefined, frame: f.seq, offset: f.offset });
+      return ev;
+    }
+    d.txn = {
+      index,
+      size,
+      chunks,
+      filled: 0,
+      chunksSeen: 0,
+      buf: this.opts.assemble && !this.opts.verifyOnly ? new Uint8Array(size) : null,
+      frame: f.seq,
+      offset: f.offset,
+    };
+    return ev;
+  }
+
+  private chunk(f: Frame): DecodeEvent[] {
+    const d = this.open(f);
+    const t = d.txn;
+    if (t === null) throw formatError(f, "CHUNK outside a transaction", "type");
+    const c = readChunkHeader(f);
+    const raw = c.rawLength;
+    if (c.codec > CODEC_MAX_ID) throw formatError(f, `unknown codec ${c.codec}`, "codec", "CODEC");
+    if (c.codec === CODEC_ZSTD ? c.level < ZSTD_MIN_LEVEL || c.level > ZSTD_MAX_LEVEL : c.level !== 0) {
+      throw formatError(f, `level ${c.level} is invalid for codec ${codecName(c.codec)}`, "level");
+    }
+    if (raw === 0) throw formatError(f, "chunk raw_length is 0", "raw_length");
+    if (raw > this.header.maxChunk) {
+      throw formatError(f, `chunk of ${raw} bytes exceeds max_chunk ${this.header.maxChunk}`, "raw_length", "LIMIT");
+    }
+    if (raw > t.size - t.filled) {
+      throw formatError(f, `chunk of ${raw} bytes overruns its transaction (${t.size - t.filled} bytes left)`, "raw_length");
+    }
+    const coded = c.codedLength;
+    const codedOk =
+      c.codec === CODEC_RAW ? coded === raw : c.codec === CODEC_ZERO ? coded === 0 : c.codec === CODEC_DEDUP_REF ? coded === DEDUP_REF_SIZE : coded > 0;
+    if (!codedOk) throw formatError(f, `coded_length ${coded} is invalid for a ${raw}-byte ${codecName(c.codec)} chunk`, "coded_length");
+    if (c.codec === CODEC_DEDUP_REF && this.header.dedupWindow === 0) {
+      throw formatError(f, "dedup reference in a stream without a dedup window", "codec");
+    }
+    const payload = f.payload.subarray(20);
+    const recorded = c.codec === CODEC_RAW || c.codec === CODEC_LZ4 || c.codec === CODEC_ZSTD;
+    let data: Uint8Array | undefined;
+    try {
+      if (this.opts.verifyOnly) {
+        if (c.codec === CODEC_DEDUP_REF) {
+          const ord = decodeDedupRef(payload);
+          const len = d.tracker!.lengthOf(ord);
+          if (len === -1) throw formatError(f, `dedup reference to chunk ${ord}, which was never recorded`, "dedupRef");
+          if (len === -2) throw formatError(f, `dedup reference to chunk ${ord}, already outside the window`, "dedupRef", "LIMIT");
+          if (len !== raw) throw formatError(f, `dedup reference names a ${len}-byte chunk, expected ${raw}`, "dedupRef", "CODEC");
+        } else if (recorded) {
+          d.tracker?.add(raw);
+        }
+      } else {
+        const into = t.buf === null ? undefined : t.buf.subarray(t.filled, t.filled + raw);
+        data =
+          c.codec === CODEC_DEDUP_REF ? resolveDedupRef(d.window!, payload, raw, into) : decodeChunk(c.codec, payload, raw, into);
+        if (this.hashOf(c.codec, data) !== c.rawHash) {
+          throw formatError(f, `decoded ${codecName(c.codec)} chunk does not match its raw_hash`, "raw_hash", "CHECKSUM");
+        }
+        if (recorded) d.window?.add(data);
+      }
+    } catch (e) {
+      atFrame(e, f);
+    }
+    d.digest.chunk(c.rawHash, raw, t.index);
+    d.counts.chunks++;
+    d.counts.rawBytes += raw;
+    d.counts.codedBytes += coded;
+    this.totals.chunks++;
+    this.totals.rawBytes += raw;
+    this.totals.codedBytes += coded;
+    t.filled += raw;
+    t.chunksSeen++;
+    const ev: DecodeEvent[] = [
+      { type: "chunk", device: f.device, codec: c.codec, level: c.level, rawLength: raw, codedLength: coded, data, frame: f.seq, offset: f.offset },
+    ];
+    if (t.chunksSeen === t.chunks || t.filled === t.size) {
+      if (t.chunksSeen !== t.chunks || t.filled !== t.size) {
+        throw formatError(f, `transaction ${t.index} declared ${t.chunks} chunk(s) for ${t.size} bytes, got ${t.chunksSeen} for ${t.filled}`, "chunks");
+      }
+      d.txn = null;
+      ev.push({ type: "transaction-end", device: f.device, size: t.size, data: t.buf ?? undefined, frame: f.seq, offset: f.offset });
+    }
+    return ev;
+  }
+
+  /** XXH3-64 of decoded bytes; all-zero chunks of a repeated length are hashed once. */
+  private hashOf(codec: number, data: Uint8Array): bigint {
+    if (codec !== CODEC_ZERO) return xxh3_64(data);
+    if (this.zeroHash.length !== data.length) this.zeroHash = { length: data.length, hash: xxh3_64(data) };
+    return this.zeroHash.hash;
+  }
+
+  private deviceEnd(f: Frame): DecodeEvent[] {
+    const d = this.open(f);
+    this.notInTxn(d, f, "DEVICE_END");
+    const t = readDeviceEnd(f);
+    const c = d.counts;
+    for (const k of ["frames", "transactions", "chunks", "rawBytes", "codedBytes"] as const) {
+      if (t[k] !== c[k]) throw formatError(f, `device trailer says ${k} ${t[k]}, the stream carried ${c[k]}`, k);
+    }
+    const digest = d.digest.digest();
+    d.digest.free();
+    if (t.digest !== digest) throw formatError(f, "device digest mismatch", "digest", "CHECKSUM");
+    d.ended = true;
+    d.window = null;
+    d.tracker = null;
+    return [{ type: "device-end", device: f.device, trailer: t, frame: f.seq, offset: f.offset }];
+  }
+
+  private streamEnd(f: Frame): DecodeEvent[] {
+    if (f.device !== 0) throw formatError(f, "STREAM_END names a device", "device");
+    const t = readStreamEnd(f);
+    for (const d of this.devices.values()) {
+      if (!d.ended) throw formatError(f, `device ${d.id} has no DEVICE_END`, "device");
+    }
+    const have = { frames: f.seq, devices: this.devices.size, ...this.totals };
+    for (const k of ["frames", "devices", "transactions", "chunks", "rawBytes", "codedBytes"] as const) {
+      if (t[k] !== have[k]) throw formatError(f, `stream trailer says ${k} ${t[k]}, the stream carried ${have[k]}`, k);
+    }
+    const digest = this.framesDigest.digest();
+    this.framesDigest.free();
+    if (t.framesDigest !== digest) throw formatError(f, "frames digest mismatch", "frames_digest", "CHECKSUM");
+    return [{ type: "end", trailer: t, frame: f.seq, offset: f.offset }];
+  }
+
+  /** Releases kernel state (after an error). */
+  dispose(): void {
+    this.framesDigest.free();
+    for (const d of this.devices.values()) d.digest.free();
+  }
+}
