@@ -13,5 +13,5 @@ export {
 } from "./simulated.js";
 export { type Fault, type FaultPoint, FAULT_POINTS } from "./faults.js";
 export type { TxnRecord } from "./restore-session.js";
-export { transitionAllowed } from "./matrix.js";
+export { transitionAllowed, type MatrixName } from "./matrix.js";
 export { PAGE_SIZE, PAGE_KINDS, DEFAULT_MIX, fillImage, fillPage, makeImage, pageKindAt, type PageKind, type PageMix } from "./pages.js";

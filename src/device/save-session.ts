@@ -20,8 +20,8 @@ export interface SaveBuffer {
   /** Region offset (data_offset) and size (data_size). */
   offset: number;
   size: number;
-  /** Pages whose bytes (whole or part) it carries: dirty again if it is dropped. */
-  pages: number[];
+  /** Pages whose bytes (whole or part) it carries, as [first, last] pairs: dirty again if it is dropped. */
+  runs: number[];
   sizeRead: boolean;
   bytesRead: number;
 }
@@ -69,7 +69,7 @@ export class SaveSession {
   fill(section: Uint8Array, regionOffset: number, capacity: number, opts: FillOptions): SaveBuffer {
     const img = this.image;
     const limit = capacity;
-    const pages: number[] = [];
+    const runs: number[] = [];
     let pos = TXN_HEADER;
     while (limit - pos > DATA_RECORD) {
       let s: number;
@@ -84,7 +84,8 @@ export class SaveSession {
         img.take(p);
         s = p * PAGE_SIZE;
       }
-      pages.push(p);
+      const first = p;
+      let last = p;
       const avail = limit - pos - DATA_RECORD;
       let e = img.pageEnd(p);
       // Extend the run over the following dirty pages while it has room.
@@ -92,7 +93,7 @@ export class SaveSession {
         const q = e / PAGE_SIZE;
         if (img.dirty[q] === 0) break;
         img.take(q);
-        pages.push(q);
+        last = q;
         e = img.pageEnd(q);
       }
       let n = e - s;
@@ -102,6 +103,7 @@ export class SaveSession {
         const cp = Math.floor(cut / PAGE_SIZE);
         this.partial = { page: cp, off: cut - cp * PAGE_SIZE };
       }
+      runs.push(first, last);
       this.cursor = this.partial ? this.partial.page : Math.ceil(e / PAGE_SIZE);
       writeDataRecordHeader(section, pos, n, s);
       section.set(img.bytes.subarray(s, s + n), pos + DATA_RECORD);
@@ -114,7 +116,7 @@ export class SaveSession {
     }
     writeTxnHeader(section, 0, this.seq, this.id, pos - TXN_HEADER, opts.checksum, this.prevOptional);
     this.prevOptional = false;
-    this.buffer = { seq: this.seq++, offset: regionOffset, size: pos, pages, sizeRead: false, bytesRead: 0 };
+    this.buffer = { seq: this.seq++, offset: regionOffset, size: pos, runs, sizeRead: false, bytesRead: 0 };
     return this.buffer;
   }
 
@@ -133,7 +135,8 @@ export class SaveSession {
   toStopCopy(): void {
     const img = this.image;
     if (this.buffer) {
-      for (const p of this.buffer.pages) img.mark(p);
+      const r = this.buffer.runs;
+      for (let i = 0; i < r.length; i += 2) for (let p = r[i]; p <= r[i + 1]; p++) img.mark(p);
       this.buffer = null;
       this.prevOptional = true;
     }

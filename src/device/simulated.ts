@@ -39,7 +39,7 @@ import { xxh3_64 } from "../kernels/xxh3.js";
 import { type Fault, faultErrno, type FaultPoint, FaultPlan } from "./faults.js";
 import { MIN_TXN } from "./format.js";
 import { DeviceImage } from "./image.js";
-import { transitionAllowed } from "./matrix.js";
+import { type MatrixName, transitionAllowed } from "./matrix.js";
 import { DEFAULT_MIX, fillImage, PAGE_SIZE, type PageMix } from "./pages.js";
 import { RestoreSession, type TxnRecord } from "./restore-session.js";
 import { type SaveBuffer, SaveSession } from "./save-session.js";
@@ -81,6 +81,8 @@ export interface SimDeviceOptions {
   reservedEinval?: boolean;
   /** Data must be read/written in one access of the whole buffer at data_offset. */
   wholeBufferOnly?: boolean;
+  /** Transition matrix (default "recommended"; see matrix.ts). */
+  matrix?: MatrixName;
   /** Reserved bits (3–31) the device reports in device_state, e.g. 0x100. */
   reservedBits?: number;
   /** data_offset read blocks this long while the buffer is prepared (ms). */
@@ -118,6 +120,13 @@ function checkInt(name: string, v: number, min: number, max: number): number {
   return v;
 }
 
+/** The header field starting at each offset. */
+const FIELD_AT: ReadonlyArray<Field | undefined> = (() => {
+  const at: Array<Field | undefined> = new Array(HEADER_SIZE).fill(undefined);
+  for (const [name, f] of Object.entries(FIELDS) as Array<[Field, { offset: number }]>) at[f.offset] = name;
+  return at;
+})();
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class SimDevice implements VendorRegion {
@@ -152,6 +161,9 @@ export class SimDevice implements VendorRegion {
   #resumeOffsetRead = false;
   #written: Array<[number, number]> = [];
   #rng: number;
+  readonly #reg8 = new Uint8Array(8);
+  readonly #reg4 = this.#reg8.subarray(0, 4);
+  readonly #regView = new DataView(this.#reg8.buffer);
 
   constructor(options: SimDeviceOptions = {}) {
     const seed = options.seed ?? 1;
@@ -164,6 +176,7 @@ export class SimDevice implements VendorRegion {
       stickyZeroPending: options.stickyZeroPending ?? false,
       reservedEinval: options.reservedEinval ?? false,
       wholeBufferOnly: options.wholeBufferOnly ?? false,
+      matrix: options.matrix ?? "recommended",
       reservedBits: options.reservedBits ?? 0,
       dataOffsetDelayMs: checkInt("dataOffsetDelayMs", options.dataOffsetDelayMs ?? 0, 0, 60_000),
       checksums: options.checksums ?? true,
@@ -222,19 +235,20 @@ export class SimDevice implements VendorRegion {
 
   // ---- VendorRegion --------------------------------------------------------
 
-  async read(offset: number, count: number): Promise<Uint8Array> {
-    return (await this.#exclusive("read", offset, count, () => this.#read(offset, count))).slice();
+  read(offset: number, count: number): Promise<Uint8Array> {
+    return this.#access("read", offset, count, () => this.#read(offset, count), (v) => v.slice());
   }
 
   /** Reads straight into `into` (the in-process transport's zero-copy path); returns the bytes read. */
-  async readInto(offset: number, count: number, into: Uint8Array): Promise<number> {
-    const v = await this.#exclusive("read", offset, count, () => this.#read(offset, count));
-    into.set(v);
-    return v.length;
+  readInto(offset: number, count: number, into: Uint8Array): Promise<number> {
+    return this.#access("read", offset, count, () => this.#read(offset, count), (v) => {
+      into.set(v);
+      return v.length;
+    });
   }
 
-  async write(offset: number, data: Uint8Array): Promise<void> {
-    await this.#exclusive("write", offset, data.length, () => this.#write(offset, data));
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.#access("write", offset, data.length, () => this.#write(offset, data), () => undefined);
   }
 
   async reset(): Promise<void> {
@@ -250,14 +264,35 @@ export class SimDevice implements VendorRegion {
 
   // ---- access dispatch -----------------------------------------------------
 
-  async #exclusive<T>(op: "read" | "write", offset: number, count: number, f: () => Promise<T>): Promise<T> {
-    if (this.#busy) throw this.#violation(op, offset, count, ERRNO.EBUSY, "access while another access is in progress");
+  /**
+   * Runs one access alone: while `f` blocks (returns a promise) any other
+   * access is refused with EBUSY. `done` turns the result into the reply.
+   * Accesses that do not block complete synchronously (one promise each).
+   */
+  #access<T, R>(op: "read" | "write", offset: number, count: number, f: () => T | Promise<T>, done: (v: T) => R): Promise<R> {
+    if (this.#busy) return Promise.reject(this.#violation(op, offset, count, ERRNO.EBUSY, "access while another access is in progress"));
     this.#busy = true;
+    let r: T | Promise<T>;
     try {
-      return await f();
-    } finally {
+      r = f();
+    } catch (e) {
       this.#busy = false;
+      return Promise.reject(e);
     }
+    if (r instanceof Promise) {
+      return r.then(
+        (v) => {
+          this.#busy = false;
+          return done(v);
+        },
+        (e: unknown) => {
+          this.#busy = false;
+          throw e;
+        },
+      );
+    }
+    this.#busy = false;
+    return Promise.resolve(done(r));
   }
 
   /** The header field an access addresses, "data", or a rejection. */
@@ -266,18 +301,17 @@ export class SimDevice implements VendorRegion {
       throw this.#violation(op, offset, count, ERRNO.EINVAL, "bad offset or count");
     }
     if (offset < HEADER_SIZE) {
-      for (const [name, f] of Object.entries(FIELDS) as Array<[Field, { offset: number; width: number }]>) {
-        if (f.offset !== offset) continue;
-        if (count !== f.width) throw this.#violation(op, offset, count, ERRNO.EINVAL, `${name} accessed with width ${count} (native ${f.width})`);
-        return name;
-      }
-      throw this.#violation(op, offset, count, ERRNO.EINVAL, `misaligned header access at ${offset}`);
+      const name = FIELD_AT[offset];
+      if (name === undefined) throw this.#violation(op, offset, count, ERRNO.EINVAL, `misaligned header access at ${offset}`);
+      const width = FIELDS[name].width;
+      if (count !== width) throw this.#violation(op, offset, count, ERRNO.EINVAL, `${name} accessed with width ${count} (native ${width})`);
+      return name;
     }
     if (offset >= this.dataOffset && offset + count <= this.size) return "data";
     throw this.#violation(op, offset, count, ERRNO.EFAULT, `access ${count}@${offset} is outside the header and the data section`);
   }
 
-  async #read(offset: number, count: number): Promise<Uint8Array> {
+  #read(offset: number, count: number): Uint8Array | Promise<Uint8Array> {
     const what = this.#classify("read", offset, count);
     if (what === "reserved") {
       if (this.#o.reservedEinval) throw this.#violation("read", offset, count, ERRNO.EINVAL, "reserved field accessed (this vendor returns EINVAL)");
@@ -286,30 +320,52 @@ export class SimDevice implements VendorRegion {
     const point: FaultPoint = what === "data" ? "read data" : `read ${what}`;
     const f = this.faults.hit(point);
     if (f && f.short === undefined && f.value === undefined) throw new VendorErrno(faultErrno(f), `injected fault: ${point}`);
+    if (what === "data_offset" && this.#o.dataOffsetDelayMs > 0) {
+      return this.#readDataOffsetSlowly(offset).then((v) => this.#lie(f, what, this.#u64(v)));
+    }
     let out: Uint8Array;
     switch (what) {
       case "device_state":
-        out = u32(this.#state);
+        out = this.#u32(this.#state);
         break;
       case "pending_bytes":
-        out = u64(this.#readPending(offset));
+        out = this.#u64(this.#readPending(offset));
         break;
       case "data_offset":
-        out = u64(await this.#readDataOffset(offset));
+        out = this.#u64(this.#readDataOffset(offset));
         break;
       case "data_size":
-        out = u64(this.#readDataSize(offset));
+        out = this.#u64(this.#readDataSize(offset));
         break;
       case "data":
         out = this.#readData(offset, count);
         break;
     }
-    if (f?.value !== undefined) out = what === "device_state" ? u32(Number(f.value)) : u64(f.value);
+    return this.#lie(f, what, out);
+  }
+
+  /** A fault that lets the read happen and then lies about it (a value, or fewer bytes). */
+  #lie(f: Fault | undefined, what: Field | "data", out: Uint8Array): Uint8Array {
+    if (f?.value !== undefined) out = what === "device_state" ? this.#u32(Number(f.value)) : this.#u64(f.value);
     if (f?.short !== undefined) out = out.subarray(0, Math.max(0, out.length - f.short));
     return out;
   }
 
-  async #write(offset: number, data: Uint8Array): Promise<void> {
+  /** Register values go out through one scratch buffer (callers copy them out at once). */
+  #u32(v: number): Uint8Array {
+    this.#regView.setUint32(0, v >>> 0, true);
+    return this.#reg4;
+  }
+
+  #u64(v: number | bigint): Uint8Array {
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) {
+      this.#regView.setUint32(0, v % 0x1_0000_0000, true);
+      this.#regView.setUint32(4, Math.floor(v / 0x1_0000_0000), true);
+    } else this.#regView.setBigUint64(0, BigInt.asUintN(64, BigInt(v)), true);
+    return this.#reg8;
+  }
+
+  #write(offset: number, data: Uint8Array): void {
     const what = this.#classify("write", offset, data.length);
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     switch (what) {
@@ -339,7 +395,7 @@ export class SimDevice implements VendorRegion {
     if ((value & ~STATE_MASK) >>> 0 !== this.#o.reservedBits) {
       throw this.#violation("write", 0, 4, ERRNO.EINVAL, `reserved bits 0x${((value & ~STATE_MASK) >>> 0).toString(16)} not supported (device keeps 0x${this.#o.reservedBits.toString(16)})`);
     }
-    if (!transitionAllowed(from, to)) throw this.#violation("write", 0, 4, ERRNO.EINVAL, `transition ${stateName(from)} → ${stateName(to)} is not allowed`);
+    if (!transitionAllowed(from, to, this.#o.matrix)) throw this.#violation("write", 0, 4, ERRNO.EINVAL, `transition ${stateName(from)} → ${stateName(to)} is not allowed`);
     const f = this.faults.hit("write device_state", from & STATE_MASK, to);
     if (f) {
       if (f.then === "error") {
@@ -349,15 +405,16 @@ export class SimDevice implements VendorRegion {
       }
       throw new VendorErrno(faultErrno(f), `injected fault: ${stateName(from)} → ${stateName(to)}`);
     }
-    this.#transition(from & STATE_MASK, to);
-    this.#state = (this.#o.reservedBits | to) >>> 0;
-    this.#newPhase();
+    if ((from & STATE_MASK) !== to) {
+      this.#transition(from & STATE_MASK, to);
+      this.#state = (this.#o.reservedBits | to) >>> 0;
+      this.#newPhase();
+    } // else: same state, a no-op; an iteration in progress is kept
     log.ok = true;
   }
 
-  /** Side effects of an accepted transition (the new state is set by the caller). */
+  /** Side effects of an accepted transition to another state (the new state is set by the caller). */
   #transition(from: number, to: number): void {
-    if (from === to) return; // same state: a no-op, an iteration in progress is kept
     const saving = (s: number) => (s & STATE_SAVING) !== 0 && (s & STATE_RESUMING) === 0;
     if (saving(to) && !saving(from)) {
       this.sessions++;
@@ -376,7 +433,8 @@ export class SimDevice implements VendorRegion {
       this.#resumeOffsetRead = false;
       this.#written = [];
     } else if (from === STATE_RESUMING) {
-      const why = this.#restore?.finish(this.image, this.#o.endDigest) ?? "no resume session";
+      const r = this.#restore;
+      const why = r ? r.finish(this.image, this.#o.endDigest) : "no resume session";
       if (why !== undefined) {
         this.rejected.push(`RESUMING → ${stateName(to)}: ${why}`);
         throw new VendorErrno(ERRNO.EINVAL, why); // stays RESUMING
@@ -435,7 +493,14 @@ export class SimDevice implements VendorRegion {
     if (!s.stopped) this.image.touch(this.#o.dirtyPerTxn); // the device kept running meanwhile
   }
 
-  async #readDataOffset(offset: number): Promise<number> {
+  /** A vendor that blocks until the data is ready, then prepares it. */
+  async #readDataOffsetSlowly(offset: number): Promise<number> {
+    const s = this.#state === (this.#o.reservedBits | STATE_RESUMING) ? null : this.#save;
+    if (s && !s.buffer && this.#pendingRead) await sleep(this.#o.dataOffsetDelayMs);
+    return this.#readDataOffset(offset);
+  }
+
+  #readDataOffset(offset: number): number {
     if (this.#state === (this.#o.reservedBits | STATE_RESUMING)) {
       this.#resumeOffsetRead = true;
       this.#written = [];
@@ -445,7 +510,6 @@ export class SimDevice implements VendorRegion {
     if (s.buffer) return s.buffer.offset; // same buffer until acknowledged
     if (this.#pendingRead === null) throw this.#violation("read", offset, 8, ERRNO.EINVAL, "data_offset read before pending_bytes");
     if (this.#pendingRead === 0) throw this.#violation("read", offset, 8, ERRNO.EINVAL, "data_offset read when pending_bytes was 0");
-    if (this.#o.dataOffsetDelayMs > 0) await sleep(this.#o.dataOffsetDelayMs); // a vendor that blocks until data is ready
     this.prepares++;
     const digest = this.#o.endDigest ? () => xxh3_64(this.image.bytes) : undefined;
     s.fill(this.#section, this.dataOffset, this.#nextTxnSize(), { checksum: this.#o.checksums, digest });
@@ -555,16 +619,4 @@ function covered(intervals: Array<[number, number]>, n: number): number {
     if (end >= n) break;
   }
   return Math.min(end, n);
-}
-
-function u32(v: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v >>> 0, true);
-  return b;
-}
-
-function u64(v: number | bigint): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, BigInt(v)), true);
-  return b;
 }

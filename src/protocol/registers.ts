@@ -8,14 +8,17 @@ import type { RegionIO } from "./region-io.js";
 
 /** Registers need one 8-byte access; a transport that cannot carry it is unusable. */
 export const MIN_ACCESS = 8;
+/** Largest high word of a u64 that is still a safe integer (2^53 − 1). */
+const MAX_SAFE_HIGH = 0x1f_ffff;
 
 /** The register header of one region. Not re-entrant: the driver is sequential per region. */
 export class Registers {
   /** Scratch for register values (reused: one access at a time). */
   readonly #buf = new Uint8Array(8);
   readonly #view = new DataView(this.#buf.buffer);
-  /** Device resets this driver issued on this region. */
+  /** Device resets this driver issued on this region, and how many of them succeeded. */
   resets = 0;
+  resetsDone = 0;
 
   constructor(readonly io: RegionIO) {
     if (!(io.maxAccess >= MIN_ACCESS)) {
@@ -55,14 +58,16 @@ export class Registers {
 
   /** Reads a u64 field as a safe integer (a larger value is a PROTOCOL error). */
   async readU64(field: "pending_bytes" | "data_offset" | "data_size", step: string): Promise<number> {
-    const v = (await this.#read(field, step)).getBigUint64(0, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw protocolError(step, field, `${field} 0x${v.toString(16)} is beyond 2^53`);
-    return Number(v);
+    const dv = await this.#read(field, step);
+    const hi = dv.getUint32(4, true);
+    if (hi > MAX_SAFE_HIGH) throw protocolError(step, field, `${field} 0x${dv.getBigUint64(0, true).toString(16)} is beyond 2^53`);
+    return hi * 0x1_0000_0000 + dv.getUint32(0, true);
   }
 
-  /** Writes u64 data_size (resume only). */
+  /** Writes u64 data_size (resume only; n a safe integer). */
   async writeDataSize(n: number, step: string): Promise<void> {
-    this.#view.setBigUint64(0, BigInt(n), true);
+    this.#view.setUint32(0, n % 0x1_0000_0000, true);
+    this.#view.setUint32(4, Math.floor(n / 0x1_0000_0000), true);
     try {
       await this.io.write(FIELDS.data_size.offset, this.#buf);
     } catch (e) {
@@ -78,5 +83,6 @@ export class Registers {
     } catch (e) {
       throw atStep(e, step, "reset");
     }
+    this.resetsDone++;
   }
 }

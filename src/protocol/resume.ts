@@ -4,10 +4,11 @@
 //
 // "Never RUNNING on bad data": if the items end without `verified`, or the
 // iterable throws, or the device fails any step, the destination is reset
-// (VFIO_DEVICE_RESET) and the error reported. Reset puts a v1 device in
-// RUNNING with its reset (empty) state, which holds none of the partial data;
-// that is the outcome we want (a device reporting RUNNING with half a state
-// restored is the one we must never produce).
+// (VFIO_DEVICE_RESET: drops the partial state and leaves RESUMING or ERROR —
+// from RESUMING the only other exit is RUNNING, which would start the device on
+// whatever it got) and then stopped (RUNNING → STOP), and the error reported.
+// A failed destination thus ends in STOP, never RUNNING, holding none of the
+// partial state.
 import { MigstreamError } from "../errors.js";
 import { HEADER_SIZE, STATE_MASK, STATE_RESUMING, STATE_RUNNING, STATE_STOP, stateName } from "./constants.js";
 import { writeData } from "./data.js";
@@ -45,7 +46,13 @@ export async function resume(region: RegionIO, items: AsyncIterable<ResumeItem> 
  */
 export async function startResumed(region: RegionIO): Promise<void> {
   const run = new ResumeRun(region, {});
+  const step = "resume: enter RUNNING";
+  const s = await run.regs.readState(step);
+  if ((s & STATE_MASK) !== STATE_RESUMING) {
+    throw new MigstreamError("USAGE", `${step}: device_state is ${stateName(s)}; startResumed needs a device left in RESUMING`, { step, field: "device_state" });
+  }
   run.touched = true;
+  run.entered = true;
   try {
     await run.enterRunning();
   } catch (e) {
@@ -54,6 +61,8 @@ export async function startResumed(region: RegionIO): Promise<void> {
 }
 
 const now = (): number => performance.now();
+/** Most recovery rounds (read state, then reset or stop) after a failed resume. */
+export const RECOVER_STEPS = 6;
 
 class ResumeRun {
   readonly regs: Registers;
@@ -62,8 +71,10 @@ class ResumeRun {
   transactions = 0;
   bytes = 0;
   skipped = 0;
-  /** The device may hold partial data: on failure it must be reset. */
+  /** The device was (or may have been) changed by this run: on failure it is brought to STOP. */
   touched = false;
+  /** A write of RESUMING was attempted: the device may hold partial state until reset. */
+  entered = false;
 
   constructor(
     readonly region: RegionIO,
@@ -97,12 +108,14 @@ class ResumeRun {
   async enterResuming(): Promise<void> {
     const step = "resume: enter RESUMING";
     this.checkAbort(step);
+    this.touched = true; // from here on a failure resets and stops the destination
     const s = await this.regs.readState(step);
     const low = s & STATE_MASK;
     if (low !== STATE_RUNNING && low !== STATE_STOP) {
+      this.touched = false; // not ours to touch (e.g. a resume left in RESUMING, or ERROR)
       throw new MigstreamError("USAGE", `${step}: device_state is ${stateName(s)}; a resume starts from RUNNING or STOP`, { step, field: "device_state" });
     }
-    this.touched = true;
+    this.entered = true;
     await setDeviceState(this.regs, CLEAR_LOW, STATE_RESUMING, step);
   }
 
@@ -170,15 +183,41 @@ class ResumeRun {
     if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: resume cancelled`, { step, cause: s.reason });
   }
 
-  /** Failure: reset the device unless this run already did (ERROR path), and say so. */
+  /** Failure: drop the partial state and stop the device, and say what happened in the error. */
   async fail(e: unknown): Promise<MigstreamError> {
     const err = e instanceof MigstreamError ? e : atStep(e, "resume: read stream");
-    if (!this.touched || this.regs.resets > 0) return err;
-    try {
-      await this.regs.reset("resume: reset");
-      return withNote(err, "device reset (RUNNING with its reset state, none of the partial data)");
-    } catch (r) {
-      return withNote(err, `resetting the device failed too: ${describe(r)}`);
+    if (!this.touched) return err;
+    return withNote(err, await this.stopDevice());
+  }
+
+  /**
+   * Brings the destination to STOP: a device in RESUMING or ERROR (or RUNNING
+   * after a RESUMING this run entered, unless it has been reset since) is reset
+   * first; a clean RUNNING device is stopped. Re-reads device_state before each
+   * action, so a transient errno costs one more round; bounded by RECOVER_STEPS.
+   */
+  async stopDevice(): Promise<string> {
+    const step = "resume: stop the device";
+    const notes: string[] = [];
+    for (let i = 0; i < RECOVER_STEPS; i++) {
+      try {
+        const s = await this.regs.readState(step);
+        const low = s & STATE_MASK;
+        if (low === STATE_STOP) {
+          notes.push(`device left in ${stateName(s)}`);
+          return notes.join("; ");
+        }
+        if (low === STATE_RUNNING && (!this.entered || this.regs.resetsDone > 0)) {
+          await setDeviceState(this.regs, CLEAR_LOW, STATE_STOP, step);
+        } else {
+          await this.regs.reset(step);
+          notes.push("device reset (partial state dropped)");
+        }
+      } catch (r) {
+        notes.push(describe(r));
+      }
     }
+    notes.push("could not bring the device to STOP");
+    return notes.join("; ");
   }
 }

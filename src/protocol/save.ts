@@ -48,6 +48,8 @@ export async function save(region: RegionIO, sink: SaveSink, options: SaveOption
 const now = (): number => performance.now();
 /** Recovery after a failed save: clear SAVING (and RESUMING), set RUNNING. */
 const RECOVER_MASK = ~(STATE_SAVING | STATE_RESUMING) >>> 0;
+/** Tries at putting the source back in RUNNING (a second one rides out a transient errno). */
+export const RECOVER_ATTEMPTS = 2;
 
 class SaveRun {
   readonly regs: Registers;
@@ -141,7 +143,6 @@ class SaveRun {
 
   /** Steps b–f for one buffer; `pending` was just read and is > 0. Returns the buffer size. */
   async saveBuffer(): Promise<number> {
-    const where = this.phase === "precopy" ? `pre-copy iteration ${this.iteration}` : "stop-and-copy";
     let step = "save: read data_offset";
     this.checkAbort(step);
     const offset = await this.regs.readU64("data_offset", step);
@@ -151,6 +152,7 @@ class SaveRun {
     this.checkAbort(step);
     const size = await this.regs.readU64("data_size", step);
     if (size === 0) {
+      const where = this.phase === "precopy" ? `pre-copy iteration ${this.iteration}` : "stop-and-copy";
       throw protocolError(step, "data_size", `pending_bytes is ${this.pending} but data_size is 0 (${where}); the vendor gives nothing`);
     }
     if (size > this.region.size - offset) {
@@ -236,11 +238,13 @@ class SaveRun {
   async fail(e: unknown): Promise<MigstreamError> {
     const err = e instanceof MigstreamError ? e : atStep(e, `save: ${this.phase}`);
     if (!this.touched) return err;
-    try {
-      const s = await setDeviceState(this.regs, RECOVER_MASK, STATE_RUNNING, "save: recover RUNNING");
-      return withNote(err, `device back in ${stateName(s)}`);
-    } catch (r) {
-      return withNote(err, `putting the device back in RUNNING failed: ${describe(r)}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const s = await setDeviceState(this.regs, RECOVER_MASK, STATE_RUNNING, "save: recover RUNNING");
+        return withNote(err, `device back in ${stateName(s)}`);
+      } catch (r) {
+        if (attempt >= RECOVER_ATTEMPTS) return withNote(err, `putting the device back in RUNNING failed: ${describe(r)}`);
+      }
     }
   }
 }

@@ -1,0 +1,242 @@
+// Region protocol driver throughput, in-process, on a simulated device state
+// (default 1 GiB) moved in 1 MiB transactions.
+//
+// 1. Protocol overhead (the target: ≤ 10 % of the data-copy time). save() into
+//    a sink that drops the bytes, and resume() from transactions held in
+//    memory, against a peer that makes the very same data copies bare, with
+//    the same buffers: on save image → data section → driver buffer, on resume
+//    the device zeroing its state on entering RESUMING, then transaction →
+//    data section → image. overhead = (path − peer) / peer; it holds the
+//    driver, the in-process transport and the simulated vendor's bookkeeping.
+// 2. End to end through a raw-codec stream: save into src/format's
+//    StreamEncoder (codec "raw"), resume from src/migrate's streamItems over
+//    the stream bytes; the time spent inside the stream code is shown apart.
+//
+// Usage: node bench/protocol.mjs [MiB=1024] [txnKiB=1024] [reps=3]
+// The sources are bundled with esbuild on the fly (no build step needed).
+import { build } from "esbuild";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { median, printTable } from "./lib.mjs";
+
+const MIB = Number(process.argv[2] ?? 1024);
+const TXN = Number(process.argv[3] ?? 1024) * 1024;
+const REPS = Number(process.argv[4] ?? 3);
+const SIZE = MIB * 1024 * 1024;
+/** Data copies each path makes outside the stream code (see the header). */
+const SAVE_COPIES = 2;
+const RESUME_COPIES = 2;
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const cache = join(root, "node_modules", ".cache", "migstream-bench");
+
+/** Bundles `lines` (export statements over src/) into an importable module. */
+async function bundle(name, lines) {
+  mkdirSync(cache, { recursive: true });
+  const outfile = join(cache, `${name}.mjs`);
+  await build({
+    stdin: { contents: lines.join("\n"), resolveDir: root, loader: "ts" },
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    outfile,
+    external: ["zstd-codec"],
+    logLevel: "silent",
+  });
+  return import(pathToFileURL(outfile).href);
+}
+
+const lib = await bundle("protocol", [
+  'export { SimDevice } from "./src/device/index.ts";',
+  'export { fillImage } from "./src/device/pages.ts";',
+  'export { InProcessRegion } from "./src/transport/in-process.ts";',
+  'export { save, resume } from "./src/protocol/index.ts";',
+]);
+/** The raw-codec stream, if src/format has its encoder (and src/migrate its item reader). */
+let stream = null;
+let streamNote = "raw-codec stream (src/format StreamEncoder → src/migrate streamItems)";
+try {
+  stream = await bundle("stream", ['export { StreamEncoder } from "./src/format/encoder.ts";', 'export { streamItems } from "./src/migrate/items.ts";']);
+} catch (e) {
+  streamNote = `in-memory list of transactions (stream encoder unavailable: ${String(e.message ?? e).split("\n")[0]})`;
+}
+
+const now = () => performance.now();
+const RUNNING = new Uint8Array([1, 0, 0, 0]);
+
+/** Sink/item wrappers that add up the time spent inside them. */
+function timedSink(sink, clock) {
+  const timed = (f) => async (...a) => {
+    const t0 = now();
+    try {
+      return await f(...a);
+    } finally {
+      clock.ms += now() - t0;
+    }
+  };
+  return { phase: timed((p, i) => sink.phase(p, i)), transaction: timed((d) => sink.transaction(d)) };
+}
+
+async function* timedItems(source, clock) {
+  const it = source[Symbol.asyncIterator] ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
+  for (;;) {
+    const t0 = now();
+    const r = await it.next();
+    clock.ms += now() - t0;
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
+console.log(`Generating a ${MIB} MiB device state...`);
+const image = new Uint8Array(SIZE);
+lib.fillImage(image, 1);
+const devOptions = { txnSize: TXN, checksums: false, endDigest: false };
+const src = new lib.SimDevice({ ...devOptions, image });
+const dst = new lib.SimDevice({ ...devOptions, stateSize: SIZE, empty: true });
+const srcIO = new lib.InProcessRegion(src);
+const dstIO = new lib.InProcessRegion(dst);
+
+async function toRunning() {
+  if ((src.state & 7) !== 1) await src.write(0, RUNNING); // the source ends each save in STOP
+}
+
+function checkRestored() {
+  if (Buffer.compare(dst.image.bytes, src.image.bytes) !== 0) throw new Error("the restored state differs from the source");
+  const v = [...src.violations, ...dst.violations];
+  if (v.length > 0) throw new Error(`protocol violations: ${JSON.stringify(v[0])}`);
+}
+
+/** Runs of the overhead part: cheap, so more of them (path and peer alternate, to share any drift). */
+const PAIRS = Math.max(REPS, 7);
+
+/** CPU ms (user + system) of this process so far: unlike wall time, not inflated by other processes. */
+const cpu = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** Transactions to run before timing, so the driver is compiled (JIT) as in a long migration. */
+const WARMUP_TXNS = 2048;
+
+/** Timings of `a` and of `b`, alternately `PAIRS` times after a warm-up: medians of wall and CPU ms. */
+async function timePair(a, b) {
+  const warmups = Math.max(1, Math.ceil(WARMUP_TXNS / Math.ceil(SIZE / TXN)));
+  for (let i = 0; i < warmups; i++) {
+    await a();
+    await b();
+  }
+  const runs = [a, b].map(() => ({ wall: [], cpu: [] }));
+  for (let r = 0; r < PAIRS; r++) {
+    for (const [i, f] of [a, b].entries()) {
+      const w0 = now();
+      const c0 = cpu();
+      await f();
+      runs[i].cpu.push(cpu() - c0);
+      runs[i].wall.push(now() - w0);
+    }
+  }
+  return runs.map((x) => ({ wall: median(x.wall), cpu: median(x.cpu) }));
+}
+
+// ---- 1. protocol overhead against bare copies ---------------------------------
+
+const txns = [];
+await toRunning();
+await lib.save(srcIO, { phase() {}, transaction: (d) => void txns.push(d.slice()) });
+const items = [...txns.map((data) => ({ kind: "transaction", data })), { kind: "verified" }];
+await lib.resume(dstIO, items);
+checkRestored();
+
+const section = new Uint8Array(TXN);
+const driverBuf = new Uint8Array(TXN);
+const RECORD_HEADERS = 48; // the vendor's transaction header and DATA record header, not state bytes
+const payload = TXN - RECORD_HEADERS;
+
+const [saveT, saveCopyT] = await timePair(
+  async () => {
+    await toRunning();
+    await lib.save(srcIO, { phase() {}, transaction() {} });
+  },
+  () => {
+    for (let at = 0; at < SIZE; at += payload) {
+      const k = Math.min(payload, SIZE - at);
+      section.set(image.subarray(at, at + k), RECORD_HEADERS);
+      driverBuf.set(section.subarray(0, k + RECORD_HEADERS));
+    }
+  },
+);
+const scratch = dst.image.bytes; // the memory the resume writes (overwritten by every resume anyway)
+const [resumeT, resumeCopyT] = await timePair(
+  () => lib.resume(dstIO, items),
+  () => {
+    scratch.fill(0);
+    let at = 0;
+    for (const t of txns) {
+      section.set(t);
+      const k = Math.max(0, Math.min(t.length - RECORD_HEADERS, SIZE - at));
+      scratch.set(section.subarray(RECORD_HEADERS, RECORD_HEADERS + k), at);
+      at += k;
+    }
+  },
+);
+await lib.resume(dstIO, items);
+checkRestored();
+
+const gbps = (ms) => SIZE / (ms / 1000) / 1e9;
+const share = (ms, peer) => `${((100 * (ms - peer)) / peer).toFixed(1)} %`;
+const overheadRow = (path, t, peer) => ({
+  path,
+  "wall ms": t.wall,
+  "GB/s": gbps(t.wall),
+  "CPU ms": t.cpu,
+  "peer wall ms": peer.wall,
+  "peer GB/s": gbps(peer.wall),
+  "peer CPU ms": peer.cpu,
+  "overhead (CPU)": share(t.cpu, peer.cpu),
+  "overhead (wall)": share(t.wall, peer.wall),
+});
+console.log(`\nState ${MIB} MiB, ${TXN / 1024} KiB transactions (${txns.length} per save), medians of ${PAIRS} alternating runs after a warm-up of ≥ ${WARMUP_TXNS} transactions.`);
+printTable("Protocol overhead against the same copies done bare", [
+  overheadRow("save (sink drops bytes)", saveT, saveCopyT),
+  overheadRow("resume (items in memory)", resumeT, resumeCopyT),
+]);
+txns.length = 0;
+items.length = 0;
+
+// ---- 2. end to end through a raw-codec stream ---------------------------------
+
+if (!stream) {
+  console.log(`\nNo stream rows: ${streamNote}.`);
+} else {
+  const saves = [];
+  const resumes = [];
+  for (let r = 0; r < REPS; r++) {
+    await toRunning();
+    const chunks = [];
+    const enc = new stream.StreamEncoder((b) => void chunks.push(b), { codec: "raw", maxTransaction: TXN });
+    const w = enc.device(0);
+    const sClock = { ms: 0 };
+    let t0 = now();
+    await lib.save(srcIO, timedSink(w, sClock));
+    const t1 = now();
+    await w.end();
+    await enc.finish();
+    const sTotal = now() - t0;
+    saves.push({ ms: sTotal, stream: sClock.ms + (sTotal - (t1 - t0)) });
+    const rClock = { ms: 0 };
+    t0 = now();
+    await lib.resume(dstIO, timedItems(stream.streamItems(chunks), rClock));
+    resumes.push({ ms: now() - t0, stream: rClock.ms });
+    if (r === 0) checkRestored();
+  }
+  const row = (path, runs) => {
+    const ms = median(runs.map((x) => x.ms));
+    const inStream = median(runs.map((x) => x.stream));
+    return { path, ms, "GB/s": gbps(ms), "in stream code ms": inStream, "rest ms": ms - inStream, "rest GB/s": gbps(ms - inStream) };
+  };
+  console.log(`\nStream: ${streamNote}; medians of ${REPS} runs.`);
+  printTable("End to end through a raw-codec stream", [row("save → stream", saves), row("stream → resume", resumes)]);
+}
