@@ -210,6 +210,17 @@ export class SimDevice implements VendorRegion {
     return this.#state;
   }
 
+  /**
+   * What the device last did: "save" once a save session started, "restore"
+   * once RESUMING was entered, "none" after a reset. A server uses it to tell
+   * a stopped source (put back to RUNNING when its client leaves) from a
+   * destination stopped after a failed restore (left stopped).
+   */
+  get lastRole(): "none" | "save" | "restore" {
+    return this.#role;
+  }
+  #role: "none" | "save" | "restore" = "none";
+
   /** Transactions accepted by the current (or last) resume session. */
   get received(): TxnRecord[] {
     return (this.#restore ?? this.#lastRestore)?.received ?? [];
@@ -255,6 +266,7 @@ export class SimDevice implements VendorRegion {
     const f = this.faults.hit("reset");
     if (f) throw new VendorErrno(faultErrno(f), "injected fault on reset");
     this.resets++;
+    this.#role = "none";
     this.#state = (this.#o.reservedBits | STATE_RUNNING) >>> 0;
     this.#endSave();
     this.#endRestore();
@@ -418,6 +430,7 @@ export class SimDevice implements VendorRegion {
     const saving = (s: number) => (s & STATE_SAVING) !== 0 && (s & STATE_RESUMING) === 0;
     if (saving(to) && !saving(from)) {
       this.sessions++;
+      this.#role = "save";
       this.sent.length = 0;
       const id = (Math.imul(this.#o.seed, 0x9e3779b1) + this.sessions) >>> 0;
       this.#save = new SaveSession(this.image, id, (to & STATE_RUNNING) === 0);
@@ -428,6 +441,7 @@ export class SimDevice implements VendorRegion {
     }
     if (to === STATE_RESUMING) {
       this.image.zero(); // the restore replaces the whole state
+      this.#role = "restore";
       this.#restore = new RestoreSession();
       this.#lastRestore = null;
       this.#resumeOffsetRead = false;

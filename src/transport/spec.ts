@@ -1,5 +1,5 @@
 // Device specs: one string names the migration region to drive.
-//   sim:state=64MiB,seed=1,txn=1MiB,...     in-process simulated device
+//   sim:state=64MiB,seed=1,txn=1MiB,...     in-process simulated device (keys: sim/options.ts)
 //   vfio-user:/path/to/dev.sock[,timeout=MS] vfio-user server on a UNIX socket
 //   fd:N,offset=0x...,size=0x...            inherited VFIO device fd (see fd/region.ts)
 //   file:/path,offset=...[,size=...]        a file (or /proc/PID/fd/N) opened by path
@@ -8,6 +8,7 @@
 import { MigstreamError } from "../errors.js";
 import type { RegionIO } from "../protocol/region-io.js";
 import { FdRegion } from "./fd/region.js";
+import { simDeviceOptions } from "./sim/options.js";
 import { connectVfioUser } from "./vfio-user/client.js";
 
 export type DeviceSpec =
@@ -23,7 +24,7 @@ export type OpenedDevice = RegionIO & {
 };
 
 export const SPEC_FORMS = [
-  "sim:state=SIZE,seed=N,txn=SIZE,...",
+  "sim:state=SIZE,seed=N,txn=SIZE,dirty=N,variant=A+B,empty=1",
   "vfio-user:/path.sock[,timeout=MS]",
   "fd:N,offset=0xOFF,size=0xSIZE",
   "file:/path,offset=OFF[,size=SIZE]",
@@ -74,8 +75,11 @@ export function parseDeviceSpec(spec: string): DeviceSpec {
     }
   };
   switch (kind) {
-    case "sim":
-      return { kind, options: rest.trim() === "" ? {} : keyValues(spec, rest.split(",")) };
+    case "sim": {
+      const options = rest.trim() === "" ? {} : keyValues(spec, rest.split(","));
+      wrap(() => simDeviceOptions(options)); // checked now, applied when opened
+      return { kind, options };
+    }
     case "vfio-user": {
       const [path, ...opts] = rest.split(",");
       if (!path) throw usage(spec, "missing socket path");
@@ -108,11 +112,11 @@ export function parseDeviceSpec(spec: string): DeviceSpec {
   }
 }
 
-/** Opens a simulated device from `sim:` options (set by the device module; see openDevice). */
+/** Opens a simulated device from `sim:` options (default: sim/open.ts). */
 export type SimOpener = (options: Record<string, string>) => Promise<OpenedDevice>;
 let simOpener: SimOpener | undefined;
 
-/** Lets the simulated-device module register how `sim:` specs open. */
+/** Replaces how `sim:` specs open (e.g. a test's own device). */
 export function registerSimOpener(open: SimOpener): void {
   simOpener = open;
 }
@@ -122,8 +126,8 @@ export async function openDevice(spec: string | DeviceSpec, opts: { timeoutMs?: 
   const s = typeof spec === "string" ? parseDeviceSpec(spec) : spec;
   switch (s.kind) {
     case "sim":
-      if (!simOpener) throw new MigstreamError("USAGE", "sim: devices are not available in this build");
-      return simOpener(s.options);
+      // Loaded on demand: the simulated device is not needed for the other kinds.
+      return simOpener ? simOpener(s.options) : (await import("./sim/open.js")).openSimDevice(s.options);
     case "vfio-user":
       return connectVfioUser(s.path, { timeoutMs: s.timeoutMs ?? opts.timeoutMs });
     case "fd":

@@ -140,4 +140,18 @@ describe("vfio-user framer", () => {
     new DataView(m.buffer).setUint32(4, 15, true);
     expect(() => g.push(m)).toThrow(/smaller than the header/);
   });
+
+  it("copies whole messages out of transient chunks (a reused read buffer), and only then", () => {
+    const stream = messages(6);
+    for (const transient of [true, false]) {
+      const kept: Uint8Array[] = [];
+      const f = new Framer((_h, p) => kept.push(p), 1 << 20, (n) => new Uint8Array(n), transient);
+      const chunk = stream.slice(); // every message lies whole inside it
+      f.push(chunk);
+      chunk.fill(0xee); // the reader reuses its buffer
+      expect(kept).toHaveLength(6);
+      const intact = kept.every((p, i) => p.every((b) => b === (i & 0xff)));
+      expect(intact).toBe(transient); // views of the chunk see the reuse; copies do not
+    }
+  });
 });

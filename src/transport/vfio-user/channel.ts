@@ -20,9 +20,16 @@ export interface NetSocket {
   readonly destroyed: boolean;
 }
 
+/** node:net's `onread`: reads land in one reusable buffer, handed to `callback`. */
+export interface UserBufferReads {
+  buffer: Uint8Array;
+  callback(bytes: number, buffer: Uint8Array): void;
+}
+
 export interface NetModule {
-  createConnection(opts: { path: string }): NetSocket;
-  createServer(onConnection: (s: NetSocket) => void): NetServer;
+  createConnection(opts: { path: string; onread?: UserBufferReads }): NetSocket;
+  createServer(opts: { pauseOnConnect?: boolean }, onConnection: (s: NetSocket) => void): NetServer;
+  Socket?: new (opts: { handle: unknown; onread: UserBufferReads }) => NetSocket;
 }
 
 export interface NetServer {
@@ -48,17 +55,12 @@ export class Channel {
     limit: number,
     private readonly onEnd: (err: MigstreamError) => void,
     alloc?: (n: number) => Uint8Array,
+    /** Chunks are reused after `feed` returns (onread): messages are never views of them. */
+    transient = false,
   ) {
-    this.framer = new Framer(onMessage, limit, alloc);
-    socket.on("data", (chunk) => {
-      if (this.ended) return;
-      try {
-        // A plain view: Node hands Buffers, and we return slices of them.
-        this.framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      } catch (e) {
-        this.fail(e instanceof MigstreamError ? e : new MigstreamError("PROTOCOL", `vfio-user: ${String(e)}`, { cause: e }));
-      }
-    });
+    this.framer = new Framer(onMessage, limit, alloc, transient);
+    // A plain view: Node hands Buffers, and we return slices of them.
+    socket.on("data", (chunk) => this.feed(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
     socket.on("error", (err) => {
       this.lastError = err;
     });
@@ -68,6 +70,20 @@ export class Channel {
       const pending = this.framer.pending;
       this.end(new MigstreamError("TRANSPORT", `vfio-user: ${why}${pending ? ` (${pending} bytes of a message unreceived)` : ""}`, { errno: code, cause: this.lastError }));
     });
+  }
+
+  /**
+   * Bytes received from the socket (its "data" events, or the callback of a
+   * socket created with `onread`: then `chunk` is only valid during the call,
+   * and so are the payloads of messages that lie whole inside it).
+   */
+  feed(chunk: Uint8Array): void {
+    if (this.ended) return;
+    try {
+      this.framer.push(chunk);
+    } catch (e) {
+      this.fail(e instanceof MigstreamError ? e : new MigstreamError("PROTOCOL", `vfio-user: ${String(e)}`, { cause: e }));
+    }
   }
 
   /** Largest whole message accepted from the peer. */

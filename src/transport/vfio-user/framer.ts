@@ -3,7 +3,8 @@
 // A message size below the header or above the configured limit is refused
 // before anything is allocated for it. Message bodies that span chunks go into
 // buffers from `alloc` (so the owner can pool them); a message that lies whole
-// inside one chunk is passed as a view of that chunk.
+// inside one chunk is passed as a view of that chunk, unless chunks are
+// transient (their buffer is reused once push returns): then it is copied too.
 import { MigstreamError } from "../../errors.js";
 import { HEADER_SIZE } from "./constants.js";
 import { type Header, readHeader } from "./codec.js";
@@ -22,6 +23,7 @@ export class Framer {
     private readonly onMessage: MessageHandler,
     public limit: number,
     private readonly alloc: (n: number) => Uint8Array = (n) => new Uint8Array(n),
+    private readonly transient = false,
   ) {}
 
   /** Feeds bytes; calls onMessage for each complete message. Throws PROTOCOL on a bad size. */
@@ -34,7 +36,12 @@ export class Framer {
         if (this.headFill === 0 && n - i >= HEADER_SIZE) {
           const h = this.check(readHeader(chunk, i));
           if (n - i >= h.size) {
-            this.onMessage(h, chunk.subarray(i + HEADER_SIZE, i + h.size));
+            const body = chunk.subarray(i + HEADER_SIZE, i + h.size);
+            if (this.transient) {
+              const copy = this.alloc(body.length);
+              copy.set(body);
+              this.onMessage(h, copy);
+            } else this.onMessage(h, body);
             i += h.size;
             continue;
           }

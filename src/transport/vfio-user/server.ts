@@ -27,6 +27,7 @@ import {
   writeHeader,
 } from "./codec.js";
 import { BufferPool } from "./pool.js";
+import { adopt, ReadSink, userBufferReads } from "./user-buffer.js";
 import {
   CMD,
   DEFAULT_MAX_DATA_XFER,
@@ -65,11 +66,38 @@ import {
 export const MAX_QUEUED_MESSAGES = 32;
 /** Largest max_msg_fds a client may state (the reference server's bound). */
 export const MAX_CLIENT_MSG_FDS = 1024;
+/**
+ * How long a connection arriving while another client is served waits for
+ * that client to leave before it is refused (covers a client that closes and
+ * at once reconnects, before the server saw the close).
+ */
+export const DEFAULT_CLIENT_WAIT_MS = 1000;
+/** Connections that may wait at once; more are refused at once. */
+export const MAX_WAITING_CLIENTS = 4;
 /** Smallest max_data_xfer_size the server accepts to offer. */
 export const MIN_SERVER_DATA_XFER = 64;
 
-/** A VendorRegion that may also report a digest of the device state. */
-export type ServedVendor = VendorRegion & { digest?: () => bigint | Promise<bigint> };
+/**
+ * A VendorRegion that may also report a digest of the device state, and read
+ * straight into a buffer (then a REGION_READ reply is filled in place: one
+ * copy and no allocation per read).
+ */
+export type ServedVendor = VendorRegion & {
+  digest?: () => bigint | Promise<bigint>;
+  /** Reads `count` bytes at `offset` into `into`; returns how many it read. */
+  readInto?: (offset: number, count: number, into: Uint8Array) => Promise<number>;
+};
+
+/** A handler's reply: payload parts to concatenate, or a whole pooled message with the payload in place. */
+type Reply = Uint8Array[] | { message: Uint8Array };
+
+/**
+ * What the server does to the device when a client that sent VERSION goes
+ * away: "reset" (as the reference server does), "keep" (nothing), or a
+ * function. It runs after the client's last command settled and before the
+ * next client's first command.
+ */
+export type DisconnectPolicy = "reset" | "keep" | ((vendor: ServedVendor) => Promise<void>);
 
 export interface VfioUserServerOptions {
   /** Migration region index (≥ 9, default 9). */
@@ -82,8 +110,10 @@ export interface VfioUserServerOptions {
   sparseMmap?: boolean;
   /** Put the SPARSE_MMAP cap before the TYPE cap (default false; tests use it). */
   sparseFirst?: boolean;
-  /** Reset the device when the client disconnects, as the reference server does (default true). */
-  resetOnDisconnect?: boolean;
+  /** How long a second client waits for the first to leave before it is refused (ms, default DEFAULT_CLIENT_WAIT_MS). */
+  clientWaitMs?: number;
+  /** What a client going away does to the device (default "reset", as the reference server). */
+  onDisconnect?: DisconnectPolicy;
   /** Where connection events and vendor failures are logged (default: nowhere). */
   log?: (line: string) => void;
 }
@@ -94,6 +124,7 @@ interface Served {
   flags: number;
   caps: Uint8Array[];
   read?(offset: number, count: number): Promise<Uint8Array>;
+  readInto?(offset: number, count: number, into: Uint8Array): Promise<number>;
   write?(offset: number, data: Uint8Array): Promise<void>;
 }
 
@@ -123,8 +154,15 @@ export class VfioUserServer {
   private readonly log: (line: string) => void;
   private server: NetServer | undefined;
   private active: Connection | undefined;
+  /** Connections waiting for the active client to leave, oldest first. */
+  private readonly waiting: Array<{ sock: NetSocket; timer: ReturnType<typeof setTimeout> }> = [];
+  /** Settles when the last client's commands and the disconnect policy are done. */
+  private idle: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
   private fs!: typeof import("node:fs");
+  private net!: NetModule;
+  /** Accepted sockets are re-wrapped to read into our buffer (see user-buffer.ts). */
+  private readonly userBuffers = userBufferReads();
 
   private constructor(
     readonly path: string,
@@ -156,8 +194,10 @@ export class VfioUserServer {
     const s = new VfioUserServer(path, vendor, opts);
     s.fs = await builtin<typeof import("node:fs")>("fs");
     const net = await builtin<NetModule>("net");
+    s.net = net;
     await clearStaleSocket(net, s.fs, path);
-    const server = net.createServer((sock) => s.accept(sock));
+    // Paused on connect: nothing is read before the socket is adopted (or resumed) when served.
+    const server = net.createServer({ pauseOnConnect: s.userBuffers }, (sock) => s.accept(sock));
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err) => {
         const code = (err as { code?: string }).code;
@@ -181,6 +221,10 @@ export class VfioUserServer {
     this.closing ??= (async () => {
       const server = this.server;
       this.server = undefined;
+      for (const w of this.waiting.splice(0)) {
+        clearTimeout(w.timer);
+        w.sock.destroy();
+      }
       this.active?.channel.close();
       if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
       try {
@@ -212,6 +256,7 @@ export class VfioUserServer {
       flags: REGION_FLAG_READ | REGION_FLAG_WRITE,
       caps,
       read: (o, n) => v.read(o, n),
+      ...(typeof v.readInto === "function" ? { readInto: (o: number, n: number, into: Uint8Array) => v.readInto!(o, n, into) } : {}),
       write: (o, d) => v.write(o, d),
     };
     if (this.digestRegionIndex !== undefined) {
@@ -230,26 +275,84 @@ export class VfioUserServer {
   }
 
   private accept(sock: NetSocket): void {
-    if (this.active || !this.server) {
+    if (!this.server) return sock.destroy();
+    if (this.active) return this.wait(sock);
+    this.serve(sock);
+  }
+
+  /** Holds a connection (unread) until the active client leaves, or refuses it. */
+  private wait(sock: NetSocket): void {
+    const refuse = () => {
       this.log("vfio-user server: refusing a second connection (one client at a time)");
       sock.destroy();
-      return;
-    }
+    };
+    if (this.waiting.length >= MAX_WAITING_CLIENTS) return refuse();
+    const w = {
+      sock,
+      timer: setTimeout(() => {
+        this.unwait(sock);
+        refuse();
+      }, this.opts.clientWaitMs ?? DEFAULT_CLIENT_WAIT_MS),
+    };
+    sock.on("error", () => {}); // reported by the Channel once served; ignored while waiting
+    sock.on("close", () => this.unwait(sock));
+    this.waiting.push(w);
+  }
+
+  private unwait(sock: NetSocket): void {
+    const i = this.waiting.findIndex((w) => w.sock === sock);
+    if (i < 0) return;
+    clearTimeout(this.waiting[i].timer);
+    this.waiting.splice(i, 1);
+  }
+
+  private serve(accepted: NetSocket): void {
     this.log("vfio-user server: client connected");
-    const conn: Connection = new Connection(this, sock, (err) => {
-      this.active = undefined;
-      this.log(`vfio-user server: client gone (${err.message})`);
-      // Like the reference server: a client that goes away leaves the device RUNNING.
-      // A connection that never sent VERSION (e.g. a liveness probe) changes nothing.
-      if (this.opts.resetOnDisconnect !== false && this.server && conn.versioned) {
-        this.vendor.reset().catch((e) => this.log(`vfio-user server: reset after disconnect failed: ${String(e)}`));
+    let sock = accepted;
+    let sink: ReadSink | undefined;
+    if (this.userBuffers) {
+      sink = new ReadSink();
+      const adopted = adopt(this.net, accepted, sink);
+      if (adopted) sock = adopted;
+      else {
+        sink = undefined;
+        accepted.resume();
       }
-    });
+    }
+    const conn: Connection = new Connection(
+      this,
+      sock,
+      (err) => {
+        this.active = undefined;
+        this.log(`vfio-user server: client gone (${err.message})`);
+        // A connection that never sent VERSION (e.g. a liveness probe) changes nothing.
+        const policy = this.server && conn.versioned ? (this.opts.onDisconnect ?? "reset") : "keep";
+        this.idle = conn.drained.then(() => this.afterDisconnect(policy));
+        const next = this.waiting.shift();
+        if (next) {
+          clearTimeout(next.timer);
+          this.serve(next.sock); // its commands start once `idle` settled
+        }
+      },
+      this.idle,
+      sink !== undefined,
+    );
+    sink?.attach((chunk) => conn.channel.feed(chunk));
     this.active = conn;
   }
 
+  /** Applies the disconnect policy; failures are logged (there is nobody to tell). */
+  private async afterDisconnect(policy: DisconnectPolicy): Promise<void> {
+    if (policy === "keep") return;
+    try {
+      await (policy === "reset" ? this.vendor.reset() : policy(this.vendor));
+    } catch (e) {
+      this.log(`vfio-user server: after disconnect: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
   /** Handles one command; returns the reply payload in parts (or throws Rejection). */
-  async handle(h: Header, p: Uint8Array, c: Connection): Promise<Uint8Array[]> {
+  async handle(h: Header, p: Uint8Array, c: Connection): Promise<Reply> {
     if (!c.versioned && h.cmd !== CMD.VERSION) throw new Rejection(ERRNO.EINVAL, "the first message must be VERSION", true);
     if (h.size === HEADER_SIZE && h.cmd !== CMD.DEVICE_RESET) throw new Rejection(ERRNO.EINVAL, `${h.cmd}: no payload`);
     switch (h.cmd) {
@@ -271,7 +374,7 @@ export class VfioUserServer {
       }
       case CMD.REGION_READ:
       case CMD.REGION_WRITE:
-        return this.access(h.cmd, p);
+        return this.access(h.cmd, p, c);
       case CMD.DEVICE_RESET:
         await this.vendor.reset();
         return [];
@@ -301,7 +404,7 @@ export class VfioUserServer {
     return encodeVersion(PROTOCOL_MAJOR, Math.min(v.minor, PROTOCOL_MINOR), caps);
   }
 
-  private async access(cmd: number, p: Uint8Array): Promise<Uint8Array[]> {
+  private async access(cmd: number, p: Uint8Array, c: Connection): Promise<Reply> {
     if (p.length < REGION_ACCESS_SIZE) throw new Rejection(ERRNO.EINVAL, "short region access");
     const a = readAccess(p);
     const r = a.region < this.numRegions ? this.regions[a.region] : undefined;
@@ -318,6 +421,20 @@ export class VfioUserServer {
       await r.write!(a.offset, p.subarray(REGION_ACCESS_SIZE));
       return [echo];
     }
+    if (r.readInto) {
+      // Straight into the reply message: header, the echoed access, the data.
+      const at = HEADER_SIZE + REGION_ACCESS_SIZE;
+      const message = c.takeBuffer(at + a.count);
+      try {
+        const n = await r.readInto(a.offset, a.count, message.subarray(at));
+        if (n !== a.count) throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${n} of ${a.count} bytes`);
+      } catch (e) {
+        c.giveBuffer(message);
+        throw e;
+      }
+      message.set(echo, HEADER_SIZE);
+      return { message };
+    }
     const data = await r.read!(a.offset, a.count);
     if (data.length !== a.count) throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${data.length} of ${a.count} bytes`);
     return [echo, data];
@@ -333,7 +450,7 @@ export class VfioUserServer {
 class Connection {
   versioned = false;
   readonly channel: Channel;
-  private chain: Promise<void> = Promise.resolve();
+  private chain: Promise<void>;
   private queued = 0;
   private paused = false;
   private readonly rx = new BufferPool();
@@ -343,8 +460,13 @@ class Connection {
     private readonly server: VfioUserServer,
     private readonly sock: NetSocket,
     onEnd: (err: MigstreamError) => void,
+    /** Commands wait for this (the previous client's wind-down) before running. */
+    start: Promise<void>,
+    /** The socket reads into a reused buffer (chunks are transient). */
+    transient: boolean,
   ) {
-    this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), maxMessage(server.maxDataXfer), onEnd, (n) => this.rx.take(n));
+    this.chain = start;
+    this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), maxMessage(server.maxDataXfer), onEnd, (n) => this.rx.take(n), transient);
   }
 
   private enqueue(h: Header, p: Uint8Array): void {
@@ -357,14 +479,20 @@ class Connection {
     this.chain = this.chain.then(() => this.process(h, p));
   }
 
+  /** Settles once every command received so far has been handled (or skipped after close). */
+  get drained(): Promise<void> {
+    return this.chain;
+  }
+
   private async process(h: Header, p: Uint8Array): Promise<void> {
     try {
       if (this.channel.closed) return;
       const noReply = (h.flags & FLAG_NO_REPLY) !== 0;
       if ((h.flags & FLAG_TYPE_MASK) !== TYPE_COMMAND) return this.error(h, ERRNO.EINVAL, noReply);
       try {
-        const parts = await this.server.handle(h, p, this);
-        if (!noReply && !this.channel.closed) this.reply(h, parts);
+        const r = await this.server.handle(h, p, this);
+        if (!noReply && !this.channel.closed) this.reply(h, r);
+        else if (!Array.isArray(r)) this.tx.give(r.message);
       } catch (e) {
         this.server.logFailure(h, e);
         this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply);
@@ -380,17 +508,29 @@ class Connection {
     }
   }
 
-  /** One reply message from payload parts, written with one socket write. */
-  private reply(h: Header, parts: Uint8Array[]): void {
-    let size = HEADER_SIZE;
-    for (const part of parts) size += part.length;
-    const msg = this.tx.take(size);
-    writeHeader(msg, { id: h.id, cmd: h.cmd, size, flags: TYPE_REPLY, errno: 0 });
-    let at = HEADER_SIZE;
-    for (const part of parts) {
-      msg.set(part, at);
-      at += part.length;
-    }
+  /** A pooled buffer for a reply message (see Reply). */
+  takeBuffer(n: number): Uint8Array {
+    return this.tx.take(n);
+  }
+
+  giveBuffer(b: Uint8Array): void {
+    this.tx.give(b);
+  }
+
+  /** One reply message, written with one socket write. */
+  private reply(h: Header, r: Reply): void {
+    let msg: Uint8Array;
+    if (Array.isArray(r)) {
+      let size = HEADER_SIZE;
+      for (const part of r) size += part.length;
+      msg = this.tx.take(size);
+      let at = HEADER_SIZE;
+      for (const part of r) {
+        msg.set(part, at);
+        at += part.length;
+      }
+    } else msg = r.message;
+    writeHeader(msg, { id: h.id, cmd: h.cmd, size: msg.length, flags: TYPE_REPLY, errno: 0 });
     this.channel.send(msg, () => this.tx.give(msg));
   }
 

@@ -25,6 +25,7 @@ import {
   writeHeader,
 } from "./codec.js";
 import { BufferPool } from "./pool.js";
+import { ReadSink, userBufferReads } from "./user-buffer.js";
 import {
   CMD,
   DEFAULT_MAX_DATA_XFER,
@@ -88,7 +89,8 @@ export class VfioUserSession {
   /** Negotiated largest REGION_READ/WRITE count. */
   maxDataXfer = DEFAULT_MAX_DATA_XFER;
 
-  private readonly channel: Channel;
+  /** @internal The byte channel (connect feeds it from the socket). */
+  readonly channel: Channel;
   private readonly pending = new Map<number, Pending>();
   private readonly abandoned = new Set<number>();
   private nextId = 1;
@@ -119,7 +121,9 @@ export class VfioUserSession {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const offer = Math.min(opts.maxDataXfer ?? DEFAULT_MAX_DATA_XFER, MAX_DATA_XFER_LIMIT);
     const net = await builtin<NetModule>("net");
-    const socket = net.createConnection({ path });
+    // Reads land in one reusable buffer (see user-buffer.ts); replies are consumed during the callback.
+    const sink = userBufferReads() ? new ReadSink() : undefined;
+    const socket = net.createConnection(sink ? { path, onread: sink.onread } : { path });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
@@ -136,6 +140,7 @@ export class VfioUserSession {
       });
     });
     const s = new VfioUserSession(socket, path, timeoutMs);
+    sink?.attach((chunk) => s.channel.feed(chunk));
     try {
       await s.negotiate(offer);
     } catch (e) {

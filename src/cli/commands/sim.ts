@@ -1,0 +1,54 @@
+// `migstream sim serve|digest`: a simulated device in its own process behind
+// a vfio-user socket, and its state digest.
+import { FAULT_FORM, FAULT_POINT_NAMES } from "../../transport/sim/faults.js";
+import { SIM_VARIANT_NAMES } from "../../transport/sim/options.js";
+import type { Command } from "../command.js";
+import { usage } from "../exit.js";
+import { simDigest } from "./sim-digest.js";
+import { simServe } from "./sim-serve.js";
+
+const HELP = `usage: migstream sim serve --socket PATH [options]
+       migstream sim digest --socket PATH [--timeout MS] [--json]
+
+sim serve: serve a strict simulated device (v1 migration region) over vfio-user
+on a UNIX socket, one client at a time, until SIGTERM or SIGINT (then the
+socket file is removed). Prints one line when it is listening.
+  --socket PATH            where to listen (a stale socket file is replaced)
+  --state-size BYTES       device state size (default 1MiB; KiB/MiB/GiB, 0x-hex)
+  --seed N                 seed of the generated state (default 1)
+  --empty                  start with an all-zero state (a destination)
+  --transaction-size B     bytes per saved buffer, or MIN-MAX drawn per buffer (default 64KiB)
+  --dirty-rate PAGES       pages the running device changes per acknowledged
+                           pre-copy transaction (default 0)
+  --variant NAME[,NAME]    vendor behaviour, repeatable: ${SIM_VARIANT_NAMES.join(", ")}
+  --fault SPEC             arm a fault, repeatable: ${FAULT_FORM}
+                           points: ${FAULT_POINT_NAMES.join(", ")}
+  --max-transfer BYTES     max_data_xfer_size offered (default 1MiB)
+  --region-index N         migration region index (default 9; the digest region follows)
+  --verbose                log connections and device failures to stderr
+  When a client goes away mid-migration the device returns to RUNNING: a
+  source keeps its state, a destination still RESUMING is reset.
+
+sim digest: print the XXH3-64 digest of a served device's state (16 hex
+digits), read from its digest region.
+  --socket PATH            the server's socket
+  --timeout MS             bound on each wait (default 5000)
+  --json                   print {"digest", "deviceState", "migrationRegion"}
+
+examples:
+  migstream sim serve --socket /tmp/src.sock --state-size 64MiB --seed 7 --dirty-rate 4 &
+  migstream sim serve --socket /tmp/dst.sock --state-size 64MiB --empty &
+  migstream sim digest --socket /tmp/src.sock
+  migstream sim serve --socket /tmp/f.sock --variant mlx5 --fault read-data,nth=3,errno=EIO`;
+
+export const sim: Command = {
+  name: "sim",
+  summary: "serve a simulated device over vfio-user (sim serve), print its state digest (sim digest)",
+  help: HELP,
+  async run(argv, io) {
+    const [sub, ...rest] = argv;
+    if (sub === "serve") return simServe(rest, io);
+    if (sub === "digest") return simDigest(rest, io);
+    throw usage(sub === undefined ? "sim: missing subcommand (serve or digest)" : `sim: unknown subcommand '${sub}' (serve or digest)`);
+  },
+};

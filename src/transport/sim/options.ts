@@ -1,0 +1,98 @@
+// Settings of a simulated device as text: the `sim:` device spec and the
+// `migstream sim serve` flags both come down to the same keys, and named
+// vendor variants (the behaviours real v1 vendors differ in; see the protocol
+// notes §7) that can be combined.
+import { MigstreamError } from "../../errors.js";
+import type { SimDeviceOptions } from "../../device/index.js";
+import { parseSize } from "../spec.js";
+
+/** How long a "slow-prepare" device blocks in each data_offset read, ms. */
+export const SLOW_PREPARE_MS = 5;
+
+/**
+ * Vendor variants. Each sets the SimDevice options that model one way real
+ * vendors behave; several may be combined (later ones win on conflicts).
+ */
+export const SIM_VARIANTS = {
+  /** The UAPI text: the pending_bytes read after data_offset acknowledges a buffer; reserved reads 0. */
+  spec: {},
+  /** The reference vfio-user server library: any access to `reserved` is EINVAL. */
+  "libvfio-user": { ack: "data_offset", reservedEinval: true },
+  /** mlx5 v1: a buffer is acknowledged only once data_size was read too. */
+  mlx5: { ack: "data_size" },
+  /** Once pending_bytes reads 0 in pre-copy it stays 0 until the next device_state write. */
+  "sticky-zero": { stickyZeroPending: true },
+  /** The saved buffer must be read, and written, in one access of the whole buffer. */
+  "whole-buffer": { wholeBufferOnly: true },
+  /** No pre-copy data at all: everything comes in stop-and-copy. */
+  "no-precopy": { precopyData: false },
+  /** device_state carries reserved bit 8, which every write must keep. */
+  "reserved-bits": { reservedBits: 0x100 },
+  /** The data section right after the 32-byte header (no page alignment, no sparse area). */
+  packed: { dataOffset: 32 },
+  /** data_offset reads block while the buffer is prepared. */
+  "slow-prepare": { dataOffsetDelayMs: SLOW_PREPARE_MS },
+} as const satisfies Record<string, SimDeviceOptions>;
+
+export type SimVariant = keyof typeof SIM_VARIANTS;
+export const SIM_VARIANT_NAMES = Object.keys(SIM_VARIANTS) as SimVariant[];
+
+/** Keys a `sim:` spec (and the serve flags) may set. */
+export const SIM_KEYS = ["state", "seed", "txn", "dirty", "variant", "empty", "data-size"] as const;
+
+/** Largest seed (u32). */
+const MAX_SEED = 0xffff_ffff;
+
+function usage(message: string): MigstreamError {
+  return new MigstreamError("USAGE", `sim: ${message}`);
+}
+
+function integer(text: string, what: string, max: number): number {
+  if (!/^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(text)) throw usage(`${what} '${text}' is not a whole number`);
+  const n = Number(text);
+  if (n > max) throw usage(`${what} ${n} is above ${max}`);
+  return n;
+}
+
+/** `a+b` or `a,b` → the merged options of those variants. */
+export function variantOptions(text: string): SimDeviceOptions {
+  const out: SimDeviceOptions = {};
+  for (const name of text.split(/[+,]/).map((s) => s.trim()).filter(Boolean)) {
+    if (!(name in SIM_VARIANTS)) throw usage(`unknown variant '${name}' (known: ${SIM_VARIANT_NAMES.join(", ")})`);
+    Object.assign(out, SIM_VARIANTS[name as SimVariant]);
+  }
+  return out;
+}
+
+/** `64KiB` or `16KiB-64KiB` (a range drawn per buffer). */
+function txnSize(text: string): number | [number, number] {
+  const dash = text.indexOf("-");
+  if (dash < 0) return parseSize(text, "transaction size");
+  const lo = parseSize(text.slice(0, dash), "transaction size");
+  const hi = parseSize(text.slice(dash + 1), "transaction size");
+  if (hi < lo) throw usage(`transaction size range '${text}' runs backwards`);
+  return [lo, hi];
+}
+
+function flag(text: string, what: string): boolean {
+  if (text === "" || text === "1" || text === "true") return true;
+  if (text === "0" || text === "false") return false;
+  throw usage(`${what} '${text}' is not true or false`);
+}
+
+/**
+ * Turns `{ state: "64MiB", seed: "1", txn: "1MiB", dirty: "4", variant: "mlx5+whole-buffer", empty: "" }`
+ * into SimDevice options. Unknown keys and bad values are USAGE errors.
+ */
+export function simDeviceOptions(kv: Record<string, string>): SimDeviceOptions {
+  const out: SimDeviceOptions = {};
+  for (const k of Object.keys(kv)) if (!(SIM_KEYS as readonly string[]).includes(k)) throw usage(`unknown option '${k}' (known: ${SIM_KEYS.join(", ")})`);
+  if (kv.variant !== undefined) Object.assign(out, variantOptions(kv.variant));
+  if (kv.state !== undefined) out.stateSize = parseSize(kv.state, "state size");
+  if (kv.seed !== undefined) out.seed = integer(kv.seed, "seed", MAX_SEED);
+  if (kv.txn !== undefined) out.txnSize = txnSize(kv.txn);
+  if (kv["data-size"] !== undefined) out.dataSize = parseSize(kv["data-size"], "data section size");
+  if (kv.dirty !== undefined) out.dirtyPerTxn = integer(kv.dirty, "dirty rate (pages per pre-copy transaction)", 2 ** 31);
+  if (kv.empty !== undefined) out.empty = flag(kv.empty, "empty");
+  return out;
+}

@@ -1,0 +1,53 @@
+// A simulated device served over vfio-user (what `migstream sim serve` runs).
+// When a client goes away mid-migration: a source (SAVING, SAVING|RUNNING, or
+// STOP after a save) returns to RUNNING and keeps its state, as after a failed
+// or finished save, so it can be saved again and its digest still names what
+// was saved; a destination still RESUMING, or a device in ERROR, is reset (its
+// partial state dropped) and then stopped, so a broken restore never leaves a
+// RUNNING destination; a device stopped otherwise (after a failed restore the
+// driver reset and stopped it) stays stopped.
+import { SimDevice, type Fault, type SimDeviceOptions } from "../../device/index.js";
+import { OFF_DEVICE_STATE, STATE_MASK, STATE_RUNNING, STATE_SAVING, STATE_STOP } from "../../protocol/constants.js";
+import { VfioUserServer, type VfioUserServerOptions } from "../vfio-user/server.js";
+
+export interface SimServeOptions extends Omit<VfioUserServerOptions, "onDisconnect"> {
+  device?: SimDeviceOptions;
+  /** Faults armed when the device is created. */
+  faults?: Fault[];
+}
+
+const SOURCE_STATES: ReadonlySet<number> = new Set([STATE_STOP, STATE_SAVING, STATE_SAVING | STATE_RUNNING]);
+
+/** The disconnect policy of a served SimDevice (see the file comment). */
+export async function recoverSim(dev: SimDevice): Promise<void> {
+  const s = dev.state;
+  const low = s & STATE_MASK;
+  if (low === STATE_RUNNING) return;
+  // Stopped after a failed (reset) restore, or never migrated: stays stopped.
+  if (low === STATE_STOP && dev.lastRole !== "save") return;
+  if (SOURCE_STATES.has(low)) {
+    const v = new Uint8Array(4);
+    new DataView(v.buffer).setUint32(0, ((s & ~STATE_MASK) | STATE_RUNNING) >>> 0, true);
+    try {
+      await dev.write(OFF_DEVICE_STATE, v);
+      return;
+    } catch {
+      // the device refused: reset below
+    }
+  }
+  const role = dev.lastRole;
+  await dev.reset();
+  if (role === "save") return; // a source that had to be reset: RUNNING (its state is gone, as on hardware)
+  const v = new Uint8Array(4);
+  new DataView(v.buffer).setUint32(0, (dev.state & ~STATE_MASK) >>> 0, true);
+  await dev.write(OFF_DEVICE_STATE, v).catch(() => undefined); // RUNNING → STOP; a refusal leaves the reset state
+}
+
+/** Creates the device and serves it on `path`. */
+export async function serveSim(path: string, opts: SimServeOptions = {}): Promise<{ server: VfioUserServer; device: SimDevice }> {
+  const { device: deviceOptions, faults, ...serverOptions } = opts;
+  const device = new SimDevice(deviceOptions);
+  for (const f of faults ?? []) device.inject(f);
+  const server = await VfioUserServer.listen(path, device, { ...serverOptions, onDisconnect: () => recoverSim(device) });
+  return { server, device };
+}

@@ -1,0 +1,120 @@
+// Save and restore across two `migstream sim serve` processes, all under Deno:
+// the servers run dist/cli.js with Deno, this process drives the protocol
+// from dist/index.js over the sockets, and `sim digest` (Deno again) checks
+// the destination against the source.
+import { connectVfioUser, resume, type ResumeItem, save } from "../../dist/index.js";
+
+const CLI = new URL("../../dist/cli.js", import.meta.url).pathname;
+/** Bound on a server becoming ready. */
+const READY_MS = 15_000;
+
+function assert(cond: unknown, msg: string): void {
+  if (!cond) throw new Error(msg);
+}
+
+interface Server {
+  path: string;
+  initialDigest: string;
+  proc: Deno.ChildProcess;
+  /** Resolves once stdout is drained (the process ended). */
+  drained: Promise<void>;
+}
+
+async function serve(path: string, args: string[]): Promise<Server> {
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "sim", "serve", "--socket", path, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  let timer: number | undefined;
+  const ready = new Promise<string>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`sim serve not ready within ${READY_MS} ms`)), READY_MS);
+    (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += value;
+        const m = /listening on .* digest ([0-9a-f]{16})/.exec(out);
+        if (m) resolve(m[1]);
+      }
+      reject(new Error(`sim serve ended before listening: ${out}`));
+    })().catch(reject);
+  });
+  const drained = ready.then(
+    async () => {
+      while (!(await reader.read()).done);
+    },
+    () => {},
+  );
+  try {
+    const initialDigest = await ready;
+    return { path, initialDigest, proc, drained };
+  } catch (e) {
+    proc.kill("SIGKILL");
+    await proc.status;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function digestCli(path: string): Promise<string> {
+  const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", CLI, "sim", "digest", "--socket", path] }).output();
+  assert(r.code === 0, `sim digest failed: ${new TextDecoder().decode(r.stderr)}`);
+  return new TextDecoder().decode(r.stdout).trim();
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("save from one sim server process, restore into another, under Deno", async () => {
+  const dir = await Deno.makeTempDir();
+  const common = ["--state-size", "256KiB", "--transaction-size", "32KiB", "--variant", "libvfio-user"];
+  const servers = await Promise.all([serve(`${dir}/src.sock`, [...common, "--seed", "5", "--dirty-rate", "2"]), serve(`${dir}/dst.sock`, [...common, "--empty"])]);
+  const [src, dst] = servers;
+  try {
+    const items: ResumeItem[] = [];
+    const s = await connectVfioUser(src.path, { timeoutMs: 10_000 });
+    let transactions = 0;
+    try {
+      const summary = await save(s, {
+        phase: (phase, iteration) => void items.push({ kind: "phase", phase, iteration }),
+        transaction: (data) => void items.push({ kind: "transaction", data: data.slice() }),
+      }, { policy: { maxIterations: 2 } });
+      transactions = summary.transactions;
+      assert(summary.precopy.transactions > 0, "pre-copy sent data");
+    } finally {
+      await s.close();
+    }
+    items.push({ kind: "verified" });
+    const d = await connectVfioUser(dst.path, { timeoutMs: 10_000 });
+    try {
+      const r = await resume(d, items);
+      assert(r.transactions === transactions && r.started, `resumed ${r.transactions} of ${transactions} transactions`);
+    } finally {
+      await d.close();
+    }
+    const [a, b] = await Promise.all([digestCli(src.path), digestCli(dst.path)]);
+    assert(/^[0-9a-f]{16}$/.test(a), `digest line '${a}'`);
+    assert(a === b, `destination digest ${b} differs from source ${a}`);
+    assert(a !== src.initialDigest, "pre-copy dirtying changed the source");
+    assert(b !== dst.initialDigest, "the destination changed");
+  } finally {
+    for (const srv of servers) srv.proc.kill("SIGTERM");
+    for (const srv of servers) {
+      const st = await srv.proc.status;
+      await srv.drained;
+      assert(st.code === 0, `server exit code ${st.code}`);
+      assert(!(await exists(srv.path)), `${srv.path} removed on SIGTERM`);
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
