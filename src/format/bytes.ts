@@ -3,6 +3,15 @@
 
 import { MigstreamError } from "../errors.js";
 
+/**
+ * The same bytes as a plain Uint8Array view. Node's Buffer is a Uint8Array
+ * whose `slice` shares memory; taking plain views of inputs keeps every
+ * `slice` here a copy.
+ */
+export function plain(b: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(b) === Uint8Array.prototype ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
 export function view(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }

@@ -5,6 +5,7 @@
 // the dedup windows; never the whole stream.
 
 import { ready } from "../codec/index.js";
+import { plain } from "./bytes.js";
 import { MigstreamError } from "../errors.js";
 import { FrameReader, type Frame } from "./frames.js";
 import type { StreamHeader } from "./header.js";
@@ -20,6 +21,12 @@ export interface DecoderOptions extends DecoderLimits {
   verifyOnly?: boolean;
   /** Decode each transaction into one buffer, delivered with `transaction-end`. */
   assemble?: boolean;
+  /**
+   * Without `assemble`: each chunk's `data` is a view of one reused buffer,
+   * valid only until the iterator is advanced past that chunk's events (copy
+   * what you keep). Saves a new array per chunk. Default false.
+   */
+  reuseOutput?: boolean;
 }
 
 /** Frames verified together (their MACs are computed concurrently). */
@@ -32,6 +39,7 @@ export class StreamDecoder {
   private readonly key: Uint8Array | null;
   private readonly verifyOnly: boolean;
   private readonly assemble: boolean;
+  private readonly reuse: boolean;
   private interp: Interpreter | null = null;
   private headerBytes: Uint8Array | null = null;
   private macKey: CryptoKey | null = null;
@@ -42,6 +50,7 @@ export class StreamDecoder {
     this.reader = new FrameReader(resolveLimits(options), this.key !== null);
     this.verifyOnly = options.verifyOnly ?? false;
     this.assemble = options.assemble ?? false;
+    this.reuse = options.reuseOutput === true && !this.assemble;
   }
 
   get header(): StreamHeader | null {
@@ -68,7 +77,7 @@ export class StreamDecoder {
 
   private onHeader(bytes: Uint8Array | null): DecodeEvent {
     const h = this.reader.header!;
-    this.interp = new Interpreter(h, { verifyOnly: this.verifyOnly, assemble: this.assemble });
+    this.interp = new Interpreter(h, { verifyOnly: this.verifyOnly, assemble: this.assemble, reuse: this.reuse });
     this.headerBytes = bytes;
     return { type: "header", header: h };
   }
@@ -79,7 +88,7 @@ export class StreamDecoder {
     if (this.key !== null) {
       throw new MigstreamError("USAGE", "authenticated streams need the asynchronous API (writeAsync / decodeStreamAsync): WebCrypto is asynchronous");
     }
-    this.reader.push(data);
+    this.reader.push(plain(data));
     try {
       for (;;) {
         const u = this.reader.next();
@@ -105,7 +114,7 @@ export class StreamDecoder {
   /** Like `write`, for keyed and unkeyed streams: a frame's events follow its verified MAC. */
   async *writeAsync(data: Uint8Array): AsyncGenerator<DecodeEvent> {
     this.guard();
-    this.reader.push(data);
+    this.reader.push(plain(data));
     for (;;) {
       const batch: Frame[] = [];
       let bytes = 0;
@@ -185,7 +194,7 @@ class Collector {
 
 function oneShotOptions(options: DecoderOptions): DecoderOptions {
   if (options.verifyOnly) throw new MigstreamError("USAGE", "decodeStream returns data; use verifyStream to check without decompressing");
-  return { ...options, assemble: true };
+  return { ...options, assemble: true, reuseOutput: false };
 }
 
 /**

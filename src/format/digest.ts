@@ -7,14 +7,23 @@ import { Xxh3 } from "../kernels/xxh3.js";
 /** Bytes of records hashed per kernel call. */
 export const RECORD_BATCH = 16 << 10;
 
+/** First batch buffer; it doubles up to RECORD_BATCH (short streams stay cheap). */
+const FIRST_BATCH = 256;
+
 export class RecordHasher {
-  private readonly buf = new Uint8Array(RECORD_BATCH);
-  private readonly dv = new DataView(this.buf.buffer);
+  private buf = new Uint8Array(FIRST_BATCH);
+  private dv = new DataView(this.buf.buffer);
   private len = 0;
   private hasher: Xxh3 | null = null;
 
   private room(n: number): void {
-    if (this.len + n > RECORD_BATCH) this.flush();
+    if (this.len + n <= this.buf.length) return;
+    if (this.buf.length < RECORD_BATCH) {
+      const b = new Uint8Array(this.buf.length * 2);
+      b.set(this.buf.subarray(0, this.len));
+      this.buf = b;
+      this.dv = new DataView(b.buffer);
+    } else this.flush();
   }
 
   private flush(): void {

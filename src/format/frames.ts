@@ -56,9 +56,11 @@ export class FrameWriter {
 
   /**
    * Seals the frame at out[at..]: its payload is already at out[at+16 ..
-   * at+16+length). Writes header, CRC and payload check; returns the frame end.
+   * at+16+length). Writes header, CRC and payload check; returns the frame end
+   * (after the room for its tag). With `track` false the caller records where
+   * the tag goes (the frame is sealed in a scratch buffer and copied out).
    */
-  seal(out: Uint8Array, at: number, type: number, device: number, length: number): number {
+  seal(out: Uint8Array, at: number, type: number, device: number, length: number, track = true): number {
     if (this.seq > MAX_FRAMES) throw new MigstreamError("LIMIT", `a stream holds at most ${MAX_FRAMES + 1} frames`);
     if (length > this.header.maxFrame) {
       throw new MigstreamError("INTERNAL", `${frameName(type)} frame of ${length} bytes exceeds declared max_frame ${this.header.maxFrame}`);
@@ -75,7 +77,7 @@ export class FrameWriter {
     const check = xxh3_64(out.subarray(p, p + length), payloadSeed(this.header.check, length, hcrc));
     dv.setBigUint64(p + length, check, true);
     const end = p + length + FRAME_CHECK_SIZE;
-    if (this.tagSize > 0) this.tags.push({ buf: out, start: at, end });
+    if (this.tagSize > 0 && track) this.tags.push({ buf: out, start: at, end });
     this.onCheck?.(check);
     this.seq++;
     return end + this.tagSize;

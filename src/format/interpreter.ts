@@ -6,11 +6,14 @@
 import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_MAX_ID, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
 import { decodeChunk } from "../codec/index.js";
 import { decodeDedupRef, DedupWindow, DEDUP_REF_SIZE, resolveDedupRef } from "../codec/dedup.js";
-import { ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from "../codec/zstd.js";
+import { ZSTD_MAX_DECODE_SIZE, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from "../codec/zstd.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
+import { allocBuffer, type KernelBuffer } from "../kernels/wasm.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 import {
+  CHUNK_HEADER_SIZE,
   FRAME_CHUNK,
+  FRAME_HEADER_SIZE,
   FRAME_DEVICE_BEGIN,
   FRAME_DEVICE_END,
   FRAME_PHASE,
@@ -40,6 +43,8 @@ export interface InterpreterOptions {
   verifyOnly: boolean;
   /** Decode each transaction into one buffer and emit it with `transaction-end`. */
   assemble: boolean;
+  /** Without assemble: decode every chunk into one reused buffer (see DecoderOptions.reuseOutput). */
+  reuse?: boolean;
 }
 
 interface Txn {
@@ -69,10 +74,21 @@ interface DeviceState {
 const END_CODE = phaseCode("end");
 const PRECOPY_CODE = phaseCode("precopy");
 
-/** Re-throws a codec-layer error with the frame's position. */
+/** Staging buffers start at this size (or max_chunk if smaller) and grow to the largest chunk. */
+const STAGE_MIN = 256 << 10;
+
+function badHash(f: Frame, codec: number): MigstreamError {
+  return formatError(f, `decoded ${codecName(codec)} chunk does not match its raw_hash`, "raw_hash", "CHECKSUM");
+}
+
+/**
+ * Re-throws a codec-layer error with the frame's position: its offset, when
+ * it has one, is within the coded payload and becomes a stream offset.
+ */
 function atFrame(e: unknown, f: Frame): never {
-  if (isMigstreamError(e) && e.offset === undefined) {
-    throw new MigstreamError(e.code, e.message, { offset: f.offset, frame: f.seq, device: f.device, field: e.field, cause: e });
+  if (isMigstreamError(e) && e.frame === undefined) {
+    const offset = e.offset === undefined ? f.offset : f.offset + FRAME_HEADER_SIZE + CHUNK_HEADER_SIZE + e.offset;
+    throw new MigstreamError(e.code, e.message, { offset, frame: f.seq, device: f.device, field: e.field ?? "payload", cause: e });
   }
   throw e;
 }
@@ -84,6 +100,8 @@ export class Interpreter {
   private readonly framesDigest = new RecordHasher();
   private totals = { transactions: 0, chunks: 0, rawBytes: 0, codedBytes: 0 };
   private zeroHash = { length: -1, hash: 0n };
+  private staging: KernelBuffer | null = null;
+  private reuseBuf: Uint8Array | null = null;
 
   constructor(header: StreamHeader, opts: InterpreterOptions) {
     this.header = header;
@@ -224,6 +242,10 @@ export class Interpreter {
     if (raw > t.size - t.filled) {
       throw formatError(f, `chunk of ${raw} bytes overruns its transaction (${t.size - t.filled} bytes left)`, "raw_length");
     }
+    if (c.codec === CODEC_ZSTD && raw > ZSTD_MAX_DECODE_SIZE) {
+      // Checked here too so that verification and decoding agree.
+      throw formatError(f, `zstd chunk of ${raw} bytes exceeds ${ZSTD_MAX_DECODE_SIZE}`, "raw_length", "LIMIT");
+    }
     const coded = c.codedLength;
     const codedOk =
       c.codec === CODEC_RAW ? coded === raw : c.codec === CODEC_ZERO ? coded === 0 : c.codec === CODEC_DEDUP_REF ? coded === DEDUP_REF_SIZE : coded > 0;
@@ -246,11 +268,23 @@ export class Interpreter {
           d.tracker?.add(raw);
         }
       } else {
-        const into = t.buf === null ? undefined : t.buf.subarray(t.filled, t.filled + raw);
-        data =
-          c.codec === CODEC_DEDUP_REF ? resolveDedupRef(d.window!, payload, raw, into) : decodeChunk(c.codec, payload, raw, into);
-        if (this.hashOf(c.codec, data) !== c.rawHash) {
-          throw formatError(f, `decoded ${codecName(c.codec)} chunk does not match its raw_hash`, "raw_hash", "CHECKSUM");
+        const into = t.buf !== null ? t.buf.subarray(t.filled, t.filled + raw) : this.opts.reuse ? this.reused(raw) : undefined;
+        // A resolved reference without `into` is the window's own copy: hand out a copy of it.
+        if (c.codec === CODEC_LZ4) {
+          // Decoded and hashed in kernel memory, copied out once.
+          decodeChunk(c.codec, payload, raw, this.stage(raw).view(0, raw));
+          const v = this.stage(raw).view(0, raw);
+          if (xxh3_64(v) !== c.rawHash) throw badHash(f, c.codec);
+          data = into ?? new Uint8Array(raw);
+          data.set(v);
+        } else {
+          data =
+            c.codec === CODEC_DEDUP_REF
+              ? into === undefined
+                ? resolveDedupRef(d.window!, payload, raw).slice()
+                : resolveDedupRef(d.window!, payload, raw, into)
+              : decodeChunk(c.codec, payload, raw, into);
+          if (this.hashOf(c.codec, data) !== c.rawHash) throw badHash(f, c.codec);
         }
         if (recorded) d.window?.add(data);
       }
@@ -277,6 +311,21 @@ export class Interpreter {
       ev.push({ type: "transaction-end", device: f.device, size: t.size, data: t.buf ?? undefined, frame: f.seq, offset: f.offset });
     }
     return ev;
+  }
+
+  /** The reused output buffer (reuse mode), with room for `n` bytes (≤ max_chunk). */
+  private reused(n: number): Uint8Array {
+    if (this.reuseBuf === null || this.reuseBuf.length < n) this.reuseBuf = new Uint8Array(Math.max(n, Math.min(this.header.maxChunk, STAGE_MIN)));
+    return this.reuseBuf.subarray(0, n);
+  }
+
+  /** Kernel-memory room for one decoded chunk of `n` bytes (≤ max_chunk). */
+  private stage(n: number): KernelBuffer {
+    if (this.staging === null || this.staging.length < n) {
+      this.staging?.free();
+      this.staging = allocBuffer(Math.max(n, Math.min(this.header.maxChunk, STAGE_MIN)));
+    }
+    return this.staging;
   }
 
   /** XXH3-64 of decoded bytes; all-zero chunks of a repeated length are hashed once. */
@@ -314,13 +363,15 @@ export class Interpreter {
       if (t[k] !== have[k]) throw formatError(f, `stream trailer says ${k} ${t[k]}, the stream carried ${have[k]}`, k);
     }
     const digest = this.framesDigest.digest();
-    this.framesDigest.free();
+    this.dispose();
     if (t.framesDigest !== digest) throw formatError(f, "frames digest mismatch", "frames_digest", "CHECKSUM");
     return [{ type: "end", trailer: t, frame: f.seq, offset: f.offset }];
   }
 
-  /** Releases kernel state (after an error). */
+  /** Releases kernel state (at the end, or after an error). */
   dispose(): void {
+    this.staging?.free();
+    this.staging = null;
     this.framesDigest.free();
     for (const d of this.devices.values()) d.digest.free();
   }

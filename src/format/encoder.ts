@@ -1,0 +1,390 @@
+// The stream encoder (FORMAT.md §12): devices, phases and transactions in;
+// stream bytes out. StreamEncoder is the streaming class (awaits `write`, so a
+// slow consumer slows the producer; keyed streams are authenticated with
+// WebCrypto); encodeStream / encodeStreamAsync are the one-shot forms.
+//
+// Memory: one output block (OUTPUT_BLOCK_SIZE, or one frame if larger), the
+// chunks in flight in a ChunkCoder (CODER_IN_FLIGHT) and each device's dedup
+// index (at most dedupWindow bytes); never the whole stream.
+
+import { ready } from "../codec/index.js";
+import { isMigstreamError, MigstreamError } from "../errors.js";
+import type { Phase } from "../protocol/types.js";
+import { FrameBuilder, type CodedChunk, type EncoderStats } from "./builder.js";
+import { concat, plain } from "./bytes.js";
+import { checkCoded, checkDeviceId, ChunkCoding, decide, DeviceState, nameBytes } from "./encoder-device.js";
+import { declared, settings, survey, usage, type ChunkCoder, type EncoderOptions, type Settings } from "./encoder-options.js";
+import { fillTags, frameKey } from "./mac.js";
+import type { DeviceInfo, DeviceInput, DeviceTrailer, StreamTrailer } from "./types.js";
+
+export type { ChunkCoder, EncoderOptions, EncoderStats };
+
+/** Chunks a ChunkCoder may hold at once (submitted, not yet framed). */
+export const CODER_IN_FLIGHT = 16;
+
+/** One device of a StreamEncoder; structurally a SaveSink (src/protocol/types.ts). */
+export interface DeviceWriter {
+  /** Records a phase change; resolves once everything framed so far is written. */
+  phase(phase: Phase, iteration: number): Promise<void>;
+  /**
+   * Frames one transaction. `data` may be reused by the caller once the
+   * promise settles. Output is written in blocks of OUTPUT_BLOCK_SIZE: the last,
+   * partial one at the next phase(), end() or finish().
+   */
+  transaction(data: Uint8Array): Promise<void>;
+  /** DEVICE_END; resolves with the device trailer once everything is written. */
+  end(): Promise<DeviceTrailer>;
+}
+
+/** A frame-building step queued behind chunks still being coded. */
+interface Job {
+  chunk: Promise<CodedChunk> | null;
+  run(c: CodedChunk | null): void;
+  ran(): void;
+  failed(e: unknown): void;
+}
+
+const nothing = () => {};
+
+export class StreamEncoder {
+  private readonly s: Settings;
+  private readonly b: FrameBuilder;
+  /** Inline coding (no options.coder). */
+  private readonly inline: ChunkCoding | null;
+  private readonly write: (bytes: Uint8Array) => void | Promise<void>;
+  private readonly devices = new Map<number, DeviceState>();
+  private readonly started: Promise<CryptoKey | null>;
+  private writing: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+  private finished = false;
+  // Coder pipeline (only with options.coder).
+  private readonly queue: Job[] = [];
+  private pumping = false;
+  private waiters: (() => void)[] = [];
+
+  constructor(write: (bytes: Uint8Array) => void | Promise<void>, options: EncoderOptions = {}) {
+    if (typeof write !== "function") throw usage("write must be a function");
+    this.write = write;
+    this.s = settings(options, null);
+    this.b = new FrameBuilder(this.s.fields, this.s.reuseOutput);
+    this.inline = this.s.coder === null ? new ChunkCoding(this.s) : null;
+    const s = this.s;
+    const headerBytes = this.b.headerBytes;
+    this.started = (async () => {
+      if (s.coder === null) await ready({ zstd: s.codec === "zstd" || s.codec === "auto" });
+      return s.key === null ? null : frameKey(s.key, headerBytes);
+    })();
+    this.started.catch(() => {});
+  }
+
+  get stats(): EncoderStats {
+    return this.b.stats;
+  }
+
+  /** The stream header (its bytes start the output). */
+  get header() {
+    return this.b.header;
+  }
+
+  private check(): void {
+    if (this.failure !== null) throw this.failure;
+    if (this.finished) throw usage("the stream is finished");
+  }
+
+  private fail(e: unknown): never {
+    this.failure ??= e;
+    this.b.dispose();
+    this.inline?.free();
+    for (const w of this.waiters.splice(0)) w();
+    throw e;
+  }
+
+  /** Writes finished output blocks (all output with `all`), in order, after their MAC tags. */
+  private flush(all: boolean): Promise<void> {
+    const { blocks, tags } = this.b.take(all);
+    if (blocks.length === 0) return this.writing;
+    this.writing = this.writing.then(async () => {
+      if (this.failure !== null) throw this.failure;
+      try {
+        const k = await this.started;
+        if (k !== null) await fillTags(k, tags);
+        for (const blk of blocks) {
+          await this.write(blk);
+          this.b.recycle(blk);
+        }
+      } catch (e) {
+        this.failure ??= e;
+        throw e;
+      }
+    });
+    return this.writing;
+  }
+
+  /** Runs a frame step now (inline coding) or after the chunks queued before it. */
+  private step(run: () => void): Promise<void> {
+    if (this.s.coder === null) {
+      run();
+      return Promise.resolve();
+    }
+    return new Promise<void>((ran, failed) => this.enqueue({ chunk: null, run: () => run(), ran, failed }));
+  }
+
+  private enqueue(j: Job): void {
+    this.queue.push(j);
+    if (!this.pumping) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (;;) {
+        while (this.queue.length > 0) {
+          const j = this.queue[0];
+          const c = j.chunk === null ? null : await j.chunk;
+          if (this.failure !== null) throw this.failure;
+          j.run(c);
+          this.queue.shift();
+          j.ran();
+          for (const w of this.waiters.splice(0)) w();
+          if (this.b.hasFullBlocks) await this.flush(false);
+        }
+        await this.flush(false);
+        if (this.queue.length === 0) break;
+      }
+    } catch (e) {
+      this.failure ??= e;
+      this.b.dispose();
+      for (const j of this.queue.splice(0)) j.failed(e);
+      for (const w of this.waiters.splice(0)) w();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Waits until the coder pipeline has room for one more chunk. */
+  private async room(): Promise<void> {
+    while (this.queue.length >= CODER_IN_FLIGHT) {
+      await new Promise<void>((w) => this.waiters.push(w));
+      if (this.failure !== null) throw this.failure;
+    }
+  }
+
+  /** Writes all output framed so far (call after the step of interest ran). */
+  private async settle(): Promise<void> {
+    await this.flush(true);
+    if (this.failure !== null) throw this.failure;
+  }
+
+  /** Starts a device (DEVICE_BEGIN). Devices may interleave; ids 0..65535, unique. */
+  device(id: number, info?: DeviceInfo): DeviceWriter {
+    this.check();
+    const n = checkDeviceId(id, this.devices, this.s);
+    const { name, metadata } = nameBytes(info, this.s);
+    const d = new DeviceState(n, this.s);
+    this.devices.set(n, d);
+    const meta = metadata.slice();
+    this.step(() => this.b.deviceBegin(n, name, meta)).catch(() => {});
+    return {
+      phase: (phase, iteration) => this.phase(d, phase, iteration),
+      transaction: (data) => this.transaction(d, data),
+      end: () => this.end(d),
+    };
+  }
+
+  private async guarded<T>(d: DeviceState, body: () => Promise<T>): Promise<T> {
+    d.busy = true;
+    try {
+      return await body();
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      d.busy = false;
+    }
+  }
+
+  private async phase(d: DeviceState, phase: Phase, iteration: number): Promise<void> {
+    this.check();
+    const code = d.checkPhase(phase, iteration);
+    d.commitPhase(code, iteration);
+    await this.guarded(d, async () => {
+      await this.step(() => this.b.phase(d.id, code, iteration));
+      await this.settle();
+    });
+  }
+
+  private async transaction(d: DeviceState, input: Uint8Array): Promise<void> {
+    this.check();
+    d.checkTransaction(input, this.s.fields.maxTransaction);
+    const data = plain(input);
+    await this.guarded(d, async () => {
+      await this.started;
+      const ends = d.chunker.ends(data);
+      const size = data.length;
+      if (this.s.coder === null) {
+        this.b.transaction(d.id, size, ends.length);
+        let start = 0;
+        for (const end of ends) {
+          this.inline!.code(this.b, d, data.subarray(start, end));
+          start = end;
+          if (this.b.hasFullBlocks) {
+            await this.flush(false);
+            if (this.failure !== null) throw this.failure;
+          }
+        }
+        // Full blocks only: a partial one waits for more frames, phase(), end() or finish().
+        await this.flush(false);
+        return;
+      }
+      const coder = this.s.coder;
+      void this.step(() => this.b.transaction(d.id, size, ends.length));
+      let start = 0;
+      for (const end of ends) {
+        await this.room();
+        const dec = decide(data.subarray(start, end), d.index);
+        let chunk: Promise<CodedChunk>;
+        if ("ready" in dec) chunk = Promise.resolve(dec.ready);
+        else {
+          const n = dec.raw.length;
+          const h = dec.hash;
+          chunk = coder.encode(dec.raw.slice(), this.s.codec, this.s.level).then((c) => checkCoded(c, n, h));
+          chunk.catch(() => {});
+        }
+        this.enqueue({ chunk, run: (c) => this.b.chunk(d.id, c!), ran: nothing, failed: nothing });
+        start = end;
+      }
+      if (this.failure !== null) throw this.failure;
+    });
+  }
+
+  private async end(d: DeviceState): Promise<DeviceTrailer> {
+    this.check();
+    d.checkEnd();
+    d.ended = true;
+    return this.guarded(d, async () => {
+      let t: DeviceTrailer | null = null;
+      await this.step(() => {
+        t = this.b.deviceEnd(d.id);
+      });
+      await this.settle();
+      return t!;
+    });
+  }
+
+  /** Ends the stream (STREAM_END) and writes everything; every device must have ended. */
+  async finish(): Promise<StreamTrailer> {
+    this.check();
+    for (const d of this.devices.values()) {
+      if (!d.ended) throw usage(`device ${d.id} has not ended`);
+      if (d.busy) throw usage(`device ${d.id} is still ending (await its end())`);
+    }
+    this.finished = true;
+    try {
+      let t: StreamTrailer | null = null;
+      await this.step(() => {
+        t = this.b.streamEnd();
+        this.inline?.free();
+      });
+      await this.settle();
+      return t!;
+    } catch (e) {
+      this.failure ??= e;
+      throw e;
+    }
+  }
+}
+
+/**
+ * The order the one-shot encoders emit: every DEVICE_BEGIN in input order,
+ * then rounds — in round r each device, in input order, gives its item r, or
+ * its DEVICE_END in the round after its last item — then STREAM_END.
+ */
+function* schedule(devices: DeviceInput[]): Generator<{ d: number; item: number }> {
+  const rounds = Math.max(0, ...devices.map((d) => d.items.length)) + 1;
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < devices.length; i++) if (r <= devices[i].items.length) yield { d: i, item: r };
+  }
+}
+
+
+/**
+ * Encodes devices held in memory into one stream (synchronous, unkeyed, coded
+ * on this thread). zstd and auto need `await ready()` first.
+ */
+export function encodeStream(devices: DeviceInput[], options: EncoderOptions = {}): Uint8Array {
+  if (options.key !== undefined) {
+    throw usage("authenticated streams need encodeStreamAsync (WebCrypto is asynchronous)", "key");
+  }
+  if (options.coder !== undefined) throw usage("encodeStream codes inline; use encodeStreamAsync with a coder", "coder");
+  const s = settings(options, survey(devices));
+  const b = new FrameBuilder(s.fields);
+  const coding = new ChunkCoding(s);
+  try {
+    const states = new Map<number, DeviceState>();
+    const order: DeviceState[] = [];
+    for (const d of devices) {
+      const id = checkDeviceId(d.id, states, s);
+      const { name, metadata } = nameBytes(d, s);
+      const st = new DeviceState(id, s);
+      states.set(id, st);
+      order.push(st);
+      b.deviceBegin(id, name, metadata);
+    }
+    for (const { d, item } of schedule(devices)) {
+      const st: DeviceState = order[d];
+      const items = devices[d].items;
+      if (item === items.length) {
+        st.checkEnd();
+        b.deviceEnd(st.id);
+        st.ended = true;
+        continue;
+      }
+      const it = items[item];
+      if (it?.kind === "phase") {
+        const code = st.checkPhase(it.phase, it.iteration);
+        st.commitPhase(code, it.iteration);
+        b.phase(st.id, code, it.iteration);
+      } else if (it?.kind === "transaction") {
+        st.checkTransaction(it.data, s.fields.maxTransaction);
+        const data = plain(it.data);
+        const ends = st.chunker.ends(data);
+        b.transaction(st.id, data.length, ends.length);
+        let start = 0;
+        for (const end of ends) {
+          coding.code(b, st, data.subarray(start, end));
+          start = end;
+        }
+      } else {
+        throw usage(`device ${st.id} item ${item} is neither a phase nor a transaction`, "items");
+      }
+    }
+    b.streamEnd();
+    coding.free();
+    return concat(b.take(true).blocks);
+  } catch (e) {
+    b.dispose();
+    coding.free();
+    if (isMigstreamError(e)) throw e;
+    throw new MigstreamError("INTERNAL", `encoding failed: ${String(e)}`, { cause: e });
+  }
+}
+
+/** Encodes devices held in memory into one stream; keyed streams and coders too. */
+export async function encodeStreamAsync(devices: DeviceInput[], options: EncoderOptions = {}): Promise<Uint8Array> {
+  const known = survey(devices);
+  const parts: Uint8Array[] = [];
+  const enc = new StreamEncoder((b) => void parts.push(b), { ...options, ...declared(options, known) });
+  const writers = devices.map((d) => enc.device(d.id, d));
+  for (const { d, item } of schedule(devices)) {
+    const items = devices[d].items;
+    if (item === items.length) {
+      await writers[d].end();
+      continue;
+    }
+    const it = items[item];
+    if (it?.kind === "phase") await writers[d].phase(it.phase, it.iteration);
+    else if (it?.kind === "transaction") await writers[d].transaction(it.data);
+    else throw usage(`device ${d} item ${item} is neither a phase nor a transaction`, "items");
+  }
+  await enc.finish();
+  return concat(parts);
+}

@@ -1,0 +1,168 @@
+// Golden vectors (test/vectors/*.mstream, written by scripts/make-vectors.mjs
+// from test/vectors/cases.mjs): each decodes to its input, re-encoding the
+// input with the same options reproduces it byte for byte, an independent
+// reading of the spec (hash-wasm XXH3, a bitwise CRC-32C, node:crypto HMAC)
+// accepts every check in it, and FORMAT.md §13 shows the minimal one exactly.
+import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createXXHash3 } from "hash-wasm";
+import { beforeAll, describe, expect, it } from "vitest";
+import { ready } from "../../src/codec/index.js";
+import { decodeStreamAsync, encodeStream, encodeStreamAsync, verifyStream, type DeviceInput, type EncoderOptions } from "../../src/format/index.js";
+import { expectSameDevices, same } from "./helpers.js";
+// @ts-expect-error plain JS module shared with scripts/make-vectors.mjs
+import { KEY, vectorCases } from "../vectors/cases.mjs";
+
+const dir = new URL("../vectors/", import.meta.url);
+const cases = vectorCases() as { name: string; input: DeviceInput[]; options: EncoderOptions }[];
+const load = (name: string) => new Uint8Array(readFileSync(new URL(`${name}.mstream`, dir)));
+
+beforeAll(async () => {
+  await ready();
+});
+
+describe("golden vectors", () => {
+  for (const c of cases) {
+    it(`${c.name}: decodes to its input and re-encodes byte for byte`, async () => {
+      const bytes = load(c.name);
+      const key = c.options.key;
+      expectSameDevices(await decodeStreamAsync(bytes, key ? { key } : {}), c.input);
+      expect(same(await encodeStreamAsync(c.input, c.options), bytes)).toBe(true);
+      if (!key) {
+        expect(same(encodeStream(c.input, c.options), bytes)).toBe(true);
+        expect(verifyStream(bytes).frames).toBeGreaterThan(2);
+      }
+    });
+  }
+
+  it("cover every codec, several devices, dedup and MAC", () => {
+    const codecs = new Set<number>();
+    let multi = false;
+    let mac = false;
+    for (const c of cases) {
+      const s = load(c.name);
+      for (const f of reference(s, c.options.key ?? null).chunks) codecs.add(f);
+      multi ||= c.input.length > 1;
+      mac ||= s[11] === 1;
+    }
+    expect([...codecs].sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(multi && mac).toBe(true);
+  });
+});
+
+// ---- an independent reading of FORMAT.md ----
+
+/** Bitwise CRC-32C continuing `crc` (FORMAT.md §1). */
+function crc32c(b: Uint8Array, crc: number): number {
+  let c = ~crc >>> 0;
+  for (const x of b) {
+    c ^= x;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+  }
+  return ~c >>> 0;
+}
+
+let xxh3: (d: Uint8Array, seed: bigint) => bigint = () => 0n;
+beforeAll(async () => {
+  const hashers = new Map<bigint, Awaited<ReturnType<typeof createXXHash3>>>();
+  // Every seed the vectors need is created up front (hash-wasm hashers are async to create).
+  const seeds = new Set<bigint>([0n]);
+  for (const c of cases) for (const s of reference(load(c.name), c.options.key ?? null, true).seeds) seeds.add(s);
+  for (const s of seeds) hashers.set(s, await createXXHash3(Number(s & 0xffffffffn), Number(s >> 32n)));
+  xxh3 = (d, seed) => {
+    const h = hashers.get(seed)!;
+    h.init();
+    h.update(d);
+    return BigInt(`0x${h.digest("hex")}`);
+  };
+});
+
+const le64 = (b: Uint8Array, at: number) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).readBigUInt64LE(at);
+const le32 = (b: Uint8Array, at: number) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).readUInt32LE(at);
+const u64 = (v: bigint) => {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(v);
+  return b;
+};
+
+/**
+ * Checks every check of a stream per the spec; with `seedsOnly`, just lists
+ * the payload-check seeds (to create peer hashers before checking).
+ */
+function reference(s: Uint8Array, key: Uint8Array | null, seedsOnly = false) {
+  const seed = le64(s, 56);
+  const seeds: bigint[] = [];
+  const chunks: number[] = [];
+  if (!seedsOnly) expect(xxh3(s.subarray(0, 56), 0n)).toBe(seed);
+  const tag = s[11] === 1 ? 16 : 0;
+  const ks = key && !seedsOnly ? createHmac("sha256", key).update(Buffer.concat([Buffer.from("migstream/1 frame-mac"), s.subarray(0, 64)])).digest() : null;
+  const checks: Buffer[] = [];
+  const records = new Map<number, Buffer[]>();
+  const txnIndex = new Map<number, number>();
+  let at = 64;
+  let seq = 0;
+  while (at < s.length) {
+    const len = le32(s, at + 8);
+    const hcrc = le32(s, at + 12);
+    const pseed = seed ^ (BigInt(len) | (BigInt(hcrc) << 32n));
+    seeds.push(pseed);
+    const payload = s.subarray(at + 16, at + 16 + len);
+    const type = s[at];
+    const dev = s[at + 2] | (s[at + 3] << 8);
+    if (type === 4) chunks.push(payload[0]);
+    if (!seedsOnly) {
+      expect(crc32c(s.subarray(at, at + 12), Number(seed & 0xffffffffn))).toBe(hcrc);
+      expect(le32(s, at + 4)).toBe(seq);
+      const check = le64(s, at + 16 + len);
+      expect(xxh3(payload, pseed)).toBe(check);
+      if (ks) {
+        const t = createHmac("sha256", ks).update(s.subarray(at, at + 24 + len)).digest().subarray(0, 16);
+        expect(Buffer.compare(t, s.subarray(at + 24 + len, at + 40 + len))).toBe(0);
+      }
+      if (type === 3) txnIndex.set(dev, (txnIndex.get(dev) ?? -1) + 1);
+      if (type === 4) {
+        const rec = Buffer.concat([u64(le64(payload, 12)), s.subarray(at + 16 + 4, at + 16 + 8), Buffer.from(Uint32Array.of(txnIndex.get(dev)!).buffer)]);
+        records.set(dev, [...(records.get(dev) ?? []), rec]);
+      }
+      if (type === 5) expect(le64(payload, 40)).toBe(xxh3(Buffer.concat(records.get(dev) ?? []), 0n));
+      if (type === 6) {
+        expect(le64(payload, 0)).toBe(BigInt(seq));
+        expect(le64(payload, 48)).toBe(xxh3(Buffer.concat(checks), 0n));
+        expect(Buffer.from(payload.subarray(56)).toString("latin1")).toBe("\x89END\r\n\x1a\n");
+      }
+      checks.push(u64(check));
+    }
+    at += 24 + len + tag;
+    seq++;
+  }
+  return { seeds, chunks };
+}
+
+describe("the vectors against an independent reading of the spec", () => {
+  for (const c of cases) {
+    it(`${c.name}: header check, frame CRCs, payload checks, MACs, digests`, () => {
+      const s = load(c.name);
+      expect(Buffer.from(s.subarray(0, 8)).toString("latin1")).toBe("\x89MIG\r\n\x1a\n");
+      reference(s, c.options.key ?? null);
+    });
+  }
+  it("the MAC vector's key is the documented one", () => {
+    expect(new TextDecoder().decode(KEY)).toBe("migstream test vector key, 32 B!");
+  });
+});
+
+describe("FORMAT.md §13", () => {
+  it("shows the minimal vector byte for byte", () => {
+    const doc = readFileSync(new URL("../../docs/FORMAT.md", import.meta.url), "utf8");
+    const block = doc.split("<!-- minimal.mstream -->")[1]?.split("```")[1];
+    expect(block, "FORMAT.md needs the dump after <!-- minimal.mstream -->").toBeDefined();
+    const bytes: number[] = [];
+    for (const line of block!.split("\n")) {
+      const m = /^([0-9a-f]{4}) {2}((?:[0-9a-f]{2} ?)+)/.exec(line);
+      if (!m) continue;
+      expect(Number.parseInt(m[1], 16)).toBe(bytes.length);
+      for (const h of m[2].trim().split(" ")) bytes.push(Number.parseInt(h, 16));
+    }
+    expect(same(Uint8Array.from(bytes), load("minimal"))).toBe(true);
+  });
+});
