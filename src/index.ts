@@ -7,3 +7,6 @@ export { connectVfioUser, VfioUserRegion, type ConnectOptions, type DiscoveredRe
 export { VfioUserServer, type ServedVendor, type VfioUserServerOptions } from "./transport/vfio-user/server.js";
 export { FdRegion, type FdRegionOptions, type FdSource } from "./transport/fd/region.js";
 export { openDevice, parseDeviceSpec, parseSize, type DeviceSpec, type OpenedDevice } from "./transport/spec.js";
+export * from "./format/index.js";
+// The region protocol driver (save from a device, resume into one).
+export { save, resume, startResumed, type SaveOptions, type ResumeOptions, type SaveSink, type ResumeItem, type SaveSummary, type ResumeSummary } from "./protocol/index.js";

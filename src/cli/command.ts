@@ -8,7 +8,11 @@ export interface CliIO {
   stdin: NodeJS.ReadableStream;
   /** stderr is a terminal (progress display allowed). */
   isTTY: boolean;
+  /** stdout is a terminal (colour allowed in reports). */
+  stdoutTTY?: boolean;
   env: Record<string, string | undefined>;
+  /** Fires on SIGINT/SIGTERM: long commands stop cleanly (source back in RUNNING, destination reset). */
+  signal?: AbortSignal;
 }
 
 export interface Command {
@@ -16,6 +20,8 @@ export interface Command {
   summary: string;
   /** Full help: usage line, options, at least one example. */
   help: string;
+  /** The command stops cleanly on `io.signal` (main then turns SIGINT/SIGTERM into it). */
+  signals?: boolean;
   /** Returns the exit code. Throw MigstreamError for failures (mapped to exit codes). */
   run(argv: string[], io: CliIO): Promise<number>;
 }

@@ -1,7 +1,13 @@
 // migstream — command dispatch, --help, error line and exit codes.
+import { MigstreamError } from "../errors.js";
 import { commands } from "./commands/index.js";
-import type { CliIO } from "./command.js";
-import { errorLine, EXIT_USAGE, exitCodeFor } from "./exit.js";
+import type { CliIO, Command } from "./command.js";
+import { errorLine, EXIT_IO, EXIT_USAGE, exitCodeFor } from "./exit.js";
+
+/** After SIGINT/SIGTERM, how long a command may take to stop cleanly before the process exits, ms. */
+export const STOP_GRACE_MS = 10_000;
+/** Exit code after a second interrupt (128 + SIGINT). */
+export const EXIT_INTERRUPTED = 130;
 
 function topHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -11,8 +17,39 @@ function topHelp(): string {
     "commands:",
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
+    "every command: --help, --debug (stack traces); most: --json, -q/--quiet",
     "exit codes: 0 ok, 1 usage, 2 stream integrity/format error, 3 device or protocol error, 4 I/O error",
+    "",
+    "example:",
+    "  migstream demo",
   ].join("\n");
+}
+
+/** The error as JSON, for --json callers. */
+function errorJson(e: unknown): string {
+  const m = e instanceof MigstreamError ? e : undefined;
+  const error = m
+    ? { code: m.code, message: m.message, offset: m.offset, frame: m.frame, device: m.device, field: m.field, step: m.step, errno: m.errno }
+    : { code: exitCodeFor(e) === 4 ? "IO" : "INTERNAL", message: e instanceof Error ? e.message : String(e) };
+  return JSON.stringify({ ok: false, exitCode: exitCodeFor(e), error });
+}
+
+/** Turns SIGINT/SIGTERM into an abort for commands that stop cleanly; a second signal exits at once. */
+function watchSignals(cmd: Command, io: CliIO): () => void {
+  if (!cmd.signals || typeof process === "undefined" || io.signal) return () => {};
+  const ac = new AbortController();
+  io.signal = ac.signal;
+  const on = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    ac.abort(new MigstreamError("ABORTED", `interrupted (${sig})`));
+    setTimeout(() => process.exit(EXIT_INTERRUPTED), STOP_GRACE_MS).unref();
+  };
+  process.on("SIGINT", on);
+  process.on("SIGTERM", on);
+  return () => {
+    process.off("SIGINT", on);
+    process.off("SIGTERM", on);
+  };
 }
 
 export async function main(argv: string[], io: CliIO): Promise<number> {
@@ -32,28 +69,48 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(`${cmd.help.trimEnd()}\n`);
     return 0;
   }
+  const unwatch = watchSignals(cmd, io);
   try {
     return await cmd.run(rest, io);
   } catch (e) {
     io.stderr.write(`migstream: ${errorLine(e)}\n`);
     if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
+    if (debug && e instanceof Error && e.cause instanceof Error && e.cause.stack) io.stderr.write(`caused by: ${e.cause.stack}\n`);
+    if (rest.includes("--json")) io.stdout.write(`${errorJson(e)}\n`);
     return exitCodeFor(e);
+  } finally {
+    unwatch();
   }
 }
 
 const isEntry = typeof process !== "undefined" && process.argv[1] !== undefined && /(?:cli|main)\.[cm]?[jt]s$/.test(process.argv[1]);
 if (isEntry) {
+  // A command whose work stalls with nothing left to wait on would otherwise end with status 0.
+  let finished = false;
+  const stalled = () => {
+    if (finished) return;
+    finished = true;
+    process.stderr.write("migstream: INTERNAL: the command stopped before finishing (a stalled promise)\n");
+    process.exitCode = EXIT_IO;
+  };
+  process.once("beforeExit", stalled);
+  // A reader that goes away (`migstream inspect x | head`) is not a crash: the
+  // command ends as it would; a data write to stdout fails with IO on its own.
+  for (const s of [process.stdout, process.stderr]) s.on("error", (e: NodeJS.ErrnoException) => void (e.code === "EPIPE" || s.destroy()));
   main(process.argv.slice(2), {
     stdout: process.stdout,
     stderr: process.stderr,
     stdin: process.stdin,
     isTTY: Boolean(process.stderr.isTTY),
+    stdoutTTY: Boolean(process.stdout.isTTY),
     env: process.env,
   }).then(
     (code) => {
+      finished = true;
       process.exitCode = code;
     },
     (e) => {
+      finished = true;
       process.stderr.write(`migstream: ${errorLine(e)}\n`);
       process.exitCode = exitCodeFor(e);
     },

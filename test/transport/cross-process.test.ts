@@ -149,6 +149,7 @@ describe.concurrent("a fault in the destination server fails the restore; the de
     // None of the partial state runs: the device holds its empty reset state.
     expect(d.digest).not.toBe(sourceDigest);
     expect(d.digest).toBe(dst.initialDigest);
+    expect(d.deviceState).toMatch(/^STOP/); // never RUNNING after a failed restore, even once the client left
     // A second restore into the same device works.
     await resumeOver(dst.path, items);
     expect((await digestOf(dst.path)).digest).toBe(sourceDigest);

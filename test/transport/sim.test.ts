@@ -130,7 +130,7 @@ describe("served sim device: a client going away", () => {
     }
   });
 
-  it("mid-restore (RESUMING): reset, the partial state dropped", async () => {
+  it("mid-restore (RESUMING): reset and stopped, the partial state dropped, never RUNNING", async () => {
     const src = await openDevice("sim:state=64KiB,txn=8KiB,seed=9");
     const items = await saveItems(src);
     const s = await served({ device: { stateSize: 64 << 10, txnSize: 8192, empty: true } });
@@ -146,7 +146,7 @@ describe("served sim device: a client going away", () => {
       await expect(running).rejects.toThrow();
       expect(s.device.received.length).toBeGreaterThan(0);
       const c2 = await connectVfioUser(s.path, { timeoutMs: 5000 });
-      expect((await c2.read(0, 4))[0] & 7).toBe(STATE_RUNNING);
+      expect((await c2.read(0, 4))[0] & 7).toBe(STATE_STOP);
       await c2.close();
       expect(s.device.resets).toBe(1);
       expect(s.device.image.bytes.every((b) => b === 0)).toBe(true);

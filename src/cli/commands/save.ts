@@ -1,0 +1,174 @@
+// `migstream save`: the source side of a migration. Saves a device (live,
+// with pre-copy, unless --no-precopy) into a stream file or straight to a
+// destination listening with `migstream restore --listen`.
+import { MigstreamError } from "../../errors.js";
+import type { EncoderOptions, EncoderStats } from "../../format/encoder.js";
+import { MAX_NAME_LENGTH } from "../../format/constants.js";
+import type { Ack } from "../../migrate/ack.js";
+import { saveTo, type SaveToResult } from "../../migrate/save-to.js";
+import type { ByteSink } from "../../migrate/sink.js";
+import { isLoopback, parseTcpUrl, TcpDestination, formatTcpUrl, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
+import type { RegionIO } from "../../protocol/region-io.js";
+import type { SaveOptions } from "../../protocol/save.js";
+import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
+import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
+import type { CliIO, Command } from "../command.js";
+import { ENCODING_HELP, ENCODING_OPTIONS, encodingFrom } from "../encoding.js";
+import { openOutput, type Output } from "../files.js";
+import { phaseLabel, ProgressLine } from "../progress.js";
+import { renderReport, saveReport } from "../report.js";
+import { styleFor, type Style } from "../style.js";
+
+const HELP = `usage: migstream save --device SPEC (-o FILE | --to tcp://HOST:PORT) [options]
+
+Saves the device's migration state into a stream. Live by default: pre-copy
+iterations while the device runs, then stop-and-copy (the downtime). With --to
+the stream goes straight to a destination running
+\`migstream restore --listen\`, which restores while it arrives; the source
+waits for the destination to confirm, and if anything fails the source device
+is put back in RUNNING. After a successful save the source device is stopped.
+  --device SPEC              ${SPEC_FORMS.join("\n                             ")}
+  -o, --output FILE          write the stream to FILE (- for stdout)
+  --to tcp://HOST:PORT       send it to a listening destination
+  --precopy-iterations N     most pre-copy iterations (default 16)
+  --precopy-threshold BYTES  stop-and-copy once pending_bytes is at most this (default 0)
+  --precopy-time MS          pre-copy time budget
+  --no-precopy               no pre-copy: stop the device and copy (suspend)
+  --name NAME                device name recorded in the stream (default: the spec)
+${ENCODING_HELP}
+  --insecure                 allow an unauthenticated stream to a non-loopback host
+  --connect-timeout MS       keep retrying a refused connection this long (default ${DEFAULT_CONNECT_TIMEOUT_MS})
+  --timeout MS               longest wait for the destination to take data or answer (default ${DEFAULT_IDLE_TIMEOUT_MS})
+  --json                     print the report as JSON on stdout
+  -q, --quiet                no progress line, no report
+
+examples:
+  migstream save --device vfio-user:/run/src.sock -o state.mig
+  migstream save --device vfio-user:/run/src.sock --to tcp://10.0.0.2:7000 --key-file mig.key --precopy-time 2000`;
+
+export const save: Command = {
+  name: "save",
+  summary: "save a device's migration state to a file or to a listening destination",
+  help: HELP,
+  signals: true,
+  async run(argv, io) {
+    const { values: v } = parseCommand(
+      "save",
+      argv,
+      {
+        ...ENCODING_OPTIONS,
+        device: { type: "string" },
+        output: { type: "string", short: "o" },
+        to: { type: "string" },
+        "precopy-iterations": { type: "string" },
+        "precopy-threshold": { type: "string" },
+        "precopy-time": { type: "string" },
+        "no-precopy": { type: "boolean" },
+        name: { type: "string" },
+        insecure: { type: "boolean" },
+        "connect-timeout": { type: "string" },
+        timeout: { type: "string" },
+      },
+      { min: 0, max: 0, names: "" },
+    );
+    const style = styleFor(io, v);
+    if (v.device === undefined) throw usageOf("save", "missing --device SPEC");
+    if ((v.output === undefined) === (v.to === undefined)) throw usageOf("save", "give exactly one of -o FILE and --to tcp://HOST:PORT");
+    if (v.output === "-" && style.json) throw usageOf("save", "--json needs stdout, and -o - writes the stream there");
+    const policy = {
+      maxIterations: intOption("save", "--precopy-iterations", v["precopy-iterations"], 16, 0, 1 << 20),
+      pendingThreshold: sizeOption("save", "--precopy-threshold", v["precopy-threshold"]) ?? 0,
+      timeBudgetMs: v["precopy-time"] === undefined ? undefined : intOption("save", "--precopy-time", v["precopy-time"], 0, 0, 2 ** 31),
+    };
+    const connectTimeoutMs = intOption("save", "--connect-timeout", v["connect-timeout"], DEFAULT_CONNECT_TIMEOUT_MS, 0, 2 ** 31);
+    const timeoutMs = intOption("save", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
+    const addr = v.to === undefined ? undefined : parseTcpUrl(v.to, "--to");
+    const enc = await encodingFrom("save", v);
+    if (addr && !isLoopback(addr.host) && !enc.key && !v.insecure) {
+      throw usageOf("save", `${formatTcpUrl(addr)} is not a loopback address: give --key-file (the same key as the destination) or say --insecure`);
+    }
+    // Reach the destination (or create the file) before touching the device.
+    let dest: TcpDestination | undefined;
+    let out: Output | undefined;
+    let region;
+    try {
+      if (addr) {
+        dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs });
+        // Interrupted while waiting on the destination: drop the connection, so the wait ends and the source restarts.
+        const d = dest;
+        io.signal?.addEventListener("abort", () => d.destroy(), { once: true });
+      }
+      else out = await openOutput(v.output!, io, { copy: false });
+      region = await openDevice(v.device);
+      const sink: ByteSink = dest ? dest.sink : out!.sink;
+      const target = dest ? dest.url : v.output === "-" ? "stdout" : v.output!;
+      const result = await run(io, style, region, sink, {
+        encoder: enc.options,
+        name: v.name ?? v.device,
+        save: { precopy: v["no-precopy"] !== true, policy, signal: io.signal },
+        confirm: dest ? () => dest!.confirm(timeoutMs > 0 ? timeoutMs : DEFAULT_ACK_TIMEOUT_MS) : undefined,
+      });
+      await out?.commit();
+      const rep = saveReport(result.result, v.device, target);
+      if (result.ack) {
+        rep.restored = { started: result.ack.started, transactions: result.ack.transactions, bytes: result.ack.bytes };
+        rep.downtimeEnd = result.ack.started ? "destination RUNNING" : "destination confirmed";
+      }
+      if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, ...rep })}\n`);
+      else if (!style.quiet) io.stderr.write(renderReport(rep, style.colorErr));
+      return 0;
+    } catch (e) {
+      dest?.destroy();
+      await out?.abort();
+      throw e;
+    } finally {
+      await region?.close();
+      await enc.close();
+    }
+  },
+};
+
+interface RunOptions {
+  encoder: EncoderOptions;
+  name: string;
+  save: SaveOptions;
+  confirm?: () => Promise<Ack & { ok: true }>;
+}
+
+/** saveTo with the progress line; returns the destination's ack too. */
+async function run(io: CliIO, style: Style, region: RegionIO, sink: ByteSink, o: RunOptions) {
+  const progress = new ProgressLine(io.stderr, style, "save");
+  let stats: EncoderStats | undefined;
+  let ack: (Ack & { ok: true }) | undefined;
+  try {
+    const result: SaveToResult = await saveTo(region, sink, {
+      encoder: o.encoder,
+      info: { name: truncateName(o.name) },
+      onEncoder: (e) => (stats = e.stats),
+      confirm: o.confirm
+        ? async () => {
+            progress.update({ phase: "waiting for the destination", bytes: stats?.rawBytes ?? 0, wire: sink.bytes });
+            ack = await o.confirm!();
+          }
+        : undefined,
+      save: {
+        ...o.save,
+        onProgress: (p) => {
+          progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: sink.bytes, pending: p.pending });
+        },
+      },
+    });
+    return { result, ack };
+  } catch (e) {
+    throw e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", String(e), { cause: e });
+  } finally {
+    progress.clear();
+  }
+}
+
+/** Device names are at most MAX_NAME_LENGTH UTF-8 bytes in the stream. */
+function truncateName(name: string): string {
+  const b = new TextEncoder().encode(name);
+  if (b.length <= MAX_NAME_LENGTH) return name;
+  return `${new TextDecoder().decode(b.subarray(0, MAX_NAME_LENGTH - 3)).replace(/\uFFFD$/, "")}...`;
+}

@@ -1,0 +1,80 @@
+// Command inputs and outputs: a path, or `-` for stdin/stdout. Outputs to a
+// file are written to a temporary name next to it and renamed into place only
+// when the command succeeded, so a failed decode leaves no partial file.
+import { open, rename, rm } from "node:fs/promises";
+import { dirname, basename, join } from "node:path";
+import { MigstreamError } from "../errors.js";
+import { type ByteSink, writableSink } from "../migrate/sink.js";
+import type { CliIO } from "./command.js";
+
+/** Read size for input files. */
+export const READ_CHUNK = 1 << 20;
+
+function ioError(e: unknown, what: string): MigstreamError {
+  const errno = (e as { code?: string }).code;
+  return new MigstreamError("IO", errno ? what : `${what}: ${e instanceof Error ? e.message : String(e)}`, { errno, cause: e });
+}
+
+/** The bytes of `path` (`-`: stdin), in pieces. Fails with IO if it cannot be opened. */
+export async function openInput(path: string, io: CliIO): Promise<AsyncIterable<Uint8Array>> {
+  if (path === "-") return mapErrors(io.stdin as AsyncIterable<Uint8Array>, "cannot read stdin");
+  let fh;
+  try {
+    fh = await open(path, "r");
+  } catch (e) {
+    throw ioError(e, `cannot open ${path}`);
+  }
+  return mapErrors(fh.createReadStream({ highWaterMark: READ_CHUNK }) as AsyncIterable<Uint8Array>, `cannot read ${path}`);
+}
+
+async function* mapErrors(src: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const b of src) yield typeof b === "string" ? new TextEncoder().encode(b) : b;
+  } catch (e) {
+    throw ioError(e, what);
+  }
+}
+
+export interface Output {
+  sink: ByteSink;
+  /** Finishes the output: flush, and for a file rename it into place. */
+  commit(): Promise<void>;
+  /** Drops the output (a file's temporary is removed). */
+  abort(): Promise<void>;
+  /** The output is stdout. */
+  stdout: boolean;
+}
+
+/** An output at `path` (`-`: stdout). `copy: false` for writers that hand over fresh buffers (the encoder). */
+export async function openOutput(path: string, io: CliIO, opts: { copy?: boolean } = {}): Promise<Output> {
+  if (path === "-") {
+    const sink = writableSink(io.stdout as never, { label: "stdout", keepOpen: true, copy: opts.copy });
+    return { sink, stdout: true, commit: () => sink.end(), abort: async () => {} };
+  }
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
+  let fh;
+  try {
+    fh = await open(tmp, "w");
+  } catch (e) {
+    throw ioError(e, `cannot create ${path}`);
+  }
+  const stream = fh.createWriteStream();
+  const sink = writableSink(stream, { label: path, copy: opts.copy });
+  return {
+    sink,
+    stdout: false,
+    async commit() {
+      await sink.end();
+      await new Promise<void>((r) => (stream.closed ? r() : stream.once("close", () => r())));
+      try {
+        await rename(tmp, path);
+      } catch (e) {
+        throw ioError(e, `cannot write ${path}`);
+      }
+    },
+    async abort() {
+      sink.destroy();
+      await rm(tmp, { force: true });
+    },
+  };
+}

@@ -1,0 +1,93 @@
+// The progress line on stderr: drawn only on a terminal, redrawn in place at
+// most every PROGRESS_INTERVAL_MS, erased when the command ends so the report
+// that follows starts on a clean line.
+//   save  pre-copy #2  48.0 MiB  312.5 MiB/s  ratio 3.10x  pending 4.0 MiB
+import type { Style } from "./style.js";
+import { paint } from "./style.js";
+import { bytes, rate } from "./units.js";
+
+/** Least time between two redraws, ms. */
+export const PROGRESS_INTERVAL_MS = 150;
+/** Window of the rate estimate, ms. */
+export const RATE_WINDOW_MS = 1000;
+
+export interface ProgressState {
+  /** Phase label, e.g. "pre-copy #2" or "stop-and-copy". */
+  phase: string;
+  /** Raw bytes moved. */
+  bytes: number;
+  /** Stream bytes on the wire (for the ratio). */
+  wire?: number;
+  /** The device's last pending_bytes. */
+  pending?: number;
+}
+
+const ERASE = "\r\x1b[K";
+
+export class ProgressLine {
+  #last = 0;
+  #drawn = false;
+  #samples: Array<[number, number]> = [];
+  #state: ProgressState | null = null;
+
+  constructor(
+    private readonly out: { write(s: string): unknown },
+    private readonly style: Style,
+    private readonly label: string,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  get enabled(): boolean {
+    return this.style.progress;
+  }
+
+  /** Records the state; redraws when the last draw is old enough. */
+  update(s: ProgressState): void {
+    if (!this.enabled) return;
+    this.#state = s;
+    const t = this.now();
+    if (this.#drawn && t - this.#last < PROGRESS_INTERVAL_MS) return;
+    this.#last = t;
+    this.#samples.push([t, s.bytes]);
+    while (this.#samples.length > 2 && t - this.#samples[0][0] > RATE_WINDOW_MS) this.#samples.shift();
+    this.#draw(s, t);
+  }
+
+  #draw(s: ProgressState, t: number): void {
+    const [t0, b0] = this.#samples[0];
+    const parts = [
+      paint(this.style.colorErr, "bold", this.label),
+      paint(this.style.colorErr, "cyan", s.phase),
+      bytes(s.bytes),
+      t > t0 ? rate(s.bytes - b0, t - t0) : "",
+    ];
+    if (s.wire !== undefined && s.wire > 0 && s.bytes > 0) parts.push(`ratio ${(s.bytes / s.wire).toFixed(2)}x`);
+    if (s.pending !== undefined) parts.push(`pending ${bytes(s.pending)}`);
+    this.out.write(`${ERASE}${parts.filter(Boolean).join("  ")}`);
+    this.#drawn = true;
+  }
+
+  /** Erases the line (call before printing anything else, and at the end). */
+  clear(): void {
+    if (!this.#drawn) return;
+    this.out.write(ERASE);
+    this.#drawn = false;
+  }
+
+  /** The last state recorded (for tests and reports). */
+  get state(): ProgressState | null {
+    return this.#state;
+  }
+}
+
+/** "pre-copy #2", "stop-and-copy", ... */
+export function phaseLabel(phase: string, iteration: number): string {
+  switch (phase) {
+    case "precopy":
+      return `pre-copy #${iteration}`;
+    case "stopcopy":
+      return "stop-and-copy";
+    default:
+      return phase;
+  }
+}

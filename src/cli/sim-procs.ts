@@ -1,0 +1,79 @@
+// Simulated devices as child processes (`migstream sim serve`) and their
+// digests (`migstream sim digest`), for the demo. Node-specific.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { MigstreamError } from "../errors.js";
+
+/** Bound on a server becoming ready (state generation included), ms. */
+export const SIM_READY_MS = 30_000;
+/** Bound on a server stopping after SIGTERM, ms. */
+export const SIM_STOP_MS = 5_000;
+/** Bound on one `sim digest` run, ms. */
+export const SIM_DIGEST_MS = 15_000;
+
+const LISTENING = /listening on .*digest ([0-9a-f]{16})/;
+
+export interface SimProc {
+  socket: string;
+  /** The digest the server printed at start (its initial state). */
+  initialDigest: string;
+  child: ChildProcess;
+  /** Stops it (SIGTERM, then SIGKILL if it lingers). */
+  stop(): Promise<void>;
+}
+
+/** Starts `cli sim serve --socket PATH ...args` and waits for its listening line. */
+export function startSim(cli: string, socket: string, args: string[]): Promise<SimProc> {
+  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => (err = (err + c).slice(-4000)));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    const t = setTimeout(() => child.kill("SIGKILL"), SIM_STOP_MS);
+    await exited;
+    clearTimeout(t);
+  };
+  return new Promise<SimProc>((resolve, reject) => {
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      reject(new MigstreamError("DEVICE", `sim serve --socket ${socket}: ${why}${err ? `: ${err.trim().split("\n").at(-1)}` : ""}`));
+    };
+    const timer = setTimeout(() => fail(`not ready within ${SIM_READY_MS} ms`), SIM_READY_MS);
+    child.once("error", (e) => fail(e.message));
+    const early = (code: number | null, sig: NodeJS.Signals | null) => fail(`exited (${sig ?? code}) before listening`);
+    child.once("exit", early);
+    child.stdout!.setEncoding("utf8").on("data", (c: string) => {
+      out += c;
+      const m = LISTENING.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      child.off("exit", early);
+      child.stdout!.removeAllListeners("data");
+      child.stdout!.resume();
+      resolve({ socket, initialDigest: m[1], child, stop });
+    });
+  });
+}
+
+export interface SimDigest {
+  digest: string;
+  deviceState: string;
+}
+
+/** Runs `cli sim digest --socket PATH --json`. */
+export function simDigest(cli: string, socket: string): Promise<SimDigest> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [cli, "sim", "digest", "--socket", socket, "--json"], { timeout: SIM_DIGEST_MS }, (e, stdout, stderr) => {
+      if (e) return reject(new MigstreamError("DEVICE", `sim digest --socket ${socket} failed: ${(stderr || e.message).trim()}`));
+      try {
+        const v = JSON.parse(stdout) as SimDigest;
+        resolve({ digest: v.digest, deviceState: v.deviceState });
+      } catch {
+        reject(new MigstreamError("DEVICE", `sim digest --socket ${socket} printed no JSON: ${stdout.trim()}`));
+      }
+    });
+  });
+}

@@ -1,0 +1,44 @@
+// Stream → device: decodes the stream as it arrives and restores one device
+// from it. The device is not touched until the stream's header and its first
+// device frames have been checked (and, with a key, authenticated), so a
+// connection that sends garbage never reaches the device. After that, a
+// transaction is written only once all its chunks verified, and the device is
+// started only after the whole stream verified; on any failure the resume
+// driver resets the device (never RUNNING with a partial state).
+import { resume, type ResumeOptions } from "../protocol/resume.js";
+import type { ResumeSummary } from "../protocol/progress.js";
+import type { RegionIO } from "../protocol/region-io.js";
+import type { ResumeItem } from "../protocol/types.js";
+import { streamItems, type StreamItemsOptions } from "./items.js";
+
+export interface RestoreOptions extends StreamItemsOptions, Pick<ResumeOptions, "start" | "signal" | "onProgress"> {
+  /** Called once, just before the first access to the device. */
+  onTouch?: () => void;
+}
+
+/** Restores the device behind `region` from stream bytes. Throws the stream's or the device's error. */
+export async function restoreDevice(
+  region: RegionIO,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: RestoreOptions = {},
+): Promise<ResumeSummary> {
+  const items = streamItems(source, options);
+  try {
+    // The first item needs the header and the first device frames, checked.
+    const first = await items.next();
+    options.onTouch?.();
+    return await resume(region, prepend(first, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
+  } finally {
+    await items.return(undefined).catch(() => {});
+  }
+}
+
+async function* prepend(first: IteratorResult<ResumeItem>, rest: AsyncIterator<ResumeItem>): AsyncGenerator<ResumeItem> {
+  if (first.done) return;
+  yield first.value;
+  for (;;) {
+    const r = await rest.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}

@@ -1,0 +1,125 @@
+// Device → stream → sink, as one migration step on the source: saves the
+// device through a stream encoder into a byte sink, ends the stream and, for a
+// network destination, waits for its confirmation. If anything fails after
+// the device was stopped (the stream could not be finished or written, or the
+// destination did not take the state), the source device is put back in
+// RUNNING — a failed migration leaves the source running.
+import { StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
+import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
+import { STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "../protocol/constants.js";
+import { describe, withNote } from "../protocol/failure.js";
+import type { Progress, SaveSummary } from "../protocol/progress.js";
+import type { Phase } from "../protocol/types.js";
+import type { RegionIO } from "../protocol/region-io.js";
+import { Registers } from "../protocol/registers.js";
+import { save as saveDevice, type SaveOptions } from "../protocol/save.js";
+import { setDeviceState } from "../protocol/state.js";
+import { MigstreamError } from "../errors.js";
+import type { ByteSink } from "./sink.js";
+
+export interface SaveToOptions {
+  encoder?: EncoderOptions;
+  save?: SaveOptions;
+  /** Device id in the stream (default 0). */
+  id?: number;
+  info?: DeviceInfo;
+  /** After the last byte: wait for the destination to confirm (throws its failure). */
+  confirm?: () => Promise<unknown>;
+  /** Called with the encoder once it exists (progress displays read its stats). */
+  onEncoder?: (e: StreamEncoder) => void;
+}
+
+/** One phase (each pre-copy iteration apart) as the source saw it. */
+export interface SaveStep {
+  phase: Phase;
+  iteration: number;
+  transactions: number;
+  rawBytes: number;
+  /** Stream bytes the encoder produced meanwhile. */
+  wireBytes: number;
+  ms: number;
+}
+
+export interface SaveToResult {
+  summary: SaveSummary;
+  /** setup, pre-copy #0, #1, ..., stop-and-copy. */
+  steps: SaveStep[];
+  device: DeviceTrailer;
+  stream: StreamTrailer;
+  stats: EncoderStats;
+  /** Stream bytes written. */
+  wireBytes: number;
+  /** performance.now() when stop-and-copy began and when the destination confirmed (or the stream ended). */
+  stopcopyAt: number;
+  doneAt: number;
+}
+
+/** Puts a stopped source back in RUNNING; returns a note for the error. */
+export async function restartSource(region: RegionIO): Promise<string> {
+  try {
+    const s = await setDeviceState(new Registers(region), ~(STATE_SAVING | STATE_RESUMING) >>> 0, STATE_RUNNING, "save: restart source");
+    return `source device back in ${stateName(s)}`;
+  } catch (e) {
+    return `putting the source device back in RUNNING failed: ${describe(e)}`;
+  }
+}
+
+export async function saveTo(region: RegionIO, sink: ByteSink, options: SaveToOptions = {}): Promise<SaveToResult> {
+  let stopped = false;
+  let stopcopyAt = 0;
+  const save = options.save ?? {};
+  try {
+    const encoder = new StreamEncoder((b) => sink.write(b), options.encoder);
+    options.onEncoder?.(encoder);
+    const steps = new Steps(() => encoder.stats.streamBytes);
+    const writer = encoder.device(options.id ?? 0, options.info);
+    const summary = await saveDevice(region, writer, {
+      ...save,
+      onProgress: (p) => {
+        if (p.phase === "stopcopy" && stopcopyAt === 0) stopcopyAt = performance.now();
+        steps.progress(p);
+        save.onProgress?.(p);
+      },
+    });
+    stopped = true;
+    const trailer = await writer.end();
+    const stream = await encoder.finish();
+    await sink.end();
+    await options.confirm?.();
+    return { summary, steps: steps.list, device: trailer, stream, stats: encoder.stats, wireBytes: sink.bytes, stopcopyAt, doneAt: performance.now() };
+  } catch (e) {
+    sink.destroy();
+    const err = e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", describe(e), { cause: e });
+    // A failed save already put the source back; after a completed one it is stopped.
+    return Promise.reject(stopped ? withNote(err, await restartSource(region)) : err);
+  }
+}
+
+/** Splits a save's progress events into steps (a new one at each phase or iteration change). */
+class Steps {
+  readonly list: SaveStep[] = [];
+  #at = 0;
+  #raw = 0;
+  #txns = 0;
+  #wire = 0;
+
+  constructor(private readonly wire: () => number) {}
+
+  progress(p: Progress): void {
+    const cur = this.list.at(-1);
+    const now = performance.now();
+    if (cur) {
+      cur.ms = now - this.#at;
+      cur.wireBytes = this.wire() - this.#wire;
+      cur.transactions = p.transactions - this.#txns;
+      cur.rawBytes = p.bytes - this.#raw;
+      if (cur.phase === p.phase && cur.iteration === p.iteration) return;
+    }
+    if (p.phase === "end") return;
+    this.#at = now;
+    this.#raw = p.bytes;
+    this.#txns = p.transactions;
+    this.#wire = this.wire();
+    this.list.push({ phase: p.phase, iteration: p.iteration, transactions: 0, rawBytes: 0, wireBytes: 0, ms: 0 });
+  }
+}

@@ -1,0 +1,110 @@
+// Byte sinks: where an encoder's output goes (a file, stdout, a socket). A
+// write settles when the destination took the bytes or, when its buffer is
+// full, after it drained — so a slow reader slows the encoder and, through
+// it, the device reads (backpressure). Node-specific (node:stream writables).
+import type { Writable } from "node:stream";
+import { MigstreamError } from "../errors.js";
+
+export interface ByteSink {
+  /** Queues `bytes`; unless the sink copies (the default), the caller must not change them afterwards. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Flushes and closes (again: waits for the first end). */
+  end(): Promise<void>;
+  /** Closes at once (after a failure). Idempotent. */
+  destroy(): void;
+  /** Bytes written so far. */
+  readonly bytes: number;
+}
+
+export interface WritableSinkOptions {
+  /** What the sink is, for error messages ("stdout", "file out.mig", "tcp://..."). */
+  label: string;
+  /** Longest wait for the destination to drain, ms (0: no limit). */
+  drainTimeoutMs?: number;
+  /** Error code for failures of this destination (IO for files, TRANSPORT for sockets). */
+  code?: "IO" | "TRANSPORT";
+  /** Leave the stream open on end() (stdout). */
+  keepOpen?: boolean;
+  /**
+   * Copy each write (default true), so the caller may reuse its buffer once
+   * the write settles. false for writers that hand over fresh buffers (the
+   * stream encoder's output blocks): saves a copy of every byte.
+   */
+  copy?: boolean;
+}
+
+function systemError(e: unknown, code: "IO" | "TRANSPORT", label: string): MigstreamError {
+  if (e instanceof MigstreamError) return e;
+  const errno = typeof (e as { code?: unknown })?.code === "string" ? String((e as { code: string }).code) : undefined;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new MigstreamError(code, `${label}: ${msg}`, { errno, cause: e });
+}
+
+/** A ByteSink over a Node Writable, honouring its backpressure. */
+export function writableSink(stream: Writable, options: WritableSinkOptions): ByteSink {
+  const code = options.code ?? "IO";
+  const label = options.label;
+  let failed: MigstreamError | null = null;
+  let written = 0;
+  const onError = (e: unknown) => {
+    failed ??= systemError(e, code, label);
+  };
+  stream.on("error", onError);
+
+  const waitDrain = () =>
+    new Promise<void>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (e?: unknown) => {
+        clearTimeout(timer);
+        stream.off("drain", ok);
+        stream.off("error", bad);
+        stream.off("close", closed);
+        if (e) reject(e);
+        else resolve();
+      };
+      const ok = () => done();
+      const bad = (e: unknown) => done(systemError(e, code, label));
+      const closed = () => done(failed ?? new MigstreamError(code, `${label}: closed while writing`));
+      stream.on("drain", ok);
+      stream.on("error", bad);
+      stream.on("close", closed);
+      const ms = options.drainTimeoutMs ?? 0;
+      if (ms > 0) {
+        timer = setTimeout(() => done(new MigstreamError("TIMEOUT", `${label}: the destination took no data for ${ms} ms`)), ms);
+      }
+    });
+
+  return {
+    get bytes() {
+      return written;
+    },
+    async write(bytes) {
+      if (failed) throw failed;
+      if (stream.destroyed || stream.writableEnded) throw new MigstreamError(code, `${label}: closed while writing`);
+      if (bytes.length === 0) return;
+      const buf = options.copy === false ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length) : Buffer.from(bytes);
+      const more = stream.write(buf);
+      written += bytes.length;
+      if (!more) await waitDrain();
+      if (failed) throw failed;
+    },
+    async end() {
+      if (failed) throw failed;
+      if (options.keepOpen) {
+        if (stream.writableNeedDrain) await waitDrain();
+        return;
+      }
+      if (!stream.writableFinished) {
+        await new Promise<void>((resolve, reject) => {
+          const done = (e?: unknown) => (e ? reject(systemError(e, code, label)) : resolve());
+          if (stream.writableEnded) stream.once("finish", () => done()).once("error", done);
+          else stream.end(done);
+        });
+      }
+      if (failed) throw failed;
+    },
+    destroy() {
+      if (!options.keepOpen) stream.destroy();
+    },
+  };
+}

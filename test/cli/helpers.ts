@@ -1,0 +1,274 @@
+// The CLI as a user runs it: `node dist/cli.js ...` processes (dist/ rebuilt
+// with tsup when older than any source), simulated devices as `sim serve`
+// processes, and small TCP tools (a byte-flipping / killing proxy).
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from "node:fs";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const DIST = join(root, "dist");
+/**
+ * The CLI these tests run: a private copy of dist/ (taken by ensureCli), so a
+ * rebuild by another suite (tsup empties dist/ first) cannot pull files from
+ * under a running test. It lives under node_modules/ so that the package's
+ * package.json and dependencies are still found above it.
+ */
+export let CLI = join(DIST, "cli.js");
+const SNAPSHOTS = join(root, "node_modules/.cache/migstream-cli-tests");
+/** Another test file may be building: wait at most this long. */
+const BUILD_WAIT_MS = 120_000;
+/** The same lock the other suites use, so that two files never run tsup at once. */
+const LOCK = join(tmpdir(), "migstream-parallel-tsup.lock");
+/** Bound on a process printing an expected line. */
+export const LINE_WAIT_MS = 20_000;
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) t = Math.max(t, newest(p));
+    else if (e.name.endsWith(".ts")) t = Math.max(t, statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+function stale(): boolean {
+  const built = existsSync(CLI) ? statSync(CLI).mtimeMs : 0;
+  return newest(join(root, "src")) > built;
+}
+
+const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Rebuilds dist/ (tsup; the wasm is embedded in the sources) when dist/cli.js
+ * is older than src/, then copies it for this test file (see CLI). Call it in
+ * beforeAll and `releaseCli` in afterAll.
+ */
+export function ensureCli(): void {
+  const until = Date.now() + BUILD_WAIT_MS;
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+    } catch {
+      if (Date.now() > until) throw new Error(`${LOCK} held for ${BUILD_WAIT_MS} ms: run npm run build`);
+      pause(200);
+      continue;
+    }
+    try {
+      if (stale()) {
+        const r = spawnSync(process.execPath, [join(root, "node_modules/tsup/dist/cli-default.js")], { cwd: root, encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`tsup failed:\n${r.stdout}\n${r.stderr}`);
+      }
+      mkdirSync(SNAPSHOTS, { recursive: true });
+      const dir = mkdtempSync(join(SNAPSHOTS, "dist-"));
+      for (const f of readdirSync(DIST)) if (f.endsWith(".js")) copyFileSync(join(DIST, f), join(dir, f));
+      CLI = join(dir, "cli.js");
+    } finally {
+      rmdirSync(LOCK);
+    }
+    return;
+  }
+}
+
+/** Removes this file's copy of dist/. */
+export function releaseCli(): void {
+  if (CLI.startsWith(SNAPSHOTS)) rmSync(join(CLI, ".."), { recursive: true, force: true });
+  CLI = join(DIST, "cli.js");
+}
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  /** stdout as bytes (binary output). */
+  bytes: Buffer;
+  stderr: string;
+}
+
+/** A running `migstream` process. */
+export interface Proc {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match of `re` in stdout+stderr (rejects if the process ends first). */
+  waitFor(re: RegExp, ms?: number): Promise<RegExpExecArray>;
+  done: Promise<Run>;
+}
+
+export function start(args: string[], opts: { env?: Record<string, string>; input?: Uint8Array } = {}): Proc {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "", ...opts.env },
+    stdio: [opts.input ? "pipe" : "ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  const raw: Buffer[] = [];
+  const listeners = new Set<() => void>();
+  const poke = () => listeners.forEach((f) => f());
+  child.stdout!.on("data", (c: Buffer) => (raw.push(c), (out += c.toString("latin1")), poke()));
+  child.stderr!.setEncoding("utf8").on("data", (c: string) => ((err += c), poke()));
+  if (opts.input) child.stdin!.end(opts.input);
+  let ended = false;
+  const done = new Promise<Run>((resolve) =>
+    child.once("close", (code, signal) => {
+      ended = true;
+      poke();
+      const bytes = Buffer.concat(raw);
+      resolve({ code, signal, stdout: bytes.toString("utf8"), bytes, stderr: err });
+    }),
+  );
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    done,
+    waitFor(re, ms = LINE_WAIT_MS) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const m = re.exec(out + err);
+          if (m) {
+            listeners.delete(check);
+            clearTimeout(t);
+            resolve(m);
+          } else if (ended) {
+            listeners.delete(check);
+            clearTimeout(t);
+            reject(new Error(`process ended without printing ${re}:\n${out}\n${err}`));
+          }
+        };
+        const t = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`no ${re} within ${ms} ms:\n${out}\n${err}`));
+        }, ms);
+        listeners.add(check);
+        check();
+      });
+    },
+  };
+}
+
+/** Runs `migstream ...args` to its end. */
+export function run(args: string[], opts: { env?: Record<string, string>; input?: Uint8Array } = {}): Promise<Run> {
+  return start(args, opts).done;
+}
+
+export interface Sim {
+  socket: string;
+  initialDigest: string;
+  proc: Proc;
+  stop(): Promise<Run>;
+}
+
+/** `migstream sim serve --socket DIR/NAME.sock ...args`, once listening. */
+export async function sim(dir: string, name: string, args: string[]): Promise<Sim> {
+  const socket = join(dir, `${name}.sock`);
+  const proc = start(["sim", "serve", "--socket", socket, ...args]);
+  const m = await proc.waitFor(/listening on .*digest ([0-9a-f]{16})/);
+  return {
+    socket,
+    initialDigest: m[1],
+    proc,
+    stop: () => {
+      if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill("SIGTERM");
+      return proc.done;
+    },
+  };
+}
+
+export interface Digest {
+  digest: string;
+  deviceState: string;
+}
+
+export async function digest(s: Sim): Promise<Digest> {
+  const r = await run(["sim", "digest", "--socket", s.socket, "--json"]);
+  if (r.code !== 0) throw new Error(`sim digest failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as Digest;
+}
+
+/** A temp dir, removed by the returned cleanup. */
+export function tempDir(): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "migstream-cli-"));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The port a `restore --listen tcp://127.0.0.1:0` printed. */
+export async function listeningPort(p: Proc): Promise<number> {
+  const m = await p.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/);
+  return Number(m[1]);
+}
+
+export interface Proxy {
+  port: number;
+  /** Source bytes forwarded so far. */
+  forwarded(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy in front of 127.0.0.1:`target`. `flipAt`: XOR the source byte at
+ * that stream offset with 0x01. `cutAt`: after forwarding that many source
+ * bytes, call `onCut` (e.g. kill the source) and end the destination side.
+ * Destination → source bytes (the ack) pass unchanged.
+ */
+export async function proxy(target: number, o: { flipAt?: number; cutAt?: number; onCut?: () => void } = {}): Promise<Proxy> {
+  let total = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (src) => {
+    const dst = net.connect({ host: "127.0.0.1", port: target, allowHalfOpen: true });
+    sockets.add(src).add(dst);
+    src.on("error", () => dst.destroy());
+    dst.on("error", () => src.destroy());
+    let cut = false;
+    src.on("data", (c: Buffer) => {
+      if (cut) return;
+      let piece = c;
+      if (o.cutAt !== undefined && total + piece.length >= o.cutAt) {
+        piece = piece.subarray(0, o.cutAt - total);
+        cut = true;
+      }
+      if (o.flipAt !== undefined && o.flipAt >= total && o.flipAt < total + piece.length) {
+        piece = Buffer.from(piece);
+        piece[o.flipAt - total] ^= 0x01;
+      }
+      total += piece.length;
+      if (!dst.write(piece)) {
+        src.pause();
+        dst.once("drain", () => src.resume());
+      }
+      if (cut) {
+        o.onCut?.();
+        src.destroy();
+        dst.end();
+      }
+    });
+    src.on("end", () => dst.end());
+    dst.on("data", (c: Buffer) => src.destroyed || src.write(c));
+    dst.on("end", () => src.destroyed || src.end());
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    forwarded: () => total,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Connects to 127.0.0.1:port; resolves with what the peer sent until it closed. */
+export function rawConnection(port: number, send?: Uint8Array): { socket: net.Socket; reply: Promise<string> } {
+  const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+  let got = "";
+  socket.setEncoding("utf8").on("data", (c: string) => (got += c));
+  socket.on("error", () => {});
+  const reply = new Promise<string>((r) => socket.once("close", () => r(got)));
+  if (send) socket.end(send);
+  return { socket, reply };
+}

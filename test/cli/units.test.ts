@@ -1,0 +1,118 @@
+// In-process checks of the CLI's small parts: the throttled progress line,
+// address and key parsing, the ack line, number formatting.
+import { describe, expect, it } from "vitest";
+import { keyFromFile } from "../../src/cli/key.js";
+import { PROGRESS_INTERVAL_MS, ProgressLine } from "../../src/cli/progress.js";
+import type { Style } from "../../src/cli/style.js";
+import { styleFor } from "../../src/cli/style.js";
+import { bytes, duration, ratio } from "../../src/cli/units.js";
+import { encodeAck, MAX_ACK_MESSAGE, parseAck } from "../../src/migrate/ack.js";
+import { formatTcpUrl, isLoopback, parseTcpUrl } from "../../src/migrate/tcp.js";
+import { isMigstreamError } from "../../src/errors.js";
+
+const style = (progress: boolean, colorErr = false): Style => ({ quiet: false, json: false, color: false, colorErr, progress });
+
+describe("ProgressLine", () => {
+  it("draws at most once per interval, redraws in place and erases at the end", () => {
+    let t = 0;
+    let out = "";
+    const p = new ProgressLine({ write: (s: string) => (out += s) }, style(true), "save", () => t);
+    for (let i = 0; i < 100; i++) {
+      p.update({ phase: "pre-copy #0", bytes: i * 1024, wire: i * 512, pending: 4096 });
+      t += 1;
+    }
+    expect(out.split("\r\x1b[K").length - 1).toBe(1); // 100 updates within 100 ms: one draw
+    t += PROGRESS_INTERVAL_MS;
+    p.update({ phase: "stop-and-copy", bytes: 1 << 20, wire: 1 << 19, pending: 0 });
+    const frames = out.split("\r\x1b[K").slice(1);
+    expect(frames).toHaveLength(2);
+    expect(frames[1]).toMatch(/^save {2}stop-and-copy {2}1\.0 MiB {2}[\d.]+ [KM]iB\/s {2}ratio 2\.00x {2}pending 0 B$/);
+    p.clear();
+    expect(out.endsWith("\r\x1b[K")).toBe(true);
+    const n = out.length;
+    p.clear(); // nothing drawn since: nothing to erase
+    expect(out.length).toBe(n);
+  });
+
+  it("draws nothing when stderr is not a terminal (or with --quiet)", () => {
+    let out = "";
+    const p = new ProgressLine({ write: (s: string) => (out += s) }, style(false), "save");
+    p.update({ phase: "x", bytes: 1 });
+    p.clear();
+    expect(out).toBe("");
+    const io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, isTTY: true, stdoutTTY: true, env: {} };
+    expect(styleFor(io, { quiet: true }).progress).toBe(false);
+    expect(styleFor(io, {}).progress).toBe(true);
+    expect(styleFor({ ...io, env: { NO_COLOR: "1" } }, {}).color).toBe(false);
+    expect(styleFor({ ...io, env: { NO_COLOR: "" } }, {}).color).toBe(true);
+    expect(styleFor({ ...io, isTTY: false }, {}).progress).toBe(false);
+  });
+});
+
+describe("tcp addresses", () => {
+  it("parses tcp://HOST:PORT, [v6] and an empty host as loopback", () => {
+    expect(parseTcpUrl("tcp://10.0.0.2:7000")).toEqual({ host: "10.0.0.2", port: 7000 });
+    expect(parseTcpUrl("tcp://:7000")).toEqual({ host: "127.0.0.1", port: 7000 });
+    expect(parseTcpUrl("tcp://[::1]:0")).toEqual({ host: "::1", port: 0 });
+    expect(formatTcpUrl({ host: "::1", port: 5 })).toBe("tcp://[::1]:5");
+    for (const bad of ["10.0.0.2:7000", "tcp://host", "tcp://h:70000", "udp://h:1", "tcp://h:1/x/y"]) {
+      let e: unknown;
+      try {
+        parseTcpUrl(bad);
+      } catch (x) {
+        e = x;
+      }
+      expect(isMigstreamError(e, "USAGE"), bad).toBe(true);
+    }
+  });
+
+  it("tells loopback from other addresses", () => {
+    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"]) expect(isLoopback(h), h).toBe(true);
+    for (const h of ["0.0.0.0", "10.0.0.1", "::", "example.org", "128.0.0.1", "::ffff:10.0.0.1"]) expect(isLoopback(h), h).toBe(false);
+  });
+});
+
+describe("key files", () => {
+  it("reads hex text (whitespace ignored) or raw bytes", () => {
+    const hex = new TextEncoder().encode("00112233445566778899aabbccddeeff\n00112233\n");
+    expect(Array.from(keyFromFile(hex))).toEqual([0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 0x11, 0x22, 0x33]);
+    const raw = Uint8Array.from({ length: 32 }, (_, i) => i * 7);
+    expect(keyFromFile(raw)).toBe(raw);
+    // Short hex text is taken as bytes (then refused by the length check).
+    expect(keyFromFile(new TextEncoder().encode("abcd")).length).toBe(4);
+  });
+});
+
+describe("ack lines", () => {
+  it("round-trip, and anything else is a TRANSPORT error", () => {
+    const ok = { ok: true as const, started: true, transactions: 3, bytes: 99 };
+    expect(parseAck(new TextDecoder().decode(encodeAck(ok)).trim())).toEqual(ok);
+    const fail = parseAck(new TextDecoder().decode(encodeAck({ ok: false, code: "CHECKSUM", message: "x".repeat(5000), offset: 12, frame: 3 })).trim());
+    expect(fail).toMatchObject({ ok: false, code: "CHECKSUM", offset: 12, frame: 3 });
+    expect((fail as { message: string }).message.length).toBe(MAX_ACK_MESSAGE);
+    expect(parseAck('{"migstream":"ack","ok":false,"code":"EVIL"}')).toMatchObject({ code: "INTERNAL", message: "no reason given" });
+    for (const bad of ["", "{}", "[1]", "null", '{"migstream":"ack"}', "HTTP/1.1 200 OK"]) {
+      let e: unknown;
+      try {
+        parseAck(bad);
+      } catch (x) {
+        e = x;
+      }
+      expect(isMigstreamError(e, "TRANSPORT"), bad).toBe(true);
+    }
+  });
+});
+
+describe("units", () => {
+  it("formats bytes, durations and ratios", () => {
+    expect(bytes(512)).toBe("512 B");
+    expect(bytes(1536)).toBe("1.5 KiB");
+    expect(bytes(64 << 20)).toBe("64.0 MiB");
+    expect(bytes(200 << 20)).toBe("200 MiB");
+    expect(duration(0.5)).toBe("0.50 ms");
+    expect(duration(42)).toBe("42 ms");
+    expect(duration(2345)).toBe("2.35 s");
+    expect(ratio(3, 1)).toBe("3.00x");
+    expect(ratio(3, 0)).toBe("-");
+  });
+});
