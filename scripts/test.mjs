@@ -1,5 +1,5 @@
 // Runs the whole suite: vitest (Node) over src/, then Deno over the built dist/.
-// Ends with one plain line `tests: N passed, N failed` that CI reads.
+// Ends with one plain line `N passed, N failed` that CI reads.
 // Usage: node scripts/test.mjs [vitest filters...]
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -44,5 +44,5 @@ if (process.argv.length <= 2) {
 }
 
 rmSync(dir, { recursive: true, force: true });
-console.log(`tests: ${passed} passed, ${failed} failed`);
+console.log(`${passed} passed, ${failed} failed`);
 process.exit(ok && failed === 0 ? 0 : 1);
