@@ -10,3 +10,8 @@ export { openDevice, parseDeviceSpec, parseSize, type DeviceSpec, type OpenedDev
 export * from "./format/index.js";
 // The region protocol driver (save from a device, resume into one).
 export { save, resume, startResumed, type SaveOptions, type ResumeOptions, type SaveSink, type ResumeItem, type SaveSummary, type ResumeSummary } from "./protocol/index.js";
+// Pipelines: a device saved into a stream encoder, a device restored from stream bytes.
+export { saveDevice, restoreDevice, streamItems, type SaveDeviceResult, type RestoreOptions, type StreamItemsOptions } from "./migrate/index.js";
+// The simulated vendor device (tests, demos, vendor-side experiments).
+export { SimDevice, type SimDeviceOptions } from "./device/index.js";
+export { InProcessRegion } from "./transport/in-process.js";
