@@ -10,8 +10,12 @@
 //   node:net       the same round trips with bare node:net sockets and a
 //                  minimal length-prefixed framing (what Node itself costs)
 //   register RTT   8-byte REGION_READs against the memory server: the cost of
-//                  one register access (a save makes ~3 per transaction, a
-//                  restore 2), so the socket share counts them too
+//                  one register round trip, so the socket share counts them
+//                  too. The vfio-user client is pipelined (RegionIO.pipelined):
+//                  a saved buffer waits for two round trips (data_offset with
+//                  data_size, then the data with pending_bytes behind it), a
+//                  restored one for two (data_offset, then the data with
+//                  data_size behind it) — one of each is a register round trip
 // The socket share is the time the plain loops need for the same bytes over
 // the time the vfio-user save/restore took. Medians of BENCH_REPS runs.
 // Usage: node bench/transport.mjs   (env BENCH_STATE_MIB=256, BENCH_REPS=5)
@@ -326,8 +330,9 @@ async function main() {
       await src.close();
       bytes = summary.bytes;
       transactions = summary.transactions;
-      // data_offset and data_size per buffer on both sides, the pending_bytes reads, and a few state accesses.
-      registerAccesses = 4 * summary.transactions + summary.pendingReads + STATE_ACCESSES;
+      // Register round trips waited for: one per buffer on each side (the rest ride behind another
+      // access), the pending_bytes reads that start an iteration, and a few state accesses.
+      registerAccesses = 2 * summary.transactions + (summary.pendingReads - summary.transactions) + STATE_ACCESSES;
       const dst = await connectVfioUser(dstPath);
       const r = await restoreAll(dst, items);
       await dst.close();
@@ -411,7 +416,7 @@ async function main() {
     if (cpuRows.every((r) => !Number.isNaN(r["source server ms"]))) printTable("CPU time per run (user + system; 10 ms resolution)", cpuRows);
     const regMs = registerAccesses * m.rtt;
     const socketMs = m.read + m.write + regMs;
-    console.log(`\nregister round trip (8-byte REGION_READ): ${(m.rtt * 1000).toFixed(0)} µs; ${registerAccesses} register accesses per save + restore`);
+    console.log(`\nregister round trip (8-byte REGION_READ): ${(m.rtt * 1000).toFixed(0)} µs; ${registerAccesses} register round trips waited for per save + restore`);
     console.log(
       `socket layer share of save then restore: ${((socketMs / seqMs) * 100).toFixed(0)}% ` +
         `(1 MiB data loops ${(m.read + m.write).toFixed(0)} ms + register round trips ${regMs.toFixed(0)} ms of ${seqMs.toFixed(0)} ms; ` +

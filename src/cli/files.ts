@@ -1,7 +1,7 @@
 // Command inputs and outputs: a path, or `-` for stdin/stdout. Outputs to a
 // file are written to a temporary name next to it and renamed into place only
 // when the command succeeded, so a failed decode leaves no partial file.
-import { open, rename, rm } from "node:fs/promises";
+import { open, rename, rm, stat } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import { MigstreamError } from "../errors.js";
 import { type ByteSink, writableSink } from "../migrate/sink.js";
@@ -45,13 +45,15 @@ export interface Output {
   stdout: boolean;
 }
 
-/** An output at `path` (`-`: stdout). `copy: false` for writers that hand over fresh buffers (the encoder). */
+/** An output at `path` (`-`: stdout). `copy: false`: writes are not copied and settle once written out (see writableSink). */
 export async function openOutput(path: string, io: CliIO, opts: { copy?: boolean } = {}): Promise<Output> {
   if (path === "-") {
     const sink = writableSink(io.stdout as never, { label: "stdout", keepOpen: true, copy: opts.copy });
     return { sink, stdout: true, commit: () => sink.end(), abort: async () => {} };
   }
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
+  // A device or FIFO (e.g. /dev/null) is written in place: renaming a temporary over it would replace it.
+  const special = await stat(path).then((s) => !s.isFile() && !s.isDirectory(), () => false);
+  const tmp = special ? path : join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
   let fh;
   try {
     fh = await open(tmp, "w");
@@ -67,14 +69,14 @@ export async function openOutput(path: string, io: CliIO, opts: { copy?: boolean
       await sink.end();
       await new Promise<void>((r) => (stream.closed ? r() : stream.once("close", () => r())));
       try {
-        await rename(tmp, path);
+        if (!special) await rename(tmp, path);
       } catch (e) {
         throw ioError(e, `cannot write ${path}`);
       }
     },
     async abort() {
       sink.destroy();
-      await rm(tmp, { force: true });
+      if (!special) await rm(tmp, { force: true });
     },
   };
 }

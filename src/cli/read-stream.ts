@@ -2,6 +2,7 @@
 // counted (StatsCollector), shown on the progress line, and handed on.
 import { ready } from "../codec/index.js";
 import { StreamDecoder } from "../format/decoder.js";
+import { ParallelDecoder, type ChunkDecoder } from "../format/parallel-decode.js";
 import type { DecodeEvent } from "../format/types.js";
 import { StatsCollector, type StreamStats } from "../migrate/stats.js";
 import { phaseLabel, type ProgressLine } from "./progress.js";
@@ -14,27 +15,34 @@ export interface ReadOptions {
   assemble?: boolean;
   onEvent?: (ev: DecodeEvent) => void | Promise<void>;
   progress?: ProgressLine;
+  /** Decode chunks on this (a worker pool) instead of inline (not with verifyOnly). */
+  decoder?: ChunkDecoder;
 }
 
 /** Reads `source` to its end. On failure the error carries what was read so far as `stats`. */
 export async function readStream(source: AsyncIterable<Uint8Array>, o: ReadOptions): Promise<StreamStats> {
   if (!o.verifyOnly) await ready();
-  const dec = new StreamDecoder({ key: o.key, verifyOnly: o.verifyOnly, assemble: o.assemble });
+  const dec =
+    o.decoder && !o.verifyOnly
+      ? new ParallelDecoder({ key: o.key, assemble: o.assemble, decoder: o.decoder })
+      : new StreamDecoder({ key: o.key, verifyOnly: o.verifyOnly, assemble: o.assemble });
   const stats = new StatsCollector();
   let phase = "header";
   let raw = 0;
+  const handle = async (ev: DecodeEvent) => {
+    stats.add(ev);
+    if (ev.type === "phase") phase = phaseLabel(ev.phase, ev.iteration);
+    else if (ev.type === "chunk") raw += ev.rawLength;
+    const r = o.onEvent?.(ev);
+    if (r) await r;
+  };
   try {
     for await (const piece of source) {
-      for await (const ev of dec.writeAsync(piece)) {
-        stats.add(ev);
-        if (ev.type === "phase") phase = phaseLabel(ev.phase, ev.iteration);
-        else if (ev.type === "chunk") raw += ev.rawLength;
-        const r = o.onEvent?.(ev);
-        if (r) await r;
-      }
+      for await (const ev of dec.writeAsync(piece)) await handle(ev);
       o.progress?.update({ phase, bytes: raw, wire: dec.offset });
     }
-    dec.finish();
+    if (dec instanceof ParallelDecoder) for await (const ev of dec.end()) await handle(ev);
+    else dec.finish();
   } catch (e) {
     if (e !== null && typeof e === "object" && Object.isExtensible(e)) Object.defineProperty(e, "stats", { value: stats.result(dec.offset), enumerable: false });
     throw e;

@@ -21,13 +21,18 @@ export {
   RAW_MIN_SAVING,
   RAW_SAVING_SHIFT,
   PROBE_BYTES,
-  AUTO_RAW_RATIO,
-  AUTO_ZSTD_GAIN,
-  AUTO_ZSTD_LEVEL,
   type CodecName,
   type ChunkEncoderOptions,
   type EncodeChoice,
 } from "./select.js";
+export {
+  autoDecide,
+  AUTO_DEFAULT_SINK_RATE,
+  AUTO_ZSTD_LEVEL,
+  type AutoContext,
+  type AutoDecision,
+  type AutoProbe,
+} from "./auto.js";
 export {
   zstdAvailable,
   zstdLoaded,

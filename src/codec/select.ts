@@ -2,21 +2,21 @@
 //
 // Every mode sends an all-zero chunk as ZERO and falls back to RAW when coding
 // does not save at least max(RAW_MIN_SAVING, n / 2^RAW_SAVING_SHIFT) bytes.
-// `auto` probes first: the zero-page map says how much of the chunk is zero
-// pages; LZ4 (and zstd, when loaded) on a few sampled non-zero pages estimate
-// the rest. Then:
-//   estimated LZ4 size ≥ AUTO_RAW_RATIO of the chunk   → RAW (nothing is tried)
-//   zstd sample ≤ AUTO_ZSTD_GAIN × LZ4 sample          → zstd at level 1 (pointer-
-//                                                        heavy heap pages: ~30% smaller)
-//   otherwise                                          → LZ4 (code-like pages:
-//                                                        zstd saves only ~6%, at half the speed)
-// Chunks of at most PROBE_BYTES are coded whole by both instead of sampled.
+// `auto` probes, then asks codec/auto.ts which codec gets the chunk through
+// soonest given the sink rate: the zero-page map first (all zero: ZERO), then
+// LZ4 on a few sampled live pages (which also tells flat pages apart), then
+// zstd level 1 on the compressible ones — each only if its codec could still
+// win. Probes sample about 1/AUTO_PROBE_SHARE of a chunk's live pages
+// (1..PROBE_PAGES pages), so they cost a few percent of coding it.
 
 import { MigstreamError } from "../errors.js";
 import { zeroPageMap } from "../kernels/zero.js";
+import { lz4CompressInto } from "../kernels/lz4.js";
+import { allocBuffer, type KernelBuffer } from "../kernels/wasm.js";
 import { CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "./ids.js";
 import { checkLz4Acceleration, encodeLz4, LZ4_DEFAULT_ACCELERATION } from "./lz4.js";
 import { isZeroChunk, ZERO_PAYLOAD } from "./zero.js";
+import { AUTO_FLAT_RATIO, AUTO_ZSTD_LEVEL, autoDecide, autoProbeNs, type AutoContext, type AutoProbe } from "./auto.js";
 import {
   checkZstdLevel,
   encodeZstd,
@@ -37,13 +37,17 @@ export interface EncodeChoice {
   level: number;
   /** The coded chunk. For RAW it is the input array itself (not copied). */
   payload: Uint8Array;
+  /** `auto` only, when it probed with LZ4: the probe's cost in the model (ns, one thread, speed 1) and its measured time. */
+  probe?: { predictedNs: number; actualNs: number };
 }
 
 export interface ChunkEncoderOptions {
   /** `zero` only detects zero chunks (the rest go RAW); `auto` probes each chunk. */
   codec: CodecName | "auto";
-  /** zstd: level 1..19 (default 3; `auto` uses 1); lz4: acceleration (default 1). */
+  /** zstd: level 1..19 (default 3; `auto`: the highest it may use, default AUTO_ZSTD_LEVEL); lz4: acceleration (default 1). */
   level?: number;
+  /** `auto` only: sink rate, threads and speed (see codec/auto.ts). Default: AUTO_DEFAULT_SINK_RATE, one thread. */
+  auto?: AutoContext;
 }
 
 /** Hard limit for one chunk, whatever the codec (zstd has lower ones: zstdMaxChunk). */
@@ -54,16 +58,12 @@ export const RAW_MIN_SAVING = 8;
 export const RAW_SAVING_SHIFT = 6;
 /** Page granularity of the auto probe. */
 export const PROBE_PAGE = 4096;
-/** Pages sampled by the auto probe. */
+/** Most pages the auto probe samples from one chunk. */
 export const PROBE_PAGES = 4;
-/** Bytes the auto probe codes; smaller chunks are coded whole. */
+/** Most bytes the auto probe samples. */
 export const PROBE_BYTES = PROBE_PAGE * PROBE_PAGES;
-/** auto sends RAW when LZ4 is estimated to keep at least this share of the bytes. */
-export const AUTO_RAW_RATIO = 0.95;
-/** auto prefers zstd when its sample is at most this share of LZ4's. */
-export const AUTO_ZSTD_GAIN = 0.85;
-/** zstd level used by auto unless `level` says otherwise. */
-export const AUTO_ZSTD_LEVEL = ZSTD_MIN_LEVEL;
+/** The auto probe samples one live page in this many (at least one). */
+export const AUTO_PROBE_SHARE = 16;
 
 /** Largest coded size worth sending for an n-byte chunk (RAW otherwise). */
 export function maxCodedSize(n: number): number {
@@ -101,43 +101,83 @@ function zstdChoice(chunk: Uint8Array, level: number): EncodeChoice {
   return p.length <= maxCodedSize(chunk.length) ? { codec: CODEC_ZSTD, level: l, payload: p } : raw(chunk);
 }
 
-// Reused buffer holding the sampled pages.
+// Reused buffer holding the sampled compressible pages for the zstd probe.
 const sample = new Uint8Array(PROBE_BYTES);
+// Kernel memory the LZ4 probe writes into (its output is only counted).
+let probeOut: KernelBuffer | null = null;
 
-function autoChoice(chunk: Uint8Array, level: number): EncodeChoice {
+/** LZ4 size of one sampled page, or 0 when it does not shrink below AUTO_FLAT_RATIO (flat). */
+function probeLz4(page: Uint8Array): number {
+  probeOut ??= allocBuffer(PROBE_PAGE);
+  return lz4CompressInto(page, probeOut.view(0, Math.floor(page.length * AUTO_FLAT_RATIO)), LZ4_DEFAULT_ACCELERATION);
+}
+
+/** Runs the probes autoDecide asks for, then codes the chunk as it decides. */
+function autoChoice(chunk: Uint8Array, level: number, ctx: AutoContext | undefined): EncodeChoice {
   const n = chunk.length;
-  const zstdLevel = zstdAvailable() ? zstdLevelFor(n, level) : 0;
-  if (n <= PROBE_BYTES) {
-    // Small chunk: code it whole with both and keep the better.
-    const l = lz4Choice(chunk, LZ4_DEFAULT_ACCELERATION);
-    if (zstdLevel === 0 || l.codec === CODEC_RAW) return l;
-    const z = zstdChoice(chunk, zstdLevel);
-    return z.codec === CODEC_ZSTD && z.payload.length <= AUTO_ZSTD_GAIN * l.payload.length ? z : l;
-  }
-  // Sample PROBE_PAGES non-zero pages spread over the chunk.
   const map = zeroPageMap(chunk, PROBE_PAGE);
   const live: number[] = [];
   for (let i = 0; i < map.length; i++) if (map[i] === 0) live.push(i);
-  const take = Math.min(PROBE_PAGES, live.length);
-  let len = 0;
-  for (let k = 0; k < take; k++) {
-    const page = live[Math.floor(((k + 0.5) * live.length) / take)];
-    const part = chunk.subarray(page * PROBE_PAGE, Math.min(n, (page + 1) * PROBE_PAGE));
-    sample.set(part, len);
-    len += part.length;
+  const page = (i: number) => chunk.subarray(i * PROBE_PAGE, Math.min(n, (i + 1) * PROBE_PAGE));
+  let liveBytes = 0;
+  for (const i of live) liveBytes += page(i).length;
+  const limits = { maxLevel: zstdAvailable() ? zstdLevelFor(n, level) : 0 };
+  const p: AutoProbe = { n, live: liveBytes };
+  let d = autoDecide(p, limits, ctx);
+  const compressible: Uint8Array[] = [];
+  let probeNs = -1;
+  if ("probe" in d) {
+    const t0 = performance.now();
+    // LZ4 on sampled live pages spread over the chunk, one at a time.
+    const take = Math.min(PROBE_PAGES, Math.max(1, Math.round(live.length / AUTO_PROBE_SHARE)));
+    p.sampled = p.flat = p.lz4 = 0;
+    for (let k = 0; k < take; k++) {
+      const part = page(live[Math.floor(((k + 0.5) * live.length) / take)]);
+      const coded = probeLz4(part);
+      p.sampled += part.length;
+      if (coded === 0) {
+        p.flat += part.length;
+        p.lz4 += part.length;
+      } else {
+        p.lz4 += coded;
+        compressible.push(part);
+      }
+    }
+    probeNs = (performance.now() - t0) * 1e6;
+    d = autoDecide(p, limits, ctx);
   }
-  const s = sample.subarray(0, len);
-  const lz = encodeLz4(s, len)?.length ?? len;
-  const liveShare = live.length / map.length;
-  if ((liveShare * lz) / len >= AUTO_RAW_RATIO) return raw(chunk);
-  if (zstdLevel > 0) {
+  if ("probe" in d) {
+    let len = 0;
+    for (const part of compressible) {
+      sample.set(part, len);
+      len += part.length;
+    }
     try {
-      if (encodeZstd(s, zstdLevel).length <= AUTO_ZSTD_GAIN * lz) return zstdChoice(chunk, zstdLevel);
+      p.zstd = p.flat! + encodeZstd(sample.subarray(0, len), ZSTD_MIN_LEVEL).length;
+      d = autoDecide(p, limits, ctx);
     } catch (e) {
+      // zstd is restarting after an abort: decide without it.
       if (!(e instanceof MigstreamError && e.code === "CODEC")) throw e;
+      d = autoDecide(p, { maxLevel: 0 }, ctx);
     }
   }
-  return lz4Choice(chunk, LZ4_DEFAULT_ACCELERATION);
+  if ("probe" in d) throw new MigstreamError("INTERNAL", `auto asked for a second ${d.probe} probe`);
+  let c: EncodeChoice;
+  switch (d.codec) {
+    case "zero":
+      c = { codec: CODEC_ZERO, level: 0, payload: ZERO_PAYLOAD };
+      break;
+    case "raw":
+      c = raw(chunk);
+      break;
+    case "lz4":
+      c = lz4Choice(chunk, LZ4_DEFAULT_ACCELERATION);
+      break;
+    default:
+      c = zstdChoice(chunk, d.level);
+  }
+  if (probeNs >= 0) c.probe = { predictedNs: autoProbeNs(p), actualNs: probeNs };
+  return c;
 }
 
 /**
@@ -173,6 +213,6 @@ export function encodeChunk(chunk: Uint8Array, opts: ChunkEncoderOptions): Encod
       if (!zstdLoaded()) throw new MigstreamError("CODEC", "zstd is unavailable in this runtime (await ready() first)");
       return zstdChoice(chunk, level as number);
     default:
-      return autoChoice(chunk, level as number);
+      return autoChoice(chunk, level as number, opts.auto);
   }
 }

@@ -22,9 +22,10 @@ export interface DecoderOptions extends DecoderLimits {
   /** Decode each transaction into one buffer, delivered with `transaction-end`. */
   assemble?: boolean;
   /**
-   * Without `assemble`: each chunk's `data` is a view of one reused buffer,
-   * valid only until the iterator is advanced past that chunk's events (copy
-   * what you keep). Saves a new array per chunk. Default false.
+   * Each chunk's `data` (with `assemble`: each transaction's, per device) is a
+   * view of a reused buffer, valid only until the iterator is advanced past
+   * that event (copy what you keep). Saves a new array per chunk or
+   * transaction. Default false.
    */
   reuseOutput?: boolean;
 }
@@ -50,7 +51,7 @@ export class StreamDecoder {
     this.reader = new FrameReader(resolveLimits(options), this.key !== null);
     this.verifyOnly = options.verifyOnly ?? false;
     this.assemble = options.assemble ?? false;
-    this.reuse = options.reuseOutput === true && !this.assemble;
+    this.reuse = options.reuseOutput === true;
   }
 
   get header(): StreamHeader | null {
@@ -94,7 +95,10 @@ export class StreamDecoder {
         const u = this.reader.next();
         if (u === null) return;
         if (u === "header") yield this.onHeader(null);
-        else yield* this.interp!.frame(u);
+        else {
+          yield* this.interp!.frame(u);
+          this.reader.release();
+        }
       }
     } catch (e) {
       this.fail(e);
@@ -143,6 +147,7 @@ export class StreamDecoder {
       try {
         if (this.macKey !== null && batch.length > 0) await verifyTags(this.macKey, batch);
         for (const f of batch) yield* this.interp!.frame(f);
+        this.reader.release();
       } catch (e) {
         this.fail(e);
       }

@@ -8,15 +8,24 @@ import { encodeChunk } from "../codec/select.js";
 import { ZERO_PAYLOAD } from "../codec/zero.js";
 import { MigstreamError } from "../errors.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
+import { allocBuffer, type KernelBuffer } from "../kernels/wasm.js";
 import { isZero } from "../kernels/zero.js";
 import type { Phase } from "../protocol/types.js";
 import type { CodedChunk, FrameBuilder } from "./builder.js";
 import { plain } from "./bytes.js";
-import { Chunker } from "./chunking.js";
+import { arraySource, type ByteSource, Chunker } from "./chunking.js";
 import { MAX_NAME_LENGTH, PHASES, phaseCode } from "./constants.js";
+import { type ChunkFacts, planUnits, plainUnits, type Unit } from "./encoder-dedup.js";
 import { intOption, usage, type Settings } from "./encoder-options.js";
 import { InlineChunks } from "./inline.js";
 import type { DeviceInfo } from "./types.js";
+
+/**
+ * With dedup, transactions up to this size are copied into kernel memory once
+ * and chunked, hashed and coded there in place (larger ones are read where
+ * they are: the staging buffer never grows beyond this).
+ */
+export const DEDUP_STAGE_MAX = 8 << 20;
 
 const utf8 = new TextEncoder();
 
@@ -31,11 +40,19 @@ export class DeviceState {
   busy = false;
   readonly index: DedupIndex | null;
   readonly chunker: Chunker;
+  private readonly chunkSize: number;
 
   constructor(id: number, s: Settings) {
     this.id = id;
     this.index = s.dedupWindow > 0 ? new DedupIndex(s.dedupWindow) : null;
     this.chunker = new Chunker(s.chunkSize, s.dedupWindow > 0);
+    this.chunkSize = s.chunkSize;
+  }
+
+  /** The units one transaction is sent as (chunks; with dedup, some merged: encoder-dedup.ts). */
+  plan(src: ByteSource): Unit[] {
+    if (this.index === null || !this.chunker.contentDefined) return plainUnits(this.chunker.ends(src));
+    return planUnits(src, this.chunker, this.index, this.chunkSize);
   }
 
   private open(what: string): void {
@@ -115,12 +132,13 @@ function hashOfZeros(n: number, raw: Uint8Array): bigint {
 /**
  * Dedup decision for one chunk (in stream order): ZERO, a reference to a live
  * identical chunk, or "code it" — after recording it in the index, since every
- * coded (RAW/LZ4/ZSTD) chunk is recorded by the decoder too.
+ * coded (RAW/LZ4/ZSTD) chunk is recorded by the decoder too. `facts`: what the
+ * plan already found out about these bytes.
  */
-export function decide(raw: Uint8Array, index: DedupIndex | null): Decision {
+export function decide(raw: Uint8Array, index: DedupIndex | null, facts: ChunkFacts | null = null): Decision {
   if (index === null) return { raw, hash: null };
-  if (isZero(raw)) return { ready: { codec: CODEC_ZERO, level: 0, payload: ZERO_PAYLOAD, rawLength: raw.length, hash: hashOfZeros(raw.length, raw) } };
-  const hash = xxh3_64(raw);
+  if (facts?.zero ?? isZero(raw)) return { ready: { codec: CODEC_ZERO, level: 0, payload: ZERO_PAYLOAD, rawLength: raw.length, hash: hashOfZeros(raw.length, raw) } };
+  const hash = facts?.hash ?? xxh3_64(raw);
   const ord = index.find(raw, hash);
   if (ord >= 0) return { ready: { codec: CODEC_DEDUP_REF, level: 0, payload: encodeDedupRef(ord), rawLength: raw.length, hash } };
   index.add(raw, hash);
@@ -155,6 +173,8 @@ export function checkCoded(c: CodedChunk, raw: number, hash: bigint | null): Cod
 export class ChunkCoding {
   private readonly s: Settings;
   private readonly fast: InlineChunks | null;
+  /** Kernel-memory copy of the current transaction (dedup). */
+  private stage: KernelBuffer | null = null;
 
   constructor(s: Settings) {
     this.s = s;
@@ -162,14 +182,38 @@ export class ChunkCoding {
     this.fast = c === "lz4" || c === "raw" || c === "zero" ? new InlineChunks(s.chunkSize, c === "lz4", c === "lz4" ? (s.level ?? 1) : 1) : null;
   }
 
-  /** Codes `raw` (a chunk of device `d`'s transaction) and frames it. */
-  code(b: FrameBuilder, d: DeviceState, raw: Uint8Array): void {
-    if (this.fast !== null) return this.fast.encode(b, d.id, raw, d.index);
-    const dec = decide(raw, d.index);
+  /**
+   * Where the chunks of a transaction are read from: with dedup and the fast
+   * path, a copy in kernel memory (planning hashes every chunk, coding works
+   * on it again: both in place; `shared`: valid until the next call, so the
+   * caller codes all of it before yielding), else `data` itself.
+   * (zstd and auto keep plain arrays: their coders allocate kernel scratch
+   * while they look at a chunk, which would detach a view of kernel memory.)
+   */
+  source(data: Uint8Array): ByteSource {
+    const n = data.length;
+    if (this.fast === null || this.s.dedupWindow === 0 || n === 0 || n > DEDUP_STAGE_MAX) return arraySource(data);
+    if (this.stage === null || this.stage.length < n) {
+      this.stage?.free();
+      this.stage = null;
+      this.stage = allocBuffer(Math.max(n, Math.min(DEDUP_STAGE_MAX, this.s.fields.maxTransaction)));
+    }
+    const stage = this.stage;
+    stage.view(0, n).set(data);
+    return { length: n, shared: true, view: (start, end) => stage.view(start, end) };
+  }
+
+  /** Codes src[start, end) (a unit of device `d`'s transaction) and frames it. */
+  code(b: FrameBuilder, d: DeviceState, src: ByteSource, start: number, end: number, facts: ChunkFacts | null): void {
+    if (this.fast !== null) return this.fast.encode(b, d.id, src, start, end, d.index, facts);
+    const raw = src.view(start, end);
+    const dec = decide(raw, d.index, facts);
     b.chunk(d.id, "ready" in dec ? dec.ready : codeInline(dec.raw, dec.hash, this.s, d.index !== null));
   }
 
   free(): void {
     this.fast?.free();
+    this.stage?.free();
+    this.stage = null;
   }
 }

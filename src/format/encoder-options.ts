@@ -61,10 +61,18 @@ export interface EncoderOptions {
   coder?: ChunkCoder;
 }
 
-/** Codes chunks; lets src/parallel's WorkerPool plug in. Results must come back in submission order. */
+/** Codes chunks; lets src/parallel's WorkerPool plug in (poolCoder). */
 export interface ChunkCoder {
-  /** The encoder passes its own copy of each chunk: the coder may keep or move it. */
+  /**
+   * The encoder passes its own copy of each chunk (the coder may keep or move
+   * it), or with `copiesInput` a view of the caller's bytes, valid only until
+   * encode returns.
+   */
   encode(raw: Uint8Array, codec: string, level?: number): Promise<{ codec: number; level: number; payload: Uint8Array; rawLength: number; hash: bigint }>;
+  /** encode copies `raw` before it returns (so the encoder need not copy it first). */
+  readonly copiesInput?: boolean;
+  /** Called once the encoder has framed (copied) a coded chunk: its payload's memory may be reused. */
+  release?(chunk: { payload: Uint8Array }): void;
 }
 
 /** One device of a StreamEncoder; structurally a SaveSink (src/protocol/types.ts). */

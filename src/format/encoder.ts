@@ -3,15 +3,18 @@
 // slow consumer slows the producer; keyed streams are authenticated with
 // WebCrypto); encodeStream / encodeStreamAsync are the one-shot forms.
 //
-// Memory: one output block (OUTPUT_BLOCK_SIZE, or one frame if larger), the
-// chunks in flight in a ChunkCoder (CODER_IN_FLIGHT) and each device's dedup
-// index (at most dedupWindow bytes); never the whole stream.
+// Memory: one output block (OUTPUT_BLOCK_SIZE, or one frame if larger; with
+// dedup coded inline, the blocks of one transaction staged in kernel memory,
+// at most DEDUP_STAGE_MAX of input), the chunks in flight in a ChunkCoder
+// (CODER_IN_FLIGHT) and each device's dedup index (at most dedupWindow bytes);
+// never the whole stream.
 
 import { ready } from "../codec/index.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
 import type { Phase } from "../protocol/types.js";
 import { FrameBuilder, type CodedChunk, type EncoderStats } from "./builder.js";
 import { concat, plain } from "./bytes.js";
+import { arraySource } from "./chunking.js";
 import { checkCoded, checkDeviceId, ChunkCoding, decide, DeviceState, nameBytes } from "./encoder-device.js";
 import { declared, settings, survey, usage, type ChunkCoder, type EncoderOptions, type Settings } from "./encoder-options.js";
 import { fillTags, frameKey } from "./mac.js";
@@ -95,6 +98,7 @@ export class StreamEncoder {
     this.failure ??= e;
     this.b.dispose();
     this.inline?.free();
+    for (const d of this.devices.values()) d.index?.free();
     for (const w of this.waiters.splice(0)) w();
     throw e;
   }
@@ -218,15 +222,18 @@ export class StreamEncoder {
     const data = plain(input);
     await this.guarded(d, async () => {
       await this.started;
-      const ends = d.chunker.ends(data);
       const size = data.length;
       if (this.s.coder === null) {
-        this.b.transaction(d.id, size, ends.length);
+        const inline = this.inline!;
+        const src = inline.source(data);
+        const units = d.plan(src);
+        this.b.transaction(d.id, size, units.length);
         let start = 0;
-        for (const end of ends) {
-          this.inline!.code(this.b, d, data.subarray(start, end));
-          start = end;
-          if (this.b.hasFullBlocks) {
+        for (const u of units) {
+          inline.code(this.b, d, src, start, u.end, u.facts);
+          start = u.end;
+          // A staged source is shared by the encoder's devices: no awaiting before the last unit.
+          if (this.b.hasFullBlocks && src.shared !== true) {
             await this.flush(false);
             if (this.failure !== null) throw this.failure;
           }
@@ -236,20 +243,26 @@ export class StreamEncoder {
         return;
       }
       const coder = this.s.coder;
-      void this.step(() => this.b.transaction(d.id, size, ends.length));
+      const units = d.plan(arraySource(data));
+      this.step(() => this.b.transaction(d.id, size, units.length)).catch(nothing); // a failure surfaces through the chunks
       let start = 0;
-      for (const end of ends) {
+      for (const u of units) {
+        const end = u.end;
         await this.room();
-        const dec = decide(data.subarray(start, end), d.index);
+        const dec = decide(data.subarray(start, end), d.index, u.facts);
         let chunk: Promise<CodedChunk>;
         if ("ready" in dec) chunk = Promise.resolve(dec.ready);
         else {
           const n = dec.raw.length;
           const h = dec.hash;
-          chunk = coder.encode(dec.raw.slice(), this.s.codec, this.s.level).then((c) => checkCoded(c, n, h));
+          chunk = coder.encode(coder.copiesInput ? dec.raw : dec.raw.slice(), this.s.codec, this.s.level).then((c) => checkCoded(c, n, h));
           chunk.catch(() => {});
         }
-        this.enqueue({ chunk, run: (c) => this.b.chunk(d.id, c!), ran: nothing, failed: nothing });
+        const run = (c: CodedChunk | null) => {
+          this.b.chunk(d.id, c!);
+          if (!("ready" in dec)) coder.release?.(c!); // framed (copied): the coder may reuse its payload
+        };
+        this.enqueue({ chunk, run, ran: nothing, failed: nothing });
         start = end;
       }
       if (this.failure !== null) throw this.failure;
@@ -283,6 +296,7 @@ export class StreamEncoder {
       await this.step(() => {
         t = this.b.streamEnd();
         this.inline?.free();
+        for (const d of this.devices.values()) d.index?.free();
       });
       await this.settle();
       return t!;
@@ -318,9 +332,9 @@ export function encodeStream(devices: DeviceInput[], options: EncoderOptions = {
   const s = settings(options, survey(devices));
   const b = new FrameBuilder(s.fields);
   const coding = new ChunkCoding(s);
+  const order: DeviceState[] = [];
   try {
     const states = new Map<number, DeviceState>();
-    const order: DeviceState[] = [];
     for (const d of devices) {
       const id = checkDeviceId(d.id, states, s);
       const { name, metadata } = nameBytes(d, s);
@@ -346,12 +360,13 @@ export function encodeStream(devices: DeviceInput[], options: EncoderOptions = {
       } else if (it?.kind === "transaction") {
         st.checkTransaction(it.data, s.fields.maxTransaction);
         const data = plain(it.data);
-        const ends = st.chunker.ends(data);
-        b.transaction(st.id, data.length, ends.length);
+        const src = coding.source(data);
+        const units = st.plan(src);
+        b.transaction(st.id, data.length, units.length);
         let start = 0;
-        for (const end of ends) {
-          coding.code(b, st, data.subarray(start, end));
-          start = end;
+        for (const u of units) {
+          coding.code(b, st, src, start, u.end, u.facts);
+          start = u.end;
         }
       } else {
         throw usage(`device ${st.id} item ${item} is neither a phase nor a transaction`, "items");
@@ -359,10 +374,12 @@ export function encodeStream(devices: DeviceInput[], options: EncoderOptions = {
     }
     b.streamEnd();
     coding.free();
+    for (const st of order) st.index?.free();
     return concat(b.take(true).blocks);
   } catch (e) {
     b.dispose();
     coding.free();
+    for (const st of order) st.index?.free();
     if (isMigstreamError(e)) throw e;
     throw new MigstreamError("INTERNAL", `encoding failed: ${String(e)}`, { cause: e });
   }

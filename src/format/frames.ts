@@ -108,6 +108,8 @@ export interface Frame {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Spare gather buffers a FrameReader keeps for reuse (bytes, at most). */
+export const GATHER_SPARE_BYTES = 16 << 20;
 
 export class FrameReader {
   private readonly limits: Required<DecoderLimits>;
@@ -131,6 +133,10 @@ export class FrameReader {
   private unitOffset = 0;
   /** Set once the STREAM_END frame was read. */
   private ended = false;
+  /** Gather buffers of frames handed out since the last release(), and spare ones for reuse. */
+  private lent: Uint8Array[] = [];
+  private spare: Uint8Array[] = [];
+  private spareBytes = 0;
 
   constructor(limits: Required<DecoderLimits>, keyed: boolean) {
     this.limits = limits;
@@ -179,6 +185,34 @@ export class FrameReader {
     throw new MigstreamError("TRUNCATED", `the stream ends ${what}, after ${at} bytes`, { offset: at, frame });
   }
 
+  /**
+   * The frames handed out so far are no longer needed (their events were
+   * delivered): the buffers they were gathered in may be reused. A frame
+   * being gathered keeps its buffer.
+   */
+  release(): void {
+    for (const b of this.lent) {
+      if (b === this.part) continue;
+      if (this.spareBytes + b.length > GATHER_SPARE_BYTES) continue;
+      this.spare.push(b);
+      this.spareBytes += b.length;
+    }
+    this.lent = this.part !== null && this.lent.includes(this.part) ? [this.part] : [];
+  }
+
+  /** A buffer of at least `n` bytes to gather a unit in: the smallest spare one that fits, else a new one. */
+  private gatherBuffer(n: number): Uint8Array {
+    let best = -1;
+    for (let i = 0; i < this.spare.length; i++) {
+      if (this.spare[i].length >= n && (best < 0 || this.spare[i].length < this.spare[best].length)) best = i;
+    }
+    // New buffers are rounded up to a power of two, so frames of similar sizes can share them.
+    const b = best < 0 ? new Uint8Array(n <= 1 ? n : 2 ** Math.ceil(Math.log2(n))) : this.spare.splice(best, 1)[0];
+    if (best >= 0) this.spareBytes -= b.length;
+    this.lent.push(b);
+    return b;
+  }
+
   /** Gathers `need` bytes of the current unit; returns them when complete. */
   private gather(need: number): Uint8Array | null {
     const avail = this.input.length - this.pos;
@@ -188,7 +222,7 @@ export class FrameReader {
       return v;
     }
     if (this.part === null || this.part.length < need) {
-      const p = new Uint8Array(need);
+      const p = this.gatherBuffer(need);
       if (this.part !== null) p.set(this.part.subarray(0, this.partLen));
       this.part = p;
     }

@@ -19,6 +19,13 @@ export {
   MAC_BATCH_BYTES,
   type DecoderOptions,
 } from "./decoder.js";
+export {
+  ParallelDecoder,
+  PARALLEL_DECODE_IN_FLIGHT,
+  type ChunkDecoder,
+  type ChunkDecodeRequest,
+  type ParallelDecoderOptions,
+} from "./parallel-decode.js";
 export { FORMAT_LIMITS, resolveLimits, type DecoderLimits } from "./limits.js";
 export type {
   DeviceInfo,

@@ -16,7 +16,9 @@ import { allocBuffer, kernelMemory, type KernelBuffer } from "../kernels/wasm.js
 import { xxh3_64 } from "../kernels/xxh3.js";
 import { isZero } from "../kernels/zero.js";
 import { CHUNK_PAYLOAD_OFFSET, type FrameBuilder } from "./builder.js";
+import type { ByteSource } from "./chunking.js";
 import { FRAME_CHECK_SIZE } from "./constants.js";
+import type { ChunkFacts } from "./encoder-dedup.js";
 
 const P = CHUNK_PAYLOAD_OFFSET;
 
@@ -44,13 +46,18 @@ export class InlineChunks {
     this.coded = allocBuffer(size);
   }
 
-  /** Codes one chunk of device `id` (≤ chunkSize bytes) and frames it. `index`: dedup, in stream order. */
-  encode(b: FrameBuilder, id: number, chunk: Uint8Array, index: DedupIndex | null): void {
+  /**
+   * Codes src[start, end) (≤ chunkSize bytes), a chunk of device `id`, and
+   * frames it. `index`: dedup, in stream order; `facts`: what the dedup plan
+   * already knows about these bytes.
+   */
+  encode(b: FrameBuilder, id: number, src: ByteSource, start: number, end: number, index: DedupIndex | null, facts: ChunkFacts | null = null): void {
     this.buffers();
-    const n = chunk.length;
+    index?.reserve(this.chunkSize); // before any view is taken: it may allocate kernel memory
+    const n = end - start;
     const memory = kernelMemory().buffer;
     const rf = this.raw!.view(0, P + n + FRAME_CHECK_SIZE);
-    rf.set(chunk, P);
+    rf.set(src.view(start, end), P);
     const raw = rf.subarray(P, P + n);
     // Nothing below allocates kernel memory (every input is already there), so
     // these views stay attached; checked before anything is committed.
@@ -58,13 +65,13 @@ export class InlineChunks {
     let hash: bigint;
     let coded = n;
     let frame = rf;
-    if (isZero(raw)) {
+    if (facts?.zero ?? isZero(raw)) {
       codec = CODEC_ZERO;
       coded = 0;
       if (this.zeroHash.length !== n) this.zeroHash = { length: n, hash: xxh3_64(raw) };
       hash = this.zeroHash.hash;
     } else {
-      hash = xxh3_64(raw);
+      hash = facts?.hash ?? xxh3_64(raw);
       const ord = index === null ? -1 : index.find(raw, hash);
       if (ord >= 0) {
         frame = this.coded!.view(0, P + DEDUP_REF_SIZE + FRAME_CHECK_SIZE);
@@ -72,7 +79,6 @@ export class InlineChunks {
         codec = CODEC_DEDUP_REF;
         coded = DEDUP_REF_SIZE;
       } else {
-        index?.add(raw, hash);
         const limit = maxCodedSize(n);
         if (this.lz4 && limit > 0) {
           const cf = this.coded!.view(0, P + limit + FRAME_CHECK_SIZE);
@@ -83,6 +89,8 @@ export class InlineChunks {
             frame = cf;
           }
         }
+        // Recorded like the decoder will (every coded chunk); the index keeps the smaller LZ4 copy when there is one.
+        index?.add(raw, hash, codec === CODEC_LZ4 ? frame.subarray(P, P + coded) : undefined);
       }
     }
     if (kernelMemory().buffer !== memory) throw new MigstreamError("INTERNAL", "kernel memory moved while a chunk was being coded");

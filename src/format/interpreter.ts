@@ -43,7 +43,7 @@ export interface InterpreterOptions {
   verifyOnly: boolean;
   /** Decode each transaction into one buffer and emit it with `transaction-end`. */
   assemble: boolean;
-  /** Without assemble: decode every chunk into one reused buffer (see DecoderOptions.reuseOutput). */
+  /** Decode every chunk (with assemble: every transaction of a device) into one reused buffer (see DecoderOptions.reuseOutput). */
   reuse?: boolean;
 }
 
@@ -69,6 +69,8 @@ interface DeviceState {
   tracker: WindowTracker | null;
   txn: Txn | null;
   ended: boolean;
+  /** Assembly buffer reused by this device's transactions (reuse mode). */
+  txnBuf: Uint8Array | null;
 }
 
 const END_CODE = phaseCode("end");
@@ -168,6 +170,7 @@ export class Interpreter {
       tracker: w > 0 && this.opts.verifyOnly ? new WindowTracker(w) : null,
       txn: null,
       ended: false,
+      txnBuf: null,
     });
     return [{ type: "device", device: f.device, name, metadata, frame: f.seq, offset: f.offset }];
   }
@@ -218,7 +221,7 @@ export class Interpreter {
       chunks,
       filled: 0,
       chunksSeen: 0,
-      buf: this.opts.assemble && !this.opts.verifyOnly ? new Uint8Array(size) : null,
+      buf: this.opts.assemble && !this.opts.verifyOnly ? this.assembly(d, size) : null,
       frame: f.seq,
       offset: f.offset,
     };
@@ -313,6 +316,13 @@ export class Interpreter {
     return ev;
   }
 
+  /** Where a transaction of `size` bytes is assembled: a new array, or in reuse mode the device's reused one. */
+  private assembly(d: DeviceState, size: number): Uint8Array {
+    if (!this.opts.reuse) return new Uint8Array(size);
+    if (d.txnBuf === null || d.txnBuf.length < size) d.txnBuf = new Uint8Array(size);
+    return d.txnBuf.subarray(0, size);
+  }
+
   /** The reused output buffer (reuse mode), with room for `n` bytes (≤ max_chunk). */
   private reused(n: number): Uint8Array {
     if (this.reuseBuf === null || this.reuseBuf.length < n) this.reuseBuf = new Uint8Array(Math.max(n, Math.min(this.header.maxChunk, STAGE_MIN)));
@@ -348,6 +358,7 @@ export class Interpreter {
     if (t.digest !== digest) throw formatError(f, "device digest mismatch", "digest", "CHECKSUM");
     d.ended = true;
     d.window = null;
+    d.txnBuf = null;
     d.tracker = null;
     return [{ type: "device-end", device: f.device, trailer: t, frame: f.seq, offset: f.offset }];
   }

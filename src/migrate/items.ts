@@ -17,7 +17,12 @@ export interface StreamItemsOptions extends Omit<DecoderOptions, "verifyOnly" | 
   onEvent?: (ev: DecodeEvent) => void;
 }
 
-/** Items for `resume()` from a stream's bytes. Other devices in the stream are verified and skipped. */
+/**
+ * Items for `resume()` from a stream's bytes. Other devices in the stream are
+ * verified and skipped. With `reuseOutput`, every transaction's data is a view
+ * of one reused buffer, valid until the next item is asked for (as resume()
+ * consumes them).
+ */
 export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: StreamItemsOptions = {}): AsyncGenerator<ResumeItem> {
   await ready(); // kernels, and zstd where it loads (a stream may hold zstd chunks)
   const dec = new StreamDecoder({ ...options, assemble: true });

@@ -11,6 +11,11 @@ import type { RegionIO } from "../protocol/region-io.js";
 import type { ResumeItem } from "../protocol/types.js";
 import { streamItems, type StreamItemsOptions } from "./items.js";
 
+/**
+ * `reuseOutput` defaults to true here: the resume driver writes each
+ * transaction to the device before it asks for the next, so one assembly
+ * buffer serves them all (no new array per transaction).
+ */
 export interface RestoreOptions extends StreamItemsOptions, Pick<ResumeOptions, "start" | "signal" | "onProgress"> {
   /** Called once, just before the first access to the device. */
   onTouch?: () => void;
@@ -22,7 +27,7 @@ export async function restoreDevice(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: RestoreOptions = {},
 ): Promise<ResumeSummary> {
-  const items = streamItems(source, options);
+  const items = streamItems(source, { ...options, reuseOutput: options.reuseOutput ?? true });
   try {
     // The first item needs the header and the first device frames, checked.
     const first = await items.next();

@@ -69,7 +69,8 @@ export async function saveTo(region: RegionIO, sink: ByteSink, options: SaveToOp
   let stopcopyAt = 0;
   const save = options.save ?? {};
   try {
-    const encoder = new StreamEncoder((b) => sink.write(b), options.encoder);
+    // A ByteSink is done with the bytes once a write settles: the encoder reuses its output blocks.
+    const encoder = new StreamEncoder((b) => sink.write(b), { ...options.encoder, reuseOutput: options.encoder?.reuseOutput ?? true });
     options.onEncoder?.(encoder);
     const steps = new Steps(() => encoder.stats.streamBytes);
     const writer = encoder.device(options.id ?? 0, options.info);

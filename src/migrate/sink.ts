@@ -1,12 +1,14 @@
 // Byte sinks: where an encoder's output goes (a file, stdout, a socket). A
-// write settles when the destination took the bytes or, when its buffer is
-// full, after it drained — so a slow reader slows the encoder and, through
-// it, the device reads (backpressure). Node-specific (node:stream writables).
+// write settles once the sink is done with the bytes (copied them, or handed
+// them to the system) and, when the destination's buffer is full, after it
+// drained — so a slow reader slows the encoder and, through it, the device
+// reads (backpressure), and the writer may reuse its buffer for the next
+// write (the stream encoder's `reuseOutput`). Node-specific (node:stream).
 import type { Writable } from "node:stream";
 import { MigstreamError } from "../errors.js";
 
 export interface ByteSink {
-  /** Queues `bytes`; unless the sink copies (the default), the caller must not change them afterwards. */
+  /** Writes `bytes`; once the promise settles the sink no longer needs them (the caller may reuse them). */
   write(bytes: Uint8Array): Promise<void>;
   /** Flushes and closes (again: waits for the first end). */
   end(): Promise<void>;
@@ -26,9 +28,11 @@ export interface WritableSinkOptions {
   /** Leave the stream open on end() (stdout). */
   keepOpen?: boolean;
   /**
-   * Copy each write (default true), so the caller may reuse its buffer once
-   * the write settles. false for writers that hand over fresh buffers (the
-   * stream encoder's output blocks): saves a copy of every byte.
+   * Copy each write (default true): the write settles as soon as the stream
+   * took the copy. false: the stream writes the caller's bytes and the write
+   * settles once they were handed to the system (the stream's write
+   * callback), which saves a copy of every byte; either way the caller may
+   * reuse its buffer once the write settled.
    */
   copy?: boolean;
 }
@@ -74,6 +78,28 @@ export function writableSink(stream: Writable, options: WritableSinkOptions): By
       }
     });
 
+  /** Settles when `stream` is done with the bytes of one write (its callback), or fails/closes/times out. */
+  const flushed = (buf: Uint8Array) =>
+    new Promise<void>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let settled = false;
+      const done = (e?: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        stream.off("close", closed);
+        if (e) reject(e);
+        else resolve();
+      };
+      const closed = () => done(failed ?? new MigstreamError(code, `${label}: closed while writing`));
+      stream.on("close", closed);
+      const ms = options.drainTimeoutMs ?? 0;
+      if (ms > 0) {
+        timer = setTimeout(() => done(new MigstreamError("TIMEOUT", `${label}: the destination took no data for ${ms} ms`)), ms);
+      }
+      stream.write(buf, (e) => done(e ? systemError(e, code, label) : undefined));
+    });
+
   return {
     get bytes() {
       return written;
@@ -82,8 +108,13 @@ export function writableSink(stream: Writable, options: WritableSinkOptions): By
       if (failed) throw failed;
       if (stream.destroyed || stream.writableEnded) throw new MigstreamError(code, `${label}: closed while writing`);
       if (bytes.length === 0) return;
-      const buf = options.copy === false ? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length) : Buffer.from(bytes);
-      const more = stream.write(buf);
+      if (options.copy === false) {
+        written += bytes.length;
+        await flushed(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+        if (failed) throw failed;
+        return;
+      }
+      const more = stream.write(Buffer.from(bytes));
       written += bytes.length;
       if (!more) await waitDrain();
       if (failed) throw failed;

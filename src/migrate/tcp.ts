@@ -271,8 +271,8 @@ export interface TcpConnectOptions {
 
 /**
  * The source end of a network migration: a sink for the stream (its writes
- * are not copied: hand it buffers you do not change afterwards, as the stream
- * encoder does), then the destination's ack.
+ * are not copied: a write settles once the socket is done with the bytes, so
+ * the writer may then reuse them), then the destination's ack.
  */
 export class TcpDestination {
   readonly sink: ByteSink;
@@ -325,7 +325,7 @@ export class TcpDestination {
       this.#ended = true;
       wake();
     });
-    // The stream encoder hands over fresh output blocks: no copy needed.
+    // No copy: a write settles once the socket wrote the bytes (the encoder then reuses its block).
     const inner = writableSink(socket, { label: url, code: "TRANSPORT", drainTimeoutMs: idleTimeoutMs, copy: false });
     const failure = (e: unknown): unknown => (this.#ack && !this.#ack.ok ? ackError(this.#ack) : e);
     this.sink = {

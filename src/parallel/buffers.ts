@@ -5,7 +5,12 @@
 
 import { inKernelMemory } from "../kernels/wasm.js";
 
-function isShared(view: Uint8Array): boolean {
+/** A copy in a fresh ArrayBuffer (Node's Buffer#slice would alias the input instead). */
+export function copyOf(view: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(view);
+}
+
+export function isShared(view: Uint8Array): boolean {
   return typeof SharedArrayBuffer !== "undefined" && view.buffer instanceof SharedArrayBuffer;
 }
 
@@ -21,24 +26,33 @@ export function spansBuffer(view: Uint8Array): boolean {
  * SharedArrayBuffer view is used in place (the caller must leave it unchanged
  * until the job settles).
  */
-export function own(view: Uint8Array, copy: boolean): Uint8Array {
+export function own(view: Uint8Array, copy: boolean, whole = false): Uint8Array {
   if (isShared(view) && !copy) return view;
-  if (copy || !spansBuffer(view)) return view.slice();
+  if (copy || !(spansBuffer(view) || (whole && movable(view)))) return copyOf(view);
   try {
     return structuredClone(view, { transfer: [view.buffer as ArrayBuffer] });
   } catch {
-    return view.slice(); // a buffer that cannot be transferred (e.g. marked untransferable)
+    return copyOf(view); // a buffer that cannot be transferred (e.g. marked untransferable)
   }
 }
 
-/** The view to post and the buffers to transfer with it (copying only if it must). */
-export function postable(view: Uint8Array): { view: Uint8Array; transfer: ArrayBuffer[] } {
+/** True when `view` starts its (non-shared, non-kernel) ArrayBuffer, which can move whole with it. */
+export function movable(view: Uint8Array): boolean {
+  return !isShared(view) && !inKernelMemory(view) && view.byteOffset === 0;
+}
+
+/**
+ * The view to post and the buffers to transfer with it (copying only if it
+ * must). With `whole`, a view at the start of a larger buffer moves that
+ * whole buffer (for buffers the sender owns outright).
+ */
+export function postable(view: Uint8Array, whole = false): { view: Uint8Array; transfer: ArrayBuffer[] } {
   if (isShared(view)) return { view, transfer: [] };
-  const out = spansBuffer(view) ? view : view.slice();
+  const out = spansBuffer(view) || (whole && movable(view)) ? view : copyOf(view);
   return { view: out, transfer: [out.buffer as ArrayBuffer] };
 }
 
 /** A view the receiver may keep: copies out of kernel memory (reused scratch). */
 export function detachFromKernel(view: Uint8Array): Uint8Array {
-  return inKernelMemory(view) ? view.slice() : view;
+  return inKernelMemory(view) ? copyOf(view) : view;
 }

@@ -1,5 +1,6 @@
 // Parallel chunk coding: a worker pool (Node worker_threads, Deno and browser
-// module Workers) with an ordered, back-pressured pipeline.
+// module Workers) with an ordered, back-pressured pipeline; poolCoder plugs it
+// into a StreamEncoder, and SinkMeter tells `auto` how fast the output drains.
 export {
   WorkerPool,
   DEFAULT_IN_FLIGHT_PER_THREAD,
@@ -9,9 +10,28 @@ export {
   type PoolOptions,
 } from "./pool.js";
 export { OrderedPipeline } from "./ordered.js";
+export { poolCoder, poolDecoder, type PoolCoderOptions } from "./coder.js";
+export { BATCH_BYTES, BATCH_MAX_CHUNKS } from "./batch.js";
+export {
+  SinkMeter,
+  SpeedMeter,
+  throttle,
+  SINK_BOUND_SHARE,
+  SINK_MIN_WRITES,
+  SINK_RATE_GROWTH,
+  SINK_WINDOW_BYTES,
+  THROTTLE_BUFFER,
+  type SinkMeterOptions,
+  type ThrottledSink,
+  type ThrottleOptions,
+} from "./rate.js";
 export { availableCores, MAX_THREADS } from "./platform.js";
 export { FAULT_ENV, FAULT_EXIT_CODE } from "./faults.js";
 export type {
+  BatchItem,
+  BatchResult,
+  DecodeSpan,
+  EncodeSpan,
   CodecChoice,
   DecodeRequest,
   EncodedChunk,

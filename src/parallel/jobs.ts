@@ -2,6 +2,7 @@
 // between the calling thread and a worker. Everything here is structured-clone
 // safe (typed arrays, bigint, plain objects); buffers travel as transferables.
 
+import type { AutoContext } from "../codec/auto.js";
 import { MigstreamError, type ErrorCode } from "../errors.js";
 
 /** Codec choice for an encode job (numeric ids come back in the result). */
@@ -28,11 +29,19 @@ export interface FaultPlan {
 export interface TransferOptions {
   /** Copy the input instead of transferring (detaching) its ArrayBuffer. */
   copy?: boolean;
+  /**
+   * Move the input's whole ArrayBuffer even though the view covers only its
+   * start (it must begin at offset 0): the job may use the spare room for its
+   * result (a decode writes the raw bytes there), saving an allocation.
+   */
+  whole?: boolean;
 }
 
 export interface EncodeOptions extends TransferOptions {
   codec: CodecChoice;
   level?: number;
+  /** `auto`: sink rate, threads and speed its choice weighs (see codec/auto.ts). */
+  auto?: AutoContext;
   /** Test only, see FaultPlan. */
   __test?: FaultPlan;
 }
@@ -42,6 +51,7 @@ export interface EncodedChunk {
   /** Numeric codec id (as the codec layer defines it). */
   codec: number;
   level: number;
+  /** The coded bytes; may be a view into a larger buffer (the input's, reused). */
   payload: Uint8Array;
   rawLength: number;
   /** xxh3_64 (seed 0) of the raw bytes. */
@@ -59,28 +69,77 @@ export interface DecodeRequest extends TransferOptions {
   __test?: FaultPlan;
 }
 
-/** A job for `submit` / `mapOrdered`. */
+/** One chunk of an encode batch: its raw bytes at buffer[offset, offset + length). */
+export interface EncodeSpan {
+  offset: number;
+  length: number;
+}
+
+/** One chunk of a decode batch: coded bytes at buffer[offset, offset + coded); the raw bytes go to buffer[offset, offset + rawLength). */
+export interface DecodeSpan {
+  offset: number;
+  coded: number;
+  codec: number;
+  rawLength: number;
+  hash: bigint;
+}
+
+/** A coded chunk of a batch: its payload is buffer[offset, offset + length) of the batch's span. */
+export interface BatchItem {
+  codec: number;
+  level: number;
+  /** Payload bytes (encode), raw bytes (decode). */
+  length: number;
+  hash: bigint;
+}
+
+/**
+ * What a batch job gives back: its buffer (results in place of the inputs),
+ * one item per chunk coded, and the first chunk that failed, if any (chunks
+ * after it are not attempted).
+ */
+export interface BatchResult {
+  buffer: Uint8Array;
+  items: BatchItem[];
+  failed?: { index: number; error: WireError };
+  /** `auto` batches: the cost model's estimate of their probes' time and the time they took, ms. */
+  cost?: { predictedMs: number; actualMs: number };
+}
+
+/**
+ * A job for `submit` / `mapOrdered`. Batches carry several chunks in one
+ * buffer (moved whole, like `whole`), coded one after another by one worker:
+ * one message each way for all of them.
+ */
 export type PoolJob =
   | { op: "encode"; raw: Uint8Array; options: EncodeOptions }
   | ({ op: "decode" } & DecodeRequest)
+  | { op: "encodeBatch"; buffer: Uint8Array; spans: EncodeSpan[]; options: EncodeOptions }
+  | ({ op: "decodeBatch"; buffer: Uint8Array; spans: DecodeSpan[]; __test?: FaultPlan } & TransferOptions)
   /** Test only: returns `data` unchanged (exercises transfer and ordering). */
   | ({ op: "__echo"; data: Uint8Array; __test?: FaultPlan } & TransferOptions);
 
 /** The result type of a job. */
-export type ResultOf<J extends PoolJob> = J extends { op: "encode" } ? EncodedChunk : Uint8Array;
+export type ResultOf<J extends PoolJob> = J extends { op: "encode" }
+  ? EncodedChunk
+  : J extends { op: "encodeBatch" | "decodeBatch" }
+    ? BatchResult
+    : Uint8Array;
 
 // ---- wire messages ----
 
 /** A job as sent to a worker (buffers already prepared for transfer). */
 export type WireJob =
-  | { op: "encode"; raw: Uint8Array; codec: CodecChoice; level?: number; test?: FaultPlan }
+  | { op: "encode"; raw: Uint8Array; codec: CodecChoice; level?: number; auto?: AutoContext; test?: FaultPlan }
   | { op: "decode"; codec: number; payload: Uint8Array; rawLength: number; hash: bigint; test?: FaultPlan }
+  | { op: "encodeBatch"; buffer: Uint8Array; spans: EncodeSpan[]; codec: CodecChoice; level?: number; auto?: AutoContext; test?: FaultPlan }
+  | { op: "decodeBatch"; buffer: Uint8Array; spans: DecodeSpan[]; test?: FaultPlan }
   | { op: "__echo"; data: Uint8Array; test?: FaultPlan };
 
-export type WireResult = EncodedChunk | Uint8Array;
+export type WireResult = EncodedChunk | Uint8Array | BatchResult;
 
 /** Calling thread → worker. */
-export type Request = { type: "init"; faults: boolean } | { type: "job"; id: number; job: WireJob };
+export type Request = { type: "init"; faults: boolean; zstd?: boolean } | { type: "job"; id: number; job: WireJob };
 
 /** Worker → calling thread. */
 export type Reply =

@@ -7,6 +7,12 @@
 // every input when `copy: true` (per pool or per job) — use that when you keep
 // the bytes. A SharedArrayBuffer view is read in place without a copy; leave it
 // unchanged until the job settles. Results are moved back without copies.
+// Batch jobs (encodeBatch, decodeBatch) carry several chunks in one buffer,
+// moved whole, with the results written back in place (see batch.ts).
+//
+// Threads: `threads` workers, or with `callerRuns` threads − 1 workers and the
+// calling thread, which takes a job whenever every ready worker's queue is
+// full (so on N cores N threads code, and start-up never stalls the stream).
 //
 // Failures: a job fails with the MigstreamError its worker raised (CODEC,
 // CHECKSUM...). A worker that dies (uncaught error, exit, load failure) fails
@@ -22,7 +28,7 @@
 // other permission is needed (env only to read MIGSTREAM_FAULT_INJECTION).
 
 import { MigstreamError } from "../errors.js";
-import { detachFromKernel, own, postable } from "./buffers.js";
+import { detachFromKernel, isShared, own } from "./buffers.js";
 import { FAULT_ENV, type JobContext } from "./faults.js";
 import {
   fromWireError,
@@ -40,6 +46,8 @@ import {
 import { OrderedPipeline } from "./ordered.js";
 import { availableCores, envFlag, MAX_THREADS, platform, spawnWorker, type WorkerHandle } from "./platform.js";
 import { runJob } from "./run-job.js";
+import { afterTask } from "./batch.js";
+import { ready } from "../codec/index.js";
 
 /** Default ordered-pipeline window per thread. */
 export const DEFAULT_IN_FLIGHT_PER_THREAD = 4;
@@ -63,6 +71,15 @@ export interface PoolOptions {
   workerUrl?: string | URL;
   /** Test only: honour `__test` fault plans (also enabled by MIGSTREAM_FAULT_INJECTION=1). */
   faultInjection?: boolean;
+  /** Load zstd in every worker as it starts (else on its first zstd or auto job). Default false. */
+  zstd?: boolean;
+  /**
+   * The calling thread codes too: `threads` counts it, so threads − 1 workers
+   * start, and a job that finds every worker's queue full runs on the calling
+   * thread instead of waiting. On a machine with as many cores as threads this
+   * keeps every core busy without a thread too many. Default false.
+   */
+  callerRuns?: boolean;
 }
 
 interface Pending {
@@ -96,8 +113,13 @@ export class WorkerPool {
   readonly maxInFlight: number;
   /** True when jobs run on the calling thread (threads 1, or no worker support). */
   readonly inline: boolean;
+  /** Workers started (threads, or threads − 1 with callerRuns). */
+  private readonly workerLimit: number;
+  private readonly callerRuns: boolean;
+  private callerBusy = false;
   private readonly copy: boolean;
   private readonly faults: boolean;
+  private readonly zstd: boolean;
   private readonly jobTimeoutMs: number;
   private readonly workerUrl?: string | URL;
   private readonly slots: Slot[] = [];
@@ -123,8 +145,11 @@ export class WorkerPool {
     }
     this.maxInFlight = maxInFlight;
     this.inline = threads === 1 || platform() === "none";
+    this.callerRuns = options.callerRuns === true;
+    this.workerLimit = this.callerRuns ? threads - 1 : threads;
     this.copy = options.copy ?? false;
     this.faults = options.faultInjection ?? envFlag(FAULT_ENV);
+    this.zstd = options.zstd === true;
     this.jobTimeoutMs = timeout;
     this.workerUrl = options.workerUrl;
     this.inlineCtx = { faults: this.faults, done: 0 };
@@ -142,8 +167,11 @@ export class WorkerPool {
    */
   async start(): Promise<void> {
     this.assertOpen();
-    if (this.inline) return;
-    while (this.slots.length < this.threads) this.spawn();
+    if (this.inline) {
+      await ready({ zstd: this.zstd });
+      return;
+    }
+    while (this.slots.length < this.workerLimit) this.spawn();
     await Promise.all(this.slots.map((s) => s.whenReady));
   }
 
@@ -219,19 +247,26 @@ export class WorkerPool {
     switch (job.op) {
       case "encode": {
         const o = job.options;
-        return { op: "encode", raw: own(bytes(job.raw, "raw"), copy(o)), codec: o.codec, level: o.level, test: o.__test };
+        return { op: "encode", raw: own(bytes(job.raw, "raw"), copy(o), o.whole), codec: o.codec, level: o.level, auto: o.auto, test: o.__test };
       }
       case "decode":
         return {
           op: "decode",
           codec: job.codec,
-          payload: own(bytes(job.payload, "payload"), copy(job)),
+          payload: own(bytes(job.payload, "payload"), copy(job), job.whole),
           rawLength: job.rawLength,
           hash: job.hash,
           test: job.__test,
         };
+      case "encodeBatch": {
+        const o = job.options;
+        const buffer = own(bytes(job.buffer, "buffer"), copy(o), true);
+        return { op: "encodeBatch", buffer, spans: job.spans, codec: o.codec, level: o.level, auto: o.auto, test: o.__test };
+      }
+      case "decodeBatch":
+        return { op: "decodeBatch", buffer: own(bytes(job.buffer, "buffer"), copy(job), true), spans: job.spans, test: job.__test };
       case "__echo":
-        return { op: "__echo", data: own(bytes(job.data, "data"), copy(job)), test: job.__test };
+        return { op: "__echo", data: own(bytes(job.data, "data"), copy(job), job.whole), test: job.__test };
       default:
         throw usage("op", `unknown job op ${String((job as { op: unknown }).op)}`);
     }
@@ -244,24 +279,67 @@ export class WorkerPool {
     } catch (e) {
       throw fromWireError(toWireError(e)); // the same typed error a worker would send
     }
-    return r instanceof Uint8Array ? detachFromKernel(r) : { ...r, payload: detachFromKernel(r.payload) };
+    if (r instanceof Uint8Array) return detachFromKernel(r);
+    return "payload" in r ? { ...r, payload: detachFromKernel(r.payload) } : r;
+  }
+
+  private dispatchSharing(): void {
+    while (this.slots.length < this.workerLimit && !this.broken) this.spawn();
+    while (this.queue.length > 0 && !this.broken) {
+      let slot: Slot | undefined;
+      for (const s of this.slots) {
+        if (s.ready && !s.dead && s.inflight.size < WORKER_QUEUE_DEPTH && (!slot || s.inflight.size < slot.inflight.size)) slot = s;
+      }
+      if (slot) this.post(slot, this.queue.shift() as Pending);
+      else if (!this.callerBusy) this.runHere(this.queue.shift() as Pending);
+      else return;
+    }
+  }
+
+  /**
+   * callerRuns: one queued job on this thread (then dispatch again). It starts
+   * in a task of its own: a caller whose jobs all finish here would otherwise
+   * never return to the event loop, and so never see a worker become ready
+   * or finish.
+   */
+  private runHere(p: Pending): void {
+    this.callerBusy = true;
+    afterTask(() => {
+      this.runInline(p.job)
+        .then(p.resolve, p.reject)
+        .finally(() => {
+          this.callerBusy = false;
+          this.dispatch();
+        });
+    });
   }
 
   private enqueue(job: WireJob): Promise<WireResult> {
     return new Promise<WireResult>((resolve, reject) => {
-      const view = job.op === "encode" ? job.raw : job.op === "decode" ? job.payload : job.data;
-      this.queue.push({ id: this.nextId++, job, transfer: postable(view).transfer, resolve, reject });
+      const view = job.op === "encode" ? job.raw : job.op === "decode" ? job.payload : job.op === "__echo" ? job.data : job.buffer;
+      // own() left the pool this buffer alone (a copy, or moved from the caller): it can travel whole.
+      const transfer = isShared(view) ? [] : [view.buffer as ArrayBuffer];
+      this.queue.push({ id: this.nextId++, job, transfer, resolve, reject });
       this.dispatch();
     });
   }
 
-  /** Posts queued jobs: to an idle worker, else a new one, else the least loaded with room. */
+  /**
+   * Posts queued jobs: to an idle worker, else a new one, else the least loaded
+   * with room. With callerRuns only to workers that are ready (the calling
+   * thread takes the job meanwhile, so start-up never stalls the stream).
+   */
   private dispatch(): void {
+    if (this.callerRuns) return this.dispatchSharing();
     while (this.queue.length > 0 && !this.broken) {
       let slot = this.slots.find((s) => s.inflight.size === 0);
-      if (!slot && this.slots.length < this.threads) slot = this.spawn();
+      if (!slot && this.slots.length < this.workerLimit) slot = this.spawn();
       if (!slot) {
         for (const s of this.slots) if (s.inflight.size < WORKER_QUEUE_DEPTH && (!slot || s.inflight.size < slot.inflight.size)) slot = s;
+      }
+      if (!slot && this.callerRuns && !this.callerBusy) {
+        this.runHere(this.queue.shift() as Pending);
+        continue;
       }
       if (!slot || slot.dead) return;
       this.post(slot, this.queue.shift() as Pending);
@@ -299,7 +377,7 @@ export class WorkerPool {
         error: (e) => this.fail(slot, e),
         exit: (code) => this.fail(slot, new Error(`exited with code ${code}`)),
       });
-      slot.handle.post({ type: "init", faults: this.faults } satisfies Request, []);
+      slot.handle.post({ type: "init", faults: this.faults, zstd: this.zstd } satisfies Request, []);
       this.arm(slot);
     } catch (e) {
       slot.handle ??= { post() {}, terminate: async () => {}, setRef() {} };
@@ -314,6 +392,7 @@ export class WorkerPool {
       slot.ready = true;
       slot.markReady();
       this.settled(slot);
+      this.dispatch();
       return;
     }
     const p = slot.inflight.get(m.id);

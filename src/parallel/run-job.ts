@@ -2,7 +2,7 @@
 // pool is inline. Both paths go through here, so their results are identical.
 
 import { MigstreamError } from "../errors.js";
-import { decodeJob, encodeJob } from "./codec-job.js";
+import { decodeBatchJob, decodeJob, encodeBatchJob, encodeJob } from "./codec-job.js";
 import { applyFault, type JobContext } from "./faults.js";
 import type { WireJob, WireResult } from "./jobs.js";
 
@@ -11,9 +11,13 @@ export async function runJob(job: WireJob, ctx: JobContext): Promise<WireResult>
     await applyFault(job.test, ctx);
     switch (job.op) {
       case "encode":
-        return await encodeJob(job.raw, job.codec, job.level);
+        return await encodeJob(job.raw, job.codec, job.level, job.auto);
       case "decode":
         return await decodeJob(job.codec, job.payload, job.rawLength, job.hash);
+      case "encodeBatch":
+        return await encodeBatchJob(job.buffer, job.spans, job.codec, job.level, job.auto);
+      case "decodeBatch":
+        return await decodeBatchJob(job.buffer, job.spans);
       case "__echo":
         if (!ctx.faults) throw new MigstreamError("USAGE", "__echo is a test-only job", { field: "op" });
         return job.data;

@@ -3,6 +3,7 @@
 // a time in arrival order; results and errors go back with the job id.
 
 import { initSync } from "../kernels/wasm.js";
+import { ready } from "../codec/index.js";
 import { postable } from "./buffers.js";
 import { FAULT_EXIT_CODE, type JobContext } from "./faults.js";
 import { toWireError, type Reply, type Request, type WireResult } from "./jobs.js";
@@ -27,12 +28,17 @@ function send(reply: Reply, transfer: Transferable[] = []): void {
   port.post(reply, transfer);
 }
 
+/** Results live in buffers this worker owns (often the job's own input buffer): moved whole. */
 function transferOf(result: WireResult): { result: WireResult; transfer: ArrayBuffer[] } {
   if (result instanceof Uint8Array) {
-    const p = postable(result);
+    const p = postable(result, true);
     return { result: p.view, transfer: p.transfer };
   }
-  const p = postable(result.payload);
+  if ("buffer" in result) {
+    const p = postable(result.buffer, true);
+    return { result: { ...result, buffer: p.view }, transfer: p.transfer };
+  }
+  const p = postable(result.payload, true);
   return { result: { ...result, payload: p.view }, transfer: p.transfer };
 }
 
@@ -40,6 +46,7 @@ async function handle(msg: Request): Promise<void> {
   if (msg.type === "init") {
     ctx.faults = msg.faults;
     initSync();
+    if (msg.zstd) await ready({ zstd: true });
     send({ type: "ready" });
     return;
   }

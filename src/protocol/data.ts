@@ -10,45 +10,81 @@ function pieceSize(io: RegionIO): number {
   return Number.isFinite(io.maxAccess) ? Math.floor(io.maxAccess) : Infinity;
 }
 
-/**
- * Reads `size` bytes at region `offset` into `into` (length ≥ size) and returns
- * `into.subarray(0, size)`.
- */
-export async function readData(io: RegionIO, offset: number, size: number, into: Uint8Array, step: string): Promise<Uint8Array> {
-  const max = pieceSize(io);
-  for (let done = 0; done < size; ) {
-    const n = Math.min(max, size - done);
-    const dst = into.subarray(done, done + n);
-    let got: Uint8Array;
-    try {
-      got = await io.read(offset + done, n, dst);
-    } catch (e) {
-      throw atStep(e, step, "data");
-    }
-    if (got.length !== n) {
-      throw new MigstreamError("TRANSPORT", `${step}: short read (${got.length} of ${n} bytes at region offset ${offset + done})`, {
-        step,
-        field: "data",
-        offset: offset + done,
-      });
-    }
-    // A transport that ignored `into` still gave us the bytes: land them there.
-    if (got.buffer !== dst.buffer || got.byteOffset !== dst.byteOffset) dst.set(got);
-    done += n;
+/** One piece of a data read: lands in `dst`. */
+async function readPiece(io: RegionIO, at: number, dst: Uint8Array, step: string): Promise<void> {
+  const n = dst.length;
+  let got: Uint8Array;
+  try {
+    got = await io.read(at, n, dst);
+  } catch (e) {
+    throw atStep(e, step, "data");
   }
-  return into.subarray(0, size);
+  if (got.length !== n) {
+    throw new MigstreamError("TRANSPORT", `${step}: short read (${got.length} of ${n} bytes at region offset ${at})`, {
+      step,
+      field: "data",
+      offset: at,
+    });
+  }
+  // A transport that ignored `into` still gave us the bytes: land them there.
+  if (got.buffer !== dst.buffer || got.byteOffset !== dst.byteOffset) dst.set(got);
 }
 
-/** Writes all of `data` at region `offset`. */
-export async function writeData(io: RegionIO, offset: number, data: Uint8Array, step: string): Promise<void> {
-  const max = pieceSize(io);
-  for (let done = 0; done < data.length; ) {
-    const n = Math.min(max, data.length - done);
-    try {
-      await io.write(offset + done, data.subarray(done, done + n));
-    } catch (e) {
-      throw atStep(e, step, "data");
-    }
-    done += n;
+async function writePiece(io: RegionIO, at: number, src: Uint8Array, step: string): Promise<void> {
+  try {
+    await io.write(at, src);
+  } catch (e) {
+    throw atStep(e, step, "data");
   }
+}
+
+/**
+ * Waits for accesses issued together, in issue order; rejects with the first
+ * failure (later ones are then ignored: they ran after it on the device).
+ */
+export async function inOrder(all: readonly Promise<unknown>[]): Promise<void> {
+  for (let i = 0; i < all.length; i++) {
+    try {
+      await all[i];
+    } catch (e) {
+      for (let j = i + 1; j < all.length; j++) all[j].catch(() => {});
+      throw e;
+    }
+  }
+}
+
+/**
+ * Reads `size` bytes at region `offset` into `into` (length ≥ size) and returns
+ * `into.subarray(0, size)`. On a pipelined transport every piece is issued at
+ * once (before this returns its promise), so an access issued right after the
+ * call follows the last piece.
+ */
+export function readData(io: RegionIO, offset: number, size: number, into: Uint8Array, step: string): Promise<Uint8Array> {
+  const max = pieceSize(io);
+  if (io.pipelined === true) {
+    const pieces: Promise<void>[] = [];
+    for (let done = 0; done < size; done += max) pieces.push(readPiece(io, offset + done, into.subarray(done, Math.min(size, done + max)), step));
+    return inOrder(pieces).then(() => into.subarray(0, size));
+  }
+  return (async () => {
+    for (let done = 0; done < size; done += max) await readPiece(io, offset + done, into.subarray(done, Math.min(size, done + max)), step);
+    return into.subarray(0, size);
+  })();
+}
+
+/**
+ * Writes all of `data` at region `offset`. On a pipelined transport every
+ * piece is issued at once, as in readData.
+ */
+export function writeData(io: RegionIO, offset: number, data: Uint8Array, step: string): Promise<void> {
+  const max = pieceSize(io);
+  const n = data.length;
+  if (io.pipelined === true) {
+    const pieces: Promise<void>[] = [];
+    for (let done = 0; done < n; done += max) pieces.push(writePiece(io, offset + done, data.subarray(done, Math.min(n, done + max)), step));
+    return inOrder(pieces);
+  }
+  return (async () => {
+    for (let done = 0; done < n; done += max) await writePiece(io, offset + done, data.subarray(done, Math.min(n, done + max)), step);
+  })();
 }

@@ -19,8 +19,18 @@ export interface RegionIO {
    * (code "DEVICE", `errno` set).
    */
   read(offset: number, count: number, into?: Uint8Array): Promise<Uint8Array>;
-  /** Writes all of `data` at `offset`. */
+  /** Writes all of `data` at `offset`; `data` must stay unchanged until the promise settles. */
   write(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Accesses issued before earlier ones settled are still carried out one at
+   * a time, in issue order (a pipelined transport: a vfio-user server handles
+   * messages in order). The driver then issues the accesses of a fixed
+   * sequence (data_offset, data_size; data, pending_bytes; data, data_size)
+   * back to back instead of waiting for each reply: the device sees the same
+   * accesses in the same order, one round trip apart less. Absent or false:
+   * one access at a time.
+   */
+  readonly pipelined?: boolean;
   /** VFIO_DEVICE_RESET: the device returns to RUNNING, any session is dropped. */
   reset(): Promise<void>;
   /** Releases the transport (socket, fd). Idempotent. */

@@ -11,11 +11,25 @@ export const MIN_ACCESS = 8;
 /** Largest high word of a u64 that is still a safe integer (2^53 − 1). */
 const MAX_SAFE_HIGH = 0x1f_ffff;
 
-/** The register header of one region. Not re-entrant: the driver is sequential per region. */
+/** One 8-byte scratch buffer for a register's value, and a view of it. */
+class Slot {
+  readonly buf = new Uint8Array(8);
+  readonly view = new DataView(this.buf.buffer);
+}
+
+/**
+ * The register header of one region. Each field has its own scratch buffer,
+ * so accesses to different fields may be in flight together (pipelined
+ * transports); at most one access per field at a time.
+ */
 export class Registers {
-  /** Scratch for register values (reused: one access at a time). */
-  readonly #buf = new Uint8Array(8);
-  readonly #view = new DataView(this.#buf.buffer);
+  readonly #slots: Record<Field, Slot> = {
+    device_state: new Slot(),
+    reserved: new Slot(),
+    pending_bytes: new Slot(),
+    data_offset: new Slot(),
+    data_size: new Slot(),
+  };
   /** Device resets this driver issued on this region, and how many of them succeeded. */
   resets = 0;
   resetsDone = 0;
@@ -28,17 +42,18 @@ export class Registers {
 
   async #read(field: Field, step: string): Promise<DataView> {
     const { offset, width } = FIELDS[field];
+    const slot = this.#slots[field];
     let got: Uint8Array;
     try {
-      got = await this.io.read(offset, width, this.#buf);
+      got = await this.io.read(offset, width, slot.buf);
     } catch (e) {
       throw atStep(e, step, field);
     }
     if (got.length !== width) {
       throw new MigstreamError("TRANSPORT", `${step}: short read of ${field} (${got.length} of ${width} bytes)`, { step, field });
     }
-    if (got.buffer !== this.#buf.buffer || got.byteOffset !== 0) this.#buf.set(got);
-    return this.#view;
+    if (got.buffer !== slot.buf.buffer || got.byteOffset !== 0) slot.buf.set(got);
+    return slot.view;
   }
 
   /** Reads u32 device_state. */
@@ -48,9 +63,10 @@ export class Registers {
 
   /** Writes u32 device_state (callers go through setDeviceState). */
   async writeState(value: number, step: string): Promise<void> {
-    this.#view.setUint32(0, value >>> 0, true);
+    const slot = this.#slots.device_state;
+    slot.view.setUint32(0, value >>> 0, true);
     try {
-      await this.io.write(FIELDS.device_state.offset, this.#buf.subarray(0, 4));
+      await this.io.write(FIELDS.device_state.offset, slot.buf.subarray(0, 4));
     } catch (e) {
       throw atStep(e, step, "device_state");
     }
@@ -66,10 +82,11 @@ export class Registers {
 
   /** Writes u64 data_size (resume only; n a safe integer). */
   async writeDataSize(n: number, step: string): Promise<void> {
-    this.#view.setUint32(0, n % 0x1_0000_0000, true);
-    this.#view.setUint32(4, Math.floor(n / 0x1_0000_0000), true);
+    const slot = this.#slots.data_size;
+    slot.view.setUint32(0, n % 0x1_0000_0000, true);
+    slot.view.setUint32(4, Math.floor(n / 0x1_0000_0000), true);
     try {
-      await this.io.write(FIELDS.data_size.offset, this.#buf);
+      await this.io.write(FIELDS.data_size.offset, slot.buf);
     } catch (e) {
       throw atStep(e, step, "data_size");
     }

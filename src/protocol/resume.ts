@@ -153,10 +153,21 @@ class ResumeRun {
     }
     step = "resume: write data";
     this.checkAbort(step);
-    await writeData(this.region, offset, data, step);
+    const written = writeData(this.region, offset, data, step);
     step = "resume: write data_size";
-    this.checkAbort(step);
-    await this.regs.writeDataSize(data.length, step); // the vendor consumes the buffer before this returns
+    if (this.region.pipelined === true) {
+      // Right behind the data (the device handles them in order); a failed data write is the one reported.
+      written.catch(() => {});
+      this.checkAbort(step);
+      const sized = this.regs.writeDataSize(data.length, step);
+      sized.catch(() => {});
+      await written;
+      await sized;
+    } else {
+      await written;
+      this.checkAbort(step);
+      await this.regs.writeDataSize(data.length, step); // the vendor consumes the buffer before this returns
+    }
     this.transactions++;
     this.bytes += data.length;
     this.progress();

@@ -141,16 +141,28 @@ class SaveRun {
     }
   }
 
-  /** Steps b–f for one buffer; `pending` was just read and is > 0. Returns the buffer size. */
+  /**
+   * Steps b–f for one buffer; `pending` was just read and is > 0. Returns the
+   * buffer size. On a pipelined transport data_size is asked right behind
+   * data_offset, and pending_bytes right behind the data (before the sink gets
+   * it: the device sees the same sequence, two round trips sooner).
+   */
   async saveBuffer(): Promise<number> {
+    const pipelined = this.region.pipelined === true;
     let step = "save: read data_offset";
     this.checkAbort(step);
-    const offset = await this.regs.readU64("data_offset", step);
+    const offsetRead = this.regs.readU64("data_offset", step);
+    let sizeRead: Promise<number> | null = null;
+    if (pipelined) {
+      sizeRead = this.regs.readU64("data_size", "save: read data_size");
+      sizeRead.catch(() => {}); // a failure before it is the one reported
+    }
+    const offset = await offsetRead;
     if (offset < HEADER_SIZE) throw protocolError(step, "data_offset", `data_offset ${offset} lies in the register header (< ${HEADER_SIZE})`);
     if (offset >= this.region.size) throw protocolError(step, "data_offset", `data_offset ${offset} is beyond the ${this.region.size}-byte region`);
     step = "save: read data_size";
-    this.checkAbort(step);
-    const size = await this.regs.readU64("data_size", step);
+    if (sizeRead === null) this.checkAbort(step);
+    const size = await (sizeRead ?? this.regs.readU64("data_size", step));
     if (size === 0) {
       const where = this.phase === "precopy" ? `pre-copy iteration ${this.iteration}` : "stop-and-copy";
       throw protocolError(step, "data_size", `pending_bytes is ${this.pending} but data_size is 0 (${where}); the vendor gives nothing`);
@@ -160,9 +172,17 @@ class SaveRun {
     }
     step = "save: read data";
     this.checkAbort(step);
-    const data = await readData(this.region, offset, size, this.bufferFor(size), step);
+    const dataRead = readData(this.region, offset, size, this.bufferFor(size), step);
+    if (!pipelined) {
+      await this.toSink(await dataRead);
+      await this.readPending(); // the ack: the vendor may now drop this buffer
+      return size;
+    }
+    const ack = this.readPending();
+    ack.catch(() => {}); // a failed data read is the one reported
+    const data = await dataRead;
+    await ack;
     await this.toSink(data);
-    await this.readPending(); // the ack: the vendor may now drop this buffer
     return size;
   }
 

@@ -276,7 +276,9 @@ describe("encoder rules", () => {
     const s = enc.stats;
     expect(s.rawBytes).toBe(8192 + 100_000);
     expect(s.zeroBytes).toBeGreaterThanOrEqual(8192);
-    expect(s.dedupBytes).toBeGreaterThan(40_000);
+    // The second copy of `page` goes as references, except its zero runs (ZERO chunks, as in the first copy).
+    expect(s.dedupBytes).toBeGreaterThan(0);
+    expect(s.dedupBytes + (s.zeroBytes - 8192) / 2).toBeGreaterThan(0.8 * page.length);
     expect(t.rawBytes).toBe(s.rawBytes);
     expect(Object.values(s.chunksByCodec).reduce((a2, b2) => a2 + b2, 0)).toBe(t.chunks);
   });

@@ -246,3 +246,36 @@ describe("WorkerPool (inline, threads: 1)", () => {
     expect(out.length).toBeLessThanOrEqual(9);
   });
 });
+
+describe("WorkerPool (callerRuns)", () => {
+  it("starts threads − 1 workers and codes on the calling thread when they are all busy, in order", async () => {
+    const r = rng(23);
+    const p = pool({ threads: 2, callerRuns: true, maxInFlight: 8 });
+    await p.start();
+    expect(p.workers).toBe(1);
+    const jobs = Array.from({ length: 40 }, (_, i) => echo(bytes(50 + i, i), { __test: { delayMs: Math.floor(r() * 6) } }));
+    const out: Uint8Array[] = [];
+    for await (const v of p.mapOrdered(jobs)) out.push(v);
+    out.forEach((v, i) => expect(v.length === 50 + i && v.every((b) => b === i)).toBe(true));
+    // Two slow jobs fill the worker's queue; the third runs here: its "exit" fault throws (inline) instead of ending a worker.
+    const a = p.submit(echo(bytes(1, 1), { __test: { delayMs: 30 } }));
+    const b = p.submit(echo(bytes(1, 2), { __test: { delayMs: 30 } }));
+    const c = await p.submit(echo(bytes(1, 3), { __test: { crashAfter: 0, crash: "exit" } })).catch((e) => e);
+    expect(isMigstreamError(c, "INTERNAL")).toBe(true);
+    expect(c.message).toMatch(/injected fault/);
+    expect([(await a)[0], (await b)[0]]).toEqual([1, 2]);
+    expect(p.workers).toBe(1); // no worker died
+  });
+
+  it("a dying worker fails its jobs with INTERNAL; the calling thread and a fresh worker carry on", async () => {
+    const p = pool({ threads: 2, callerRuns: true });
+    await p.start();
+    const jobs = Array.from({ length: 12 }, (_, i) => p.submit(echo(bytes(8, i), { __test: i === 0 ? { crashAfter: 0, crash: "exit" } : { delayMs: 2 } })));
+    const settled = await within(Promise.allSettled(jobs), 10_000, "jobs");
+    const failed = settled.filter((x) => x.status === "rejected");
+    expect(failed.length).toBeGreaterThan(0);
+    for (const f of failed) expect(isMigstreamError((f as PromiseRejectedResult).reason, "INTERNAL")).toBe(true);
+    expect(settled.some((x) => x.status === "fulfilled")).toBe(true);
+    expect((await within(p.submit(echo(bytes(4, 9))), 10_000, "next job"))[0]).toBe(9);
+  });
+});

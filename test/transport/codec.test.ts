@@ -141,6 +141,37 @@ describe("vfio-user framer", () => {
     expect(() => g.push(m)).toThrow(/smaller than the header/);
   });
 
+  it("lands a body in two parts where alloc says (a Split), under any split of the input", () => {
+    const stream = messages(12);
+    for (const piece of [1, 3, 16, 17, 100, 5000]) {
+      for (const transient of [false, true]) {
+        const got: Array<{ id: number; head: number[]; tail: Uint8Array }> = [];
+        const tails = new Map<number, Uint8Array>();
+        const f = new Framer(
+          (h, p, tail) => got.push({ id: h.id, head: [...p], tail: tail ?? new Uint8Array(0) }),
+          1 << 20,
+          // Bodies of odd messages go 5 bytes to a small head and the rest to their own buffer.
+          (n, h) => {
+            if (h.id % 2 === 0 || n < 5) return new Uint8Array(n);
+            const tail = new Uint8Array(n - 5);
+            tails.set(h.id, tail);
+            return { head: new Uint8Array(5), tail };
+          },
+          transient,
+        );
+        for (let at = 0; at < stream.length; at += piece) f.push(stream.slice(at, at + piece));
+        expect(got.map((g) => g.id)).toEqual([...Array(12).keys()]);
+        for (const g of got) {
+          const len = (g.id * 37) % 300;
+          expect(g.head.length + g.tail.length).toBe(len);
+          expect(g.head.every((b) => b === (g.id & 0xff)) && g.tail.every((b) => b === (g.id & 0xff))).toBe(true);
+          // A split body is handed over in the very buffer alloc gave.
+          if (g.tail.length > 0) expect(g.tail).toBe(tails.get(g.id));
+        }
+      }
+    }
+  });
+
   it("copies whole messages out of transient chunks (a reused read buffer), and only then", () => {
     const stream = messages(6);
     for (const transient of [true, false]) {

@@ -186,6 +186,34 @@ describe("vfio-user client robustness", () => {
     expect((await c.read(0, 8)).every((b) => b === 0xab)).toBe(true);
   });
 
+  it("lands read data straight in the caller's buffer, and stops writing there once the read timed out", async () => {
+    const dev = simpleDevice(9, 65536);
+    let reads = 0;
+    const { path } = await serve((h, p, s) => {
+      if (h.cmd !== CMD.REGION_READ) return void answer(dev, h, p, s);
+      const chunks: Uint8Array[] = [];
+      answer(dev, h, p, { write: (b: Uint8Array) => chunks.push(b) } as unknown as net.Socket);
+      const msg = chunks[0];
+      if (reads++ === 0) {
+        // Half the reply now, the rest after the client gave up on it.
+        s.write(msg.subarray(0, 20_000));
+        setTimeout(() => s.write(msg.subarray(20_000)), 400);
+      } else s.write(msg);
+    });
+    const c = await connectVfioUser(path, { timeoutMs: 200 });
+    cleanups.push(() => c.close());
+    const buf = new Uint8Array(40_000);
+    const e = await failure(c.read(4096, 40_000, buf));
+    expect(e.code).toBe("TIMEOUT");
+    buf.fill(0x11); // the caller reuses its buffer
+    await new Promise((r) => setTimeout(r, 500)); // the rest of the late reply arrives
+    expect(buf.every((b) => b === 0x11)).toBe(true);
+    // The connection carries on, and a read lands where asked.
+    const got = await c.read(4096, 40_000, buf);
+    expect(got.buffer).toBe(buf.buffer);
+    expect(got.every((b) => b === 0xab)).toBe(true);
+  });
+
   it("times out on a server that never answers VERSION", async () => {
     const { path } = await serve(() => {});
     const t0 = Date.now();

@@ -4,6 +4,7 @@ import { intOption, parseCommand, usageOf } from "../args.js";
 import type { Command } from "../command.js";
 import { openInput, openOutput } from "../files.js";
 import { readKeyFile } from "../key.js";
+import { decodePool } from "../encoding.js";
 import { ProgressLine } from "../progress.js";
 import { readStream } from "../read-stream.js";
 import { renderStats } from "../report.js";
@@ -12,7 +13,7 @@ import { note, styleFor } from "../style.js";
 export const decode: Command = {
   name: "decode",
   summary: "write a stream's raw device data back out, byte-exact",
-  help: `usage: migstream decode IN -o OUT [--device N] [--key-file F] [--json] [-q]
+  help: `usage: migstream decode IN -o OUT [--device N] [--key-file F] [--threads N] [--json] [-q]
 
 Decodes and checks the stream and writes the concatenated transactions of one
 device (default: the first) to OUT. Each transaction is written only after its
@@ -21,6 +22,7 @@ damaged stream leaves no output file. IN and OUT may be - (stdin, stdout).
   -o, --output OUT  where the raw bytes go
   --device N        which device of a multi-device stream
   --key-file F      the key of an authenticated stream
+  --threads N       decode and verify chunks on N threads, the main one included (default: one per core)
   --json            print a summary as JSON on stdout (not with -o -)
 
 examples:
@@ -30,7 +32,7 @@ examples:
     const { values: v, positionals } = parseCommand(
       "decode",
       argv,
-      { output: { type: "string", short: "o" }, device: { type: "string" }, "key-file": { type: "string" } },
+      { output: { type: "string", short: "o" }, device: { type: "string" }, "key-file": { type: "string" }, threads: { type: "string" } },
       { min: 1, max: 1, names: "IN" },
     );
     const style = styleFor(io, v);
@@ -38,6 +40,7 @@ examples:
     if (v.output === "-" && style.json) throw usageOf("decode", "--json needs stdout, and -o - writes the data there");
     const want = v.device === undefined ? -1 : intOption("decode", "--device", v.device, 0, 0, 0xffff);
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
+    const pool = decodePool("decode", v.threads);
     const source = await openInput(positionals[0], io);
     const out = await openOutput(v.output, io);
     let device = want;
@@ -47,6 +50,7 @@ examples:
         key,
         verifyOnly: false,
         assemble: true,
+        decoder: pool?.decoder,
         progress: new ProgressLine(io.stderr, style, "decode"),
         onEvent: async (ev) => {
           if (ev.type === "device" && device < 0) device = ev.device;
@@ -62,6 +66,8 @@ examples:
     } catch (e) {
       await out.abort();
       throw e;
+    } finally {
+      await pool?.close();
     }
   },
 };

@@ -129,7 +129,7 @@ export const demo: Command = {
 
       // Source: save with pre-copy into the encoder, over the connection.
       const dest = await TcpDestination.connect(listener.address);
-      const saving = saveTo(srcDev, dest.sink, {
+      const saving = saveTo(srcDev, enc.sink(dest.sink), {
         encoder: enc.options,
         info: { name: "simulated device (demo source)" },
         confirm: () => dest.confirm(),

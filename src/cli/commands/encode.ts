@@ -44,7 +44,8 @@ examples:
     const out = await openOutput(v.output, io, { copy: false });
     const progress = new ProgressLine(io.stderr, style, "encode");
     try {
-      const encoder = new StreamEncoder((b) => out.sink.write(b), { ...enc.options, maxTransaction: txnSize });
+      // The sink is done with each block once its write settles: the encoder reuses them.
+      const encoder = new StreamEncoder(enc.write((b) => out.sink.write(b)), { ...enc.options, maxTransaction: txnSize, reuseOutput: true });
       const dev = encoder.device(0, { name: v.name ?? "" });
       await dev.phase("stopcopy", 0);
       const buf = new Uint8Array(txnSize);

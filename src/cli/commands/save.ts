@@ -100,7 +100,7 @@ export const save: Command = {
       }
       else out = await openOutput(v.output!, io, { copy: false });
       region = await openDevice(v.device);
-      const sink: ByteSink = dest ? dest.sink : out!.sink;
+      const sink: ByteSink = enc.sink(dest ? dest.sink : out!.sink);
       const target = dest ? dest.url : v.output === "-" ? "stdout" : v.output!;
       const result = await run(io, style, region, sink, {
         encoder: enc.options,

@@ -2,7 +2,7 @@
 // provides): one socket write per message, reassembly by msg_size, and a close
 // or error reported once. Used by both the client and the server.
 import { MigstreamError } from "../../errors.js";
-import { Framer, type MessageHandler } from "./framer.js";
+import { type BodyAlloc, Framer, type MessageHandler } from "./framer.js";
 
 /** The part of a node:net Socket we use. */
 export interface NetSocket {
@@ -54,7 +54,7 @@ export class Channel {
     onMessage: MessageHandler,
     limit: number,
     private readonly onEnd: (err: MigstreamError) => void,
-    alloc?: (n: number) => Uint8Array,
+    alloc?: BodyAlloc,
     /** Chunks are reused after `feed` returns (onread): messages are never views of them. */
     transient = false,
   ) {
@@ -84,6 +84,11 @@ export class Channel {
     } catch (e) {
       this.fail(e instanceof MigstreamError ? e : new MigstreamError("PROTOCOL", `vfio-user: ${String(e)}`, { cause: e }));
     }
+  }
+
+  /** No more bytes land in `buffer` (see Framer.release). */
+  release(buffer: Uint8Array): void {
+    this.framer.release(buffer);
   }
 
   /** Largest whole message accepted from the peer. */

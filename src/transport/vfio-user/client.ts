@@ -72,6 +72,8 @@ export async function discoverRegions(s: VfioUserSession, device: DeviceInfo): P
 export class VfioUserRegion implements RegionIO {
   readonly size: number;
   readonly maxAccess: number;
+  /** The server handles messages one at a time in order, and the client matches replies by msg_id. */
+  readonly pipelined = true;
 
   constructor(
     readonly session: VfioUserSession,

@@ -24,6 +24,7 @@ import {
   writeAccess,
   writeHeader,
 } from "./codec.js";
+import type { Split } from "./framer.js";
 import { BufferPool } from "./pool.js";
 import { ReadSink, userBufferReads } from "./user-buffer.js";
 import {
@@ -74,10 +75,15 @@ export interface SessionOptions {
 interface Pending {
   cmd: number;
   step: string;
-  /** Consumes the reply payload synchronously (it is only valid during the call). */
-  accept(payload: Uint8Array): void;
+  /**
+   * Consumes the reply payload synchronously (it is only valid during the
+   * call); `tail`: the rest of a body landed in `landing` (see Framer Split).
+   */
+  accept(payload: Uint8Array, tail?: Uint8Array): void;
   reject(err: MigstreamError): void;
   timer: ReturnType<typeof setTimeout>;
+  /** A REGION_READ whose data may land straight in the caller's buffer. */
+  landing?: Uint8Array;
 }
 
 /** Default reply parser: a copy of the payload. */
@@ -97,6 +103,8 @@ export class VfioUserSession {
   private endError: MigstreamError | undefined;
   /** Receive buffer for messages that span socket chunks (replies are consumed at once). */
   private rx = new Uint8Array(0);
+  /** Head of a REGION_READ reply whose data lands in the caller's buffer. */
+  private readonly accessHead = new Uint8Array(REGION_ACCESS_SIZE);
   private readonly tx = new BufferPool();
 
   private constructor(
@@ -106,14 +114,23 @@ export class VfioUserSession {
   ) {
     this.channel = new Channel(
       socket,
-      (h, p) => this.onMessage(h, p),
+      (h, p, tail) => this.onMessage(h, p, tail),
       maxMessage(DEFAULT_MAX_DATA_XFER),
       (err) => this.onEnd(err),
-      (n) => {
-        if (this.rx.length < n) this.rx = new Uint8Array(n);
-        return this.rx.subarray(0, n);
-      },
+      (n, h) => this.bodyFor(n, h),
     );
+  }
+
+  /**
+   * Where a reply body that spans socket chunks is gathered: the data of a
+   * REGION_READ reply of the expected size straight into the caller's
+   * buffer (its 16-byte access echo apart), anything else in `rx`.
+   */
+  private bodyFor(n: number, h: Header): Uint8Array | Split {
+    const into = h.cmd === CMD.REGION_READ && isReply(h.flags) && !(h.flags & FLAG_ERROR) ? this.pending.get(h.id)?.landing : undefined;
+    if (into !== undefined && into.length === n - REGION_ACCESS_SIZE) return { head: this.accessHead, tail: into };
+    if (this.rx.length < n) this.rx = new Uint8Array(n);
+    return this.rx.subarray(0, n);
   }
 
   /** Connects to the UNIX socket at `path` and negotiates VERSION. */
@@ -184,8 +201,22 @@ export class VfioUserSession {
    * message at offset HEADER_SIZE.
    */
   request(cmd: number, payload: Uint8Array, step: string): Promise<Uint8Array>;
-  request<T>(cmd: number, payloadSize: number, step: string, fill: (msg: Uint8Array) => void, parse: (p: Uint8Array) => T): Promise<T>;
-  request<T>(cmd: number, p: Uint8Array | number, step: string, fill?: (msg: Uint8Array) => void, parse?: (p: Uint8Array) => T): Promise<T> {
+  request<T>(
+    cmd: number,
+    payloadSize: number,
+    step: string,
+    fill: (msg: Uint8Array) => void,
+    parse: (p: Uint8Array, tail?: Uint8Array) => T,
+    landing?: Uint8Array,
+  ): Promise<T>;
+  request<T>(
+    cmd: number,
+    p: Uint8Array | number,
+    step: string,
+    fill?: (msg: Uint8Array) => void,
+    parse?: (p: Uint8Array, tail?: Uint8Array) => T,
+    landing?: Uint8Array,
+  ): Promise<T> {
     if (this.endError) return Promise.reject(this.endError);
     const id = this.allocId();
     const size = HEADER_SIZE + (typeof p === "number" ? p : p.length);
@@ -193,21 +224,23 @@ export class VfioUserSession {
     writeHeader(msg, { id, cmd, size, flags: TYPE_COMMAND, errno: 0 });
     if (typeof p === "number") fill!(msg);
     else msg.set(p, HEADER_SIZE);
-    const read = (parse ?? copy) as (p: Uint8Array) => T;
+    const read = (parse ?? copy) as (p: Uint8Array, tail?: Uint8Array) => T;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        // A reply arriving now must not write into the caller's buffer any more.
+        if (landing !== undefined) this.channel.release(landing);
         this.abandon(id);
         reject(new MigstreamError("TIMEOUT", `vfio-user: no ${cmdName(cmd)} reply within ${this.timeoutMs} ms`, { step }));
       }, this.timeoutMs);
-      const accept = (payload: Uint8Array) => {
+      const accept = (payload: Uint8Array, tail?: Uint8Array) => {
         try {
-          resolve(read(payload));
+          resolve(read(payload, tail));
         } catch (e) {
           reject(e);
         }
       };
-      this.pending.set(id, { cmd, step, accept, reject, timer });
+      this.pending.set(id, { cmd, step, accept, reject, timer, landing });
       try {
         this.channel.send(msg, () => this.tx.give(msg));
       } catch (e) {
@@ -257,24 +290,29 @@ export class VfioUserSession {
     this.checkCount(count, step);
     if (into && into.length < count) throw new MigstreamError("USAGE", `read of ${count} bytes into a ${into.length}-byte buffer`, { step });
     if (count === 0) return new Uint8Array(0);
+    const out = into?.subarray(0, count);
     return this.request(
       CMD.REGION_READ,
       REGION_ACCESS_SIZE,
       step,
       (m) => writeAccess(m, HEADER_SIZE, { offset, region, count }),
-      (reply) => {
+      (reply, landed) => {
+        // `landed`: the data went straight into `out` (reply is the 16-byte echo).
         const echo = readAccess(reply);
-        if (echo.offset !== offset || echo.region !== region || echo.count !== count || reply.length !== REGION_ACCESS_SIZE + count) {
+        const got = reply.length - REGION_ACCESS_SIZE + (landed?.length ?? 0);
+        if (echo.offset !== offset || echo.region !== region || echo.count !== count || got !== count) {
           throw new MigstreamError(
             "PROTOCOL",
-            `vfio-user: REGION_READ reply (region ${echo.region} offset ${echo.offset} count ${echo.count}, ${reply.length - REGION_ACCESS_SIZE} data bytes) does not match the request (region ${region} offset ${offset} count ${count})`,
+            `vfio-user: REGION_READ reply (region ${echo.region} offset ${echo.offset} count ${echo.count}, ${got} data bytes) does not match the request (region ${region} offset ${offset} count ${count})`,
             { step, offset },
           );
         }
-        const out = into ? into.subarray(0, count) : new Uint8Array(count);
-        out.set(reply.subarray(REGION_ACCESS_SIZE));
-        return out;
+        if (landed !== undefined) return out!;
+        const dst = out ?? new Uint8Array(count);
+        dst.set(reply.subarray(REGION_ACCESS_SIZE));
+        return dst;
       },
+      out,
     );
   }
 
@@ -328,7 +366,7 @@ export class VfioUserSession {
     }
   }
 
-  private onMessage(h: Header, payload: Uint8Array): void {
+  private onMessage(h: Header, payload: Uint8Array, tail?: Uint8Array): void {
     if (!isReply(h.flags)) {
       // A server-to-client command (DMA_READ/WRITE needs DMA_MAP, which we never send).
       if (!(h.flags & FLAG_NO_REPLY)) this.channel.send(newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, 0, ERRNO.ENOTSUP));
@@ -356,7 +394,7 @@ export class VfioUserSession {
       p.reject(new MigstreamError("DEVICE", `vfio-user: ${cmdName(h.cmd)} failed with ${errno}${zero}`, { step: p.step, errno }));
       return;
     }
-    p.accept(payload);
+    p.accept(payload, tail);
   }
 
   private onEnd(err: MigstreamError): void {

@@ -1,0 +1,424 @@
+// npm run bench:e2e — the whole coding pipeline against the native tools, in
+// one run, on the same generated file (src/device/pages.ts makeImage: zero,
+// code-like, heap-like and random pages; default 512 MiB).
+//  - encode: ours (file → StreamEncoder → /dev/null) with 1 and 2 threads, LZ4
+//    and zstd-1, vs `lz4 -1`, `zstd -1 -T1`, `zstd -1 -T2` on the same file;
+//  - decode: ours with 1 and 2 threads vs `lz4 -d`, `zstd -d`;
+//  - auto vs every fixed codec through a sink throttled to 100 MB/s (on the
+//    first 128 MiB), 1 GB/s and unthrottled (whole file), 2 threads.
+//  - the ceiling: two independent `lz4 -1` / `zstd -1 -T1` processes at once
+//    (what this machine's cores give any 2-thread speed-up);
+//  - memory: our 2-thread encodes on a quarter of the input need about the
+//    same peak RSS (bounded by the in-flight window, not the input).
+// Every run is a separate process (ours: this file with --child), timed from
+// spawn to exit, peak RSS from /usr/bin/time; repetitions are interleaved and
+// the table shows medians. Before each run the bench waits (briefly) for other
+// processes to leave the cores alone, and reports the CPU they took anyway. Needs `npm run build` (dist/, dist/worker.js); the
+// runs use a private copy of dist/, so a rebuild during the bench cannot break it.
+// Usage: node bench/e2e.mjs [MiB=512] [reps=3]
+import { buildSync } from "esbuild";
+import { spawnSync } from "node:child_process";
+import { Worker } from "node:worker_threads";
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { median, printTable } from "./lib.mjs";
+
+const MIB = 1 << 20;
+const TXN = MIB; // one data-section buffer per transaction
+const SLOW_SLICE = 256 * MIB; // input of the 100 MB/s runs
+const RATES = [
+  { name: "100 MB/s", rate: 100e6, slice: SLOW_SLICE },
+  { name: "1 GB/s", rate: 1e9 },
+  { name: "unthrottled", rate: 0 },
+];
+const FIXED = [
+  { name: "raw", codec: "raw" },
+  { name: "lz4", codec: "lz4" },
+  { name: "zstd-1", codec: "zstd", level: 1 },
+  { name: "zstd-3", codec: "zstd", level: 3 },
+];
+const STREAM_ID = new Uint8Array(16);
+/** A run on 4× the input may need this much more memory and still count as bounded (noise of the allocator and GC). */
+const MEMORY_SLACK = 32 * MIB;
+
+// ---------------------------------------------------------------- child side
+
+async function child(job) {
+  const lib = await import(pathToFileURL(join(job.dist, "index.js")).href);
+  const zstd = job.codec === "zstd" || job.codec === "auto";
+  // As the CLI does: `threads` coding threads, this one included (threads − 1 workers).
+  const pool = job.threads > 1 || job.codec === "auto" ? new lib.WorkerPool({ threads: job.threads, zstd, callerRuns: true }) : null;
+  // Sink runs time the pipeline of a started pool; file runs start it in the background, as the CLI does.
+  if (job.op === "sink") await pool?.start();
+  else pool?.start().catch(() => {});
+  const t0 = performance.now();
+  let out = 0;
+  if (job.op === "encode") out = await encodeFile(lib, pool, job);
+  else if (job.op === "decode") out = await decodeFile(lib, pool, job);
+  else out = await sinkRun(lib, pool, job);
+  const ms = performance.now() - (job.op === "sink" ? out.t0 : t0);
+  await pool?.close();
+  const bytes = typeof out === "number" ? out : out.bytes;
+  process.stdout.write(`${JSON.stringify({ ms, bytes, rss: process.resourceUsage().maxRSS * 1024 })}\n`);
+}
+
+/** Reads `path` in TXN pieces into one reused buffer. */
+function* pieces(path, limit = Infinity) {
+  const fd = openSync(path, "r");
+  const buf = new Uint8Array(TXN);
+  try {
+    for (let at = 0; at < limit; ) {
+      const n = readSync(fd, buf, 0, Math.min(TXN, limit - at), null);
+      if (n === 0) return;
+      at += n;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function encoder(lib, pool, job, write, meter) {
+  const coder = pool === null ? undefined : lib.poolCoder(pool, job.codec === "auto" && meter ? { sink: meter } : {});
+  return new lib.StreamEncoder(write, { codec: job.codec, level: job.level, coder, streamId: STREAM_ID, maxTransaction: TXN, reuseOutput: true });
+}
+
+async function encodeFile(lib, pool, job) {
+  const fd = openSync(job.output, "w");
+  let n = 0;
+  const enc = encoder(lib, pool, job, (b) => {
+    n += b.length;
+    writeSync(fd, b);
+  });
+  const d = enc.device(0, { name: "bench" });
+  await d.phase("stopcopy", 0);
+  for (const p of pieces(job.input)) await d.transaction(p);
+  await d.end();
+  await enc.finish();
+  closeSync(fd);
+  return n;
+}
+
+async function decodeFile(lib, pool, job) {
+  const fd = openSync(job.output, "w");
+  let n = 0;
+  const take = (ev) => {
+    if (ev.type === "chunk") {
+      writeSync(fd, ev.data);
+      n += ev.data.length;
+    }
+  };
+  if (pool === null) {
+    const dec = new lib.StreamDecoder({ reuseOutput: true });
+    await lib.ready();
+    for (const p of pieces(job.input)) for (const ev of dec.write(p)) take(ev);
+    dec.finish();
+  } else {
+    const dec = new lib.ParallelDecoder({ decoder: lib.poolDecoder(pool), reuseOutput: true });
+    for (const p of pieces(job.input)) for await (const ev of dec.writeAsync(p)) take(ev);
+    for await (const ev of dec.end()) take(ev);
+  }
+  closeSync(fd);
+  return n;
+}
+
+/** Encodes the first job.bytes of the input (held in memory) through a throttled, metered sink. */
+async function sinkRun(lib, pool, job) {
+  const data = new Uint8Array(job.bytes);
+  let at = 0;
+  for (const p of pieces(job.input, job.bytes)) {
+    data.set(p, at);
+    at += p.length;
+  }
+  await lib.ready();
+  const link = job.rate > 0 ? lib.throttle(job.rate) : null;
+  const meter = new lib.SinkMeter();
+  let n = 0;
+  const write = meter.wrap((b) => {
+    n += b.length;
+    return link?.(b);
+  });
+  const t0 = performance.now();
+  const enc = encoder(lib, pool, job, write, meter);
+  const d = enc.device(0, { name: "bench" });
+  await d.phase("stopcopy", 0);
+  for (let i = 0; i < data.length; i += TXN) await d.transaction(data.subarray(i, i + TXN));
+  await d.end();
+  await enc.finish();
+  await link?.drained();
+  return { t0, bytes: n };
+}
+
+// --------------------------------------------------------------- parent side
+
+/** Busy and total CPU time of the machine so far (jiffies, from /proc/stat). */
+function machineCpu() {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    const total = f.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+const TICK_S = 0.01; // USER_HZ
+/** Before a run, wait at most this long for other processes to leave the cores alone... */
+const QUIET_WAIT_MS = 3000;
+/** ...and at most this long over the whole bench. */
+const QUIET_BUDGET_MS = 120_000;
+/** Other processes' CPU (in cores) below which the machine counts as quiet. */
+const QUIET_CORES = 0.3;
+let quietSpent = 0;
+
+const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/** Waits (within the budgets) until other processes use less than QUIET_CORES; returns whether it got there. */
+function waitQuiet() {
+  const t0 = performance.now();
+  for (;;) {
+    const a = machineCpu();
+    pause(200);
+    const b = machineCpu();
+    if (!a || !b) return true;
+    const busy = (b.busy - a.busy) * TICK_S / 0.2;
+    if (busy < QUIET_CORES) break;
+    const waited = performance.now() - t0;
+    if (waited > QUIET_WAIT_MS || quietSpent + waited > QUIET_BUDGET_MS) {
+      quietSpent += waited;
+      return false;
+    }
+  }
+  quietSpent += performance.now() - t0;
+  return true;
+}
+
+/**
+ * Runs argv under /usr/bin/time: wall ms (spawn to exit), CPU s (user + system),
+ * peak RSS bytes, the other processes' CPU during the run (in cores), the
+ * child's JSON line if any.
+ */
+function run(argv) {
+  const quiet = waitQuiet();
+  const c0 = machineCpu();
+  const t0 = performance.now();
+  const r = spawnSync("/usr/bin/time", ["-f", "@@RES %M %U %S", ...argv], { encoding: "utf8", maxBuffer: 1 << 20 });
+  const wall = performance.now() - t0;
+  const c1 = machineCpu();
+  if (r.status !== 0) throw new Error(`${argv.join(" ")} failed (${r.status}):\n${r.stderr}`);
+  const m = /@@RES (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr);
+  const cpu = m ? Number(m[2]) + Number(m[3]) : 0;
+  const others = c0 && c1 ? Math.max(0, ((c1.busy - c0.busy) * TICK_S - cpu) / (wall / 1000)) : 0;
+  const line = r.stdout.trim().split("\n").pop();
+  return { wall, cpu, others, quiet, rss: m ? Number(m[1]) * 1024 : 0, out: line?.startsWith("{") ? JSON.parse(line) : null };
+}
+
+/** Cores this process really gets: a spin loop's pace on two threads at once over its pace on one (median of 3). */
+async function effectiveCores() {
+  const src = `const { parentPort } = require("node:worker_threads"); const end = performance.now() + 300; let n = 0;
+    while (performance.now() < end) for (let i = 0; i < 1000; i++) n++; parentPort.postMessage(n);`;
+  const spin = (k) =>
+    Promise.all(Array.from({ length: k }, () => new Promise((res) => {
+      const w = new Worker(src, { eval: true });
+      w.once("message", (n) => {
+        res(n);
+        void w.terminate();
+      });
+    })));
+  const ratios = [];
+  for (let i = 0; i < 3; i++) {
+    const one = (await spin(1))[0];
+    const two = (await spin(2)).reduce((a, b) => a + b, 0);
+    ratios.push(two / one);
+  }
+  return median(ratios);
+}
+
+const self = fileURLToPath(import.meta.url);
+// The private copy of dist/ (inside node_modules, so that its imports of zstd-codec resolve).
+const DIST = fileURLToPath(new URL(`../node_modules/.cache/migstream-bench-e2e/dist-${process.pid}`, import.meta.url));
+const ours = (job) => [process.execPath, self, "--child", JSON.stringify({ ...job, dist: DIST })];
+
+async function loadPages() {
+  const dir = mkdtempSync(join(tmpdir(), "migstream-e2e-pages-"));
+  try {
+    const out = join(dir, "pages.mjs");
+    buildSync({ entryPoints: [fileURLToPath(new URL("../src/device/pages.ts", import.meta.url))], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
+    return await import(pathToFileURL(out).href);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function need(tool) {
+  const r = spawnSync(tool, ["--version"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${tool} is needed (Debian packages zstd, lz4)`);
+  return r.stdout.split("\n")[0].replace(/\*+/g, "").trim();
+}
+
+async function main() {
+  const SIZE = Number(process.argv[2] ?? 512) * MIB;
+  const REPS = Number(process.argv[3] ?? 3);
+  if (!existsSync(new URL("../dist/worker.js", import.meta.url))) throw new Error("run `npm run build` first (dist/worker.js)");
+  const versions = [need("zstd"), need("lz4")];
+  const tBench = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), "migstream-e2e-"));
+  const file = (name) => join(dir, name);
+  mkdirSync(DIST, { recursive: true });
+  cpSync(fileURLToPath(new URL("../dist", import.meta.url)), DIST, { recursive: true });
+  try {
+    const pages = await loadPages();
+    const image = pages.makeImage(SIZE, 1);
+    writeFileSync(file("data.raw"), image);
+    writeFileSync(file("small.raw"), image.subarray(0, SIZE / 4)); // for the memory check
+    const size = (f) => statSync(f).size;
+
+    // Reference outputs (untimed): their sizes, and the inputs of the decode runs.
+    run(ours({ op: "encode", input: file("data.raw"), output: file("lz4.mig"), codec: "lz4", threads: 1 }));
+    run(ours({ op: "encode", input: file("data.raw"), output: file("zstd.mig"), codec: "zstd", level: 1, threads: 2 }));
+    run(["lz4", "-1", "-q", "-f", file("data.raw"), file("data.lz4")]);
+    run(["zstd", "-1", "-T1", "-q", "-f", file("data.raw"), "-o", file("data.zst")]);
+    const sizes = { lz4: size(file("lz4.mig")), zstd: size(file("zstd.mig")), nlz4: size(file("data.lz4")), nzstd: size(file("data.zst")) };
+
+    const enc = (codec, level, threads) => ours({ op: "encode", input: file("data.raw"), output: "/dev/null", codec, level, threads });
+    const dec = (f, threads) => ours({ op: "decode", input: file(f), output: "/dev/null", threads });
+    const cases = [
+      { group: "encode", name: "ours lz4", threads: 1, argv: enc("lz4", undefined, 1), size: sizes.lz4, peer: "lz4 -1" },
+      { group: "encode", name: "ours lz4", threads: 2, argv: enc("lz4", undefined, 2), size: sizes.lz4, peer: "lz4 -1" },
+      { group: "encode", name: "lz4 -1", threads: 1, argv: ["lz4", "-1", "-q", "-f", file("data.raw"), "/dev/null"], size: sizes.nlz4 },
+      { group: "encode", name: "ours zstd-1", threads: 1, argv: enc("zstd", 1, 1), size: sizes.zstd, peer: "zstd -1 -T1" },
+      { group: "encode", name: "ours zstd-1", threads: 2, argv: enc("zstd", 1, 2), size: sizes.zstd, peer: "zstd -1 -T2" },
+      { group: "encode", name: "zstd -1 -T1", threads: 1, argv: ["zstd", "-1", "-T1", "-q", "-f", "-c", file("data.raw")], out: "/dev/null", size: sizes.nzstd },
+      { group: "encode", name: "zstd -1 -T2", threads: 2, argv: ["zstd", "-1", "-T2", "-q", "-f", "-c", file("data.raw")], out: "/dev/null", size: sizes.nzstd },
+      { group: "decode", name: "ours lz4", threads: 1, argv: dec("lz4.mig", 1), peer: "lz4 -d" },
+      { group: "decode", name: "ours lz4", threads: 2, argv: dec("lz4.mig", 2), peer: "lz4 -d" },
+      { group: "decode", name: "lz4 -d", threads: 1, argv: ["lz4", "-d", "-q", "-f", file("data.lz4"), "/dev/null"] },
+      { group: "decode", name: "ours zstd-1", threads: 1, argv: dec("zstd.mig", 1), peer: "zstd -d" },
+      { group: "decode", name: "ours zstd-1", threads: 2, argv: dec("zstd.mig", 2), peer: "zstd -d" },
+      { group: "decode", name: "zstd -d", threads: 1, argv: ["zstd", "-d", "-q", "-f", "-c", file("data.zst")], out: "/dev/null" },
+      // What this machine's two cores give two independent processes (the ceiling for any 2-thread speed-up).
+      { group: "ceiling", name: "2× lz4 -1 at once", threads: 2, argv: ["sh", "-c", `lz4 -1 -q -f "$0" /dev/null & lz4 -1 -q -f "$0" /dev/null; wait`, file("data.raw")], pair: "lz4 -1" },
+      { group: "ceiling", name: "2× zstd -1 -T1 at once", threads: 2, argv: ["sh", "-c", `zstd -1 -T1 -q -c "$0" > /dev/null & zstd -1 -T1 -q -c "$0" > /dev/null; wait`, file("data.raw")], pair: "zstd -1 -T1" },
+      // Memory: the same runs on a quarter of the input should need the same memory.
+      { group: `encode ${SIZE / 4 / MIB} MiB`, name: "ours lz4", threads: 2, argv: ours({ op: "encode", input: file("small.raw"), output: "/dev/null", codec: "lz4", threads: 2 }), small: true },
+      { group: `encode ${SIZE / 4 / MIB} MiB`, name: "ours zstd-1", threads: 2, argv: ours({ op: "encode", input: file("small.raw"), output: "/dev/null", codec: "zstd", level: 1, threads: 2 }), small: true },
+    ];
+    for (const r of RATES) {
+      const bytes = Math.min(r.slice ?? SIZE, SIZE);
+      for (const c of [...FIXED, { name: "auto", codec: "auto" }]) {
+        cases.push({
+          group: `sink ${r.name}${bytes < SIZE ? ` (${bytes / MIB} MiB)` : ""}`,
+          name: c.name,
+          threads: 2,
+          rate: r,
+          input: bytes,
+          argv: ours({ op: "sink", input: file("data.raw"), bytes, codec: c.codec, level: c.level, threads: 2, rate: r.rate }),
+        });
+      }
+    }
+    // Native runs that print to stdout go to /dev/null through a shell-free redirect.
+    for (const c of cases) if (c.out) c.argv = ["sh", "-c", `exec "$0" "$@" > /dev/null`, ...c.argv];
+
+    console.log(`# end-to-end benchmark: ${SIZE / MIB} MiB of mixed pages, ${REPS} interleaved repetitions, node ${process.version}, ${versions.join(", ")}`);
+    const coresBefore = await effectiveCores();
+    console.log(`# load average at start: ${loadavg().map((x) => x.toFixed(2)).join(" ")}; effective cores (2 spinning processes vs 1): ${coresBefore.toFixed(2)}`);
+    for (const c of cases) c.runs = [];
+    for (let rep = 0; rep < REPS; rep++) for (const c of cases) c.runs.push(run(c.argv));
+    const coresAfter = await effectiveCores();
+
+    // ---- the table ----
+    const med = (c, f) => median(c.runs.map(f));
+    for (const c of cases) {
+      c.wall = med(c, (r) => r.wall);
+      c.best = Math.min(...c.runs.map((r) => r.wall));
+      c.inner = c.runs[0].out ? med(c, (r) => r.out.ms) : null;
+      c.bestInner = c.runs[0].out ? Math.min(...c.runs.map((r) => r.out.ms)) : null;
+      c.cpu = med(c, (r) => r.cpu);
+      c.others = med(c, (r) => r.others);
+      c.rss = med(c, (r) => r.rss);
+      c.wire = c.runs[0].out?.bytes;
+      // Sink and codec-alone rows are timed inside the process; the rest spawn to exit.
+      c.time = c.rate || c.inProcess ? c.inner : c.wall;
+    }
+    const find = (group, name, threads) => cases.find((c) => c.group === group && c.name === name && (threads === undefined || c.threads === threads));
+    const rows = [];
+    for (const c of cases) {
+      const row = { phase: c.group, run: c.name, threads: c.threads, "time s": c.time / 1000, "best s": (c.rate || c.inProcess ? c.bestInner : c.best) / 1000 };
+      row["pipeline s"] = c.inner === null ? "" : c.inner / 1000;
+      if (c.rate) {
+        const fixed = cases.filter((x) => x.group === c.group && x.name !== "auto");
+        const best = fixed.reduce((a, b) => (b.time < a.time ? b : a));
+        row["vs peer"] = `${(c.time / best.time).toFixed(2)}× ${best.name}`;
+        row["size ratio"] = (c.wire / c.input).toFixed(3);
+        row["peak RSS MiB"] = (c.rss - c.input) / MIB; // minus the input held in memory
+      } else if (c.pair) {
+        const one = find("encode", c.pair);
+        row["vs peer"] = `${((2 * one.time) / c.time).toFixed(2)}× the throughput of one ${c.pair}`;
+        row["size ratio"] = "";
+        row["peak RSS MiB"] = c.rss / MIB;
+      } else {
+        const peer = c.peer ? find(c.group, c.peer) : null;
+        row["vs peer"] = peer ? `${(c.time / peer.time).toFixed(2)}× ${peer.name}` : "";
+        row["size ratio"] = c.size ? `${(c.size / SIZE).toFixed(3)}${peer?.size ? ` (${(c.size / peer.size).toFixed(3)}× peer)` : ""}` : "";
+        row["peak RSS MiB"] = c.rss / MIB;
+      }
+      row["CPU s"] = c.cpu;
+      row["others' CPU"] = c.others;
+      rows.push(row);
+    }
+    printTable(
+      `medians of ${REPS} (best: fastest run); time: whole process, file → /dev/null (encode, decode) or, for the sink rows (2 threads), ` +
+        `encode until the throttled link drained (RSS there minus the input held in memory); pipeline: the same inside the process, ` +
+        `after start-up; vs peer: time ratio; others' CPU: cores busy with other processes during the run`,
+      rows,
+    );
+
+    // ---- targets ----
+    const targets = [];
+    for (const c of cases.filter((x) => x.pair)) {
+      const one = find("encode", c.pair);
+      targets.push([`ceiling: two independent ${c.pair} processes at once get this much of one's throughput (2.00 = two full cores)`, (2 * one.time) / c.time, () => true, "×"]);
+    }
+    const speedup = (g, n, f) => f(find(g, n, 1)) / f(find(g, n, 2));
+    for (const [g, n] of [["encode", "ours lz4"], ["encode", "ours zstd-1"]]) {
+      targets.push([`${g} ${n.slice(5)}: 2 threads ≥ 1.7× one thread (whole process)`, speedup(g, n, (c) => c.time), (x) => x >= 1.7, "×"]);
+      targets.push([`${g} ${n.slice(5)}: 2 threads ≥ 1.7× one thread (pipeline)`, speedup(g, n, (c) => c.inner), (x) => x >= 1.7, "×"]);
+    }
+    for (const n of ["ours lz4", "ours zstd-1"]) targets.push([`decode ${n.slice(5)}: 2 threads vs one (pipeline; no target)`, speedup("decode", n, (c) => c.inner), () => true, "×"]);
+    targets.push(["our lz4 at 2 threads: time ≤ 1.0× lz4 -1", find("encode", "ours lz4", 2).time / find("encode", "lz4 -1").time, (x) => x <= 1.0, "×"]);
+    targets.push(["our zstd-1 at 2 threads: time ≤ 1.5× zstd -1 -T2", find("encode", "ours zstd-1", 2).time / find("encode", "zstd -1 -T2").time, (x) => x <= 1.5, "×"]);
+    for (const r of RATES) {
+      const group = cases.find((c) => c.rate === r).group;
+      const fixed = cases.filter((c) => c.group === group && c.name !== "auto");
+      const auto = find(group, "auto").time;
+      const best = Math.min(...fixed.map((c) => c.time));
+      if (r.rate === 0 || r.rate >= 1e9) targets.push([`auto, ${r.name}: time ≤ raw's`, auto / find(group, "raw").time, (x) => x <= 1.0, "× raw"]);
+      targets.push([`auto, ${r.name}: within 10% of the best fixed codec`, auto / best, (x) => x <= 1.1, "× best"]);
+    }
+    const ourRuns = cases.filter((c) => c.name.startsWith("ours") && !c.small);
+    const peak = Math.max(...ourRuns.map((c) => c.rss));
+    for (const c of cases.filter((x) => x.small)) {
+      const big = find("encode", c.name, 2);
+      targets.push([
+        `memory bounded: ${c.name} at 2 threads, peak RSS for ${SIZE / MIB} MiB vs ${SIZE / 4 / MIB} MiB of input (${(big.rss / MIB).toFixed(0)} vs ${(c.rss / MIB).toFixed(0)} MiB; bounded: < +${MEMORY_SLACK / MIB} MiB)`,
+        (big.rss - c.rss) / MIB,
+        (x) => x < MEMORY_SLACK / MIB,
+        " MiB more",
+      ]);
+    }
+    targets.push([`peak RSS of all our encode/decode runs (${SIZE / MIB} MiB of input)`, peak / MIB, () => true, " MiB"]);
+    console.log("\n### targets\n");
+    for (const [what, x, ok, unit] of targets) console.log(`- ${ok(x) ? "met   " : "MISSED"} ${what}: ${x.toFixed(2)}${unit}`);
+    const runs = cases.flatMap((c) => c.runs);
+    console.log(`\n(${runs.filter((r) => !r.quiet).length} of ${runs.length} runs started while other processes kept the cores busy (waited ${(quietSpent / 1000).toFixed(0)} s in all for quiet);`);
+    console.log(`bench ran ${((performance.now() - tBench) / 1000).toFixed(0)} s; effective cores before/after: ${coresBefore.toFixed(2)} / ${coresAfter.toFixed(2)}; load average at end: ${loadavg().map((x) => x.toFixed(2)).join(" ")})`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(DIST, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--child") await child(JSON.parse(process.argv[3]));
+else await main();

@@ -1,0 +1,372 @@
+// ParallelDecoder: StreamDecoder's checks and events, with chunk decoding and
+// raw-hash verification farmed out to a ChunkDecoder (a WorkerPool).
+//
+// The frame layer, MACs and every structural rule run here, in order, through
+// the Interpreter in verify mode (the same code StreamDecoder runs). Each
+// RAW/LZ4/ZSTD chunk becomes a decode+verify job; ZERO and DEDUP_REF chunks
+// are resolved here (they need no decompression; a reference needs earlier
+// chunks' bytes, which are only known in order). Events are released strictly
+// in stream order, a chunk's only after its job verified its bytes, so a
+// consumer sees exactly what StreamDecoder would show, and the first error in
+// stream order: a failure found further ahead waits until every earlier chunk
+// has been released or has failed itself.
+//
+// Memory: at most `inFlight` chunks between reading and release (each in one
+// buffer of max_chunk bytes, recycled when the decoder owns its data), the
+// dedup windows, and with `assemble` one transaction per device.
+
+import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
+import { DedupWindow, decodeDedupRef, resolveDedupRef } from "../codec/dedup.js";
+import { ready } from "../codec/index.js";
+import { isMigstreamError, MigstreamError } from "../errors.js";
+import { xxh3_64 } from "../kernels/xxh3.js";
+import { plain } from "./bytes.js";
+import { CHUNK_HEADER_SIZE, FRAME_HEADER_SIZE } from "./constants.js";
+import { MAC_BATCH_BYTES, MAC_BATCH_FRAMES, type DecoderOptions } from "./decoder.js";
+import { FrameReader, type Frame } from "./frames.js";
+import type { StreamHeader } from "./header.js";
+import { Interpreter } from "./interpreter.js";
+import { resolveLimits } from "./limits.js";
+import { checkKey, frameKey, verifyTags } from "./mac.js";
+import { readChunkHeader } from "./payloads.js";
+import type { DecodeEvent } from "./types.js";
+
+/** One chunk to decode and verify: what a WorkerPool's `decode` takes. */
+export interface ChunkDecodeRequest {
+  codec: number;
+  /** The coded bytes, at the start of a buffer with room for the raw bytes (`whole`). */
+  payload: Uint8Array;
+  rawLength: number;
+  /** Expected xxh3_64 of the raw bytes: a mismatch must fail with CHECKSUM. */
+  hash: bigint;
+  /** The decoder may take the payload's whole buffer and return the raw bytes in it. */
+  whole?: boolean;
+}
+
+/** Decodes chunks elsewhere: a WorkerPool, or better poolDecoder(pool) (batched). */
+export interface ChunkDecoder {
+  decode(request: ChunkDecodeRequest): Promise<Uint8Array>;
+  /** decode copies the payload before it returns (the decoder then passes a view of the stream's bytes). */
+  readonly copiesInput?: boolean;
+  /** Called once the decoder is done with bytes `decode` returned: their memory may be reused. */
+  release?(data: Uint8Array): void;
+}
+
+export interface ParallelDecoderOptions extends Omit<DecoderOptions, "verifyOnly"> {
+  /** Where chunks are decoded and verified (a WorkerPool). */
+  decoder: ChunkDecoder;
+  /** Chunks read ahead of the consumer, at most; default PARALLEL_DECODE_IN_FLIGHT. */
+  inFlight?: number;
+}
+
+/** Default read-ahead of a ParallelDecoder, in chunks. */
+export const PARALLEL_DECODE_IN_FLIGHT = 16;
+
+type ChunkEvent = Extract<DecodeEvent, { type: "chunk" }>;
+
+/** A frame's events waiting for release, and how to get its chunk's bytes. */
+interface Pending {
+  events: DecodeEvent[];
+  chunk: ChunkEvent | null;
+  /** RAW/LZ4/ZSTD: the decode job. */
+  job: Promise<Uint8Array> | null;
+  hash: bigint;
+  /** DEDUP_REF: the ordinal named. */
+  ordinal: number;
+}
+
+interface DeviceAssembly {
+  window: DedupWindow | null;
+  /** Transaction being assembled, and its reused buffer (reuse mode). */
+  buf: Uint8Array | null;
+  filled: number;
+  reused: Uint8Array | null;
+}
+
+const noop = () => {};
+
+export class ParallelDecoder {
+  private readonly reader: FrameReader;
+  private readonly key: Uint8Array | null;
+  private readonly assemble: boolean;
+  private readonly reuse: boolean;
+  private readonly decoder: ChunkDecoder;
+  private readonly inFlight: number;
+  private interp: Interpreter | null = null;
+  private macKey: CryptoKey | null = null;
+  private failed: unknown = null;
+  private readonly pending: Pending[] = [];
+  private readonly devices = new Map<number, DeviceAssembly>();
+  /** Job buffers (max_chunk bytes each) free for reuse. */
+  private readonly free: ArrayBuffer[] = [];
+  /** Jobs that have settled (their chunk can be released without waiting). */
+  private readonly settled = new WeakSet<Promise<Uint8Array>>();
+  private zeroHash = { length: -1, hash: 0n };
+  private started: Promise<void> | null = null;
+
+  constructor(options: ParallelDecoderOptions) {
+    if (options?.decoder === undefined || typeof options.decoder.decode !== "function") {
+      throw new MigstreamError("USAGE", "ParallelDecoder needs a decoder (a WorkerPool)", { field: "decoder" });
+    }
+    const inFlight = options.inFlight ?? PARALLEL_DECODE_IN_FLIGHT;
+    if (!Number.isInteger(inFlight) || inFlight < 1) {
+      throw new MigstreamError("USAGE", `inFlight must be a positive integer, got ${inFlight}`, { field: "inFlight" });
+    }
+    this.decoder = options.decoder;
+    this.inFlight = inFlight;
+    this.key = options.key === undefined ? null : checkKey(options.key);
+    this.reader = new FrameReader(resolveLimits(options), this.key !== null);
+    this.assemble = options.assemble ?? false;
+    this.reuse = options.reuseOutput === true;
+  }
+
+  get header(): StreamHeader | null {
+    return this.reader.header;
+  }
+  /** True once STREAM_END was read and every event before it released. */
+  get done(): boolean {
+    return this.reader.done && this.pending.length === 0 && this.failed === null;
+  }
+  /** Stream bytes consumed. */
+  get offset(): number {
+    return this.reader.offset;
+  }
+
+  /** Decodes a whole source: its events in stream order; TRUNCATED if it ends early. */
+  async *events(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<DecodeEvent> {
+    for await (const piece of source) yield* this.writeAsync(piece);
+    yield* this.end();
+  }
+
+  /**
+   * Decodes `data`: yields the events it can release (chunks still being
+   * decoded are released by later calls or by `end`). Iterate to the end before
+   * the next call. `data` is not used after the iteration ends.
+   */
+  async *writeAsync(data: Uint8Array): AsyncGenerator<DecodeEvent> {
+    this.guard();
+    this.started ??= ready({ zstd: false }); // kernels for the checks; chunks decode in the decoder
+    await this.started;
+    this.reader.push(plain(data));
+    for (;;) {
+      const batch: Frame[] = [];
+      let bytes = 0;
+      let stop: unknown = null;
+      let more = true;
+      try {
+        while (batch.length < MAC_BATCH_FRAMES && bytes < MAC_BATCH_BYTES) {
+          const u = this.reader.next();
+          if (u === null) {
+            more = false;
+            break;
+          }
+          if (u === "header") {
+            const h = this.reader.header!;
+            this.interp = new Interpreter(h, { verifyOnly: true, assemble: false });
+            if (this.key !== null) this.macKey = await frameKey(this.key, this.reader.headerBytes!);
+            this.pending.push({ events: [{ type: "header", header: h }], chunk: null, job: null, hash: 0n, ordinal: -1 });
+            continue;
+          }
+          batch.push(u);
+          bytes += u.bytes.length;
+        }
+      } catch (e) {
+        stop = e; // frames before the bad one are still good
+      }
+      try {
+        if (this.macKey !== null && batch.length > 0) await verifyTags(this.macKey, batch);
+        for (const f of batch) {
+          while (this.pending.length >= this.inFlight) yield* this.release();
+          this.take(f, this.interp!.frame(f));
+        }
+      } catch (e) {
+        stop = e;
+      }
+      if (stop !== null) {
+        yield* this.drain();
+        this.fail(stop);
+      }
+      // Hand out whatever is already decoded, without waiting.
+      while (this.pending.length > 0 && this.ready(this.pending[0])) yield* this.release();
+      if (!more) return;
+    }
+  }
+
+  /** Ends the input: releases everything still pending, then throws TRUNCATED unless STREAM_END was read. */
+  async *end(): AsyncGenerator<DecodeEvent> {
+    this.guard();
+    yield* this.drain();
+    try {
+      this.reader.finish();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private guard(): void {
+    if (this.failed !== null) throw new MigstreamError("USAGE", "the decoder already failed", { cause: this.failed });
+  }
+
+  private fail(e: unknown): never {
+    this.failed ??= e;
+    this.interp?.dispose();
+    for (const p of this.pending.splice(0)) p.job?.catch(noop);
+    throw e;
+  }
+
+  private ready(p: Pending): boolean {
+    return p.job === null || this.settled.has(p.job);
+  }
+
+  /** Queues a frame's events; starts its chunk's decode job. */
+  private take(f: Frame, events: DecodeEvent[]): void {
+    const p: Pending = { events, chunk: null, job: null, hash: 0n, ordinal: -1 };
+    for (const ev of events) {
+      if (ev.type !== "chunk") continue;
+      p.chunk = ev;
+      const c = readChunkHeader(f);
+      p.hash = c.rawHash;
+      const payload = f.payload.subarray(CHUNK_HEADER_SIZE);
+      if (ev.codec === CODEC_DEDUP_REF) p.ordinal = decodeDedupRef(payload);
+      else if (ev.codec === CODEC_RAW || ev.codec === CODEC_LZ4 || ev.codec === CODEC_ZSTD) p.job = this.submit(ev, payload, c.rawHash);
+    }
+    this.pending.push(p);
+  }
+
+  private submit(ev: ChunkEvent, payload: Uint8Array, hash: bigint): Promise<Uint8Array> {
+    let job: Promise<Uint8Array>;
+    if (this.decoder.copiesInput) job = this.decoder.decode({ codec: ev.codec, payload, rawLength: ev.rawLength, hash });
+    else {
+      // The payload goes in a buffer of its own with room for the raw bytes (reused once released).
+      const cap = Math.max(this.header!.maxChunk, payload.length, ev.rawLength);
+      let buf = this.free.pop();
+      if (buf === undefined || buf.byteLength < cap) buf = new ArrayBuffer(cap);
+      const copy = new Uint8Array(buf, 0, payload.length);
+      copy.set(payload);
+      job = this.decoder.decode({ codec: ev.codec, payload: copy, rawLength: ev.rawLength, hash, whole: true });
+    }
+    job.then(
+      () => this.settled.add(job),
+      () => this.settled.add(job),
+    );
+    return job;
+  }
+
+  /** Releases every pending frame, in order (the first failure throws). */
+  private async *drain(): AsyncGenerator<DecodeEvent> {
+    while (this.pending.length > 0) yield* this.release();
+  }
+
+  /** Waits for the oldest pending frame, finishes its chunk, yields its events. */
+  private async *release(): AsyncGenerator<DecodeEvent> {
+    const p = this.pending[0];
+    let recycle: Uint8Array | null = null;
+    if (p.chunk !== null) {
+      try {
+        recycle = await this.finishChunk(p, p.chunk);
+      } catch (e) {
+        this.fail(e);
+      }
+    }
+    this.pending.shift();
+    for (const ev of p.events) {
+      this.before(ev);
+      yield ev;
+    }
+    if (recycle !== null && (this.reuse || this.assemble)) {
+      if (this.decoder.release) this.decoder.release(recycle);
+      else if (recycle.buffer.byteLength >= this.header!.maxChunk && this.free.length < this.inFlight) this.free.push(recycle.buffer as ArrayBuffer);
+    }
+  }
+
+  /** Per-device bookkeeping done in stream order, just before an event goes out. */
+  private before(ev: DecodeEvent): void {
+    switch (ev.type) {
+      case "device": {
+        const w = this.header!.dedupWindow;
+        this.devices.set(ev.device, { window: w > 0 ? new DedupWindow(w) : null, buf: null, filled: 0, reused: null });
+        break;
+      }
+      case "transaction": {
+        const a = this.devices.get(ev.device)!;
+        if (!this.assemble || ev.size === 0) break;
+        if (!this.reuse) a.buf = new Uint8Array(ev.size);
+        else {
+          if (a.reused === null || a.reused.length < ev.size) a.reused = new Uint8Array(ev.size);
+          a.buf = a.reused.subarray(0, ev.size);
+        }
+        a.filled = 0;
+        break;
+      }
+      case "transaction-end": {
+        const a = this.devices.get(ev.device)!;
+        if (this.assemble) ev.data = ev.size === 0 ? new Uint8Array(0) : a.buf!;
+        a.buf = null;
+        break;
+      }
+      case "device-end":
+        this.devices.delete(ev.device);
+        break;
+    }
+  }
+
+  /**
+   * The verified bytes of a pending chunk, put where the consumer gets them;
+   * returns the job buffer to recycle once the chunk's events are out.
+   */
+  private async finishChunk(p: Pending, ev: ChunkEvent): Promise<Uint8Array | null> {
+    const a = this.devices.get(ev.device)!;
+    const raw = ev.rawLength;
+    let data: Uint8Array;
+    let job: Uint8Array | null = null;
+    try {
+      if (p.job !== null) {
+        data = job = await p.job;
+      } else if (ev.codec === CODEC_ZERO) {
+        data = new Uint8Array(raw);
+        if (this.zeroHash.length !== raw) this.zeroHash = { length: raw, hash: xxh3_64(data) };
+        if (this.zeroHash.hash !== p.hash) throw badHash(ev);
+      } else {
+        data = resolveDedupRef(a.window!, encodeOrdinal(p.ordinal), raw);
+        if (xxh3_64(data) !== p.hash) throw badHash(ev);
+      }
+    } catch (e) {
+      throw atChunk(e, ev);
+    }
+    if (ev.codec !== CODEC_ZERO && ev.codec !== CODEC_DEDUP_REF) a.window?.add(data);
+    if (a.buf !== null) {
+      const into = a.buf.subarray(a.filled, a.filled + raw);
+      into.set(data);
+      a.filled += raw;
+      ev.data = into;
+      return job;
+    }
+    // Without assembly the consumer gets the job's buffer (reuse mode: until it moves on) or a copy of a window entry.
+    ev.data = ev.codec === CODEC_DEDUP_REF ? data.slice() : data;
+    return job;
+  }
+}
+
+/** The DEDUP_REF payload naming `ordinal` (resolveDedupRef reads it back). */
+function encodeOrdinal(ordinal: number): Uint8Array {
+  const p = new Uint8Array(8);
+  new DataView(p.buffer).setBigUint64(0, BigInt(ordinal), true);
+  return p;
+}
+
+function badHash(ev: ChunkEvent): MigstreamError {
+  return new MigstreamError("CHECKSUM", `decoded ${codecName(ev.codec)} chunk does not match its raw_hash`, {
+    offset: ev.offset,
+    frame: ev.frame,
+    device: ev.device,
+    field: "raw_hash",
+  });
+}
+
+/** A chunk's failure as StreamDecoder reports it: at the frame, codec offsets made stream offsets. */
+function atChunk(e: unknown, ev: ChunkEvent): unknown {
+  if (!isMigstreamError(e) || e.frame !== undefined) return e;
+  if (e.code === "CHECKSUM" && e.field === "xxh3") return badHash(ev);
+  const offset = e.offset === undefined ? ev.offset : ev.offset + FRAME_HEADER_SIZE + CHUNK_HEADER_SIZE + e.offset;
+  return new MigstreamError(e.code, e.message, { offset, frame: ev.frame, device: ev.device, field: e.field ?? "payload", cause: e });
+}

@@ -1,0 +1,145 @@
+// Batching for the pool's chunk coders: chunks are copied into one buffer and
+// sent to a worker together, so a message each way carries several chunks
+// (on the reference VM a postMessage costs tens of µs, as much as coding a
+// few KiB). A batch goes out when it is full, or at the end of the current
+// task at the latest, so a caller that waits on its chunks never waits on a
+// batch still gathering. Results come back in place, in the same buffer; once
+// the caller releases every chunk of a batch its buffer is reused, so a
+// steady stream allocates nothing.
+
+import { MigstreamError } from "../errors.js";
+import { fromWireError, type BatchResult } from "./jobs.js";
+
+/** A batch is sent once its chunks reach this many bytes. */
+export const BATCH_BYTES = 1 << 20;
+/** ...or this many chunks. */
+export const BATCH_MAX_CHUNKS = 8;
+/** Reusable batch buffers kept at most. */
+export const BATCH_SPARE_BUFFERS = 8;
+
+/** Runs `fn` after the current task (setImmediate where there is one). */
+export const afterTask: (fn: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === "function"
+    ? (fn) => (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(fn)
+    : (fn) => void setTimeout(fn, 0);
+
+interface Waiter<T> {
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
+
+/** One batch being gathered: its buffer, where each chunk sits, who waits. */
+interface Gathering<S, T, M> {
+  buffer: ArrayBuffer;
+  used: number;
+  spans: S[];
+  waiters: Waiter<T>[];
+  /** Chunks of one batch share a key (e.g. codec and level)... */
+  key: string;
+  /** ...and what the owner decided when the batch began (e.g. auto's context). */
+  meta: M;
+}
+
+/**
+ * Gathers chunks into batches and settles each chunk's promise from its
+ * batch's result. `send` submits a batch; `item` turns one result item (and
+ * the returned buffer) into what the caller gets.
+ */
+export class Batcher<S extends { offset: number }, T, M = undefined> {
+  private current: Gathering<S, T, M> | null = null;
+  private readonly spare: ArrayBuffer[] = [];
+  /** Chunks of each returned buffer not yet released. */
+  private readonly live = new WeakMap<ArrayBuffer, number>();
+
+  constructor(
+    private readonly maxChunks: number,
+    private readonly send: (buffer: Uint8Array, spans: S[], meta: M) => Promise<BatchResult>,
+    private readonly item: (result: BatchResult, index: number, span: S) => T,
+  ) {}
+
+  /**
+   * Adds a chunk taking `room` bytes, filled by `fill(buffer view)` now (the
+   * caller's bytes are copied before add returns). Batches hold one `key`;
+   * `meta` is called when a new batch begins.
+   */
+  add(room: number, key: string, span: (offset: number) => S, fill: (into: Uint8Array) => void, meta: () => M): Promise<T> {
+    let b = this.current;
+    if (b !== null && (b.key !== key || b.used + room > b.buffer.byteLength || b.spans.length >= this.maxChunks)) {
+      this.flush();
+      b = null;
+    }
+    if (b === null) {
+      b = { buffer: this.take(Math.max(BATCH_BYTES, room)), used: 0, spans: [], waiters: [], key, meta: meta() };
+      this.current = b;
+      const mine = b;
+      afterTask(() => {
+        if (this.current === mine) this.flush();
+      });
+    }
+    const offset = b.used;
+    fill(new Uint8Array(b.buffer, offset, room));
+    b.used += room;
+    b.spans.push(span(offset));
+    const p = new Promise<T>((resolve, reject) => b.waiters.push({ resolve, reject }));
+    if (b.used >= BATCH_BYTES || b.spans.length >= this.maxChunks) this.flush();
+    return p;
+  }
+
+  /** Sends the batch being gathered, if any. */
+  flush(): void {
+    const b = this.current;
+    if (b === null) return;
+    this.current = null;
+    let sent: Promise<BatchResult>;
+    try {
+      sent = this.send(new Uint8Array(b.buffer, 0, b.used), b.spans, b.meta);
+    } catch (e) {
+      sent = Promise.reject(e);
+    }
+    sent.then(
+      (r) => this.settle(b, r),
+      (e) => {
+        for (const w of b.waiters) w.reject(e);
+      },
+    );
+  }
+
+  /** The caller is done with a chunk it got: once all of a batch's are, its buffer is reused. */
+  release(view: Uint8Array): void {
+    const buf = view.buffer as ArrayBuffer;
+    const n = this.live.get(buf);
+    if (n === undefined) return;
+    if (n > 1) this.live.set(buf, n - 1);
+    else {
+      this.live.delete(buf);
+      if (this.spare.length < BATCH_SPARE_BUFFERS) this.spare.push(buf);
+    }
+  }
+
+  private settle(b: Gathering<S, T, M>, r: BatchResult): void {
+    const buf = r.buffer.buffer as ArrayBuffer;
+    const good = Math.min(r.items.length, b.spans.length);
+    if (good > 0) this.live.set(buf, good);
+    for (let i = 0; i < b.waiters.length; i++) {
+      if (i < good) {
+        try {
+          b.waiters[i].resolve(this.item(r, i, b.spans[i]));
+        } catch (e) {
+          b.waiters[i].reject(e);
+        }
+      } else if (r.failed !== undefined) {
+        // The failed chunk, and the ones after it that were never coded.
+        b.waiters[i].reject(fromWireError(r.failed.error));
+      } else {
+        b.waiters[i].reject(new MigstreamError("INTERNAL", `batch came back with ${r.items.length} of ${b.spans.length} chunks`));
+      }
+    }
+  }
+
+  private take(n: number): ArrayBuffer {
+    for (let i = this.spare.length - 1; i >= 0; i--) {
+      if (this.spare[i].byteLength >= n) return this.spare.splice(i, 1)[0];
+    }
+    return new ArrayBuffer(n);
+  }
+}

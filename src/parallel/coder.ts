@@ -1,0 +1,112 @@
+// The worker pool as a stream encoder's ChunkCoder, and as a ParallelDecoder's
+// ChunkDecoder:
+//
+//   const pool = new WorkerPool();                 // one worker per core
+//   const meter = new SinkMeter();                 // optional: measures the sink for `auto`
+//   const enc = new StreamEncoder(meter.wrap(write), { codec: "auto", coder: poolCoder(pool, { sink: meter }) });
+//   ...
+//   await enc.finish();
+//
+//   const dec = new ParallelDecoder({ decoder: poolDecoder(pool) });
+//   for await (const ev of dec.events(source)) ...
+//   await pool.close();
+//
+// Chunks are copied into batches (batch.ts) and coded on the pool's threads
+// (inline when it has one); the encoder frames them in stream order, the
+// decoder releases them in stream order. For `auto`, `sink` says how fast the
+// output drains: a SinkMeter (measured as the stream goes) or a fixed rate in
+// bytes/s. Without it auto assumes AUTO_DEFAULT_SINK_RATE on one thread, as
+// the encoder does when it codes inline, so both produce the same bytes.
+
+import type { AutoContext } from "../codec/auto.js";
+import { MAX_CHUNK_SIZE } from "../codec/select.js";
+import { MigstreamError } from "../errors.js";
+import { CODER_IN_FLIGHT } from "../format/encoder.js";
+import type { ChunkCoder } from "../format/encoder-options.js";
+import { PARALLEL_DECODE_IN_FLIGHT, type ChunkDecoder, type ChunkDecodeRequest } from "../format/parallel-decode.js";
+import { Batcher, BATCH_MAX_CHUNKS } from "./batch.js";
+import type { CodecChoice, DecodeSpan, EncodedChunk, EncodeOptions, EncodeSpan, FaultPlan } from "./jobs.js";
+import type { WorkerPool } from "./pool.js";
+import { SinkMeter, SpeedMeter } from "./rate.js";
+
+export interface PoolCoderOptions {
+  /** Where the stream goes, for `auto`: a SinkMeter wrapped around the encoder's write, or a rate in bytes/s. */
+  sink?: SinkMeter | number;
+  /**
+   * CPU speed relative to auto's cost table. Default: measured from the
+   * batches coded when `sink` is a SinkMeter, else 1 (fixed, so that the
+   * output depends only on the input and the options).
+   */
+  speed?: number;
+  /** Test only: a fault plan for the n-th batch sent (the pool must allow fault injection). */
+  __test?: (batch: number) => FaultPlan | undefined;
+}
+
+/** Chunks per batch: enough to save messages, few enough that every thread has work queued. */
+function batchChunks(pool: WorkerPool, inFlight: number): number {
+  return Math.max(1, Math.min(BATCH_MAX_CHUNKS, Math.floor(inFlight / (2 * pool.threads))));
+}
+
+function tooLarge(n: number): MigstreamError {
+  return new MigstreamError("LIMIT", `chunk of ${n} bytes exceeds ${MAX_CHUNK_SIZE}`);
+}
+
+/** A ChunkCoder that codes on `pool` (see the example above). */
+export function poolCoder(pool: WorkerPool, options: PoolCoderOptions = {}): ChunkCoder & { copiesInput: true } {
+  const { sink, speed, __test } = options;
+  if (typeof sink === "number" && !(sink > 0)) throw new MigstreamError("USAGE", `sink rate must be > 0 bytes/s, got ${sink}`, { field: "sink" });
+  const measured = speed === undefined && sink instanceof SinkMeter ? new SpeedMeter() : null;
+  const context = (): AutoContext | undefined =>
+    sink === undefined
+      ? undefined
+      : { sinkRate: typeof sink === "number" ? sink : sink.rate, threads: pool.threads, speed: measured?.speed ?? speed };
+  let sent = 0;
+  const batcher = new Batcher<EncodeSpan, EncodedChunk, EncodeOptions>(
+    batchChunks(pool, CODER_IN_FLIGHT),
+    async (buffer, spans, options) => {
+      const r = await pool.submit({ op: "encodeBatch", buffer, spans, options: { ...options, __test: __test?.(sent++) } });
+      if (r.cost) measured?.record(r.cost.predictedMs, r.cost.actualMs);
+      return r;
+    },
+    (r, i, span) => {
+      const it = r.items[i];
+      return { codec: it.codec, level: it.level, payload: r.buffer.subarray(span.offset, span.offset + it.length), rawLength: span.length, hash: it.hash };
+    },
+  );
+  return {
+    copiesInput: true,
+    encode(raw, codec, level) {
+      if (!(raw instanceof Uint8Array)) return Promise.reject(new MigstreamError("USAGE", "raw must be a Uint8Array", { field: "raw" }));
+      const n = raw.length;
+      if (n > MAX_CHUNK_SIZE) return Promise.reject(tooLarge(n));
+      // auto reads the sink rate once per batch, when the batch begins.
+      const meta = (): EncodeOptions => ({ codec: codec as CodecChoice, level, auto: codec === "auto" ? context() : undefined });
+      return batcher.add(n, `${codec}/${level ?? ""}`, (offset) => ({ offset, length: n }), (into) => into.set(raw), meta);
+    },
+    release(chunk) {
+      batcher.release(chunk.payload);
+    },
+  };
+}
+
+/** A ChunkDecoder that decodes and verifies chunks on `pool`, in batches (see the example above). */
+export function poolDecoder(pool: WorkerPool, options: { inFlight?: number } = {}): ChunkDecoder & { copiesInput: true } {
+  const batcher = new Batcher<DecodeSpan, Uint8Array>(
+    batchChunks(pool, options.inFlight ?? PARALLEL_DECODE_IN_FLIGHT),
+    (buffer, spans) => pool.submit({ op: "decodeBatch", buffer, spans }),
+    (r, i, span) => r.buffer.subarray(span.offset, span.offset + r.items[i].length),
+  );
+  const none = () => undefined;
+  return {
+    copiesInput: true,
+    decode(req: ChunkDecodeRequest) {
+      const { codec, payload, rawLength, hash } = req;
+      // Room for the raw bytes where the payload goes (a claimed size beyond the chunk limit gets none: the job fails with LIMIT).
+      const room = Math.max(payload.length, Number.isSafeInteger(rawLength) && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE ? rawLength : 0);
+      return batcher.add(room, "decode", (offset) => ({ offset, coded: payload.length, codec, rawLength, hash }), (into) => into.set(payload), none);
+    },
+    release(data) {
+      batcher.release(data);
+    },
+  };
+}

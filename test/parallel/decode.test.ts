@@ -1,0 +1,214 @@
+// ParallelDecoder: the same events and bytes as StreamDecoder (every codec,
+// dedup, keyed streams, assembly and reuse, any split of the input), in stream
+// order whatever order the chunk jobs finish in, at most `inFlight` chunks
+// ahead; corruption and truncation fail with the same error (code, frame,
+// field) as StreamDecoder; a dying worker fails it with a typed error.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  encodeStreamAsync,
+  isMigstreamError,
+  ParallelDecoder,
+  poolDecoder,
+  ready,
+  StreamDecoder,
+  WorkerPool,
+  type ChunkDecoder,
+  type DecodeEvent,
+  type DecoderOptions,
+  type DeviceInput,
+  type EncoderOptions,
+} from "../../dist/index.js";
+import { makeImage } from "../../src/device/pages.js";
+import { ensureDist, rng, within } from "./dist.js";
+
+const SID = Uint8Array.from({ length: 16 }, (_, i) => 0x70 + i);
+const KEY = Uint8Array.from({ length: 32 }, (_, i) => 3 * i + 1);
+
+let workers: WorkerPool;
+let caller: WorkerPool;
+let faulty: WorkerPool;
+beforeAll(async () => {
+  ensureDist();
+  await ready();
+  workers = new WorkerPool({ threads: 2 });
+  caller = new WorkerPool({ threads: 2, callerRuns: true });
+  faulty = new WorkerPool({ threads: 2, faultInjection: true });
+  await Promise.all([workers.start(), caller.start(), faulty.start()]);
+});
+afterAll(async () => {
+  await Promise.all([workers.close(), caller.close(), faulty.close()]);
+});
+
+/** Two devices; the second repeats some of the first's data (dedup references) and has zero pages. */
+function input(): DeviceInput[] {
+  const img = makeImage(1 << 20, 9);
+  const zeros = new Uint8Array(200_000);
+  return [
+    { id: 3, name: "a", items: [{ kind: "phase", phase: "precopy", iteration: 0 }, { kind: "transaction", data: img.subarray(0, 400_000) }, { kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: img.subarray(400_000) }, { kind: "transaction", data: new Uint8Array(0) }] },
+    { id: 7, metadata: new Uint8Array([9, 9]), items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: img.subarray(0, 300_000) }, { kind: "transaction", data: zeros }, { kind: "transaction", data: img.subarray(100_000, 350_001) }] },
+  ];
+}
+
+const STREAMS: [string, EncoderOptions][] = [
+  ["lz4", { codec: "lz4", chunkSize: 32_768 }],
+  ["zstd", { codec: "zstd", level: 3, chunkSize: 65_536 }],
+  ["raw", { codec: "raw", chunkSize: 50_000 }],
+  ["lz4 + dedup", { codec: "lz4", dedup: true, chunkSize: 16_384 }],
+  ["zstd + dedup, keyed", { codec: "zstd", level: 1, dedup: true, chunkSize: 16_384, key: KEY }],
+];
+const streams = new Map<string, Uint8Array>();
+async function stream(name: string): Promise<Uint8Array> {
+  if (!streams.has(name)) streams.set(name, await encodeStreamAsync(input(), { ...STREAMS.find((s) => s[0] === name)![1], streamId: SID }));
+  return streams.get(name)!;
+}
+
+/** The input in pieces of random sizes (some 1 byte, some spanning many frames). */
+function* pieces(s: Uint8Array, seed: number): Generator<Uint8Array> {
+  const r = rng(seed);
+  for (let at = 0; at < s.length; ) {
+    const n = r() < 0.2 ? 1 + Math.floor(r() * 40) : Math.floor(r() * 200_000) + 1;
+    yield s.slice(at, at + n);
+    at += n;
+  }
+}
+
+/** An event with its data copied (reuse mode hands out views that later events overwrite). */
+function snapshot(ev: DecodeEvent): unknown {
+  const out: Record<string, unknown> = { ...ev };
+  if ("data" in ev && ev.data) out.data = Buffer.from(ev.data).toString("base64");
+  if (ev.type === "device") out.metadata = Array.from(ev.metadata);
+  return out;
+}
+
+async function inline(s: Uint8Array, o: DecoderOptions, seed = 1): Promise<unknown[]> {
+  const dec = new StreamDecoder(o);
+  const out: unknown[] = [];
+  for (const p of pieces(s, seed)) for await (const ev of dec.writeAsync(p)) out.push(snapshot(ev));
+  dec.finish();
+  return out;
+}
+
+async function parallel(s: Uint8Array, o: DecoderOptions & { inFlight?: number }, decoder: ChunkDecoder, seed = 1): Promise<unknown[]> {
+  const dec = new ParallelDecoder({ ...o, decoder });
+  const out: unknown[] = [];
+  for await (const ev of dec.events(pieces(s, seed))) out.push(snapshot(ev));
+  expect(dec.done).toBe(true);
+  return out;
+}
+
+/** Runs a decode; returns the events before the error and the error (or null). */
+async function outcome(run: (take: (ev: DecodeEvent) => void) => Promise<void>): Promise<{ events: number; error: { code: string; frame?: number; field?: string; offset?: number } | null }> {
+  let events = 0;
+  try {
+    await within(run(() => void events++), 20_000, "decode");
+    return { events, error: null };
+  } catch (e) {
+    if (!isMigstreamError(e)) throw e;
+    return { events, error: { code: e.code, frame: e.frame, field: e.field, offset: e.offset } };
+  }
+}
+
+describe("ParallelDecoder", () => {
+  for (const [name] of STREAMS) {
+    it(`${name}: the same events and bytes as StreamDecoder (plain, assembled, reused)`, async () => {
+      const s = await stream(name);
+      const key = name.includes("keyed") ? KEY : undefined;
+      for (const o of [{}, { assemble: true }, { reuseOutput: true }, { assemble: true, reuseOutput: true }] as DecoderOptions[]) {
+        const want = await inline(s, { ...o, key });
+        expect(want.length).toBeGreaterThan(10);
+        expect(await parallel(s, { ...o, key }, poolDecoder(workers), 2)).toEqual(want);
+        expect(await parallel(s, { ...o, key, inFlight: 3 }, poolDecoder(caller), 3)).toEqual(want);
+      }
+      // A plain WorkerPool works as the decoder too (one job per chunk).
+      expect(await parallel(s, { key }, workers, 4)).toEqual(await inline(s, { key }));
+    });
+  }
+
+  it("releases in stream order when jobs finish in random order, never more than inFlight ahead", async () => {
+    const r = rng(5);
+    let outstanding = 0;
+    let most = 0;
+    const shuffled: ChunkDecoder = {
+      decode: async (req) => {
+        outstanding++;
+        most = Math.max(most, outstanding);
+        try {
+          await new Promise((w) => setTimeout(w, Math.floor(r() * 6)));
+          return await workers.decode({ ...req, copy: true });
+        } finally {
+          outstanding--;
+        }
+      },
+    };
+    for (const name of ["lz4 + dedup", "zstd"]) {
+      const s = await stream(name);
+      expect(await parallel(s, { assemble: true, inFlight: 5 }, shuffled, 6)).toEqual(await inline(s, { assemble: true }));
+    }
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(5);
+  });
+
+  it("corruption and truncation fail with StreamDecoder's error, after the same events", async () => {
+    const r = rng(11);
+    for (const name of ["lz4 + dedup", "zstd", "zstd + dedup, keyed"]) {
+      const s = await stream(name);
+      const key = name.includes("keyed") ? KEY : undefined;
+      for (let trial = 0; trial < 25; trial++) {
+        const bad = s.slice();
+        let cut = s.length;
+        if (trial % 5 === 4) cut = 1 + Math.floor(r() * (s.length - 1));
+        else bad[64 + Math.floor(r() * (s.length - 64))] ^= 1 << Math.floor(r() * 8);
+        const input = bad.subarray(0, cut);
+        const a = await outcome(async (take) => {
+          const dec = new StreamDecoder({ key, assemble: true });
+          for (const p of pieces(input, trial)) for await (const ev of dec.writeAsync(p)) take(ev);
+          dec.finish();
+        });
+        const b = await outcome(async (take) => {
+          const dec = new ParallelDecoder({ key, assemble: true, decoder: poolDecoder(workers) });
+          for await (const ev of dec.events(pieces(input, trial + 100))) take(ev);
+        });
+        expect(a.error, `${name} trial ${trial}`).not.toBeNull();
+        expect(b.error, `${name} trial ${trial}`).toEqual(a.error);
+        expect(b.events, `${name} trial ${trial}`).toBe(a.events);
+      }
+    }
+  });
+
+  it("a chunk whose bytes do not match its hash fails with CHECKSUM at its frame", async () => {
+    const s = await stream("lz4");
+    // The decoder (the pool) verifies each chunk's hash: a wrong expected hash stands in for corrupt bytes.
+    let n = 0;
+    const wrong: ChunkDecoder = { decode: (req) => workers.decode({ ...req, copy: true, hash: ++n === 9 ? req.hash ^ 1n : req.hash }) };
+    const b = await outcome(async (take) => {
+      for await (const ev of new ParallelDecoder({ decoder: wrong }).events([s])) take(ev);
+    });
+    expect(b.error).toMatchObject({ code: "CHECKSUM", field: "raw_hash" });
+    expect(b.error!.frame).toBeGreaterThan(0);
+  });
+
+  for (const crash of ["exit", "uncaught", "throw"] as const) {
+    it(`a worker that dies (${crash}) while decoding fails the decode with INTERNAL, no hang`, async () => {
+      const s = await stream("zstd");
+      let n = 0;
+      const dying: ChunkDecoder = { decode: (req) => faulty.decode({ ...req, copy: true, __test: ++n === 6 ? { crashAfter: 0, crash } : undefined }) };
+      const b = await outcome(async (take) => {
+        for await (const ev of new ParallelDecoder({ decoder: dying }).events([s])) take(ev);
+      });
+      expect(b.error?.code).toBe("INTERNAL");
+    });
+  }
+
+  it("rejects bad options with USAGE and refuses use after a failure", async () => {
+    expect(() => new ParallelDecoder({} as never)).toThrow(expect.objectContaining({ code: "USAGE" }));
+    expect(() => new ParallelDecoder({ decoder: workers, inFlight: 0 })).toThrow(expect.objectContaining({ code: "USAGE", field: "inFlight" }));
+    const dec = new ParallelDecoder({ decoder: poolDecoder(workers) });
+    const junk = new Uint8Array(100).fill(7);
+    await expect((async () => {
+      for await (const _ of dec.writeAsync(junk));
+    })()).rejects.toMatchObject({ code: "BAD_MAGIC" });
+    await expect((async () => {
+      for await (const _ of dec.writeAsync(junk));
+    })()).rejects.toMatchObject({ code: "USAGE" });
+  });
+});

@@ -1,0 +1,147 @@
+// The stream encoder on the worker pool (poolCoder): the same bytes as the
+// encoder coding inline, for every codec with and without dedup, also when
+// batches finish in random order; a worker that throws, exits or dies mid
+// stream ends the encode with a typed error, never a hang.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  decodeStream,
+  isMigstreamError,
+  poolCoder,
+  ready,
+  StreamEncoder,
+  WorkerPool,
+  type ChunkCoder,
+  type EncoderOptions,
+} from "../../dist/index.js";
+import { makeImage } from "../../src/device/pages.js";
+import { ensureDist, rng, within } from "./dist.js";
+
+const SID = Uint8Array.from({ length: 16 }, (_, i) => 0x40 + i);
+const CODEC_LZ4 = 2;
+const CODEC_ZSTD = 3;
+
+let workers: WorkerPool;
+let caller: WorkerPool;
+let faulty: WorkerPool;
+beforeAll(async () => {
+  ensureDist();
+  await ready();
+  workers = new WorkerPool({ threads: 2 });
+  caller = new WorkerPool({ threads: 2, callerRuns: true });
+  faulty = new WorkerPool({ threads: 2, faultInjection: true });
+  await Promise.all([workers.start(), caller.start(), faulty.start()]);
+});
+afterAll(async () => {
+  await Promise.all([workers.close(), caller.close(), faulty.close()]);
+});
+
+/** Two devices, interleaved, pre-copy then stop-and-copy; transactions of awkward sizes (≈3 MiB in all). */
+const IMAGE = makeImage(3 << 20, 5);
+const PLAN: [number, number[]][] = [
+  [0, [300_000, 1, 700_000]],
+  [1, [1 << 20, 4096 * 9 + 5, 0, 65_536]],
+];
+
+async function encode(opts: EncoderOptions, coder?: ChunkCoder): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  const enc = new StreamEncoder((b) => void parts.push(b.slice()), { ...opts, coder, streamId: SID, maxDevices: 2, maxTransaction: 1 << 20 });
+  const devs = [enc.device(0, { name: "a" }), enc.device(1, { name: "b", metadata: new Uint8Array([1, 2, 3]) })];
+  let at = 0;
+  for (const phase of ["precopy", "stopcopy"] as const) {
+    for (let d = 0; d < 2; d++) await devs[d].phase(phase, 0);
+    for (const [d, sizes] of PLAN) {
+      for (const n of sizes) {
+        const data = IMAGE.subarray(at % (IMAGE.length - n), (at % (IMAGE.length - n)) + n);
+        at += n + 12_345;
+        await devs[d].transaction(data);
+      }
+    }
+  }
+  for (const d of devs) await d.end();
+  await enc.finish();
+  return Buffer.concat(parts);
+}
+
+const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
+
+
+describe("StreamEncoder with poolCoder", () => {
+  const cases: [string, EncoderOptions][] = [
+    ["raw", { codec: "raw" }],
+    ["lz4", { codec: "lz4" }],
+    ["zstd 1", { codec: "zstd", level: 1 }],
+    ["auto", { codec: "auto" }],
+  ];
+  for (const [name, opts] of cases) {
+    for (const dedup of [false, true]) {
+      it(`${name}${dedup ? " + dedup" : ""}: workers, caller-runs and inline produce the same bytes`, async () => {
+        const o = { ...opts, dedup, chunkSize: dedup ? 16_384 : 65_536 };
+        const inline = await encode(o);
+        const a = await encode(o, poolCoder(workers));
+        const b = await encode(o, poolCoder(caller));
+        expect(same(a, inline)).toBe(true);
+        expect(same(b, inline)).toBe(true);
+        // And it decodes back to the input (checked once per case).
+        const back = decodeStream(inline);
+        expect(back.devices.map((d) => d.items.length)).toEqual([2 + 3 + 3, 2 + 4 + 4]);
+      });
+    }
+  }
+
+  it("auto with a given sink rate: the same bytes on every pool of the same size; the rate decides the codecs", async () => {
+    const slow = await encode({ codec: "auto" }, poolCoder(workers, { sink: 20e6 }));
+    expect(same(slow, await encode({ codec: "auto" }, poolCoder(caller, { sink: 20e6 })))).toBe(true);
+    const fast = await encode({ codec: "auto" }, poolCoder(workers, { sink: Infinity }));
+    const codecs = (s: Uint8Array) => new Set(chunkCodecs(s));
+    expect(codecs(slow).has(CODEC_ZSTD)).toBe(true);
+    // An unlimited sink: nothing is worth compressing (ZERO and RAW only).
+    expect([...codecs(fast)].some((c) => c === CODEC_LZ4 || c === CODEC_ZSTD)).toBe(false);
+    expect(fast.length).toBeGreaterThan(slow.length);
+  });
+
+  it("keeps stream order when batches finish in random order", async () => {
+    const r = rng(17);
+    const coder = poolCoder(faulty, { __test: () => ({ delayMs: Math.floor(r() * 8) }) });
+    for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1, dedup: true, chunkSize: 16_384 }] as EncoderOptions[]) {
+      expect(same(await encode(opts, coder), await encode(opts))).toBe(true);
+    }
+  });
+
+  for (const crash of ["throw", "exit", "uncaught"] as const) {
+    it(`a worker that fails (${crash}) mid stream ends the encode with a typed error`, async () => {
+      const r = rng(crash.length);
+      for (let round = 0; round < 2; round++) {
+        const bad = 2 + Math.floor(r() * 6);
+        const coder = poolCoder(faulty, { __test: (n) => (n === bad ? { crashAfter: 0, crash } : { delayMs: Math.floor(r() * 4) }) });
+        const err = await within(encode({ codec: "lz4", chunkSize: 65_536 }, coder), 15_000, `encode (${crash})`).then(
+          () => null,
+          (e) => e,
+        );
+        expect(isMigstreamError(err, "INTERNAL"), String(err)).toBe(true);
+      }
+      // The pool carries on with fresh workers.
+      expect(same(await encode({ codec: "lz4" }, poolCoder(faulty)), await encode({ codec: "lz4" }))).toBe(true);
+    });
+  }
+
+  it("rejects a chunk above the limit and a bad sink rate with typed errors", async () => {
+    const coder = poolCoder(workers);
+    await expect(coder.encode(new Uint8Array((8 << 20) + 1), "lz4")).rejects.toMatchObject({ code: "LIMIT" });
+    expect(() => poolCoder(workers, { sink: 0 })).toThrow(expect.objectContaining({ code: "USAGE" }));
+    await expect(coder.encode(new Uint8Array(10), "lz4", 0)).rejects.toMatchObject({ code: "USAGE" });
+  });
+});
+
+/** Codec ids of a stream's CHUNK frames, read off the frame layer (type 4, payload byte 0). */
+function chunkCodecs(s: Uint8Array): number[] {
+  const out: number[] = [];
+  const dv = new DataView(s.buffer, s.byteOffset, s.byteLength);
+  let at = 64; // stream header
+  while (at + 16 <= s.length) {
+    const type = s[at];
+    const len = dv.getUint32(at + 8, true);
+    if (type === 4) out.push(s[at + 16]);
+    at += 16 + len + 8;
+  }
+  return out;
+}
