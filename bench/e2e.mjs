@@ -21,6 +21,7 @@ import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { median, printTable } from "./lib.mjs";
@@ -80,6 +81,30 @@ function* pieces(path, limit = Infinity) {
   }
 }
 
+/**
+ * Reads `path` in TXN pieces, the next one read (by libuv's threads, as the
+ * CLI's file streams do) while the current one is processed; two buffers, reused.
+ */
+async function* piecesAhead(path) {
+  const fh = await open(path, "r");
+  const bufs = [new Uint8Array(TXN), new Uint8Array(TXN)];
+  let i = 0;
+  let next = fh.read(bufs[0], 0, TXN, null);
+  try {
+    for (;;) {
+      const { bytesRead } = await next;
+      if (bytesRead === 0) return;
+      const cur = bufs[i];
+      i ^= 1;
+      next = fh.read(bufs[i], 0, TXN, null);
+      yield cur.subarray(0, bytesRead);
+    }
+  } finally {
+    await next.catch(() => {});
+    await fh.close();
+  }
+}
+
 function encoder(lib, pool, job, write, meter) {
   const coder = pool === null ? undefined : lib.poolCoder(pool, job.codec === "auto" && meter ? { sink: meter } : {});
   return new lib.StreamEncoder(write, { codec: job.codec, level: job.level, coder, streamId: STREAM_ID, maxTransaction: TXN, reuseOutput: true });
@@ -94,7 +119,7 @@ async function encodeFile(lib, pool, job) {
   });
   const d = enc.device(0, { name: "bench" });
   await d.phase("stopcopy", 0);
-  for (const p of pieces(job.input)) await d.transaction(p);
+  for await (const p of piecesAhead(job.input)) await d.transaction(p);
   await d.end();
   await enc.finish();
   closeSync(fd);
@@ -113,11 +138,11 @@ async function decodeFile(lib, pool, job) {
   if (pool === null) {
     const dec = new lib.StreamDecoder({ reuseOutput: true });
     await lib.ready();
-    for (const p of pieces(job.input)) for (const ev of dec.write(p)) take(ev);
+    for await (const p of piecesAhead(job.input)) for (const ev of dec.write(p)) take(ev);
     dec.finish();
   } else {
     const dec = new lib.ParallelDecoder({ decoder: lib.poolDecoder(pool), reuseOutput: true });
-    for (const p of pieces(job.input)) for await (const ev of dec.writeAsync(p)) take(ev);
+    for await (const p of piecesAhead(job.input)) for await (const ev of dec.writeAsync(p)) take(ev);
     for await (const ev of dec.end()) take(ev);
   }
   closeSync(fd);

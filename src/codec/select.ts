@@ -12,7 +12,7 @@
 import { MigstreamError } from "../errors.js";
 import { zeroPageMap } from "../kernels/zero.js";
 import { lz4CompressInto } from "../kernels/lz4.js";
-import { allocBuffer, type KernelBuffer } from "../kernels/wasm.js";
+import { allocBuffer, inKernelMemory, kernelMemory, type KernelBuffer } from "../kernels/wasm.js";
 import { CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "./ids.js";
 import { checkLz4Acceleration, encodeLz4, LZ4_DEFAULT_ACCELERATION } from "./lz4.js";
 import { isZeroChunk, ZERO_PAYLOAD } from "./zero.js";
@@ -105,26 +105,40 @@ function zstdChoice(chunk: Uint8Array, level: number): EncodeChoice {
 const sample = new Uint8Array(PROBE_BYTES);
 // Kernel memory the LZ4 probe writes into (its output is only counted).
 let probeOut: KernelBuffer | null = null;
+// Kernel memory for the LZ4 block of a chunk that itself lies in kernel memory.
+let blockOut: KernelBuffer | null = null;
 
 /** LZ4 size of one sampled page, or 0 when it does not shrink below AUTO_FLAT_RATIO (flat). */
 function probeLz4(page: Uint8Array): number {
-  probeOut ??= allocBuffer(PROBE_PAGE);
-  return lz4CompressInto(page, probeOut.view(0, Math.floor(page.length * AUTO_FLAT_RATIO)), LZ4_DEFAULT_ACCELERATION);
+  return lz4CompressInto(page, probeOut!.view(0, Math.floor(page.length * AUTO_FLAT_RATIO)), LZ4_DEFAULT_ACCELERATION);
 }
 
-/** Runs the probes autoDecide asks for, then codes the chunk as it decides. */
-function autoChoice(chunk: Uint8Array, level: number, ctx: AutoContext | undefined): EncodeChoice {
-  const n = chunk.length;
-  const map = zeroPageMap(chunk, PROBE_PAGE);
+/**
+ * Runs the probes autoDecide asks for, then codes the chunk as it decides.
+ * A chunk in kernel memory is used in place (no copies in): its view is taken
+ * afresh after every step that may grow the memory.
+ */
+function autoChoice(input: Uint8Array, level: number, ctx: AutoContext | undefined): EncodeChoice {
+  // Where the chunk is, taken before anything may grow kernel memory (which detaches views).
+  const n = input.length;
+  const inKernel = inKernelMemory(input);
+  const ptr = input.byteOffset;
+  const chunk = (): Uint8Array => (inKernel ? new Uint8Array(kernelMemory().buffer, ptr, n) : input);
+  probeOut ??= allocBuffer(PROBE_PAGE);
+  if (inKernel && (blockOut === null || blockOut.length < n)) {
+    blockOut?.free();
+    blockOut = allocBuffer(n);
+  }
+  const map = zeroPageMap(chunk(), PROBE_PAGE);
   const live: number[] = [];
   for (let i = 0; i < map.length; i++) if (map[i] === 0) live.push(i);
-  const page = (i: number) => chunk.subarray(i * PROBE_PAGE, Math.min(n, (i + 1) * PROBE_PAGE));
+  const page = (i: number) => chunk().subarray(i * PROBE_PAGE, Math.min(n, (i + 1) * PROBE_PAGE));
   let liveBytes = 0;
-  for (const i of live) liveBytes += page(i).length;
+  for (const i of live) liveBytes += Math.min(n, (i + 1) * PROBE_PAGE) - i * PROBE_PAGE;
   const limits = { maxLevel: zstdAvailable() ? zstdLevelFor(n, level) : 0 };
   const p: AutoProbe = { n, live: liveBytes };
   let d = autoDecide(p, limits, ctx);
-  const compressible: Uint8Array[] = [];
+  const compressible: number[] = [];
   let probeNs = -1;
   if ("probe" in d) {
     const t0 = performance.now();
@@ -132,7 +146,8 @@ function autoChoice(chunk: Uint8Array, level: number, ctx: AutoContext | undefin
     const take = Math.min(PROBE_PAGES, Math.max(1, Math.round(live.length / AUTO_PROBE_SHARE)));
     p.sampled = p.flat = p.lz4 = 0;
     for (let k = 0; k < take; k++) {
-      const part = page(live[Math.floor(((k + 0.5) * live.length) / take)]);
+      const i = live[Math.floor(((k + 0.5) * live.length) / take)];
+      const part = page(i);
       const coded = probeLz4(part);
       p.sampled += part.length;
       if (coded === 0) {
@@ -140,7 +155,7 @@ function autoChoice(chunk: Uint8Array, level: number, ctx: AutoContext | undefin
         p.lz4 += part.length;
       } else {
         p.lz4 += coded;
-        compressible.push(part);
+        compressible.push(i);
       }
     }
     probeNs = (performance.now() - t0) * 1e6;
@@ -148,7 +163,8 @@ function autoChoice(chunk: Uint8Array, level: number, ctx: AutoContext | undefin
   }
   if ("probe" in d) {
     let len = 0;
-    for (const part of compressible) {
+    for (const i of compressible) {
+      const part = page(i);
       sample.set(part, len);
       len += part.length;
     }
@@ -168,16 +184,24 @@ function autoChoice(chunk: Uint8Array, level: number, ctx: AutoContext | undefin
       c = { codec: CODEC_ZERO, level: 0, payload: ZERO_PAYLOAD };
       break;
     case "raw":
-      c = raw(chunk);
+      c = raw(chunk());
       break;
     case "lz4":
-      c = lz4Choice(chunk, LZ4_DEFAULT_ACCELERATION);
+      c = inKernel ? lz4InKernel(chunk()) : lz4Choice(chunk(), LZ4_DEFAULT_ACCELERATION);
       break;
     default:
-      c = zstdChoice(chunk, d.level);
+      // zstd copies its input anyway; a copy keeps its LZ4 fallback clear of kernel memory.
+      c = zstdChoice(inKernel ? chunk().slice() : chunk(), d.level);
   }
   if (probeNs >= 0) c.probe = { predictedNs: autoProbeNs(p), actualNs: probeNs };
   return c;
+}
+
+/** LZ4 for a chunk in kernel memory: into blockOut (already sized), nothing allocated but the result. */
+function lz4InKernel(chunk: Uint8Array): EncodeChoice {
+  const limit = maxCodedSize(chunk.length);
+  const m = limit > 0 ? lz4CompressInto(chunk, blockOut!.view(0, limit), LZ4_DEFAULT_ACCELERATION) : 0;
+  return m === 0 ? raw(chunk) : { codec: CODEC_LZ4, level: 0, payload: blockOut!.view(0, m).slice() };
 }
 
 /**

@@ -97,8 +97,15 @@ function encodeOne(
     // A sink so fast that auto sends RAW whatever the content: its choice, without the probes.
     return fastEncode(raw, false, LZ4_DEFAULT_ACCELERATION);
   }
-  const hash = xxh3_64(raw);
-  const c = encodeChunk(raw, { codec, level, auto });
+  // auto works on one copy in kernel memory (probes, hash and LZ4 in place); zstd copies into its own heap.
+  let input = raw;
+  if (codec === "auto" && raw.length <= MAX_CHUNK_SIZE) {
+    const [k] = kernelRoom(raw.length);
+    input = k.view(0, raw.length);
+    input.set(raw);
+  }
+  const hash = xxh3_64(input);
+  const c = encodeChunk(input, { codec, level, auto });
   // RAW hands back the input itself; ZERO an empty view of it (a shared constant must not move).
   let payload = c.codec === CODEC_RAW ? raw : c.payload.length === 0 ? raw.subarray(0, 0) : c.payload;
   if (inPlace && payload !== raw) {
