@@ -11,7 +11,7 @@ export default defineConfig([
     sourcemap: true,
     clean: true,
     splitting: true,
-    external: ["zstd-codec", /^node:/],
+    external: [/^node:/],
   },
   {
     entry: { cli: "src/cli/main.ts" },
@@ -20,6 +20,5 @@ export default defineConfig([
     target: "node20",
     sourcemap: true,
     banner: { js: "#!/usr/bin/env node" },
-    external: ["zstd-codec"],
   },
 ]);

@@ -1,4 +1,4 @@
-// Raw kernels: checksums, zero detection, chunking, LZ4 block codec.
+// Raw kernels: checksums, zero detection, chunking, LZ4 block codec, zstd frames.
 // Import from "vfio-migstream/kernels". Call `initSync()` or `await init()` once;
 // every kernel is synchronous afterwards (and initialises lazily if you forget).
 export {
@@ -17,3 +17,17 @@ export * from "./crc32c.js";
 export * from "./zero.js";
 export * from "./chunk.js";
 export * from "./lz4.js";
+export {
+  initZstd,
+  initZstdSync,
+  zstdCompress,
+  zstdDecompress,
+  zstdInput,
+  zstdWasmBound,
+  zstdVersion,
+  zstdRelease,
+  ZSTD_WASM_MAX_MEMORY,
+  ZSTD_WASM_MAX_BUFFER,
+  ZSTD_WASM_MIN_LEVEL,
+  ZSTD_WASM_MAX_LEVEL,
+} from "./zstd.js";

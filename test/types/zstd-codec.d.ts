@@ -1,5 +1,5 @@
 // The part of the `zstd-codec` package (CommonJS, emscripten build of zstd
-// 1.3.6) that src/codec/zstd.ts uses.
+// 1.3.6) that the tests and benchmarks use as an independent cross-check.
 declare module "zstd-codec" {
   export interface ZstdSimple {
     /** A frame with its content size declared, or null on failure. */
