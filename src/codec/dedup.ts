@@ -98,6 +98,29 @@ class Window<T> {
   }
 }
 
+/** What both sides show of their window: its size and which ordinals are live. */
+abstract class Windowed<T> {
+  protected readonly window: Window<T>;
+
+  constructor(windowBytes: number) {
+    this.window = new Window<T>(windowBytes);
+  }
+
+  get windowBytes(): number {
+    return this.window.windowBytes;
+  }
+  /** Oldest live ordinal, next ordinal and live cost (for diagnostics and tests). */
+  get oldest(): number {
+    return this.window.oldest;
+  }
+  get next(): number {
+    return this.window.next;
+  }
+  get bytes(): number {
+    return this.window.bytes;
+  }
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   const n = a.length;
   if (n !== b.length) return false;
@@ -234,8 +257,7 @@ export function scanAnchors(bytes: Uint8Array, visit: (start: number, key: numbe
 }
 
 /** Encoder side: finds an earlier identical chunk that the decoder still holds. */
-export class DedupIndex {
-  private readonly window: Window<IndexEntry>;
+export class DedupIndex extends Windowed<IndexEntry> {
   private readonly slabs = new SlabStore();
   /** hash -> the newest live ordinal with that hash. */
   private readonly byHash = new Map<bigint, number>();
@@ -250,10 +272,6 @@ export class DedupIndex {
   /** Kernel memory for checking a chunk against an LZ4-stored copy: the copy, and it decoded. */
   private verifyIn: KernelBuffer | null = null;
   private verifyOut: KernelBuffer | null = null;
-
-  constructor(windowBytes: number) {
-    this.window = new Window<IndexEntry>(windowBytes);
-  }
 
   /**
    * Makes room to check chunks of up to `n` bytes against LZ4-stored copies
@@ -289,20 +307,6 @@ export class DedupIndex {
     inb.view(0, e.bytes.length).set(e.bytes);
     const n = lz4DecompressInto(inb.view(0, e.bytes.length), out.view(0, e.length));
     return n === e.length && sameBytes(out.view(0, n), chunk);
-  }
-
-  get windowBytes(): number {
-    return this.window.windowBytes;
-  }
-  /** Oldest live ordinal, next ordinal and live cost (for diagnostics and tests). */
-  get oldest(): number {
-    return this.window.oldest;
-  }
-  get next(): number {
-    return this.window.next;
-  }
-  get bytes(): number {
-    return this.window.bytes;
   }
 
   /** True when a live chunk has this hash (a likely match: `find` compares the bytes). */
@@ -447,26 +451,7 @@ export class DedupIndex {
 }
 
 /** Decoder side: keeps exactly the window of decoded chunks the encoder assumed. */
-export class DedupWindow {
-  private readonly window: Window<Uint8Array>;
-
-  constructor(windowBytes: number) {
-    this.window = new Window<Uint8Array>(windowBytes);
-  }
-
-  get windowBytes(): number {
-    return this.window.windowBytes;
-  }
-  get oldest(): number {
-    return this.window.oldest;
-  }
-  get next(): number {
-    return this.window.next;
-  }
-  get bytes(): number {
-    return this.window.bytes;
-  }
-
+export class DedupWindow extends Windowed<Uint8Array> {
   /** Records a decoded chunk (copied); returns its ordinal. */
   add(chunk: Uint8Array): number {
     return this.window.record(

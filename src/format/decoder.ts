@@ -7,11 +7,12 @@
 import { ready } from "../codec/index.js";
 import { plain } from "./bytes.js";
 import { MigstreamError } from "../errors.js";
-import { FrameReader, type Frame } from "./frames.js";
+import { FrameReader } from "./frames.js";
 import type { StreamHeader } from "./header.js";
 import { Interpreter } from "./interpreter.js";
 import { resolveLimits, type DecoderLimits } from "./limits.js";
-import { checkKey, frameKey, verifyTags } from "./mac.js";
+import { checkKey } from "./mac.js";
+import { MacBatchReader } from "./mac-batch.js";
 import type { DecodedDevice, DecodedStream, DecodeEvent, StreamTrailer } from "./types.js";
 
 export interface DecoderOptions extends DecoderLimits {
@@ -30,25 +31,22 @@ export interface DecoderOptions extends DecoderLimits {
   reuseOutput?: boolean;
 }
 
-/** Frames verified together (their MACs are computed concurrently). */
-export const MAC_BATCH_FRAMES = 32;
-/** ...or fewer, once their bytes reach this. */
-export const MAC_BATCH_BYTES = 8 << 20;
+export { MAC_BATCH_BYTES, MAC_BATCH_FRAMES } from "./mac-batch.js";
 
 export class StreamDecoder {
   private readonly reader: FrameReader;
+  private readonly batches: MacBatchReader;
   private readonly key: Uint8Array | null;
   private readonly verifyOnly: boolean;
   private readonly assemble: boolean;
   private readonly reuse: boolean;
   private interp: Interpreter | null = null;
-  private headerBytes: Uint8Array | null = null;
-  private macKey: CryptoKey | null = null;
   private failed: unknown = null;
 
   constructor(options: DecoderOptions = {}) {
     this.key = options.key === undefined ? null : checkKey(options.key);
     this.reader = new FrameReader(resolveLimits(options), this.key !== null);
+    this.batches = new MacBatchReader(this.reader, this.key);
     this.verifyOnly = options.verifyOnly ?? false;
     this.assemble = options.assemble ?? false;
     this.reuse = options.reuseOutput === true;
@@ -76,10 +74,9 @@ export class StreamDecoder {
     throw e;
   }
 
-  private onHeader(bytes: Uint8Array | null): DecodeEvent {
+  private onHeader(): DecodeEvent {
     const h = this.reader.header!;
     this.interp = new Interpreter(h, { verifyOnly: this.verifyOnly, assemble: this.assemble, reuse: this.reuse });
-    this.headerBytes = bytes;
     return { type: "header", header: h };
   }
 
@@ -94,7 +91,7 @@ export class StreamDecoder {
       for (;;) {
         const u = this.reader.next();
         if (u === null) return;
-        if (u === "header") yield this.onHeader(null);
+        if (u === "header") yield this.onHeader();
         else {
           yield* this.interp!.frame(u);
           this.reader.release();
@@ -120,39 +117,20 @@ export class StreamDecoder {
     this.guard();
     this.reader.push(plain(data));
     for (;;) {
-      const batch: Frame[] = [];
-      let bytes = 0;
-      let stop: unknown = null;
-      let more = true;
-      try {
-        while (batch.length < MAC_BATCH_FRAMES && bytes < MAC_BATCH_BYTES) {
-          const u = this.reader.next();
-          if (u === null) {
-            more = false;
-            break;
-          }
-          if (u === "header") {
-            const ev = this.onHeader(this.reader.headerBytes);
-            if (this.key !== null) this.macKey = await frameKey(this.key, this.headerBytes!);
-            yield ev;
-            continue;
-          }
-          batch.push(u);
-          bytes += u.bytes.length;
-        }
-      } catch (e) {
-        // Frames before the bad one are still good: deliver them first.
-        stop = e;
+      const b = await this.batches.next();
+      if (b === "header") {
+        yield this.onHeader();
+        continue;
       }
       try {
-        if (this.macKey !== null && batch.length > 0) await verifyTags(this.macKey, batch);
-        for (const f of batch) yield* this.interp!.frame(f);
+        for (const f of b.frames) yield* this.interp!.frame(f);
         this.reader.release();
       } catch (e) {
         this.fail(e);
       }
-      if (stop !== null) this.fail(stop);
-      if (!more) return;
+      // Frames before a bad one are good: they went out first.
+      if (b.stop !== null) this.fail(b.stop);
+      if (!b.more) return;
     }
   }
 }

@@ -22,12 +22,13 @@ import { isMigstreamError, MigstreamError } from "../errors.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 import { plain } from "./bytes.js";
 import { CHUNK_HEADER_SIZE, FRAME_HEADER_SIZE } from "./constants.js";
-import { MAC_BATCH_BYTES, MAC_BATCH_FRAMES, type DecoderOptions } from "./decoder.js";
+import type { DecoderOptions } from "./decoder.js";
 import { FrameReader, type Frame } from "./frames.js";
 import type { StreamHeader } from "./header.js";
 import { Interpreter } from "./interpreter.js";
 import { resolveLimits } from "./limits.js";
-import { checkKey, frameKey, verifyTags } from "./mac.js";
+import { checkKey } from "./mac.js";
+import { MacBatchReader } from "./mac-batch.js";
 import { readChunkHeader } from "./payloads.js";
 import type { DecodeEvent } from "./types.js";
 
@@ -87,13 +88,12 @@ const noop = () => {};
 
 export class ParallelDecoder {
   private readonly reader: FrameReader;
-  private readonly key: Uint8Array | null;
+  private readonly batches: MacBatchReader;
   private readonly assemble: boolean;
   private readonly reuse: boolean;
   private readonly decoder: ChunkDecoder;
   private readonly inFlight: number;
   private interp: Interpreter | null = null;
-  private macKey: CryptoKey | null = null;
   private failed: unknown = null;
   private readonly pending: Pending[] = [];
   private readonly devices = new Map<number, DeviceAssembly>();
@@ -114,8 +114,9 @@ export class ParallelDecoder {
     }
     this.decoder = options.decoder;
     this.inFlight = inFlight;
-    this.key = options.key === undefined ? null : checkKey(options.key);
-    this.reader = new FrameReader(resolveLimits(options), this.key !== null);
+    const key = options.key === undefined ? null : checkKey(options.key);
+    this.reader = new FrameReader(resolveLimits(options), key !== null);
+    this.batches = new MacBatchReader(this.reader, key);
     this.assemble = options.assemble ?? false;
     this.reuse = options.reuseOutput === true;
   }
@@ -149,33 +150,16 @@ export class ParallelDecoder {
     await this.started;
     this.reader.push(plain(data));
     for (;;) {
-      const batch: Frame[] = [];
-      let bytes = 0;
-      let stop: unknown = null;
-      let more = true;
-      try {
-        while (batch.length < MAC_BATCH_FRAMES && bytes < MAC_BATCH_BYTES) {
-          const u = this.reader.next();
-          if (u === null) {
-            more = false;
-            break;
-          }
-          if (u === "header") {
-            const h = this.reader.header!;
-            this.interp = new Interpreter(h, { verifyOnly: true, assemble: false });
-            if (this.key !== null) this.macKey = await frameKey(this.key, this.reader.headerBytes!);
-            this.pending.push({ events: [{ type: "header", header: h }], chunk: null, job: null, hash: 0n, ordinal: -1 });
-            continue;
-          }
-          batch.push(u);
-          bytes += u.bytes.length;
-        }
-      } catch (e) {
-        stop = e; // frames before the bad one are still good
+      const b = await this.batches.next();
+      if (b === "header") {
+        const h = this.reader.header!;
+        this.interp = new Interpreter(h, { verifyOnly: true, assemble: false });
+        this.pending.push({ events: [{ type: "header", header: h }], chunk: null, job: null, hash: 0n, ordinal: -1 });
+        continue;
       }
+      let stop = b.stop; // frames before the bad one are still good
       try {
-        if (this.macKey !== null && batch.length > 0) await verifyTags(this.macKey, batch);
-        for (const f of batch) {
+        for (const f of b.frames) {
           while (this.pending.length >= this.inFlight) yield* this.release();
           this.take(f, this.interp!.frame(f));
         }
@@ -188,7 +172,7 @@ export class ParallelDecoder {
       }
       // Hand out whatever is already decoded, without waiting.
       while (this.pending.length > 0 && this.ready(this.pending[0])) yield* this.release();
-      if (!more) return;
+      if (!b.more) return;
     }
   }
 

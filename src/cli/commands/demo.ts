@@ -16,11 +16,12 @@ import { StatsCollector } from "../../migrate/stats.js";
 import { TcpDestination, TcpListener } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
 import { openDevice, type OpenedDevice } from "../../transport/spec.js";
-import { intOption, parseCommand, sizeOption } from "../args.js";
+import { intOption, sizeOption } from "../args.js";
 import type { Command } from "../command.js";
-import { ENCODING_HELP, ENCODING_OPTIONS, encodingFrom } from "../encoding.js";
+import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
+import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
 import { simDigest, startSim, type SimProc } from "../sim-procs.js";
 import { paint, styleFor } from "../style.js";
 import { bytes } from "../units.js";
@@ -32,6 +33,7 @@ export const DEMO_TRANSACTION_SIZE = "1MiB";
 export const DEMO_DIRTY_RATE = 32;
 export const DEMO_PRECOPY_ITERATIONS = 8;
 export const DEMO_PRECOPY_THRESHOLD = "256KiB";
+const DEMO_PRECOPY: PrecopyDefaults = { iterations: DEMO_PRECOPY_ITERATIONS, threshold: DEMO_PRECOPY_THRESHOLD };
 
 const HELP = `usage: migstream demo [options]
 
@@ -47,8 +49,7 @@ dedup savings, time per phase, downtime. Exit 0 only if the digests match.
   --transaction-size BYTES   bytes per saved buffer (default ${DEMO_TRANSACTION_SIZE})
   --dirty-rate PAGES         pages the source changes per pre-copy buffer (default ${DEMO_DIRTY_RATE})
   --seed N                   seed of the source's state (default 1)
-  --precopy-iterations N     most pre-copy iterations (default ${DEMO_PRECOPY_ITERATIONS})
-  --precopy-threshold BYTES  stop-and-copy once pending_bytes is at most this (default ${DEMO_PRECOPY_THRESHOLD})
+${precopyHelp(DEMO_PRECOPY)}
 ${ENCODING_HELP}
   --json                     print the report as JSON on stdout
   -q, --quiet                no progress line, no report (the exit code tells)
@@ -57,26 +58,17 @@ examples:
   migstream demo
   migstream demo --state-size 256MiB --codec zstd --dedup --threads 2`;
 
-export const demo: Command = {
+export const demo: Command = savingCommand({
   name: "demo",
   summary: "run a verified live migration between two simulated devices (npm start)",
   help: HELP,
-  signals: true,
-  async run(argv, io) {
-    const { values: v } = parseCommand(
-      "demo",
-      argv,
-      {
-        ...ENCODING_OPTIONS,
-        "state-size": { type: "string" },
-        "transaction-size": { type: "string" },
-        "dirty-rate": { type: "string" },
-        seed: { type: "string" },
-        "precopy-iterations": { type: "string" },
-        "precopy-threshold": { type: "string" },
-      },
-      { min: 0, max: 0, names: "" },
-    );
+  options: {
+    "state-size": { type: "string" },
+    "transaction-size": { type: "string" },
+    "dirty-rate": { type: "string" },
+    seed: { type: "string" },
+  },
+  async run(v, io) {
     const style = styleFor(io, v);
     const stateSize = v["state-size"] ?? DEMO_STATE_SIZE;
     const txn = v["transaction-size"] ?? DEMO_TRANSACTION_SIZE;
@@ -84,10 +76,7 @@ export const demo: Command = {
     sizeOption("demo", "--transaction-size", txn);
     const dirty = String(intOption("demo", "--dirty-rate", v["dirty-rate"], DEMO_DIRTY_RATE, 0, 2 ** 31));
     const seed = String(intOption("demo", "--seed", v.seed, 1, 0, 0xffff_ffff));
-    const policy = {
-      maxIterations: intOption("demo", "--precopy-iterations", v["precopy-iterations"], DEMO_PRECOPY_ITERATIONS, 0, 1 << 20),
-      pendingThreshold: sizeOption("demo", "--precopy-threshold", v["precopy-threshold"] ?? DEMO_PRECOPY_THRESHOLD) ?? 0,
-    };
+    const policy = precopyPolicy("demo", v, DEMO_PRECOPY);
     const enc = await encodingFrom("demo", v);
     const cli = fileURLToPath(import.meta.url); // the bundled CLI (dist/cli.js)
     const dir = await mkdtemp(join(tmpdir(), "migstream-demo-"));
@@ -183,4 +172,4 @@ export const demo: Command = {
       await rm(dir, { recursive: true, force: true });
     }
   },
-};
+});

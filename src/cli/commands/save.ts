@@ -11,13 +11,17 @@ import { isLoopback, parseTcpUrl, TcpDestination, formatTcpUrl, DEFAULT_ACK_TIME
 import type { RegionIO } from "../../protocol/region-io.js";
 import type { SaveOptions } from "../../protocol/save.js";
 import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
-import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
+import { intOption, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
-import { ENCODING_HELP, ENCODING_OPTIONS, encodingFrom } from "../encoding.js";
+import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { openOutput, type Output } from "../files.js";
 import { phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
+import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
 import { styleFor, type Style } from "../style.js";
+
+/** Pre-copy defaults: at most this many iterations, then stop-and-copy. */
+const SAVE_PRECOPY: PrecopyDefaults = { iterations: 16, threshold: "0" };
 
 const HELP = `usage: migstream save --device SPEC (-o FILE | --to tcp://HOST:PORT) [options]
 
@@ -30,8 +34,7 @@ is put back in RUNNING. After a successful save the source device is stopped.
   --device SPEC              ${SPEC_FORMS.join("\n                             ")}
   -o, --output FILE          write the stream to FILE (- for stdout)
   --to tcp://HOST:PORT       send it to a listening destination
-  --precopy-iterations N     most pre-copy iterations (default 16)
-  --precopy-threshold BYTES  stop-and-copy once pending_bytes is at most this (default 0)
+${precopyHelp(SAVE_PRECOPY)}
   --precopy-time MS          pre-copy time budget
   --no-precopy               no pre-copy: stop the device and copy (suspend)
   --name NAME                device name recorded in the stream (default: the spec)
@@ -46,38 +49,28 @@ examples:
   migstream save --device vfio-user:/run/src.sock -o state.mig
   migstream save --device vfio-user:/run/src.sock --to tcp://10.0.0.2:7000 --key-file mig.key --precopy-time 2000`;
 
-export const save: Command = {
+export const save: Command = savingCommand({
   name: "save",
   summary: "save a device's migration state to a file or to a listening destination",
   help: HELP,
-  signals: true,
-  async run(argv, io) {
-    const { values: v } = parseCommand(
-      "save",
-      argv,
-      {
-        ...ENCODING_OPTIONS,
-        device: { type: "string" },
-        output: { type: "string", short: "o" },
-        to: { type: "string" },
-        "precopy-iterations": { type: "string" },
-        "precopy-threshold": { type: "string" },
-        "precopy-time": { type: "string" },
-        "no-precopy": { type: "boolean" },
-        name: { type: "string" },
-        insecure: { type: "boolean" },
-        "connect-timeout": { type: "string" },
-        timeout: { type: "string" },
-      },
-      { min: 0, max: 0, names: "" },
-    );
+  options: {
+    device: { type: "string" },
+    output: { type: "string", short: "o" },
+    to: { type: "string" },
+    "precopy-time": { type: "string" },
+    "no-precopy": { type: "boolean" },
+    name: { type: "string" },
+    insecure: { type: "boolean" },
+    "connect-timeout": { type: "string" },
+    timeout: { type: "string" },
+  },
+  async run(v, io) {
     const style = styleFor(io, v);
     if (v.device === undefined) throw usageOf("save", "missing --device SPEC");
     if ((v.output === undefined) === (v.to === undefined)) throw usageOf("save", "give exactly one of -o FILE and --to tcp://HOST:PORT");
     if (v.output === "-" && style.json) throw usageOf("save", "--json needs stdout, and -o - writes the stream there");
     const policy = {
-      maxIterations: intOption("save", "--precopy-iterations", v["precopy-iterations"], 16, 0, 1 << 20),
-      pendingThreshold: sizeOption("save", "--precopy-threshold", v["precopy-threshold"]) ?? 0,
+      ...precopyPolicy("save", v, SAVE_PRECOPY),
       timeBudgetMs: v["precopy-time"] === undefined ? undefined : intOption("save", "--precopy-time", v["precopy-time"], 0, 0, 2 ** 31),
     };
     const connectTimeoutMs = intOption("save", "--connect-timeout", v["connect-timeout"], DEFAULT_CONNECT_TIMEOUT_MS, 0, 2 ** 31);
@@ -126,7 +119,7 @@ export const save: Command = {
       await enc.close();
     }
   },
-};
+});
 
 interface RunOptions {
   encoder: EncoderOptions;
