@@ -85,18 +85,21 @@ function* pieces(path, limit = Infinity) {
  * Reads `path` in TXN pieces, the next one read (by libuv's threads, as the
  * CLI's file streams do) while the current one is processed; two buffers, reused.
  */
-async function* piecesAhead(path) {
+async function* piecesAhead(path, lend) {
   const fh = await open(path, "r");
   const bufs = [new Uint8Array(TXN), new Uint8Array(TXN)];
   let i = 0;
-  let next = fh.read(bufs[0], 0, TXN, null);
+  // With `lend` (the encoder's zero-copy buffers) each piece is read into a buffer the encoder takes over.
+  const into = () => (lend ? lend(TXN) : bufs[(i ^= 1)]);
+  let buf = into();
+  let next = fh.read(buf, 0, TXN, null);
   try {
     for (;;) {
       const { bytesRead } = await next;
       if (bytesRead === 0) return;
-      const cur = bufs[i];
-      i ^= 1;
-      next = fh.read(bufs[i], 0, TXN, null);
+      const cur = buf;
+      buf = into();
+      next = fh.read(buf, 0, TXN, null);
       yield cur.subarray(0, bytesRead);
     }
   } finally {
@@ -119,7 +122,7 @@ async function encodeFile(lib, pool, job) {
   });
   const d = enc.device(0, { name: "bench" });
   await d.phase("stopcopy", 0);
-  for await (const p of piecesAhead(job.input)) await d.transaction(p);
+  for await (const p of piecesAhead(job.input, d.buffer)) await d.transaction(p);
   await d.end();
   await enc.finish();
   closeSync(fd);

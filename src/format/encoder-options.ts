@@ -73,6 +73,23 @@ export interface ChunkCoder {
   readonly copiesInput?: boolean;
   /** Called once the encoder has framed (copied) a coded chunk: its payload's memory may be reused. */
   release?(chunk: { payload: Uint8Array }): void;
+  /**
+   * Zero copy, optional: a buffer of n bytes for the caller to fill (a
+   * device's data read straight into it) and pass back to encodeOwned.
+   */
+  lend?(n: number): Uint8Array;
+  /**
+   * Codes the chunks at `chunks` (offset, length) of a buffer from lend(),
+   * taking the buffer over (no copy): one promise per chunk, in order. Returns
+   * null, having taken nothing, when it cannot (not lent, too large): the
+   * encoder then codes the chunks one by one.
+   */
+  encodeOwned?(
+    buffer: Uint8Array,
+    chunks: readonly { offset: number; length: number }[],
+    codec: string,
+    level?: number,
+  ): Promise<{ codec: number; level: number; payload: Uint8Array; rawLength: number; hash: bigint }>[] | null;
 }
 
 /** One device of a StreamEncoder; structurally a SaveSink (src/protocol/types.ts). */

@@ -16,7 +16,7 @@ import { FrameBuilder, type CodedChunk, type EncoderStats } from "./builder.js";
 import { concat, plain } from "./bytes.js";
 import { arraySource } from "./chunking.js";
 import { checkCoded, checkDeviceId, ChunkCoding, decide, DeviceState, nameBytes } from "./encoder-device.js";
-import { declared, settings, survey, usage, type ChunkCoder, type EncoderOptions, type Settings } from "./encoder-options.js";
+import { declared, intOption, settings, survey, usage, type ChunkCoder, type EncoderOptions, type Settings } from "./encoder-options.js";
 import { fillTags, frameKey } from "./mac.js";
 import type { DeviceInfo, DeviceInput, DeviceTrailer, StreamTrailer } from "./types.js";
 
@@ -31,10 +31,18 @@ export interface DeviceWriter {
   phase(phase: Phase, iteration: number): Promise<void>;
   /**
    * Frames one transaction. `data` may be reused by the caller once the
-   * promise settles. Output is written in blocks of OUTPUT_BLOCK_SIZE: the last,
+   * promise settles — except a buffer from `buffer()`, which the encoder
+   * takes over. Output is written in blocks of OUTPUT_BLOCK_SIZE: the last,
    * partial one at the next phase(), end() or finish().
    */
   transaction(data: Uint8Array): Promise<void>;
+  /**
+   * Zero copy: a buffer of `size` bytes to read the next transaction's data
+   * into and pass to transaction(), which takes it over (the coder's workers
+   * get it without a copy). Do not touch it after. Present only when the
+   * coder can lend (a pool coder), absent when coding inline.
+   */
+  buffer?(size: number): Uint8Array;
   /** DEVICE_END; resolves with the device trailer once everything is written. */
   end(): Promise<DeviceTrailer>;
 }
@@ -188,11 +196,14 @@ export class StreamEncoder {
     this.devices.set(n, d);
     const meta = metadata.slice();
     this.step(() => this.b.deviceBegin(n, name, meta)).catch(() => {});
-    return {
+    const coder = this.s.coder;
+    const writer: DeviceWriter = {
       phase: (phase, iteration) => this.phase(d, phase, iteration),
       transaction: (data) => this.transaction(d, data),
       end: () => this.end(d),
     };
+    if (coder?.lend !== undefined && coder.encodeOwned !== undefined) writer.buffer = (size) => this.lend(coder, size);
+    return writer;
   }
 
   private async guarded<T>(d: DeviceState, body: () => Promise<T>): Promise<T> {
@@ -214,6 +225,11 @@ export class StreamEncoder {
       await this.step(() => this.b.phase(d.id, code, iteration));
       await this.settle();
     });
+  }
+
+  private lend(coder: ChunkCoder, size: number): Uint8Array {
+    intOption(size, "size", 0, this.s.fields.maxTransaction);
+    return coder.lend!(size);
   }
 
   private async transaction(d: DeviceState, input: Uint8Array): Promise<void> {
@@ -245,6 +261,7 @@ export class StreamEncoder {
       const coder = this.s.coder;
       const units = d.plan(arraySource(data));
       this.step(() => this.b.transaction(d.id, size, units.length)).catch(nothing); // a failure surfaces through the chunks
+      if (d.index === null && units.length > 0 && (await this.owned(d, data, units))) return;
       let start = 0;
       for (const u of units) {
         const end = u.end;
@@ -267,6 +284,35 @@ export class StreamEncoder {
       }
       if (this.failure !== null) throw this.failure;
     });
+  }
+
+  /**
+   * Zero copy: hands a buffer lent by the coder over whole (its chunks coded
+   * in place on a worker). False when the coder declines: code chunk by chunk.
+   */
+  private async owned(d: DeviceState, data: Uint8Array, units: readonly { end: number }[]): Promise<boolean> {
+    const coder = this.s.coder!;
+    if (coder.encodeOwned === undefined) return false;
+    await this.room();
+    const spans = units.map((u, i) => {
+      const offset = i === 0 ? 0 : units[i - 1].end;
+      return { offset, length: u.end - offset };
+    });
+    const chunks = coder.encodeOwned(data, spans, this.s.codec, this.s.level);
+    if (chunks === null) return false;
+    if (chunks.length !== spans.length) throw new MigstreamError("INTERNAL", `the chunk coder returned ${chunks.length} chunks for ${spans.length}`);
+    for (let i = 0; i < spans.length; i++) {
+      const n = spans[i].length;
+      const chunk = chunks[i].then((c) => checkCoded(c, n, null));
+      chunk.catch(() => {});
+      const run = (c: CodedChunk | null) => {
+        this.b.chunk(d.id, c!);
+        coder.release?.(c!);
+      };
+      this.enqueue({ chunk, run, ran: nothing, failed: nothing });
+    }
+    if (this.failure !== null) throw this.failure;
+    return true;
   }
 
   private async end(d: DeviceState): Promise<DeviceTrailer> {

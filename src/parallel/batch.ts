@@ -16,6 +16,8 @@ export const BATCH_BYTES = 1 << 20;
 export const BATCH_MAX_CHUNKS = 8;
 /** Reusable batch buffers kept at most. */
 export const BATCH_SPARE_BUFFERS = 8;
+/** Largest buffer `adopt` sends as one batch; a larger filled buffer is copied into batches (one worker per MiB keeps every thread busy). */
+export const ADOPT_MAX_BYTES = 2 * BATCH_BYTES;
 
 /** Runs `fn` after the current task (setImmediate where there is one). */
 export const afterTask: (fn: () => void) => void =
@@ -50,6 +52,8 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
   private readonly spare: ArrayBuffer[] = [];
   /** Chunks of each returned buffer not yet released. */
   private readonly live = new WeakMap<ArrayBuffer, number>();
+  /** Buffers handed out by lend() and not yet adopted. */
+  private readonly lent = new WeakSet<ArrayBuffer>();
 
   constructor(
     private readonly maxChunks: number,
@@ -83,6 +87,36 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
     const p = new Promise<T>((resolve, reject) => b.waiters.push({ resolve, reject }));
     if (b.used >= BATCH_BYTES || b.spans.length >= this.maxChunks) this.flush();
     return p;
+  }
+
+  /** A buffer of at least n bytes for the caller to fill and pass to adopt() (its own, not shared with any batch). */
+  lend(n: number): Uint8Array {
+    const buf = this.take(Math.max(BATCH_BYTES, n));
+    this.lent.add(buf);
+    return new Uint8Array(buf, 0, n);
+  }
+
+  /**
+   * True when `view` (filled by the caller) can go out whole as one batch
+   * of `chunks` chunks: it starts a buffer from lend(), small enough.
+   */
+  adoptable(view: Uint8Array, chunks: number): boolean {
+    return view.byteOffset === 0 && this.lent.has(view.buffer as ArrayBuffer) && view.length <= ADOPT_MAX_BYTES && chunks <= 2 * this.maxChunks;
+  }
+
+  /**
+   * Sends a lent buffer as one batch, without a copy: `spans` lie in `view`.
+   * Returns each chunk's promise, in order. The buffer now belongs to the batcher.
+   */
+  adopt(view: Uint8Array, spans: S[], meta: M): Promise<T>[] {
+    const buf = view.buffer as ArrayBuffer;
+    if (!this.lent.delete(buf)) throw new MigstreamError("INTERNAL", "adopt: the buffer was not lent by this batcher");
+    this.flush(); // stream order: what gathered before goes first
+    const b: Gathering<S, T, M> = { buffer: buf, used: view.length, spans, waiters: [], key: "", meta };
+    const out = spans.map(() => new Promise<T>((resolve, reject) => b.waiters.push({ resolve, reject })));
+    this.current = b;
+    this.flush();
+    return out;
   }
 
   /** Sends the batch being gathered, if any. */

@@ -10,7 +10,7 @@ export {
   type PoolOptions,
 } from "./pool.js";
 export { OrderedPipeline } from "./ordered.js";
-export { poolCoder, poolDecoder, type PoolCoderOptions } from "./coder.js";
+export { poolCoder, poolDecoder, type PoolCoderOptions, type PoolDecoderOptions } from "./coder.js";
 export { BATCH_BYTES, BATCH_MAX_CHUNKS } from "./batch.js";
 export {
   SinkMeter,

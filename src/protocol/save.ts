@@ -188,16 +188,17 @@ class SaveRun {
 
   async toSink(data: Uint8Array): Promise<void> {
     const step = "save: sink transaction";
+    const size = data.length; // a sink that lent the buffer takes it over (it may be detached after)
     try {
       await this.sink.transaction(data);
     } catch (e) {
       throw sinkError(e, step, `the sink rejected transaction ${this.transactions}`);
     }
     this.transactions++;
-    this.bytes += data.length;
+    this.bytes += size;
     const c = this.counts[this.phase === "precopy" ? "precopy" : "stopcopy"];
     c.transactions++;
-    c.bytes += data.length;
+    c.bytes += size;
     this.progress();
   }
 
@@ -227,7 +228,8 @@ class SaveRun {
   }
 
   bufferFor(size: number): Uint8Array {
-    const make = this.options.buffer;
+    const sink = this.sink;
+    const make = this.options.buffer ?? (sink.buffer ? (n: number) => sink.buffer!(n) : undefined);
     if (make) {
       const b = make(size);
       if (!(b instanceof Uint8Array) || b.length < size) {

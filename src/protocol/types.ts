@@ -16,6 +16,12 @@ export type Phase = "setup" | "precopy" | "stopcopy" | "config" | "end";
 export interface SaveSink {
   phase(phase: Phase, iteration: number): void | Promise<void>;
   transaction(data: Uint8Array): void | Promise<void>;
+  /**
+   * Optional, zero copy: a buffer of `size` bytes that the driver reads the
+   * data section into and passes to transaction(), which takes it over (the
+   * driver never touches it again). The `buffer` save option wins over it.
+   */
+  buffer?(size: number): Uint8Array;
 }
 
 /**

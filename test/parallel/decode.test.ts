@@ -118,6 +118,8 @@ describe("ParallelDecoder", () => {
         expect(want.length).toBeGreaterThan(10);
         expect(await parallel(s, { ...o, key }, poolDecoder(workers), 2)).toEqual(want);
         expect(await parallel(s, { ...o, key, inFlight: 3 }, poolDecoder(caller), 3)).toEqual(want);
+        // LZ4 and RAW chunks decode on this thread by default; on the workers when told.
+        expect(await parallel(s, { ...o, key }, poolDecoder(workers, { cheapInline: false }), 5)).toEqual(want);
       }
       // A plain WorkerPool works as the decoder too (one job per chunk).
       expect(await parallel(s, { key }, workers, 4)).toEqual(await inline(s, { key }));
@@ -165,7 +167,8 @@ describe("ParallelDecoder", () => {
           dec.finish();
         });
         const b = await outcome(async (take) => {
-          const dec = new ParallelDecoder({ key, assemble: true, decoder: poolDecoder(workers) });
+          // LZ4 chunks on this thread (the default) and on the workers, in turn.
+          const dec = new ParallelDecoder({ key, assemble: true, decoder: poolDecoder(workers, { cheapInline: trial % 2 === 0 }) });
           for await (const ev of dec.events(pieces(input, trial + 100))) take(ev);
         });
         expect(a.error, `${name} trial ${trial}`).not.toBeNull();

@@ -42,7 +42,8 @@ const PLAN: [number, number[]][] = [
   [1, [1 << 20, 4096 * 9 + 5, 0, 65_536]],
 ];
 
-async function encode(opts: EncoderOptions, coder?: ChunkCoder): Promise<Uint8Array> {
+/** Encodes PLAN; with `borrow`, each transaction is copied into a buffer it gets from the device (the zero-copy path). */
+async function encode(opts: EncoderOptions, coder?: ChunkCoder, borrow?: (d: { buffer?(n: number): Uint8Array }, n: number) => Uint8Array): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   const enc = new StreamEncoder((b) => void parts.push(b.slice()), { ...opts, coder, streamId: SID, maxDevices: 2, maxTransaction: 1 << 20 });
   const devs = [enc.device(0, { name: "a" }), enc.device(1, { name: "b", metadata: new Uint8Array([1, 2, 3]) })];
@@ -53,7 +54,12 @@ async function encode(opts: EncoderOptions, coder?: ChunkCoder): Promise<Uint8Ar
       for (const n of sizes) {
         const data = IMAGE.subarray(at % (IMAGE.length - n), (at % (IMAGE.length - n)) + n);
         at += n + 12_345;
-        await devs[d].transaction(data);
+        if (borrow === undefined) await devs[d].transaction(data);
+        else {
+          const b = borrow(devs[d], n);
+          b.set(data);
+          await devs[d].transaction(b);
+        }
       }
     }
   }
@@ -123,6 +129,37 @@ describe("StreamEncoder with poolCoder", () => {
       expect(same(await encode({ codec: "lz4" }, poolCoder(faulty)), await encode({ codec: "lz4" }))).toBe(true);
     });
   }
+
+  it("zero copy: a transaction read into device.buffer() moves to a worker whole and gives the same bytes", async () => {
+    for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1 }, { codec: "auto" }, { codec: "raw", dedup: true, chunkSize: 16_384 }] as EncoderOptions[]) {
+      const copied = await encode(opts);
+      for (const pool of [workers, caller]) {
+        const lent: Uint8Array[] = [];
+        const borrow = (d: { buffer?(n: number): Uint8Array }, n: number) => {
+          expect(typeof d.buffer).toBe("function");
+          const b = d.buffer!(n);
+          lent.push(b);
+          return b;
+        };
+        const owned = await encode(opts, poolCoder(pool), borrow);
+        expect(same(owned, copied), `${opts.codec} dedup=${opts.dedup === true}`).toBe(true);
+        // Without dedup every non-empty transaction (PLAN has two empty ones) went out whole as one
+        // batch: moved, so detached here — no copy. With dedup the encoder copies chunk by chunk.
+        const moved = lent.filter((b) => b.buffer.byteLength === 0).length;
+        expect(lent.length).toBe(14);
+        expect(moved).toBe(opts.dedup === true ? 0 : lent.length - 2);
+      }
+    }
+  });
+
+  it("zero copy: buffer() is absent when coding inline, and refuses sizes beyond maxTransaction", async () => {
+    const inline = new StreamEncoder(() => {}, { codec: "lz4" });
+    expect(inline.device(0).buffer).toBeUndefined();
+    const enc = new StreamEncoder(() => {}, { codec: "lz4", coder: poolCoder(workers), maxTransaction: 1 << 20 });
+    const d = enc.device(0);
+    expect(() => d.buffer!((1 << 20) + 1)).toThrow(expect.objectContaining({ code: "USAGE" }));
+    expect(d.buffer!(1000).length).toBe(1000);
+  });
 
   it("rejects a chunk above the limit and a bad sink rate with typed errors", async () => {
     const coder = poolCoder(workers);

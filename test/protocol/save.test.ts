@@ -231,4 +231,43 @@ describe("progress and buffers", () => {
     expect(low(s.dev.state)).toBe(1);
     expectClean(s.dev);
   });
+
+  it("zero copy: reads each buffer into one the sink lends (sink.buffer), and hands that very buffer over", async () => {
+    const lent = new Set<ArrayBufferLike>();
+    const got: Uint8Array[] = [];
+    let sizes = 0;
+    const inner = new ItemSink();
+    const lending: SaveSink = {
+      phase: (p, i) => inner.phase(p, i),
+      transaction: (d) => {
+        got.push(d);
+        inner.transaction(d);
+        sizes += d.length;
+        structuredClone(d.buffer, { transfer: [d.buffer as ArrayBuffer] }); // taken over: detached, as when moved to a worker
+      },
+      buffer: (n) => {
+        const b = new Uint8Array(n);
+        lent.add(b.buffer);
+        return b;
+      },
+    };
+    const s = sim(small);
+    const before = s.dev.digest();
+    const summary = await save(s.io, lending);
+    expect(got.length).toBeGreaterThan(2);
+    expect(summary.bytes).toBe(sizes); // counted before the sink took the buffer
+    expect(summary.transactions).toBe(got.length);
+    expect(lent.size).toBe(got.length); // one fresh buffer per transaction, none reused
+    for (const d of got) expect(lent.has(d.buffer)).toBe(true);
+    // The bytes are the device's: restoring them gives the same digest.
+    const dst = sim(destinationFor(s.dev));
+    await resume(dst.io, inner.verified());
+    expect(dst.dev.digest()).toBe(before);
+    // A `buffer` option wins over the sink's.
+    let option = 0;
+    lent.clear();
+    await save(sim(small).io, lending, { buffer: (n) => (option++, new Uint8Array(n)) });
+    expect(option).toBeGreaterThan(0);
+    expect(lent.size).toBe(0);
+  });
 });

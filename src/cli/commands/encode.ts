@@ -48,7 +48,10 @@ examples:
       const encoder = new StreamEncoder(enc.write((b) => out.sink.write(b)), { ...enc.options, maxTransaction: txnSize, reuseOutput: true });
       const dev = encoder.device(0, { name: v.name ?? "" });
       await dev.phase("stopcopy", 0);
-      const buf = new Uint8Array(txnSize);
+      // Zero copy with a pool: each transaction is gathered in a buffer the encoder lends and then takes over.
+      const reused = dev.buffer === undefined ? new Uint8Array(txnSize) : null;
+      const fresh = () => reused ?? dev.buffer!(txnSize);
+      let buf = fresh();
       let fill = 0;
       let raw = 0;
       for await (const piece of source) {
@@ -59,6 +62,7 @@ examples:
           at += n;
           if (fill === txnSize) {
             await dev.transaction(buf);
+            buf = fresh();
             raw += fill;
             fill = 0;
             progress.update({ phase: "stop-and-copy", bytes: raw, wire: encoder.stats.streamBytes });
