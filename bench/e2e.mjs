@@ -16,7 +16,6 @@
 // processes to leave the cores alone, and reports the CPU they took anyway. Needs `npm run build` (dist/, dist/worker.js); the
 // runs use a private copy of dist/, so a rebuild during the bench cannot break it.
 // Usage: node bench/e2e.mjs [MiB=512] [reps=3]
-import { buildSync } from "esbuild";
 import { spawnSync } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
@@ -273,6 +272,8 @@ async function loadPages() {
   const dir = mkdtempSync(join(tmpdir(), "migstream-e2e-pages-"));
   try {
     const out = join(dir, "pages.mjs");
+    // Loaded here, not at the top: the timed child processes run this file too and must not pay for esbuild.
+    const { buildSync } = await import("esbuild");
     buildSync({ entryPoints: [fileURLToPath(new URL("../src/device/pages.ts", import.meta.url))], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
     return await import(pathToFileURL(out).href);
   } finally {

@@ -6,9 +6,11 @@
 // Model: coding and sending overlap (a pipeline), so one chunk costs
 //   time(codec) = max(cpu(codec) / (threads × speed), coded bytes / sink rate)
 // and the codec with the least time wins (ties go to the cheaper codec, in the
-// order raw, lz4, zstd). cpu() comes from per-byte costs measured on the
-// reference machine (a 2-core VM: LZ4 kernel, zstd-codec); `speed` scales them
-// for a faster or busier machine. A page LZ4 cannot shrink is "flat": LZ4 and
+// order raw, lz4, zstd), a coding codec only when it beats raw by a margin.
+// cpu() comes from per-byte costs measured on the reference machine (a 2-core
+// VM: the LZ4 kernel, our zstd 1.5.7 wasm build); `speed` scales them for a
+// faster or busier machine, and threads beyond the first count for what they
+// were measured to add to the whole pipeline (not a full thread each). A page LZ4 cannot shrink is "flat": LZ4 and
 // zstd skip over it quickly and it is sent at full size by every codec.
 //
 // Probes cost time too, so each is asked for only when its codec could still
@@ -37,12 +39,12 @@ export const AUTO_BASE_NS = 0.25;
 export const AUTO_LZ4_NS = 2.4;
 /** LZ4 on a flat or zero page (it skips ahead). */
 export const AUTO_LZ4_SKIP_NS = 0.15;
-/** zstd level 1 on a compressible page (other levels: × AUTO_ZSTD_LEVEL_COST). */
-export const AUTO_ZSTD_NS = 6;
-/** zstd on a flat or zero page. */
-export const AUTO_ZSTD_FLAT_NS = 1.2;
+/** zstd level 1 on a compressible page (other levels: × AUTO_ZSTD_LEVEL_COST; measured 4.5 code-, 4.0 heap-like). */
+export const AUTO_ZSTD_NS = 4.3;
+/** zstd on a flat or zero page (measured 0.38 random, 0.23 zero). */
+export const AUTO_ZSTD_FLAT_NS = 0.4;
 /** zstd CPU cost by level, relative to level 1 (index = level; measured on code- and heap-like pages). */
-export const AUTO_ZSTD_LEVEL_COST: readonly number[] = [0, 1, 1.05, 1.15, 1.5, 1.7, 2.2, 2.7, 3.2, 4.4, 6, 7, 8, 12, 14, 16, 19, 21, 23, 25];
+export const AUTO_ZSTD_LEVEL_COST: readonly number[] = [0, 1, 1.05, 1.2, 1.5, 1.7, 2.2, 2.7, 3.2, 4.4, 6, 7, 8, 12, 14, 16, 19, 21, 23, 25];
 /** zstd output by level, relative to level 1 (same measurement; the probe runs at level 1). */
 export const AUTO_ZSTD_LEVEL_GAIN: readonly number[] = [0, 1, 0.92, 0.88, 0.9, 0.89, 0.88, 0.84, 0.84, 0.84, 0.84, 0.84, 0.84, 0.8, 0.79, 0.77, 0.77, 0.76, 0.76, 0.76];
 /** The LZ4 probe on one flat page (a 4 KiB call leaves LZ4 little room to skip ahead), per byte. */
@@ -51,6 +53,14 @@ export const AUTO_PROBE_FLAT_NS = 0.3;
 export const AUTO_LZ4_ZERO_RATIO = 0.005;
 /** A sampled page whose LZ4 output keeps at least this share of it is flat. */
 export const AUTO_FLAT_RATIO = 0.95;
+/**
+ * What each thread beyond the first adds to the pipeline's coding rate: 2
+ * threads measured 1.15–1.4× one on the reference VM (LZ4, zstd-1), since the
+ * calling thread also reads, frames and writes.
+ */
+export const AUTO_EXTRA_THREAD_SHARE = 0.4;
+/** A coding codec is chosen only when its estimate is at most this share of RAW's, so that model error never makes a fast sink slower. */
+export const AUTO_RAW_MARGIN = 0.9;
 
 /** What the probes found out about one chunk. */
 export interface AutoProbe {
@@ -83,7 +93,7 @@ export interface AutoLimits {
 interface Env {
   /** Bytes the sink takes per ns (Infinity: no limit). */
   perNs: number;
-  /** Effective parallel speed: threads × speed. */
+  /** Effective parallel speed: (1 + extra threads × AUTO_EXTRA_THREAD_SHARE) × speed. */
   par: number;
 }
 
@@ -93,7 +103,7 @@ function env(ctx: AutoContext): Env {
   const speed = ctx.speed ?? 1;
   return {
     perNs: rate > 0 ? rate / 1e9 : Number.MIN_VALUE,
-    par: Math.max(threads, 1) * (speed > 0 ? speed : 1),
+    par: (1 + (Math.max(threads, 1) - 1) * AUTO_EXTRA_THREAD_SHARE) * (speed > 0 ? speed : 1),
   };
 }
 
@@ -132,7 +142,8 @@ export function autoDecide(p: AutoProbe, limits: AutoLimits, ctx: AutoContext = 
   const n = p.n;
   const zero = n - p.live;
   const base = AUTO_BASE_NS * n;
-  const tRaw = time(e, base, n);
+  // RAW's time, less the margin any coding codec must win by.
+  const tRaw = time(e, base, n) * AUTO_RAW_MARGIN;
   // Lower bounds: every live byte compressible to nothing, at the cheapest rate.
   if (tRaw <= time(e, base + AUTO_LZ4_SKIP_NS * n, 0)) return { codec: "raw" };
   if (p.sampled === undefined || p.flat === undefined || p.lz4 === undefined) return { probe: "lz4" };

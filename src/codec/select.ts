@@ -48,6 +48,12 @@ export interface ChunkEncoderOptions {
   level?: number;
   /** `auto` only: sink rate, threads and speed (see codec/auto.ts). Default: AUTO_DEFAULT_SINK_RATE, one thread. */
   auto?: AutoContext;
+  /**
+   * Room for a zstd payload, used when it fits (else RAW): saves allocating
+   * one per chunk. zstd copies its input first, so this may be the chunk's own
+   * bytes (they are then overwritten by the payload when zstd wins).
+   */
+  into?: Uint8Array;
 }
 
 /** Hard limit for one chunk, whatever the codec (zstd has lower ones: zstdMaxChunk). */
@@ -87,13 +93,16 @@ function lz4Choice(chunk: Uint8Array, acceleration: number): EncodeChoice {
  * zstd at `level`, lowered to the highest level whose chunk limit admits the
  * chunk; LZ4 above the level-1 limit or while zstd restarts after an abort.
  */
-function zstdChoice(chunk: Uint8Array, level: number): EncodeChoice {
+function zstdChoice(chunk: Uint8Array, level: number, into?: Uint8Array): EncodeChoice {
   const l = zstdLevelFor(chunk.length, level);
   if (l === 0 || !zstdAvailable()) return lz4Choice(chunk, LZ4_DEFAULT_ACCELERATION);
   let p: Uint8Array;
+  // A payload must save what maxCodedSize asks: `into` holds no more, so a larger one is refused (LIMIT) before anything is written.
+  const room = into?.subarray(0, Math.min(into.length, maxCodedSize(chunk.length)));
   try {
-    p = encodeZstd(chunk, l);
+    p = encodeZstd(chunk, l, room);
   } catch (e) {
+    if (room !== undefined && e instanceof MigstreamError && e.code === "LIMIT") return raw(chunk);
     // The instance died mid-call (it is being replaced): code this chunk with LZ4.
     if (e instanceof MigstreamError && e.code === "CODEC") return lz4Choice(chunk, LZ4_DEFAULT_ACCELERATION);
     throw e;
@@ -118,7 +127,7 @@ function probeLz4(page: Uint8Array): number {
  * A chunk in kernel memory is used in place (no copies in): its view is taken
  * afresh after every step that may grow the memory.
  */
-function autoChoice(input: Uint8Array, level: number, ctx: AutoContext | undefined): EncodeChoice {
+function autoChoice(input: Uint8Array, level: number, ctx: AutoContext | undefined, into?: Uint8Array): EncodeChoice {
   // Where the chunk is, taken before anything may grow kernel memory (which detaches views).
   const n = input.length;
   const inKernel = inKernelMemory(input);
@@ -191,7 +200,7 @@ function autoChoice(input: Uint8Array, level: number, ctx: AutoContext | undefin
       break;
     default:
       // zstd copies its input anyway; a copy keeps its LZ4 fallback clear of kernel memory.
-      c = zstdChoice(inKernel ? chunk().slice() : chunk(), d.level);
+      c = zstdChoice(inKernel ? chunk().slice() : chunk(), d.level, into);
   }
   if (probeNs >= 0) c.probe = { predictedNs: autoProbeNs(p), actualNs: probeNs };
   return c;
@@ -235,8 +244,8 @@ export function encodeChunk(chunk: Uint8Array, opts: ChunkEncoderOptions): Encod
       return lz4Choice(chunk, level as number);
     case "zstd":
       if (!zstdLoaded()) throw new MigstreamError("CODEC", "zstd is unavailable in this runtime (await ready() first)");
-      return zstdChoice(chunk, level as number);
+      return zstdChoice(chunk, level as number, opts.into);
     default:
-      return autoChoice(chunk, level as number, opts.auto);
+      return autoChoice(chunk, level as number, opts.auto, opts.into);
   }
 }

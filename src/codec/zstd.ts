@@ -79,15 +79,15 @@ function unavailable(): MigstreamError {
   return new MigstreamError("CODEC", "zstd is unavailable in this runtime (await ready() first)", { cause: failure ?? undefined });
 }
 
-/** One zstd frame (content size declared) for `raw`, at `level` 1..19. */
-export function encodeZstd(raw: Uint8Array, level: number): Uint8Array {
+/** One zstd frame (content size declared) for `raw`, at `level` 1..19; into `into` when given (LIMIT, nothing written, if it does not fit). */
+export function encodeZstd(raw: Uint8Array, level: number, into?: Uint8Array): Uint8Array {
   checkZstdLevel(level);
   const max = ZSTD_LEVEL_MAX_CHUNK[level];
   if (raw.length > max) {
     throw new MigstreamError("LIMIT", `zstd level ${level} takes chunks up to ${max} bytes, got ${raw.length}`);
   }
   if (!loaded) throw unavailable();
-  return zstdCompress(raw, level);
+  return zstdCompress(raw, level, into);
 }
 
 /** Decodes one zstd frame to exactly `rawLength` bytes, or throws CODEC (LIMIT above ZSTD_MAX_DECODE_SIZE). */

@@ -105,10 +105,11 @@ function encodeOne(
     input.set(raw);
   }
   const hash = xxh3_64(input);
-  const c = encodeChunk(input, { codec, level, auto });
+  // In place, zstd writes its payload straight over the raw bytes (it copied them in first).
+  const c = encodeChunk(input, { codec, level, auto, into: inPlace ? raw : undefined });
   // RAW hands back the input itself; ZERO an empty view of it (a shared constant must not move).
   let payload = c.codec === CODEC_RAW ? raw : c.payload.length === 0 ? raw.subarray(0, 0) : c.payload;
-  if (inPlace && payload !== raw) {
+  if (inPlace && payload !== raw && !(payload.buffer === raw.buffer && payload.byteOffset === raw.byteOffset)) {
     raw.set(payload);
     payload = raw.subarray(0, payload.length);
   }

@@ -51,8 +51,8 @@ import { ready } from "../codec/index.js";
 
 /** Default ordered-pipeline window per thread. */
 export const DEFAULT_IN_FLIGHT_PER_THREAD = 4;
-/** Jobs posted ahead to one worker, so it never idles waiting for the next. */
-export const WORKER_QUEUE_DEPTH = 2;
+/** Jobs posted ahead to one worker, so it never idles waiting for the next (nor while the calling thread codes a batch of its own). */
+export const WORKER_QUEUE_DEPTH = 3;
 /** Default watchdog: longest a worker may take on one job. */
 export const DEFAULT_JOB_TIMEOUT_MS = 60_000;
 /** Least time a new worker gets to load (module, kernels) before it counts as failed. */

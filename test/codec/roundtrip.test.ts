@@ -87,6 +87,22 @@ describe("round trip", () => {
     });
   }
 
+  it("zstd `into` the chunk itself: the same payload written over the raw bytes; an incompressible chunk stays RAW, untouched", () => {
+    for (const kind of PAGE_KINDS) {
+      const chunk = makeImage(256 << 10, 7 + kind.length, { zero: 0, code: 0, heap: 0, random: 0, [kind]: 1 });
+      for (const mode of [{ codec: "zstd", level: 1 }, { codec: "zstd", level: 3 }, { codec: "auto", auto: { sinkRate: 1e6 } }] as ChunkEncoderOptions[]) {
+        const want = encodeChunk(chunk, mode);
+        const mine = chunk.slice();
+        const got = encodeChunk(mine, { ...mode, into: mine });
+        expect(got.codec, `${kind} ${mode.codec}`).toBe(want.codec);
+        expect(same(got.payload, want.payload)).toBe(true);
+        if (got.codec === CODEC_ZSTD) expect(got.payload.buffer === mine.buffer && got.payload.byteOffset === mine.byteOffset).toBe(true);
+        if (got.codec === CODEC_RAW || got.codec === CODEC_ZERO) expect(same(mine, chunk)).toBe(true);
+        expect(same(decodeChunk(got.codec, got.payload, chunk.length), chunk)).toBe(true);
+      }
+    }
+  });
+
   it("an empty chunk is ZERO and decodes to nothing", () => {
     const c = encodeChunk(new Uint8Array(0), { codec: "zstd" });
     expect(c.codec).toBe(CODEC_ZERO);

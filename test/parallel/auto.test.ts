@@ -69,10 +69,13 @@ describe("autoDecide", () => {
     }
   });
 
-  it("a 1 GB/s sink with two threads takes LZ4 for a mixed chunk, and RAW once the CPU is 3× slower", () => {
+  it("a 1 GB/s sink with two threads: RAW for a mixed chunk (LZ4 would not beat it by the margin), LZ4 for a mostly-zero one", () => {
     const mixed = probe(0.6 * N, { lz4: 0.5, flat: 0.25 });
-    expect(decide(mixed, { sinkRate: 1e9, threads: 2 })).toEqual({ d: { codec: "lz4" }, probes: ["lz4"] });
-    expect(decide(mixed, { sinkRate: 1e9, threads: 2, speed: 1 / 3 }).d).toEqual({ codec: "raw" });
+    expect(decide(mixed, { sinkRate: 1e9, threads: 2 })).toEqual({ d: { codec: "raw" }, probes: ["lz4"] });
+    expect(decide(mixed, { sinkRate: 300e6, threads: 2 })).toEqual({ d: { codec: "lz4" }, probes: ["lz4"] });
+    expect(decide(probe(0.1 * N, { lz4: 0.5 }), { sinkRate: 1e9, threads: 2 }).d).toEqual({ codec: "lz4" });
+    // Once the CPU is 3× slower, the mostly-zero chunk goes RAW too.
+    expect(decide(probe(0.1 * N, { lz4: 0.5 }), { sinkRate: 1e9, threads: 2, speed: 1 / 3 }).d).toEqual({ codec: "raw" });
     // More threads make the same chunk worth more coding: zstd at a slower sink.
     expect(decide(probe(N, HEAP), { sinkRate: 125e6, threads: 1 }).d).toEqual({ codec: "lz4" });
     expect(decide(probe(N, HEAP), { sinkRate: 125e6, threads: 8 }).d).toMatchObject({ codec: "zstd" });

@@ -1,7 +1,7 @@
 // Pool mechanics with the test-only __echo job (no codec involved): ordering,
 // backpressure, transfer semantics, crash handling, watchdog, close.
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isMigstreamError, WorkerPool, type PoolJob, type PoolOptions } from "../../dist/index.js";
+import { isMigstreamError, WORKER_QUEUE_DEPTH, WorkerPool, type PoolJob, type PoolOptions } from "../../dist/index.js";
 import { ensureDist, rng, within } from "./dist.js";
 
 beforeAll(ensureDist);
@@ -257,13 +257,12 @@ describe("WorkerPool (callerRuns)", () => {
     const out: Uint8Array[] = [];
     for await (const v of p.mapOrdered(jobs)) out.push(v);
     out.forEach((v, i) => expect(v.length === 50 + i && v.every((b) => b === i)).toBe(true));
-    // Two slow jobs fill the worker's queue; the third runs here: its "exit" fault throws (inline) instead of ending a worker.
-    const a = p.submit(echo(bytes(1, 1), { __test: { delayMs: 30 } }));
-    const b = p.submit(echo(bytes(1, 2), { __test: { delayMs: 30 } }));
-    const c = await p.submit(echo(bytes(1, 3), { __test: { crashAfter: 0, crash: "exit" } })).catch((e) => e);
+    // Slow jobs fill the worker's queue; the next runs here: its "exit" fault throws (inline) instead of ending a worker.
+    const slow = Array.from({ length: WORKER_QUEUE_DEPTH }, (_, i) => p.submit(echo(bytes(1, i + 1), { __test: { delayMs: 30 } })));
+    const c = await p.submit(echo(bytes(1, 99), { __test: { crashAfter: 0, crash: "exit" } })).catch((e) => e);
     expect(isMigstreamError(c, "INTERNAL")).toBe(true);
     expect(c.message).toMatch(/injected fault/);
-    expect([(await a)[0], (await b)[0]]).toEqual([1, 2]);
+    expect((await Promise.all(slow)).map((v) => v[0])).toEqual(slow.map((_, i) => i + 1));
     expect(p.workers).toBe(1); // no worker died
   });
 
