@@ -264,7 +264,7 @@ async function effectiveCores() {
 }
 
 const self = fileURLToPath(import.meta.url);
-// The private copy of dist/ (inside node_modules, so that its imports of zstd-codec resolve).
+// The private copy of dist/ (inside node_modules, so that its package imports resolve).
 const DIST = fileURLToPath(new URL(`../node_modules/.cache/migstream-bench-e2e/dist-${process.pid}`, import.meta.url));
 const ours = (job) => [process.execPath, self, "--child", JSON.stringify({ ...job, dist: DIST })];
 

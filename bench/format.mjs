@@ -2,7 +2,7 @@
 // Data: src/device/pages.ts makeImage (zero, code-like, heap-like and random
 // pages), cut into 1 MiB transactions of one device. For LZ4 and zstd 1/3/9:
 // encode and decode MB/s of the format and of the bare codec on the same
-// 256 KiB chunks (our LZ4 kernel, zstd-codec), the format's time as a ratio
+// 256 KiB chunks (our LZ4 and zstd wasm kernels), the format's time as a ratio
 // of the bare codec's, the size ratio and the size against QEMU's layout
 // (raw + 24 bytes per buffer). Then verify-only GB/s, per page kind, LZ4 on
 // 70%-zero data, and the dedup scenario (256 MiB sent in pre-copy, then
@@ -10,12 +10,11 @@
 // Usage: node bench/format.mjs [MiB=128]
 import { buildSync } from "esbuild";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { StreamDecoder, StreamEncoder, verifyStream } from "../dist/index.js";
-import { allocBuffer, lz4CompressBound, lz4CompressInto, lz4DecompressInto, simdActive } from "../dist/kernels.js";
+import { allocBuffer, lz4CompressBound, lz4CompressInto, lz4DecompressInto, simdActive, zstdCompress, zstdDecompress } from "../dist/kernels.js";
 import { median, printTable } from "./lib.mjs";
 
 const MIB = 1 << 20;
@@ -43,10 +42,6 @@ async function loadPages() {
   }
 }
 
-async function loadZstd() {
-  const { ZstdCodec } = createRequire(import.meta.url)("zstd-codec");
-  return new Promise((resolve) => ZstdCodec.run((z) => resolve(new z.Simple())));
-}
 
 async function timeAsync(fn, reps, warmup = 1) {
   for (let i = 0; i < warmup; i++) await fn();
@@ -104,7 +99,7 @@ function chunksOf(data) {
 }
 
 /** The bare codec on the same chunks: encode and decode closures, and the coded chunks. */
-function bareCodec(name, level, chunks, zstd) {
+function bareCodec(name, level, chunks) {
   if (name === "lz4") {
     const dst = allocBuffer(lz4CompressBound(CHUNK));
     const out = allocBuffer(CHUNK);
@@ -119,21 +114,23 @@ function bareCodec(name, level, chunks, zstd) {
       },
     };
   }
-  const coded = chunks.map((c) => zstd.compress(c, level));
+  // The same engine the format uses, output into reused buffers (as the format's coder does).
+  const dst = new Uint8Array(CHUNK * 2);
+  const out = new Uint8Array(CHUNK);
+  const coded = chunks.map((c) => zstdCompress(c, level));
   return {
     coded,
     encode: () => {
-      for (const c of chunks) zstd.compress(c, level);
+      for (const c of chunks) zstdCompress(c, level, dst);
     },
     decode: () => {
-      for (const c of coded) zstd.decompress(c);
+      for (let i = 0; i < coded.length; i++) zstdDecompress(coded[i], chunks[i].length, out);
     },
   };
 }
 
 const t0 = performance.now();
 const pages = await loadPages();
-const zstd = await loadZstd();
 console.log(`# stream format benchmark (node ${process.version}, simd ${simdActive()}, ${SIZE / MIB} MiB, ${TXN / MIB} MiB transactions, ${CHUNK >> 10} KiB chunks)`);
 const mixed = pages.makeImage(SIZE, 1);
 const qemu = SIZE + QEMU_BUFFER_OVERHEAD * Math.ceil(SIZE / TXN);
@@ -151,7 +148,7 @@ for (const c of CODECS) {
   const freshMs = c.name === "lz4" ? await timeAsync(() => encode(mixed, c.opts, true, true), c.reps) : null;
   const decMs = await timeAsync(() => decode(stream), c.reps);
   const freshDecMs = c.name === "lz4" ? await timeAsync(() => decode(stream, true), c.reps) : null;
-  const bare = bareCodec(c.opts.codec, level, chunks, zstd);
+  const bare = bareCodec(c.opts.codec, level, chunks);
   const bareEncMs = await timeAsync(bare.encode, c.reps);
   const bareDecMs = await timeAsync(bare.decode, c.reps);
   const bareSize = bare.coded.reduce((n, x) => n + x.length, 0);
@@ -201,7 +198,7 @@ printTable(`per page kind (${KIND_SIZE / MIB} MiB each): size ratio and encode M
 const sparse = pages.makeImage(SIZE, 3, { zero: 0.7, code: 0.1, heap: 0.1, random: 0.1 });
 const sparseMs = await timeAsync(() => encode(sparse, { codec: "lz4" }, true), 5);
 const sparseChunks = chunksOf(sparse);
-const sparseBare = bareCodec("lz4", 1, sparseChunks, zstd);
+const sparseBare = bareCodec("lz4", 1, sparseChunks);
 const sparseBareMs = await timeAsync(sparseBare.encode, 5);
 printTable("LZ4 encode of 70%-zero data, one core", [
   { data: `${SIZE / MIB} MiB, 70% zero pages`, "format GB/s": gbps(SIZE, sparseMs), "bare LZ4 GB/s": gbps(SIZE, sparseBareMs), ratio: (await encode(sparse, { codec: "lz4" }, true)) / SIZE },

@@ -42,7 +42,6 @@ async function bundle(name, lines) {
     platform: "node",
     target: "node20",
     outfile,
-    external: ["zstd-codec"],
     logLevel: "silent",
   });
   return import(pathToFileURL(outfile).href);

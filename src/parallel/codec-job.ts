@@ -204,6 +204,19 @@ function hasRoom(payload: Uint8Array, rawLength: number): boolean {
   );
 }
 
+/**
+ * Decodes and verifies one chunk into `room`, a buffer of its own (not the
+ * payload's) with at least rawLength bytes: for decoding on the calling thread.
+ */
+export async function decodeJobInto(codec: number, payload: Uint8Array, rawLength: number, hash: bigint, room: Uint8Array): Promise<Uint8Array> {
+  await ready({ zstd: codec === CODEC_ZSTD });
+  const raw = decodeInto(codec, payload, rawLength, hash, room);
+  if (raw.buffer === room.buffer && raw.byteOffset === room.byteOffset) return raw;
+  const out = room.subarray(0, raw.length); // RAW verified in place, or a codec that decoded elsewhere
+  out.set(raw);
+  return out;
+}
+
 export async function decodeJob(codec: number, payload: Uint8Array, rawLength: number, hash: bigint): Promise<Uint8Array> {
   await ready({ zstd: codec === CODEC_ZSTD });
   return decodeInto(codec, payload, rawLength, hash, hasRoom(payload, rawLength) ? new Uint8Array(payload.buffer, 0, rawLength) : null);
@@ -222,7 +235,8 @@ function decodeInto(codec: number, payload: Uint8Array, rawLength: number, hash:
     if (got !== hash) throw mismatch(got, hash);
     return payload;
   }
-  let raw = decodeChunk(codec, payload, rawLength);
+  // zstd copies the frame into its own memory first, so it may write over the payload (no fresh buffer: allocating 256 KiB costs more than decoding it here).
+  let raw = codec === CODEC_ZSTD && room !== null ? decodeChunk(codec, payload, rawLength, room.subarray(0, rawLength)) : decodeChunk(codec, payload, rawLength);
   const got = xxh3_64(raw);
   if (got !== hash) throw mismatch(got, hash);
   if (room !== null && raw.buffer !== room.buffer) {

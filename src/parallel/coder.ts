@@ -26,8 +26,8 @@ import type { ChunkCoder } from "../format/encoder-options.js";
 import { PARALLEL_DECODE_IN_FLIGHT, type ChunkDecoder, type ChunkDecodeRequest } from "../format/parallel-decode.js";
 import { CODEC_LZ4, CODEC_RAW } from "../codec/ids.js";
 import { Batcher, BATCH_MAX_CHUNKS } from "./batch.js";
-import { decodeBatchJob } from "./codec-job.js";
-import { fromWireError, type CodecChoice, type DecodeSpan, type EncodedChunk, type EncodeOptions, type EncodeSpan, type FaultPlan } from "./jobs.js";
+import { decodeJobInto } from "./codec-job.js";
+import { fromWireError, toWireError, type CodecChoice, type DecodeSpan, type EncodedChunk, type EncodeOptions, type EncodeSpan, type FaultPlan } from "./jobs.js";
 import type { WorkerPool } from "./pool.js";
 import { SinkMeter, SpeedMeter } from "./rate.js";
 
@@ -111,26 +111,30 @@ export interface PoolDecoderOptions {
   cheapInline?: boolean;
 }
 
-/** Output buffers kept for reuse by poolDecoder's inline path. */
-const INLINE_SPARE_BUFFERS = 8;
+/** Output buffers kept for reuse by poolDecoder's inline path (one per chunk in flight). */
+const INLINE_SPARE_BUFFERS = PARALLEL_DECODE_IN_FLIGHT + 4;
+/** Smallest such buffer: one default chunk, so that buffers fit later chunks. */
+const MIN_INLINE_BUFFER = 256 << 10;
 
 /** A ChunkDecoder that decodes and verifies chunks on `pool`, in batches (see the example above). */
 export function poolDecoder(pool: WorkerPool, options: PoolDecoderOptions = {}): ChunkDecoder & { copiesInput: true } {
   const cheapInline = options.cheapInline ?? true;
   const spare: ArrayBuffer[] = [];
   const mine = new WeakSet<ArrayBuffer>();
-  /** Decodes one LZ4/RAW chunk here, into a recycled buffer (same checks and errors as a worker's). */
+  /** Decodes one chunk here, straight into a recycled buffer (same checks and errors as a worker's). */
   const here = async (req: ChunkDecodeRequest): Promise<Uint8Array> => {
     const { codec, payload, rawLength, hash } = req;
-    const room = Math.max(payload.length, Number.isSafeInteger(rawLength) && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE ? rawLength : 0);
+    const room = Number.isSafeInteger(rawLength) && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE ? rawLength : 0;
     const i = spare.findIndex((b) => b.byteLength >= room);
-    const buf = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(Math.max(room, 1));
-    mine.add(buf);
-    const view = new Uint8Array(buf, 0, room);
-    view.set(payload);
-    const r = await decodeBatchJob(view, [{ offset: 0, coded: payload.length, codec, rawLength, hash }]);
-    if (r.failed !== undefined) throw fromWireError(r.failed.error);
-    return view.subarray(0, r.items[0].length);
+    const buf = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(Math.max(room, MIN_INLINE_BUFFER));
+    try {
+      const out = await decodeJobInto(codec, payload, rawLength, hash, new Uint8Array(buf, 0, room));
+      mine.add(buf);
+      return out;
+    } catch (e) {
+      if (spare.length < INLINE_SPARE_BUFFERS) spare.push(buf);
+      throw fromWireError(toWireError(e)); // the same typed error a worker would send
+    }
   };
   const batcher = new Batcher<DecodeSpan, Uint8Array>(
     batchChunks(pool, options.inFlight ?? PARALLEL_DECODE_IN_FLIGHT),

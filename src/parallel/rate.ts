@@ -7,9 +7,11 @@
 // blocked found the sink's queue full: the sink was the bottleneck. When the
 // write before it was bound too, the queue was full all along, and the bytes
 // the sink took over the span measure its rate. Writes that did not block
-// say only that the sink is at least as fast as the writer; while they go on,
-// the estimate grows by SINK_RATE_GROWTH per window of bytes written, so auto
-// tries cheaper codecs until the sink holds the writer back again. Before any
+// say only that the sink is at least as fast as the writer; while they go on
+// at least at the measured rate, the estimate grows by SINK_RATE_GROWTH per
+// window of bytes written, so auto tries cheaper codecs until the sink holds
+// the writer back again (a writer slower than that, compressing hard, keeps
+// the measured rate: nothing new was learnt about the sink). Before any
 // measurement the estimate is the initial guess — by default unlimited, so a
 // fast sink is never taxed with compression it does not need.
 
@@ -120,8 +122,11 @@ export class SinkMeter {
     if (this.samples.length - this.head < SINK_MIN_WRITES || this.span <= 0) return this.initial;
     const bound = (this.bytes * 1000) / this.span;
     if (this.boundAt === this.total) return bound;
-    const grown = bound * SINK_RATE_GROWTH ** ((this.total - this.boundAt) / this.windowBytes);
     const pace = this.freeSpan > 0 ? (this.freeBytes * 1000) / this.freeSpan : 0;
+    // A writer slower than the measured rate (compressing harder) says nothing new about the sink:
+    // keep the rate, or auto would talk itself into cheaper codecs and back, over and over.
+    if (pace < bound) return bound;
+    const grown = bound * SINK_RATE_GROWTH ** ((this.total - this.boundAt) / this.windowBytes);
     return Math.max(grown, pace);
   }
 
