@@ -7,11 +7,9 @@
 // blocked found the sink's queue full: the sink was the bottleneck. When the
 // write before it was bound too, the queue was full all along, and the bytes
 // the sink took over the span measure its rate. Writes that did not block
-// say only that the sink is at least as fast as the writer; while they go on
-// at least at the measured rate, the estimate grows by SINK_RATE_GROWTH per
-// window of bytes written, so auto tries cheaper codecs until the sink holds
-// the writer back again (a writer slower than that, compressing hard, keeps
-// the measured rate: nothing new was learnt about the sink). Before any
+// say only that the sink is at least as fast as the writer; while they go on,
+// the estimate grows by SINK_RATE_GROWTH per window of bytes written, so auto
+// tries cheaper codecs until the sink holds the writer back again. Before any
 // measurement the estimate is the initial guess — by default unlimited, so a
 // fast sink is never taxed with compression it does not need.
 
@@ -26,7 +24,7 @@ export const SINK_MIN_SAMPLE_BYTES = 64 << 10;
 /** Share of a write's span spent blocked from which it counts as sink-bound. */
 export const SINK_BOUND_SHARE = 0.25;
 /** Growth of the estimate per window of bytes written without the sink holding the writer back. */
-export const SINK_RATE_GROWTH = 1.25;
+export const SINK_RATE_GROWTH = 1.1;
 /** Queue a throttled link holds before its writes block (like a socket buffer). */
 export const THROTTLE_BUFFER = 4 << 20;
 
@@ -122,11 +120,8 @@ export class SinkMeter {
     if (this.samples.length - this.head < SINK_MIN_WRITES || this.span <= 0) return this.initial;
     const bound = (this.bytes * 1000) / this.span;
     if (this.boundAt === this.total) return bound;
-    const pace = this.freeSpan > 0 ? (this.freeBytes * 1000) / this.freeSpan : 0;
-    // A writer slower than the measured rate (compressing harder) says nothing new about the sink:
-    // keep the rate, or auto would talk itself into cheaper codecs and back, over and over.
-    if (pace < bound) return bound;
     const grown = bound * SINK_RATE_GROWTH ** ((this.total - this.boundAt) / this.windowBytes);
+    const pace = this.freeSpan > 0 ? (this.freeBytes * 1000) / this.freeSpan : 0;
     return Math.max(grown, pace);
   }
 
@@ -142,6 +137,8 @@ export const SPEED_DECAY = 0.9;
 export const SPEED_MIN_MS = 0.5;
 /** The speed estimate stays within [1 / SPEED_LIMIT, SPEED_LIMIT]. */
 export const SPEED_LIMIT = 16;
+/** One measurement counts as at most this many times the expected time (a preempted probe is an outlier, not a slow machine). */
+export const SPEED_SAMPLE_CAP = 2;
 
 /**
  * This machine's coding speed relative to auto's cost table, from the probes
@@ -158,7 +155,8 @@ export class SpeedMeter {
   record(predictedMs: number, actualMs: number): void {
     if (!(predictedMs >= 0 && actualMs >= 0)) return;
     this.predicted = this.predicted * SPEED_DECAY + predictedMs;
-    this.actual = this.actual * SPEED_DECAY + actualMs;
+    // A probe takes tens of µs: one the scheduler preempted reads many times too slow. Clip such outliers.
+    this.actual = this.actual * SPEED_DECAY + Math.min(actualMs, predictedMs * SPEED_SAMPLE_CAP);
   }
 
   get speed(): number {
