@@ -49,19 +49,16 @@ export const AUTO_ZSTD_LEVEL_COST: readonly number[] = [0, 1, 1.05, 1.2, 1.5, 1.
 export const AUTO_ZSTD_LEVEL_GAIN: readonly number[] = [0, 1, 0.92, 0.88, 0.9, 0.89, 0.88, 0.84, 0.84, 0.84, 0.84, 0.84, 0.84, 0.8, 0.79, 0.77, 0.77, 0.76, 0.76, 0.76];
 /** The LZ4 probe on one flat page (a 4 KiB call leaves LZ4 little room to skip ahead), per byte. */
 export const AUTO_PROBE_FLAT_NS = 0.3;
-/** The LZ4 probe on one compressible page, per byte: LZ4's cost plus a 4 KiB call's overhead (measured 2.75 warm, so a warm reference machine reads speed ≈ 1). */
-export const AUTO_PROBE_NS = 2.75;
 /** LZ4 output for a zero page, as a share of the page. */
 export const AUTO_LZ4_ZERO_RATIO = 0.005;
 /** A sampled page whose LZ4 output keeps at least this share of it is flat. */
 export const AUTO_FLAT_RATIO = 0.95;
 /**
  * What each thread beyond the first adds to the pipeline's coding rate: 2
- * threads measured 1.24× one on LZ4 and 1.6× on zstd-1 on the reference VM
- * (the calling thread also reads, frames and writes); the costly codecs, for
- * which the estimate matters, scale best.
+ * threads measured 1.15–1.4× one on the reference VM (LZ4, zstd-1), since the
+ * calling thread also reads, frames and writes.
  */
-export const AUTO_EXTRA_THREAD_SHARE = 0.6;
+export const AUTO_EXTRA_THREAD_SHARE = 0.4;
 /** A coding codec is chosen only when its estimate is at most this share of RAW's, so that model error never makes a fast sink slower. */
 export const AUTO_RAW_MARGIN = 0.9;
 
@@ -132,7 +129,7 @@ const zstdCpu = (n: number, s: ReturnType<typeof split>, level: number) =>
 export function autoProbeNs(p: AutoProbe): number {
   const sampled = p.sampled ?? 0;
   const flat = Math.min(p.flat ?? 0, sampled);
-  return AUTO_PROBE_NS * (sampled - flat) + AUTO_PROBE_FLAT_NS * flat;
+  return AUTO_LZ4_NS * (sampled - flat) + AUTO_PROBE_FLAT_NS * flat;
 }
 
 /**

@@ -24,7 +24,7 @@ export const SINK_MIN_SAMPLE_BYTES = 64 << 10;
 /** Share of a write's span spent blocked from which it counts as sink-bound. */
 export const SINK_BOUND_SHARE = 0.25;
 /** Growth of the estimate per window of bytes written without the sink holding the writer back. */
-export const SINK_RATE_GROWTH = 1.1;
+export const SINK_RATE_GROWTH = 1.25;
 /** Queue a throttled link holds before its writes block (like a socket buffer). */
 export const THROTTLE_BUFFER = 4 << 20;
 
@@ -137,8 +137,6 @@ export const SPEED_DECAY = 0.9;
 export const SPEED_MIN_MS = 0.5;
 /** The speed estimate stays within [1 / SPEED_LIMIT, SPEED_LIMIT]. */
 export const SPEED_LIMIT = 16;
-/** One measurement counts as at most this many times the expected time (a preempted probe is an outlier, not a slow machine). */
-export const SPEED_SAMPLE_CAP = 2;
 
 /**
  * This machine's coding speed relative to auto's cost table, from the probes
@@ -155,8 +153,7 @@ export class SpeedMeter {
   record(predictedMs: number, actualMs: number): void {
     if (!(predictedMs >= 0 && actualMs >= 0)) return;
     this.predicted = this.predicted * SPEED_DECAY + predictedMs;
-    // A probe takes tens of µs: one the scheduler preempted reads many times too slow. Clip such outliers.
-    this.actual = this.actual * SPEED_DECAY + Math.min(actualMs, predictedMs * SPEED_SAMPLE_CAP);
+    this.actual = this.actual * SPEED_DECAY + actualMs;
   }
 
   get speed(): number {

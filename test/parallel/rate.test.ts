@@ -8,7 +8,6 @@ import {
   SINK_WINDOW_BYTES,
   SinkMeter,
   SPEED_LIMIT,
-  SPEED_SAMPLE_CAP,
   SPEED_MIN_MS,
   SpeedMeter,
   throttle,
@@ -122,13 +121,8 @@ describe("SpeedMeter", () => {
     s.record(SPEED_MIN_MS / 10, SPEED_MIN_MS / 10);
     expect(s.speed).toBe(1); // not enough measured yet
     const slow = new SpeedMeter();
-    for (let i = 0; i < 20; i++) slow.record(1, 1.6); // the probes took 1.6× the model's time
-    expect(slow.speed).toBeCloseTo(1 / 1.6, 5);
-    // A preempted probe (50× the expected time) counts as SPEED_SAMPLE_CAP× at most: an outlier, not a slow machine.
-    const preempted = new SpeedMeter();
-    for (let i = 0; i < 20; i++) preempted.record(1, i % 5 === 0 ? 50 : 1);
-    expect(preempted.speed).toBeCloseTo(20 / (16 + 4 * SPEED_SAMPLE_CAP), 1);
-    expect(preempted.speed).toBeGreaterThan(0.7);
+    for (let i = 0; i < 20; i++) slow.record(1, 4); // the probes took 4× the model's time
+    expect(slow.speed).toBeCloseTo(0.25, 5);
     const fast = new SpeedMeter();
     for (let i = 0; i < 20; i++) fast.record(100, 1);
     expect(fast.speed).toBe(SPEED_LIMIT);
