@@ -163,6 +163,9 @@ export class ParallelDecoder {
           while (this.pending.length >= this.inFlight) yield* this.release();
           this.take(f, this.interp!.frame(f));
         }
+        // Every frame of the batch is taken: payloads were copied (or decoded) when submitted and
+        // events hold no views of them, so the buffers frames were gathered in can be reused.
+        this.reader.release();
       } catch (e) {
         stop = e;
       }

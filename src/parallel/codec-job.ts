@@ -206,10 +206,10 @@ function hasRoom(payload: Uint8Array, rawLength: number): boolean {
 
 /**
  * Decodes and verifies one chunk into `room`, a buffer of its own (not the
- * payload's) with at least rawLength bytes: for decoding on the calling thread.
+ * payload's) with at least rawLength bytes, before it returns: for decoding on
+ * the calling thread. The codec must be loaded (see ready()).
  */
-export async function decodeJobInto(codec: number, payload: Uint8Array, rawLength: number, hash: bigint, room: Uint8Array): Promise<Uint8Array> {
-  await ready({ zstd: codec === CODEC_ZSTD });
+export function decodeIntoRoom(codec: number, payload: Uint8Array, rawLength: number, hash: bigint, room: Uint8Array): Uint8Array {
   const raw = decodeInto(codec, payload, rawLength, hash, room);
   if (raw.buffer === room.buffer && raw.byteOffset === room.byteOffset) return raw;
   const out = room.subarray(0, raw.length); // RAW verified in place, or a codec that decoded elsewhere

@@ -26,7 +26,7 @@ import type { ChunkCoder } from "../format/encoder-options.js";
 import { PARALLEL_DECODE_IN_FLIGHT, type ChunkDecoder, type ChunkDecodeRequest } from "../format/parallel-decode.js";
 import { CODEC_LZ4, CODEC_RAW } from "../codec/ids.js";
 import { Batcher, BATCH_MAX_CHUNKS } from "./batch.js";
-import { decodeJobInto } from "./codec-job.js";
+import { decodeIntoRoom } from "./codec-job.js";
 import { fromWireError, toWireError, type CodecChoice, type DecodeSpan, type EncodedChunk, type EncodeOptions, type EncodeSpan, type FaultPlan } from "./jobs.js";
 import type { WorkerPool } from "./pool.js";
 import { SinkMeter, SpeedMeter } from "./rate.js";
@@ -121,19 +121,24 @@ export function poolDecoder(pool: WorkerPool, options: PoolDecoderOptions = {}):
   const cheapInline = options.cheapInline ?? true;
   const spare: ArrayBuffer[] = [];
   const mine = new WeakSet<ArrayBuffer>();
-  /** Decodes one chunk here, straight into a recycled buffer (same checks and errors as a worker's). */
-  const here = async (req: ChunkDecodeRequest): Promise<Uint8Array> => {
+  /**
+   * Decodes one chunk here, straight into a recycled buffer, before it returns
+   * (the payload is a view the caller reuses: copiesInput). Same checks and
+   * errors as a worker's. LZ4 and RAW need only the kernels, which the
+   * ParallelDecoder has loaded before it reads a frame.
+   */
+  const here = (req: ChunkDecodeRequest): Promise<Uint8Array> => {
     const { codec, payload, rawLength, hash } = req;
     const room = Number.isSafeInteger(rawLength) && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE ? rawLength : 0;
     const i = spare.findIndex((b) => b.byteLength >= room);
     const buf = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(Math.max(room, MIN_INLINE_BUFFER));
     try {
-      const out = await decodeJobInto(codec, payload, rawLength, hash, new Uint8Array(buf, 0, room));
+      const out = decodeIntoRoom(codec, payload, rawLength, hash, new Uint8Array(buf, 0, room));
       mine.add(buf);
-      return out;
+      return Promise.resolve(out);
     } catch (e) {
       if (spare.length < INLINE_SPARE_BUFFERS) spare.push(buf);
-      throw fromWireError(toWireError(e)); // the same typed error a worker would send
+      return Promise.reject(fromWireError(toWireError(e))); // the same typed error a worker would send
     }
   };
   const batcher = new Batcher<DecodeSpan, Uint8Array>(
