@@ -1,22 +1,8 @@
 // LZ4, zero map and CDC kernels from the built package under Deno, no permissions.
 import { cdcBoundaries, CdcChunker, countZeroPages, isZero, lz4Compress, lz4Decompress, zeroPageMap } from "../../dist/kernels.js";
+import { assert, sample as sampleOf } from "./helpers.ts";
 
-function assert(cond: unknown, msg: string): void {
-  if (!cond) throw new Error(msg);
-}
-
-function sample(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = 12345;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    // Runs of zeros, repeated words and noise.
-    out[i] = (i >> 12) % 3 === 0 ? 0 : (i >> 12) % 3 === 1 ? "migstream "[i % 10].charCodeAt(0) : x & 0xff;
-  }
-  return out;
-}
+const sample = (n: number) => sampleOf(n, 12345);
 
 Deno.test("lz4 round trip", () => {
   const data = sample(100_000);

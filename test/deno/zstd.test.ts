@@ -2,22 +2,9 @@
 // a synchronous instance from the embedded bytes, round trips at several
 // levels, zero-copy input, and a corrupt frame as a typed error.
 import { zstdCompress, zstdDecompress, zstdInput, zstdVersion } from "../../dist/kernels.js";
+import { assert, sample as sampleOf } from "./helpers.ts";
 
-function assert(cond: unknown, msg: string): void {
-  if (!cond) throw new Error(msg);
-}
-
-function sample(n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = 4242;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = (i >> 12) % 3 === 0 ? 0 : (i >> 12) % 3 === 1 ? "migstream "[i % 10].charCodeAt(0) : x & 0xff;
-  }
-  return out;
-}
+const sample = (n: number) => sampleOf(n, 4242);
 
 const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
 
