@@ -80,29 +80,37 @@ function* pieces(path, limit = Infinity) {
   }
 }
 
+/** Pieces read ahead of the one being processed: reads run on libuv's threads, which wait for a core while both are busy coding. */
+const READ_AHEAD = 3;
+
 /**
- * Reads `path` in TXN pieces, the next one read (by libuv's threads, as the
- * CLI's file streams do) while the current one is processed; two buffers, reused.
+ * Reads `path` in TXN pieces, READ_AHEAD of them read (by libuv's threads, as
+ * the CLI's file streams do) while the current one is processed; with `lend`
+ * (the encoder's zero-copy buffers) each into a buffer the encoder takes over,
+ * else into READ_AHEAD + 1 reused buffers.
  */
 async function* piecesAhead(path, lend) {
   const fh = await open(path, "r");
-  const bufs = [new Uint8Array(TXN), new Uint8Array(TXN)];
-  let i = 0;
-  // With `lend` (the encoder's zero-copy buffers) each piece is read into a buffer the encoder takes over.
-  const into = () => (lend ? lend(TXN) : bufs[(i ^= 1)]);
-  let buf = into();
-  let next = fh.read(buf, 0, TXN, null);
+  const bufs = Array.from({ length: READ_AHEAD + 1 }, () => new Uint8Array(TXN));
+  let n = 0;
+  let at = 0; // reads in flight at once: each at its own position
+  const into = () => (lend ? lend(TXN) : bufs[n++ % bufs.length]);
+  const reads = [];
+  const issue = () => {
+    const buf = into();
+    reads.push(fh.read(buf, 0, TXN, at).then((r) => buf.subarray(0, r.bytesRead)));
+    at += TXN;
+  };
   try {
+    for (let i = 0; i < READ_AHEAD; i++) issue();
     for (;;) {
-      const { bytesRead } = await next;
-      if (bytesRead === 0) return;
-      const cur = buf;
-      buf = into();
-      next = fh.read(buf, 0, TXN, null);
-      yield cur.subarray(0, bytesRead);
+      const cur = await reads.shift();
+      if (cur.length === 0) return;
+      issue();
+      yield cur;
     }
   } finally {
-    await next.catch(() => {});
+    await Promise.allSettled(reads);
     await fh.close();
   }
 }
