@@ -3,7 +3,7 @@ import { defineConfig } from "tsup";
 export default defineConfig([
   {
     // Library entries: platform-neutral (no node: imports at top level of kernels).
-    entry: { index: "src/index.ts", kernels: "src/kernels/index.ts", worker: "src/parallel/worker.ts" },
+    entry: { index: "src/index.ts", kernels: "src/kernels/entry.ts", worker: "src/parallel/worker.ts" },
     format: ["esm"],
     platform: "neutral",
     target: "es2022",
@@ -20,5 +20,7 @@ export default defineConfig([
     target: "node20",
     sourcemap: true,
     banner: { js: "#!/usr/bin/env node" },
+    // Dynamic imports (zstd's binding) stay separate chunks, loaded only when needed.
+    splitting: true,
   },
 ]);

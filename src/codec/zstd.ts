@@ -1,14 +1,15 @@
 // zstd chunks through our own WebAssembly build of zstd 1.5.7
-// (src/kernels/zstd.ts): synchronous, one instance per thread, created on
-// first use. `loadZstd()` creates it up front (and records why, where a
-// runtime cannot run it: zstd is then unavailable and everything else works).
+// (src/kernels/zstd.ts): synchronous, one instance per thread. `loadZstd()`
+// (or ready({ zstd: true })) imports the binding — a separate module, so that
+// streams without zstd never parse its ~0.5 MB — and creates the instance,
+// or records why a runtime cannot run it: zstd is then unavailable and
+// everything else works.
 //
 // A payload's frame header is checked before decoding (checkZstdFrame: one
 // frame, content size equal to the expected raw length, no dictionary), so
 // decoding allocates nothing beyond that length.
 
 import { MigstreamError } from "../errors.js";
-import { initZstdSync, zstdCompress, zstdDecompress, zstdWasmRestarts } from "../kernels/zstd.js";
 import { outputFor } from "./output.js";
 import { checkZstdFrame, zstdCompressBound } from "./zstd-frame.js";
 
@@ -44,35 +45,43 @@ export function checkZstdLevel(level: number): void {
   }
 }
 
-let loaded = false;
+type Engine = typeof import("../kernels/zstd.js");
+let engine: Engine | null = null;
 let failure: unknown = null;
+let pending: Promise<void> | null = null;
 
-/** Creates this thread's zstd instance; resolves at once (kept async for callers that await it). */
+/** Imports the binding and creates this thread's zstd instance (once; later calls wait for the first). */
 export function loadZstd(): Promise<void> {
-  if (!loaded && failure === null) {
-    try {
-      initZstdSync();
-      loaded = true;
-    } catch (e) {
-      failure = e; // e.g. an engine without WebAssembly SIMD
-    }
-  }
-  return Promise.resolve();
+  if (engine !== null || failure !== null) return Promise.resolve();
+  pending ??= import("../kernels/zstd.js").then(
+    (m) => {
+      try {
+        m.initZstdSync();
+        engine = m;
+      } catch (e) {
+        failure = e; // e.g. an engine without WebAssembly SIMD
+      }
+    },
+    (e) => {
+      failure = e;
+    },
+  );
+  return pending;
 }
 
 /** True once zstd is loaded (loadZstd() or ready()) and usable in this runtime. */
 export function zstdAvailable(): boolean {
-  return loaded;
+  return engine !== null;
 }
 
 /** Same as zstdAvailable() (an instance that trapped is replaced on the next call). */
 export function zstdLoaded(): boolean {
-  return loaded;
+  return engine !== null;
 }
 
 /** Times an instance was discarded after a trap (for tests and diagnostics). */
 export function zstdRestarts(): number {
-  return zstdWasmRestarts();
+  return engine?.zstdWasmRestarts() ?? 0;
 }
 
 function unavailable(): MigstreamError {
@@ -86,13 +95,13 @@ export function encodeZstd(raw: Uint8Array, level: number, into?: Uint8Array): U
   if (raw.length > max) {
     throw new MigstreamError("LIMIT", `zstd level ${level} takes chunks up to ${max} bytes, got ${raw.length}`);
   }
-  if (!loaded) throw unavailable();
-  return zstdCompress(raw, level, into);
+  if (engine === null) throw unavailable();
+  return engine.zstdCompress(raw, level, into);
 }
 
 /** Decodes one zstd frame to exactly `rawLength` bytes, or throws CODEC (LIMIT above ZSTD_MAX_DECODE_SIZE). */
 export function decodeZstd(payload: Uint8Array, rawLength: number, into?: Uint8Array): Uint8Array {
-  if (!loaded) throw unavailable();
+  if (engine === null) throw unavailable();
   if (rawLength > ZSTD_MAX_DECODE_SIZE) {
     throw new MigstreamError("LIMIT", `zstd chunk of ${rawLength} bytes exceeds ${ZSTD_MAX_DECODE_SIZE}`);
   }
@@ -100,5 +109,5 @@ export function decodeZstd(payload: Uint8Array, rawLength: number, into?: Uint8A
     throw new MigstreamError("CODEC", `zstd payload of ${payload.length} bytes is too large for ${rawLength} bytes`);
   }
   checkZstdFrame(payload, rawLength);
-  return zstdDecompress(payload, rawLength, into === undefined ? undefined : outputFor(rawLength, into));
+  return engine.zstdDecompress(payload, rawLength, into === undefined ? undefined : outputFor(rawLength, into));
 }

@@ -17,17 +17,3 @@ export * from "./crc32c.js";
 export * from "./zero.js";
 export * from "./chunk.js";
 export * from "./lz4.js";
-export {
-  initZstd,
-  initZstdSync,
-  zstdCompress,
-  zstdDecompress,
-  zstdInput,
-  zstdWasmBound,
-  zstdVersion,
-  zstdRelease,
-  ZSTD_WASM_MAX_MEMORY,
-  ZSTD_WASM_MAX_BUFFER,
-  ZSTD_WASM_MIN_LEVEL,
-  ZSTD_WASM_MAX_LEVEL,
-} from "./zstd.js";

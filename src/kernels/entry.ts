@@ -1,0 +1,18 @@
+// The "vfio-migstream/kernels" entry: every kernel, zstd included. The main
+// entry re-exports ./index.js only, so that importing the library does not
+// parse the embedded zstd module (~0.5 MB) until a stream needs zstd.
+export * from "./index.js";
+export {
+  initZstd,
+  initZstdSync,
+  zstdCompress,
+  zstdDecompress,
+  zstdInput,
+  zstdWasmBound,
+  zstdVersion,
+  zstdRelease,
+  ZSTD_WASM_MAX_MEMORY,
+  ZSTD_WASM_MAX_BUFFER,
+  ZSTD_WASM_MIN_LEVEL,
+  ZSTD_WASM_MAX_LEVEL,
+} from "./zstd.js";
