@@ -3,7 +3,7 @@
 // order whatever order the chunk jobs finish in, at most `inFlight` chunks
 // ahead; corruption and truncation fail with the same error (code, frame,
 // field) as StreamDecoder; a dying worker fails it with a typed error.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   encodeStreamAsync,
   isMigstreamError,
@@ -19,25 +19,12 @@ import {
   type EncoderOptions,
 } from "../../dist/index.js";
 import { makeImage } from "../../src/device/pages.js";
-import { ensureDist, rng, within } from "./dist.js";
+import { rng, usePools, within } from "./dist.js";
 
 const SID = Uint8Array.from({ length: 16 }, (_, i) => 0x70 + i);
 const KEY = Uint8Array.from({ length: 32 }, (_, i) => 3 * i + 1);
 
-let workers: WorkerPool;
-let caller: WorkerPool;
-let faulty: WorkerPool;
-beforeAll(async () => {
-  ensureDist();
-  await ready();
-  workers = new WorkerPool({ threads: 2 });
-  caller = new WorkerPool({ threads: 2, callerRuns: true });
-  faulty = new WorkerPool({ threads: 2, faultInjection: true });
-  await Promise.all([workers.start(), caller.start(), faulty.start()]);
-});
-afterAll(async () => {
-  await Promise.all([workers.close(), caller.close(), faulty.close()]);
-});
+const pools = usePools(WorkerPool, () => ready());
 
 /** Two devices; the second repeats some of the first's data (dedup references) and has zero pages. */
 function input(): DeviceInput[] {
@@ -116,13 +103,13 @@ describe("ParallelDecoder", () => {
       for (const o of [{}, { assemble: true }, { reuseOutput: true }, { assemble: true, reuseOutput: true }] as DecoderOptions[]) {
         const want = await inline(s, { ...o, key });
         expect(want.length).toBeGreaterThan(10);
-        expect(await parallel(s, { ...o, key }, poolDecoder(workers), 2)).toEqual(want);
-        expect(await parallel(s, { ...o, key, inFlight: 3 }, poolDecoder(caller), 3)).toEqual(want);
+        expect(await parallel(s, { ...o, key }, poolDecoder(pools.workers), 2)).toEqual(want);
+        expect(await parallel(s, { ...o, key, inFlight: 3 }, poolDecoder(pools.caller), 3)).toEqual(want);
         // LZ4 and RAW chunks decode on this thread by default; on the workers when told.
-        expect(await parallel(s, { ...o, key }, poolDecoder(workers, { cheapInline: false }), 5)).toEqual(want);
+        expect(await parallel(s, { ...o, key }, poolDecoder(pools.workers, { cheapInline: false }), 5)).toEqual(want);
       }
       // A plain WorkerPool works as the decoder too (one job per chunk).
-      expect(await parallel(s, { key }, workers, 4)).toEqual(await inline(s, { key }));
+      expect(await parallel(s, { key }, pools.workers, 4)).toEqual(await inline(s, { key }));
     });
   }
 
@@ -136,7 +123,7 @@ describe("ParallelDecoder", () => {
         most = Math.max(most, outstanding);
         try {
           await new Promise((w) => setTimeout(w, Math.floor(r() * 6)));
-          return await workers.decode({ ...req, copy: true });
+          return await pools.workers.decode({ ...req, copy: true });
         } finally {
           outstanding--;
         }
@@ -168,7 +155,7 @@ describe("ParallelDecoder", () => {
         });
         const b = await outcome(async (take) => {
           // LZ4 chunks on this thread (the default) and on the workers, in turn.
-          const dec = new ParallelDecoder({ key, assemble: true, decoder: poolDecoder(workers, { cheapInline: trial % 2 === 0 }) });
+          const dec = new ParallelDecoder({ key, assemble: true, decoder: poolDecoder(pools.workers, { cheapInline: trial % 2 === 0 }) });
           for await (const ev of dec.events(pieces(input, trial + 100))) take(ev);
         });
         expect(a.error, `${name} trial ${trial}`).not.toBeNull();
@@ -182,7 +169,7 @@ describe("ParallelDecoder", () => {
     const s = await stream("lz4");
     // The decoder (the pool) verifies each chunk's hash: a wrong expected hash stands in for corrupt bytes.
     let n = 0;
-    const wrong: ChunkDecoder = { decode: (req) => workers.decode({ ...req, copy: true, hash: ++n === 9 ? req.hash ^ 1n : req.hash }) };
+    const wrong: ChunkDecoder = { decode: (req) => pools.workers.decode({ ...req, copy: true, hash: ++n === 9 ? req.hash ^ 1n : req.hash }) };
     const b = await outcome(async (take) => {
       for await (const ev of new ParallelDecoder({ decoder: wrong }).events([s])) take(ev);
     });
@@ -194,7 +181,7 @@ describe("ParallelDecoder", () => {
     it(`a worker that dies (${crash}) while decoding fails the decode with INTERNAL, no hang`, async () => {
       const s = await stream("zstd");
       let n = 0;
-      const dying: ChunkDecoder = { decode: (req) => faulty.decode({ ...req, copy: true, __test: ++n === 6 ? { crashAfter: 0, crash } : undefined }) };
+      const dying: ChunkDecoder = { decode: (req) => pools.faulty.decode({ ...req, copy: true, __test: ++n === 6 ? { crashAfter: 0, crash } : undefined }) };
       const b = await outcome(async (take) => {
         for await (const ev of new ParallelDecoder({ decoder: dying }).events([s])) take(ev);
       });
@@ -204,8 +191,8 @@ describe("ParallelDecoder", () => {
 
   it("rejects bad options with USAGE and refuses use after a failure", async () => {
     expect(() => new ParallelDecoder({} as never)).toThrow(expect.objectContaining({ code: "USAGE" }));
-    expect(() => new ParallelDecoder({ decoder: workers, inFlight: 0 })).toThrow(expect.objectContaining({ code: "USAGE", field: "inFlight" }));
-    const dec = new ParallelDecoder({ decoder: poolDecoder(workers) });
+    expect(() => new ParallelDecoder({ decoder: pools.workers, inFlight: 0 })).toThrow(expect.objectContaining({ code: "USAGE", field: "inFlight" }));
+    const dec = new ParallelDecoder({ decoder: poolDecoder(pools.workers) });
     const junk = new Uint8Array(100).fill(7);
     await expect((async () => {
       for await (const _ of dec.writeAsync(junk));

@@ -1,5 +1,6 @@
 // The pool loads its worker from the built dist/worker.js, so these tests run
 // against dist/. Rebuilds it (tsup) when missing or older than src/parallel.
+import { afterAll, beforeAll } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -60,4 +61,34 @@ export function rng(seed: number): () => number {
     x >>>= 0;
     return x / 0x100000000;
   };
+}
+
+/** The worker pools the pipeline suites share: plain workers, caller-runs, and fault injection. */
+export interface TestPools<P> {
+  workers: P;
+  caller: P;
+  faulty: P;
+}
+
+/**
+ * Starts the three pools before the suite's tests (building dist/ if needed,
+ * then `ready`) and closes them after. Read the fields inside tests only.
+ */
+export function usePools<P extends { start(): Promise<void>; close(): Promise<void> }>(
+  Pool: new (o: { threads: number; callerRuns?: boolean; faultInjection?: boolean }) => P,
+  ready: () => Promise<void>,
+): TestPools<P> {
+  const pools = {} as TestPools<P>;
+  beforeAll(async () => {
+    ensureDist();
+    await ready();
+    pools.workers = new Pool({ threads: 2 });
+    pools.caller = new Pool({ threads: 2, callerRuns: true });
+    pools.faulty = new Pool({ threads: 2, faultInjection: true });
+    await Promise.all([pools.workers.start(), pools.caller.start(), pools.faulty.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([pools.workers?.close(), pools.caller?.close(), pools.faulty?.close()]);
+  });
+  return pools;
 }

@@ -2,7 +2,7 @@
 // encoder coding inline, for every codec with and without dedup, also when
 // batches finish in random order; a worker that throws, exits or dies mid
 // stream ends the encode with a typed error, never a hang.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   decodeStream,
   isMigstreamError,
@@ -14,26 +14,13 @@ import {
   type EncoderOptions,
 } from "../../dist/index.js";
 import { makeImage } from "../../src/device/pages.js";
-import { ensureDist, rng, within } from "./dist.js";
+import { rng, usePools, within } from "./dist.js";
 
 const SID = Uint8Array.from({ length: 16 }, (_, i) => 0x40 + i);
 const CODEC_LZ4 = 2;
 const CODEC_ZSTD = 3;
 
-let workers: WorkerPool;
-let caller: WorkerPool;
-let faulty: WorkerPool;
-beforeAll(async () => {
-  ensureDist();
-  await ready();
-  workers = new WorkerPool({ threads: 2 });
-  caller = new WorkerPool({ threads: 2, callerRuns: true });
-  faulty = new WorkerPool({ threads: 2, faultInjection: true });
-  await Promise.all([workers.start(), caller.start(), faulty.start()]);
-});
-afterAll(async () => {
-  await Promise.all([workers.close(), caller.close(), faulty.close()]);
-});
+const pools = usePools(WorkerPool, () => ready());
 
 /** Two devices, interleaved, pre-copy then stop-and-copy; transactions of awkward sizes (≈3 MiB in all). */
 const IMAGE = makeImage(3 << 20, 5);
@@ -83,8 +70,8 @@ describe("StreamEncoder with poolCoder", () => {
       it(`${name}${dedup ? " + dedup" : ""}: workers, caller-runs and inline produce the same bytes`, async () => {
         const o = { ...opts, dedup, chunkSize: dedup ? 16_384 : 65_536 };
         const inline = await encode(o);
-        const a = await encode(o, poolCoder(workers));
-        const b = await encode(o, poolCoder(caller));
+        const a = await encode(o, poolCoder(pools.workers));
+        const b = await encode(o, poolCoder(pools.caller));
         expect(same(a, inline)).toBe(true);
         expect(same(b, inline)).toBe(true);
         // And it decodes back to the input (checked once per case).
@@ -95,9 +82,9 @@ describe("StreamEncoder with poolCoder", () => {
   }
 
   it("auto with a given sink rate: the same bytes on every pool of the same size; the rate decides the codecs", async () => {
-    const slow = await encode({ codec: "auto" }, poolCoder(workers, { sink: 20e6 }));
-    expect(same(slow, await encode({ codec: "auto" }, poolCoder(caller, { sink: 20e6 })))).toBe(true);
-    const fast = await encode({ codec: "auto" }, poolCoder(workers, { sink: Infinity }));
+    const slow = await encode({ codec: "auto" }, poolCoder(pools.workers, { sink: 20e6 }));
+    expect(same(slow, await encode({ codec: "auto" }, poolCoder(pools.caller, { sink: 20e6 })))).toBe(true);
+    const fast = await encode({ codec: "auto" }, poolCoder(pools.workers, { sink: Infinity }));
     const codecs = (s: Uint8Array) => new Set(chunkCodecs(s));
     expect(codecs(slow).has(CODEC_ZSTD)).toBe(true);
     // An unlimited sink: nothing is worth compressing (ZERO and RAW only).
@@ -107,7 +94,7 @@ describe("StreamEncoder with poolCoder", () => {
 
   it("keeps stream order when batches finish in random order", async () => {
     const r = rng(17);
-    const coder = poolCoder(faulty, { __test: () => ({ delayMs: Math.floor(r() * 8) }) });
+    const coder = poolCoder(pools.faulty, { __test: () => ({ delayMs: Math.floor(r() * 8) }) });
     for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1, dedup: true, chunkSize: 16_384 }] as EncoderOptions[]) {
       expect(same(await encode(opts, coder), await encode(opts))).toBe(true);
     }
@@ -118,7 +105,7 @@ describe("StreamEncoder with poolCoder", () => {
       const r = rng(crash.length);
       for (let round = 0; round < 2; round++) {
         const bad = 2 + Math.floor(r() * 6);
-        const coder = poolCoder(faulty, { __test: (n) => (n === bad ? { crashAfter: 0, crash } : { delayMs: Math.floor(r() * 4) }) });
+        const coder = poolCoder(pools.faulty, { __test: (n) => (n === bad ? { crashAfter: 0, crash } : { delayMs: Math.floor(r() * 4) }) });
         const err = await within(encode({ codec: "lz4", chunkSize: 65_536 }, coder), 15_000, `encode (${crash})`).then(
           () => null,
           (e) => e,
@@ -126,14 +113,14 @@ describe("StreamEncoder with poolCoder", () => {
         expect(isMigstreamError(err, "INTERNAL"), String(err)).toBe(true);
       }
       // The pool carries on with fresh workers.
-      expect(same(await encode({ codec: "lz4" }, poolCoder(faulty)), await encode({ codec: "lz4" }))).toBe(true);
+      expect(same(await encode({ codec: "lz4" }, poolCoder(pools.faulty)), await encode({ codec: "lz4" }))).toBe(true);
     });
   }
 
   it("zero copy: a transaction read into device.buffer() moves to a worker whole and gives the same bytes", async () => {
     for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1 }, { codec: "auto" }, { codec: "raw", dedup: true, chunkSize: 16_384 }] as EncoderOptions[]) {
       const copied = await encode(opts);
-      for (const pool of [workers, caller]) {
+      for (const pool of [pools.workers, pools.caller]) {
         const lent: Uint8Array[] = [];
         const borrow = (d: { buffer?(n: number): Uint8Array }, n: number) => {
           expect(typeof d.buffer).toBe("function");
@@ -155,16 +142,16 @@ describe("StreamEncoder with poolCoder", () => {
   it("zero copy: buffer() is absent when coding inline, and refuses sizes beyond maxTransaction", async () => {
     const inline = new StreamEncoder(() => {}, { codec: "lz4" });
     expect(inline.device(0).buffer).toBeUndefined();
-    const enc = new StreamEncoder(() => {}, { codec: "lz4", coder: poolCoder(workers), maxTransaction: 1 << 20 });
+    const enc = new StreamEncoder(() => {}, { codec: "lz4", coder: poolCoder(pools.workers), maxTransaction: 1 << 20 });
     const d = enc.device(0);
     expect(() => d.buffer!((1 << 20) + 1)).toThrow(expect.objectContaining({ code: "USAGE" }));
     expect(d.buffer!(1000).length).toBe(1000);
   });
 
   it("rejects a chunk above the limit and a bad sink rate with typed errors", async () => {
-    const coder = poolCoder(workers);
+    const coder = poolCoder(pools.workers);
     await expect(coder.encode(new Uint8Array((8 << 20) + 1), "lz4")).rejects.toMatchObject({ code: "LIMIT" });
-    expect(() => poolCoder(workers, { sink: 0 })).toThrow(expect.objectContaining({ code: "USAGE" }));
+    expect(() => poolCoder(pools.workers, { sink: 0 })).toThrow(expect.objectContaining({ code: "USAGE" }));
     await expect(coder.encode(new Uint8Array(10), "lz4", 0)).rejects.toMatchObject({ code: "USAGE" });
   });
 });
