@@ -64,6 +64,8 @@ export class StreamEncoder {
   private readonly inline: ChunkCoding | null;
   private readonly write: (bytes: Uint8Array) => void | Promise<void>;
   private readonly devices = new Map<number, DeviceState>();
+  /** Buffers handed over whole (zero copy): passing one again is a caller's bug, not an empty transaction. */
+  private readonly handedOver = new WeakSet<ArrayBufferLike>();
   private readonly started: Promise<CryptoKey | null>;
   private writing: Promise<void> = Promise.resolve();
   private failure: unknown = null;
@@ -235,6 +237,7 @@ export class StreamEncoder {
   private async transaction(d: DeviceState, input: Uint8Array): Promise<void> {
     this.check();
     d.checkTransaction(input, this.s.fields.maxTransaction);
+    if (this.handedOver.has(input.buffer)) throw usage(`device ${d.id}: this buffer was taken over by an earlier transaction (get a new one from buffer())`, "data");
     const data = plain(input);
     await this.guarded(d, async () => {
       await this.started;
@@ -298,8 +301,10 @@ export class StreamEncoder {
       const offset = i === 0 ? 0 : units[i - 1].end;
       return { offset, length: u.end - offset };
     });
+    const buffer = data.buffer;
     const chunks = coder.encodeOwned(data, spans, this.s.codec, this.s.level);
     if (chunks === null) return false;
+    this.handedOver.add(buffer);
     if (chunks.length !== spans.length) throw new MigstreamError("INTERNAL", `the chunk coder returned ${chunks.length} chunks for ${spans.length}`);
     for (let i = 0; i < spans.length; i++) {
       const n = spans[i].length;

@@ -146,6 +146,13 @@ describe("StreamEncoder with poolCoder", () => {
     const d = enc.device(0);
     expect(() => d.buffer!((1 << 20) + 1)).toThrow(expect.objectContaining({ code: "USAGE" }));
     expect(d.buffer!(1000).length).toBe(1000);
+    // A lent buffer goes over once: passing it again (now detached, 0 bytes) is refused, not an empty transaction.
+    await d.phase("stopcopy", 0);
+    const b = d.buffer!(300_000);
+    b.fill(7);
+    await d.transaction(b);
+    expect(b.buffer.byteLength).toBe(0);
+    await expect(d.transaction(b)).rejects.toMatchObject({ code: "USAGE", field: "data" });
   });
 
   it("rejects a chunk above the limit and a bad sink rate with typed errors", async () => {
