@@ -50,18 +50,8 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, hang]).finally(() => clearTimeout(timer));
 }
 
-/** Deterministic PRNG (xorshift32). */
-export function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
+/** Deterministic PRNG (xorshift32), the one the format suites use. */
+export { prng as rng } from "../format/helpers.js";
 
 /** The worker pools the pipeline suites share: plain workers, caller-runs, and fault injection. */
 export interface TestPools<P> {
