@@ -13,21 +13,11 @@ import {
   scanAnchors,
 } from "../../src/codec/dedup.js";
 import { lz4Compress } from "../../src/kernels/lz4.js";
+// @ts-expect-error plain JS module shared with scripts/make-vectors.mjs
+import { noise } from "../vectors/cases.mjs";
 
-/** `n` deterministic bytes for chunk `k` (xorshift). */
-function chunk(k: number, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = (k * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+/** `n` deterministic, incompressible bytes for chunk `k`. */
+const chunk = (k: number, n: number): Uint8Array => noise(n, (k * 2654435761) >>> 0 || 1);
 
 describe("DedupIndex", () => {
   it("keeps copies across slab boundaries, finds them while live and drops exactly what the decoder drops", () => {

@@ -96,28 +96,26 @@ export function expectClean(...devs: SimDevice[]): void {
 
 export const low = (s: number): number => s & STATE_MASK;
 
-/** Awaits a promise that must reject with a MigstreamError, and returns it. */
-export async function failure(p: Promise<unknown>): Promise<MigstreamError> {
+/** Awaits a promise that must reject with an instance of `type`, and returns the error. */
+async function rejection<E>(p: Promise<unknown>, type: new (...args: never[]) => E, what: string): Promise<E> {
   let e: unknown;
   try {
     await p;
   } catch (x) {
     e = x;
   }
-  if (!(e instanceof MigstreamError)) throw new Error(`expected a MigstreamError, got ${e === undefined ? "success" : String(e)}`);
+  if (!(e instanceof type)) throw new Error(`expected a ${what}, got ${e === undefined ? "success" : String(e)}`);
   return e;
+}
+
+/** Awaits a promise that must reject with a MigstreamError, and returns it. */
+export function failure(p: Promise<unknown>): Promise<MigstreamError> {
+  return rejection(p, MigstreamError, "MigstreamError");
 }
 
 /** Awaits a vendor call that must reject with `errno` (a VendorErrno). */
 export async function vendorErrno(p: Promise<unknown>): Promise<number> {
-  let e: unknown;
-  try {
-    await p;
-  } catch (x) {
-    e = x;
-  }
-  if (!(e instanceof VendorErrno)) throw new Error(`expected a VendorErrno, got ${e === undefined ? "success" : String(e)}`);
-  return e.errno;
+  return (await rejection(p, VendorErrno, "VendorErrno")).errno;
 }
 
 export interface RoundTrip {
