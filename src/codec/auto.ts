@@ -47,8 +47,6 @@ export const AUTO_ZSTD_FLAT_NS = 0.4;
 export const AUTO_ZSTD_LEVEL_COST: readonly number[] = [0, 1, 1.05, 1.2, 1.5, 1.7, 2.2, 2.7, 3.2, 4.4, 6, 7, 8, 12, 14, 16, 19, 21, 23, 25];
 /** zstd output by level, relative to level 1 (same measurement; the probe runs at level 1). */
 export const AUTO_ZSTD_LEVEL_GAIN: readonly number[] = [0, 1, 0.92, 0.88, 0.9, 0.89, 0.88, 0.84, 0.84, 0.84, 0.84, 0.84, 0.84, 0.8, 0.79, 0.77, 0.77, 0.76, 0.76, 0.76];
-/** The LZ4 probe on one flat page (a 4 KiB call leaves LZ4 little room to skip ahead), per byte. */
-export const AUTO_PROBE_FLAT_NS = 0.3;
 /** LZ4 output for a zero page, as a share of the page. */
 export const AUTO_LZ4_ZERO_RATIO = 0.005;
 /** A sampled page whose LZ4 output keeps at least this share of it is flat. */
@@ -120,17 +118,6 @@ function split(p: AutoProbe): { zero: number; flat: number; comp: number; scale:
 const lz4Cpu = (n: number, s: ReturnType<typeof split>) => AUTO_BASE_NS * n + AUTO_LZ4_NS * s.comp + AUTO_LZ4_SKIP_NS * (s.flat + s.zero);
 const zstdCpu = (n: number, s: ReturnType<typeof split>, level: number) =>
   AUTO_BASE_NS * n + AUTO_ZSTD_NS * AUTO_ZSTD_LEVEL_COST[level] * s.comp + AUTO_ZSTD_FLAT_NS * (s.flat + s.zero);
-
-/**
- * The model's cost in ns (one thread, speed 1) of the LZ4 probe that filled
- * `sampled`, `flat` and `lz4`: timing the probe against it measures the
- * machine's speed without the bias of timing only the codecs chosen.
- */
-export function autoProbeNs(p: AutoProbe): number {
-  const sampled = p.sampled ?? 0;
-  const flat = Math.min(p.flat ?? 0, sampled);
-  return AUTO_LZ4_NS * (sampled - flat) + AUTO_PROBE_FLAT_NS * flat;
-}
 
 /**
  * The next step for a chunk: a codec, or a probe to run first (then call

@@ -16,7 +16,7 @@ import { allocBuffer, inKernelMemory, kernelMemory, type KernelBuffer } from "..
 import { CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "./ids.js";
 import { checkLz4Acceleration, encodeLz4, LZ4_DEFAULT_ACCELERATION } from "./lz4.js";
 import { isZeroChunk, ZERO_PAYLOAD } from "./zero.js";
-import { AUTO_FLAT_RATIO, AUTO_ZSTD_LEVEL, autoDecide, autoProbeNs, type AutoContext, type AutoProbe } from "./auto.js";
+import { AUTO_FLAT_RATIO, AUTO_ZSTD_LEVEL, autoDecide, type AutoContext, type AutoProbe } from "./auto.js";
 import {
   checkZstdLevel,
   encodeZstd,
@@ -37,8 +37,6 @@ export interface EncodeChoice {
   level: number;
   /** The coded chunk. For RAW it is the input array itself (not copied). */
   payload: Uint8Array;
-  /** `auto` only, when it probed with LZ4: the probe's cost in the model (ns, one thread, speed 1) and its measured time. */
-  probe?: { predictedNs: number; actualNs: number };
 }
 
 export interface ChunkEncoderOptions {
@@ -50,7 +48,8 @@ export interface ChunkEncoderOptions {
   auto?: AutoContext;
   /**
    * Room for a zstd payload, used when it fits (else RAW): saves allocating
-   * one per chunk. zstd copies its input first, so this may be the chunk's own
+   * one per chunk (auto also puts there the LZ4 payload of a chunk it coded
+   * in kernel memory). zstd copies its input first, so this may be the chunk's own
    * bytes (they are then overwritten by the payload when zstd wins).
    */
   into?: Uint8Array;
@@ -93,9 +92,9 @@ function lz4Choice(chunk: Uint8Array, acceleration: number): EncodeChoice {
  * zstd at `level`, lowered to the highest level whose chunk limit admits the
  * chunk; LZ4 above the level-1 limit or while zstd restarts after an abort.
  */
-function zstdChoice(chunk: Uint8Array, level: number, into?: Uint8Array): EncodeChoice {
+function zstdChoice(chunk: Uint8Array, level: number, into?: Uint8Array, lz4 = (c: Uint8Array) => lz4Choice(c, LZ4_DEFAULT_ACCELERATION)): EncodeChoice {
   const l = zstdLevelFor(chunk.length, level);
-  if (l === 0 || !zstdAvailable()) return lz4Choice(chunk, LZ4_DEFAULT_ACCELERATION);
+  if (l === 0 || !zstdAvailable()) return lz4(chunk);
   let p: Uint8Array;
   // A payload must save what maxCodedSize asks: `into` holds no more, so a larger one is refused (LIMIT) before anything is written.
   const room = into?.subarray(0, Math.min(into.length, maxCodedSize(chunk.length)));
@@ -104,7 +103,7 @@ function zstdChoice(chunk: Uint8Array, level: number, into?: Uint8Array): Encode
   } catch (e) {
     if (room !== undefined && e instanceof MigstreamError && e.code === "LIMIT") return raw(chunk);
     // The instance died mid-call (it is being replaced): code this chunk with LZ4.
-    if (e instanceof MigstreamError && e.code === "CODEC") return lz4Choice(chunk, LZ4_DEFAULT_ACCELERATION);
+    if (e instanceof MigstreamError && e.code === "CODEC") return lz4(chunk);
     throw e;
   }
   return p.length <= maxCodedSize(chunk.length) ? { codec: CODEC_ZSTD, level: l, payload: p } : raw(chunk);
@@ -148,9 +147,7 @@ function autoChoice(input: Uint8Array, level: number, ctx: AutoContext | undefin
   const p: AutoProbe = { n, live: liveBytes };
   let d = autoDecide(p, limits, ctx);
   const compressible: number[] = [];
-  let probeNs = -1;
   if ("probe" in d) {
-    const t0 = performance.now();
     // LZ4 on sampled live pages spread over the chunk, one at a time.
     const take = Math.min(PROBE_PAGES, Math.max(1, Math.round(live.length / AUTO_PROBE_SHARE)));
     p.sampled = p.flat = p.lz4 = 0;
@@ -167,7 +164,6 @@ function autoChoice(input: Uint8Array, level: number, ctx: AutoContext | undefin
         compressible.push(i);
       }
     }
-    probeNs = (performance.now() - t0) * 1e6;
     d = autoDecide(p, limits, ctx);
   }
   if ("probe" in d) {
@@ -196,21 +192,24 @@ function autoChoice(input: Uint8Array, level: number, ctx: AutoContext | undefin
       c = raw(chunk());
       break;
     case "lz4":
-      c = inKernel ? lz4InKernel(chunk()) : lz4Choice(chunk(), LZ4_DEFAULT_ACCELERATION);
+      c = inKernel ? lz4InKernel(chunk(), into) : lz4Choice(chunk(), LZ4_DEFAULT_ACCELERATION);
       break;
     default:
-      // zstd copies its input anyway; a copy keeps its LZ4 fallback clear of kernel memory.
-      c = zstdChoice(inKernel ? chunk().slice() : chunk(), d.level, into);
+      // zstd copies its input into its own memory; its LZ4 fallback codes a chunk in kernel memory in place.
+      c = zstdChoice(chunk(), d.level, into, inKernel ? (k) => lz4InKernel(k, into) : undefined);
   }
-  if (probeNs >= 0) c.probe = { predictedNs: autoProbeNs(p), actualNs: probeNs };
   return c;
 }
 
-/** LZ4 for a chunk in kernel memory: into blockOut (already sized), nothing allocated but the result. */
-function lz4InKernel(chunk: Uint8Array): EncodeChoice {
+/** LZ4 for a chunk in kernel memory: into blockOut (already sized), then copied out into `into` if it has room, else a new array. */
+function lz4InKernel(chunk: Uint8Array, into?: Uint8Array): EncodeChoice {
   const limit = maxCodedSize(chunk.length);
   const m = limit > 0 ? lz4CompressInto(chunk, blockOut!.view(0, limit), LZ4_DEFAULT_ACCELERATION) : 0;
-  return m === 0 ? raw(chunk) : { codec: CODEC_LZ4, level: 0, payload: blockOut!.view(0, m).slice() };
+  if (m === 0) return raw(chunk);
+  const block = blockOut!.view(0, m);
+  if (into === undefined || into.length < m) return { codec: CODEC_LZ4, level: 0, payload: block.slice() };
+  into.set(block);
+  return { codec: CODEC_LZ4, level: 0, payload: into.subarray(0, m) };
 }
 
 /**

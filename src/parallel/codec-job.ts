@@ -91,7 +91,7 @@ function encodeOne(
   auto: AutoContext | undefined,
   fast: boolean,
   inPlace: boolean,
-): EncodedChunk & { probe?: { predictedNs: number; actualNs: number } } {
+): EncodedChunk {
   if (fast) return fastEncode(raw, codec === "lz4", level ?? LZ4_DEFAULT_ACCELERATION);
   if (codec === "auto" && autoNeverCodes(raw.length, auto)) {
     // A sink so fast that auto sends RAW whatever the content: its choice, without the probes.
@@ -113,13 +113,12 @@ function encodeOne(
     raw.set(payload);
     payload = raw.subarray(0, payload.length);
   }
-  return { codec: c.codec, level: c.level, payload, rawLength: raw.length, hash, probe: c.probe };
+  return { codec: c.codec, level: c.level, payload, rawLength: raw.length, hash };
 }
 
 export async function encodeJob(raw: Uint8Array, codec: CodecChoice, level: number | undefined, auto?: AutoContext): Promise<EncodedChunk> {
   const fast = await prepare(codec, level);
-  const { probe: _, ...c } = encodeOne(raw, codec, level, auto, fast, false);
-  return c;
+  return encodeOne(raw, codec, level, auto, fast, false);
 }
 
 function checkSpan(buffer: Uint8Array, offset: number, length: number): Uint8Array {
@@ -139,21 +138,15 @@ export async function encodeBatchJob(
 ): Promise<BatchResult> {
   const fast = await prepare(codec, level);
   const items: BatchItem[] = [];
-  let predicted = 0;
-  let actual = 0;
   for (let i = 0; i < spans.length; i++) {
     try {
       const c = encodeOne(checkSpan(buffer, spans[i].offset, spans[i].length), codec, level, auto, fast, true);
       items.push({ codec: c.codec, level: c.level, length: c.payload.length, hash: c.hash });
-      if (c.probe) {
-        predicted += c.probe.predictedNs;
-        actual += c.probe.actualNs;
-      }
     } catch (e) {
       return { buffer, items, failed: { index: i, error: toWireError(e) } };
     }
   }
-  return actual > 0 ? { buffer, items, cost: { predictedMs: predicted / 1e6, actualMs: actual / 1e6 } } : { buffer, items };
+  return { buffer, items };
 }
 
 /** Decodes and verifies each span in turn, its raw bytes written over its payload; stops at the first failure. */

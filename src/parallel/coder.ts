@@ -29,16 +29,12 @@ import { Batcher, BATCH_MAX_CHUNKS } from "./batch.js";
 import { decodeIntoRoom } from "./codec-job.js";
 import { fromWireError, toWireError, type CodecChoice, type DecodeSpan, type EncodedChunk, type EncodeOptions, type EncodeSpan, type FaultPlan } from "./jobs.js";
 import type { WorkerPool } from "./pool.js";
-import { SinkMeter, SpeedMeter } from "./rate.js";
+import { SinkMeter } from "./rate.js";
 
 export interface PoolCoderOptions {
   /** Where the stream goes, for `auto`: a SinkMeter wrapped around the encoder's write, or a rate in bytes/s. */
   sink?: SinkMeter | number;
-  /**
-   * CPU speed relative to auto's cost table. Default: measured from the
-   * batches coded when `sink` is a SinkMeter, else 1 (fixed, so that the
-   * output depends only on the input and the options).
-   */
+  /** CPU speed relative to auto's cost table (default 1: the reference machine's). */
   speed?: number;
   /** Test only: a fault plan for the n-th batch sent (the pool must allow fault injection). */
   __test?: (batch: number) => FaultPlan | undefined;
@@ -57,19 +53,14 @@ function tooLarge(n: number): MigstreamError {
 export function poolCoder(pool: WorkerPool, options: PoolCoderOptions = {}): ChunkCoder & { copiesInput: true; lend(n: number): Uint8Array } {
   const { sink, speed, __test } = options;
   if (typeof sink === "number" && !(sink > 0)) throw new MigstreamError("USAGE", `sink rate must be > 0 bytes/s, got ${sink}`, { field: "sink" });
-  const measured = speed === undefined && sink instanceof SinkMeter ? new SpeedMeter() : null;
   const context = (): AutoContext | undefined =>
     sink === undefined
       ? undefined
-      : { sinkRate: typeof sink === "number" ? sink : sink.rate, threads: pool.threads, speed: measured?.speed ?? speed };
+      : { sinkRate: typeof sink === "number" ? sink : sink.rate, threads: pool.threads, speed };
   let sent = 0;
   const batcher = new Batcher<EncodeSpan, EncodedChunk, EncodeOptions>(
     batchChunks(pool, CODER_IN_FLIGHT),
-    async (buffer, spans, options) => {
-      const r = await pool.submit({ op: "encodeBatch", buffer, spans, options: { ...options, __test: __test?.(sent++) } });
-      if (r.cost) measured?.record(r.cost.predictedMs, r.cost.actualMs);
-      return r;
-    },
+    (buffer, spans, options) => pool.submit({ op: "encodeBatch", buffer, spans, options: { ...options, __test: __test?.(sent++) } }),
     (r, i, span) => {
       const it = r.items[i];
       return { codec: it.codec, level: it.level, payload: r.buffer.subarray(span.offset, span.offset + it.length), rawLength: span.length, hash: it.hash };

@@ -14,12 +14,13 @@ export { poolCoder, poolDecoder, type PoolCoderOptions, type PoolDecoderOptions 
 export { BATCH_BYTES, BATCH_MAX_CHUNKS } from "./batch.js";
 export {
   SinkMeter,
-  SpeedMeter,
   throttle,
   SINK_BOUND_SHARE,
-  SINK_MIN_WRITES,
+  SINK_BUSY_SHARE,
+  SINK_FREE_SHARE,
   SINK_RATE_GROWTH,
   SINK_WINDOW_BYTES,
+  SINK_WINDOW_MS,
   THROTTLE_BUFFER,
   type SinkMeterOptions,
   type ThrottledSink,

@@ -102,8 +102,6 @@ export interface BatchResult {
   buffer: Uint8Array;
   items: BatchItem[];
   failed?: { index: number; error: WireError };
-  /** `auto` batches: the cost model's estimate of their probes' time and the time they took, ms. */
-  cost?: { predictedMs: number; actualMs: number };
 }
 
 /**

@@ -2,28 +2,37 @@
 // `auto` coding reads through poolCoder), and a link simulated at a fixed rate
 // (throttle, for benchmarks and tests).
 //
-// SinkMeter times each write of the encoder's output. A write that spent at
-// least SINK_BOUND_SHARE of its span (the time since the previous write ended)
-// blocked found the sink's queue full: the sink was the bottleneck. When the
-// write before it was bound too, the queue was full all along, and the bytes
-// the sink took over the span measure its rate. Writes that did not block
-// say only that the sink is at least as fast as the writer; while they go on,
-// the estimate grows by SINK_RATE_GROWTH per window of bytes written, so auto
-// tries cheaper codecs until the sink holds the writer back again. Before any
-// measurement the estimate is the initial guess — by default unlimited, so a
-// fast sink is never taxed with compression it does not need.
+// SinkMeter times each write of the encoder's output and keeps a window of the
+// latest ones (at least SINK_WINDOW_BYTES and SINK_WINDOW_MS). When the writer
+// spent at least SINK_BUSY_SHARE of the window blocked, the sink held it back
+// all along, so it never ran dry. A write that blocked (SINK_BOUND_SHARE of
+// its span) found the sink's queue full; between the ends of two such writes,
+// the sink took exactly the bytes written, so bytes over time from the first
+// in the window to the latest is the estimate. Timing noise of single writes
+// (a wait that overslept lets the next writes through at once) only shifts
+// bytes between writes inside that stretch; it matters at its two ends alone.
+// While the writer is not held back at all (blocked less than SINK_FREE_SHARE
+// of the window) the estimate grows by SINK_RATE_GROWTH per window of bytes
+// written, so auto tries cheaper codecs until the sink holds the writer back
+// again; in between (a pipeline in balance) it stays. Before any measurement
+// the estimate is the initial guess — by default unlimited, so a fast sink is
+// never taxed with compression it does not need.
 
 import { MigstreamError } from "../errors.js";
 
-/** Bytes of recent sink-bound writes the estimate averages over (and the unit of growth). */
+/** Least bytes of writes in the window the estimate is taken over (and the unit of growth). */
 export const SINK_WINDOW_BYTES = 8 << 20;
-/** Sink-bound writes needed before the first estimate. */
-export const SINK_MIN_WRITES = 1;
-/** Writes smaller than this are never samples (a small write's await is mostly overhead). */
-export const SINK_MIN_SAMPLE_BYTES = 64 << 10;
-/** Share of a write's span spent blocked from which it counts as sink-bound. */
+/** Least time the window covers, ms (so that a fast sink's estimate spans many waits). */
+export const SINK_WINDOW_MS = 20;
+/** The first measurement may cover 1/SINK_FIRST_PART of a window (later ones: half). */
+export const SINK_FIRST_PART = 4;
+/** Share of the window's time the writer must have spent blocked for the window to measure the sink. */
+export const SINK_BUSY_SHARE = 0.5;
+/** Share of its span (the time since the previous write ended) a write must spend blocked to have found the sink's queue full. */
 export const SINK_BOUND_SHARE = 0.25;
-/** Growth of the estimate per window of bytes written without the sink holding the writer back. */
+/** Share of the window's time below which the writer counts as not held back at all (the estimate may grow). */
+export const SINK_FREE_SHARE = 0.1;
+/** Growth of the estimate per window of bytes written while the sink did not hold the writer back. */
 export const SINK_RATE_GROWTH = 1.25;
 /** Queue a throttled link holds before its writes block (like a socket buffer). */
 export const THROTTLE_BUFFER = 4 << 20;
@@ -37,10 +46,11 @@ export interface SinkMeterOptions {
   windowBytes?: number;
 }
 
-/** A sink-bound write: bytes taken over its span (ms). */
-interface Sample {
+/** One write: its bytes, the time since the previous write ended (ms), and how long it blocked (ms). */
+interface Write {
   bytes: number;
   span: number;
+  blocked: number;
 }
 
 const clock = () => performance.now();
@@ -50,20 +60,17 @@ export class SinkMeter {
   private readonly now: () => number;
   private readonly windowBytes: number;
   private readonly initial: number;
-  /** Recent sink-bound writes (oldest first, from `head`) and their sums. */
-  private readonly samples: Sample[] = [];
+  /** The window: recent writes (oldest first, from `head`) and their sums. */
+  private readonly writes: Write[] = [];
   private head = 0;
   private bytes = 0;
   private span = 0;
+  private blocked = 0;
   private lastEnd = -1;
   private total = 0;
-  /** Bytes written when the last sink-bound write ended. */
-  private boundAt = 0;
-  /** Bytes and span of the writes since then (the writer's own pace). */
-  private freeBytes = 0;
-  private freeSpan = 0;
-  /** The last write was sink-bound. */
-  private lastBound = false;
+  /** The last measurement (bytes/s; 0: none yet), and the bytes written since while the writer was not held back. */
+  private measured = 0;
+  private free = 0;
 
   constructor(options: SinkMeterOptions = {}) {
     const initial = options.initialRate ?? Infinity;
@@ -86,79 +93,60 @@ export class SinkMeter {
   /** Records one write of `bytes` that started at `start` and settled at `end` (ms). */
   record(bytes: number, start: number, end: number): void {
     const span = Math.max(this.lastEnd < 0 ? end - start : end - this.lastEnd, 0);
-    const blocked = Math.max(end - start, 0);
+    const blocked = Math.min(Math.max(end - start, 0), span);
     this.lastEnd = end;
     this.total += bytes;
-    const bound = span > 0 && bytes >= SINK_MIN_SAMPLE_BYTES && blocked >= SINK_BOUND_SHARE * span;
-    const after = this.lastBound;
-    this.lastBound = bound;
-    if (!bound) {
-      this.freeBytes += bytes;
-      this.freeSpan += span;
-      return;
-    }
-    this.boundAt = this.total;
-    this.freeBytes = this.freeSpan = 0;
-    // Only a write after another sink-bound one started with the sink's queue full: its span is all draining.
-    if (!after) return;
-    this.samples.push({ bytes, span });
+    this.writes.push({ bytes, span, blocked });
     this.bytes += bytes;
     this.span += span;
-    while (this.samples.length - this.head > SINK_MIN_WRITES && this.bytes - this.samples[this.head].bytes >= this.windowBytes) {
-      const old = this.samples[this.head++];
+    this.blocked += blocked;
+    // Drop the oldest writes the window can do without.
+    for (;;) {
+      const old = this.writes[this.head];
+      if (this.bytes - old.bytes < this.windowBytes || this.span - old.span < SINK_WINDOW_MS) break;
+      this.head++;
       this.bytes -= old.bytes;
       this.span -= old.span;
+      this.blocked -= old.blocked;
     }
     if (this.head > 1024) {
-      this.samples.splice(0, this.head);
+      this.writes.splice(0, this.head);
       this.head = 0;
+    }
+    const full = this.bytes >= this.windowBytes && this.span >= SINK_WINDOW_MS;
+    if (full && this.blocked < SINK_FREE_SHARE * this.span) {
+      this.free += bytes;
+      return;
+    }
+    // A measurement runs from the end of one write that found the sink's queue full to the end of another.
+    if (blocked < SINK_BOUND_SHARE * span || this.blocked < SINK_BUSY_SHARE * this.span) return;
+    if (!full && this.measured !== 0) return;
+    let k = this.head;
+    let b = this.bytes;
+    let t = this.span;
+    for (; k < this.writes.length - 1; k++) {
+      const w = this.writes[k];
+      b -= w.bytes;
+      t -= w.span;
+      if (w.blocked >= SINK_BOUND_SHARE * w.span) break;
+    }
+    // The first measurement may be shorter: until then auto sends everything RAW.
+    const part = this.measured === 0 ? SINK_FIRST_PART : 2;
+    if (part * b >= this.windowBytes && part * t >= SINK_WINDOW_MS) {
+      this.measured = (b * 1000) / t;
+      this.free = 0;
     }
   }
 
-  /** Estimated rate in bytes/s (the initial guess until the sink has held the writer back SINK_MIN_WRITES times). */
+  /** Estimated rate in bytes/s (the initial guess until the sink has held the writer back over a whole window). */
   get rate(): number {
-    if (this.samples.length - this.head < SINK_MIN_WRITES || this.span <= 0) return this.initial;
-    const bound = (this.bytes * 1000) / this.span;
-    if (this.boundAt === this.total) return bound;
-    const grown = bound * SINK_RATE_GROWTH ** ((this.total - this.boundAt) / this.windowBytes);
-    const pace = this.freeSpan > 0 ? (this.freeBytes * 1000) / this.freeSpan : 0;
-    return Math.max(grown, pace);
+    if (this.measured === 0) return this.initial;
+    return this.measured * SINK_RATE_GROWTH ** (this.free / this.windowBytes);
   }
 
   /** Bytes recorded so far. */
   get bytesWritten(): number {
     return this.total;
-  }
-}
-
-/** Weight each older coding-time measurement keeps per newer one (SpeedMeter). */
-export const SPEED_DECAY = 0.9;
-/** Probe time (ms, decayed) measured before the speed estimate replaces the initial guess. */
-export const SPEED_MIN_MS = 0.5;
-/** The speed estimate stays within [1 / SPEED_LIMIT, SPEED_LIMIT]. */
-export const SPEED_LIMIT = 16;
-
-/**
- * This machine's coding speed relative to auto's cost table, from the probes
- * of the chunks the pool coded: the time the model expected over the time
- * they took (a busy or slower machine, or threads sharing cores, give less
- * than 1).
- */
-export class SpeedMeter {
-  private predicted = 0;
-  private actual = 0;
-
-  constructor(private readonly initial = 1) {}
-
-  record(predictedMs: number, actualMs: number): void {
-    if (!(predictedMs >= 0 && actualMs >= 0)) return;
-    this.predicted = this.predicted * SPEED_DECAY + predictedMs;
-    this.actual = this.actual * SPEED_DECAY + actualMs;
-  }
-
-  get speed(): number {
-    if (this.actual < SPEED_MIN_MS || this.predicted <= 0) return this.initial;
-    return Math.min(Math.max(this.predicted / this.actual, 1 / SPEED_LIMIT), SPEED_LIMIT);
   }
 }
 
