@@ -7,11 +7,12 @@
 //   time(codec) = max(cpu(codec) / (threads × speed), coded bytes / sink rate)
 // and the codec with the least time wins (ties go to the cheaper codec, in the
 // order raw, lz4, zstd), a coding codec only when it beats raw by a margin.
-// cpu() comes from per-byte costs measured on the reference machine (a 2-core
-// VM: the LZ4 kernel, our zstd 1.5.7 wasm build); `speed` scales them for a
-// faster or busier machine, and threads beyond the first count for what they
-// were measured to add to the whole pipeline (not a full thread each). A page LZ4 cannot shrink is "flat": LZ4 and
-// zstd skip over it quickly and it is sent at full size by every codec.
+// cpu() is thread time: what every chunk costs the pipeline whatever the codec
+// (AUTO_BASE_NS and AUTO_PIPELINE_NS per byte) plus the codec's own per-byte
+// cost, all measured on the reference machine (a 2-core VM: the LZ4 kernel,
+// our zstd 1.5.7 wasm build); `speed` scales them for a faster or busier
+// machine. A page LZ4 cannot shrink is "flat": LZ4 and zstd skip over it
+// quickly and it is sent at full size by every codec.
 //
 // Probes cost time too, so each is asked for only when its codec could still
 // win: with an unmetered sink (rate Infinity) raw's time is the bare per-byte
@@ -35,6 +36,14 @@ export const AUTO_ZSTD_LEVEL = 3;
 // Cost table, ns per byte on one thread of the reference machine.
 /** Every chunk, whatever the codec: copies, zero test, xxh3. */
 export const AUTO_BASE_NS = 0.25;
+/**
+ * Every chunk, whatever the codec, on the rest of the pipeline: reading it in,
+ * batching and messages, framing, writing. Fitted as (coding time + this × n)
+ * / threads = wall time, on 2-thread encodes of 256 MiB from memory to a null
+ * sink (raw 1.07, LZ4 1.29, zstd-1 0.98 ns/B): this is why 2 threads gave
+ * LZ4 ~1.1× one thread but zstd ~1.45×.
+ */
+export const AUTO_PIPELINE_NS = 1.0;
 /** LZ4 on a compressible page. */
 export const AUTO_LZ4_NS = 2.4;
 /** LZ4 on a flat or zero page (it skips ahead). */
@@ -51,12 +60,6 @@ export const AUTO_ZSTD_LEVEL_GAIN: readonly number[] = [0, 1, 0.92, 0.88, 0.9, 0
 export const AUTO_LZ4_ZERO_RATIO = 0.005;
 /** A sampled page whose LZ4 output keeps at least this share of it is flat. */
 export const AUTO_FLAT_RATIO = 0.95;
-/**
- * What each thread beyond the first adds to the pipeline's coding rate: 2
- * threads measured 1.15–1.4× one on the reference VM (LZ4, zstd-1), since the
- * calling thread also reads, frames and writes.
- */
-export const AUTO_EXTRA_THREAD_SHARE = 0.4;
 /** A coding codec is chosen only when its estimate is at most this share of RAW's, so that model error never makes a fast sink slower. */
 export const AUTO_RAW_MARGIN = 0.9;
 
@@ -91,7 +94,7 @@ export interface AutoLimits {
 interface Env {
   /** Bytes the sink takes per ns (Infinity: no limit). */
   perNs: number;
-  /** Effective parallel speed: (1 + extra threads × AUTO_EXTRA_THREAD_SHARE) × speed. */
+  /** Effective parallel speed: threads × speed. */
   par: number;
 }
 
@@ -101,7 +104,7 @@ function env(ctx: AutoContext): Env {
   const speed = ctx.speed ?? 1;
   return {
     perNs: rate > 0 ? rate / 1e9 : Number.MIN_VALUE,
-    par: (1 + (Math.max(threads, 1) - 1) * AUTO_EXTRA_THREAD_SHARE) * (speed > 0 ? speed : 1),
+    par: Math.max(threads, 1) * (speed > 0 ? speed : 1),
   };
 }
 
@@ -115,9 +118,11 @@ function split(p: AutoProbe): { zero: number; flat: number; comp: number; scale:
   return { zero: p.n - p.live, flat, comp: p.live - flat, scale };
 }
 
-const lz4Cpu = (n: number, s: ReturnType<typeof split>) => AUTO_BASE_NS * n + AUTO_LZ4_NS * s.comp + AUTO_LZ4_SKIP_NS * (s.flat + s.zero);
+/** Thread time per chunk byte, whatever the codec. */
+const FIXED_NS = AUTO_BASE_NS + AUTO_PIPELINE_NS;
+const lz4Cpu = (n: number, s: ReturnType<typeof split>) => FIXED_NS * n + AUTO_LZ4_NS * s.comp + AUTO_LZ4_SKIP_NS * (s.flat + s.zero);
 const zstdCpu = (n: number, s: ReturnType<typeof split>, level: number) =>
-  AUTO_BASE_NS * n + AUTO_ZSTD_NS * AUTO_ZSTD_LEVEL_COST[level] * s.comp + AUTO_ZSTD_FLAT_NS * (s.flat + s.zero);
+  FIXED_NS * n + AUTO_ZSTD_NS * AUTO_ZSTD_LEVEL_COST[level] * s.comp + AUTO_ZSTD_FLAT_NS * (s.flat + s.zero);
 
 /**
  * The next step for a chunk: a codec, or a probe to run first (then call
@@ -128,7 +133,7 @@ export function autoDecide(p: AutoProbe, limits: AutoLimits, ctx: AutoContext = 
   const e = env(ctx);
   const n = p.n;
   const zero = n - p.live;
-  const base = AUTO_BASE_NS * n;
+  const base = FIXED_NS * n;
   // RAW's time, less the margin any coding codec must win by.
   const tRaw = time(e, base, n) * AUTO_RAW_MARGIN;
   // Lower bounds: every live byte compressible to nothing, at the cheapest rate.

@@ -90,6 +90,8 @@ export interface ChunkCoder {
     codec: string,
     level?: number,
   ): Promise<{ codec: number; level: number; payload: Uint8Array; rawLength: number; hash: bigint }>[] | null;
+  /** Chunks the encoder keeps in flight, asked before each one (default and most: CODER_IN_FLIGHT). */
+  inFlight?(): number;
 }
 
 /** One device of a StreamEncoder; structurally a SaveSink (src/protocol/types.ts). */

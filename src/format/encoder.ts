@@ -177,7 +177,7 @@ export class StreamEncoder {
 
   /** Waits until the coder pipeline has room for one more chunk. */
   private async room(): Promise<void> {
-    while (this.queue.length >= CODER_IN_FLIGHT) {
+    while (this.queue.length >= Math.max(1, Math.min(CODER_IN_FLIGHT, this.s.coder?.inFlight?.() ?? CODER_IN_FLIGHT))) {
       await new Promise<void>((w) => this.waiters.push(w));
       if (this.failure !== null) throw this.failure;
     }

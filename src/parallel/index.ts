@@ -10,13 +10,15 @@ export {
   type PoolOptions,
 } from "./pool.js";
 export { OrderedPipeline } from "./ordered.js";
-export { poolCoder, poolDecoder, type PoolCoderOptions, type PoolDecoderOptions } from "./coder.js";
+export { poolCoder, poolDecoder, UNSETTLED_IN_FLIGHT, type PoolCoderOptions, type PoolDecoderOptions } from "./coder.js";
 export { BATCH_BYTES, BATCH_MAX_CHUNKS } from "./batch.js";
 export {
   SinkMeter,
   throttle,
   SINK_BOUND_SHARE,
   SINK_BUSY_SHARE,
+  SINK_FIRST_PART,
+  SINK_MIN_BLOCK_MS,
   SINK_FREE_SHARE,
   SINK_RATE_GROWTH,
   SINK_WINDOW_BYTES,

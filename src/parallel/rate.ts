@@ -16,7 +16,8 @@
 // written, so auto tries cheaper codecs until the sink holds the writer back
 // again; in between (a pipeline in balance) it stays. Before any measurement
 // the estimate is the initial guess — by default unlimited, so a fast sink is
-// never taxed with compression it does not need.
+// never taxed with compression it does not need — and a whole window without
+// the writer held back turns a guess into unlimited.
 
 import { MigstreamError } from "../errors.js";
 
@@ -30,6 +31,8 @@ export const SINK_FIRST_PART = 4;
 export const SINK_BUSY_SHARE = 0.5;
 /** Share of its span (the time since the previous write ended) a write must spend blocked to have found the sink's queue full. */
 export const SINK_BOUND_SHARE = 0.25;
+/** Least time blocked that counts (ms): awaiting a write that went straight through takes a few µs, and a pause for GC more. */
+export const SINK_MIN_BLOCK_MS = 0.5;
 /** Share of the window's time below which the writer counts as not held back at all (the estimate may grow). */
 export const SINK_FREE_SHARE = 0.1;
 /** Growth of the estimate per window of bytes written while the sink did not hold the writer back. */
@@ -38,7 +41,7 @@ export const SINK_RATE_GROWTH = 1.25;
 export const THROTTLE_BUFFER = 4 << 20;
 
 export interface SinkMeterOptions {
-  /** Rate assumed before the first measurement, bytes/s (default Infinity: unlimited). */
+  /** Rate assumed before the first measurement, bytes/s (default Infinity: unlimited); a whole window not held back makes it unlimited. */
   initialRate?: number;
   /** Clock in ms (default performance.now); tests pass their own. */
   now?: () => number;
@@ -54,6 +57,9 @@ interface Write {
 }
 
 const clock = () => performance.now();
+
+/** A write that blocked for SINK_BOUND_SHARE of its span, and at least SINK_MIN_BLOCK_MS, found the sink's queue full. */
+const foundFull = (blocked: number, span: number) => blocked >= SINK_MIN_BLOCK_MS && blocked >= SINK_BOUND_SHARE * span;
 
 /** Measures how fast a sink drains from the writes made to it. */
 export class SinkMeter {
@@ -71,6 +77,8 @@ export class SinkMeter {
   /** The last measurement (bytes/s; 0: none yet), and the bytes written since while the writer was not held back. */
   private measured = 0;
   private free = 0;
+  /** Before any measurement, a whole window went by without the writer held back. */
+  private unlimited = false;
 
   constructor(options: SinkMeterOptions = {}) {
     const initial = options.initialRate ?? Infinity;
@@ -116,10 +124,11 @@ export class SinkMeter {
     const full = this.bytes >= this.windowBytes && this.span >= SINK_WINDOW_MS;
     if (full && this.blocked < SINK_FREE_SHARE * this.span) {
       this.free += bytes;
+      if (this.measured === 0) this.unlimited = true; // a whole window, never held back: faster than the writer can tell
       return;
     }
     // A measurement runs from the end of one write that found the sink's queue full to the end of another.
-    if (blocked < SINK_BOUND_SHARE * span || this.blocked < SINK_BUSY_SHARE * this.span) return;
+    if (!foundFull(blocked, span) || this.blocked < SINK_BUSY_SHARE * this.span) return;
     if (!full && this.measured !== 0) return;
     let k = this.head;
     let b = this.bytes;
@@ -128,7 +137,7 @@ export class SinkMeter {
       const w = this.writes[k];
       b -= w.bytes;
       t -= w.span;
-      if (w.blocked >= SINK_BOUND_SHARE * w.span) break;
+      if (foundFull(w.blocked, w.span)) break;
     }
     // The first measurement may be shorter: until then auto sends everything RAW.
     const part = this.measured === 0 ? SINK_FIRST_PART : 2;
@@ -138,10 +147,15 @@ export class SinkMeter {
     }
   }
 
-  /** Estimated rate in bytes/s (the initial guess until the sink has held the writer back over a whole window). */
+  /** Estimated rate in bytes/s (the initial guess until the sink has held the writer back, or a window has shown it does not). */
   get rate(): number {
-    if (this.measured === 0) return this.initial;
+    if (this.measured === 0) return this.unlimited ? Infinity : this.initial;
     return this.measured * SINK_RATE_GROWTH ** (this.free / this.windowBytes);
+  }
+
+  /** True once the estimate rests on the writes (measured, or shown unlimited), not on the initial guess. */
+  get settled(): boolean {
+    return this.measured !== 0 || this.unlimited;
   }
 
   /** Bytes recorded so far. */

@@ -6,6 +6,7 @@ import {
   AUTO_BASE_NS,
   AUTO_DEFAULT_SINK_RATE,
   AUTO_LZ4_NS,
+  AUTO_PIPELINE_NS,
   autoDecide,
   type AutoContext,
   type AutoDecision,
@@ -81,11 +82,21 @@ describe("autoDecide", () => {
     expect(decide(probe(N, HEAP), { sinkRate: 125e6, threads: 8 }).d).toMatchObject({ codec: "zstd" });
   });
 
+  it("counts every thread in full, and the pipeline's own cost per byte (heap pages, 100 MB/s link)", () => {
+    // ns/B — one thread: LZ4 max(1.25 + 2.4, 4.5) beats zstd-1 max(1.25 + 4.3, 2.9).
+    expect(decide(probe(N, HEAP), { sinkRate: 100e6, threads: 1 }).d).toEqual({ codec: "lz4" });
+    // Two: zstd-1 max(2.78, 2.9) beats zstd-3 max(3.2, 2.55); three: zstd-3 max(2.14, 2.55).
+    expect(decide(probe(N, HEAP), { sinkRate: 100e6, threads: 2 }).d).toEqual({ codec: "zstd", level: 1 });
+    expect(decide(probe(N, HEAP), { sinkRate: 100e6, threads: 3 }).d).toEqual({ codec: "zstd", level: 3 });
+    // 1 GB/s, two threads: LZ4 (1.83 ns/B) is slower than sending raw (1 ns/B).
+    expect(decide(probe(N, HEAP), { sinkRate: 1e9, threads: 2 }).d).toEqual({ codec: "raw" });
+  });
+
   it("follows the model: the chosen codec has the least estimated time", () => {
     // At the default rate on one thread, LZ4's estimate for heap pages is wire-bound and beats raw's by far.
     const perNs = AUTO_DEFAULT_SINK_RATE / 1e9;
     const tRaw = N / perNs;
-    const tLz4 = Math.max(AUTO_BASE_NS * N + AUTO_LZ4_NS * N, (0.45 * N) / perNs);
+    const tLz4 = Math.max((AUTO_BASE_NS + AUTO_PIPELINE_NS) * N + AUTO_LZ4_NS * N, (0.45 * N) / perNs);
     expect(tLz4).toBeLessThan(tRaw);
     expect(decide(probe(N, HEAP), {}).d).toEqual({ codec: "lz4" });
   });

@@ -4,11 +4,14 @@
 // stream ends the encode with a typed error, never a hang.
 import { describe, expect, it } from "vitest";
 import {
+  CODER_IN_FLIGHT,
   decodeStream,
   isMigstreamError,
   poolCoder,
   ready,
+  SinkMeter,
   StreamEncoder,
+  UNSETTLED_IN_FLIGHT,
   WorkerPool,
   type ChunkCoder,
   type EncoderOptions,
@@ -90,6 +93,31 @@ describe("StreamEncoder with poolCoder", () => {
     // An unlimited sink: nothing is worth compressing (ZERO and RAW only).
     expect([...codecs(fast)].some((c) => c === CODEC_LZ4 || c === CODEC_ZSTD)).toBe(false);
     expect(fast.length).toBeGreaterThan(slow.length);
+  });
+
+  it("with a SinkMeter, keeps UNSETTLED_IN_FLIGHT chunks in flight until the meter has measured the sink, then CODER_IN_FLIGHT", async () => {
+    const meter = new SinkMeter();
+    const base = poolCoder(pools.faulty, { sink: meter, __test: () => ({ delayMs: 2 }) });
+    let now = 0;
+    let most = 0;
+    // Every chunk through encode (no lent buffers), counted while in flight.
+    const counted: ChunkCoder = {
+      copiesInput: true,
+      encode(raw, codec, level) {
+        most = Math.max(most, ++now);
+        return base.encode(raw, codec, level).finally(() => now--);
+      },
+      release: base.release,
+      inFlight: base.inFlight,
+    };
+    await encode({ codec: "auto", chunkSize: 16_384 }, counted);
+    expect(most).toBe(UNSETTLED_IN_FLIGHT);
+    // The sink holds the writer back: 1 MiB per 10 ms, 16 times.
+    for (let i = 0, t = 0; i < 16; i++, t += 10) meter.record(1 << 20, t, t + 10);
+    expect(meter.settled).toBe(true);
+    most = 0;
+    await encode({ codec: "auto", chunkSize: 16_384 }, counted);
+    expect(most).toBe(CODER_IN_FLIGHT);
   });
 
   it("keeps stream order when batches finish in random order", async () => {

@@ -33,9 +33,9 @@ describe("SinkMeter", () => {
     expect(new SinkMeter({ now: c.now }).rate).toBe(Infinity);
     const m = new SinkMeter({ now: c.now, initialRate: 5e6 });
     expect(m.rate).toBe(5e6);
-    writes(m, c, 20, MIB, 2, 0); // never blocked
+    writes(m, c, 6, MIB, 2, 0); // never blocked, less than a window
     expect(m.rate).toBe(5e6);
-    expect(m.bytesWritten).toBe(20 * MIB);
+    expect(m.bytesWritten).toBe(6 * MIB);
     // Blocked from here on (the sink takes 1 MiB per 10 ms): the writes before went into its queue, not through it.
     writes(m, c, 1, MIB, 1, 9);
     expect(m.rate).toBe(5e6);
@@ -43,6 +43,18 @@ describe("SinkMeter", () => {
     writes(m, c, SINK_WINDOW_BYTES / 4 / MIB, MIB, 1, 9);
     within(m.rate, (MIB * 1000) / 10, 0.01);
     expect(() => new SinkMeter({ initialRate: 0 })).toThrow(expect.objectContaining({ code: "USAGE" }));
+  });
+
+  it("an initial guess gives way to unlimited once a whole window went by without the writer held back", () => {
+    const c = clock();
+    const m = new SinkMeter({ now: c.now, initialRate: 5e6 });
+    writes(m, c, SINK_WINDOW_BYTES / MIB - 1, MIB, 5, 0);
+    expect(m.rate).toBe(5e6);
+    writes(m, c, 1, MIB, 5, 0);
+    expect(m.rate).toBe(Infinity);
+    // Held back later on: measured.
+    writes(m, c, 16, MIB, 0, 10);
+    within(m.rate, MIB * 100, 0.01);
   });
 
   it("measures a sink that holds the writer back: bytes over the window's time", () => {
