@@ -100,6 +100,9 @@ export class SinkMeter {
 
   /** Records one write of `bytes` that started at `start` and settled at `end` (ms). */
   record(bytes: number, start: number, end: number): void {
+    if (!(Number.isSafeInteger(bytes) && bytes >= 0 && Number.isFinite(start) && Number.isFinite(end))) {
+      throw new MigstreamError("USAGE", `a write needs a byte count and finite times, got ${bytes} bytes from ${start} to ${end} ms`, { field: "record" });
+    }
     const span = Math.max(this.lastEnd < 0 ? end - start : end - this.lastEnd, 0);
     const blocked = Math.min(Math.max(end - start, 0), span);
     this.lastEnd = end;

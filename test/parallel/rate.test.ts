@@ -43,6 +43,12 @@ describe("SinkMeter", () => {
     writes(m, c, SINK_WINDOW_BYTES / 4 / MIB, MIB, 1, 9);
     within(m.rate, (MIB * 1000) / 10, 0.01);
     expect(() => new SinkMeter({ initialRate: 0 })).toThrow(expect.objectContaining({ code: "USAGE" }));
+    // A bad record is refused, and leaves the meter as it was.
+    for (const [b, s, e] of [[Number.NaN, 0, 1], [-1, 0, 1], [MIB, Number.NaN, 1], [MIB, 0, Infinity]]) {
+      expect(() => m.record(b, s, e)).toThrow(expect.objectContaining({ code: "USAGE", field: "record" }));
+    }
+    writes(m, c, SINK_WINDOW_BYTES / 4 / MIB, MIB, 1, 9);
+    within(m.rate, (MIB * 1000) / 10, 0.01);
   });
 
   it("an initial guess gives way to unlimited once a whole window went by without the writer held back", () => {
