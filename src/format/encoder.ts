@@ -175,9 +175,15 @@ export class StreamEncoder {
     }
   }
 
+  /** Chunks the coder pipeline may hold: what the coder asks for, within 1..CODER_IN_FLIGHT. */
+  private inFlightLimit(): number {
+    const n = this.s.coder?.inFlight?.();
+    return typeof n === "number" && n >= 1 ? Math.min(Math.floor(n), CODER_IN_FLIGHT) : CODER_IN_FLIGHT;
+  }
+
   /** Waits until the coder pipeline has room for one more chunk. */
   private async room(): Promise<void> {
-    while (this.queue.length >= Math.max(1, Math.min(CODER_IN_FLIGHT, this.s.coder?.inFlight?.() ?? CODER_IN_FLIGHT))) {
+    while (this.queue.length >= this.inFlightLimit()) {
       await new Promise<void>((w) => this.waiters.push(w));
       if (this.failure !== null) throw this.failure;
     }

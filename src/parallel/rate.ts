@@ -27,6 +27,8 @@ export const SINK_WINDOW_BYTES = 8 << 20;
 export const SINK_WINDOW_MS = 20;
 /** The first measurement may cover 1/SINK_FIRST_PART of a window (later ones: half). */
 export const SINK_FIRST_PART = 4;
+/** Most writes the window keeps (tiny writes that take no time would otherwise pile up). */
+export const SINK_WINDOW_MAX_WRITES = 1024;
 /** Share of the window's time the writer must have spent blocked for the window to measure the sink. */
 export const SINK_BUSY_SHARE = 0.5;
 /** Share of its span (the time since the previous write ended) a write must spend blocked to have found the sink's queue full. */
@@ -111,10 +113,11 @@ export class SinkMeter {
     this.bytes += bytes;
     this.span += span;
     this.blocked += blocked;
-    // Drop the oldest writes the window can do without.
+    // Drop the oldest writes the window can do without (and beyond SINK_WINDOW_MAX_WRITES, whatever they cover).
     for (;;) {
       const old = this.writes[this.head];
-      if (this.bytes - old.bytes < this.windowBytes || this.span - old.span < SINK_WINDOW_MS) break;
+      const needed = this.bytes - old.bytes < this.windowBytes || this.span - old.span < SINK_WINDOW_MS;
+      if (needed && this.writes.length - this.head <= SINK_WINDOW_MAX_WRITES) break;
       this.head++;
       this.bytes -= old.bytes;
       this.span -= old.span;

@@ -118,6 +118,10 @@ describe("StreamEncoder with poolCoder", () => {
     most = 0;
     await encode({ codec: "auto", chunkSize: 16_384 }, counted);
     expect(most).toBe(CODER_IN_FLIGHT);
+    // A limit that is no number of chunks leaves the encoder's own.
+    most = 0;
+    await encode({ codec: "auto", chunkSize: 16_384 }, { ...counted, inFlight: () => Number.NaN });
+    expect(most).toBe(CODER_IN_FLIGHT);
   });
 
   it("keeps stream order when batches finish in random order", async () => {

@@ -1,7 +1,7 @@
 // SinkMeter (how fast the encoder's output drains, as auto sees it) and the
 // throttled link used to simulate slow sinks, on a fake clock.
 import { describe, expect, it } from "vitest";
-import { SINK_RATE_GROWTH, SINK_WINDOW_BYTES, SINK_WINDOW_MS, SinkMeter, throttle, THROTTLE_BUFFER } from "../../src/parallel/rate.js";
+import { SINK_RATE_GROWTH, SINK_WINDOW_BYTES, SINK_WINDOW_MAX_WRITES, SINK_WINDOW_MS, SinkMeter, throttle, THROTTLE_BUFFER } from "../../src/parallel/rate.js";
 import { prng } from "../format/helpers.js";
 
 const MIB = 1 << 20;
@@ -84,6 +84,14 @@ describe("SinkMeter", () => {
     expect(m.rate).toBeGreaterThan(0.55e9);
     writes(m, c, Math.ceil(SINK_WINDOW_MS / (2 * ms)) + 2, MIB, 0.2 * ms, 1.8 * ms);
     within(m.rate, 0.5e9, 0.01);
+  });
+
+  it("keeps at most SINK_WINDOW_MAX_WRITES writes, even ones that take no time", () => {
+    const c = clock();
+    const m = new SinkMeter({ now: c.now });
+    writes(m, c, 3 * SINK_WINDOW_MAX_WRITES, 1, 0, 0);
+    expect((m as unknown as { writes: unknown[]; head: number }).writes.length - (m as unknown as { head: number }).head).toBe(SINK_WINDOW_MAX_WRITES);
+    expect(m.rate).toBe(Infinity);
   });
 
   it("times writes through wrap(), sync or async", async () => {
