@@ -3,7 +3,14 @@ import { defineConfig } from "tsup";
 export default defineConfig([
   {
     // Library entries: platform-neutral (no node: imports at top level of kernels).
-    entry: { index: "src/index.ts", kernels: "src/kernels/entry.ts", worker: "src/parallel/worker.ts" },
+    entry: {
+      index: "src/index.ts",
+      kernels: "src/kernels/entry.ts",
+      protocol: "src/protocol/index.ts",
+      sim: "src/sim.ts",
+      pool: "src/parallel/index.ts",
+      worker: "src/parallel/worker.ts",
+    },
     format: ["esm"],
     platform: "neutral",
     target: "es2022",

@@ -49,9 +49,12 @@ const MEMORY_SLACK = 32 * MIB;
 
 async function child(job) {
   const lib = await import(pathToFileURL(join(job.dist, "index.js")).href);
+  const { WorkerPool } = await import(pathToFileURL(join(job.dist, "pool.js")).href);
+  const { throttle } = await import(pathToFileURL(join(job.dist, "sim.js")).href);
+  lib.throttle = throttle;
   const zstd = job.codec === "zstd" || job.codec === "auto";
-  // As the CLI does: `threads` coding threads, this one included (threads − 1 workers).
-  const pool = job.threads > 1 || job.codec === "auto" ? new lib.WorkerPool({ threads: job.threads, zstd, callerRuns: true }) : null;
+  // As the CLI does: `threads` coding threads, this one included (threads − 1 workers); one thread codes inline.
+  const pool = job.threads > 1 ? new WorkerPool({ threads: job.threads, zstd, callerRuns: true }) : null;
   // Sink runs time the pipeline of a started pool; file runs start it in the background, as the CLI does.
   if (job.op === "sink") await pool?.start();
   else pool?.start().catch(() => {});
@@ -117,9 +120,10 @@ async function* piecesAhead(path, lend) {
   }
 }
 
-function encoder(lib, pool, job, write, meter) {
-  const coder = pool === null ? undefined : lib.poolCoder(pool, job.codec === "auto" && meter ? { sink: meter } : {});
-  return new lib.StreamEncoder(write, { codec: job.codec, level: job.level, coder, streamId: STREAM_ID, maxTransaction: TXN, reuseOutput: true });
+/** As the CLI does: auto times the encoder's own writes. */
+function encoder(lib, pool, job, write) {
+  const sinkRate = job.codec === "auto" ? "measured" : undefined;
+  return new lib.StreamEncoder(write, { codec: job.codec, level: job.level, sinkRate, pool: pool ?? undefined, streamId: STREAM_ID, maxTransaction: TXN, reuseOutput: true });
 }
 
 async function encodeFile(lib, pool, job) {
@@ -149,11 +153,11 @@ async function decodeFile(lib, pool, job) {
   };
   if (pool === null) {
     const dec = new lib.StreamDecoder({ reuseOutput: true });
-    await lib.ready();
+    await lib.init();
     for await (const p of piecesAhead(job.input)) for (const ev of dec.write(p)) take(ev);
     dec.finish();
   } else {
-    const dec = new lib.ParallelDecoder({ decoder: lib.poolDecoder(pool), reuseOutput: true });
+    const dec = new lib.StreamDecoder({ pool, reuseOutput: true });
     for await (const p of piecesAhead(job.input)) for await (const ev of dec.writeAsync(p)) take(ev);
     for await (const ev of dec.end()) take(ev);
   }
@@ -169,16 +173,15 @@ async function sinkRun(lib, pool, job) {
     data.set(p, at);
     at += p.length;
   }
-  await lib.ready({ zstd: job.codec === "zstd" || job.codec === "auto" }); // on this thread too, before the clock starts (inline or caller-runs)
+  await lib.init({ zstd: job.codec === "zstd" || job.codec === "auto" }); // on this thread too, before the clock starts (inline or caller-runs)
   const link = job.rate > 0 ? lib.throttle(job.rate) : null;
-  const meter = new lib.SinkMeter();
   let n = 0;
-  const write = meter.wrap((b) => {
+  const write = (b) => {
     n += b.length;
     return link?.(b);
-  });
+  };
   const t0 = performance.now();
-  const enc = encoder(lib, pool, job, write, meter);
+  const enc = encoder(lib, pool, job, write);
   const d = enc.device(0, { name: "bench" });
   await d.phase("stopcopy", 0);
   for (let i = 0; i < data.length; i += TXN) await d.transaction(data.subarray(i, i + TXN));

@@ -3,7 +3,7 @@
 // The image lives in a SharedArrayBuffer, so chunk views reach the workers with
 // no copy and can be encoded again on every repetition.
 // Usage: node bench/parallel.mjs [MiB=256] [chunkKiB=256] [codec=lz4]
-import { availableCores, WorkerPool } from "../dist/index.js";
+import { availableCores, WorkerPool } from "../dist/pool.js";
 import { median, printTable, rng } from "./lib.mjs";
 
 const MIB = Number(process.argv[2] ?? 256);

@@ -24,7 +24,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connectVfioUser, openDevice, resume, save, VfioUserServer } from "../dist/index.js";
+import { connectVfioUser, openDevice, VfioUserServer } from "../dist/index.js";
+import { resume, save } from "../dist/protocol.js";
 import { median, printTable } from "./lib.mjs";
 
 const MIB = 1 << 20;

@@ -1,17 +1,19 @@
 // The README's library example: save a simulated device into a stream, check
 // the stream, restore it into a second device, compare their digests.
 // Run after `npm run build`: node examples/library.mjs
-import { InProcessRegion, SimDevice, StreamEncoder, restoreDevice, saveDevice, verifyStream } from "../dist/index.js";
+import { restoreDevice, saveDevice, verifyStream } from "../dist/index.js";
+import { InProcessRegion, SimDevice } from "../dist/sim.js";
 
 const source = new SimDevice({ stateSize: 8 << 20, seed: 1 });
 const target = new SimDevice({ stateSize: 8 << 20, empty: true });
 
-// Save: the driver walks the source through pre-copy and stop-and-copy,
-// every buffer goes straight into the encoder.
+// Save: the driver walks the source through pre-copy and stop-and-copy; every
+// buffer goes straight into the encoder, the stream to the write function.
 const parts = [];
-const encoder = new StreamEncoder((bytes) => void parts.push(bytes.slice()), { codec: "lz4" });
-const { summary } = await saveDevice(new InProcessRegion(source), encoder, 0, { name: "sim0" });
-const trailer = await encoder.finish();
+const { summary, stream: trailer } = await saveDevice(new InProcessRegion(source), (bytes) => void parts.push(bytes), {
+  encoder: { codec: "lz4" },
+  info: { name: "sim0" },
+});
 const stream = Buffer.concat(parts);
 console.log(`saved ${summary.transactions} buffers, ${trailer.rawBytes} bytes → ${stream.length} bytes`);
 

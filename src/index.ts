@@ -1,17 +1,40 @@
-// vfio-migstream library entry.
-export * from "./kernels/index.js";
+// The "vfio-migstream" entry: what an application needs to move device state,
+// laid out as a grid. Encode and decode each come one-shot (encodeStream /
+// decodeStream, and their Async forms for keys, sources and pools),
+// streaming (StreamEncoder / StreamDecoder) and as Web Streams
+// (MigrationEncoderStream / MigrationDecoderStream); parallelism is their
+// `pool` option, not another class. One device is saved into a stream and
+// restored from one by saveDevice / restoreDevice, which encode and decode by
+// themselves. Lower layers have entries of their own: "vfio-migstream/kernels"
+// (checksums, LZ4, zstd, chunking), "/protocol" (the region protocol driver),
+// "/sim" (a simulated device and link), "/pool" (the worker pool).
+
+// Initialisation: the one call the synchronous APIs need first (everything asynchronous makes it itself).
+export { init, type InitOptions } from "./codec/index.js";
 export { MigstreamError, isMigstreamError, type ErrorCode, type ErrorDetails } from "./errors.js";
-export * from "./parallel/index.js";
-// Region transports: vfio-user client and server, fd regions, device specs.
+export { CODECS, type CodecName } from "./codec/ids.js";
+
+// Encode: one-shot, streaming, Web Streams.
+export { encodeStream, encodeStreamAsync, StreamEncoder, type EncoderOptions, type DeviceWriter, type EncoderStats } from "./format/encoder.js";
+export { MigrationEncoderStream, MigrationDecoderStream, type EncoderStreamOptions, type DecoderStreamOptions } from "./format/streams.js";
+// Decode: one-shot, streaming, Web Streams (above), and verification alone.
+export { decodeStream, decodeStreamAsync, StreamDecoder, verifyStream, type DecoderOptions } from "./format/decoder.js";
+export type { DecoderLimits } from "./format/limits.js";
+export type { DeviceInfo, DeviceItem, DeviceInput, DeviceTrailer, StreamTrailer, DecodedDevice, DecodedStream, DecodeEvent, StreamHeader } from "./format/types.js";
+export type { CodingPool } from "./format/chunk-coders.js";
+export type { SinkRate } from "./codec/auto/sink.js";
+
+// One device: saved into a stream of its own, restored from one.
+export { saveDevice, restoreDevice, writableSink, type SaveDeviceOptions, type SaveDeviceResult, type SaveStep, type RestoreOptions, type ByteSink, type WritableSinkOptions } from "./migrate/index.js";
+export type { SaveOptions } from "./protocol/save.js";
+export type { ResumeOptions } from "./protocol/resume.js";
+export type { Phase } from "./protocol/types.js";
+export type { Progress, ProgressListener, SaveSummary, ResumeSummary } from "./protocol/progress.js";
+export type { PrecopyPolicy, StopSignal } from "./protocol/policy.js";
+
+// Devices: a spec string, or a transport by hand; anything implementing RegionIO works too.
+export type { RegionIO } from "./protocol/region-io.js";
+export { openDevice, type DeviceSpec, type OpenedDevice } from "./transport/spec.js";
 export { connectVfioUser, VfioUserRegion, type ConnectOptions, type DiscoveredRegion, type VfioUserInfo } from "./transport/vfio-user/client.js";
 export { VfioUserServer, type ServedVendor, type VfioUserServerOptions } from "./transport/vfio-user/server.js";
 export { FdRegion, type FdRegionOptions, type FdSource } from "./transport/fd/region.js";
-export { openDevice, parseDeviceSpec, parseSize, type DeviceSpec, type OpenedDevice } from "./transport/spec.js";
-export * from "./format/index.js";
-// The region protocol driver (save from a device, resume into one).
-export { save, resume, startResumed, type SaveOptions, type ResumeOptions, type SaveSink, type ResumeItem, type SaveSummary, type ResumeSummary } from "./protocol/index.js";
-// Pipelines: a device saved into a stream encoder, a device restored from stream bytes.
-export { saveDevice, restoreDevice, streamItems, type SaveDeviceResult, type RestoreOptions, type StreamItemsOptions } from "./migrate/index.js";
-// The simulated vendor device (tests, demos, vendor-side experiments).
-export { SimDevice, type SimDeviceOptions } from "./device/index.js";
-export { InProcessRegion } from "./transport/in-process.js";

@@ -1,21 +1,18 @@
 // Encoder options on the command line (save, encode, demo): codec, level,
 // chunk size, dedup, key, and --threads for the worker pool (default: one
-// worker per core; 1 codes on the main thread). With --codec auto the
-// encoder's writes are timed (SinkMeter), so auto weighs each chunk's coding
-// cost against how fast the file, pipe or socket actually drains.
+// thread per core; 1 codes on the main thread). With --codec auto the
+// encoder times its own writes (sinkRate "measured"), so auto weighs each
+// chunk's coding cost against how fast the file, pipe or socket actually
+// drains — the same way on one thread or several.
+import { CODECS, type CodecName } from "../codec/ids.js";
 import type { EncoderOptions } from "../format/encoder.js";
-import type { ByteSink } from "../migrate/sink.js";
-import type { ChunkDecoder } from "../format/parallel-decode.js";
-import { poolCoder, poolDecoder } from "../parallel/coder.js";
 import { WorkerPool } from "../parallel/pool.js";
 import { availableCores, MAX_THREADS } from "../parallel/platform.js";
-import { SinkMeter } from "../parallel/rate.js";
 import { intOption, sizeOption, usageOf } from "./args.js";
 import { readKeyFile } from "./key.js";
 
-export const CODECS = ["raw", "zero", "lz4", "zstd", "auto"] as const;
 /** Codec the CLI uses unless told otherwise. */
-export const DEFAULT_CLI_CODEC = "auto";
+export const DEFAULT_CLI_CODEC: CodecName = "auto";
 
 export const ENCODING_OPTIONS = {
   codec: { type: "string" },
@@ -31,71 +28,41 @@ export const ENCODING_HELP = `  --codec NAME         raw, zero, lz4, zstd or aut
                        then per chunk RAW, LZ4 or zstd, whichever the measured
                        output rate and the chunk's compressibility make fastest)
   --level N            zstd level 1..19 (auto: the highest it may use), or LZ4 acceleration
-  --chunk-size BYTES   largest chunk (default 256KiB; 64KiB with --dedup)
+  --chunk-size BYTES   largest chunk (default 256KiB)
   --dedup              content-defined chunks; repeated chunks become references
   --dedup-window BYTES how far back a reference may reach (default 64MiB)
   --key-file F         authenticate every frame with HMAC-SHA-256 (key: hex text or raw bytes)
   --threads N          code chunks on N threads, the main one included (default: one per core;
                        1: the main thread only)`;
 
-type Write = (bytes: Uint8Array) => void | Promise<void>;
-
 export interface Encoding {
   options: EncoderOptions;
   key?: Uint8Array;
   threads: number;
-  /** The encoder's write function, timed for `auto` (unchanged for other codecs). */
-  write(write: Write): Write;
-  /** The encoder's sink, timed for `auto` (the same sink for other codecs). */
-  sink(sink: ByteSink): ByteSink;
   /** Ends the worker pool, if any. */
   close(): Promise<void>;
 }
 
 type Values = { [K in keyof typeof ENCODING_OPTIONS]?: (typeof ENCODING_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
 
-/** A ByteSink whose writes `meter` times. */
-function meteredSink(sink: ByteSink, meter: SinkMeter): ByteSink {
-  const write = meter.wrap((b) => sink.write(b));
-  return {
-    write,
-    end: () => sink.end(),
-    destroy: () => sink.destroy(),
-    get bytes() {
-      return sink.bytes;
-    },
-  };
-}
-
 export async function encodingFrom(command: string, v: Values): Promise<Encoding> {
-  const codec = (v.codec ?? DEFAULT_CLI_CODEC) as (typeof CODECS)[number];
+  const codec = (v.codec ?? DEFAULT_CLI_CODEC) as CodecName;
   if (!CODECS.includes(codec)) throw usageOf(command, `--codec '${v.codec}' is not one of ${CODECS.join(", ")}`);
   const level = v.level === undefined ? undefined : intOption(command, "--level", v.level, 0, 1, 65537);
   const threads = intOption(command, "--threads", v.threads, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
   const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
+  const pool = threads > 1 ? newPool(threads, codec === "zstd" || codec === "auto") : undefined;
   const options: EncoderOptions = {
     codec,
     level,
+    sinkRate: codec === "auto" ? "measured" : undefined,
     chunkSize: sizeOption(command, "--chunk-size", v["chunk-size"]),
     dedup: v.dedup === true,
     dedupWindow: sizeOption(command, "--dedup-window", v["dedup-window"]),
     key,
+    pool,
   };
-  // auto is metered; a fixed codec on one thread keeps the encoder's own inline fast path.
-  const meter = codec === "auto" ? new SinkMeter() : null;
-  let pool: WorkerPool | undefined;
-  if (threads > 1 || meter !== null) {
-    pool = newPool(threads, codec === "zstd" || codec === "auto");
-    options.coder = poolCoder(pool, meter === null ? {} : { sink: meter });
-  }
-  return {
-    options,
-    key,
-    threads,
-    write: (w) => (meter === null ? w : meter.wrap(w)),
-    sink: (s) => (meter === null ? s : meteredSink(s, meter)),
-    close: async () => pool?.close(),
-  };
+  return { options, key, threads, close: async () => pool?.close() };
 }
 
 /**
@@ -110,10 +77,8 @@ function newPool(threads: number, zstd: boolean): WorkerPool {
   return pool;
 }
 
-/** Chunk decoding on a worker pool (--threads; default one thread per core), or none for 1 (inline). */
-export function decodePool(command: string, threadsArg: string | undefined): { decoder: ChunkDecoder; close(): Promise<void> } | undefined {
+/** A worker pool for chunk decoding (--threads; default one thread per core), or none for 1 (inline). */
+export function decodePool(command: string, threadsArg: string | undefined): WorkerPool | undefined {
   const threads = intOption(command, "--threads", threadsArg, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
-  if (threads === 1) return undefined;
-  const pool = newPool(threads, false);
-  return { decoder: poolDecoder(pool), close: () => pool.close() };
+  return threads === 1 ? undefined : newPool(threads, false);
 }

@@ -1,8 +1,7 @@
 // Reading a whole stream for verify, inspect and decode: decoder events are
 // counted (StatsCollector), shown on the progress line, and handed on.
-import { ready } from "../codec/index.js";
+import type { CodingPool } from "../format/chunk-coders.js";
 import { StreamDecoder } from "../format/decoder.js";
-import { ParallelDecoder, type ChunkDecoder } from "../format/parallel-decode.js";
 import type { DecodeEvent } from "../format/types.js";
 import { StatsCollector, type StreamStats } from "../migrate/stats.js";
 import { phaseLabel, type ProgressLine } from "./progress.js";
@@ -15,17 +14,13 @@ export interface ReadOptions {
   assemble?: boolean;
   onEvent?: (ev: DecodeEvent) => void | Promise<void>;
   progress?: ProgressLine;
-  /** Decode chunks on this (a worker pool) instead of inline (not with verifyOnly). */
-  decoder?: ChunkDecoder;
+  /** Decode chunks on this worker pool instead of inline (not with verifyOnly). */
+  pool?: CodingPool;
 }
 
 /** Reads `source` to its end. On failure the error carries what was read so far as `stats`. */
 export async function readStream(source: AsyncIterable<Uint8Array>, o: ReadOptions): Promise<StreamStats> {
-  if (!o.verifyOnly) await ready();
-  const dec =
-    o.decoder && !o.verifyOnly
-      ? new ParallelDecoder({ key: o.key, assemble: o.assemble, decoder: o.decoder })
-      : new StreamDecoder({ key: o.key, verifyOnly: o.verifyOnly, assemble: o.assemble });
+  const dec = new StreamDecoder({ key: o.key, verifyOnly: o.verifyOnly, assemble: o.assemble, pool: o.verifyOnly ? undefined : o.pool });
   const stats = new StatsCollector();
   let phase = "header";
   let raw = 0;
@@ -41,8 +36,7 @@ export async function readStream(source: AsyncIterable<Uint8Array>, o: ReadOptio
       for await (const ev of dec.writeAsync(piece)) await handle(ev);
       o.progress?.update({ phase, bytes: raw, wire: dec.offset });
     }
-    if (dec instanceof ParallelDecoder) for await (const ev of dec.end()) await handle(ev);
-    else dec.finish();
+    for await (const ev of dec.end()) await handle(ev);
   } catch (e) {
     if (e !== null && typeof e === "object" && Object.isExtensible(e)) Object.defineProperty(e, "stats", { value: stats.result(dec.offset), enumerable: false });
     throw e;

@@ -1,7 +1,7 @@
 // The migration report (save, demo) and the stream summary (inspect, verify,
 // restore): one data shape each, printed as text or as JSON.
 import { QEMU_BUFFER_OVERHEAD, type StreamStats } from "../migrate/stats.js";
-import type { SaveToResult } from "../migrate/save-to.js";
+import type { SaveDeviceResult } from "../migrate/save-to.js";
 import { paint } from "./style.js";
 import { bytes, duration, percent, rate, ratio, table } from "./units.js";
 
@@ -41,8 +41,8 @@ export interface MigrationReport {
   digests?: { source: string; destination: string; match: boolean };
 }
 
-/** The report of one saveTo run. */
-export function saveReport(r: SaveToResult, source: string, destination: string): MigrationReport {
+/** The report of one saveDevice run. */
+export function saveReport(r: SaveDeviceResult, source: string, destination: string): MigrationReport {
   const s = r.summary;
   const phases: PhaseRow[] = r.steps.map((st) => ({
     phase: st.phase === "precopy" ? `pre-copy #${st.iteration}` : st.phase === "stopcopy" ? "stop-and-copy" : st.phase,

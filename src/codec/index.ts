@@ -1,69 +1,39 @@
 // The chunk codecs layer: codes and decodes one chunk of the stream format.
-//   encodeChunk(raw, opts)                 -> { codec, level, payload }
+//   encodeChunk(chunk, slot, coding, ctx) -> CodedChunk (coder.ts: the one coding rule)
 //   decodeChunk(codec, payload, rawLength) -> exactly rawLength bytes, or CODEC
 //   DedupIndex / DedupWindow               -> repeated chunks as DEDUP_REF
-// Everything is synchronous once `await ready()` has loaded zstd (optional).
+// Everything is synchronous once `await init()` has loaded the kernels and zstd.
 
 import { MigstreamError, isMigstreamError } from "../errors.js";
 import { init as initKernels } from "../kernels/wasm.js";
+import { MAX_CHUNK_SIZE } from "./coder.js";
 import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "./ids.js";
 import { decodeLz4 } from "./lz4.js";
 import { decodeRaw } from "./raw.js";
-import { MAX_CHUNK_SIZE } from "./select.js";
 import { decodeZero } from "./zero.js";
 import { decodeZstd, loadZstd } from "./zstd.js";
 
 export * from "./ids.js";
-export {
-  encodeChunk,
-  maxCodedSize,
-  MAX_CHUNK_SIZE,
-  RAW_MIN_SAVING,
-  RAW_SAVING_SHIFT,
-  PROBE_BYTES,
-  type CodecName,
-  type ChunkEncoderOptions,
-  type EncodeChoice,
-} from "./select.js";
-export {
-  autoDecide,
-  AUTO_DEFAULT_SINK_RATE,
-  AUTO_ZSTD_LEVEL,
-  type AutoContext,
-  type AutoDecision,
-  type AutoProbe,
-} from "./auto.js";
-export {
-  zstdAvailable,
-  zstdLoaded,
-  zstdMaxChunk,
-  ZSTD_MIN_LEVEL,
-  ZSTD_MAX_LEVEL,
-  ZSTD_DEFAULT_LEVEL,
-  ZSTD_MAX_DECODE_SIZE,
-  ZSTD_LEVEL_MAX_CHUNK,
-} from "./zstd.js";
-export { LZ4_DEFAULT_ACCELERATION, LZ4_ACCELERATION_MAX } from "./lz4.js";
-export {
-  DedupIndex,
-  DedupWindow,
-  MAX_DEDUP_WINDOW,
-  DEDUP_ENTRY_MIN_COST,
-  DEDUP_REF_SIZE,
-  dedupCost,
-  encodeDedupRef,
-  decodeDedupRef,
-  resolveDedupRef,
-} from "./dedup.js";
+export { encodeChunk, screenChunk, reserveCoder, maxCodedSize, slotSize, MAX_CHUNK_SIZE, type CodedChunk, type ChunkFacts, type CoderContext } from "./coder.js";
+export { resolveCoding, type Coding } from "./coding.js";
+export { zstdAvailable, ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL, ZSTD_DEFAULT_LEVEL, ZSTD_MAX_DECODE_SIZE, ZSTD_LEVEL_MAX_CHUNK } from "./zstd.js";
+export { DedupIndex, DedupWindow, encodeDedupRef, decodeDedupRef, resolveDedupRef } from "./dedup.js";
+
+export interface InitOptions {
+  /** Load zstd too (default true); where it cannot load, zstd streams fail with CODEC and `auto` does without it. */
+  zstd?: boolean;
+}
 
 /**
- * Initialises the kernels and, unless `zstd: false`, loads zstd once (where it
- * cannot load, zstdAvailable() stays false and the rest works). Also waits for
- * a zstd instance being replaced after an abort.
+ * Loads the WebAssembly kernels and, unless `zstd: false`, zstd (once; later
+ * calls wait for the first). The synchronous APIs need it first for zstd;
+ * everything asynchronous calls it itself. Where zstd cannot load it stays
+ * unavailable and the rest works. Also waits for a zstd instance being
+ * replaced after an abort.
  */
-export async function ready(opts: { zstd?: boolean } = {}): Promise<void> {
+export async function init(options: InitOptions = {}): Promise<void> {
   await initKernels();
-  if (opts.zstd !== false) await loadZstd();
+  if (options.zstd !== false) await loadZstd();
 }
 
 /**

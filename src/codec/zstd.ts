@@ -1,6 +1,6 @@
 // zstd chunks through our own WebAssembly build of zstd 1.5.7
 // (src/kernels/zstd.ts): synchronous, one instance per thread. `loadZstd()`
-// (or ready({ zstd: true })) imports the binding — a separate module, so that
+// (or init()) imports the binding — a separate module, so that
 // streams without zstd never parse its ~0.5 MB — and creates the instance,
 // or records why a runtime cannot run it: zstd is then unavailable and
 // everything else works.
@@ -33,16 +33,17 @@ export const ZSTD_LEVEL_MAX_CHUNK: readonly number[] = [
 /** Largest zstd chunk accepted for decoding (as with the earlier engine: the format's readers agree on it). */
 export const ZSTD_MAX_DECODE_SIZE = 4 << 20;
 
-/** Largest chunk `encodeZstd` takes at `level` (levels 1..19). */
-export function zstdMaxChunk(level: number): number {
-  checkZstdLevel(level);
-  return ZSTD_LEVEL_MAX_CHUNK[level];
-}
-
+/** Throws USAGE unless `level` is a zstd level: an integer in ZSTD_MIN_LEVEL..ZSTD_MAX_LEVEL. */
 export function checkZstdLevel(level: number): void {
   if (!Number.isInteger(level) || level < ZSTD_MIN_LEVEL || level > ZSTD_MAX_LEVEL) {
-    throw new MigstreamError("USAGE", `zstd level must be an integer in ${ZSTD_MIN_LEVEL}..${ZSTD_MAX_LEVEL}, got ${level}`);
+    throw new MigstreamError("USAGE", `zstd level must be an integer in ${ZSTD_MIN_LEVEL}..${ZSTD_MAX_LEVEL}, got ${level}`, { field: "level" });
   }
+}
+
+/** Highest level ≤ `level` whose chunk limit (ZSTD_LEVEL_MAX_CHUNK) admits n bytes, or 0 if none. */
+export function zstdLevelFor(n: number, level: number): number {
+  for (let l = level; l >= ZSTD_MIN_LEVEL; l--) if (n <= ZSTD_LEVEL_MAX_CHUNK[l]) return l;
+  return 0;
 }
 
 type Engine = typeof import("../kernels/zstd.js");
@@ -69,39 +70,33 @@ export function loadZstd(): Promise<void> {
   return pending;
 }
 
-/** True once zstd is loaded (loadZstd() or ready()) and usable in this runtime. */
+/** True once zstd is loaded (loadZstd() or init()) and usable in this runtime (an instance that trapped is replaced on the next call). */
 export function zstdAvailable(): boolean {
   return engine !== null;
 }
 
-/** Same as zstdAvailable() (an instance that trapped is replaced on the next call). */
-export function zstdLoaded(): boolean {
-  return engine !== null;
+/** The CODEC error for zstd work in a runtime where zstd did not load. */
+export function zstdUnavailable(): MigstreamError {
+  return new MigstreamError("CODEC", "zstd is unavailable in this runtime (await init() first)", { cause: failure ?? undefined });
 }
 
-/** Times an instance was discarded after a trap (for tests and diagnostics). */
-export function zstdRestarts(): number {
-  return engine?.zstdWasmRestarts() ?? 0;
-}
-
-function unavailable(): MigstreamError {
-  return new MigstreamError("CODEC", "zstd is unavailable in this runtime (await ready() first)", { cause: failure ?? undefined });
-}
-
-/** One zstd frame (content size declared) for `raw`, at `level` 1..19; into `into` when given (LIMIT, nothing written, if it does not fit). */
+/**
+ * One zstd frame (content size declared) for `raw`, at a level already
+ * checked (coding.ts); into `into` when given (LIMIT, nothing written, if it
+ * does not fit).
+ */
 export function encodeZstd(raw: Uint8Array, level: number, into?: Uint8Array): Uint8Array {
-  checkZstdLevel(level);
   const max = ZSTD_LEVEL_MAX_CHUNK[level];
   if (raw.length > max) {
     throw new MigstreamError("LIMIT", `zstd level ${level} takes chunks up to ${max} bytes, got ${raw.length}`);
   }
-  if (engine === null) throw unavailable();
+  if (engine === null) throw zstdUnavailable();
   return engine.zstdCompress(raw, level, into);
 }
 
 /** Decodes one zstd frame to exactly `rawLength` bytes, or throws CODEC (LIMIT above ZSTD_MAX_DECODE_SIZE). */
 export function decodeZstd(payload: Uint8Array, rawLength: number, into?: Uint8Array): Uint8Array {
-  if (engine === null) throw unavailable();
+  if (engine === null) throw zstdUnavailable();
   if (rawLength > ZSTD_MAX_DECODE_SIZE) {
     throw new MigstreamError("LIMIT", `zstd chunk of ${rawLength} bytes exceeds ${ZSTD_MAX_DECODE_SIZE}`);
   }

@@ -2,6 +2,7 @@
 // out in output blocks, keeps each device's counts and digest and the stream
 // totals, and hands out finished blocks in stream order. No I/O, no coding.
 
+import type { CodedChunk } from "../codec/coder.js";
 import { CODEC_DEDUP_REF, CODEC_NAMES, CODEC_ZERO } from "../codec/ids.js";
 import { MigstreamError } from "../errors.js";
 import {
@@ -37,16 +38,6 @@ export const CHUNK_PAYLOAD_OFFSET = FRAME_HEADER_SIZE + CHUNK_HEADER_SIZE;
 
 /** Frames are assembled in a reused block of this size (or of the largest frame) before they are written. */
 export const OUTPUT_BLOCK_SIZE = 1 << 20;
-
-/** One coded chunk, ready to be framed. */
-export interface CodedChunk {
-  codec: number;
-  level: number;
-  payload: Uint8Array;
-  rawLength: number;
-  /** XXH3-64 of the raw bytes. */
-  hash: bigint;
-}
 
 /** A scratch buffer a frame is built in; `view` gives a fresh view of it. */
 export interface ScratchFrame {
@@ -227,23 +218,24 @@ export class FrameBuilder {
   }
 
   /**
-   * A CHUNK frame built in a scratch buffer (kernel memory, where the codec
-   * wrote it): its coded payload is at CHUNK_PAYLOAD_OFFSET. The frame is
-   * sealed there and copied into the output. `frame.view` is asked again after
-   * sealing, since hashing may grow kernel memory and detach older views.
+   * A CHUNK frame built in a scratch buffer (kernel memory, where the coder
+   * wrote `c.payload`, at CHUNK_PAYLOAD_OFFSET). The frame is sealed there and
+   * copied into the output. `frame.view` is asked again after sealing, since
+   * hashing may grow kernel memory and detach older views.
    */
-  chunkInPlace(id: number, frame: ScratchFrame, codec: number, rawLength: number, codedLength: number, hash: bigint): void {
+  chunkInPlace(id: number, frame: ScratchFrame, c: CodedChunk): void {
     const d = this.dev(id);
-    const len = CHUNK_HEADER_SIZE + codedLength;
+    const coded = c.payload.length;
+    const len = CHUNK_HEADER_SIZE + coded;
     const size = this.fw.size(len) - this.fw.tagSize;
     const f = frame.view(0, size);
-    writeChunkHeader(f, FRAME_HEADER_SIZE, { codec, level: 0, rawLength, codedLength, rawHash: hash });
+    writeChunkHeader(f, FRAME_HEADER_SIZE, { codec: c.codec, level: c.level, rawLength: c.rawLength, codedLength: coded, rawHash: c.hash });
     this.fw.seal(f, 0, FRAME_CHUNK, id, len, false);
     this.stats.frames = this.fw.seq;
     const at = this.reserve(len);
     this.block.set(frame.view(0, size), at);
     if (this.fw.tagSize > 0) this.blockTags.push({ buf: this.block, start: at, end: at + size });
-    this.account(d, codec, rawLength, codedLength, hash);
+    this.account(d, c.codec, c.rawLength, coded, c.hash);
   }
 
   private account(d: DeviceCounts, codec: number, raw: number, coded: number, hash: bigint): void {

@@ -102,12 +102,8 @@ export class Chunker {
   ends(data: Uint8Array | ByteSource): number[] {
     const src = data instanceof Uint8Array ? arraySource(data) : data;
     const n = src.length;
+    if (this.cdc === null) return this.fixedEnds(n);
     const out: number[] = [];
-    if (this.cdc === null) {
-      for (let e = this.size; e < n; e += this.size) out.push(e);
-      if (n > 0) out.push(n);
-      return out;
-    }
     const runs = zeroRuns(src);
     let at = 0;
     for (let r = 0; r < runs.length; r += 2) {
@@ -118,6 +114,14 @@ export class Chunker {
       at = end;
     }
     this.contentDefinedEnds(src, at, n, out);
+    return out;
+  }
+
+  /** End offsets of fixed chunks of chunkSize over n bytes (the last may be shorter; none for n = 0). */
+  fixedEnds(n: number): number[] {
+    const out: number[] = [];
+    for (let e = this.size; e < n; e += this.size) out.push(e);
+    if (n > 0) out.push(n);
     return out;
   }
 

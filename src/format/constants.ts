@@ -1,7 +1,7 @@
 // Every number of the stream format (docs/FORMAT.md): magic bytes, structure
 // sizes, frame types, phase codes, limits a decoder enforces and encoder defaults.
 
-import { MAX_CHUNK_SIZE } from "../codec/select.js";
+import { MAX_CHUNK_SIZE } from "../codec/coder.js";
 import type { Phase } from "../protocol/types.js";
 
 /** Stream magic, PNG style: high-bit byte, "MIG", CR LF, ^Z, LF. */
@@ -88,9 +88,8 @@ export const MIN_KEY_SIZE = 16;
 export const MAX_KEY_SIZE = 1024;
 
 // ---- encoder defaults ----
+/** Default largest chunk, with or without dedup (with dedup, content-defined chunks average DEDUP_AVG_SIZE, and merged units go up to it). */
 export const DEFAULT_CHUNK_SIZE = 256 << 10;
-/** Default largest chunk with dedup on (content-defined chunks average a quarter of it). */
-export const DEFAULT_DEDUP_CHUNK_SIZE = 64 << 10;
 export const DEFAULT_DEDUP_WINDOW = 64 << 20;
 /** Declared max_transaction of a streaming encoder that was not told one. */
 export const DEFAULT_MAX_TRANSACTION = 64 << 20;

@@ -1,18 +1,23 @@
 // StreamDecoder: bytes in (any split), checked events out. Synchronous for
 // unkeyed streams (`write`/`finish`); `writeAsync` also verifies MACs (WebCrypto
 // is asynchronous), a batch of frames at a time, before interpreting them.
-// Memory: one frame being gathered, one chunk (or transaction) being decoded,
-// the dedup windows; never the whole stream.
+// With a `pool`, chunks are decoded and verified on its threads
+// (parallel-decode.ts) and events still come out in stream order, each chunk's
+// after its bytes verified: the same events, asynchronously only.
+// Memory: one frame being gathered, one chunk (or transaction) being decoded
+// (with a pool: `inFlight` chunks), the dedup windows; never the whole stream.
 
-import { ready } from "../codec/index.js";
+import { init } from "../codec/index.js";
 import { plain } from "./bytes.js";
 import { MigstreamError } from "../errors.js";
+import type { CodingPool } from "./chunk-coders.js";
 import { FrameReader } from "./frames.js";
 import type { StreamHeader } from "./header.js";
 import { Interpreter } from "./interpreter.js";
 import { resolveLimits, type DecoderLimits } from "./limits.js";
 import { checkKey } from "./mac.js";
 import { MacBatchReader } from "./mac-batch.js";
+import { PARALLEL_DECODE_IN_FLIGHT, ParallelDecoding } from "./parallel-decode.js";
 import type { DecodedDevice, DecodedStream, DecodeEvent, StreamTrailer } from "./types.js";
 
 export interface DecoderOptions extends DecoderLimits {
@@ -29,9 +34,16 @@ export interface DecoderOptions extends DecoderLimits {
    * transaction. Default false.
    */
   reuseOutput?: boolean;
+  /**
+   * Decode and verify chunks on these threads (a WorkerPool from
+   * "vfio-migstream/pool"); default: on this thread. Only the asynchronous
+   * methods work then (writeAsync, end, events). Not with verifyOnly. The
+   * pool is not closed by the decoder.
+   */
+  pool?: CodingPool;
+  /** With a pool: chunks read ahead of the consumer, at most (default 16). */
+  inFlight?: number;
 }
-
-export { MAC_BATCH_BYTES, MAC_BATCH_FRAMES } from "./mac-batch.js";
 
 export class StreamDecoder {
   private readonly reader: FrameReader;
@@ -40,9 +52,13 @@ export class StreamDecoder {
   private readonly verifyOnly: boolean;
   private readonly assemble: boolean;
   private readonly reuse: boolean;
+  /** Decoding on a pool (the `pool` option). */
+  private readonly parallel: ParallelDecoding | null = null;
   private interp: Interpreter | null = null;
   private failed: unknown = null;
+  private started: Promise<void> | null = null;
 
+  /** A decoder for one stream. Throws USAGE for bad options. */
   constructor(options: DecoderOptions = {}) {
     this.key = options.key === undefined ? null : checkKey(options.key);
     this.reader = new FrameReader(resolveLimits(options), this.key !== null);
@@ -50,18 +66,33 @@ export class StreamDecoder {
     this.verifyOnly = options.verifyOnly ?? false;
     this.assemble = options.assemble ?? false;
     this.reuse = options.reuseOutput === true;
+    const pool = options.pool;
+    if (pool === undefined) return;
+    if (typeof pool?.decoder !== "function") throw new MigstreamError("USAGE", "pool must be a WorkerPool (decoder())", { field: "pool" });
+    if (this.verifyOnly) throw new MigstreamError("USAGE", "verifyOnly decodes nothing: it takes no pool", { field: "pool" });
+    const inFlight = options.inFlight ?? PARALLEL_DECODE_IN_FLIGHT;
+    if (!Number.isInteger(inFlight) || inFlight < 1) {
+      throw new MigstreamError("USAGE", `inFlight must be a positive integer, got ${inFlight}`, { field: "inFlight" });
+    }
+    const { reader, batches, assemble, reuse } = this;
+    this.parallel = new ParallelDecoding({ reader, batches, assemble, reuse, decoder: pool.decoder(), inFlight });
   }
 
+  /** The stream header, once read. */
   get header(): StreamHeader | null {
     return this.reader.header;
   }
-  /** True once STREAM_END was read and verified. */
+  /** True once STREAM_END was read and verified (with a pool: and every event before it released). */
   get done(): boolean {
-    return this.reader.done && this.failed === null;
+    return this.parallel?.done ?? (this.reader.done && this.failed === null);
   }
   /** Stream bytes consumed. */
   get offset(): number {
     return this.reader.offset;
+  }
+
+  private synchronous(what: string): void {
+    if (this.parallel !== null) throw new MigstreamError("USAGE", `a decoder with a pool is asynchronous: use ${what}`);
   }
 
   private guard(): void {
@@ -80,8 +111,9 @@ export class StreamDecoder {
     return { type: "header", header: h };
   }
 
-  /** Decodes `data`; iterate the result fully before the next write. Unkeyed streams only. */
+  /** Decodes `data`; iterate the result fully before the next write. Unkeyed streams, no pool. */
   *write(data: Uint8Array): Generator<DecodeEvent> {
+    this.synchronous("writeAsync");
     this.guard();
     if (this.key !== null) {
       throw new MigstreamError("USAGE", "authenticated streams need the asynchronous API (writeAsync / decodeStreamAsync): WebCrypto is asynchronous");
@@ -102,8 +134,9 @@ export class StreamDecoder {
     }
   }
 
-  /** Ends the input: throws TRUNCATED unless STREAM_END was read. */
+  /** Ends the input: throws TRUNCATED unless STREAM_END was read. No pool (see end()). */
   finish(): void {
+    this.synchronous("end()");
     this.guard();
     try {
       this.reader.finish();
@@ -112,9 +145,20 @@ export class StreamDecoder {
     }
   }
 
-  /** Like `write`, for keyed and unkeyed streams: a frame's events follow its verified MAC. */
+  /**
+   * Like `write`, for keyed and unkeyed streams, with or without a pool: a
+   * frame's events follow its verified MAC (with a pool, a chunk's follow its
+   * verified bytes; those still being decoded come with later calls or end()).
+   * `data` is not used after the iteration ends.
+   */
   async *writeAsync(data: Uint8Array): AsyncGenerator<DecodeEvent> {
+    if (this.parallel !== null) {
+      yield* this.parallel.writeAsync(data);
+      return;
+    }
     this.guard();
+    this.started ??= init(); // zstd, for zstd chunks
+    await this.started;
     this.reader.push(plain(data));
     for (;;) {
       const b = await this.batches.next();
@@ -132,6 +176,18 @@ export class StreamDecoder {
       if (b.stop !== null) this.fail(b.stop);
       if (!b.more) return;
     }
+  }
+
+  /** Ends the input: the events still pending (with a pool), then TRUNCATED unless STREAM_END was read. */
+  async *end(): AsyncGenerator<DecodeEvent> {
+    if (this.parallel !== null) yield* this.parallel.end();
+    else this.finish();
+  }
+
+  /** Decodes a whole source: its events in stream order, then end(). */
+  async *events(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<DecodeEvent> {
+    for await (const piece of source) yield* this.writeAsync(piece);
+    yield* this.end();
   }
 }
 
@@ -181,8 +237,9 @@ function oneShotOptions(options: DecoderOptions): DecoderOptions {
 }
 
 /**
- * Decodes a whole unkeyed stream held in memory. zstd chunks need
- * `await ready()` first (decodeStreamAsync does it).
+ * Decodes a whole unkeyed stream held in memory, on this thread. zstd chunks
+ * need `await init()` first (decodeStreamAsync does it). Throws the first
+ * problem as a MigstreamError (where: byte offset, frame, field).
  */
 export function decodeStream(bytes: Uint8Array, options: DecoderOptions = {}): DecodedStream {
   const dec = new StreamDecoder(oneShotOptions(options));
@@ -192,21 +249,19 @@ export function decodeStream(bytes: Uint8Array, options: DecoderOptions = {}): D
   return c.result();
 }
 
-/** Decodes a whole stream (keyed or not) from memory or an async source. */
+/** Decodes a whole stream as decodeStream does, keyed or not, from memory or an async source, with or without a pool. */
 export async function decodeStreamAsync(
   source: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: DecoderOptions = {},
 ): Promise<DecodedStream> {
-  await ready();
+  await init();
   const dec = new StreamDecoder(oneShotOptions(options));
   const c = new Collector();
-  const pieces = source instanceof Uint8Array ? [source] : source;
-  for await (const piece of pieces) for await (const ev of dec.writeAsync(piece)) c.add(ev);
-  dec.finish();
+  for await (const ev of dec.events(source instanceof Uint8Array ? [source] : source)) c.add(ev);
   return c.result();
 }
 
-/** Verifies a stream in memory without decompressing (sync; unkeyed). Returns the trailer. */
+/** Verifies a stream in memory without decompressing (sync; unkeyed): every check, returns the trailer, throws the first problem. */
 export function verifyStream(bytes: Uint8Array, options: DecoderOptions = {}): StreamTrailer {
   const dec = new StreamDecoder({ ...options, verifyOnly: options.verifyOnly ?? true, assemble: false });
   let trailer: StreamTrailer | null = null;

@@ -14,12 +14,25 @@
 //    a change — is sent as one unit (one frame, one LZ4 block) when it is at
 //    most the largest chunk.
 // Data that is new throughout is sent in content-defined chunks, each
-// recorded alone, so that a later phase can refer to any part of it. The plan
-// only asks the index; units are decided and recorded in stream order when
-// they are coded (decide / InlineChunks), so a wrong guess costs size, never
-// correctness.
+// recorded alone, so that a later phase can refer to any part of it.
+// With `auto`, the last phase (stop-and-copy, and any after it), which no
+// later phase refers back to, takes only what dedup finds: a transaction in
+// which no chunk is known is sent in the fixed chunks it would have without
+// dedup, and in one with known chunks, a run of new data goes in units of up
+// to the largest chunk (joined at chunk ends) — so where there is nothing to
+// dedup, auto with dedup sends what auto without does, compressed as well. A
+// repeat inside the last phase is then found only as a whole unit. Fixed
+// codecs keep the small units there too (the format's dedup vector is coded
+// that way).
+// The plan only asks the index; units are decided and recorded in stream
+// order when they are coded (codec/coder.ts), so a wrong guess costs size,
+// never correctness.
 
+import type { ChunkFacts } from "../codec/coder.js";
 import { ANCHOR_SIZE, type DedupIndex } from "../codec/dedup.js";
+import { xxh3_64 } from "../kernels/xxh3.js";
+import { isZero } from "../kernels/zero.js";
+import { type ByteSource, type Chunker, zeroRuns } from "./chunking.js";
 
 /**
  * A resync is looked for in the last this many bytes of a run of unknown
@@ -29,16 +42,6 @@ import { ANCHOR_SIZE, type DedupIndex } from "../codec/dedup.js";
 export const RESYNC_SCAN = 16 << 10;
 /** A known chunk this long (or longer) switches resync on for the rest of the transaction (tiny repeats do not). */
 export const RESYNC_MIN_KNOWN = 256;
-import { xxh3_64 } from "../kernels/xxh3.js";
-import { isZero } from "../kernels/zero.js";
-import { type ByteSource, type Chunker, zeroRuns } from "./chunking.js";
-
-/** What planning learned about a unit's bytes, so coding need not look again. */
-export interface ChunkFacts {
-  zero: boolean;
-  /** XXH3-64 of the unit's bytes (0n for a zero unit: not needed). */
-  hash: bigint;
-}
 
 /** A unit ending at `end` (the previous unit's end, or 0, is its start). */
 export interface Unit {
@@ -63,18 +66,23 @@ class Planner {
   readonly units: Unit[] = [];
   /** A known chunk was met in this transaction: unknown runs are probed for resync. */
   private repeating = false;
+  /** Some chunk of this transaction is known (found by hash or by resync). */
+  found = false;
 
   constructor(
     private readonly src: ByteSource,
     private readonly chunker: Chunker,
     private readonly index: DedupIndex,
     private readonly maxUnit: number,
+    /** Runs of new data go in units of up to maxUnit (auto's last phase). */
+    private readonly lastPhase: boolean,
   ) {}
 
   private piece(start: number, end: number): Piece {
     const zero = isZero(this.src.view(start, end));
     const hash = zero ? 0n : xxh3_64(this.src.view(start, end));
     const known = !zero && this.index.has(hash);
+    if (known) this.found = true;
     if (known && end - start >= RESYNC_MIN_KNOWN) this.repeating = true;
     return { end, facts: { zero, hash }, known };
   }
@@ -122,6 +130,7 @@ class Planner {
       if (this.repeating) {
         const found = this.resync(prev, runEnd, to);
         if (found !== null) {
+          this.found = true;
           this.run(prev, run.filter((r) => r.end < found.at), found.at, true);
           this.units.push({ end: found.at + found.length, facts: { zero: false, hash: xxh3_64(this.src.view(found.at, found.at + found.length)) } });
           return found.at + found.length;
@@ -152,7 +161,8 @@ class Planner {
   /**
    * Units for unknown bytes [from, end) made of the chunks `run` (their ends;
    * the last may stop short of `end`): one merged unit when `besideKnown` and
-   * short enough, else the chunks (and the rest up to `end`).
+   * short enough; in the last phase, units of whole chunks up to maxUnit;
+   * else the chunks (and the rest up to `end`).
    */
   private run(from: number, run: Piece[], end: number, besideKnown: boolean): void {
     if (end <= from) return;
@@ -161,22 +171,40 @@ class Planner {
       this.units.push({ end, facts: run[0].facts });
       return;
     }
-    if (besideKnown && end - from <= this.maxUnit) {
+    if ((besideKnown || this.lastPhase) && end - from <= this.maxUnit) {
       this.units.push({ end, facts: null });
       return;
     }
+    if (this.lastPhase) return this.grouped(from, run, end);
     for (const r of run) this.units.push({ end: r.end, facts: r.facts });
     if (run.length === 0 || run[run.length - 1].end < end) this.units.push({ end, facts: null });
+  }
+
+  /** Units of consecutive chunks of `run`, each as long as fits in maxUnit, ending at a chunk end (and the rest up to `end`). */
+  private grouped(from: number, run: Piece[], end: number): void {
+    let start = from;
+    let taken: Piece[] = [];
+    const unit = (to: number) => {
+      this.units.push({ end: to, facts: taken.length === 1 && taken[0].end === to ? taken[0].facts : null });
+      start = to;
+      taken = [];
+    };
+    for (const r of run) {
+      if (r.end - start > this.maxUnit && taken.length > 0) unit(taken[taken.length - 1].end);
+      taken.push(r);
+    }
+    if (end - start > this.maxUnit && taken.length > 0) unit(taken[taken.length - 1].end);
+    if (end > start) unit(end);
   }
 }
 
 /**
  * The units of a transaction `src` with dedup: content-defined chunks and
  * zero runs, resynced and merged as described above; no unit longer than
- * `maxUnit`.
+ * `maxUnit`. `lastPhase`: new data goes in large units (auto, stop-and-copy or later).
  */
-export function planUnits(src: ByteSource, chunker: Chunker, index: DedupIndex, maxUnit: number): Unit[] {
-  const p = new Planner(src, chunker, index, maxUnit);
+export function planUnits(src: ByteSource, chunker: Chunker, index: DedupIndex, maxUnit: number, lastPhase: boolean): Unit[] {
+  const p = new Planner(src, chunker, index, maxUnit, lastPhase);
   const zeroFacts: ChunkFacts = { zero: true, hash: 0n };
   const runs = zeroRuns(src);
   let at = 0;
@@ -188,5 +216,6 @@ export function planUnits(src: ByteSource, chunker: Chunker, index: DedupIndex, 
     at = runs[r + 1];
   }
   p.segment(at, src.length);
-  return p.units;
+  // The last phase with nothing known: the chunks it would be sent in without dedup.
+  return lastPhase && !p.found ? plainUnits(chunker.fixedEnds(src.length)) : p.units;
 }

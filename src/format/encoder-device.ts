@@ -1,21 +1,18 @@
 // The encoder's per-device rules (the order a producer must follow: USAGE
-// otherwise) and how one chunk is coded on this thread: dedup decision, then
-// the LZ4/RAW/ZERO fast path (inline.ts) or encodeChunk for zstd and auto.
+// otherwise) and where its chunks are coded on this thread (inline.ts, with
+// the transaction staged in kernel memory for dedup planning).
 
-import { DedupIndex, encodeDedupRef } from "../codec/dedup.js";
-import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "../codec/ids.js";
-import { encodeChunk } from "../codec/select.js";
-import { ZERO_PAYLOAD } from "../codec/zero.js";
+import type { CodedChunk, ChunkFacts } from "../codec/coder.js";
+import { DedupIndex } from "../codec/dedup.js";
+import { CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "../codec/ids.js";
 import { MigstreamError } from "../errors.js";
-import { xxh3_64 } from "../kernels/xxh3.js";
 import { allocBuffer, type KernelBuffer } from "../kernels/wasm.js";
-import { isZero } from "../kernels/zero.js";
 import type { Phase } from "../protocol/types.js";
-import type { CodedChunk, FrameBuilder } from "./builder.js";
+import type { FrameBuilder } from "./builder.js";
 import { plain } from "./bytes.js";
 import { arraySource, type ByteSource, Chunker } from "./chunking.js";
 import { MAX_NAME_LENGTH, PHASES, phaseCode } from "./constants.js";
-import { type ChunkFacts, planUnits, plainUnits, type Unit } from "./encoder-dedup.js";
+import { planUnits, plainUnits, type Unit } from "./encoder-dedup.js";
 import { intOption, usage, type Settings } from "./encoder-options.js";
 import { InlineChunks } from "./inline.js";
 import type { DeviceInfo } from "./types.js";
@@ -41,18 +38,21 @@ export class DeviceState {
   readonly index: DedupIndex | null;
   readonly chunker: Chunker;
   private readonly chunkSize: number;
+  /** auto: the last phase sends new data in large units (encoder-dedup.ts). */
+  private readonly largeLastUnits: boolean;
 
   constructor(id: number, s: Settings) {
     this.id = id;
     this.index = s.dedupWindow > 0 ? new DedupIndex(s.dedupWindow) : null;
     this.chunker = new Chunker(s.chunkSize, s.dedupWindow > 0);
     this.chunkSize = s.chunkSize;
+    this.largeLastUnits = s.coding.codec === "auto";
   }
 
   /** The units one transaction is sent as (chunks; with dedup, some merged: encoder-dedup.ts). */
   plan(src: ByteSource): Unit[] {
     if (this.index === null || !this.chunker.contentDefined) return plainUnits(this.chunker.ends(src));
-    return planUnits(src, this.chunker, this.index, this.chunkSize);
+    return planUnits(src, this.chunker, this.index, this.chunkSize, this.largeLastUnits && this.phase >= phaseCode("stopcopy"));
   }
 
   private open(what: string): void {
@@ -97,7 +97,7 @@ export class DeviceState {
   }
 }
 
-/** A chunk decided without coding (ZERO, DEDUP_REF), or one still to be coded. */
+/** The name and metadata of a device as DEVICE_BEGIN carries them (USAGE or LIMIT when they do not fit). */
 export function nameBytes(info: DeviceInfo | undefined, s: Settings): { name: Uint8Array; metadata: Uint8Array } {
   const name = utf8.encode(info?.name ?? "");
   if (name.length > MAX_NAME_LENGTH) throw usage(`device name has ${name.length} UTF-8 bytes, at most ${MAX_NAME_LENGTH}`, "name");
@@ -121,39 +121,7 @@ export function checkDeviceId(id: unknown, devices: Map<number, unknown>, s: Set
 }
 
 
-export type Decision = { ready: CodedChunk } | { raw: Uint8Array; hash: bigint | null };
-
-let zeroHash = { length: -1, hash: 0n };
-function hashOfZeros(n: number, raw: Uint8Array): bigint {
-  if (zeroHash.length !== n) zeroHash = { length: n, hash: xxh3_64(raw) };
-  return zeroHash.hash;
-}
-
-/**
- * Dedup decision for one chunk (in stream order): ZERO, a reference to a live
- * identical chunk, or "code it" — after recording it in the index, since every
- * coded (RAW/LZ4/ZSTD) chunk is recorded by the decoder too. `facts`: what the
- * plan already found out about these bytes.
- */
-export function decide(raw: Uint8Array, index: DedupIndex | null, facts: ChunkFacts | null = null): Decision {
-  if (index === null) return { raw, hash: null };
-  if (facts?.zero ?? isZero(raw)) return { ready: { codec: CODEC_ZERO, level: 0, payload: ZERO_PAYLOAD, rawLength: raw.length, hash: hashOfZeros(raw.length, raw) } };
-  const hash = facts?.hash ?? xxh3_64(raw);
-  const ord = index.find(raw, hash);
-  if (ord >= 0) return { ready: { codec: CODEC_DEDUP_REF, level: 0, payload: encodeDedupRef(ord), rawLength: raw.length, hash } };
-  index.add(raw, hash);
-  return { raw, hash };
-}
-
-/** Codes a chunk on this thread (zstd must be loaded for zstd/auto). */
-export function codeInline(raw: Uint8Array, hash: bigint | null, s: Settings, mustNotBeZero: boolean): CodedChunk {
-  const h = hash ?? xxh3_64(raw);
-  const c = encodeChunk(raw, s.level === undefined ? { codec: s.codec } : { codec: s.codec, level: s.level });
-  if (mustNotBeZero && c.codec === CODEC_ZERO) throw new MigstreamError("INTERNAL", "a recorded chunk was coded as ZERO");
-  return { codec: c.codec, level: c.level, payload: c.payload, rawLength: raw.length, hash: h };
-}
-
-/** Checks what a ChunkCoder returned for a chunk. */
+/** Checks what a ChunkCoder returned for a chunk of `raw` bytes (`hash`: known already, so not ZERO either). */
 export function checkCoded(c: CodedChunk, raw: number, hash: bigint | null): CodedChunk {
   const allowed = hash === null ? c.codec <= CODEC_ZSTD : c.codec === CODEC_RAW || c.codec === CODEC_LZ4 || c.codec === CODEC_ZSTD;
   const bad =
@@ -169,30 +137,27 @@ export function checkCoded(c: CodedChunk, raw: number, hash: bigint | null): Cod
 }
 
 
-/** Codes chunks on this thread: the fast path for lz4/raw/zero, encodeChunk for zstd and auto. */
+/** Codes chunks on this thread (inline.ts). */
 export class ChunkCoding {
   private readonly s: Settings;
-  private readonly fast: InlineChunks | null;
+  private readonly chunks: InlineChunks;
   /** Kernel-memory copy of the current transaction (dedup). */
   private stage: KernelBuffer | null = null;
 
   constructor(s: Settings) {
     this.s = s;
-    const c = s.codec;
-    this.fast = c === "lz4" || c === "raw" || c === "zero" ? new InlineChunks(s.chunkSize, c === "lz4", c === "lz4" ? (s.level ?? 1) : 1) : null;
+    this.chunks = new InlineChunks(s.chunkSize, s.coding);
   }
 
   /**
-   * Where the chunks of a transaction are read from: with dedup and the fast
-   * path, a copy in kernel memory (planning hashes every chunk, coding works
-   * on it again: both in place; `shared`: valid until the next call, so the
-   * caller codes all of it before yielding), else `data` itself.
-   * (zstd and auto keep plain arrays: their coders allocate kernel scratch
-   * while they look at a chunk, which would detach a view of kernel memory.)
+   * Where the chunks of a transaction are read from: with dedup, a copy in
+   * kernel memory (planning hashes every chunk, coding works on it again:
+   * both in place; `shared`: valid until the next call, so the caller codes
+   * all of it before yielding), else `data` itself.
    */
   source(data: Uint8Array): ByteSource {
     const n = data.length;
-    if (this.fast === null || this.s.dedupWindow === 0 || n === 0 || n > DEDUP_STAGE_MAX) return arraySource(data);
+    if (this.s.dedupWindow === 0 || n === 0 || n > DEDUP_STAGE_MAX) return arraySource(data);
     if (this.stage === null || this.stage.length < n) {
       this.stage?.free();
       this.stage = null;
@@ -205,14 +170,11 @@ export class ChunkCoding {
 
   /** Codes src[start, end) (a unit of device `d`'s transaction) and frames it. */
   code(b: FrameBuilder, d: DeviceState, src: ByteSource, start: number, end: number, facts: ChunkFacts | null): void {
-    if (this.fast !== null) return this.fast.encode(b, d.id, src, start, end, d.index, facts);
-    const raw = src.view(start, end);
-    const dec = decide(raw, d.index, facts);
-    b.chunk(d.id, "ready" in dec ? dec.ready : codeInline(dec.raw, dec.hash, this.s, d.index !== null));
+    this.chunks.encode(b, d.id, src, start, end, d.index, facts, this.s.sink?.context(1));
   }
 
   free(): void {
-    this.fast?.free();
+    this.chunks.free();
     this.stage?.free();
     this.stage = null;
   }

@@ -2,15 +2,16 @@
 // values), and the header fields they declare. One-shot encoders declare the
 // limits their input needs; streaming encoders the defaults unless told.
 
+import { AutoSink, type SinkRate } from "../codec/auto/sink.js";
+import { MAX_CHUNK_SIZE } from "../codec/coder.js";
+import { resolveCoding, type Coding } from "../codec/coding.js";
 import { MAX_DEDUP_WINDOW } from "../codec/dedup.js";
-import { checkLz4Acceleration } from "../codec/lz4.js";
-import { CODEC_CHOICES, MAX_CHUNK_SIZE, type CodecName } from "../codec/select.js";
-import { checkZstdLevel } from "../codec/zstd.js";
+import type { CodecName } from "../codec/ids.js";
 import { MigstreamError } from "../errors.js";
+import type { CodingPool } from "./chunk-coders.js";
 import {
   CHUNK_HEADER_SIZE,
   DEFAULT_CHUNK_SIZE,
-  DEFAULT_DEDUP_CHUNK_SIZE,
   DEFAULT_DEDUP_WINDOW,
   DEFAULT_MAX_DEVICES,
   DEFAULT_MAX_METADATA,
@@ -30,11 +31,20 @@ import { checkKey } from "./mac.js";
 import type { DeviceInput } from "./types.js";
 
 export interface EncoderOptions {
-  /** Chunk codec; default "lz4". All-zero chunks are always ZERO; chunks that do not shrink go RAW. */
-  codec?: "raw" | "zero" | "lz4" | "zstd" | "auto";
-  /** LZ4 acceleration (1..) or zstd level (1..19; "auto": the zstd level it may use). */
+  /** Chunk codec (CODECS); default "lz4". All-zero chunks are always ZERO; chunks that do not shrink go RAW. */
+  codec?: CodecName;
+  /** LZ4 acceleration (1..65537) or zstd level (1..19; "auto": the highest zstd level it may use, default 3). */
   level?: number;
-  /** Largest chunk; default DEFAULT_CHUNK_SIZE (DEFAULT_DEDUP_CHUNK_SIZE with dedup). */
+  /**
+   * `auto` only: how fast the output drains, in bytes/s (Infinity: no
+   * limit), which auto weighs each chunk's coding cost against; or
+   * "measured": the encoder times its own writes and follows the rate they
+   * show (RAW until the sink first holds them back). Default 125e6 (1 Gbit/s).
+   * The same bytes whether chunks are coded inline or on a pool, for a
+   * given rate and number of threads.
+   */
+  sinkRate?: SinkRate;
+  /** Largest chunk; default DEFAULT_CHUNK_SIZE (256 KiB). */
   chunkSize?: number;
   /** Content-defined chunking and DEDUP_REF chunks within the window. */
   dedup?: boolean;
@@ -57,53 +67,24 @@ export interface EncoderOptions {
    * consumer may keep.
    */
   reuseOutput?: boolean;
-  /** Codes chunks elsewhere (e.g. a worker pool); default: inline on this thread. */
-  coder?: ChunkCoder;
+  /**
+   * Code chunks on these threads (a WorkerPool from "vfio-migstream/pool");
+   * default: on this thread. The output is the same byte for byte (auto: for
+   * the same sinkRate and thread count). The pool is not closed by the encoder.
+   */
+  pool?: CodingPool;
 }
 
-/** Codes chunks; lets src/parallel's WorkerPool plug in (poolCoder). */
-export interface ChunkCoder {
-  /**
-   * The encoder passes its own copy of each chunk (the coder may keep or move
-   * it), or with `copiesInput` a view of the caller's bytes, valid only until
-   * encode returns.
-   */
-  encode(raw: Uint8Array, codec: string, level?: number): Promise<{ codec: number; level: number; payload: Uint8Array; rawLength: number; hash: bigint }>;
-  /** encode copies `raw` before it returns (so the encoder need not copy it first). */
-  readonly copiesInput?: boolean;
-  /** Called once the encoder has framed (copied) a coded chunk: its payload's memory may be reused. */
-  release?(chunk: { payload: Uint8Array }): void;
-  /**
-   * Zero copy, optional: a buffer of n bytes for the caller to fill (a
-   * device's data read straight into it) and pass back to encodeOwned.
-   */
-  lend?(n: number): Uint8Array;
-  /**
-   * Codes the chunks at `chunks` (offset, length) of a buffer from lend(),
-   * taking the buffer over (no copy): one promise per chunk, in order. Returns
-   * null, having taken nothing, when it cannot (not lent, too large): the
-   * encoder then codes the chunks one by one.
-   */
-  encodeOwned?(
-    buffer: Uint8Array,
-    chunks: readonly { offset: number; length: number }[],
-    codec: string,
-    level?: number,
-  ): Promise<{ codec: number; level: number; payload: Uint8Array; rawLength: number; hash: bigint }>[] | null;
-  /** Chunks the encoder keeps in flight, asked before each one (default and most: CODER_IN_FLIGHT). */
-  inFlight?(): number;
-}
-
-/** One device of a StreamEncoder; structurally a SaveSink (src/protocol/types.ts). */
-
+/** Encoder options, checked and resolved. */
 export interface Settings {
   reuseOutput: boolean;
-  codec: CodecName | "auto";
-  level: number | undefined;
+  coding: Coding;
+  /** auto's sink (null for other codecs). */
+  sink: AutoSink | null;
   chunkSize: number;
   dedupWindow: number;
   key: Uint8Array | null;
-  coder: ChunkCoder | null;
+  pool: CodingPool | null;
   fields: HeaderFields;
 }
 
@@ -135,16 +116,10 @@ export interface Known {
 
 export function settings(o: EncoderOptions, known: Known | null): Settings {
   if (o === null || typeof o !== "object") throw usage("options must be an object");
-  const codec = o.codec ?? "lz4";
-  if (!CODEC_CHOICES.includes(codec)) throw usage(`unknown codec ${String(codec)}`, "codec");
-  const level = o.level;
-  if (level !== undefined) {
-    if (codec === "lz4") checkLz4Acceleration(level);
-    else if (codec === "zstd" || codec === "auto") checkZstdLevel(level);
-    else throw usage(`codec ${codec} takes no level`, "level");
-  }
+  const coding = resolveCoding(o.codec ?? "lz4", o.level);
+  const sink = coding.codec === "auto" ? new AutoSink(o.sinkRate) : null;
   const dedup = o.dedup ?? false;
-  const chunkSize = intOption(o.chunkSize ?? (dedup ? DEFAULT_DEDUP_CHUNK_SIZE : DEFAULT_CHUNK_SIZE), "chunkSize", 1, MAX_CHUNK_SIZE);
+  const chunkSize = intOption(o.chunkSize ?? DEFAULT_CHUNK_SIZE, "chunkSize", 1, MAX_CHUNK_SIZE);
   const window = intOption(o.dedupWindow ?? DEFAULT_DEDUP_WINDOW, "dedupWindow", 0, MAX_DEDUP_WINDOW);
   const dedupWindow = dedup ? window : 0;
   const key = o.key === undefined ? null : checkKey(o.key);
@@ -163,16 +138,16 @@ export function settings(o: EncoderOptions, known: Known | null): Settings {
       { field: "dedupWindow" },
     );
   }
-  const coder = o.coder ?? null;
-  if (coder !== null && typeof coder.encode !== "function") throw usage("coder must have an encode method", "coder");
+  const pool = o.pool ?? null;
+  if (pool !== null && (typeof pool.coder !== "function" || !(pool.threads >= 1))) throw usage("pool must be a WorkerPool (threads, coder())", "pool");
   return {
     reuseOutput: o.reuseOutput === true,
-    codec,
-    level,
+    coding,
+    sink,
     chunkSize,
     dedupWindow,
     key,
-    coder,
+    pool,
     fields: {
       macAlg: key === null ? MAC_NONE : MAC_HMAC_SHA256_128,
       streamId,

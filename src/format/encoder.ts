@@ -3,24 +3,30 @@
 // slow consumer slows the producer; keyed streams are authenticated with
 // WebCrypto); encodeStream / encodeStreamAsync are the one-shot forms.
 //
+// Chunks are coded on this thread (inline.ts), or with the `pool` option on
+// a pool's threads (a ChunkCoder, chunk-coders.ts) and framed here in stream
+// order: the same bytes either way.
+//
 // Memory: one output block (OUTPUT_BLOCK_SIZE, or one frame if larger; with
 // dedup coded inline, the blocks of one transaction staged in kernel memory,
 // at most DEDUP_STAGE_MAX of input), the chunks in flight in a ChunkCoder
 // (CODER_IN_FLIGHT) and each device's dedup index (at most dedupWindow bytes);
 // never the whole stream.
 
-import { ready } from "../codec/index.js";
+import { screenChunk, type CodedChunk } from "../codec/coder.js";
+import { init } from "../codec/index.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
 import type { Phase } from "../protocol/types.js";
-import { FrameBuilder, type CodedChunk, type EncoderStats } from "./builder.js";
+import { FrameBuilder, type EncoderStats } from "./builder.js";
 import { concat, plain } from "./bytes.js";
+import type { ChunkCoder } from "./chunk-coders.js";
 import { arraySource } from "./chunking.js";
-import { checkCoded, checkDeviceId, ChunkCoding, decide, DeviceState, nameBytes } from "./encoder-device.js";
-import { declared, intOption, settings, survey, usage, type ChunkCoder, type EncoderOptions, type Settings } from "./encoder-options.js";
+import { checkCoded, checkDeviceId, ChunkCoding, DeviceState, nameBytes } from "./encoder-device.js";
+import { declared, intOption, settings, survey, usage, type EncoderOptions, type Settings } from "./encoder-options.js";
 import { fillTags, frameKey } from "./mac.js";
 import type { DeviceInfo, DeviceInput, DeviceTrailer, StreamTrailer } from "./types.js";
 
-export type { ChunkCoder, EncoderOptions, EncoderStats };
+export type { EncoderOptions, EncoderStats };
 
 /** Chunks a ChunkCoder may hold at once (submitted, not yet framed): 8 batches of 1 MiB, so the calling thread can code ahead while a worker holds the oldest (2 threads: 3–5% faster than 16 on lz4 and zstd-1). */
 export const CODER_IN_FLIGHT = 32;
@@ -60,8 +66,10 @@ const nothing = () => {};
 export class StreamEncoder {
   private readonly s: Settings;
   private readonly b: FrameBuilder;
-  /** Inline coding (no options.coder). */
+  /** Inline coding (no pool). */
   private readonly inline: ChunkCoding | null;
+  /** Coding on the pool's threads. */
+  private readonly coder: ChunkCoder | null;
   private readonly write: (bytes: Uint8Array) => void | Promise<void>;
   private readonly devices = new Map<number, DeviceState>();
   /** Buffers handed over whole (zero copy): passing one again is a caller's bug, not an empty transaction. */
@@ -70,21 +78,29 @@ export class StreamEncoder {
   private writing: Promise<void> = Promise.resolve();
   private failure: unknown = null;
   private finished = false;
-  // Coder pipeline (only with options.coder).
+  // Coder pipeline (only with a pool).
   private readonly queue: Job[] = [];
   private pumping = false;
   private waiters: (() => void)[] = [];
 
+  /**
+   * Starts a stream whose bytes go to `write`, in order; a write that returns
+   * a promise is awaited before the next (backpressure), and a rejection
+   * fails the encoder. Throws USAGE (or LIMIT) for bad options.
+   */
   constructor(write: (bytes: Uint8Array) => void | Promise<void>, options: EncoderOptions = {}) {
     if (typeof write !== "function") throw usage("write must be a function");
-    this.write = write;
     this.s = settings(options, null);
+    this.write = this.s.sink?.wrap(write) ?? write;
     this.b = new FrameBuilder(this.s.fields, this.s.reuseOutput);
-    this.inline = this.s.coder === null ? new ChunkCoding(this.s) : null;
+    this.coder = this.s.pool?.coder() ?? null;
+    this.inline = this.coder === null ? new ChunkCoding(this.s) : null;
     const s = this.s;
     const headerBytes = this.b.headerBytes;
+    const codec = s.coding.codec;
+    const inline = this.coder === null;
     this.started = (async () => {
-      if (s.coder === null) await ready({ zstd: s.codec === "zstd" || s.codec === "auto" });
+      if (inline) await init({ zstd: codec === "zstd" || codec === "auto" });
       return s.key === null ? null : frameKey(s.key, headerBytes);
     })();
     this.started.catch(() => {});
@@ -136,7 +152,7 @@ export class StreamEncoder {
 
   /** Runs a frame step now (inline coding) or after the chunks queued before it. */
   private step(run: () => void): Promise<void> {
-    if (this.s.coder === null) {
+    if (this.coder === null) {
       run();
       return Promise.resolve();
     }
@@ -175,10 +191,9 @@ export class StreamEncoder {
     }
   }
 
-  /** Chunks the coder pipeline may hold: what the coder asks for, within 1..CODER_IN_FLIGHT. */
+  /** Chunks the coder pipeline may hold: CODER_IN_FLIGHT, fewer while auto waits for its first measurement of the sink. */
   private inFlightLimit(): number {
-    const n = this.s.coder?.inFlight?.();
-    return typeof n === "number" && n >= 1 ? Math.min(Math.floor(n), CODER_IN_FLIGHT) : CODER_IN_FLIGHT;
+    return this.s.sink?.inFlight(CODER_IN_FLIGHT) ?? CODER_IN_FLIGHT;
   }
 
   /** Waits until the coder pipeline has room for one more chunk. */
@@ -204,7 +219,7 @@ export class StreamEncoder {
     this.devices.set(n, d);
     const meta = metadata.slice();
     this.step(() => this.b.deviceBegin(n, name, meta)).catch(() => {});
-    const coder = this.s.coder;
+    const coder = this.coder;
     const writer: DeviceWriter = {
       phase: (phase, iteration) => this.phase(d, phase, iteration),
       transaction: (data) => this.transaction(d, data),
@@ -248,7 +263,7 @@ export class StreamEncoder {
     await this.guarded(d, async () => {
       await this.started;
       const size = data.length;
-      if (this.s.coder === null) {
+      if (this.coder === null) {
         const inline = this.inline!;
         const src = inline.source(data);
         const units = d.plan(src);
@@ -267,7 +282,7 @@ export class StreamEncoder {
         await this.flush(false);
         return;
       }
-      const coder = this.s.coder;
+      const coder = this.coder;
       const units = d.plan(arraySource(data));
       this.step(() => this.b.transaction(d.id, size, units.length)).catch(nothing); // a failure surfaces through the chunks
       if (d.index === null && units.length > 0 && (await this.owned(d, data, units))) return;
@@ -275,18 +290,20 @@ export class StreamEncoder {
       for (const u of units) {
         const end = u.end;
         await this.room();
-        const dec = decide(data.subarray(start, end), d.index, u.facts);
+        const raw = data.subarray(start, end);
+        // The coding rule's ZERO and dedup steps run here, in stream order; the rest on the pool.
+        const screened = d.index === null ? null : screenChunk(raw, d.index, u.facts);
+        const coded = screened !== null && typeof screened !== "bigint";
         let chunk: Promise<CodedChunk>;
-        if ("ready" in dec) chunk = Promise.resolve(dec.ready);
+        if (coded) chunk = Promise.resolve(screened);
         else {
-          const n = dec.raw.length;
-          const h = dec.hash;
-          chunk = coder.encode(coder.copiesInput ? dec.raw : dec.raw.slice(), this.s.codec, this.s.level).then((c) => checkCoded(c, n, h));
+          const hash = screened;
+          chunk = coder.encode(raw, this.s.coding, this.autoContext()).then((c) => checkCoded(c, raw.length, hash));
           chunk.catch(() => {});
         }
         const run = (c: CodedChunk | null) => {
           this.b.chunk(d.id, c!);
-          if (!("ready" in dec)) coder.release?.(c!); // framed (copied): the coder may reuse its payload
+          if (!coded) coder.release?.(c!); // framed (copied): the coder may reuse its payload
         };
         this.enqueue({ chunk, run, ran: nothing, failed: nothing });
         start = end;
@@ -300,7 +317,7 @@ export class StreamEncoder {
    * in place on a worker). False when the coder declines: code chunk by chunk.
    */
   private async owned(d: DeviceState, data: Uint8Array, units: readonly { end: number }[]): Promise<boolean> {
-    const coder = this.s.coder!;
+    const coder = this.coder!;
     if (coder.encodeOwned === undefined) return false;
     await this.room();
     const spans = units.map((u, i) => {
@@ -308,7 +325,7 @@ export class StreamEncoder {
       return { offset, length: u.end - offset };
     });
     const buffer = data.buffer;
-    const chunks = coder.encodeOwned(data, spans, this.s.codec, this.s.level);
+    const chunks = coder.encodeOwned(data, spans, this.s.coding, this.autoContext());
     if (chunks === null) return false;
     this.handedOver.add(buffer);
     if (chunks.length !== spans.length) throw new MigstreamError("INTERNAL", `the chunk coder returned ${chunks.length} chunks for ${spans.length}`);
@@ -324,6 +341,11 @@ export class StreamEncoder {
     }
     if (this.failure !== null) throw this.failure;
     return true;
+  }
+
+  /** auto's context for chunks coded on the pool now (undefined for other codecs). */
+  private autoContext() {
+    return this.s.sink?.context(this.s.pool!.threads);
   }
 
   private async end(d: DeviceState): Promise<DeviceTrailer> {
@@ -379,13 +401,14 @@ function* schedule(devices: DeviceInput[]): Generator<{ d: number; item: number 
 
 /**
  * Encodes devices held in memory into one stream (synchronous, unkeyed, coded
- * on this thread). zstd and auto need `await ready()` first.
+ * on this thread). zstd and auto need `await init()` first. Throws USAGE for
+ * bad input or options, LIMIT where they exceed the format's limits.
  */
 export function encodeStream(devices: DeviceInput[], options: EncoderOptions = {}): Uint8Array {
   if (options.key !== undefined) {
     throw usage("authenticated streams need encodeStreamAsync (WebCrypto is asynchronous)", "key");
   }
-  if (options.coder !== undefined) throw usage("encodeStream codes inline; use encodeStreamAsync with a coder", "coder");
+  if (options.pool !== undefined) throw usage("encodeStream codes on this thread; use encodeStreamAsync with a pool", "pool");
   const s = settings(options, survey(devices));
   const b = new FrameBuilder(s.fields);
   const coding = new ChunkCoding(s);
@@ -442,7 +465,7 @@ export function encodeStream(devices: DeviceInput[], options: EncoderOptions = {
   }
 }
 
-/** Encodes devices held in memory into one stream; keyed streams and coders too. */
+/** Encodes devices held in memory into one stream, as encodeStream does; keyed streams and pools too. */
 export async function encodeStreamAsync(devices: DeviceInput[], options: EncoderOptions = {}): Promise<Uint8Array> {
   const known = survey(devices);
   const parts: Uint8Array[] = [];

@@ -1,7 +1,7 @@
 // Decoder limits: each defaults to the format's named maximum and can only be
 // lowered. A header declaring more than a limit is rejected before allocation.
 
-import { MAX_CHUNK_SIZE } from "../codec/select.js";
+import { MAX_CHUNK_SIZE } from "../codec/coder.js";
 import { MAX_DEDUP_WINDOW } from "../codec/dedup.js";
 import { MigstreamError } from "../errors.js";
 import {

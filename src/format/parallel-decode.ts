@@ -1,5 +1,6 @@
-// ParallelDecoder: StreamDecoder's checks and events, with chunk decoding and
-// raw-hash verification farmed out to a ChunkDecoder (a WorkerPool).
+// StreamDecoder's engine with a pool: the same checks and events, with chunk
+// decoding and raw-hash verification farmed out to a ChunkDecoder (the
+// pool's, chunk-coders.ts).
 //
 // The frame layer, MACs and every structural rule run here, in order, through
 // the Interpreter in verify mode (the same code StreamDecoder runs). Each
@@ -17,51 +18,31 @@
 
 import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
 import { DedupWindow, decodeDedupRef, resolveDedupRef } from "../codec/dedup.js";
-import { ready } from "../codec/index.js";
+import { init } from "../codec/index.js";
+import { hashOfZeros } from "../codec/zero.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 import { plain } from "./bytes.js";
+import type { ChunkDecoder } from "./chunk-coders.js";
 import { CHUNK_HEADER_SIZE, FRAME_HEADER_SIZE } from "./constants.js";
-import type { DecoderOptions } from "./decoder.js";
-import { FrameReader, type Frame } from "./frames.js";
-import type { StreamHeader } from "./header.js";
+import type { FrameReader, Frame } from "./frames.js";
 import { Interpreter } from "./interpreter.js";
-import { resolveLimits } from "./limits.js";
-import { checkKey } from "./mac.js";
-import { MacBatchReader } from "./mac-batch.js";
+import type { MacBatchReader } from "./mac-batch.js";
 import { readChunkHeader } from "./payloads.js";
 import type { DecodeEvent } from "./types.js";
 
-/** One chunk to decode and verify: what a WorkerPool's `decode` takes. */
-export interface ChunkDecodeRequest {
-  codec: number;
-  /** The coded bytes, at the start of a buffer with room for the raw bytes (`whole`). */
-  payload: Uint8Array;
-  rawLength: number;
-  /** Expected xxh3_64 of the raw bytes: a mismatch must fail with CHECKSUM. */
-  hash: bigint;
-  /** The decoder may take the payload's whole buffer and return the raw bytes in it. */
-  whole?: boolean;
-}
-
-/** Decodes chunks elsewhere: a WorkerPool, or better poolDecoder(pool) (batched). */
-export interface ChunkDecoder {
-  decode(request: ChunkDecodeRequest): Promise<Uint8Array>;
-  /** decode copies the payload before it returns (the decoder then passes a view of the stream's bytes). */
-  readonly copiesInput?: boolean;
-  /** Called once the decoder is done with bytes `decode` returned: their memory may be reused. */
-  release?(data: Uint8Array): void;
-}
-
-export interface ParallelDecoderOptions extends Omit<DecoderOptions, "verifyOnly"> {
-  /** Where chunks are decoded and verified (a WorkerPool). */
-  decoder: ChunkDecoder;
-  /** Chunks read ahead of the consumer, at most; default PARALLEL_DECODE_IN_FLIGHT. */
-  inFlight?: number;
-}
-
-/** Default read-ahead of a ParallelDecoder, in chunks. */
+/** Default read-ahead of a decoder with a pool, in chunks. */
 export const PARALLEL_DECODE_IN_FLIGHT = 16;
+
+/** What the engine takes from the decoder's options (checked there). */
+export interface ParallelDecodingOptions {
+  reader: FrameReader;
+  batches: MacBatchReader;
+  assemble: boolean;
+  reuse: boolean;
+  decoder: ChunkDecoder;
+  inFlight: number;
+}
 
 type ChunkEvent = Extract<DecodeEvent, { type: "chunk" }>;
 
@@ -86,7 +67,7 @@ interface DeviceAssembly {
 
 const noop = () => {};
 
-export class ParallelDecoder {
+export class ParallelDecoding {
   private readonly reader: FrameReader;
   private readonly batches: MacBatchReader;
   private readonly assemble: boolean;
@@ -101,42 +82,20 @@ export class ParallelDecoder {
   private readonly free: ArrayBuffer[] = [];
   /** Jobs that have settled (their chunk can be released without waiting). */
   private readonly settled = new WeakSet<Promise<Uint8Array>>();
-  private zeroHash = { length: -1, hash: 0n };
   private started: Promise<void> | null = null;
 
-  constructor(options: ParallelDecoderOptions) {
-    if (options?.decoder === undefined || typeof options.decoder.decode !== "function") {
-      throw new MigstreamError("USAGE", "ParallelDecoder needs a decoder (a WorkerPool)", { field: "decoder" });
-    }
-    const inFlight = options.inFlight ?? PARALLEL_DECODE_IN_FLIGHT;
-    if (!Number.isInteger(inFlight) || inFlight < 1) {
-      throw new MigstreamError("USAGE", `inFlight must be a positive integer, got ${inFlight}`, { field: "inFlight" });
-    }
-    this.decoder = options.decoder;
-    this.inFlight = inFlight;
-    const key = options.key === undefined ? null : checkKey(options.key);
-    this.reader = new FrameReader(resolveLimits(options), key !== null);
-    this.batches = new MacBatchReader(this.reader, key);
-    this.assemble = options.assemble ?? false;
-    this.reuse = options.reuseOutput === true;
+  constructor(o: ParallelDecodingOptions) {
+    this.decoder = o.decoder;
+    this.inFlight = o.inFlight;
+    this.reader = o.reader;
+    this.batches = o.batches;
+    this.assemble = o.assemble;
+    this.reuse = o.reuse;
   }
 
-  get header(): StreamHeader | null {
-    return this.reader.header;
-  }
   /** True once STREAM_END was read and every event before it released. */
   get done(): boolean {
     return this.reader.done && this.pending.length === 0 && this.failed === null;
-  }
-  /** Stream bytes consumed. */
-  get offset(): number {
-    return this.reader.offset;
-  }
-
-  /** Decodes a whole source: its events in stream order; TRUNCATED if it ends early. */
-  async *events(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<DecodeEvent> {
-    for await (const piece of source) yield* this.writeAsync(piece);
-    yield* this.end();
   }
 
   /**
@@ -146,7 +105,7 @@ export class ParallelDecoder {
    */
   async *writeAsync(data: Uint8Array): AsyncGenerator<DecodeEvent> {
     this.guard();
-    this.started ??= ready({ zstd: false }); // kernels for the checks; chunks decode in the decoder
+    this.started ??= init({ zstd: false }); // kernels for the checks; chunks decode in the decoder
     await this.started;
     this.reader.push(plain(data));
     for (;;) {
@@ -225,7 +184,7 @@ export class ParallelDecoder {
     if (this.decoder.copiesInput) job = this.decoder.decode({ codec: ev.codec, payload, rawLength: ev.rawLength, hash });
     else {
       // The payload goes in a buffer of its own with room for the raw bytes (reused once released).
-      const cap = Math.max(this.header!.maxChunk, payload.length, ev.rawLength);
+      const cap = Math.max(this.reader.header!.maxChunk, payload.length, ev.rawLength);
       let buf = this.free.pop();
       if (buf === undefined || buf.byteLength < cap) buf = new ArrayBuffer(cap);
       const copy = new Uint8Array(buf, 0, payload.length);
@@ -262,7 +221,7 @@ export class ParallelDecoder {
     }
     if (recycle !== null && (this.reuse || this.assemble)) {
       if (this.decoder.release) this.decoder.release(recycle);
-      else if (recycle.buffer.byteLength >= this.header!.maxChunk && this.free.length < this.inFlight) this.free.push(recycle.buffer as ArrayBuffer);
+      else if (recycle.buffer.byteLength >= this.reader.header!.maxChunk && this.free.length < this.inFlight) this.free.push(recycle.buffer as ArrayBuffer);
     }
   }
 
@@ -270,7 +229,7 @@ export class ParallelDecoder {
   private before(ev: DecodeEvent): void {
     switch (ev.type) {
       case "device": {
-        const w = this.header!.dedupWindow;
+        const w = this.reader.header!.dedupWindow;
         this.devices.set(ev.device, { window: w > 0 ? new DedupWindow(w) : null, buf: null, filled: 0, reused: null });
         break;
       }
@@ -311,8 +270,7 @@ export class ParallelDecoder {
         data = job = await p.job;
       } else if (ev.codec === CODEC_ZERO) {
         data = new Uint8Array(raw);
-        if (this.zeroHash.length !== raw) this.zeroHash = { length: raw, hash: xxh3_64(data) };
-        if (this.zeroHash.hash !== p.hash) throw badHash(ev);
+        if (hashOfZeros(data) !== p.hash) throw badHash(ev);
       } else {
         data = resolveDedupRef(a.window!, encodeOrdinal(p.ordinal), raw);
         if (xxh3_64(data) !== p.hash) throw badHash(ev);

@@ -9,10 +9,11 @@
 import { MigstreamError } from "../errors.js";
 import { DEFAULT_TRANSACTION_SIZE, MAX_TRANSACTION_SIZE } from "./constants.js";
 import { StreamDecoder, type DecoderOptions } from "./decoder.js";
-import { ready } from "../codec/index.js";
+import { init } from "../codec/index.js";
 import { StreamEncoder, type DeviceWriter, type EncoderOptions } from "./encoder.js";
 import type { DecodeEvent, DeviceInfo } from "./types.js";
 
+/** StreamEncoder's options, the device's name and metadata, and how the input is cut. */
 export interface EncoderStreamOptions extends EncoderOptions, DeviceInfo {
   /** Bytes per transaction; default DEFAULT_TRANSACTION_SIZE. Also the declared maxTransaction unless given. */
   transactionSize?: number;
@@ -20,12 +21,15 @@ export interface EncoderStreamOptions extends EncoderOptions, DeviceInfo {
   device?: number;
 }
 
+/** StreamDecoder's options, and which device's bytes to yield. */
 export interface DecoderStreamOptions extends DecoderOptions {
   /** Which device's bytes to yield; default the stream's only device (USAGE if it has several). */
   device?: number;
 }
 
+/** Raw bytes in, stream bytes out: one device's stop-and-copy transactions of `transactionSize` bytes. */
 export class MigrationEncoderStream extends TransformStream<Uint8Array, Uint8Array> {
+  /** Throws USAGE for bad options (those of StreamEncoder, and transactionSize). */
   constructor(options: EncoderStreamOptions = {}) {
     const size = options.transactionSize ?? DEFAULT_TRANSACTION_SIZE;
     if (!Number.isInteger(size) || size < 1 || size > MAX_TRANSACTION_SIZE) {
@@ -73,7 +77,9 @@ export class MigrationEncoderStream extends TransformStream<Uint8Array, Uint8Arr
   }
 }
 
+/** Stream bytes in, one device's raw bytes out, each chunk after its checks (and MAC) passed. */
 export class MigrationDecoderStream extends TransformStream<Uint8Array, Uint8Array> {
+  /** Throws USAGE for bad options (those of StreamDecoder, and device). */
   constructor(options: DecoderStreamOptions = {}) {
     const dec = new StreamDecoder({ ...options, assemble: false, verifyOnly: false });
     const want = options.device;
@@ -92,29 +98,15 @@ export class MigrationDecoderStream extends TransformStream<Uint8Array, Uint8Arr
     };
     super({
       start: async () => {
-        await ready();
+        await init();
       },
       transform: async (piece, c) => {
         if (!(piece instanceof Uint8Array)) throw new MigstreamError("USAGE", "MigrationDecoderStream takes Uint8Array chunks");
         for await (const ev of dec.writeAsync(piece)) emit(ev, c);
       },
-      flush: () => {
-        dec.finish();
+      flush: async (c) => {
+        for await (const ev of dec.end()) emit(ev, c);
       },
     });
   }
-}
-
-/**
- * The checked events of a stream read from `source` (keyed or not), ending
- * with `end`; throws the decoder's typed error at the first problem.
- */
-export async function* decodeEvents(
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  options: DecoderOptions = {},
-): AsyncGenerator<DecodeEvent, void, undefined> {
-  await ready();
-  const dec = new StreamDecoder(options);
-  for await (const piece of source) yield* dec.writeAsync(piece);
-  dec.finish();
 }

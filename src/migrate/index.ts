@@ -1,26 +1,7 @@
-// Migration pipelines: the protocol driver joined to the stream format, and
-// the network leg between a source and a destination.
-export { saveDevice, type SaveDeviceResult } from "./save-stream.js";
-export { streamItems, type StreamItemsOptions } from "./items.js";
-export { saveTo, restartSource, type SaveToOptions, type SaveToResult, type SaveStep } from "./save-to.js";
+// Migration pipelines: one device saved into a stream of its own and written
+// to a sink (saveDevice), and one device restored from a stream's bytes as
+// they arrive (restoreDevice); each encodes or decodes by itself.
+export { saveDevice, type SaveDeviceOptions, type SaveDeviceResult, type SaveStep } from "./save-to.js";
 export { restoreDevice, type RestoreOptions } from "./restore-stream.js";
-export { StatsCollector, QEMU_BUFFER_OVERHEAD, type StreamStats, type DeviceStats, type PhaseStats, type CodecUse } from "./stats.js";
-export { type Ack, encodeAck, parseAck, failureAck, ackError, MAX_ACK_BYTES, MAX_ACK_MESSAGE } from "./ack.js";
-export { type ByteSink, writableSink, type WritableSinkOptions } from "./sink.js";
-export {
-  TcpListener,
-  TcpPeer,
-  TcpDestination,
-  parseTcpUrl,
-  formatTcpUrl,
-  isLoopback,
-  type TcpAddress,
-  type TcpAcceptOptions,
-  type TcpConnectOptions,
-  DEFAULT_LISTEN_HOST,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_ACK_TIMEOUT_MS,
-  CONNECT_RETRY_MS,
-  FAILURE_LINGER_MS,
-} from "./tcp.js";
+export type { StreamItemsOptions } from "./items.js";
+export { writableSink, type ByteSink, type WritableSinkOptions } from "./sink.js";

@@ -4,7 +4,6 @@
 // digest checked. The byte source is pulled as the device consumes, so a slow
 // device slows the reader (backpressure) and nothing is held but one frame and
 // one transaction.
-import { ready } from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
 import { StreamDecoder, type DecoderOptions } from "../format/decoder.js";
 import type { DecodeEvent } from "../format/types.js";
@@ -24,34 +23,30 @@ export interface StreamItemsOptions extends Omit<DecoderOptions, "verifyOnly" | 
  * consumes them).
  */
 export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: StreamItemsOptions = {}): AsyncGenerator<ResumeItem> {
-  await ready(); // kernels, and zstd where it loads (a stream may hold zstd chunks)
   const dec = new StreamDecoder({ ...options, assemble: true });
   let device = options.device ?? -1;
   let seen = false;
-  for await (const piece of source) {
-    for await (const ev of dec.writeAsync(piece)) {
-      options.onEvent?.(ev);
-      switch (ev.type) {
-        case "device":
-          if (device < 0) device = ev.device;
-          if (ev.device === device) seen = true;
-          break;
-        case "phase":
-          if (ev.device === device) yield { kind: "phase", phase: ev.phase, iteration: ev.iteration };
-          break;
-        case "transaction-end":
-          if (ev.device === device) yield { kind: "transaction", data: ev.data! };
-          break;
-        case "end":
-          if (!seen) {
-            throw new MigstreamError("FORMAT", device < 0 ? "the stream holds no device" : `the stream holds no device ${device}`, {
-              device: device < 0 ? undefined : device,
-            });
-          }
-          break;
-      }
+  for await (const ev of dec.events(source)) {
+    options.onEvent?.(ev);
+    switch (ev.type) {
+      case "device":
+        if (device < 0) device = ev.device;
+        if (ev.device === device) seen = true;
+        break;
+      case "phase":
+        if (ev.device === device) yield { kind: "phase", phase: ev.phase, iteration: ev.iteration };
+        break;
+      case "transaction-end":
+        if (ev.device === device) yield { kind: "transaction", data: ev.data! };
+        break;
+      case "end":
+        if (!seen) {
+          throw new MigstreamError("FORMAT", device < 0 ? "the stream holds no device" : `the stream holds no device ${device}`, {
+            device: device < 0 ? undefined : device,
+          });
+        }
+        break;
     }
   }
-  dec.finish();
   yield { kind: "verified" };
 }

@@ -1,9 +1,10 @@
-// Device → stream → sink, as one migration step on the source: saves the
-// device through a stream encoder into a byte sink, ends the stream and, for a
-// network destination, waits for its confirmation. If anything fails after
-// the device was stopped (the stream could not be finished or written, or the
-// destination did not take the state), the source device is put back in
-// RUNNING — a failed migration leaves the source running.
+// Device → stream → sink, as one migration step on the source (restoreDevice
+// is the other half): saves the device through a stream encoder of its own
+// into a byte sink, ends the stream and, for a network destination, waits for
+// its confirmation. If anything fails after the device was stopped (the
+// stream could not be finished or written, or the destination did not take
+// the state), the source device is put back in RUNNING — a failed migration
+// leaves the source running.
 import { StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
 import { STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "../protocol/constants.js";
@@ -12,12 +13,13 @@ import type { Progress, SaveSummary } from "../protocol/progress.js";
 import type { Phase } from "../protocol/types.js";
 import type { RegionIO } from "../protocol/region-io.js";
 import { Registers } from "../protocol/registers.js";
-import { save as saveDevice, type SaveOptions } from "../protocol/save.js";
+import { save, type SaveOptions } from "../protocol/save.js";
 import { setDeviceState } from "../protocol/state.js";
 import { MigstreamError } from "../errors.js";
 import type { ByteSink } from "./sink.js";
 
-export interface SaveToOptions {
+/** How saveDevice encodes (the stream encoder's options) and saves (the driver's), and what it waits for. */
+export interface SaveDeviceOptions {
   encoder?: EncoderOptions;
   save?: SaveOptions;
   /** Device id in the stream (default 0). */
@@ -40,7 +42,8 @@ export interface SaveStep {
   ms: number;
 }
 
-export interface SaveToResult {
+/** What saveDevice did: the driver's summary, each step, the trailers and the encoder's statistics. */
+export interface SaveDeviceResult {
   summary: SaveSummary;
   /** setup, pre-copy #0, #1, ..., stop-and-copy. */
   steps: SaveStep[];
@@ -64,36 +67,61 @@ export async function restartSource(region: RegionIO): Promise<string> {
   }
 }
 
-export async function saveTo(region: RegionIO, sink: ByteSink, options: SaveToOptions = {}): Promise<SaveToResult> {
+/**
+ * Saves the device behind `region` (pre-copy, stop-and-copy; see the `save`
+ * options) as one device of a stream of its own, written to `sink`: a
+ * ByteSink (its output blocks are reused once a write settles), or a write
+ * function (handed new arrays it may keep, unless `encoder.reuseOutput`).
+ * The device is left stopped after success, RUNNING after a failure.
+ */
+export async function saveDevice(region: RegionIO, sink: ByteSink | ((bytes: Uint8Array) => void | Promise<void>), options: SaveDeviceOptions = {}): Promise<SaveDeviceResult> {
   let stopped = false;
   let stopcopyAt = 0;
-  const save = options.save ?? {};
+  const saveOptions = options.save ?? {};
+  const out = typeof sink === "function" ? functionSink(sink) : sink;
   try {
     // A ByteSink is done with the bytes once a write settles: the encoder reuses its output blocks.
-    const encoder = new StreamEncoder((b) => sink.write(b), { ...options.encoder, reuseOutput: options.encoder?.reuseOutput ?? true });
+    const reuseOutput = options.encoder?.reuseOutput ?? typeof sink !== "function";
+    const encoder = new StreamEncoder((b) => out.write(b), { ...options.encoder, reuseOutput });
     options.onEncoder?.(encoder);
     const steps = new Steps(() => encoder.stats.streamBytes);
     const writer = encoder.device(options.id ?? 0, options.info);
-    const summary = await saveDevice(region, writer, {
-      ...save,
+    const summary = await save(region, writer, {
+      ...saveOptions,
       onProgress: (p) => {
         if (p.phase === "stopcopy" && stopcopyAt === 0) stopcopyAt = performance.now();
         steps.progress(p);
-        save.onProgress?.(p);
+        saveOptions.onProgress?.(p);
       },
     });
     stopped = true;
     const trailer = await writer.end();
     const stream = await encoder.finish();
-    await sink.end();
+    await out.end();
     await options.confirm?.();
-    return { summary, steps: steps.list, device: trailer, stream, stats: encoder.stats, wireBytes: sink.bytes, stopcopyAt, doneAt: performance.now() };
+    return { summary, steps: steps.list, device: trailer, stream, stats: encoder.stats, wireBytes: out.bytes, stopcopyAt, doneAt: performance.now() };
   } catch (e) {
-    sink.destroy();
+    out.destroy();
     const err = e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", describe(e), { cause: e });
     // A failed save already put the source back; after a completed one it is stopped.
     return Promise.reject(stopped ? withNote(err, await restartSource(region)) : err);
   }
+}
+
+/** A ByteSink around a write function (nothing to end or destroy). */
+function functionSink(write: (bytes: Uint8Array) => void | Promise<void>): ByteSink {
+  let bytes = 0;
+  return {
+    async write(b) {
+      await write(b);
+      bytes += b.length;
+    },
+    end: async () => {},
+    destroy() {},
+    get bytes() {
+      return bytes;
+    },
+  };
 }
 
 /** Splits a save's progress events into steps (a new one at each phase or iteration change). */

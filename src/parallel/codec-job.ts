@@ -1,24 +1,24 @@
-// The codec jobs: encode (codec choice + xxh3_64 of the raw bytes, which the
-// stream format needs) and decode (verified against the expected xxh3_64).
-// zstd is loaded on first need in each realm (and waited for while it restarts),
-// so a worker and the inline path see the same codec availability.
+// The codec jobs, as a worker (or the calling thread, for an inline pool)
+// runs them: encode — the coding rule of codec/coder.ts, the same function the
+// encoder runs inline, so the bytes do not depend on where a chunk was coded —
+// and decode, verified against the expected xxh3_64. zstd is loaded on first
+// need in each realm (and waited for while it restarts), so a worker and the
+// inline path see the same codec availability.
 //
-// LZ4, RAW and ZERO encodes, and LZ4 decodes, take a fast path: the input is
-// copied once into reused kernel memory, tested, hashed and coded there, and
-// the result is copied back into the job's own input buffer (a coded chunk
-// never outgrows its raw bytes; a decode's input buffer has room when the
-// caller sent it `whole`), so a job allocates nothing. Same decisions and
-// bytes as codec/select.ts encodeChunk and codec/index.ts decodeChunk.
+// A chunk is copied once into reused kernel memory and coded there in place,
+// its payload written into a second reused buffer and copied back into the
+// job's own buffer over the raw bytes (a coded payload never outgrows them;
+// RAW needs no copy at all). LZ4 decodes take the same kind of path: decoded
+// in kernel memory, verified there, copied into the job's buffer (which has
+// room when the caller sent it `whole`). A job allocates nothing.
 
+import type { AutoContext } from "../codec/auto/decide.js";
+import { CODEC_LZ4, CODEC_RAW, CODEC_ZSTD, decodeChunk, encodeChunk, init, MAX_CHUNK_SIZE, reserveCoder, slotSize, type CodedChunk, type Coding } from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
-import { xxh3_64 } from "../kernels/xxh3.js";
-import { isZero } from "../kernels/zero.js";
 import { allocBuffer, inKernelMemory, type KernelBuffer } from "../kernels/wasm.js";
-import { lz4CompressInto } from "../kernels/lz4.js";
-import { autoDecide, type AutoContext } from "../codec/auto.js";
-import { checkLz4Acceleration, LZ4_DEFAULT_ACCELERATION } from "../codec/lz4.js";
-import { CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, decodeChunk, encodeChunk, MAX_CHUNK_SIZE, maxCodedSize, ready } from "../codec/index.js";
-import { toWireError, type BatchItem, type BatchResult, type CodecChoice, type DecodeSpan, type EncodedChunk, type EncodeSpan } from "./jobs.js";
+import { xxh3_64 } from "../kernels/xxh3.js";
+import { isShared } from "./buffers.js";
+import { toWireError, type BatchItem, type BatchResult, type DecodeSpan, type EncodeSpan } from "./jobs.js";
 
 function hex(h: bigint): string {
   return h.toString(16).padStart(16, "0");
@@ -34,91 +34,37 @@ function kernelRoom(n: number): [KernelBuffer, KernelBuffer] {
     kin?.free();
     kout?.free();
     kin = allocBuffer(Math.max(n, 1));
-    kout = allocBuffer(Math.max(n, 1));
+    kout = allocBuffer(slotSize(Math.max(n, 1)));
   }
   return [kin, kout];
 }
 
-let zeroHash = { length: -1, hash: 0n };
+/** Loads what a codec needs in this realm. */
+function prepare(coding: Coding): Promise<void> {
+  return init({ zstd: coding.codec === "zstd" || coding.codec === "auto" });
+}
 
-/** ZERO, RAW or LZ4 without allocating; the payload lives in `raw`'s buffer. */
-function fastEncode(raw: Uint8Array, lz4: boolean, acceleration: number): EncodedChunk {
+/** Codes one chunk in kernel memory; its payload is copied back over `raw` (RAW: `raw` itself; ZERO: an empty view of it). */
+function encodeInPlace(raw: Uint8Array, coding: Coding, auto: AutoContext | undefined): CodedChunk {
   const n = raw.length;
   if (n > MAX_CHUNK_SIZE) throw new MigstreamError("LIMIT", `chunk of ${n} bytes exceeds ${MAX_CHUNK_SIZE}`);
+  reserveCoder(n);
   const [input, output] = kernelRoom(n);
-  const v = input.view(0, n);
-  v.set(raw);
-  if (n === 0 || isZero(v)) {
-    if (zeroHash.length !== n) zeroHash = { length: n, hash: xxh3_64(v) };
-    return { codec: CODEC_ZERO, level: 0, payload: raw.subarray(0, 0), rawLength: n, hash: zeroHash.hash };
+  const chunk = input.view(0, n);
+  chunk.set(raw);
+  const c = encodeChunk(chunk, output.view(0, slotSize(n)), coding, { auto });
+  if (c.codec === CODEC_RAW) c.payload = raw;
+  else {
+    raw.set(c.payload);
+    c.payload = raw.subarray(0, c.payload.length);
   }
-  const hash = xxh3_64(v);
-  const limit = maxCodedSize(n);
-  if (lz4 && limit > 0) {
-    const m = lz4CompressInto(v, output.view(0, limit), acceleration);
-    if (m > 0) {
-      raw.set(output.view(0, m));
-      return { codec: CODEC_LZ4, level: 0, payload: raw.subarray(0, m), rawLength: n, hash };
-    }
-  }
-  return { codec: CODEC_RAW, level: 0, payload: raw, rawLength: n, hash };
+  return c;
 }
 
-/** True when auto would send an n-byte chunk with any live byte RAW without probing it. */
-function autoNeverCodes(n: number, ctx: AutoContext | undefined): boolean {
-  const d = autoDecide({ n, live: n }, { maxLevel: 0 }, ctx);
-  return "codec" in d && d.codec === "raw";
-}
-
-function checkLevel(codec: CodecChoice, level: number | undefined): void {
-  if (codec === "lz4") checkLz4Acceleration(level ?? LZ4_DEFAULT_ACCELERATION);
-  else if (level !== undefined) throw new MigstreamError("USAGE", `codec ${codec} takes no level`);
-}
-
-/** Loads what a codec needs in this realm and checks its level (USAGE). */
-async function prepare(codec: CodecChoice, level: number | undefined): Promise<boolean> {
-  const fast = codec === "lz4" || codec === "raw" || codec === "zero";
-  if (fast) checkLevel(codec, level);
-  await ready({ zstd: codec === "zstd" || codec === "auto" });
-  return fast;
-}
-
-/** Codes one chunk; with `inPlace` a zstd payload is copied into `raw`'s prefix too. */
-function encodeOne(
-  raw: Uint8Array,
-  codec: CodecChoice,
-  level: number | undefined,
-  auto: AutoContext | undefined,
-  fast: boolean,
-  inPlace: boolean,
-): EncodedChunk {
-  if (fast) return fastEncode(raw, codec === "lz4", level ?? LZ4_DEFAULT_ACCELERATION);
-  if (codec === "auto" && autoNeverCodes(raw.length, auto)) {
-    // A sink so fast that auto sends RAW whatever the content: its choice, without the probes.
-    return fastEncode(raw, false, LZ4_DEFAULT_ACCELERATION);
-  }
-  // auto works on one copy in kernel memory (probes, hash and LZ4 in place); zstd copies into its own heap.
-  let input = raw;
-  if (codec === "auto" && raw.length <= MAX_CHUNK_SIZE) {
-    const [k] = kernelRoom(raw.length);
-    input = k.view(0, raw.length);
-    input.set(raw);
-  }
-  const hash = xxh3_64(input);
-  // In place, zstd writes its payload straight over the raw bytes (it copied them in first).
-  const c = encodeChunk(input, { codec, level, auto, into: inPlace ? raw : undefined });
-  // RAW hands back the input itself; ZERO an empty view of it (a shared constant must not move).
-  let payload = c.codec === CODEC_RAW ? raw : c.payload.length === 0 ? raw.subarray(0, 0) : c.payload;
-  if (inPlace && payload !== raw && !(payload.buffer === raw.buffer && payload.byteOffset === raw.byteOffset)) {
-    raw.set(payload);
-    payload = raw.subarray(0, payload.length);
-  }
-  return { codec: c.codec, level: c.level, payload, rawLength: raw.length, hash };
-}
-
-export async function encodeJob(raw: Uint8Array, codec: CodecChoice, level: number | undefined, auto?: AutoContext): Promise<EncodedChunk> {
-  const fast = await prepare(codec, level);
-  return encodeOne(raw, codec, level, auto, fast, false);
+/** Codes one chunk (the pool's `encode` job); its payload lives in `raw`'s buffer. */
+export async function encodeJob(raw: Uint8Array, coding: Coding, auto?: AutoContext): Promise<CodedChunk> {
+  await prepare(coding);
+  return encodeInPlace(raw, coding, auto);
 }
 
 function checkSpan(buffer: Uint8Array, offset: number, length: number): Uint8Array {
@@ -129,18 +75,12 @@ function checkSpan(buffer: Uint8Array, offset: number, length: number): Uint8Arr
 }
 
 /** Codes each span in turn, its payload written over its raw bytes; stops at the first failure. */
-export async function encodeBatchJob(
-  buffer: Uint8Array,
-  spans: EncodeSpan[],
-  codec: CodecChoice,
-  level: number | undefined,
-  auto?: AutoContext,
-): Promise<BatchResult> {
-  const fast = await prepare(codec, level);
+export async function encodeBatchJob(buffer: Uint8Array, spans: EncodeSpan[], coding: Coding, auto?: AutoContext): Promise<BatchResult> {
+  await prepare(coding);
   const items: BatchItem[] = [];
   for (let i = 0; i < spans.length; i++) {
     try {
-      const c = encodeOne(checkSpan(buffer, spans[i].offset, spans[i].length), codec, level, auto, fast, true);
+      const c = encodeInPlace(checkSpan(buffer, spans[i].offset, spans[i].length), coding, auto);
       items.push({ codec: c.codec, level: c.level, length: c.payload.length, hash: c.hash });
     } catch (e) {
       return { buffer, items, failed: { index: i, error: toWireError(e) } };
@@ -151,7 +91,7 @@ export async function encodeBatchJob(
 
 /** Decodes and verifies each span in turn, its raw bytes written over its payload; stops at the first failure. */
 export async function decodeBatchJob(buffer: Uint8Array, spans: DecodeSpan[]): Promise<BatchResult> {
-  await ready({ zstd: spans.some((s) => s.codec === CODEC_ZSTD) });
+  await init({ zstd: spans.some((s) => s.codec === CODEC_ZSTD) });
   const items: BatchItem[] = [];
   for (let i = 0; i < spans.length; i++) {
     const s = spans[i];
@@ -182,8 +122,6 @@ function mismatch(got: bigint, want: bigint): MigstreamError {
   return new MigstreamError("CHECKSUM", `chunk xxh3 ${hex(got)} does not match ${hex(want)}`, { field: "xxh3" });
 }
 
-const isShared = (v: Uint8Array) => typeof SharedArrayBuffer !== "undefined" && v.buffer instanceof SharedArrayBuffer;
-
 /** True when `payload` starts a buffer of its own (not shared) with room for rawLength bytes. */
 function hasRoom(payload: Uint8Array, rawLength: number): boolean {
   return (
@@ -200,7 +138,7 @@ function hasRoom(payload: Uint8Array, rawLength: number): boolean {
 /**
  * Decodes and verifies one chunk into `room`, a buffer of its own (not the
  * payload's) with at least rawLength bytes, before it returns: for decoding on
- * the calling thread. The codec must be loaded (see ready()).
+ * the calling thread. The codec must be loaded (see init()).
  */
 export function decodeIntoRoom(codec: number, payload: Uint8Array, rawLength: number, hash: bigint, room: Uint8Array): Uint8Array {
   const raw = decodeInto(codec, payload, rawLength, hash, room);
@@ -211,7 +149,7 @@ export function decodeIntoRoom(codec: number, payload: Uint8Array, rawLength: nu
 }
 
 export async function decodeJob(codec: number, payload: Uint8Array, rawLength: number, hash: bigint): Promise<Uint8Array> {
-  await ready({ zstd: codec === CODEC_ZSTD });
+  await init({ zstd: codec === CODEC_ZSTD });
   return decodeInto(codec, payload, rawLength, hash, hasRoom(payload, rawLength) ? new Uint8Array(payload.buffer, 0, rawLength) : null);
 }
 

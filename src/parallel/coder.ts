@@ -1,52 +1,32 @@
-// The worker pool as a stream encoder's ChunkCoder, and as a ParallelDecoder's
-// ChunkDecoder:
+// The worker pool as a stream encoder's ChunkCoder and a stream decoder's
+// ChunkDecoder (the seam: format/chunk-coders.ts), which WorkerPool.coder()
+// and WorkerPool.decoder() hand out:
 //
-//   const pool = new WorkerPool();                 // one worker per core
-//   const meter = new SinkMeter();                 // optional: measures the sink for `auto`
-//   const enc = new StreamEncoder(meter.wrap(write), { codec: "auto", coder: poolCoder(pool, { sink: meter }) });
+//   const pool = new WorkerPool();                    // one worker per core
+//   const enc = new StreamEncoder(write, { codec: "auto", sinkRate: "measured", pool });
 //   ...
 //   await enc.finish();
-//
-//   const dec = new ParallelDecoder({ decoder: poolDecoder(pool) });
-//   for await (const ev of dec.events(source)) ...
+//   for await (const ev of new StreamDecoder({ pool }).events(source)) ...
 //   await pool.close();
 //
 // Chunks are copied into batches (batch.ts) and coded on the pool's threads
 // (inline when it has one); the encoder frames them in stream order, the
-// decoder releases them in stream order. For `auto`, `sink` says how fast the
-// output drains: a SinkMeter (measured as the stream goes) or a fixed rate in
-// bytes/s. Without it auto assumes AUTO_DEFAULT_SINK_RATE on one thread, as
-// the encoder does when it codes inline, so both produce the same bytes.
+// decoder releases them in stream order. auto's context comes with each chunk
+// from the encoder (its sink rate, the pool's threads); a batch is coded with
+// the context of its first chunk.
 
-import type { AutoContext } from "../codec/auto.js";
-import { MAX_CHUNK_SIZE } from "../codec/select.js";
-import { MigstreamError } from "../errors.js";
-import { CODER_IN_FLIGHT } from "../format/encoder.js";
-import type { ChunkCoder } from "../format/encoder-options.js";
-import { PARALLEL_DECODE_IN_FLIGHT, type ChunkDecoder, type ChunkDecodeRequest } from "../format/parallel-decode.js";
+import type { AutoContext } from "../codec/auto/decide.js";
+import { MAX_CHUNK_SIZE, type CodedChunk } from "../codec/coder.js";
+import type { Coding } from "../codec/coding.js";
 import { CODEC_LZ4, CODEC_RAW } from "../codec/ids.js";
+import { MigstreamError } from "../errors.js";
+import type { ChunkCoder, ChunkDecodeRequest, ChunkDecoder } from "../format/chunk-coders.js";
+import { CODER_IN_FLIGHT } from "../format/encoder.js";
+import { PARALLEL_DECODE_IN_FLIGHT } from "../format/parallel-decode.js";
 import { Batcher, BATCH_MAX_CHUNKS } from "./batch.js";
 import { decodeIntoRoom } from "./codec-job.js";
-import { fromWireError, toWireError, type CodecChoice, type DecodeSpan, type EncodedChunk, type EncodeOptions, type EncodeSpan, type FaultPlan } from "./jobs.js";
+import { fromWireError, toWireError, type DecodeSpan, type EncodeOptions, type EncodeSpan, type FaultPlan } from "./jobs.js";
 import type { WorkerPool } from "./pool.js";
-import { SinkMeter } from "./rate.js";
-
-export interface PoolCoderOptions {
-  /** Where the stream goes, for `auto`: a SinkMeter wrapped around the encoder's write, or a rate in bytes/s. */
-  sink?: SinkMeter | number;
-  /** CPU speed relative to auto's cost table (default 1: the reference machine's). */
-  speed?: number;
-  /** Test only: a fault plan for the n-th batch sent (the pool must allow fault injection). */
-  __test?: (batch: number) => FaultPlan | undefined;
-}
-
-/**
- * Chunks in flight while `auto`'s SinkMeter has no measurement yet: until
- * then auto sends RAW, so the fewer chunks decided before the sink first holds
- * the writer back, the better (100 MB/s link, 256 MiB: 63 chunks went RAW with
- * 32 in flight, 34 with 8; no change unthrottled).
- */
-export const UNSETTLED_IN_FLIGHT = 8;
 
 /** Chunks per batch: enough to save messages, few enough that every thread has work queued. */
 function batchChunks(pool: WorkerPool, inFlight: number): number {
@@ -57,46 +37,49 @@ function tooLarge(n: number): MigstreamError {
   return new MigstreamError("LIMIT", `chunk of ${n} bytes exceeds ${MAX_CHUNK_SIZE}`);
 }
 
-/** A ChunkCoder that codes on `pool` (see the example above). */
-export function poolCoder(pool: WorkerPool, options: PoolCoderOptions = {}): ChunkCoder & { copiesInput: true; lend(n: number): Uint8Array } {
-  const { sink, speed, __test } = options;
-  if (typeof sink === "number" && !(sink > 0)) throw new MigstreamError("USAGE", `sink rate must be > 0 bytes/s, got ${sink}`, { field: "sink" });
-  const context = (): AutoContext | undefined =>
-    sink === undefined
-      ? undefined
-      : { sinkRate: typeof sink === "number" ? sink : sink.rate, threads: pool.threads, speed };
+/** An encode job's options for `coding` (raw and zero take no level). */
+const jobOptions = (coding: Coding, auto: AutoContext | undefined, test: FaultPlan | undefined): EncodeOptions => ({
+  codec: coding.codec,
+  level: coding.level === 0 ? undefined : coding.level,
+  auto: coding.codec === "auto" ? auto : undefined,
+  __test: test,
+});
+
+export interface PoolCoderOptions {
+  /** Test only: a fault plan for the n-th batch sent (the pool must allow fault injection). */
+  __test?: (batch: number) => FaultPlan | undefined;
+}
+
+/** A ChunkCoder that codes on `pool`, in batches (WorkerPool.coder). */
+export function poolCoder(pool: WorkerPool, options: PoolCoderOptions = {}): ChunkCoder & { lend(n: number): Uint8Array } {
+  const faults = options.__test;
   let sent = 0;
-  const batcher = new Batcher<EncodeSpan, EncodedChunk, EncodeOptions>(
+  const batcher = new Batcher<EncodeSpan, CodedChunk, EncodeOptions>(
     batchChunks(pool, CODER_IN_FLIGHT),
-    (buffer, spans, options) => pool.submit({ op: "encodeBatch", buffer, spans, options: { ...options, __test: __test?.(sent++) } }),
+    (buffer, spans, options) => pool.submit({ op: "encodeBatch", buffer, spans, options: { ...options, __test: faults?.(sent++) } }),
     (r, i, span) => {
       const it = r.items[i];
       return { codec: it.codec, level: it.level, payload: r.buffer.subarray(span.offset, span.offset + it.length), rawLength: span.length, hash: it.hash };
     },
   );
   return {
-    copiesInput: true,
-    encode(raw, codec, level) {
+    encode(raw, coding, auto) {
       if (!(raw instanceof Uint8Array)) return Promise.reject(new MigstreamError("USAGE", "raw must be a Uint8Array", { field: "raw" }));
       const n = raw.length;
       if (n > MAX_CHUNK_SIZE) return Promise.reject(tooLarge(n));
-      // auto reads the sink rate once per batch, when the batch begins.
-      const meta = (): EncodeOptions => ({ codec: codec as CodecChoice, level, auto: codec === "auto" ? context() : undefined });
-      return batcher.add(n, `${codec}/${level ?? ""}`, (offset) => ({ offset, length: n }), (into) => into.set(raw), meta);
+      // A batch holds one coding and is coded with auto's context as it stood when the batch began.
+      return batcher.add(n, `${coding.codec}/${coding.level}`, (offset) => ({ offset, length: n }), (into) => into.set(raw), () => jobOptions(coding, auto, undefined));
     },
     lend(n) {
       if (!Number.isSafeInteger(n) || n < 0 || n > MAX_CHUNK_SIZE * BATCH_MAX_CHUNKS) throw new MigstreamError("USAGE", `cannot lend a ${n}-byte buffer`, { field: "size" });
       return batcher.lend(n);
     },
-    encodeOwned(buffer, chunks, codec, level) {
+    encodeOwned(buffer, chunks, coding, auto) {
       if (!batcher.adoptable(buffer, chunks.length) || chunks.some((c) => c.length > MAX_CHUNK_SIZE)) return null;
-      return batcher.adopt(buffer, chunks.map((c) => ({ offset: c.offset, length: c.length })), { codec: codec as CodecChoice, level, auto: codec === "auto" ? context() : undefined });
+      return batcher.adopt(buffer, chunks.map((c) => ({ offset: c.offset, length: c.length })), jobOptions(coding, auto, undefined));
     },
     release(chunk) {
       batcher.release(chunk.payload);
-    },
-    inFlight() {
-      return sink instanceof SinkMeter && !sink.settled ? UNSETTLED_IN_FLIGHT : CODER_IN_FLIGHT;
     },
   };
 }
@@ -128,7 +111,7 @@ export function poolDecoder(pool: WorkerPool, options: PoolDecoderOptions = {}):
    * Decodes one chunk here, straight into a recycled buffer, before it returns
    * (the payload is a view the caller reuses: copiesInput). Same checks and
    * errors as a worker's. LZ4 and RAW need only the kernels, which the
-   * ParallelDecoder has loaded before it reads a frame.
+   * decoder has loaded before it reads a frame.
    */
   const here = (req: ChunkDecodeRequest): Promise<Uint8Array> => {
     const { codec, payload, rawLength, hash } = req;

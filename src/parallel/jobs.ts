@@ -2,11 +2,11 @@
 // between the calling thread and a worker. Everything here is structured-clone
 // safe (typed arrays, bigint, plain objects); buffers travel as transferables.
 
-import type { AutoContext } from "../codec/auto.js";
+import type { AutoContext } from "../codec/auto/decide.js";
+import type { CodedChunk } from "../codec/coder.js";
+import type { Coding } from "../codec/coding.js";
+import type { CodecName } from "../codec/ids.js";
 import { MigstreamError, type ErrorCode } from "../errors.js";
-
-/** Codec choice for an encode job (numeric ids come back in the result). */
-export type CodecChoice = "raw" | "zero" | "lz4" | "zstd" | "auto";
 
 /**
  * Test-only fault injection. Ignored (the job fails with USAGE) unless the pool
@@ -37,28 +37,18 @@ export interface TransferOptions {
   whole?: boolean;
 }
 
+/** How an encode job codes (numeric codec ids come back in the result). */
 export interface EncodeOptions extends TransferOptions {
-  codec: CodecChoice;
+  codec: CodecName;
+  /** The codec's level (resolveCoding's rules: USAGE when out of range). */
   level?: number;
-  /** `auto`: sink rate, threads and speed its choice weighs (see codec/auto.ts). */
+  /** `auto`: the sink rate and threads its choice weighs (codec/auto/decide.ts). */
   auto?: AutoContext;
   /** Test only, see FaultPlan. */
   __test?: FaultPlan;
 }
 
-/** A coded chunk: what the stream format writes for one chunk. */
-export interface EncodedChunk {
-  /** Numeric codec id (as the codec layer defines it). */
-  codec: number;
-  level: number;
-  /** The coded bytes; may be a view into a larger buffer (the input's, reused). */
-  payload: Uint8Array;
-  rawLength: number;
-  /** xxh3_64 (seed 0) of the raw bytes. */
-  hash: bigint;
-}
-
-/** What a decode job needs; an EncodedChunk is one. */
+/** What a decode job needs; a CodedChunk is one. */
 export interface DecodeRequest extends TransferOptions {
   codec: number;
   payload: Uint8Array;
@@ -119,7 +109,7 @@ export type PoolJob =
 
 /** The result type of a job. */
 export type ResultOf<J extends PoolJob> = J extends { op: "encode" }
-  ? EncodedChunk
+  ? CodedChunk
   : J extends { op: "encodeBatch" | "decodeBatch" }
     ? BatchResult
     : Uint8Array;
@@ -128,13 +118,13 @@ export type ResultOf<J extends PoolJob> = J extends { op: "encode" }
 
 /** A job as sent to a worker (buffers already prepared for transfer). */
 export type WireJob =
-  | { op: "encode"; raw: Uint8Array; codec: CodecChoice; level?: number; auto?: AutoContext; test?: FaultPlan }
+  | { op: "encode"; raw: Uint8Array; coding: Coding; auto?: AutoContext; test?: FaultPlan }
   | { op: "decode"; codec: number; payload: Uint8Array; rawLength: number; hash: bigint; test?: FaultPlan }
-  | { op: "encodeBatch"; buffer: Uint8Array; spans: EncodeSpan[]; codec: CodecChoice; level?: number; auto?: AutoContext; test?: FaultPlan }
+  | { op: "encodeBatch"; buffer: Uint8Array; spans: EncodeSpan[]; coding: Coding; auto?: AutoContext; test?: FaultPlan }
   | { op: "decodeBatch"; buffer: Uint8Array; spans: DecodeSpan[]; test?: FaultPlan }
   | { op: "__echo"; data: Uint8Array; test?: FaultPlan };
 
-export type WireResult = EncodedChunk | Uint8Array | BatchResult;
+export type WireResult = CodedChunk | Uint8Array | BatchResult;
 
 /** Calling thread → worker. */
 export type Request = { type: "init"; faults: boolean; zstd?: boolean } | { type: "job"; id: number; job: WireJob };

@@ -34,7 +34,6 @@ import {
   fromWireError,
   toWireError,
   type DecodeRequest,
-  type EncodedChunk,
   type EncodeOptions,
   type PoolJob,
   type Reply,
@@ -46,8 +45,10 @@ import {
 import { OrderedPipeline } from "./ordered.js";
 import { availableCores, envFlag, MAX_THREADS, platform, spawnWorker, type WorkerHandle } from "./platform.js";
 import { runJob } from "./run-job.js";
+import { poolCoder, poolDecoder, type PoolCoderOptions, type PoolDecoderOptions } from "./coder.js";
+import type { ChunkCoder, ChunkDecoder, CodingPool } from "../format/chunk-coders.js";
 import { afterTask } from "./batch.js";
-import { ready } from "../codec/index.js";
+import { init, resolveCoding, type CodedChunk } from "../codec/index.js";
 
 /** Default ordered-pipeline window per thread. */
 export const DEFAULT_IN_FLIGHT_PER_THREAD = 4;
@@ -107,7 +108,12 @@ function usage(field: string, message: string): MigstreamError {
   return new MigstreamError("USAGE", message, { field });
 }
 
-export class WorkerPool {
+/**
+ * Threads that code and decode chunks: the `pool` option of StreamEncoder and
+ * StreamDecoder (a CodingPool), and a job runner of its own (encode, decode,
+ * batches, ordered pipelines).
+ */
+export class WorkerPool implements CodingPool {
   /** Worker threads (1 = inline). */
   readonly threads: number;
   readonly maxInFlight: number;
@@ -168,15 +174,25 @@ export class WorkerPool {
   async start(): Promise<void> {
     this.assertOpen();
     if (this.inline) {
-      await ready({ zstd: this.zstd });
+      await init({ zstd: this.zstd });
       return;
     }
     while (this.slots.length < this.workerLimit) this.spawn();
     await Promise.all(this.slots.map((s) => s.whenReady));
   }
 
+  /** A ChunkCoder on this pool, for one encoder: chunks are sent in batches. */
+  coder(options?: PoolCoderOptions): ChunkCoder {
+    return poolCoder(this, options);
+  }
+
+  /** A ChunkDecoder on this pool, for one decoder: chunks are sent in batches, LZ4 and RAW decoded on the calling thread unless told otherwise. */
+  decoder(options?: PoolDecoderOptions): ChunkDecoder {
+    return poolDecoder(this, options);
+  }
+
   /** Encodes one chunk: codec, level, payload and the xxh3_64 of `raw`. Moves `raw` (see above). */
-  encode(raw: Uint8Array, options: EncodeOptions): Promise<EncodedChunk> {
+  encode(raw: Uint8Array, options: EncodeOptions): Promise<CodedChunk> {
     return this.submit({ op: "encode", raw, options });
   }
 
@@ -207,7 +223,7 @@ export class WorkerPool {
   }
 
   /** Ordered encode of a stream of raw chunks, all with the same options. */
-  encodeOrdered(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: EncodeOptions): AsyncGenerator<EncodedChunk, void, undefined> {
+  encodeOrdered(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: EncodeOptions): AsyncGenerator<CodedChunk, void, undefined> {
     return new OrderedPipeline((raw: Uint8Array) => this.encode(raw, options), this.maxInFlight).map(source);
   }
 
@@ -247,7 +263,8 @@ export class WorkerPool {
     switch (job.op) {
       case "encode": {
         const o = job.options;
-        return { op: "encode", raw: own(bytes(job.raw, "raw"), copy(o), o.whole), codec: o.codec, level: o.level, auto: o.auto, test: o.__test };
+        const coding = resolveCoding(o.codec, o.level);
+        return { op: "encode", raw: own(bytes(job.raw, "raw"), copy(o), o.whole), coding, auto: o.auto, test: o.__test };
       }
       case "decode":
         return {
@@ -260,8 +277,9 @@ export class WorkerPool {
         };
       case "encodeBatch": {
         const o = job.options;
+        const coding = resolveCoding(o.codec, o.level);
         const buffer = own(bytes(job.buffer, "buffer"), copy(o), true);
-        return { op: "encodeBatch", buffer, spans: job.spans, codec: o.codec, level: o.level, auto: o.auto, test: o.__test };
+        return { op: "encodeBatch", buffer, spans: job.spans, coding, auto: o.auto, test: o.__test };
       }
       case "decodeBatch":
         return { op: "decodeBatch", buffer: own(bytes(job.buffer, "buffer"), copy(job), true), spans: job.spans, test: job.__test };

@@ -11,11 +11,11 @@ export async function runJob(job: WireJob, ctx: JobContext): Promise<WireResult>
     await applyFault(job.test, ctx);
     switch (job.op) {
       case "encode":
-        return await encodeJob(job.raw, job.codec, job.level, job.auto);
+        return await encodeJob(job.raw, job.coding, job.auto);
       case "decode":
         return await decodeJob(job.codec, job.payload, job.rawLength, job.hash);
       case "encodeBatch":
-        return await encodeBatchJob(job.buffer, job.spans, job.codec, job.level, job.auto);
+        return await encodeBatchJob(job.buffer, job.spans, job.coding, job.auto);
       case "decodeBatch":
         return await decodeBatchJob(job.buffer, job.spans);
       case "__echo":

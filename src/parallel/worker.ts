@@ -3,7 +3,7 @@
 // a time in arrival order; results and errors go back with the job id.
 
 import { initSync } from "../kernels/wasm.js";
-import { ready } from "../codec/index.js";
+import { init } from "../codec/index.js";
 import { postable } from "./buffers.js";
 import { FAULT_EXIT_CODE, type JobContext } from "./faults.js";
 import { toWireError, type Reply, type Request, type WireResult } from "./jobs.js";
@@ -46,7 +46,7 @@ async function handle(msg: Request): Promise<void> {
   if (msg.type === "init") {
     ctx.faults = msg.faults;
     initSync();
-    if (msg.zstd) await ready({ zstd: true });
+    if (msg.zstd) await init({ zstd: true });
     send({ type: "ready" });
     return;
   }

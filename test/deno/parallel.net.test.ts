@@ -1,6 +1,7 @@
 // The worker pool under Deno: module Web Workers loaded from the built
 // dist/worker.js (needs --allow-read for the dist directory).
-import { isMigstreamError, WorkerPool } from "../../dist/index.js";
+import { isMigstreamError } from "../../dist/index.js";
+import { WorkerPool } from "../../dist/pool.js";
 
 // The one Deno API used here (lets tsc check this file without Deno's types).
 declare const Deno: { test(name: string, fn: () => Promise<void>): void };

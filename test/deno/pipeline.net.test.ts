@@ -1,9 +1,10 @@
 // The parallel coding pipeline under Deno (module Web Workers from dist/):
-// StreamEncoder on poolCoder gives the inline encoder's bytes, with workers
-// only and with the calling thread sharing the work; ParallelDecoder on
-// poolDecoder gives StreamDecoder's events; a corrupted chunk fails both
-// with CHECKSUM.
-import { ParallelDecoder, poolCoder, poolDecoder, ready, StreamDecoder, StreamEncoder, WorkerPool, isMigstreamError } from "../../dist/index.js";
+// StreamEncoder on a pool gives the inline encoder's bytes, with workers
+// only and with the calling thread sharing the work; StreamDecoder on a pool
+// gives the events it gives without one; a corrupted chunk fails both with
+// the same typed error.
+import { init, isMigstreamError, StreamDecoder, StreamEncoder } from "../../dist/index.js";
+import { WorkerPool } from "../../dist/pool.js";
 
 declare const Deno: { test(name: string, fn: () => Promise<void>): void };
 
@@ -25,9 +26,9 @@ function data(): Uint8Array {
   return out;
 }
 
-async function encode(input: Uint8Array, coder?: ReturnType<typeof poolCoder>): Promise<Uint8Array> {
+async function encode(input: Uint8Array, pool?: WorkerPool): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  const enc = new StreamEncoder((b: Uint8Array) => void parts.push(b.slice()), { codec: "lz4", chunkSize: 65536, coder, streamId: new Uint8Array(16), maxTransaction: 1 << 20 });
+  const enc = new StreamEncoder((b: Uint8Array) => void parts.push(b.slice()), { codec: "lz4", chunkSize: 65536, pool, streamId: new Uint8Array(16), maxTransaction: 1 << 20 });
   const d = enc.device(0);
   await d.phase("stopcopy", 0);
   for (let at = 0; at < input.length; at += 1 << 20) await d.transaction(input.subarray(at, at + (1 << 20)));
@@ -44,22 +45,22 @@ async function encode(input: Uint8Array, coder?: ReturnType<typeof poolCoder>): 
 
 const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
-Deno.test("poolCoder and ParallelDecoder in Web Workers match the inline encoder and decoder", async () => {
-  await ready();
+Deno.test("encoding and decoding on a pool of Web Workers match the inline encoder and decoder", async () => {
+  await init();
   const workers = new WorkerPool({ threads: 2 });
   const sharing = new WorkerPool({ threads: 2, callerRuns: true });
   try {
     const input = data();
     const inline = await encode(input);
-    assert(same(await encode(input, poolCoder(workers)), inline), "workers: same stream");
-    assert(same(await encode(input, poolCoder(sharing)), inline), "caller-runs: same stream");
+    assert(same(await encode(input, workers), inline), "workers: same stream");
+    assert(same(await encode(input, sharing), inline), "caller-runs: same stream");
 
     const want: string[] = [];
     const dec = new StreamDecoder({ assemble: true });
     for await (const ev of dec.writeAsync(inline)) want.push(JSON.stringify({ ...ev, data: "data" in ev && ev.data ? Array.from(ev.data.subarray(0, 64)) : undefined }, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
     dec.finish();
     const got: string[] = [];
-    for await (const ev of new ParallelDecoder({ assemble: true, decoder: poolDecoder(workers) }).events([inline])) {
+    for await (const ev of new StreamDecoder({ assemble: true, pool: workers }).events([inline])) {
       got.push(JSON.stringify({ ...ev, data: "data" in ev && ev.data ? Array.from(ev.data.subarray(0, 64)) : undefined }, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
     }
     assert(got.length === want.length && got.every((g, i) => g === want[i]), "same decode events");
@@ -77,7 +78,7 @@ Deno.test("poolCoder and ParallelDecoder in Web Workers match the inline encoder
       a = e;
     }
     try {
-      for await (const _ of new ParallelDecoder({ decoder: poolDecoder(sharing) }).events([bad]));
+      for await (const _ of new StreamDecoder({ pool: sharing }).events([bad]));
     } catch (e) {
       b = e;
     }

@@ -2,7 +2,8 @@
 // the servers run dist/cli.js with Deno, this process drives the protocol
 // from dist/index.js over the sockets, and `sim digest` (Deno again) checks
 // the destination against the source.
-import { connectVfioUser, resume, type ResumeItem, save } from "../../dist/index.js";
+import { connectVfioUser } from "../../dist/index.js";
+import { resume, save, type ResumeItem } from "../../dist/protocol.js";
 
 const CLI = new URL("../../dist/cli.js", import.meta.url).pathname;
 /** Bound on a server becoming ready. */

@@ -3,7 +3,7 @@
 // decodes to exactly the original data. `npm run fuzz -- --seconds N` runs
 // the same cases for as long as asked.
 import { beforeAll, expect, it } from "vitest";
-import { ready } from "../../src/codec/index.js";
+import { init } from "../../src/codec/index.js";
 import { makeImage } from "../../src/device/pages.js";
 import { isMigstreamError } from "../../src/errors.js";
 import * as format from "../../src/format/index.js";
@@ -17,7 +17,7 @@ const CASES = 1500;
 
 let corpus: { name: string }[] = [];
 beforeAll(async () => {
-  await ready();
+  await init();
   corpus = await makeCorpus(api, makeImage);
 });
 

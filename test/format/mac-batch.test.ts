@@ -1,14 +1,15 @@
 // Keyed streams are verified a MAC batch at a time (MAC_BATCH_FRAMES frames):
 // no event of a batch may come out before every tag in it verified. Both
-// asynchronous decoders (StreamDecoder, ParallelDecoder) share that path; each
+// asynchronous decoders (StreamDecoder, with and without a pool) share that path; each
 // is checked here with a wrong tag in the 2nd batch, a wrong tag ahead of a
 // bad payload in the same batch (the MAC error wins), and a bad payload (the
 // verified frames before it still come out).
 import { beforeAll, describe, expect, it } from "vitest";
-import { decodeChunk, ready } from "../../src/codec/index.js";
+import { decodeChunk, init } from "../../src/codec/index.js";
 import { isMigstreamError, MigstreamError } from "../../src/errors.js";
 import { FRAME_CHUNK } from "../../src/format/constants.js";
-import { encodeStreamAsync, MAC_BATCH_FRAMES, ParallelDecoder, StreamDecoder, type ChunkDecoder, type DecodeEvent } from "../../src/format/index.js";
+import { encodeStreamAsync, StreamDecoder, type ChunkDecoder, type DecodeEvent } from "../../src/format/index.js";
+import { MAC_BATCH_FRAMES } from "../../src/format/mac-batch.js";
 import { xxh3_64 } from "../../src/kernels/xxh3.js";
 import { image, KEY, prng, SID, splitFrames, splitRandom } from "./helpers.js";
 
@@ -34,9 +35,10 @@ const DECODERS: [string, Decode][] = [
     },
   ],
   [
-    "ParallelDecoder",
+    "StreamDecoder with a pool",
     async (pieces, events) => {
-      const dec = new ParallelDecoder({ key: KEY, decoder: local, inFlight: 4 });
+      const pool = { threads: 1, decoder: () => local, coder: () => ({ encode: () => Promise.reject(new Error("not a coder")) }) };
+      const dec = new StreamDecoder({ key: KEY, pool, inFlight: 4 });
       for await (const ev of dec.events(pieces)) events.push(ev);
     },
   ],
@@ -45,7 +47,7 @@ const DECODERS: [string, Decode][] = [
 let stream: Uint8Array;
 let frames: ReturnType<typeof splitFrames>["frames"];
 beforeAll(async () => {
-  await ready();
+  await init();
   const data = image(400_000, 5);
   stream = await encodeStreamAsync([{ id: 1, name: "d", items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data }] }], { key: KEY, streamId: SID, codec: "lz4", chunkSize: 4096 });
   frames = splitFrames(stream).frames;

@@ -3,7 +3,7 @@
 // raw_hash names; and streams whose chunks were made by those peers decode.
 import { createRequire } from "node:module";
 import { beforeAll, describe, expect, it } from "vitest";
-import { CODEC_LZ4, CODEC_ZSTD, ready } from "../../src/codec/index.js";
+import { CODEC_LZ4, CODEC_ZSTD, init } from "../../src/codec/index.js";
 import { decodeStream, encodeStream, type DeviceInput } from "../../src/format/index.js";
 import { xxh3_64 } from "../../src/kernels/xxh3.js";
 import { lz4jsDecode, zstdCliDecode, zstdCliEncode } from "../codec/peers.js";
@@ -14,7 +14,7 @@ const lz4js = createRequire(import.meta.url)("lz4js") as {
 };
 
 beforeAll(async () => {
-  await ready();
+  await init();
 });
 
 const IMG = image(1_500_000, 31);

@@ -2,9 +2,11 @@
 // devices interleaved, dedup, MAC, streamed decoding at random split points,
 // the coder pipeline, and the one-shot sync/async encoders agreeing byte for byte.
 import { beforeAll, describe, expect, it } from "vitest";
-import { ready, CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "../../src/codec/index.js";
+import { init, CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "../../src/codec/index.js";
 import { encodeJob } from "../../src/parallel/codec-job.js";
 import { WorkerPool } from "../../src/parallel/index.js";
+import type { AutoContext } from "../../src/codec/auto/decide.js";
+import type { Coding } from "../../src/codec/coding.js";
 import {
   decodeStream,
   decodeStreamAsync,
@@ -14,6 +16,7 @@ import {
   StreamEncoder,
   verifyStream,
   type ChunkCoder,
+  type CodingPool,
   type DecodeEvent,
   type DeviceInput,
   type EncoderOptions,
@@ -21,7 +24,7 @@ import {
 import { errorOf, errorOfAsync, expectSameDevices, image, KEY, prng, same, SID, splitFrames, splitRandom } from "./helpers.js";
 
 beforeAll(async () => {
-  await ready();
+  await init();
 });
 
 const IMG = image(1_200_000, 3);
@@ -321,15 +324,25 @@ describe("streamed decoding", () => {
 });
 
 describe("coder pipeline", () => {
+  /** A pool that hands out `coder` (the seam the encoder's `pool` option takes). */
+  const poolOf = (coder: ChunkCoder): CodingPool => ({
+    threads: 1,
+    coder: () => coder,
+    decoder: () => {
+      throw new Error("not a decoder");
+    },
+  });
+
   /** A coder with random completion times; results still come back through their own promises. */
   function slowCoder(seed: number): ChunkCoder & { calls: number } {
     const rnd = prng(seed);
     const c = {
       calls: 0,
-      async encode(raw: Uint8Array, codec: string, level?: number) {
+      async encode(raw: Uint8Array, coding: Coding, auto?: AutoContext) {
         c.calls++;
+        const mine = raw.slice(); // raw is valid only until encode returns
         await new Promise((r) => setTimeout(r, rnd() < 0.5 ? 0 : 2));
-        return encodeJob(raw, codec as "lz4", level);
+        return encodeJob(mine, coding, auto);
       },
     };
     return c;
@@ -340,18 +353,18 @@ describe("coder pipeline", () => {
     for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 3 }, { codec: "lz4", dedup: true }] as EncoderOptions[]) {
       const o = { ...opts, streamId: SID, chunkSize: 8192 };
       const coder = slowCoder(5);
-      const a = await encodeStreamAsync(input, { ...o, coder });
+      const a = await encodeStreamAsync(input, { ...o, pool: poolOf(coder) });
       expect(coder.calls).toBeGreaterThan(10);
       expect(same(a, encodeStream(input, o))).toBe(true);
     }
   });
 
-  it("works with the worker pool (inline) as its coder", async () => {
+  it("works with the worker pool's encode jobs (inline) as its coder", async () => {
     const pool = new WorkerPool({ threads: 1 });
     try {
-      const coder: ChunkCoder = { encode: (raw, codec, level) => pool.encode(raw, { codec: codec as "lz4", level }) };
+      const coder: ChunkCoder = { encode: (raw, coding) => pool.encode(raw, { codec: coding.codec, level: coding.level, copy: true }) };
       const input = oneDevice([200_000, 1, 9000]);
-      const a = await encodeStreamAsync(input, { coder, streamId: SID, chunkSize: 16384, key: KEY });
+      const a = await encodeStreamAsync(input, { pool: poolOf(coder), streamId: SID, chunkSize: 16384, key: KEY });
       expectSameDevices(await decodeStreamAsync(a, { key: KEY }), input);
     } finally {
       await pool.close();
@@ -362,15 +375,15 @@ describe("coder pipeline", () => {
     const input = oneDevice([100_000]);
     let n = 0;
     const coder: ChunkCoder = {
-      encode: async (raw, codec, level) => {
+      encode: async (raw, coding) => {
         if (++n === 4) throw new (await import("../../src/errors.js")).MigstreamError("CODEC", "boom");
-        return encodeJob(raw, codec as "lz4", level);
+        return encodeJob(raw.slice(), coding);
       },
     };
-    const e = await errorOfAsync(() => encodeStreamAsync(input, { coder, chunkSize: 4096 }));
+    const e = await errorOfAsync(() => encodeStreamAsync(input, { pool: poolOf(coder), chunkSize: 4096 }));
     expect(e.code).toBe("CODEC");
     // A coder returning nonsense is caught.
     const liar: ChunkCoder = { encode: async (raw) => ({ codec: CODEC_LZ4, level: 0, payload: new Uint8Array(raw.length + 1), rawLength: raw.length, hash: 0n }) };
-    expect((await errorOfAsync(() => encodeStreamAsync(input, { coder: liar, chunkSize: 4096 }))).code).toBe("INTERNAL");
+    expect((await errorOfAsync(() => encodeStreamAsync(input, { pool: poolOf(liar), chunkSize: 4096 }))).code).toBe("INTERNAL");
   });
 });

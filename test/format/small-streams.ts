@@ -1,6 +1,6 @@
 // Small streams, one per feature, for the exhaustive corruption tests and the
 // golden vectors: each codec, several devices, dedup, MAC. Deterministic.
-import { ready } from "../../src/codec/index.js";
+import { init } from "../../src/codec/index.js";
 import { fillPage } from "../../src/device/pages.js";
 import { encodeStreamAsync, type DeviceInput, type EncoderOptions } from "../../src/format/index.js";
 import { KEY, SID } from "./helpers.js";
@@ -77,7 +77,7 @@ export function smallCases(): SmallStream[] {
 }
 
 export async function smallStreams(): Promise<(SmallStream & { bytes: Uint8Array })[]> {
-  await ready();
+  await init();
   const out = [];
   for (const c of smallCases()) out.push({ ...c, bytes: await encodeStreamAsync(c.input, c.options) });
   return out;

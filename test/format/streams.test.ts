@@ -1,10 +1,9 @@
 // Web Streams (MigrationEncoderStream / MigrationDecoderStream), the
-// async-iterable decoder, and the encoder's rules for its callers (USAGE and
+// decoder over an async source (StreamDecoder.events), and the encoder's rules for its callers (USAGE and
 // LIMIT errors for misuse, failures that stick, output written in order).
 import { beforeAll, describe, expect, it } from "vitest";
-import { ready } from "../../src/codec/index.js";
+import { init } from "../../src/codec/index.js";
 import {
-  decodeEvents,
   decodeStream,
   decodeStreamAsync,
   encodeStream,
@@ -16,7 +15,7 @@ import {
 import { errorOf, errorOfAsync, image, KEY, prng, same, SID, splitFrames, splitRandom } from "./helpers.js";
 
 beforeAll(async () => {
-  await ready();
+  await init();
 });
 
 const DATA = image(700_000, 41);
@@ -89,18 +88,18 @@ describe("Web Streams", () => {
   });
 });
 
-describe("decodeEvents", () => {
+describe("StreamDecoder.events", () => {
   it("yields checked events from an async source, ending with end", async () => {
     const s = encodeStream([{ id: 5, items: [{ kind: "phase", phase: "setup", iteration: 0 }, { kind: "transaction", data: DATA.subarray(0, 9000) }] }], { chunkSize: 4096 });
     async function* pieces() {
       for (const p of splitRandom(s, prng(9), 700)) yield p;
     }
     const types: string[] = [];
-    for await (const ev of decodeEvents(pieces())) types.push(ev.type);
+    for await (const ev of new StreamDecoder().events(pieces())) types.push(ev.type);
     expect(types).toEqual(["header", "device", "phase", "transaction", "chunk", "chunk", "chunk", "transaction-end", "device-end", "end"]);
     const bad = s.slice(0, -1);
     const e = await errorOfAsync(async () => {
-      for await (const _ of decodeEvents([bad])) void _;
+      for await (const _ of new StreamDecoder().events([bad])) void _;
     });
     expect(e.code).toBe("TRUNCATED");
   });

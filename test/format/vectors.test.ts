@@ -7,7 +7,7 @@ import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createXXHash3 } from "hash-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { ready } from "../../src/codec/index.js";
+import { init } from "../../src/codec/index.js";
 import { decodeStreamAsync, encodeStream, encodeStreamAsync, verifyStream, type DeviceInput, type EncoderOptions } from "../../src/format/index.js";
 import { expectSameDevices, same } from "./helpers.js";
 // @ts-expect-error plain JS module shared with scripts/make-vectors.mjs
@@ -18,7 +18,7 @@ const cases = vectorCases() as { name: string; input: DeviceInput[]; options: En
 const load = (name: string) => new Uint8Array(readFileSync(new URL(`${name}.mstream`, dir)));
 
 beforeAll(async () => {
-  await ready();
+  await init();
 });
 
 describe("golden vectors", () => {

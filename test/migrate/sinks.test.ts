@@ -1,6 +1,6 @@
 // The migrate pipeline's buffer handling: a ByteSink write settles only once
 // the writable is done with the bytes (so the stream encoder may reuse its
-// output blocks, saveTo's default), and the restore side decodes into reused
+// output blocks, saveDevice's default), and the restore side decodes into reused
 // buffers (transactions, gathered frames) while the device consumes them.
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
@@ -8,7 +8,7 @@ import { SimDevice } from "../../src/device/index.js";
 import { MigstreamError } from "../../src/errors.js";
 import { decodeStream } from "../../src/format/index.js";
 import { restoreDevice } from "../../src/migrate/restore-stream.js";
-import { saveTo } from "../../src/migrate/save-to.js";
+import { saveDevice } from "../../src/migrate/save-to.js";
 import { writableSink } from "../../src/migrate/sink.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";
 
@@ -63,12 +63,12 @@ describe("writableSink without copies", () => {
   });
 });
 
-describe("saveTo reuses the encoder's output blocks", () => {
+describe("saveDevice reuses the encoder's output blocks", () => {
   it("the stream a lazy writable takes is intact and restores the device", async () => {
     const src = new SimDevice({ stateSize: 3 << 20, txnSize: 256 << 10, seed: 4 });
     const { stream, taken } = lazyWritable(1);
     const sink = writableSink(stream, { label: "lazy", copy: false });
-    const r = await saveTo(new InProcessRegion(src), sink, { encoder: { codec: "raw", streamId: new Uint8Array(16) }, save: { precopy: false } });
+    const r = await saveDevice(new InProcessRegion(src), sink, { encoder: { codec: "raw", streamId: new Uint8Array(16) }, save: { precopy: false } });
     expect(r.wireBytes).toBeGreaterThan(3 << 20); // raw: more than one output block, each reused
     const bytes = new Uint8Array(Buffer.concat(taken));
     const decoded = decodeStream(bytes);

@@ -4,7 +4,8 @@
 import { createRequire } from "node:module";
 import { xxhash3 } from "hash-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isMigstreamError, WorkerPool, type CodecChoice, type EncodedChunk } from "../../dist/index.js";
+import { isMigstreamError, type CodecName } from "../../dist/index.js";
+import { WorkerPool, type CodedChunk } from "../../dist/pool.js";
 import { makeImage } from "../../src/device/pages.js";
 import { ensureDist, rng, within } from "./dist.js";
 
@@ -47,8 +48,8 @@ function chunks(seed: number): Uint8Array[] {
 /** auto's context in these tests: a slow sink, where zstd pays for heap-like pages. */
 const SLOW_SINK = { sinkRate: 20e6 };
 
-async function encodeAll(pool: WorkerPool, raws: Uint8Array[], codec: CodecChoice): Promise<EncodedChunk[]> {
-  const out: EncodedChunk[] = [];
+async function encodeAll(pool: WorkerPool, raws: Uint8Array[], codec: CodecName): Promise<CodedChunk[]> {
+  const out: CodedChunk[] = [];
   const auto = codec === "auto" ? SLOW_SINK : undefined;
   // copy: true keeps `raws` usable for the other pool.
   for await (const c of pool.mapOrdered(raws.map((raw) => ({ op: "encode" as const, raw, options: { codec, copy: true, auto } })))) {
@@ -173,7 +174,7 @@ describe("codec jobs", () => {
         expect(isMigstreamError(err, code as never), `${what} (${pool.inline ? "inline" : "workers"}): ${err}`).toBe(true);
       }
     }
-    const bad = await workers.encode(raw.slice(), { codec: "nope" as CodecChoice }).catch((e) => e);
+    const bad = await workers.encode(raw.slice(), { codec: "nope" as CodecName }).catch((e) => e);
     expect(isMigstreamError(bad, "USAGE")).toBe(true);
     expect(workers.workers).toBe(2); // job errors never cost a worker
   });

@@ -1,30 +1,40 @@
-// ParallelDecoder: the same events and bytes as StreamDecoder (every codec,
-// dedup, keyed streams, assembly and reuse, any split of the input), in stream
-// order whatever order the chunk jobs finish in, at most `inFlight` chunks
-// ahead; corruption and truncation fail with the same error (code, frame,
-// field) as StreamDecoder; a dying worker fails it with a typed error.
+// StreamDecoder with a pool: the same events and bytes as without one (every
+// codec, dedup, keyed streams, assembly and reuse, any split of the input), in
+// stream order whatever order the chunk jobs finish in, at most `inFlight`
+// chunks ahead; corruption and truncation fail with the same error (code,
+// frame, field) as without a pool; a dying worker fails it with a typed error.
 import { describe, expect, it } from "vitest";
 import {
   encodeStreamAsync,
+  init,
   isMigstreamError,
-  ParallelDecoder,
-  poolDecoder,
-  ready,
   StreamDecoder,
-  WorkerPool,
-  type ChunkDecoder,
+  type CodingPool,
   type DecodeEvent,
   type DecoderOptions,
   type DeviceInput,
   type EncoderOptions,
 } from "../../dist/index.js";
+import { WorkerPool, type ChunkDecoder, type PoolDecoderOptions } from "../../dist/pool.js";
 import { makeImage } from "../../src/device/pages.js";
 import { rng, usePools, within } from "./dist.js";
 
 const SID = Uint8Array.from({ length: 16 }, (_, i) => 0x70 + i);
 const KEY = Uint8Array.from({ length: 32 }, (_, i) => 3 * i + 1);
 
-const pools = usePools(WorkerPool, () => ready());
+const pools = usePools(WorkerPool, () => init());
+
+/** A pool whose decoder is `decoder` (the seam StreamDecoder's `pool` option takes). */
+const decodingOn = (decoder: ChunkDecoder): CodingPool => ({
+  threads: 2,
+  decoder: () => decoder,
+  coder: () => {
+    throw new Error("not a coder");
+  },
+});
+
+/** `pool` with its decoder made with `options`. */
+const tuned = (pool: WorkerPool, options: PoolDecoderOptions): CodingPool => decodingOn(pool.decoder(options));
 
 /** Two devices; the second repeats some of the first's data (dedup references) and has zero pages. */
 function input(): DeviceInput[] {
@@ -75,8 +85,8 @@ async function inline(s: Uint8Array, o: DecoderOptions, seed = 1): Promise<unkno
   return out;
 }
 
-async function parallel(s: Uint8Array, o: DecoderOptions & { inFlight?: number }, decoder: ChunkDecoder, seed = 1): Promise<unknown[]> {
-  const dec = new ParallelDecoder({ ...o, decoder });
+async function parallel(s: Uint8Array, o: DecoderOptions, pool: CodingPool, seed = 1): Promise<unknown[]> {
+  const dec = new StreamDecoder({ ...o, pool });
   const out: unknown[] = [];
   for await (const ev of dec.events(pieces(s, seed))) out.push(snapshot(ev));
   expect(dec.done).toBe(true);
@@ -95,21 +105,21 @@ async function outcome(run: (take: (ev: DecodeEvent) => void) => Promise<void>):
   }
 }
 
-describe("ParallelDecoder", () => {
+describe("StreamDecoder with a pool", () => {
   for (const [name] of STREAMS) {
-    it(`${name}: the same events and bytes as StreamDecoder (plain, assembled, reused)`, async () => {
+    it(`${name}: the same events and bytes as without a pool (plain, assembled, reused)`, async () => {
       const s = await stream(name);
       const key = name.includes("keyed") ? KEY : undefined;
       for (const o of [{}, { assemble: true }, { reuseOutput: true }, { assemble: true, reuseOutput: true }] as DecoderOptions[]) {
         const want = await inline(s, { ...o, key });
         expect(want.length).toBeGreaterThan(10);
-        expect(await parallel(s, { ...o, key }, poolDecoder(pools.workers), 2)).toEqual(want);
-        expect(await parallel(s, { ...o, key, inFlight: 3 }, poolDecoder(pools.caller), 3)).toEqual(want);
+        expect(await parallel(s, { ...o, key }, pools.workers, 2)).toEqual(want);
+        expect(await parallel(s, { ...o, key, inFlight: 3 }, pools.caller, 3)).toEqual(want);
         // LZ4 and RAW chunks decode on this thread by default; on the workers when told.
-        expect(await parallel(s, { ...o, key }, poolDecoder(pools.workers, { cheapInline: false }), 5)).toEqual(want);
+        expect(await parallel(s, { ...o, key }, tuned(pools.workers, { cheapInline: false }), 5)).toEqual(want);
       }
-      // A plain WorkerPool works as the decoder too (one job per chunk).
-      expect(await parallel(s, { key }, pools.workers, 4)).toEqual(await inline(s, { key }));
+      // A plain WorkerPool's decode jobs work as the decoder too (one job per chunk, payloads moved).
+      expect(await parallel(s, { key }, decodingOn(pools.workers), 4)).toEqual(await inline(s, { key }));
     });
   }
 
@@ -131,13 +141,13 @@ describe("ParallelDecoder", () => {
     };
     for (const name of ["lz4 + dedup", "zstd"]) {
       const s = await stream(name);
-      expect(await parallel(s, { assemble: true, inFlight: 5 }, shuffled, 6)).toEqual(await inline(s, { assemble: true }));
+      expect(await parallel(s, { assemble: true, inFlight: 5 }, decodingOn(shuffled), 6)).toEqual(await inline(s, { assemble: true }));
     }
     expect(most).toBeGreaterThan(1);
     expect(most).toBeLessThanOrEqual(5);
   });
 
-  it("corruption and truncation fail with StreamDecoder's error, after the same events", async () => {
+  it("corruption and truncation fail with the error of a decoder without a pool, after the same events", async () => {
     const r = rng(11);
     for (const name of ["lz4 + dedup", "zstd", "zstd + dedup, keyed"]) {
       const s = await stream(name);
@@ -155,7 +165,7 @@ describe("ParallelDecoder", () => {
         });
         const b = await outcome(async (take) => {
           // LZ4 chunks on this thread (the default) and on the workers, in turn.
-          const dec = new ParallelDecoder({ key, assemble: true, decoder: poolDecoder(pools.workers, { cheapInline: trial % 2 === 0 }) });
+          const dec = new StreamDecoder({ key, assemble: true, pool: tuned(pools.workers, { cheapInline: trial % 2 === 0 }) });
           for await (const ev of dec.events(pieces(input, trial + 100))) take(ev);
         });
         expect(a.error, `${name} trial ${trial}`).not.toBeNull();
@@ -171,7 +181,7 @@ describe("ParallelDecoder", () => {
     let n = 0;
     const wrong: ChunkDecoder = { decode: (req) => pools.workers.decode({ ...req, copy: true, hash: ++n === 9 ? req.hash ^ 1n : req.hash }) };
     const b = await outcome(async (take) => {
-      for await (const ev of new ParallelDecoder({ decoder: wrong }).events([s])) take(ev);
+      for await (const ev of new StreamDecoder({ pool: decodingOn(wrong) }).events([s])) take(ev);
     });
     expect(b.error).toMatchObject({ code: "CHECKSUM", field: "raw_hash" });
     expect(b.error!.frame).toBeGreaterThan(0);
@@ -183,16 +193,20 @@ describe("ParallelDecoder", () => {
       let n = 0;
       const dying: ChunkDecoder = { decode: (req) => pools.faulty.decode({ ...req, copy: true, __test: ++n === 6 ? { crashAfter: 0, crash } : undefined }) };
       const b = await outcome(async (take) => {
-        for await (const ev of new ParallelDecoder({ decoder: dying }).events([s])) take(ev);
+        for await (const ev of new StreamDecoder({ pool: decodingOn(dying) }).events([s])) take(ev);
       });
       expect(b.error?.code).toBe("INTERNAL");
     });
   }
 
-  it("rejects bad options with USAGE and refuses use after a failure", async () => {
-    expect(() => new ParallelDecoder({} as never)).toThrow(expect.objectContaining({ code: "USAGE" }));
-    expect(() => new ParallelDecoder({ decoder: pools.workers, inFlight: 0 })).toThrow(expect.objectContaining({ code: "USAGE", field: "inFlight" }));
-    const dec = new ParallelDecoder({ decoder: poolDecoder(pools.workers) });
+  it("rejects bad options with USAGE, the synchronous methods too, and refuses use after a failure", async () => {
+    expect(() => new StreamDecoder({ pool: {} as never })).toThrow(expect.objectContaining({ code: "USAGE", field: "pool" }));
+    expect(() => new StreamDecoder({ pool: pools.workers, inFlight: 0 })).toThrow(expect.objectContaining({ code: "USAGE", field: "inFlight" }));
+    expect(() => new StreamDecoder({ pool: pools.workers, verifyOnly: true })).toThrow(expect.objectContaining({ code: "USAGE", field: "pool" }));
+    const sync = new StreamDecoder({ pool: pools.workers });
+    expect(() => [...sync.write(new Uint8Array(10))]).toThrow(expect.objectContaining({ code: "USAGE" }));
+    expect(() => sync.finish()).toThrow(expect.objectContaining({ code: "USAGE" }));
+    const dec = new StreamDecoder({ pool: pools.workers });
     const junk = new Uint8Array(100).fill(7);
     await expect((async () => {
       for await (const _ of dec.writeAsync(junk));

@@ -1,5 +1,5 @@
 // The pool loads its worker from the built dist/worker.js, so these tests run
-// against dist/. Rebuilds it (tsup) when missing or older than src/parallel.
+// against dist/. Rebuilds it (tsup) when missing or older than any source.
 import { afterAll, beforeAll } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs";
@@ -14,8 +14,8 @@ const BUILD_WAIT_MS = 120_000;
 function stale(): boolean {
   const worker = `${root}dist/worker.js`;
   const built = existsSync(worker) ? statSync(worker).mtimeMs : 0;
-  const src = `${root}src/parallel/`;
-  return readdirSync(src).some((f) => statSync(src + f).mtimeMs > built);
+  const src = `${root}src/`;
+  return readdirSync(src, { recursive: true, encoding: "utf8" }).some((f) => f.endsWith(".ts") && statSync(src + f).mtimeMs > built);
 }
 
 const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

@@ -1,29 +1,29 @@
-// The stream encoder on the worker pool (poolCoder): the same bytes as the
-// encoder coding inline, for every codec with and without dedup, also when
-// batches finish in random order; a worker that throws, exits or dies mid
-// stream ends the encode with a typed error, never a hang.
+// The stream encoder on the worker pool (its `pool` option): the same bytes as
+// the encoder coding inline, for every codec with and without dedup, also
+// when batches finish in random order; auto's sink model the same inline and
+// pooled; a worker that throws, exits or dies mid stream ends the encode with
+// a typed error, never a hang.
 import { describe, expect, it } from "vitest";
-import {
-  CODER_IN_FLIGHT,
-  decodeStream,
-  isMigstreamError,
-  poolCoder,
-  ready,
-  SinkMeter,
-  StreamEncoder,
-  UNSETTLED_IN_FLIGHT,
-  WorkerPool,
-  type ChunkCoder,
-  type EncoderOptions,
-} from "../../dist/index.js";
+import { decodeStream, init, isMigstreamError, StreamEncoder, type EncoderOptions } from "../../dist/index.js";
+import { WorkerPool, type ChunkCoder, type CodingPool, type FaultPlan } from "../../dist/pool.js";
+import { throttle } from "../../dist/sim.js";
+import { AUTO_UNSETTLED_IN_FLIGHT } from "../../src/codec/auto/sink.js";
 import { makeImage } from "../../src/device/pages.js";
+import { CODER_IN_FLIGHT } from "../../src/format/encoder.js";
 import { rng, usePools, within } from "./dist.js";
 
 const SID = Uint8Array.from({ length: 16 }, (_, i) => 0x40 + i);
 const CODEC_LZ4 = 2;
 const CODEC_ZSTD = 3;
 
-const pools = usePools(WorkerPool, () => ready());
+const pools = usePools(WorkerPool, () => init());
+
+/** `pool`, its coder made with a fault plan per batch (the faulty pool allows them). */
+const faulty = (pool: WorkerPool, plan: (batch: number) => FaultPlan | undefined): CodingPool => ({
+  threads: pool.threads,
+  coder: () => pool.coder({ __test: plan }),
+  decoder: () => pool.decoder(),
+});
 
 /** Two devices, interleaved, pre-copy then stop-and-copy; transactions of awkward sizes (≈3 MiB in all). */
 const IMAGE = makeImage(3 << 20, 5);
@@ -32,10 +32,25 @@ const PLAN: [number, number[]][] = [
   [1, [1 << 20, 4096 * 9 + 5, 0, 65_536]],
 ];
 
-/** Encodes PLAN; with `borrow`, each transaction is copied into a buffer it gets from the device (the zero-copy path). */
-async function encode(opts: EncoderOptions, coder?: ChunkCoder, borrow?: (d: { buffer?(n: number): Uint8Array }, n: number) => Uint8Array): Promise<Uint8Array> {
+/**
+ * Encodes PLAN on `pool` (or inline); with `borrow`, each transaction is
+ * copied into a buffer it gets from the device (the zero-copy path); `write`
+ * also sees every output block.
+ */
+async function encode(
+  opts: EncoderOptions,
+  pool?: CodingPool,
+  borrow?: (d: { buffer?(n: number): Uint8Array }, n: number) => Uint8Array,
+  write?: (b: Uint8Array) => void | Promise<void>,
+): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  const enc = new StreamEncoder((b) => void parts.push(b.slice()), { ...opts, coder, streamId: SID, maxDevices: 2, maxTransaction: 1 << 20 });
+  const enc = new StreamEncoder(
+    (b) => {
+      parts.push(b.slice());
+      return write?.(b);
+    },
+    { ...opts, pool, streamId: SID, maxDevices: 2, maxTransaction: 1 << 20 },
+  );
   const devs = [enc.device(0, { name: "a" }), enc.device(1, { name: "b", metadata: new Uint8Array([1, 2, 3]) })];
   let at = 0;
   for (const phase of ["precopy", "stopcopy"] as const) {
@@ -61,7 +76,7 @@ async function encode(opts: EncoderOptions, coder?: ChunkCoder, borrow?: (d: { b
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
 
 
-describe("StreamEncoder with poolCoder", () => {
+describe("StreamEncoder with a pool", () => {
   const cases: [string, EncoderOptions][] = [
     ["raw", { codec: "raw" }],
     ["lz4", { codec: "lz4" }],
@@ -70,13 +85,14 @@ describe("StreamEncoder with poolCoder", () => {
   ];
   for (const [name, opts] of cases) {
     for (const dedup of [false, true]) {
-      it(`${name}${dedup ? " + dedup" : ""}: workers, caller-runs and inline produce the same bytes`, async () => {
+      it(`${name}${dedup ? " + dedup" : ""}: workers, caller-runs and inline produce the same bytes (auto: for the same threads)`, async () => {
         const o = { ...opts, dedup, chunkSize: dedup ? 16_384 : 65_536 };
         const inline = await encode(o);
-        const a = await encode(o, poolCoder(pools.workers));
-        const b = await encode(o, poolCoder(pools.caller));
-        expect(same(a, inline)).toBe(true);
-        expect(same(b, inline)).toBe(true);
+        const a = await encode(o, pools.workers);
+        const b = await encode(o, pools.caller);
+        expect(same(a, b)).toBe(true);
+        // auto weighs coding cost by the threads sharing it: on two threads it may choose otherwise than on one (one-thread pool vs inline: below).
+        if (opts.codec !== "auto") expect(same(a, inline)).toBe(true);
         // And it decodes back to the input (checked once per case).
         const back = decodeStream(inline);
         expect(back.devices.map((d) => d.items.length)).toEqual([2 + 3 + 3, 2 + 4 + 4]);
@@ -85,9 +101,9 @@ describe("StreamEncoder with poolCoder", () => {
   }
 
   it("auto with a given sink rate: the same bytes on every pool of the same size; the rate decides the codecs", async () => {
-    const slow = await encode({ codec: "auto" }, poolCoder(pools.workers, { sink: 20e6 }));
-    expect(same(slow, await encode({ codec: "auto" }, poolCoder(pools.caller, { sink: 20e6 })))).toBe(true);
-    const fast = await encode({ codec: "auto" }, poolCoder(pools.workers, { sink: Infinity }));
+    const slow = await encode({ codec: "auto", sinkRate: 20e6 }, pools.workers);
+    expect(same(slow, await encode({ codec: "auto", sinkRate: 20e6 }, pools.caller))).toBe(true);
+    const fast = await encode({ codec: "auto", sinkRate: Infinity }, pools.workers);
     const codecs = (s: Uint8Array) => new Set(chunkCodecs(s));
     expect(codecs(slow).has(CODEC_ZSTD)).toBe(true);
     // An unlimited sink: nothing is worth compressing (ZERO and RAW only).
@@ -95,40 +111,56 @@ describe("StreamEncoder with poolCoder", () => {
     expect(fast.length).toBeGreaterThan(slow.length);
   });
 
-  it("with a SinkMeter, keeps UNSETTLED_IN_FLIGHT chunks in flight until the meter has measured the sink, then CODER_IN_FLIGHT", async () => {
-    const meter = new SinkMeter();
-    const base = poolCoder(pools.faulty, { sink: meter, __test: () => ({ delayMs: 2 }) });
+  it("auto's sink model is the same inline and pooled: one thread on a pool gives the inline bytes, for any rate", async () => {
+    const one = new WorkerPool({ threads: 1 });
+    try {
+      for (const sinkRate of [10e6, 100e6, 1e9]) {
+        for (const dedup of [false, true]) {
+          const o: EncoderOptions = { codec: "auto", sinkRate, dedup, chunkSize: dedup ? 16_384 : 65_536 };
+          expect(same(await encode(o, one), await encode(o)), `${sinkRate} B/s dedup=${dedup}`).toBe(true);
+        }
+      }
+    } finally {
+      await one.close();
+    }
+  });
+
+  it("with a measured sink, keeps few chunks in flight until the encoder has measured its writes, then CODER_IN_FLIGHT", async () => {
     let now = 0;
     let most = 0;
     // Every chunk through encode (no lent buffers), counted while in flight.
-    const counted: ChunkCoder = {
-      copiesInput: true,
-      encode(raw, codec, level) {
-        most = Math.max(most, ++now);
-        return base.encode(raw, codec, level).finally(() => now--);
+    const counted: CodingPool = {
+      threads: 2,
+      coder: () => {
+        const base = pools.workers.coder();
+        return {
+          encode(raw, coding, auto) {
+            most = Math.max(most, ++now);
+            return base.encode(raw, coding, auto).finally(() => now--);
+          },
+          release: base.release,
+        } satisfies ChunkCoder;
       },
-      release: base.release,
-      inFlight: base.inFlight,
+      decoder: () => pools.workers.decoder(),
     };
-    await encode({ codec: "auto", chunkSize: 16_384 }, counted);
-    expect(most).toBe(UNSETTLED_IN_FLIGHT);
-    // The sink holds the writer back: 1 MiB per 10 ms, 16 times.
-    for (let i = 0, t = 0; i < 16; i++, t += 10) meter.record(1 << 20, t, t + 10);
-    expect(meter.settled).toBe(true);
+    // Writes that never hold the encoder back (and too few bytes to show it): never measured.
+    await encode({ codec: "auto", sinkRate: "measured", chunkSize: 16_384 }, counted);
+    expect(most).toBe(AUTO_UNSETTLED_IN_FLIGHT);
+    // A 10 MB/s link (slower than the pool codes) that blocks once 256 KiB are queued: measured after a few MiB.
     most = 0;
-    await encode({ codec: "auto", chunkSize: 16_384 }, counted);
+    await encode({ codec: "auto", sinkRate: "measured", chunkSize: 16_384 }, counted, undefined, throttle(10e6, undefined, { buffer: 256 << 10 }));
     expect(most).toBe(CODER_IN_FLIGHT);
-    // A limit that is no number of chunks leaves the encoder's own.
+    // Other codecs measure nothing: all of CODER_IN_FLIGHT from the start.
     most = 0;
-    await encode({ codec: "auto", chunkSize: 16_384 }, { ...counted, inFlight: () => Number.NaN });
+    await encode({ codec: "lz4", chunkSize: 16_384 }, counted);
     expect(most).toBe(CODER_IN_FLIGHT);
   });
 
   it("keeps stream order when batches finish in random order", async () => {
     const r = rng(17);
-    const coder = poolCoder(pools.faulty, { __test: () => ({ delayMs: Math.floor(r() * 8) }) });
+    const pool = faulty(pools.faulty, () => ({ delayMs: Math.floor(r() * 8) }));
     for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1, dedup: true, chunkSize: 16_384 }] as EncoderOptions[]) {
-      expect(same(await encode(opts, coder), await encode(opts))).toBe(true);
+      expect(same(await encode(opts, pool), await encode(opts))).toBe(true);
     }
   });
 
@@ -137,21 +169,22 @@ describe("StreamEncoder with poolCoder", () => {
       const r = rng(crash.length);
       for (let round = 0; round < 2; round++) {
         const bad = 2 + Math.floor(r() * 6);
-        const coder = poolCoder(pools.faulty, { __test: (n) => (n === bad ? { crashAfter: 0, crash } : { delayMs: Math.floor(r() * 4) }) });
-        const err = await within(encode({ codec: "lz4", chunkSize: 65_536 }, coder), 15_000, `encode (${crash})`).then(
+        const pool = faulty(pools.faulty, (n) => (n === bad ? { crashAfter: 0, crash } : { delayMs: Math.floor(r() * 4) }));
+        const err = await within(encode({ codec: "lz4", chunkSize: 65_536 }, pool), 15_000, `encode (${crash})`).then(
           () => null,
           (e) => e,
         );
         expect(isMigstreamError(err, "INTERNAL"), String(err)).toBe(true);
       }
       // The pool carries on with fresh workers.
-      expect(same(await encode({ codec: "lz4" }, poolCoder(pools.faulty)), await encode({ codec: "lz4" }))).toBe(true);
+      expect(same(await encode({ codec: "lz4" }, pools.faulty), await encode({ codec: "lz4" }))).toBe(true);
     });
   }
 
   it("zero copy: a transaction read into device.buffer() moves to a worker whole and gives the same bytes", async () => {
     for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1 }, { codec: "auto" }, { codec: "raw", dedup: true, chunkSize: 16_384 }] as EncoderOptions[]) {
-      const copied = await encode(opts);
+      // auto: compared with a copying encode on two threads too (it weighs threads).
+      const copied = await encode(opts, opts.codec === "auto" ? pools.workers : undefined);
       for (const pool of [pools.workers, pools.caller]) {
         const lent: Uint8Array[] = [];
         const borrow = (d: { buffer?(n: number): Uint8Array }, n: number) => {
@@ -160,7 +193,7 @@ describe("StreamEncoder with poolCoder", () => {
           lent.push(b);
           return b;
         };
-        const owned = await encode(opts, poolCoder(pool), borrow);
+        const owned = await encode(opts, pool, borrow);
         expect(same(owned, copied), `${opts.codec} dedup=${opts.dedup === true}`).toBe(true);
         // Without dedup every non-empty transaction (PLAN has two empty ones) went out whole as one
         // batch: moved, so detached here — no copy. With dedup the encoder copies chunk by chunk.
@@ -174,7 +207,7 @@ describe("StreamEncoder with poolCoder", () => {
   it("zero copy: buffer() is absent when coding inline, and refuses sizes beyond maxTransaction", async () => {
     const inline = new StreamEncoder(() => {}, { codec: "lz4" });
     expect(inline.device(0).buffer).toBeUndefined();
-    const enc = new StreamEncoder(() => {}, { codec: "lz4", coder: poolCoder(pools.workers), maxTransaction: 1 << 20 });
+    const enc = new StreamEncoder(() => {}, { codec: "lz4", pool: pools.workers, maxTransaction: 1 << 20 });
     const d = enc.device(0);
     expect(() => d.buffer!((1 << 20) + 1)).toThrow(expect.objectContaining({ code: "USAGE" }));
     expect(d.buffer!(1000).length).toBe(1000);
@@ -187,11 +220,12 @@ describe("StreamEncoder with poolCoder", () => {
     await expect(d.transaction(b)).rejects.toMatchObject({ code: "USAGE", field: "data" });
   });
 
-  it("rejects a chunk above the limit and a bad sink rate with typed errors", async () => {
-    const coder = poolCoder(pools.workers);
-    await expect(coder.encode(new Uint8Array((8 << 20) + 1), "lz4")).rejects.toMatchObject({ code: "LIMIT" });
-    expect(() => poolCoder(pools.workers, { sink: 0 })).toThrow(expect.objectContaining({ code: "USAGE" }));
-    await expect(coder.encode(new Uint8Array(10), "lz4", 0)).rejects.toMatchObject({ code: "USAGE" });
+  it("rejects a chunk above the limit, a bad sink rate and a bad level with typed errors", async () => {
+    const coder = pools.workers.coder();
+    await expect(coder.encode(new Uint8Array((8 << 20) + 1), { codec: "lz4", level: 1 })).rejects.toMatchObject({ code: "LIMIT" });
+    expect(() => new StreamEncoder(() => {}, { codec: "auto", sinkRate: 0, pool: pools.workers })).toThrow(expect.objectContaining({ code: "USAGE", field: "sinkRate" }));
+    expect(() => new StreamEncoder(() => {}, { codec: "lz4", level: 0, pool: pools.workers })).toThrow(expect.objectContaining({ code: "USAGE", field: "level" }));
+    await expect(pools.workers.encode(new Uint8Array(10), { codec: "lz4", level: 0 })).rejects.toMatchObject({ code: "USAGE" });
   });
 });
 

@@ -1,7 +1,9 @@
 // Pool mechanics with the test-only __echo job (no codec involved): ordering,
 // backpressure, transfer semantics, crash handling, watchdog, close.
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { isMigstreamError, WORKER_QUEUE_DEPTH, WorkerPool, type PoolJob, type PoolOptions } from "../../dist/index.js";
+import { isMigstreamError } from "../../dist/index.js";
+import { WorkerPool, type PoolJob, type PoolOptions } from "../../dist/pool.js";
+import { WORKER_QUEUE_DEPTH } from "../../src/parallel/pool.js";
 import { ensureDist, rng, within } from "./dist.js";
 
 beforeAll(ensureDist);

@@ -50,7 +50,7 @@ examples:
         key,
         verifyOnly: false,
         assemble: true,
-        decoder: pool?.decoder,
+        pool,
         progress: new ProgressLine(io.stderr, style, "decode"),
         onEvent: async (ev) => {
           if (ev.type === "device" && device < 0) device = ev.device;

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { MigstreamError } from "../../errors.js";
 import { failureAck } from "../../migrate/ack.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
-import { saveTo } from "../../migrate/save-to.js";
+import { saveDevice } from "../../migrate/save-to.js";
 import { StatsCollector } from "../../migrate/stats.js";
 import { TcpDestination, TcpListener } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
@@ -118,7 +118,7 @@ export const demo: Command = savingCommand({
 
       // Source: save with pre-copy into the encoder, over the connection.
       const dest = await TcpDestination.connect(listener.address);
-      const saving = saveTo(srcDev, enc.sink(dest.sink), {
+      const saving = saveDevice(srcDev, dest.sink, {
         encoder: enc.options,
         info: { name: "simulated device (demo source)" },
         confirm: () => dest.confirm(),

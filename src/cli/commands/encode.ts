@@ -45,7 +45,7 @@ examples:
     const progress = new ProgressLine(io.stderr, style, "encode");
     try {
       // The sink is done with each block once its write settles: the encoder reuses them.
-      const encoder = new StreamEncoder(enc.write((b) => out.sink.write(b)), { ...enc.options, maxTransaction: txnSize, reuseOutput: true });
+      const encoder = new StreamEncoder((b) => out.sink.write(b), { ...enc.options, maxTransaction: txnSize, reuseOutput: true });
       const dev = encoder.device(0, { name: v.name ?? "" });
       await dev.phase("stopcopy", 0);
       // Zero copy with a pool: each transaction is gathered in a buffer the encoder lends and then takes over.

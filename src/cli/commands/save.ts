@@ -5,7 +5,7 @@ import { MigstreamError } from "../../errors.js";
 import type { EncoderOptions, EncoderStats } from "../../format/encoder.js";
 import { MAX_NAME_LENGTH } from "../../format/constants.js";
 import type { Ack } from "../../migrate/ack.js";
-import { saveTo, type SaveToResult } from "../../migrate/save-to.js";
+import { saveDevice, type SaveDeviceResult } from "../../migrate/save-to.js";
 import type { ByteSink } from "../../migrate/sink.js";
 import { isLoopback, parseTcpUrl, TcpDestination, formatTcpUrl, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
 import type { RegionIO } from "../../protocol/region-io.js";
@@ -93,7 +93,7 @@ export const save: Command = savingCommand({
       }
       else out = await openOutput(v.output!, io, { copy: false });
       region = await openDevice(v.device);
-      const sink: ByteSink = enc.sink(dest ? dest.sink : out!.sink);
+      const sink: ByteSink = dest ? dest.sink : out!.sink;
       const target = dest ? dest.url : v.output === "-" ? "stdout" : v.output!;
       const result = await run(io, style, region, sink, {
         encoder: enc.options,
@@ -128,13 +128,13 @@ interface RunOptions {
   confirm?: () => Promise<Ack & { ok: true }>;
 }
 
-/** saveTo with the progress line; returns the destination's ack too. */
+/** saveDevice with the progress line; returns the destination's ack too. */
 async function run(io: CliIO, style: Style, region: RegionIO, sink: ByteSink, o: RunOptions) {
   const progress = new ProgressLine(io.stderr, style, "save");
   let stats: EncoderStats | undefined;
   let ack: (Ack & { ok: true }) | undefined;
   try {
-    const result: SaveToResult = await saveTo(region, sink, {
+    const result: SaveDeviceResult = await saveDevice(region, sink, {
       encoder: o.encoder,
       info: { name: truncateName(o.name) },
       onEncoder: (e) => (stats = e.stats),

@@ -1,8 +1,11 @@
-// SinkMeter (how fast the encoder's output drains, as auto sees it) and the
-// throttled link used to simulate slow sinks, on a fake clock.
+// SinkMeter (how fast the encoder's output drains, as auto sees it) on a fake
+// clock, also through the throttled link that simulates slow sinks; and
+// AutoSink, the model an encoder holds (a fixed rate, or measured).
 import { describe, expect, it } from "vitest";
-import { SINK_RATE_GROWTH, SINK_WINDOW_BYTES, SINK_WINDOW_MAX_WRITES, SINK_WINDOW_MS, SinkMeter, throttle, THROTTLE_BUFFER } from "../../src/parallel/rate.js";
-import { prng } from "../format/helpers.js";
+import { AUTO_UNSETTLED_IN_FLIGHT, AutoSink, SINK_RATE_GROWTH, SINK_WINDOW_BYTES, SINK_WINDOW_MAX_WRITES, SINK_WINDOW_MS, SinkMeter } from "../../../src/codec/auto/sink.js";
+import { AUTO_DEFAULT_SINK_RATE } from "../../../src/codec/auto/decide.js";
+import { throttle } from "../../../src/migrate/throttle.js";
+import { prng } from "../../format/helpers.js";
 
 const MIB = 1 << 20;
 
@@ -143,31 +146,27 @@ describe("SinkMeter", () => {
   });
 });
 
-describe("throttle", () => {
-  it("drains at the given rate: writes block once the buffer is full; drained() waits for the rest", async () => {
-    const c = clock();
-    const seen: number[] = [];
-    const link = throttle(100e6, (b) => void seen.push(b.length), { now: c.now, sleep: c.sleep });
-    const t0 = c.now();
-    for (let i = 0; i < 10; i++) await link(new Uint8Array(MIB));
-    // 10 MiB at 100 MB/s is 104.9 ms; the last THROTTLE_BUFFER bytes are still queued.
-    expect(c.now() - t0).toBeCloseTo(((10 * MIB - THROTTLE_BUFFER) / 100e6) * 1000, 3);
-    await link.drained();
-    expect(c.now() - t0).toBeCloseTo(((10 * MIB) / 100e6) * 1000, 3);
-    expect(seen).toEqual(Array(10).fill(MIB));
+describe("AutoSink", () => {
+  it("a fixed rate is what auto sees, on any number of threads; in flight stays at the most asked", () => {
+    const s = new AutoSink(20e6);
+    expect(s.context(3)).toEqual({ sinkRate: 20e6, threads: 3 });
+    expect(new AutoSink().rate).toBe(AUTO_DEFAULT_SINK_RATE);
+    expect(s.inFlight(32)).toBe(32);
+    const w = () => {};
+    expect(s.wrap(w)).toBe(w); // nothing to time
+    for (const bad of [0, -1, Number.NaN, "fast"]) expect(() => new AutoSink(bad as never)).toThrow(expect.objectContaining({ code: "USAGE", field: "sinkRate" }));
   });
 
-  it("a writer slower than the link never waits", async () => {
-    const c = clock();
-    const link = throttle(1e9, undefined, { now: c.now, sleep: c.sleep, buffer: MIB });
-    let waited = 0;
-    for (let i = 0; i < 5; i++) {
-      c.advance(5); // 1 MiB takes ~1 ms on the link, the writer needs 5
-      const t = c.now();
-      await link(new Uint8Array(MIB));
-      waited += c.now() - t;
-    }
-    expect(waited).toBe(0);
-    expect(() => throttle(0)).toThrow(expect.objectContaining({ code: "USAGE" }));
+  it("measured: times the writes; few chunks in flight until the sink has been measured", async () => {
+    const s = new AutoSink("measured");
+    expect(s.rate).toBe(Infinity); // RAW until measured
+    expect(s.inFlight(32)).toBe(AUTO_UNSETTLED_IN_FLIGHT);
+    // A link at 100 MB/s that blocks once 1 MiB is queued: 24 MiB through it.
+    const write = s.wrap(throttle(100e6, undefined, { buffer: MIB }));
+    for (let i = 0; i < 24; i++) await write(new Uint8Array(MIB));
+    expect(s.inFlight(32)).toBe(32);
+    // Never faster than the link (a busy machine's late timers only make it look slower).
+    expect(s.rate).toBeLessThan(1.3 * 100e6);
+    expect(s.context(2)).toEqual({ sinkRate: s.rate, threads: 2 });
   });
 });

@@ -1,4 +1,4 @@
-// The `auto` decision rule (codec/auto.ts) on fixed probe results: which probe
+// The `auto` decision rule (codec/auto/decide.ts) on fixed probe results: which probe
 // it asks for, and which codec it picks for a sink rate, thread count and
 // machine speed. Pure arithmetic: no timing involved.
 import { describe, expect, it } from "vitest";
@@ -11,7 +11,7 @@ import {
   type AutoContext,
   type AutoDecision,
   type AutoProbe,
-} from "../../src/codec/auto.js";
+} from "../../../src/codec/auto/decide.js";
 
 const N = 256 << 10;
 const PAGE = 4096;

@@ -1,7 +1,7 @@
 // The `auto` codec's decision rule: for one chunk, given what a cheap probe
 // learned about it and how fast the sink drains, the codec that gets the chunk
 // through the pipeline soonest. Pure arithmetic (no kernels, no clocks), so it
-// is unit-tested with fixed inputs; codec/select.ts runs the probes it asks for.
+// is unit-tested with fixed inputs; probe.ts runs the probes it asks for.
 //
 // Model: coding and sending overlap (a pipeline), so one chunk costs
 //   time(codec) = max(cpu(codec) / (threads × speed), coded bytes / sink rate)
