@@ -1,6 +1,7 @@
 // One error class for the whole library. `code` is stable and machine-readable;
 // the optional fields say where the problem was found.
 
+/** Stable, machine-readable error codes (README: exit codes by code). */
 export type ErrorCode =
   // stream format
   | "BAD_MAGIC" // not a migstream stream (or mangled by a text transfer)
@@ -23,6 +24,7 @@ export type ErrorCode =
   | "IO"
   | "INTERNAL";
 
+/** Where a problem was found, as far as known. */
 export interface ErrorDetails {
   /** Byte offset in the stream (or region) where the problem was found. */
   offset?: number;
@@ -39,6 +41,7 @@ export interface ErrorDetails {
   cause?: unknown;
 }
 
+/** The one error type the library throws: a stable `code` and where the problem was found. */
 export class MigstreamError extends Error {
   readonly code: ErrorCode;
   readonly offset?: number;
@@ -73,6 +76,7 @@ export class MigstreamError extends Error {
   }
 }
 
+/** True when `e` is a MigstreamError (with `code`, when given). */
 export function isMigstreamError(e: unknown, code?: ErrorCode): e is MigstreamError {
   return e instanceof MigstreamError && (code === undefined || e.code === code);
 }

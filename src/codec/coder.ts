@@ -68,9 +68,9 @@ export interface CoderContext {
 /** Hard limit for one chunk, whatever the codec (zstd has lower ones: ZSTD_LEVEL_MAX_CHUNK). */
 export const MAX_CHUNK_SIZE = 8 << 20;
 /** Coding must save at least this many bytes... */
-export const RAW_MIN_SAVING = 8;
+const RAW_MIN_SAVING = 8;
 /** ...and at least n >> RAW_SAVING_SHIFT bytes (1/64) of an n-byte chunk, else RAW. */
-export const RAW_SAVING_SHIFT = 6;
+const RAW_SAVING_SHIFT = 6;
 
 /** Largest coded size worth sending for an n-byte chunk (RAW otherwise). */
 export function maxCodedSize(n: number): number {

@@ -141,7 +141,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** Size of the shared blocks the encoder's index copies chunks into (larger chunks get a block of their own). */
 export const DEDUP_SLAB_SIZE = 4 << 20;
 /** Emptied slabs kept for reuse. */
-export const DEDUP_SPARE_SLABS = 2;
+const DEDUP_SPARE_SLABS = 2;
 
 /** A block of chunk copies, and how many of them are still live. */
 interface Slab {

@@ -19,6 +19,7 @@ export { resolveCoding, type Coding } from "./coding.js";
 export { zstdAvailable, ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL, ZSTD_DEFAULT_LEVEL, ZSTD_MAX_DECODE_SIZE, ZSTD_LEVEL_MAX_CHUNK } from "./zstd.js";
 export { DedupIndex, DedupWindow, encodeDedupRef, decodeDedupRef, resolveDedupRef } from "./dedup.js";
 
+/** Options of init(). */
 export interface InitOptions {
   /** Load zstd too (default true); where it cannot load, zstd streams fail with CODEC and `auto` does without it. */
   zstd?: boolean;

@@ -9,7 +9,7 @@ import { MigstreamError } from "../errors.js";
 
 const ZSTD_MAGIC = 0xfd2fb528;
 /** Largest decoded size of one block (RFC 8878 Block_Maximum_Size). */
-export const ZSTD_BLOCK_MAX = 128 * 1024;
+const ZSTD_BLOCK_MAX = 128 * 1024;
 const BLOCK_RAW = 0;
 const BLOCK_RLE = 1;
 const BLOCK_COMPRESSED = 2;

@@ -53,6 +53,7 @@ export const MAX_STATE_SIZE = 2 ** 32;
 /** Largest data section. */
 export const MAX_DATA_SIZE = 1 << 30;
 
+/** Options of SimDevice: state size, seed, dirty rate, data-section layout, injected faults. */
 export interface SimDeviceOptions {
   /** Bytes of device state (default 1 MiB). Ignored when `image` is given. */
   stateSize?: number;
@@ -105,6 +106,7 @@ export interface Violation {
   message: string;
 }
 
+/** A write of device_state the simulated device saw: from which state, the value, whether it was accepted. */
 export interface StateWrite {
   from: number;
   value: number;
@@ -129,6 +131,7 @@ const FIELD_AT: ReadonlyArray<Field | undefined> = (() => {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A simulated vendor device: device state that changes while it runs, behind a VFIO v1 migration region (a VendorRegion). */
 export class SimDevice implements VendorRegion {
   readonly size: number;
   readonly dataOffset: number;

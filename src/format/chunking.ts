@@ -14,15 +14,15 @@ import { zeroPageMap } from "../kernels/zero.js";
 /** Content-defined chunks average about this many bytes... */
 export const DEDUP_AVG_SIZE = 2048;
 /** ...or chunkSize / CDC_AVG_DIVISOR when smaller (rounded down to a power of two)... */
-export const CDC_AVG_DIVISOR = 4;
+const CDC_AVG_DIVISOR = 4;
 /** ...and are at least a quarter of that average. */
-export const CDC_MIN_DIVISOR = 4;
+const CDC_MIN_DIVISOR = 4;
 /** The content-defined chunker is fed this much of a transaction at a time (bounds kernel scratch). */
-export const CDC_FEED_SIZE = 4 << 20;
+const CDC_FEED_SIZE = 4 << 20;
 /** Zero runs are found through all-zero windows of this size (aligned to the transaction)... */
 export const ZERO_RUN_WINDOW = 512;
 /** ...a run covering this many whole windows is cut out, extended to its exact first and last zero byte. */
-export const ZERO_RUN_WINDOWS = 2;
+const ZERO_RUN_WINDOWS = 2;
 
 /** Bytes the chunker reads, possibly in kernel memory: ask for a view again after anything that may allocate there. */
 export interface ByteSource {
@@ -38,7 +38,7 @@ export function arraySource(data: Uint8Array): ByteSource {
 }
 
 /** CDC parameters for chunks of at most `chunkSize`, or null when chunks that small must be fixed. */
-export function cdcOptionsFor(chunkSize: number): CdcOptions | null {
+function cdcOptionsFor(chunkSize: number): CdcOptions | null {
   const target = Math.min(DEDUP_AVG_SIZE, Math.floor(chunkSize / CDC_AVG_DIVISOR));
   if (target < CDC_MIN_SIZE) return null;
   const avg = 2 ** Math.floor(Math.log2(target));

@@ -20,6 +20,7 @@ import { MacBatchReader } from "./mac-batch.js";
 import { PARALLEL_DECODE_IN_FLIGHT, ParallelDecoding } from "./parallel-decode.js";
 import type { DecodedDevice, DecodedStream, DecodeEvent, StreamTrailer } from "./types.js";
 
+/** Options of StreamDecoder and the one-shot decoders. */
 export interface DecoderOptions extends DecoderLimits {
   /** Shared key of an authenticated stream (required for one, refused for another). */
   key?: Uint8Array;
@@ -45,6 +46,12 @@ export interface DecoderOptions extends DecoderLimits {
   inFlight?: number;
 }
 
+/**
+ * The streaming decoder: stream bytes in (any split), checked events out, in
+ * stream order. Synchronous (`write`, `finish`) for unkeyed streams on this
+ * thread; asynchronous (`writeAsync`, `end`, `events`) for any stream, with
+ * or without a pool. A failure sticks: later calls throw USAGE.
+ */
 export class StreamDecoder {
   private readonly reader: FrameReader;
   private readonly batches: MacBatchReader;

@@ -5,7 +5,7 @@
 import { Xxh3 } from "../kernels/xxh3.js";
 
 /** Bytes of records hashed per kernel call. */
-export const RECORD_BATCH = 16 << 10;
+const RECORD_BATCH = 16 << 10;
 
 /** First batch buffer; it doubles up to RECORD_BATCH (short streams stay cheap). */
 const FIRST_BATCH = 256;

@@ -39,9 +39,9 @@ import { type ByteSource, type Chunker, zeroRuns } from "./chunking.js";
  * chunks: where a change ends, content-defined cuts fall back into step
  * within a chunk or two, so the recorded chunk that starts again lies there.
  */
-export const RESYNC_SCAN = 16 << 10;
+const RESYNC_SCAN = 16 << 10;
 /** A known chunk this long (or longer) switches resync on for the rest of the transaction (tiny repeats do not). */
-export const RESYNC_MIN_KNOWN = 256;
+const RESYNC_MIN_KNOWN = 256;
 
 /** A unit ending at `end` (the previous unit's end, or 0, is its start). */
 export interface Unit {

@@ -30,6 +30,7 @@ import type { HeaderFields } from "./header.js";
 import { checkKey } from "./mac.js";
 import type { DeviceInput } from "./types.js";
 
+/** Options of StreamEncoder and the one-shot encoders (checked once: USAGE or LIMIT). */
 export interface EncoderOptions {
   /** Chunk codec (CODECS); default "lz4". All-zero chunks are always ZERO; chunks that do not shrink go RAW. */
   codec?: CodecName;

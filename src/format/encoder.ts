@@ -63,6 +63,11 @@ interface Job {
 
 const nothing = () => {};
 
+/**
+ * The streaming encoder: devices (phases, transactions) in, stream bytes out
+ * to `write`, in order. Devices may interleave; each device's calls are
+ * awaited one at a time. A failure sticks: later calls throw it again.
+ */
 export class StreamEncoder {
   private readonly s: Settings;
   private readonly b: FrameBuilder;

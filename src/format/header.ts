@@ -20,6 +20,7 @@ import {
 } from "./constants.js";
 import type { DecoderLimits } from "./limits.js";
 
+/** A stream's header as read and checked: version, flags, MAC algorithm, stream id and the declared limits. */
 export interface StreamHeader {
   versionMajor: number;
   versionMinor: number;

@@ -6,6 +6,7 @@
 import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_MAX_ID, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
 import { decodeChunk } from "../codec/index.js";
 import { decodeDedupRef, DedupWindow, DEDUP_REF_SIZE, resolveDedupRef } from "../codec/dedup.js";
+import { hashOfZeros } from "../codec/zero.js";
 import { ZSTD_MAX_DECODE_SIZE, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from "../codec/zstd.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
 import { allocBuffer, type KernelBuffer } from "../kernels/wasm.js";
@@ -101,7 +102,6 @@ export class Interpreter {
   private readonly devices = new Map<number, DeviceState>();
   private readonly framesDigest = new RecordHasher();
   private totals = { transactions: 0, chunks: 0, rawBytes: 0, codedBytes: 0 };
-  private zeroHash = { length: -1, hash: 0n };
   private staging: KernelBuffer | null = null;
   private reuseBuf: Uint8Array | null = null;
 
@@ -338,11 +338,9 @@ export class Interpreter {
     return this.staging;
   }
 
-  /** XXH3-64 of decoded bytes; all-zero chunks of a repeated length are hashed once. */
+  /** XXH3-64 of decoded bytes (all-zero chunks of a repeated length are hashed once). */
   private hashOf(codec: number, data: Uint8Array): bigint {
-    if (codec !== CODEC_ZERO) return xxh3_64(data);
-    if (this.zeroHash.length !== data.length) this.zeroHash = { length: data.length, hash: xxh3_64(data) };
-    return this.zeroHash.hash;
+    return codec === CODEC_ZERO ? hashOfZeros(data) : xxh3_64(data);
   }
 
   private deviceEnd(f: Frame): DecodeEvent[] {

@@ -12,6 +12,7 @@ import {
   MAX_TRANSACTION_SIZE,
 } from "./constants.js";
 
+/** Limits a decoder enforces on what a stream declares (LIMIT beyond them); each defaults to FORMAT_LIMITS. */
 export interface DecoderLimits {
   maxFrameSize?: number;
   maxChunkSize?: number;
@@ -24,7 +25,7 @@ export interface DecoderLimits {
   maxDedupMemory?: number;
 }
 
-export const FORMAT_LIMITS: Readonly<Required<DecoderLimits>> = {
+const FORMAT_LIMITS: Readonly<Required<DecoderLimits>> = {
   maxFrameSize: MAX_FRAME_PAYLOAD,
   maxChunkSize: MAX_CHUNK_SIZE,
   maxTransactionSize: MAX_TRANSACTION_SIZE,

@@ -24,6 +24,7 @@ export interface DeviceInput extends DeviceInfo {
   items: DeviceItem[];
 }
 
+/** What DEVICE_END declares about one device (counts and digest), checked by every decoder. */
 export interface DeviceTrailer {
   frames: number;
   transactions: number;
@@ -33,6 +34,7 @@ export interface DeviceTrailer {
   digest: bigint;
 }
 
+/** What STREAM_END declares about the whole stream (counts and the frames digest), checked by every decoder. */
 export interface StreamTrailer {
   frames: number;
   devices: number;
@@ -43,6 +45,7 @@ export interface StreamTrailer {
   framesDigest: bigint;
 }
 
+/** One device of a decoded stream: its name, metadata, items in order, and its verified trailer. */
 export interface DecodedDevice {
   id: number;
   name: string;
@@ -51,6 +54,7 @@ export interface DecodedDevice {
   trailer: DeviceTrailer;
 }
 
+/** A whole decoded stream (decodeStream): header, devices, verified trailer. */
 export interface DecodedStream {
   header: StreamHeader;
   devices: DecodedDevice[];

@@ -5,6 +5,7 @@
 import { MigstreamError } from "../errors.js";
 import { inputPtr, kernels, memU8, SLOT_AUX, SLOT_IN, SLOT_OUT, scratch } from "./wasm.js";
 
+/** Sizes of content-defined chunks. */
 export interface CdcOptions {
   /** Smallest chunk (except the last); >= CDC_MIN_SIZE. */
   minSize: number;

@@ -13,15 +13,14 @@
 // - Memory only grows (grow-only arena). Scratch slots are reused across calls;
 //   buffers and states are recycled through size-class free lists.
 
+// Errors: like everything else, MigstreamError — LIMIT when memory cannot
+// grow, USAGE for a freed buffer, INTERNAL for a kernel abort (a bug).
+
+import { MigstreamError } from "../errors.js";
+import type { KernelExports } from "./kernel-exports.generated.js";
 import { WASM_SCALAR_BASE64, WASM_SIMD_BASE64 } from "./wasm-binary.generated.js";
 
-/** Raw exports of the kernel module. Pointers and lengths are u32 byte offsets. */
-// biome-ignore lint: the export table is open-ended and typed at each binding.
-export type KernelExports = Record<string, any> & {
-  memory: WebAssembly.Memory;
-  heapBase(): number;
-  simdEnabled(): number;
-};
+export type { KernelExports };
 
 const PAGE = 65536;
 /** Linear memory ceiling: 4 GiB (wasm32) minus one page of headroom. */
@@ -41,7 +40,7 @@ function imports(): WebAssembly.Imports {
   return {
     env: {
       abort(_msg: number, _file: number, line: number, col: number): never {
-        throw new Error(`kernel abort at ${line}:${col}`);
+        throw new MigstreamError("INTERNAL", `kernel abort at ${line}:${col}`);
       },
     },
   };
@@ -54,12 +53,14 @@ function pickBinary(preferSimd: boolean): Uint8Array<ArrayBuffer> {
 }
 
 function adopt(instance: WebAssembly.Instance): KernelExports {
+  // The instance is of the module the declarations were generated from (scripts/embed-wasm.mjs).
   const ex = instance.exports as unknown as KernelExports;
   exportsRef = ex;
   heapTop = align(ex.heapBase(), 64);
   return ex;
 }
 
+/** Options of the kernels' init() and initSync(). */
 export interface InitOptions {
   /** Use the v128 SIMD build when the engine supports it (default true). */
   simd?: boolean;
@@ -89,6 +90,7 @@ export function simdActive(): boolean {
   return kernels().simdEnabled() === 1;
 }
 
+/** The kernel module's linear memory (views into it detach when it grows). */
 export function kernelMemory(): WebAssembly.Memory {
   return kernels().memory;
 }
@@ -98,8 +100,9 @@ export function memU8(): Uint8Array {
   return new Uint8Array(kernels().memory.buffer);
 }
 
+/** n rounded up to a multiple of a (arithmetic, not bitwise: sizes reach 4 GiB). */
 function align(n: number, a: number): number {
-  return (n + a - 1) & ~(a - 1);
+  return Math.ceil(n / a) * a;
 }
 
 /** Bump-allocates `n` bytes (64-byte aligned) from the grow-only arena. */
@@ -107,9 +110,15 @@ function bump(n: number): number {
   const k = kernels();
   const ptr = heapTop;
   const end = ptr + align(Math.max(n, 1), 64);
-  if (end > MAX_KERNEL_MEMORY) throw new RangeError(`kernel memory limit: cannot allocate ${n} bytes`);
+  if (end > MAX_KERNEL_MEMORY) throw new MigstreamError("LIMIT", `kernel memory limit: cannot allocate ${n} bytes (at most ${MAX_KERNEL_MEMORY} in all)`);
   const have = k.memory.buffer.byteLength;
-  if (end > have) k.memory.grow(Math.ceil((end - have) / PAGE));
+  if (end > have) {
+    try {
+      k.memory.grow(Math.ceil((end - have) / PAGE));
+    } catch (e) {
+      throw new MigstreamError("LIMIT", `kernel memory could not grow to ${end} bytes: ${String(e)}`, { cause: e });
+    }
+  }
   heapTop = end;
   return ptr;
 }
@@ -125,6 +134,7 @@ function sizeClass(n: number): number {
 
 /** Allocates a block of at least `n` bytes; release it with `freeBlock`. */
 export function allocBlock(n: number): { ptr: number; capacity: number } {
+  if (!Number.isSafeInteger(n) || n < 0) throw new MigstreamError("USAGE", `cannot allocate ${n} bytes of kernel memory`);
   const capacity = sizeClass(n);
   const list = freeLists.get(capacity);
   const ptr = list && list.length > 0 ? (list.pop() as number) : bump(capacity);
@@ -153,7 +163,6 @@ export function scratch(id: number, n: number): number {
 
 /** Scratch slot ids. Each kernel documents which it uses. */
 export const SLOT_IN = 0;
-export const SLOT_IN2 = 1;
 export const SLOT_OUT = 2;
 export const SLOT_AUX = 3;
 
@@ -198,7 +207,7 @@ export class KernelBuffer {
   }
 
   view(start = 0, end = this.length): Uint8Array {
-    if (this.freed) throw new Error("KernelBuffer used after free");
+    if (this.freed) throw new MigstreamError("USAGE", "KernelBuffer used after free");
     return new Uint8Array(kernels().memory.buffer, this.ptr + start, end - start);
   }
 

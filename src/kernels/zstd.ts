@@ -21,8 +21,9 @@ import { ZSTD_WASM_BASE64 } from "./zstd-wasm.generated.js";
 export const ZSTD_WASM_MAX_MEMORY = 64 << 20;
 /** Largest input or output of one call; the rest of memory holds zstd's tables. */
 export const ZSTD_WASM_MAX_BUFFER = 16 << 20;
-/** Compression levels the module is built and tested for. */
+/** Lowest compression level the module is built and tested for. */
 export const ZSTD_WASM_MIN_LEVEL = 1;
+/** Highest compression level the module is built and tested for. */
 export const ZSTD_WASM_MAX_LEVEL = 19;
 
 interface ZstdExports {
@@ -47,7 +48,6 @@ interface Scratch {
 let ex: ZstdExports | null = null;
 let input: Scratch = { ptr: 0, capacity: 0 };
 let output: Scratch = { ptr: 0, capacity: 0 };
-let restarts = 0;
 
 function wasmBytes(): Uint8Array<ArrayBuffer> {
   const bin = atob(ZSTD_WASM_BASE64);
@@ -88,11 +88,6 @@ export function zstdVersion(): number {
 /** The module's memory (tests and diagnostics: its size only grows, up to ZSTD_WASM_MAX_MEMORY). */
 export function zstdMemory(): WebAssembly.Memory {
   return wasm().memory;
-}
-
-/** Instances discarded after a trap (each is replaced on the next call). */
-export function zstdWasmRestarts(): number {
-  return restarts;
 }
 
 /** Worst-case frame size for n input bytes. */
@@ -165,10 +160,7 @@ function run(what: string, f: (x: ZstdExports) => number): number {
   } catch (e) {
     if (e instanceof MigstreamError) throw e;
     // A trap leaves the C heap in an unknown state: the next call starts afresh.
-    if (ex === x) {
-      ex = null;
-      restarts++;
-    }
+    if (ex === x) ex = null;
     throw new MigstreamError("CODEC", `zstd ${what} trapped: ${String(e).slice(0, 80)}`, { cause: e });
   }
   if (x.zs_is_error(r) === 0) return r;

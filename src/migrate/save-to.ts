@@ -58,7 +58,7 @@ export interface SaveDeviceResult {
 }
 
 /** Puts a stopped source back in RUNNING; returns a note for the error. */
-export async function restartSource(region: RegionIO): Promise<string> {
+async function restartSource(region: RegionIO): Promise<string> {
   try {
     const s = await setDeviceState(new Registers(region), ~(STATE_SAVING | STATE_RESUMING) >>> 0, STATE_RUNNING, "save: restart source");
     return `source device back in ${stateName(s)}`;

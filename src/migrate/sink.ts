@@ -7,6 +7,7 @@
 import type { Writable } from "node:stream";
 import { MigstreamError } from "../errors.js";
 
+/** Where a stream's bytes go (a file, stdout, a socket): writes in order, each settled once the sink is done with its bytes. */
 export interface ByteSink {
   /** Writes `bytes`; once the promise settles the sink no longer needs them (the caller may reuse them). */
   write(bytes: Uint8Array): Promise<void>;
@@ -18,6 +19,7 @@ export interface ByteSink {
   readonly bytes: number;
 }
 
+/** Options of writableSink(). */
 export interface WritableSinkOptions {
   /** What the sink is, for error messages ("stdout", "file out.mig", "tcp://..."). */
   label: string;

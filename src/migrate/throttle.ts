@@ -9,6 +9,7 @@ export const THROTTLE_BUFFER = 4 << 20;
 
 const clock = () => performance.now();
 
+/** Options of throttle(): the queue before writes block, and the clock (tests pass their own). */
 export interface ThrottleOptions {
   /** Bytes queued before writes block (default THROTTLE_BUFFER). */
   buffer?: number;

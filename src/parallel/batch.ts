@@ -11,13 +11,13 @@ import { MigstreamError } from "../errors.js";
 import { fromWireError, type BatchResult } from "./jobs.js";
 
 /** A batch is sent once its chunks reach this many bytes. */
-export const BATCH_BYTES = 1 << 20;
+const BATCH_BYTES = 1 << 20;
 /** ...or this many chunks. */
 export const BATCH_MAX_CHUNKS = 8;
 /** Reusable batch buffers kept at most. */
-export const BATCH_SPARE_BUFFERS = 8;
+const BATCH_SPARE_BUFFERS = 8;
 /** Largest buffer `adopt` sends as one batch; a larger filled buffer is copied into batches (one worker per MiB keeps every thread busy). */
-export const ADOPT_MAX_BYTES = 2 * BATCH_BYTES;
+const ADOPT_MAX_BYTES = 2 * BATCH_BYTES;
 
 /** Runs `fn` after the current task (setImmediate where there is one). */
 export const afterTask: (fn: () => void) => void =

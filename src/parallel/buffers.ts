@@ -6,7 +6,7 @@
 import { inKernelMemory } from "../kernels/wasm.js";
 
 /** A copy in a fresh ArrayBuffer (Node's Buffer#slice would alias the input instead). */
-export function copyOf(view: Uint8Array): Uint8Array {
+function copyOf(view: Uint8Array): Uint8Array {
   return Uint8Array.prototype.slice.call(view);
 }
 
@@ -15,7 +15,7 @@ export function isShared(view: Uint8Array): boolean {
 }
 
 /** True when `view` covers all of its (non-shared, non-kernel) ArrayBuffer. */
-export function spansBuffer(view: Uint8Array): boolean {
+function spansBuffer(view: Uint8Array): boolean {
   return !isShared(view) && !inKernelMemory(view) && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
 }
 
@@ -37,7 +37,7 @@ export function own(view: Uint8Array, copy: boolean, whole = false): Uint8Array 
 }
 
 /** True when `view` starts its (non-shared, non-kernel) ArrayBuffer, which can move whole with it. */
-export function movable(view: Uint8Array): boolean {
+function movable(view: Uint8Array): boolean {
   return !isShared(view) && !inKernelMemory(view) && view.byteOffset === 0;
 }
 

@@ -45,6 +45,7 @@ const jobOptions = (coding: Coding, auto: AutoContext | undefined, test: FaultPl
   __test: test,
 });
 
+/** Options of WorkerPool.coder(). */
 export interface PoolCoderOptions {
   /** Test only: a fault plan for the n-th batch sent (the pool must allow fault injection). */
   __test?: (batch: number) => FaultPlan | undefined;
@@ -84,6 +85,7 @@ export function poolCoder(pool: WorkerPool, options: PoolCoderOptions = {}): Chu
   };
 }
 
+/** Options of WorkerPool.decoder(). */
 export interface PoolDecoderOptions {
   /** Chunks in flight the batch size is planned for; default PARALLEL_DECODE_IN_FLIGHT. */
   inFlight?: number;

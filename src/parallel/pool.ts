@@ -51,14 +51,15 @@ import { afterTask } from "./batch.js";
 import { init, resolveCoding, type CodedChunk } from "../codec/index.js";
 
 /** Default ordered-pipeline window per thread. */
-export const DEFAULT_IN_FLIGHT_PER_THREAD = 4;
+const DEFAULT_IN_FLIGHT_PER_THREAD = 4;
 /** Jobs posted ahead to one worker, so it never idles waiting for the next (nor while the calling thread codes a batch of its own). */
 export const WORKER_QUEUE_DEPTH = 3;
 /** Default watchdog: longest a worker may take on one job. */
-export const DEFAULT_JOB_TIMEOUT_MS = 60_000;
+const DEFAULT_JOB_TIMEOUT_MS = 60_000;
 /** Least time a new worker gets to load (module, kernels) before it counts as failed. */
-export const WORKER_START_TIMEOUT_MS = 30_000;
+const WORKER_START_TIMEOUT_MS = 30_000;
 
+/** Options of WorkerPool: threads, in-flight window, copying, watchdog, worker module, zstd preload. */
 export interface PoolOptions {
   /** Worker threads; default: available cores. 1 runs every job inline on the calling thread. */
   threads?: number;

@@ -7,6 +7,7 @@ import { MigstreamError } from "../errors.js";
 /** Default cap on pre-copy iterations (passes over the device's pending state). */
 export const DEFAULT_MAX_PRECOPY_ITERATIONS = 16;
 
+/** When pre-copy ends and stop-and-copy begins: the first of its limits reached. */
 export interface PrecopyPolicy {
   /** Most pre-copy iterations to run (0: enter pre-copy, then stop-and-copy at once). */
   maxIterations?: number;

@@ -15,6 +15,7 @@ export interface Progress {
   pending?: number;
 }
 
+/** Called by the drivers after every step that moved data (keep it cheap: it runs inline). */
 export type ProgressListener = (p: Progress) => void;
 
 /** Transactions and bytes of one phase. */
@@ -23,6 +24,7 @@ export interface PhaseCount {
   bytes: number;
 }
 
+/** What a save did: transactions and bytes read per phase, and how pre-copy ended. */
 export interface SaveSummary {
   transactions: number;
   bytes: number;
@@ -40,6 +42,7 @@ export interface SaveSummary {
   pendingReads: number;
 }
 
+/** What a resume did: transactions and bytes written, whether the device was started. */
 export interface ResumeSummary {
   transactions: number;
   bytes: number;

@@ -2,7 +2,23 @@
 // offsets, plus device reset. Transports implement it (in-process simulated device,
 // vfio-user socket, file descriptor); the protocol driver only ever talks to this.
 
-/** A region transport. All offsets are relative to the start of the migration region. */
+/**
+ * The user side's access to one device's migration region: what a transport
+ * implements and the protocol driver uses, and nothing else does.
+ *
+ * - Offsets are relative to the start of the region; an access outside
+ *   [0, size) is the caller's bug (USAGE). Every access transfers all its
+ *   bytes or fails: a short read or write is an error, never a smaller result.
+ * - Errors are MigstreamErrors: DEVICE (with `errno`) when the device refused
+ *   the access, TRANSPORT or IO when the way to it failed, TIMEOUT when it did
+ *   not answer. The driver decides what an error means for the migration.
+ * - Without `pipelined`, the driver issues one access at a time and awaits it.
+ * - Buffers: `read` may return a view the transport reuses, valid until the
+ *   next access; `into` puts the bytes in the caller's buffer instead. `write`
+ *   may read `data` until its promise settles.
+ * - `reset` and `close` are the device's VFIO_DEVICE_RESET and the release of
+ *   the transport; after `close`, accesses fail (USAGE or TRANSPORT).
+ */
 export interface RegionIO {
   /** Size of the migration region in bytes (header + data section). */
   readonly size: number;
@@ -53,6 +69,7 @@ export const ERRNO = {
   ETIMEDOUT: 110,
 } as const;
 
+/** A name of ERRNO. */
 export type ErrnoName = keyof typeof ERRNO;
 
 /** Name of a Linux errno value (`"E<n>"` when unknown). */

@@ -19,6 +19,7 @@ import { Registers } from "./registers.js";
 import { CLEAR_LOW, setDeviceState } from "./state.js";
 import type { Phase, ResumeItem } from "./types.js";
 
+/** Options of resume(): whether to start the device, cancellation, progress. */
 export interface ResumeOptions {
   /**
    * Put the device in RUNNING after `verified` (default true). false leaves it

@@ -17,6 +17,7 @@ import { Registers } from "./registers.js";
 import { KEEP_ALL, setDeviceState } from "./state.js";
 import type { Phase, SaveSink } from "./types.js";
 
+/** Options of save(): pre-copy or not and its policy, stop and cancel signals, progress, read buffers. */
 export interface SaveOptions {
   /** Live migration with pre-copy (default true); false = suspend path. */
   precopy?: boolean;

@@ -9,8 +9,9 @@ import { STATE_MASK, stateIsError, stateName, stateValid } from "./constants.js"
 import { describe, withNote } from "./failure.js";
 import type { Registers } from "./registers.js";
 
-/** Masks of the transitions the driver performs (QEMU's, except that none clears reserved bits). */
+/** Transition mask that keeps every bit before the new state bits are set (QEMU's masks, except that none clears reserved bits). */
 export const KEEP_ALL = 0xffff_ffff;
+/** Transition mask that clears the three state bits (and keeps the reserved ones) before the new ones are set. */
 export const CLEAR_LOW = ~STATE_MASK >>> 0;
 
 /**

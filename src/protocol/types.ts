@@ -5,13 +5,20 @@
 export type Phase = "setup" | "precopy" | "stopcopy" | "config" | "end";
 
 /**
- * Where the save path puts what it reads from the device. The driver calls
- * `phase` when it enters a phase (pre-copy iterations numbered from 0), then
- * `transaction` once per data-section buffer, in order.
+ * Where the save driver puts what it reads from the device (a stream
+ * encoder's device writer is one).
  *
- * `data` may be a view into a buffer the driver reuses (zero-copy from the
- * region): the sink must be done with it (or have copied it) when the returned
- * promise settles. A rejection fails the save (the device returns to RUNNING).
+ * - Order: `phase` when the driver enters a phase (setup, precopy with
+ *   iterations numbered from 0, stopcopy), then `transaction` once per
+ *   data-section buffer of that phase, in order; one call at a time, each
+ *   awaited before the next.
+ * - Buffers: `data` may be a view into a buffer the driver reuses (zero copy
+ *   from the region): the sink must be done with it (or have copied it) when
+ *   the returned promise settles. A slow sink slows the driver's reads
+ *   (backpressure).
+ * - Errors: a rejection (a MigstreamError) fails the save; the driver puts
+ *   the device back in RUNNING. The sink is not told the end: the caller ends
+ *   it (a device writer's `end()`) once save() resolved.
  */
 export interface SaveSink {
   phase(phase: Phase, iteration: number): void | Promise<void>;
@@ -25,10 +32,13 @@ export interface SaveSink {
 }
 
 /**
- * What the resume path consumes, in stream order. `transaction` items must
- * already have passed their integrity checks; `verified` comes only after the
- * whole stream for this device (trailer, digest, MAC if keyed) verified. The
- * driver writes RUNNING only after `verified`.
+ * What the resume driver consumes, in stream order (streamItems makes them
+ * from a stream's bytes). `transaction` items must already have passed their
+ * integrity checks, and their data is only read until the driver asks for the
+ * next item; `verified` comes only after the whole stream for this device
+ * (trailer, digest, MAC if keyed) verified. The driver writes RUNNING only
+ * after `verified`; items that end without it, or a source that throws, make
+ * it reset the device.
  */
 export type ResumeItem =
   | { kind: "phase"; phase: Phase; iteration: number }

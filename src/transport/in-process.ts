@@ -8,6 +8,7 @@ import { VendorErrno, type VendorRegion } from "../device/vendor.js";
 /** A vendor that can read straight into the caller's buffer (one copy fewer). */
 type ReadIntoVendor = VendorRegion & { readInto(offset: number, count: number, into: Uint8Array): Promise<number> };
 
+/** Options of InProcessRegion. */
 export interface InProcessOptions {
   /** Largest single access (default Infinity); the driver splits data accesses at it. */
   maxAccess?: number;
@@ -15,6 +16,7 @@ export interface InProcessOptions {
   label?: string;
 }
 
+/** A RegionIO straight over a VendorRegion in the same process: vendor errnos become DEVICE errors. */
 export class InProcessRegion implements RegionIO {
   readonly size: number;
   readonly maxAccess: number;

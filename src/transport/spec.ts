@@ -11,6 +11,7 @@ import { FdRegion } from "./fd/region.js";
 import { simDeviceOptions } from "./sim/options.js";
 import { connectVfioUser } from "./vfio-user/client.js";
 
+/** A parsed device spec (openDevice): which transport, and its options. */
 export type DeviceSpec =
   | { kind: "sim"; options: Record<string, string> }
   | { kind: "vfio-user"; path: string; timeoutMs?: number }
@@ -112,22 +113,13 @@ export function parseDeviceSpec(spec: string): DeviceSpec {
   }
 }
 
-/** Opens a simulated device from `sim:` options (default: sim/open.ts). */
-export type SimOpener = (options: Record<string, string>) => Promise<OpenedDevice>;
-let simOpener: SimOpener | undefined;
-
-/** Replaces how `sim:` specs open (e.g. a test's own device). */
-export function registerSimOpener(open: SimOpener): void {
-  simOpener = open;
-}
-
 /** Opens the device a spec (string or parsed) names. */
 export async function openDevice(spec: string | DeviceSpec, opts: { timeoutMs?: number } = {}): Promise<OpenedDevice> {
   const s = typeof spec === "string" ? parseDeviceSpec(spec) : spec;
   switch (s.kind) {
     case "sim":
       // Loaded on demand: the simulated device is not needed for the other kinds.
-      return simOpener ? simOpener(s.options) : (await import("./sim/open.js")).openSimDevice(s.options);
+      return (await import("./sim/open.js")).openSimDevice(s.options);
     case "vfio-user":
       return connectVfioUser(s.path, { timeoutMs: s.timeoutMs ?? opts.timeoutMs });
     case "fd":

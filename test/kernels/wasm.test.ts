@@ -1,5 +1,9 @@
+// The kernel module and its memory arena: SIMD where the engine has it,
+// foreign input copied in, views re-derived after growth, size classes
+// recycled, failures typed MigstreamErrors like the rest of the library.
 import { describe, expect, it } from "vitest";
-import { allocBuffer, initSync, inputPtr, inKernelMemory, memU8, scratch, SLOT_IN, simdActive } from "../../src/kernels/wasm.js";
+import { isMigstreamError } from "../../src/errors.js";
+import { allocBuffer, initSync, inputPtr, inKernelMemory, MAX_KERNEL_MEMORY, memU8, scratch, SLOT_IN, simdActive } from "../../src/kernels/wasm.js";
 
 describe("kernel module and arena", () => {
   it("loads the SIMD build where the engine supports it", () => {
@@ -38,6 +42,21 @@ describe("kernel module and arena", () => {
     const b = allocBuffer(900);
     expect(b.ptr).toBe(p);
     b.free();
-    expect(() => b.view()).toThrow(/after free/);
+    expect(() => b.view()).toThrow(expect.objectContaining({ code: "USAGE", message: expect.stringMatching(/after free/) }));
+  });
+
+  it("fails with a typed error beyond the memory ceiling (LIMIT), allocating nothing", () => {
+    const before = memU8().length;
+    const big = (() => {
+      try {
+        allocBuffer(MAX_KERNEL_MEMORY);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isMigstreamError(big, "LIMIT"), String(big)).toBe(true);
+    expect(memU8().length).toBe(before); // nothing allocated
+    const after = allocBuffer(64); // the arena still works
+    after.free();
   });
 });

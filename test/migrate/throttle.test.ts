@@ -1,17 +1,9 @@
 // The throttled link that simulates slow sinks, on a fake clock.
 import { describe, expect, it } from "vitest";
 import { throttle, THROTTLE_BUFFER } from "../../src/migrate/throttle.js";
+import { fakeClock as clock } from "./clock.js";
 
 const MIB = 1 << 20;
-
-function clock() {
-  let t = 1000;
-  return {
-    now: () => t,
-    advance: (ms: number) => void (t += ms),
-    sleep: async (ms: number) => void (t += ms),
-  };
-}
 
 describe("throttle", () => {
   it("drains at the given rate: writes block once the buffer is full; drained() waits for the rest", async () => {

@@ -47,21 +47,21 @@ export const AUTO_PIPELINE_NS = 1.0;
 /** LZ4 on a compressible page. */
 export const AUTO_LZ4_NS = 2.4;
 /** LZ4 on a flat or zero page (it skips ahead). */
-export const AUTO_LZ4_SKIP_NS = 0.15;
+const AUTO_LZ4_SKIP_NS = 0.15;
 /** zstd level 1 on a compressible page (other levels: × AUTO_ZSTD_LEVEL_COST; measured 4.5 code-, 4.0 heap-like). */
-export const AUTO_ZSTD_NS = 4.3;
+const AUTO_ZSTD_NS = 4.3;
 /** zstd on a flat or zero page (measured 0.38 random, 0.23 zero). */
-export const AUTO_ZSTD_FLAT_NS = 0.4;
+const AUTO_ZSTD_FLAT_NS = 0.4;
 /** zstd CPU cost by level, relative to level 1 (index = level; measured on code- and heap-like pages). */
-export const AUTO_ZSTD_LEVEL_COST: readonly number[] = [0, 1, 1.05, 1.2, 1.5, 1.7, 2.2, 2.7, 3.2, 4.4, 6, 7, 8, 12, 14, 16, 19, 21, 23, 25];
+const AUTO_ZSTD_LEVEL_COST: readonly number[] = [0, 1, 1.05, 1.2, 1.5, 1.7, 2.2, 2.7, 3.2, 4.4, 6, 7, 8, 12, 14, 16, 19, 21, 23, 25];
 /** zstd output by level, relative to level 1 (same measurement; the probe runs at level 1). */
-export const AUTO_ZSTD_LEVEL_GAIN: readonly number[] = [0, 1, 0.92, 0.88, 0.9, 0.89, 0.88, 0.84, 0.84, 0.84, 0.84, 0.84, 0.84, 0.8, 0.79, 0.77, 0.77, 0.76, 0.76, 0.76];
+const AUTO_ZSTD_LEVEL_GAIN: readonly number[] = [0, 1, 0.92, 0.88, 0.9, 0.89, 0.88, 0.84, 0.84, 0.84, 0.84, 0.84, 0.84, 0.8, 0.79, 0.77, 0.77, 0.76, 0.76, 0.76];
 /** LZ4 output for a zero page, as a share of the page. */
-export const AUTO_LZ4_ZERO_RATIO = 0.005;
+const AUTO_LZ4_ZERO_RATIO = 0.005;
 /** A sampled page whose LZ4 output keeps at least this share of it is flat. */
 export const AUTO_FLAT_RATIO = 0.95;
 /** A coding codec is chosen only when its estimate is at most this share of RAW's, so that model error never makes a fast sink slower. */
-export const AUTO_RAW_MARGIN = 0.9;
+const AUTO_RAW_MARGIN = 0.9;
 
 /** What the probes found out about one chunk. */
 export interface AutoProbe {

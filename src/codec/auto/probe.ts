@@ -19,13 +19,13 @@ import { encodeZstd, ZSTD_MIN_LEVEL, zstdAvailable, zstdLevelFor } from "../zstd
 import { AUTO_FLAT_RATIO, autoDecide, type AutoContext, type AutoProbe } from "./decide.js";
 
 /** Page granularity of the auto probe. */
-export const PROBE_PAGE = 4096;
+const PROBE_PAGE = 4096;
 /** Most pages the auto probe samples from one chunk. */
-export const PROBE_PAGES = 4;
+const PROBE_PAGES = 4;
 /** Most bytes the auto probe samples. */
-export const PROBE_BYTES = PROBE_PAGE * PROBE_PAGES;
+const PROBE_BYTES = PROBE_PAGE * PROBE_PAGES;
 /** The auto probe samples one live page in this many (at least one). */
-export const AUTO_PROBE_SHARE = 16;
+const AUTO_PROBE_SHARE = 16;
 
 /** What auto codes a chunk with. */
 export type AutoChoice = { codec: "zero" | "raw" | "lz4" } | { codec: "zstd"; level: number };

@@ -28,17 +28,17 @@ export const SINK_WINDOW_BYTES = 8 << 20;
 /** Least time the window covers, ms (so that a fast sink's estimate spans many waits). */
 export const SINK_WINDOW_MS = 20;
 /** The first measurement may cover 1/SINK_FIRST_PART of a window (later ones: half). */
-export const SINK_FIRST_PART = 4;
+const SINK_FIRST_PART = 4;
 /** Most writes the window keeps (tiny writes that take no time would otherwise pile up). */
 export const SINK_WINDOW_MAX_WRITES = 1024;
 /** Share of the window's time the writer must have spent blocked for the window to measure the sink. */
-export const SINK_BUSY_SHARE = 0.5;
+const SINK_BUSY_SHARE = 0.5;
 /** Share of its span (the time since the previous write ended) a write must spend blocked to have found the sink's queue full. */
-export const SINK_BOUND_SHARE = 0.25;
+const SINK_BOUND_SHARE = 0.25;
 /** Least time blocked that counts (ms): awaiting a write that went straight through takes a few µs, and a pause for GC more. */
-export const SINK_MIN_BLOCK_MS = 0.5;
+const SINK_MIN_BLOCK_MS = 0.5;
 /** Share of the window's time below which the writer counts as not held back at all (the estimate may grow). */
-export const SINK_FREE_SHARE = 0.1;
+const SINK_FREE_SHARE = 0.1;
 /** Growth of the estimate per window of bytes written while the sink did not hold the writer back. */
 export const SINK_RATE_GROWTH = 1.25;
 

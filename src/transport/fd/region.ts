@@ -33,8 +33,10 @@ export const MIN_REGION_SIZE = 32;
 
 type Fs = typeof import("node:fs");
 
+/** Where an FdRegion's descriptor comes from: an inherited fd, or a path to open. */
 export type FdSource = { kind: "fd"; fd: number } | { kind: "file"; path: string };
 
+/** Options of FdRegion: where the region lies in the descriptor, and its size. */
 export interface FdRegionOptions {
   /** Byte offset of the migration region in the fd (from VFIO_DEVICE_GET_REGION_INFO). */
   offset: number;
@@ -58,6 +60,7 @@ export function fdError(e: unknown, what: string, label: string): MigstreamError
   return new MigstreamError("DEVICE", `${label}: ${what} failed with ${errno}`, { errno, cause: e });
 }
 
+/** A RegionIO over a file descriptor: a VFIO device fd at its migration region's offset (or a file standing in for one). */
 export class FdRegion implements RegionIO {
   readonly maxAccess = MAX_FD_ACCESS;
   private closed = false;

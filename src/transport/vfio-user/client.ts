@@ -47,6 +47,7 @@ export interface VfioUserInfo {
   typedRegions: DiscoveredRegion[];
 }
 
+/** Options of connectVfioUser: timeouts and limits of the session. */
 export interface ConnectOptions extends SessionOptions {}
 
 /** Region info → the facts we keep. Bad capability bodies are PROTOCOL errors. */
@@ -69,6 +70,7 @@ export async function discoverRegions(s: VfioUserSession, device: DeviceInfo): P
   return out;
 }
 
+/** A RegionIO over a vfio-user socket: the device's migration region, found and checked when the session began (connectVfioUser). */
 export class VfioUserRegion implements RegionIO {
   readonly size: number;
   readonly maxAccess: number;

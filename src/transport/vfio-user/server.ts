@@ -99,6 +99,7 @@ type Reply = Uint8Array[] | { message: Uint8Array };
  */
 export type DisconnectPolicy = "reset" | "keep" | ((vendor: ServedVendor) => Promise<void>);
 
+/** Options of VfioUserServer: the region index, limits, and what happens when a client leaves. */
 export interface VfioUserServerOptions {
   /** Migration region index (≥ 9, default 9). */
   regionIndex?: number;
@@ -145,6 +146,7 @@ class Rejection extends Error {
   }
 }
 
+/** Serves a VendorRegion over a vfio-user UNIX socket, one client at a time (the vendor side of a migration). */
 export class VfioUserServer {
   readonly regionIndex: number;
   readonly digestRegionIndex: number | undefined;

@@ -6,17 +6,9 @@ import { AUTO_UNSETTLED_IN_FLIGHT, AutoSink, SINK_RATE_GROWTH, SINK_WINDOW_BYTES
 import { AUTO_DEFAULT_SINK_RATE } from "../../../src/codec/auto/decide.js";
 import { throttle } from "../../../src/migrate/throttle.js";
 import { prng } from "../../format/helpers.js";
+import { fakeClock as clock } from "../../migrate/clock.js";
 
 const MIB = 1 << 20;
-
-function clock() {
-  let t = 1000;
-  return {
-    now: () => t,
-    advance: (ms: number) => void (t += ms),
-    sleep: async (ms: number) => void (t += ms),
-  };
-}
 
 /** Records `n` writes of `bytes`, each after `produce` ms of the writer's own work and blocking `blocked` ms. */
 function writes(m: SinkMeter, c: ReturnType<typeof clock>, n: number, bytes: number, produce: number, blocked: number): void {
