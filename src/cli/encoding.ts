@@ -4,7 +4,9 @@
 // encoder times its own writes (sinkRate "measured"), so auto weighs each
 // chunk's coding cost against how fast the file, pipe or socket actually
 // drains — the same way on one thread or several.
+import { resolveCoding } from "../codec/coding.js";
 import { CODECS, type CodecName } from "../codec/ids.js";
+import { isMigstreamError } from "../errors.js";
 import type { EncoderOptions } from "../format/encoder.js";
 import { WorkerPool } from "../parallel/pool.js";
 import { availableCores, MAX_THREADS } from "../parallel/platform.js";
@@ -46,9 +48,15 @@ export interface Encoding {
 type Values = { [K in keyof typeof ENCODING_OPTIONS]?: (typeof ENCODING_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
 
 export async function encodingFrom(command: string, v: Values): Promise<Encoding> {
-  const codec = (v.codec ?? DEFAULT_CLI_CODEC) as CodecName;
-  if (!CODECS.includes(codec)) throw usageOf(command, `--codec '${v.codec}' is not one of ${CODECS.join(", ")}`);
-  const level = v.level === undefined ? undefined : intOption(command, "--level", v.level, 0, 1, 65537);
+  const level = v.level === undefined ? undefined : intOption(command, "--level", v.level, 0, 0, 2 ** 31);
+  // Codec and level are checked where every encoder checks them.
+  let codec: CodecName;
+  try {
+    codec = resolveCoding(v.codec ?? DEFAULT_CLI_CODEC, level).codec;
+  } catch (e) {
+    if (!isMigstreamError(e, "USAGE")) throw e;
+    throw usageOf(command, e.field === "codec" ? `--codec '${v.codec}' is not one of ${CODECS.join(", ")}` : `--level ${level}: ${e.message}`);
+  }
   const threads = intOption(command, "--threads", v.threads, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
   const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
   const pool = threads > 1 ? newPool(threads, codec === "zstd" || codec === "auto") : undefined;
