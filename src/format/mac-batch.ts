@@ -1,5 +1,5 @@
-// Frames in MAC-verified batches, for the asynchronous decoders (StreamDecoder,
-// ParallelDecoder). A batch's tags are computed concurrently and all of them
+// Frames in MAC-verified batches, for StreamDecoder's asynchronous path (with
+// or without a pool). A batch's tags are computed concurrently and all of them
 // are checked before any of its frames is handed out, so a decoder never
 // interprets, let alone releases, bytes whose MAC has not been verified.
 // Unkeyed streams take the same path without the check.
