@@ -48,10 +48,10 @@ const MEMORY_SLACK = 32 * MIB;
 // ---------------------------------------------------------------- child side
 
 async function child(job) {
-  const lib = await import(pathToFileURL(join(job.dist, "index.js")).href);
-  const { WorkerPool } = await import(pathToFileURL(join(job.dist, "pool.js")).href);
-  const { throttle } = await import(pathToFileURL(join(job.dist, "sim.js")).href);
-  lib.throttle = throttle;
+  const entry = (name) => import(pathToFileURL(join(job.dist, name)).href);
+  // The entries this bench uses, as one object: the root, the pool and the simulated link.
+  const lib = { ...(await entry("index.js")), ...(await entry("pool.js")), ...(await entry("sim.js")) };
+  const { WorkerPool } = lib;
   const zstd = job.codec === "zstd" || job.codec === "auto";
   // As the CLI does: `threads` coding threads, this one included (threads − 1 workers); one thread codes inline.
   const pool = job.threads > 1 ? new WorkerPool({ threads: job.threads, zstd, callerRuns: true }) : null;

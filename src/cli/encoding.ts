@@ -26,7 +26,7 @@ export const ENCODING_OPTIONS = {
   threads: { type: "string" },
 } as const;
 
-export const ENCODING_HELP = `  --codec NAME         raw, zero, lz4, zstd or auto (default ${DEFAULT_CLI_CODEC}: zero pages as ZERO,
+export const ENCODING_HELP = `  --codec NAME         ${CODECS.join(", ")} (default ${DEFAULT_CLI_CODEC}: zero pages as ZERO,
                        then per chunk RAW, LZ4 or zstd, whichever the measured
                        output rate and the chunk's compressibility make fastest)
   --level N            zstd level 1..19 (auto: the highest it may use), or LZ4 acceleration
