@@ -8,7 +8,8 @@ export default defineConfig([
     platform: "neutral",
     target: "es2022",
     dts: true,
-    sourcemap: true,
+    // No source maps: the output is not minified, and the package ships what runs.
+    sourcemap: false,
     clean: true,
     splitting: true,
     external: [/^node:/],
@@ -18,7 +19,7 @@ export default defineConfig([
     format: ["esm"],
     platform: "node",
     target: "node20",
-    sourcemap: true,
+    sourcemap: false,
     banner: { js: "#!/usr/bin/env node" },
     // Dynamic imports (zstd's binding) stay separate chunks, loaded only when needed.
     splitting: true,
