@@ -44,7 +44,10 @@ export function parseThirdParty(line) {
     const m = /^(.+?) (\S+?)(?: \((.*)\))?$/.exec(item.trim());
     if (!m) return { heading: item.trim(), parts: [], bad: true };
     // "libc.a: a.o, b.o" names the archive first; the parts are its members.
-    const parts = (m[3] ?? "").replace(/^[^:,]+: /, "").split(", ").filter(Boolean);
+    const parts = (m[3] ?? "")
+      .replace(/^[^:,]+: /, "")
+      .split(", ")
+      .filter(Boolean);
     return { heading: `${m[1]} ${m[2]}`, parts };
   });
 }
@@ -53,7 +56,8 @@ export function parseThirdParty(line) {
 export function noticeSections(text) {
   const sections = new Map();
   const heads = [...text.matchAll(/^## (.+)$/gm)];
-  heads.forEach((h, i) => sections.set(h[1].trim(), text.slice(h.index, heads[i + 1]?.index ?? text.length)));
+  for (const [i, h] of heads.entries())
+    sections.set(h[1].trim(), text.slice(h.index, heads[i + 1]?.index ?? text.length));
   return sections;
 }
 
@@ -92,7 +96,8 @@ export function checkNotices({ root, notices, dist }) {
         problems.push(`${name}: THIRD_PARTY_NOTICES has no "## ${item.heading}" entry`);
         continue;
       }
-      for (const part of item.parts) if (!body.includes(part)) problems.push(`${name}: the "## ${item.heading}" entry does not name ${part}`);
+      for (const part of item.parts)
+        if (!body.includes(part)) problems.push(`${name}: the "## ${item.heading}" entry does not name ${part}`);
     }
   }
   if (dist !== undefined) {
@@ -100,8 +105,12 @@ export function checkNotices({ root, notices, dist }) {
       const text = readFileSync(f, "utf8");
       for (const m of text.matchAll(WASM_BASE64)) {
         const from = modules.find((mod) => mod.blobs.includes(m[1]));
-        if (!from) problems.push(`${relative(dist, f)} embeds a WebAssembly module at offset ${m.index} that no generated module with a third-party line produced`);
-        else if (!text.includes(`third-party: ${from.line}`)) problems.push(`${relative(dist, f)} embeds ${from.name} without its third-party comment`);
+        if (!from)
+          problems.push(
+            `${relative(dist, f)} embeds a WebAssembly module at offset ${m.index} that no generated module with a third-party line produced`,
+          );
+        else if (!text.includes(`third-party: ${from.line}`))
+          problems.push(`${relative(dist, f)} embeds ${from.name} without its third-party comment`);
       }
     }
   }
@@ -116,5 +125,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const problems = checkNotices({ root, notices, dist: opt("--dist") });
   for (const p of problems) console.error(`notices: ${p}`);
   if (problems.length) process.exit(1);
-  console.log(`notices: every embedded third-party part has an entry (${[...noticeSections(notices).keys()].join("; ")})`);
+  console.log(
+    `notices: every embedded third-party part has an entry (${[...noticeSections(notices).keys()].join("; ")})`,
+  );
 }

@@ -33,11 +33,14 @@ try {
   const tarball = join(work, pack.filename);
   const files = pack.files.map((f) => f.path).sort();
 
-  console.log(`package: ${pack.filename}: ${files.length} files, ${kib(pack.size)} packed, ${kib(pack.unpackedSize)} unpacked`);
+  console.log(
+    `package: ${pack.filename}: ${files.length} files, ${kib(pack.size)} packed, ${kib(pack.unpackedSize)} unpacked`,
+  );
   for (const f of pack.files.sort((a, b) => b.size - a.size)) console.log(`  ${kib(f.size).padStart(10)}  ${f.path}`);
 
   for (const r of REQUIRED) if (!files.includes(r)) fail(`the tarball has no ${r}`);
-  for (const f of files) if (!REQUIRED.includes(f) && !ALLOWED.test(f)) fail(`the tarball holds ${f}, which users do not need`);
+  for (const f of files)
+    if (!REQUIRED.includes(f) && !ALLOWED.test(f)) fail(`the tarball holds ${f}, which users do not need`);
 
   // The tarball as a user gets it: unpacked into node_modules of an empty project.
   const project = join(work, "project");
@@ -46,19 +49,43 @@ try {
   const pkgDir = join(project, "node_modules", pack.name);
   renameSync(join(work, "package"), pkgDir);
   for (const f of files.filter((f) => f.endsWith(".js"))) {
-    if (/^\/\/# sourceMappingURL=/m.test(readFileSync(join(pkgDir, f), "utf8"))) fail(`${f} points at a source map the package does not ship`);
+    if (/^\/\/# sourceMappingURL=/m.test(readFileSync(join(pkgDir, f), "utf8")))
+      fail(`${f} points at a source map the package does not ship`);
   }
 
   const root = process.cwd();
-  for (const p of checkNotices({ root, notices: readFileSync(join(pkgDir, "THIRD_PARTY_NOTICES"), "utf8"), dist: join(pkgDir, "dist") })) fail(`notices: ${p}`);
+  for (const p of checkNotices({
+    root,
+    notices: readFileSync(join(pkgDir, "THIRD_PARTY_NOTICES"), "utf8"),
+    dist: join(pkgDir, "dist"),
+  }))
+    fail(`notices: ${p}`);
 
   // Every export subpath (but package.json) from ESM and from CommonJS.
   const manifest = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
-  const specs = Object.keys(manifest.exports).filter((k) => !k.endsWith(".json")).map((k) => (k === "." ? pack.name : `${pack.name}/${k.slice(2)}`));
-  writeFileSync(join(project, "esm.mjs"), specs.map((s, i) => `import * as m${i} from ${JSON.stringify(s)}; if (!Object.keys(m${i}).length) throw new Error("${s}: no exports");`).join("\n"));
-  writeFileSync(join(project, "cjs.cjs"), specs.map((s) => `if (!Object.keys(require(${JSON.stringify(s)})).length) throw new Error("${s}: no exports");`).join("\n"));
+  const specs = Object.keys(manifest.exports)
+    .filter((k) => !k.endsWith(".json"))
+    .map((k) => (k === "." ? pack.name : `${pack.name}/${k.slice(2)}`));
+  writeFileSync(
+    join(project, "esm.mjs"),
+    specs
+      .map(
+        (s, i) =>
+          `import * as m${i} from ${JSON.stringify(s)}; if (!Object.keys(m${i}).length) throw new Error("${s}: no exports");`,
+      )
+      .join("\n"),
+  );
+  writeFileSync(
+    join(project, "cjs.cjs"),
+    specs
+      .map((s) => `if (!Object.keys(require(${JSON.stringify(s)})).length) throw new Error("${s}: no exports");`)
+      .join("\n"),
+  );
   for (const f of ["esm.mjs", "cjs.cjs"]) {
-    const r = spawnSync(process.execPath, ["--disable-warning=ExperimentalWarning", f], { cwd: project, encoding: "utf8" });
+    const r = spawnSync(process.execPath, ["--disable-warning=ExperimentalWarning", f], {
+      cwd: project,
+      encoding: "utf8",
+    });
     if (r.status !== 0) fail(`${f} (${specs.join(", ")}): ${r.stderr.trim().split("\n").slice(0, 4).join(" | ")}`);
   }
 
@@ -68,7 +95,7 @@ try {
     ["attw", [tarball, "--profile", "esm-only", "--no-color", "--no-emoji"]],
   ]) {
     const r = spawnSync(bin(name), args, { encoding: "utf8" });
-    process.stdout.write(r.stdout.split("\n").map((l) => `  ${name}: ${l}`).join("\n").trimEnd() + "\n");
+    for (const line of r.stdout.trimEnd().split("\n")) console.log(`  ${name}: ${line}`.trimEnd());
     if (r.status !== 0) fail(`${name} failed (exit ${r.status}): ${r.stderr.trim()}`);
   }
 } finally {

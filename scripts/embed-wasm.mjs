@@ -16,7 +16,18 @@ const ascVersion = JSON.parse(readFileSync("node_modules/assemblyscript/package.
 /** `~lib/...` functions (AssemblyScript's runtime and standard library) an -O0 build of `target` holds. */
 function libraryFunctions(target, dir) {
   const wat = join(dir, `${target}.wat`);
-  execFileSync(process.execPath, [asc, "assembly/index.ts", "--target", target, "-O0", "--debug", "--outFile", join(dir, `${target}.wasm`), "--textFile", wat]);
+  execFileSync(process.execPath, [
+    asc,
+    "assembly/index.ts",
+    "--target",
+    target,
+    "-O0",
+    "--debug",
+    "--outFile",
+    join(dir, `${target}.wasm`),
+    "--textFile",
+    wat,
+  ]);
   return [...readFileSync(wat, "utf8").matchAll(/^\s*\(func \$(~lib\/\S+)/gm)].map((m) => m[1]);
 }
 
@@ -38,4 +49,6 @@ writeFileSync(
     `export const WASM_SIMD_BASE64 = "${simd}";\n` +
     `export const WASM_SCALAR_BASE64 = "${scalar}";\n`,
 );
-console.log(`embedded kernels: simd ${Buffer.from(simd, "base64").length} B, scalar ${Buffer.from(scalar, "base64").length} B; from AssemblyScript's library: ${used.join(", ") || "nothing"}`);
+console.log(
+  `embedded kernels: simd ${Buffer.from(simd, "base64").length} B, scalar ${Buffer.from(scalar, "base64").length} B; from AssemblyScript's library: ${used.join(", ") || "nothing"}`,
+);

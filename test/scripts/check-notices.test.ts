@@ -29,7 +29,9 @@ describe("check-notices", () => {
 
   it("fails when an embedded part has no entry", () => {
     const without = notices.replace(/^## wasi-libc .*$/m, "## something else");
-    expect(checkNotices({ root, notices: without }).join("\n")).toMatch(/zstd-wasm\.generated\.ts: THIRD_PARTY_NOTICES has no "## wasi-libc /);
+    expect(checkNotices({ root, notices: without }).join("\n")).toMatch(
+      /zstd-wasm\.generated\.ts: THIRD_PARTY_NOTICES has no "## wasi-libc /,
+    );
   });
 
   it("fails when an entry does not name a linked member", () => {
@@ -39,18 +41,24 @@ describe("check-notices", () => {
 
   it("fails when an AssemblyScript library function goes unnamed", () => {
     const without = notices.replaceAll("~lib/polyfills/bswap<u64>", "bswap");
-    expect(checkNotices({ root, notices: without }).join("\n")).toMatch(/"## AssemblyScript \S+" entry does not name ~lib\/polyfills\/bswap<u64>/);
+    expect(checkNotices({ root, notices: without }).join("\n")).toMatch(
+      /"## AssemblyScript \S+" entry does not name ~lib\/polyfills\/bswap<u64>/,
+    );
   });
 
   it("fails on a WebAssembly module in dist/ that no build script accounts for", () => {
     const foreign = Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, ...new Array(60).fill(7)]).toString("base64");
     writeFileSync(join(tmp, "a.js"), `export const W = "${foreign}";\n`);
-    expect(checkNotices({ root, notices, dist: tmp })).toEqual([expect.stringMatching(/^a\.js embeds a WebAssembly module at offset 17 that no generated module/)]);
+    expect(checkNotices({ root, notices, dist: tmp })).toEqual([
+      expect.stringMatching(/^a\.js embeds a WebAssembly module at offset 17 that no generated module/),
+    ]);
   });
 
   it("fails on an embedded module whose file lost its third-party comment", () => {
     const blob = /ZSTD_WASM_BASE64 = "([^"]+)"/.exec(zstdGenerated)?.[1];
     writeFileSync(join(tmp, "a.js"), `export const W = "${blob}";\n`);
-    expect(checkNotices({ root, notices, dist: tmp })).toEqual(["a.js embeds src/kernels/zstd-wasm.generated.ts without its third-party comment"]);
+    expect(checkNotices({ root, notices, dist: tmp })).toEqual([
+      "a.js embeds src/kernels/zstd-wasm.generated.ts without its third-party comment",
+    ]);
   });
 });
