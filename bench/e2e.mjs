@@ -25,7 +25,7 @@ import { loadavg, tmpdir } from "node:os";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { median, printTable } from "./lib.mjs";
+import { median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
 const TXN = MIB; // one data-section buffer per transaction
@@ -426,6 +426,22 @@ async function main() {
         `after start-up; vs peer: time ratio; others' CPU: cores busy with other processes during the run`,
       rows,
     );
+
+    for (const [group, name, threads, peer] of [
+      ["encode", "ours lz4", 2, "lz4 -1"],
+      ["encode", "ours zstd-1", 2, "zstd -1 -T2"],
+      ["encode", "ours zstd-1", 1, "zstd -1 -T1"],
+      ["decode", "ours lz4", 2, "lz4 -d"],
+      ["decode", "ours zstd-1", 2, "zstd -d"],
+    ]) {
+      const c = find(group, name, threads);
+      summary({ figure: `${group} ${SIZE / MIB} MiB file, ${name.slice(5)}, ${threads} thread${threads > 1 ? "s" : ""}`, ours: c.time / 1000, peer, theirs: find(group, peer).time / 1000, unit: "s", better: "lower" });
+    }
+    for (const r of RATES) {
+      const group = cases.find((c) => c.rate === r).group;
+      const best = cases.filter((c) => c.group === group && c.name !== "auto").reduce((a, b) => (b.time < a.time ? b : a));
+      summary({ figure: `auto codec to a ${r.name} link`, ours: find(group, "auto").time / 1000, peer: `best fixed codec (${best.name})`, theirs: best.time / 1000, unit: "s", better: "lower" });
+    }
 
     // ---- targets ----
     const targets = [];

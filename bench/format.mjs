@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { StreamDecoder, StreamEncoder, verifyStream } from "../dist/index.js";
 import { allocBuffer, lz4CompressBound, lz4CompressInto, lz4DecompressInto, simdActive, zstdCompress, zstdDecompress } from "../dist/kernels.js";
-import { median, printTable } from "./lib.mjs";
+import { median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
 const SIZE = Number(process.argv[2] ?? 128) * MIB;
@@ -167,6 +167,12 @@ for (const c of CODECS) {
     "dec MB/s, new chunk arrays": freshDecMs === null ? "" : mbps(SIZE, freshDecMs),
   });
 }
+for (const r of rows.filter((r) => r.codec === "lz4" || r.codec === "zstd 1")) {
+  summary({ figure: `stream encode, ${r.codec}`, ours: r["enc MB/s"], peer: `bare ${r.codec} on the same chunks`, theirs: r["bare enc MB/s"], unit: "MB/s" });
+  summary({ figure: `stream decode, ${r.codec}`, ours: r["dec MB/s"], peer: `bare ${r.codec} on the same chunks`, theirs: r["bare dec MB/s"], unit: "MB/s" });
+}
+const lz4Row = rows.find((r) => r.codec === "lz4");
+summary({ figure: "stream size, lz4", ours: lz4Row.ratio * SIZE / MIB, peer: "QEMU raw layout", theirs: qemu / MIB, unit: "MiB", better: "lower" });
 printTable(`format vs bare codec, mixed image (40% zero, 20% code, 25% heap, 15% random pages); QEMU layout = raw + ${QEMU_BUFFER_OVERHEAD} B per 1 MiB buffer`, rows);
 
 // ---- verify-only ----
@@ -252,5 +258,7 @@ for (const [label, run, chunkSize] of [
     "dedup enc MB/s": mbps(2 * DEDUP_SIZE, ms),
   });
 }
+const scattered = drows[1];
+summary({ figure: "bytes sent, dedup, 10% of pages changed (scattered)", ours: scattered["dedup MiB"], peer: "the same without dedup", theirs: scattered["no dedup MiB"], unit: "MiB", better: "lower" });
 printTable(`dedup: ${DEDUP_SIZE / MIB} MiB sent in pre-copy, then again in stop-and-copy (LZ4; without dedup 256 KiB chunks; with dedup content-defined chunks, 512 MiB window)`, drows);
 console.log(`\n(bench ran ${((performance.now() - t0) / 1000).toFixed(0)} s)`);

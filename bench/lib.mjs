@@ -1,5 +1,6 @@
 // Shared benchmark helpers: warm-up, repeated timing, medians, ratio tables.
 // Benchmarks compare ratios against peers measured in the same process run.
+import { appendFileSync } from "node:fs";
 
 /** Median of an array of numbers. */
 export function median(xs) {
@@ -66,4 +67,20 @@ export function rng(seed = 1) {
     x >>>= 0;
     return x;
   };
+}
+
+/**
+ * Records one headline figure for the summary table of `npm run bench`
+ * (bench/run.mjs): ours and a named peer measured in the same run, in `unit`,
+ * `better` "higher" (rates) or "lower" (times, sizes). Appended as a JSON line
+ * to the file named by $BENCH_SUMMARY; without it (a suite run alone) nothing.
+ */
+export function summary({ figure, ours, peer, theirs, unit, better = "higher" }) {
+  const file = process.env.BENCH_SUMMARY;
+  if (!file) return;
+  for (const [k, v] of Object.entries({ ours, theirs })) {
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`bench summary "${figure}": ${k} is ${v}`);
+  }
+  const suite = process.env.BENCH_SUITE ?? "";
+  appendFileSync(file, `${JSON.stringify({ suite, figure, ours, peer, theirs, unit, better })}\n`);
 }

@@ -61,10 +61,11 @@ try {
   }))
     fail(`notices: ${p}`);
 
-  // Every export subpath (but package.json) from ESM and from CommonJS.
+  // Every export subpath from ESM and from CommonJS, but package.json and the
+  // worker entry (it runs only inside a worker; the browser suite loads it there).
   const manifest = JSON.parse(readFileSync(join(pkgDir, "package.json"), "utf8"));
   const specs = Object.keys(manifest.exports)
-    .filter((k) => !k.endsWith(".json"))
+    .filter((k) => !k.endsWith(".json") && k !== "./worker")
     .map((k) => (k === "." ? pack.name : `${pack.name}/${k.slice(2)}`));
   writeFileSync(
     join(project, "esm.mjs"),
