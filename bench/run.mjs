@@ -36,12 +36,18 @@ try {
     console.log(`\n## ${suite} (${command})`);
     const t0 = performance.now();
     const status = sh(command, { BENCH_SUMMARY: file, BENCH_SUITE: suite });
-    console.log(`\n(${suite}: ${((performance.now() - t0) / 1000).toFixed(0)} s${status === 0 ? "" : `, FAILED with exit ${status}`})`);
+    console.log(
+      `\n(${suite}: ${((performance.now() - t0) / 1000).toFixed(0)} s${status === 0 ? "" : `, FAILED with exit ${status}`})`,
+    );
     if (status !== 0) failed.push(suite);
   }
   let lines = [];
   try {
-    lines = readFileSync(file, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    lines = readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   } catch {
     // no suite recorded anything
   }
@@ -58,7 +64,8 @@ try {
       ratio: `${(l.better === "lower" ? l.theirs / l.ours : l.ours / l.theirs).toFixed(2)}×`,
     })),
   );
-  for (const s of suites) if (!failed.includes(s) && !lines.some((l) => l.suite === s)) console.log(`(${s}: no summary figures)`);
+  for (const s of suites)
+    if (!failed.includes(s) && !lines.some((l) => l.suite === s)) console.log(`(${s}: no summary figures)`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

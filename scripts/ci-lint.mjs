@@ -12,6 +12,10 @@ const SCOPE = [
   "scripts/check-notices.mjs",
   "scripts/embed-wasm.mjs",
   "test/scripts",
+  "test/browser",
+  "bench/run.mjs",
+  "src/cli/html-report.ts",
+  "src/cli/timeline.ts",
 ];
 
 const biome = createRequire(import.meta.url).resolve("@biomejs/biome/bin/biome");

@@ -4,7 +4,8 @@
 // must agree: kernel outputs, one-shot and Web Streams encodings (through a
 // fetch Response body), a keyed stream and tampered copies of it, and the
 // worker pool on module Workers. No request may leave the loopback origin.
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -17,6 +18,7 @@ let work: string;
 let server: Awaited<ReturnType<typeof serve>>;
 let browser: Browser;
 const pages: Record<"esbuild" | "vite", Page | undefined> = { esbuild: undefined, vite: undefined };
+let inspected: { devices: { phases: { phase: string }[] }[]; codecs: Record<string, unknown> };
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "browser-suite-"));
@@ -27,6 +29,27 @@ beforeAll(async () => {
   } finally {
     rmSync(project, { recursive: true, force: true });
   }
+  // A saved migration with pre-copy, drawn by `migstream inspect --html`.
+  const cli = join(import.meta.dirname, "../../dist/cli.js");
+  mkdirSync(join(work, "report"));
+  const mig = join(work, "report", "sim.mig");
+  execFileSync(process.execPath, [
+    cli,
+    "save",
+    "--device",
+    "sim:state=8MiB,seed=1,dirty=4",
+    "--codec",
+    "zstd",
+    "--dedup",
+    "-o",
+    mig,
+    "-q",
+  ]);
+  inspected = JSON.parse(
+    execFileSync(process.execPath, [cli, "inspect", mig, "--json", "--html", join(work, "report", "report.html")], {
+      encoding: "utf8",
+    }),
+  );
   server = await serve(work);
   browser = await launch(server.origin);
   for (const [name, path] of [
@@ -118,5 +141,79 @@ describe("browser (chromium) against Node", () => {
     const node = await cases.pool();
     expect(await inBrowser("vite", "pool")).toEqual(node);
     expect(browser.errors).toEqual([]);
+  });
+});
+
+/** Pixels of `png` (a screenshot) within 24 of each colour, counted in a blank page's canvas. */
+async function countColours(png: Buffer, colours: Record<string, string>): Promise<Record<string, number>> {
+  const page = await browser.context.newPage();
+  try {
+    return await page.evaluate(
+      async ({ data, colours }) => {
+        const img = new Image();
+        img.src = `data:image/png;base64,${data}`;
+        await img.decode();
+        const canvas = document.createElement("canvas");
+        canvas.width = img.width;
+        canvas.height = img.height;
+        const ctx = canvas.getContext("2d");
+        if (!ctx) throw new Error("no 2d context");
+        ctx.drawImage(img, 0, 0);
+        const px = ctx.getImageData(0, 0, img.width, img.height).data;
+        const want = Object.entries(colours).map(
+          ([k, hex]) => [k, [1, 3, 5].map((i) => Number.parseInt(hex.slice(i, i + 2), 16))] as const,
+        );
+        const counts: Record<string, number> = Object.fromEntries(want.map(([k]) => [k, 0]));
+        for (let i = 0; i < px.length; i += 4) {
+          for (const [k, [r, g, b]] of want) {
+            if (Math.abs(px[i] - r) + Math.abs(px[i + 1] - g) + Math.abs(px[i + 2] - b) < 24) counts[k]++;
+          }
+        }
+        return counts;
+      },
+      { data: png.toString("base64"), colours },
+    );
+  } finally {
+    await page.close();
+  }
+}
+
+describe("migstream inspect --html in the browser", () => {
+  it("draws phases, codecs and convergence from the page alone (screenshot checked)", async () => {
+    const page = await browser.open(`${server.origin}/report/report.html`);
+    await page.waitForLoadState("load");
+    const shot = await page.screenshot({ fullPage: true });
+    const keep = process.env.REPORT_SCREENSHOT;
+    if (keep) writeFileSync(keep, shot);
+    // The page needs nothing but itself: no requests, no scripts, no errors.
+    expect(browser.offsite).toEqual([]);
+    expect(browser.errors).toEqual([]);
+    expect(await page.evaluate(() => document.scripts.length)).toBe(0);
+    // One bar per phase the stream holds, each drawn with a width.
+    const phases = inspected.devices[0].phases.map((p) => p.phase);
+    const count = (p: string) => phases.filter((x) => x === p).length;
+    expect(count("precopy")).toBeGreaterThan(2);
+    expect(await page.locator("rect.phase.precopy").count()).toBe(count("precopy"));
+    expect(await page.locator("rect.phase.stopcopy").count()).toBe(1);
+    const widths = await page
+      .locator("rect.phase")
+      .evaluateAll((rs) => rs.map((r) => (r as SVGRectElement).getBBox().width));
+    expect(widths.every((w) => w >= 1)).toBe(true);
+    expect(await page.locator("rect.total.coded").count()).toBe(Object.keys(inspected.codecs).length);
+    expect(await page.locator("rect.conv.coded").count()).toBe(count("precopy") + 1);
+    // The pixels: the phase chart shows pre-copy blue and stop-and-copy red; the
+    // codec charts show zstd purple; the whole page is not blank.
+    const phaseChart = await page.locator("svg").nth(0).screenshot();
+    const inPhases = await countColours(phaseChart, { precopy: "#1f77b4", stopcopy: "#d62728" });
+    expect(inPhases.precopy).toBeGreaterThan(2000);
+    expect(inPhases.stopcopy).toBeGreaterThan(0);
+    const whole = await countColours(shot, { zstd: "#6a3d9a", white: "#ffffff" });
+    expect(whole.zstd).toBeGreaterThan(5000);
+    const size = await page.evaluate(() => [
+      document.documentElement.scrollWidth,
+      document.documentElement.scrollHeight,
+    ]);
+    expect(whole.white).toBeLessThan(size[0] * size[1] * 0.9);
+    await page.close();
   });
 });
