@@ -440,7 +440,7 @@ async function main() {
     for (const r of RATES) {
       const group = cases.find((c) => c.rate === r).group;
       const best = cases.filter((c) => c.group === group && c.name !== "auto").reduce((a, b) => (b.time < a.time ? b : a));
-      summary({ figure: `auto codec to a ${r.name} link`, ours: find(group, "auto").time / 1000, peer: `best fixed codec (${best.name})`, theirs: best.time / 1000, unit: "s", better: "lower" });
+      summary({ figure: `auto codec, link ${r.name}`, ours: find(group, "auto").time / 1000, peer: `best fixed codec (${best.name})`, theirs: best.time / 1000, unit: "s", better: "lower" });
     }
 
     // ---- targets ----

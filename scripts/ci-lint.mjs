@@ -13,6 +13,8 @@ const SCOPE = [
   "scripts/embed-wasm.mjs",
   "test/scripts",
   "test/browser",
+  "test/readme-deno.test.ts",
+  "test/parallel/shared-input.test.ts",
   "bench/run.mjs",
   "src/cli/html-report.ts",
   "src/cli/timeline.ts",

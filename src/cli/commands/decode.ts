@@ -41,8 +41,15 @@ examples:
     const want = v.device === undefined ? -1 : intOption("decode", "--device", v.device, 0, 0, 0xffff);
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
     const pool = decodePool("decode", v.threads);
-    const source = await openInput(positionals[0], io);
-    const out = await openOutput(v.output, io);
+    // The pool's workers are running: a file that cannot be opened must end them too.
+    const output = v.output;
+    const { source, out } = await (async () => ({
+      source: await openInput(positionals[0], io),
+      out: await openOutput(output, io),
+    }))().catch(async (e) => {
+      await pool?.close();
+      throw e;
+    });
     let device = want;
     let seen = false;
     try {

@@ -40,8 +40,16 @@ examples:
     const txnSize = sizeOption("encode", "--transaction-size", v["transaction-size"]) ?? DEFAULT_TRANSACTION_SIZE;
     if (txnSize < 1 || txnSize > MAX_TRANSACTION_SIZE) throw usageOf("encode", `--transaction-size must be 1..${MAX_TRANSACTION_SIZE}`);
     const enc = await encodingFrom("encode", v);
-    const source = await openInput(positionals[0], io);
-    const out = await openOutput(v.output, io, { copy: false });
+    // The pool's workers are running: a file that cannot be opened must end them
+    // too (Web Workers would keep Deno alive).
+    const output = v.output;
+    const { source, out } = await (async () => ({
+      source: await openInput(positionals[0], io),
+      out: await openOutput(output, io, { copy: false }),
+    }))().catch(async (e) => {
+      await enc.close();
+      throw e;
+    });
     const progress = new ProgressLine(io.stderr, style, "encode");
     try {
       // The sink is done with each block once its write settles: the encoder reuses them.
