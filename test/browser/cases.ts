@@ -1,9 +1,11 @@
 // The browser suite's cases, run twice with the same inputs: in Chromium (bundled
 // with the library for the browser, see app.ts) and in Node (browser.test.ts).
 // Each returns plain JSON — digests, lengths, error codes — and the test wants
-// both runs to agree, so the browser build must produce Node's bytes.
+// both runs to agree, so the browser build must produce Node's bytes. The file
+// is bundled alone for the page, so it carries its own small helpers.
 import {
   decodeStreamAsync,
+  type EncoderOptions,
   encodeStreamAsync,
   isMigstreamError,
   MigrationDecoderStream,
@@ -183,6 +185,18 @@ export async function keyed() {
   return result;
 }
 
+/** One device's stop-and-copy of `data` in 1 MiB transactions, coded as `options` say. */
+async function encodeWith(data: Uint8Array, options: EncoderOptions) {
+  const parts: Uint8Array[] = [];
+  const enc = new StreamEncoder((b) => void parts.push(b.slice()), { ...options, streamId: STREAM_ID });
+  const dev = enc.device(0, { name: "pool" });
+  await dev.phase("stopcopy", 0);
+  for (let at = 0; at < data.length; at += 1 << 20) await dev.transaction(data.slice(at, at + (1 << 20)));
+  await dev.end();
+  await enc.finish();
+  return concat(parts);
+}
+
 /** The worker pool (module Workers in a browser, worker_threads in Node): the same bytes as inline coding. */
 export async function pool() {
   const data = mixedBytes(4 << 20, 51);
@@ -191,38 +205,10 @@ export async function pool() {
   const pool = new WorkerPool({ threads: 2, workerUrl });
   try {
     await pool.start();
-    const streams: Record<string, Uint8Array> = {};
-    for (const [name, coder] of [
-      ["inline", undefined],
-      ["pool", poolCoder(pool)],
-    ] as const) {
-      const parts: Uint8Array[] = [];
-      const enc = new StreamEncoder((b) => void parts.push(b.slice()), {
-        codec: "auto",
-        streamId: STREAM_ID,
-        coder,
-        maxTransaction: 1 << 20,
-      });
-      const dev = enc.device(0, { name: "pool" });
-      await dev.phase("stopcopy", 0);
-      for (let at = 0; at < data.length; at += 1 << 20) await dev.transaction(data.slice(at, at + (1 << 20)));
-      await dev.end();
-      await enc.finish();
-      streams[name] = concat(parts);
-    }
-    const zstdParts: Uint8Array[] = [];
-    const zenc = new StreamEncoder((b) => void zstdParts.push(b.slice()), {
-      codec: "zstd",
-      level: 3,
-      streamId: STREAM_ID,
-      coder: poolCoder(pool),
-    });
-    const zdev = zenc.device(0);
-    await zdev.phase("stopcopy", 0);
-    for (let at = 0; at < data.length; at += 1 << 20) await zdev.transaction(data.slice(at, at + (1 << 20)));
-    await zdev.end();
-    await zenc.finish();
-    const zstdStream = concat(zstdParts);
+    const auto = { codec: "auto", maxTransaction: 1 << 20 } as const;
+    const inline = await encodeWith(data, auto);
+    const pooled = await encodeWith(data, { ...auto, coder: poolCoder(pool) });
+    const zstdStream = await encodeWith(data, { codec: "zstd", level: 3, coder: poolCoder(pool) });
     const decoder = new ParallelDecoder({ decoder: poolDecoder(pool, { cheapInline: false }), assemble: true });
     const back: Uint8Array[] = [];
     for await (const ev of decoder.events([zstdStream]))
@@ -230,8 +216,8 @@ export async function pool() {
     return {
       workers: pool.workers,
       inline: pool.inline,
-      auto: digest(streams.pool),
-      sameAsInline: same(streams.pool, streams.inline),
+      auto: digest(pooled),
+      sameAsInline: same(pooled, inline),
       zstd: digest(zstdStream),
       decodedOnWorkers: same(concat(back), data),
     };
