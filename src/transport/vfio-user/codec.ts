@@ -76,9 +76,10 @@ export function isReply(flags: number): boolean {
 
 // ---- VERSION ----------------------------------------------------------------
 
-/** VERSION payload: major u16, minor u16, JSON text with its terminating NUL. */
-export function encodeVersion(major: number, minor: number, caps?: object): Uint8Array {
-  const json = caps === undefined ? new Uint8Array(0) : new TextEncoder().encode(`${JSON.stringify(caps)}\0`);
+/** VERSION payload: major u16, minor u16, JSON text (`caps` as an object, or as text) with its terminating NUL. */
+export function encodeVersion(major: number, minor: number, caps?: object | string): Uint8Array {
+  const text = typeof caps === "string" ? caps : JSON.stringify(caps);
+  const json = caps === undefined ? new Uint8Array(0) : new TextEncoder().encode(`${text}\0`);
   if (json.length > MAX_VERSION_JSON) throw new MigstreamError("LIMIT", "vfio-user: VERSION JSON too long");
   const b = new Uint8Array(4 + json.length);
   const dv = view(b);
