@@ -155,7 +155,7 @@ describe("vfio-user server checks", () => {
     expect(vendor.log.filter((a) => a.op === "write")).toEqual([]);
   });
 
-  it("sends nothing for NO_REPLY commands, even failing ones, and ignores replies", async () => {
+  it("sends nothing for NO_REPLY commands, even failing ones; a reply-type message gets EINVAL", async () => {
     const { c, vendor } = await setup();
     c.send(1, CMD.VERSION, version());
     await reply(c);
@@ -163,14 +163,17 @@ describe("vfio-user server checks", () => {
     writeAccess(w, 0, { offset: 200, region: 9, count: 4 });
     c.send(2, CMD.REGION_WRITE, w, FLAG_NO_REPLY);
     c.send(3, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(99, 32), FLAG_NO_REPLY);
-    c.send(4, CMD.DMA_READ, new Uint8Array(8), TYPE_REPLY);
-    c.send(5, CMD.DEVICE_RESET, new Uint8Array(0));
+    c.send(4, CMD.DMA_READ, new Uint8Array(8), TYPE_REPLY | FLAG_NO_REPLY);
+    c.send(5, CMD.DMA_READ, new Uint8Array(8), TYPE_REPLY);
+    c.send(6, CMD.DEVICE_RESET, new Uint8Array(0));
+    const [e] = await reply(c);
+    expect([e.id, e.flags, e.errno]).toEqual([5, TYPE_REPLY | FLAG_ERROR, 22]);
     const [h] = await reply(c);
-    expect(h.id).toBe(5);
+    expect([h.id, h.flags]).toEqual([6, TYPE_REPLY]);
     expect([...vendor.mem.subarray(200, 204)]).toEqual([9, 9, 9, 9]);
   });
 
-  it("drops a client announcing an oversized message, then serves the next one", async () => {
+  it("answers a client announcing an oversized message with EINVAL and drops it, then serves the next one", async () => {
     const logs: string[] = [];
     const { c, server } = await setup(logs);
     c.send(1, CMD.VERSION, version());
@@ -178,6 +181,8 @@ describe("vfio-user server checks", () => {
     const m = newMessage(2, CMD.REGION_WRITE, 0, 0);
     new DataView(m.buffer).setUint32(4, 0x7fff_ffff, true);
     c.raw(m);
+    const [e] = await reply(c);
+    expect([e.id, e.flags, e.errno]).toEqual([2, TYPE_REPLY | FLAG_ERROR, 22]);
     expect(await c.next()).toBe("closed");
     expect(logs.some((l) => /exceeds the limit/.test(l))).toBe(true);
     for (let i = 0; i < 100 && server.connected; i++) await new Promise((r) => setTimeout(r, 10));
