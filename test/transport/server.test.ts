@@ -1,74 +1,28 @@
 // The server against a raw client: the reference server's checks, argsz
 // semantics, NO_REPLY, and misbehaving clients dropped without harm.
-import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeDeviceInfo, decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, type Header, newMessage, writeAccess } from "../../src/transport/vfio-user/codec.js";
 import { CMD, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, REGION_FLAG_CAPS, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
-import { Framer } from "../../src/transport/vfio-user/framer.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";
+import { rawClient, reply } from "./raw-client.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-interface Raw {
-  send(id: number, cmd: number, payload: Uint8Array, flags?: number): void;
-  raw(bytes: Uint8Array): void;
-  next(ms?: number): Promise<[Header, Uint8Array] | "closed" | "timeout">;
-}
-
 async function setup(logs: string[] = []) {
   const t = tempSocket();
   const vendor = new MemoryVendor(16384);
   const server = await VfioUserServer.listen(t.path, vendor, { log: (l) => logs.push(l) });
   cleanups.push(t.cleanup, () => server.close());
-  const sock = net.createConnection({ path: t.path });
-  await new Promise((r) => sock.once("connect", r));
-  cleanups.push(() => void sock.destroy());
-  const inbox: Array<[Header, Uint8Array]> = [];
-  let closed = false;
-  let wake: (() => void) | undefined;
-  const framer = new Framer((h, p) => {
-    inbox.push([h, p.slice()]);
-    wake?.();
-  }, 1 << 24);
-  sock.on("data", (c) => framer.push(new Uint8Array(c.buffer, c.byteOffset, c.byteLength)));
-  sock.on("close", () => {
-    closed = true;
-    wake?.();
-  });
-  sock.on("error", () => {});
-  const c: Raw = {
-    send(id, cmd, payload, flags = 0) {
-      const m = newMessage(id, cmd, flags, payload.length);
-      m.set(payload, HEADER_SIZE);
-      sock.write(m);
-    },
-    raw: (b) => void sock.write(b),
-    async next(ms = 2000) {
-      const until = Date.now() + ms;
-      while (!inbox.length && !closed && Date.now() < until) {
-        await new Promise<void>((r) => {
-          wake = r;
-          setTimeout(r, 20);
-        });
-      }
-      if (inbox.length) return inbox.shift()!;
-      return closed ? "closed" : "timeout";
-    },
-  };
+  const c = await rawClient(t.path);
+  cleanups.push(() => c.close());
   return { c, vendor, server, logs };
 }
 
 const version = () => encodeVersion(0, 2, { capabilities: { migration: { pgsize: 4096 } } });
-
-async function reply(c: Raw): Promise<[Header, Uint8Array]> {
-  const r = await c.next();
-  if (typeof r === "string") throw new Error(`expected a reply, got ${r}`);
-  return r;
-}
 
 describe("vfio-user server checks", () => {
   it("answers VERSION with min(minor, 2), its max_data_xfer_size, and no twin_socket", async () => {

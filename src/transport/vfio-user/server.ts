@@ -112,7 +112,7 @@ export type DisconnectPolicy = "reset" | "keep" | ((vendor: ServedVendor) => Pro
 export interface VfioUserServerOptions {
   /** "default", or "libvfio-user": behave as the reference server wherever the two differ (see reference.ts). */
   variant?: ServerVariant;
-  /** Sees every message received (header and payload, valid only during the call) before it is handled. */
+  /** Sees every message just before it is handled, in order (header and payload, valid only during the call). */
   onMessage?: (h: Header, payload: Uint8Array) => void;
   /** Migration region index (≥ 9, default 9). */
   regionIndex?: number;
@@ -519,7 +519,6 @@ class Connection {
   }
 
   private enqueue(h: Header, p: Uint8Array): void {
-    this.server.opts.onMessage?.(h, p);
     this.queued++;
     if (this.queued >= MAX_QUEUED_MESSAGES && !this.paused) {
       this.paused = true;
@@ -536,6 +535,7 @@ class Connection {
   private async process(h: Header, p: Uint8Array): Promise<void> {
     try {
       if (this.channel.closed) return;
+      this.server.opts.onMessage?.(h, p);
       const noReply = (h.flags & FLAG_NO_REPLY) !== 0;
       if ((h.flags & FLAG_TYPE_MASK) !== TYPE_COMMAND) return this.error(h, ERRNO.EINVAL, noReply);
       try {
