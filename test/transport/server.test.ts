@@ -109,6 +109,44 @@ describe("vfio-user server checks", () => {
     expect(vendor.log.filter((a) => a.op === "write")).toEqual([]);
   });
 
+  it("is as strict as the reference: DEVICE_RESET with a payload, VERSION JSON without its NUL", async () => {
+    const { c, vendor } = await setup();
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    c.send(2, CMD.DEVICE_RESET, new Uint8Array(8));
+    expect((await reply(c))[0].errno).toBe(22);
+    expect(vendor.resets).toBe(0);
+    const { c: c2 } = await setup();
+    c2.send(1, CMD.VERSION, version().subarray(0, -1));
+    expect((await reply(c2))[0].errno).toBe(22);
+    expect(await c2.next()).toBe("closed");
+  });
+
+  it("refuses DEVICE_RESET while the device is STOP or stop-and-copy (other commands still work)", async () => {
+    const t = tempSocket();
+    const vendor = Object.assign(new MemoryVendor(16384), { state: 1 });
+    const server = await VfioUserServer.listen(t.path, vendor);
+    cleanups.push(t.cleanup, () => server.close());
+    const c = await rawClient(t.path);
+    cleanups.push(() => c.close());
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    for (const [state, refused] of [
+      [0, true],
+      [2, true],
+      [3, false],
+      [4, false],
+      [1, false],
+    ] as const) {
+      vendor.state = state;
+      c.send(10 + state, CMD.DEVICE_RESET, new Uint8Array(0));
+      expect((await reply(c))[0].errno).toBe(refused ? 22 : 0);
+      c.send(20 + state, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(9, 32)); // the default server answers discovery in any state
+      expect((await reply(c))[0].errno).toBe(0);
+    }
+    expect(vendor.resets).toBe(3);
+  });
+
   it("sends nothing for NO_REPLY commands, even failing ones; a reply-type message gets EINVAL", async () => {
     const { c, vendor } = await setup();
     c.send(1, CMD.VERSION, version());
