@@ -7,7 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import { SimDevice } from "../../src/device/index.js";
+import { type Phase, resume, type ResumeItem, save } from "../../src/protocol/index.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";
+import type { SimRegion } from "../../src/transport/sim/open.js";
+import { openDevice } from "../../src/transport/spec.js";
 import { variantOptions } from "../../src/transport/sim/options.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 import { decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, newMessage, writeAccess } from "../../src/transport/vfio-user/codec.js";
@@ -356,7 +359,6 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
     const dst = await strictServerExtra({ empty: true });
     const bad = m.items.map((i) => (i.kind === "transaction" && i === m.items.find((x) => x.kind === "transaction") ? { ...i, data: i.data.map((b) => b ^ 1) } : i));
     const r = await connectVfioUser(dst.path, { timeoutMs: 5000 });
-    const { resume } = await import("../../src/protocol/index.js");
     const e = (await resume(r, bad).then(
       () => undefined,
       (x: unknown) => x,
@@ -386,6 +388,25 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
       (x: unknown) => x,
     )) as MigstreamError;
     expect(isMigstreamError(e, "TRANSPORT")).toBe(true);
+  });
+});
+
+describe("the in-process vendor variant of the same name", () => {
+  it("sim:variant=libvfio-user saves and restores with pre-copy, and records no violation", async () => {
+    const src = (await openDevice("sim:variant=libvfio-user,state=512KiB,txn=32KiB,seed=4,dirty=3")) as SimRegion;
+    const dst = (await openDevice("sim:variant=libvfio-user,state=512KiB,txn=32KiB,empty=1")) as SimRegion;
+    const items: ResumeItem[] = [];
+    const sink = {
+      phase: (phase: Phase, iteration: number) => void items.push({ kind: "phase", phase, iteration }),
+      transaction: (d: Uint8Array) => void items.push({ kind: "transaction", data: d.slice() }),
+    };
+    const saved = await save(src, sink, { policy: { maxIterations: 3 } });
+    items.push({ kind: "verified" });
+    const restored = await resume(dst, items);
+    expect(restored.transactions).toBe(saved.transactions);
+    expect(await dst.stateDigest()).toBe(await src.stateDigest());
+    expect([src.device.violations, dst.device.violations]).toEqual([[], []]);
+    expect(src.device.stateWrites.map((w) => `${w.from & 7}>${w.value & 7}`)).toEqual(["1>3", "3>2", "2>0"]);
   });
 });
 
