@@ -11,7 +11,7 @@ const SCOPE = [
   "scripts/ci-package.mjs",
   "scripts/check-notices.mjs",
   "scripts/embed-wasm.mjs",
-  "test/scripts",
+  "test/scripts/check-notices.test.ts",
   "test/browser",
   "test/readme-deno.test.ts",
   "test/parallel/shared-input.test.ts",
