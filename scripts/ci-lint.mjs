@@ -14,6 +14,7 @@ const SCOPE = [
   "test/scripts/check-notices.test.ts",
   "test/browser",
   "test/readme-deno.test.ts",
+  "test/cli/html-report.test.ts",
   "test/parallel/shared-input.test.ts",
   "bench/run.mjs",
   "src/cli/html-report.ts",
