@@ -18,6 +18,8 @@ import type { RegionIO } from "./region-io.js";
 import { Registers } from "./registers.js";
 import { CLEAR_LOW, setDeviceState } from "./state.js";
 import type { Phase, ResumeItem } from "./types.js";
+import { iterate, openItems } from "./generation.js";
+import { checkAbort, emitProgress } from "./run.js";
 
 export interface ResumeOptions {
   /**
@@ -85,9 +87,10 @@ class ResumeRun {
 
   async run(items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>): Promise<ResumeSummary> {
     const t0 = now();
+    const { rest } = await openItems(items, 1, "resume: check the stream");
     await this.enterResuming();
     let verified = false;
-    for await (const item of items) {
+    for await (const item of iterate(rest)) {
       this.checkAbort("resume: next item");
       if (item.kind === "transaction") await this.loadBuffer(item.data);
       else if (item.kind === "phase") this.enterPhase(item.phase, item.iteration);
@@ -180,18 +183,11 @@ class ResumeRun {
   }
 
   progress(): void {
-    const cb = this.options.onProgress;
-    if (!cb) return;
-    try {
-      cb({ direction: "resume", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes });
-    } catch (e) {
-      throw new MigstreamError("USAGE", `resume: onProgress threw: ${describe(e)}`, { cause: e });
-    }
+    emitProgress(this.options.onProgress, { direction: "resume", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes });
   }
 
   checkAbort(step: string): void {
-    const s = this.options.signal;
-    if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: resume cancelled`, { step, cause: s.reason });
+    checkAbort(this.options.signal, step, "resume");
   }
 
   /** Failure: drop the partial state and stop the device, and say what happened in the error. */

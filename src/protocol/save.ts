@@ -14,8 +14,9 @@ import { Precopy, type PrecopyEnd, type PrecopyPolicy, type StopSignal } from ".
 import type { PhaseCount, ProgressListener, SaveSummary } from "./progress.js";
 import type { RegionIO } from "./region-io.js";
 import { Registers } from "./registers.js";
+import { checkAbort, emitProgress, SaveBuffers } from "./run.js";
 import { KEEP_ALL, setDeviceState } from "./state.js";
-import type { Phase, SaveSink } from "./types.js";
+import type { MigrationProtocol, Phase, SaveSink } from "./types.js";
 
 export interface SaveOptions {
   /** Live migration with pre-copy (default true); false = suspend path. */
@@ -68,7 +69,7 @@ class SaveRun {
   };
   /** A device_state write was attempted: on failure the device must be put back. */
   touched = false;
-  #buf = new Uint8Array(0);
+  readonly buffers: SaveBuffers;
 
   constructor(
     readonly region: RegionIO,
@@ -77,10 +78,12 @@ class SaveRun {
   ) {
     this.regs = new Registers(region);
     this.policy = new Precopy(options.policy, options.stopCopy);
+    this.buffers = new SaveBuffers(sink, options.buffer);
   }
 
   async run(): Promise<SaveSummary> {
     const t0 = now();
+    await recordProtocol(this.sink, { generation: 1 });
     await this.enterPhase("setup", 0);
     await this.checkRunning();
     const tSetup = now();
@@ -228,32 +231,15 @@ class SaveRun {
   }
 
   bufferFor(size: number): Uint8Array {
-    const sink = this.sink;
-    const make = this.options.buffer ?? (sink.buffer ? (n: number) => sink.buffer!(n) : undefined);
-    if (make) {
-      const b = make(size);
-      if (!(b instanceof Uint8Array) || b.length < size) {
-        throw new MigstreamError("USAGE", `save: the buffer factory returned ${b instanceof Uint8Array ? `${b.length} bytes` : "no Uint8Array"} for a ${size}-byte buffer`);
-      }
-      return b;
-    }
-    if (this.#buf.length < size) this.#buf = new Uint8Array(size);
-    return this.#buf;
+    return this.buffers.take(size);
   }
 
   progress(): void {
-    const cb = this.options.onProgress;
-    if (!cb) return;
-    try {
-      cb({ direction: "save", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes, pending: this.pending });
-    } catch (e) {
-      throw new MigstreamError("USAGE", `save: onProgress threw: ${describe(e)}`, { cause: e });
-    }
+    emitProgress(this.options.onProgress, { direction: "save", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes, pending: this.pending });
   }
 
   checkAbort(step: string): void {
-    const s = this.options.signal;
-    if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: save cancelled`, { step, cause: s.reason });
+    checkAbort(this.options.signal, step, "save");
   }
 
   /** Failure: put the device back in RUNNING (it keeps its state) and say so in the error. */
@@ -271,8 +257,17 @@ class SaveRun {
   }
 }
 
+/** Tells the sink which protocol produced the data (before the first phase). */
+export async function recordProtocol(sink: SaveSink, p: MigrationProtocol): Promise<void> {
+  try {
+    await sink.protocol?.(p);
+  } catch (e) {
+    throw sinkError(e, "save: sink protocol", `the sink rejected the protocol record (generation ${p.generation})`);
+  }
+}
+
 /** The sink's failure, keeping its code when it is ours, as `cause`. */
-function sinkError(e: unknown, step: string, what: string): MigstreamError {
+export function sinkError(e: unknown, step: string, what: string): MigstreamError {
   const ours = e instanceof MigstreamError ? e : undefined;
   return new MigstreamError(ours?.code ?? "IO", `${step}: ${what}: ${describe(e)}`, { step, errno: ours?.errno, cause: e });
 }

@@ -1,0 +1,177 @@
+// The in-process v2 transport: a MigrationDevice straight over a
+// MigrationVendor in this process, with the kernel's semantics (notes §1):
+// each SET walks the path arc by arc, an arc that opens a session hands out a
+// new data channel (the data_fd), one that ends it makes the old channel fail
+// with ENODEV, a reset ends every session and leaves the device RUNNING, and
+// PRECOPY_INFO / MIG_DATA_SIZE are offered. Vendor errnos become DEVICE errors.
+import { MigstreamError } from "../errors.js";
+import { type MigrationVendor, walk } from "../device/migration-vendor.js";
+import { VendorErrno } from "../device/vendor.js";
+import { errnoName } from "../protocol/region-io.js";
+import { type MigState, MIG_STATE } from "../protocol/v2/constants.js";
+import type { DataChannel, MigrationDevice, PrecopyInfo } from "../protocol/v2/device-io.js";
+import { sessionEffect } from "../protocol/v2/fsm.js";
+
+/** A vendor that can arm transport-level faults (the simulated device). */
+type FaultyVendor = MigrationVendor & { hit?(at: string, from?: number, to?: number): { errno?: number } | undefined };
+
+export interface InProcessMigrationOptions {
+  /** Largest data access (default: the vendor's fixed size, else Infinity). */
+  maxAccess?: number;
+  /** Declarations about the device (default: what a simulated device says of itself). */
+  fixedAccess?: boolean;
+  restartsAtStopCopy?: boolean;
+  writeErrorsApplied?: boolean;
+  /** Offer PRECOPY_INFO and MIG_DATA_SIZE (default true, as a kernel ≥ 6.2 device). */
+  kernelInfo?: boolean;
+  label?: string;
+}
+
+function deviceError(label: string, what: string, e: unknown): MigstreamError {
+  if (e instanceof VendorErrno) return new MigstreamError("DEVICE", `${label}: ${what}: ${errnoName(e.errno)} (${e.message})`, { errno: errnoName(e.errno), cause: e });
+  if (e instanceof MigstreamError) return e;
+  return new MigstreamError("INTERNAL", `${label}: ${what}: the device threw ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+/** One data session's fd. */
+class Channel implements DataChannel {
+  alive = true;
+  closed = false;
+  constructor(
+    private readonly t: InProcessMigration,
+    readonly precopyInfo: (() => Promise<PrecopyInfo>) | undefined,
+  ) {}
+
+  #check(what: string): void {
+    if (this.closed) throw new MigstreamError("USAGE", `${this.t.label}: ${what} on a closed data fd`, { errno: "EBADF" });
+    // Case 22: the session ended (state left, or reset): the fd only closes now.
+    if (!this.alive) throw new MigstreamError("DEVICE", `${this.t.label}: ${what}: ENODEV (the data session ended)`, { errno: "ENODEV" });
+  }
+
+  async read(into: Uint8Array): Promise<number> {
+    this.#check("read");
+    try {
+      return await this.t.vendor.readData(into);
+    } catch (e) {
+      throw deviceError(this.t.label, `read of ${into.length} bytes`, e);
+    }
+  }
+
+  async write(data: Uint8Array): Promise<number> {
+    this.#check("write");
+    try {
+      return await this.t.vendor.writeData(data);
+    } catch (e) {
+      throw deviceError(this.t.label, `write of ${data.length} bytes`, e);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+export class InProcessMigration implements MigrationDevice {
+  readonly generation = 2 as const;
+  readonly maxAccess: number;
+  readonly fixedAccess: boolean;
+  readonly restartsAtStopCopy: boolean;
+  readonly writeErrorsApplied: boolean;
+  readonly label: string;
+  readonly stopCopySize?: () => Promise<number>;
+  /** The channel of the session open now, if any. */
+  #current: Channel | null = null;
+  #closed = false;
+  readonly #info: boolean;
+
+  constructor(
+    readonly vendor: MigrationVendor,
+    options: InProcessMigrationOptions = {},
+  ) {
+    const v = vendor as Partial<{ fixedAccess: number; restarts: boolean; writeEinval: boolean }>;
+    const fixed = (v.fixedAccess ?? 0) > 0;
+    this.fixedAccess = options.fixedAccess ?? fixed;
+    this.maxAccess = options.maxAccess ?? (fixed ? v.fixedAccess! : Infinity);
+    this.restartsAtStopCopy = options.restartsAtStopCopy ?? v.restarts === true;
+    this.writeErrorsApplied = options.writeErrorsApplied ?? v.writeEinval === true;
+    this.label = options.label ?? "sim v2";
+    this.#info = options.kernelInfo !== false;
+    if (this.#info) this.stopCopySize = () => this.#call("MIG_DATA_SIZE", () => this.vendor.stopCopySize());
+  }
+
+  #open(what: string): void {
+    if (this.#closed) throw new MigstreamError("USAGE", `${this.label}: ${what} after close`);
+  }
+
+  async #call<T>(what: string, f: () => Promise<T>): Promise<T> {
+    this.#open(what);
+    try {
+      return await f();
+    } catch (e) {
+      throw deviceError(this.label, what, e);
+    }
+  }
+
+  #fault(at: string, from = -1, to = -1): void {
+    const f = (this.vendor as FaultyVendor).hit?.(at, from, to);
+    if (f) throw new VendorErrno(f.errno ?? 5, `injected fault: ${at}`);
+  }
+
+  migrationFlags(): Promise<number> {
+    return this.#call("GET MIGRATION", async () => {
+      this.#fault("get migration");
+      return this.vendor.migrationFlags;
+    });
+  }
+
+  getState(): Promise<MigState> {
+    return this.#call("GET MIG_DEVICE_STATE", async () => {
+      this.#fault("get state");
+      return this.vendor.state;
+    });
+  }
+
+  setState(to: MigState): Promise<DataChannel | null> {
+    return this.#call(`SET MIG_DEVICE_STATE ${to}`, async () => {
+      let opened: Channel | null = null;
+      try {
+        await walk(this.vendor, to, (a, b) => {
+          const fx = sessionEffect(a, b);
+          if (fx === "ends") {
+            if (this.#current) this.#current.alive = false;
+            this.#current = null;
+            if (opened) opened.alive = false;
+            opened = null;
+          } else if (fx === "opens") {
+            opened = this.#newChannel(b);
+          }
+        });
+      } catch (e) {
+        // A failed SET hands out no fd (data_fd -1): a session opened on its path is gone with it.
+        if (opened) (opened as Channel).alive = false;
+        throw e;
+      }
+      if (opened) {
+        this.#current = opened;
+        return opened;
+      }
+      const extra = (this.vendor as FaultyVendor).hit?.("new data_fd", -1, to);
+      return extra ? this.#newChannel(to) : null;
+    });
+  }
+
+  #newChannel(s: MigState): Channel {
+    const info = this.#info && s !== MIG_STATE.RESUMING ? () => this.#call("PRECOPY_INFO", () => this.vendor.precopyInfo()) : undefined;
+    return new Channel(this, info);
+  }
+
+  async reset(): Promise<void> {
+    await this.#call("VFIO_DEVICE_RESET", () => this.vendor.reset(false));
+    if (this.#current) this.#current.alive = false;
+    this.#current = null;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+}
