@@ -84,8 +84,8 @@ export interface MigrationSimOptions {
   precopy?: boolean;
   /** P2P in the MIGRATION flags (default false). */
   p2p?: boolean;
-  /** Pages the running device changes per PRE_COPY read that returned data (default 0). */
-  dirtyPerRead?: number;
+  /** Pages the running device changes per MiB read in PRE_COPY (default 0; accumulated, so small reads count too). */
+  dirtyPerMiB?: number;
   /** The stream starts over at PRE_COPY → STOP_COPY (libvfio-user's sample server). */
   restarts?: boolean;
   /** Every data read and write must be exactly this many bytes (libvfio-user's gpio sample: 64). */
@@ -141,19 +141,20 @@ export class MigrationSimDevice implements MigrationVendor {
   #lastReceived = 0;
   #role: "none" | "save" | "restore" = "none";
   #busy = false;
+  #dirtyDue = 0;
   #rng: number;
 
   constructor(options: MigrationSimOptions = {}) {
     const seed = options.seed ?? 1;
     const fixed = options.fixedAccess ?? 0;
     if (!Number.isInteger(fixed) || fixed < 0 || fixed > 1 << 20) throw usage(`fixedAccess must be 0..1 MiB (got ${fixed})`);
-    const dirty = options.dirtyPerRead ?? 0;
-    if (!Number.isInteger(dirty) || dirty < 0) throw usage(`dirtyPerRead must be a whole number (got ${dirty})`);
+    const dirty = options.dirtyPerMiB ?? 0;
+    if (!Number.isInteger(dirty) || dirty < 0) throw usage(`dirtyPerMiB must be a whole number (got ${dirty})`);
     this.#o = {
       seed,
       precopy: options.precopy ?? true,
       p2p: options.p2p ?? false,
-      dirtyPerRead: dirty,
+      dirtyPerMiB: dirty,
       restarts: options.restarts ?? false,
       fixedAccess: fixed,
       writeEinval: options.writeEinval ?? false,
@@ -317,7 +318,7 @@ export class MigrationSimDevice implements MigrationVendor {
       if (f?.short !== undefined) ask = Math.max(0, ask - f.short);
       const n = p.read(into.subarray(0, ask), stopped);
       if (n === 0 && !stopped && this.#o.enomsg) throw new VendorErrno(ERRNO.ENOMSG, "no data now");
-      if (n > 0 && !stopped) this.image.touch(this.#o.dirtyPerRead); // the device keeps running meanwhile
+      if (n > 0 && !stopped) this.#dirty(n); // the device keeps running meanwhile
       return n;
     });
   }
@@ -377,6 +378,16 @@ export class MigrationSimDevice implements MigrationVendor {
   }
 
   // ---- helpers -------------------------------------------------------------
+
+  /** The running device changes dirtyPerMiB pages per MiB read (fractions carried over). */
+  #dirty(bytesRead: number): void {
+    this.#dirtyDue += (bytesRead * this.#o.dirtyPerMiB) / (1 << 20);
+    const pages = Math.floor(this.#dirtyDue);
+    if (pages > 0) {
+      this.#dirtyDue -= pages;
+      this.image.touch(pages);
+    }
+  }
 
   #checkSize(n: number, op: string): void {
     const fixed = this.#o.fixedAccess;

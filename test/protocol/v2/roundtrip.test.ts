@@ -5,7 +5,7 @@ import { KiB, roundTripV2 } from "./helpers.js";
 
 describe("v2 round trip", () => {
   it("live, with pre-copy and a running device", async () => {
-    const r = await roundTripV2({ stateSize: 256 * KiB, seed: 3, dirtyPerRead: 2 }, {}, { bufferSize: 32 * KiB });
+    const r = await roundTripV2({ stateSize: 256 * KiB, seed: 3, dirtyPerMiB: 128 }, {}, { bufferSize: 32 * KiB });
     expect(r.summary.precopy.bytes).toBeGreaterThan(0);
     expect(r.summary.stopcopy.bytes).toBeGreaterThan(0);
   });
