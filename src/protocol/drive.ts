@@ -13,11 +13,11 @@ import { resumeV2 } from "./v2/resume.js";
 import { saveV2, type SaveV2Options } from "./v2/save.js";
 
 /** Saves any device into `sink` (v1: migration region driver; v2: device-feature driver). */
-export function saveDevice(dev: MigratableDevice, sink: SaveSink, options: SaveV2Options = {}): Promise<SaveSummary> {
+export function saveAny(dev: MigratableDevice, sink: SaveSink, options: SaveV2Options = {}): Promise<SaveSummary> {
   return isMigrationDevice(dev) ? saveV2(dev, sink, options) : save(dev, sink, options);
 }
 
 /** Restores any device from `items`; a stream of the other generation is refused before the device is touched. */
-export function resumeDevice(dev: MigratableDevice, items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, options: ResumeOptions = {}): Promise<ResumeSummary> {
+export function resumeAny(dev: MigratableDevice, items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, options: ResumeOptions = {}): Promise<ResumeSummary> {
   return isMigrationDevice(dev) ? resumeV2(dev, items, options) : resume(dev, items, options);
 }

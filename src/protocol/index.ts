@@ -10,5 +10,5 @@ export type { Progress, ProgressListener, PhaseCount, SaveSummary, ResumeSummary
 export { save, type SaveOptions } from "./save.js";
 export { resume, startResumed, type ResumeOptions } from "./resume.js";
 export { type MigratableDevice, generationOf, isMigrationDevice, generationName } from "./generation.js";
-export { saveDevice, resumeDevice } from "./drive.js";
+export { saveAny, resumeAny } from "./drive.js";
 export * as v2 from "./v2/index.js";

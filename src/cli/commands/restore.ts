@@ -7,7 +7,7 @@ import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, formatTcpUrl, isLoopback, parseTcpUrl, TcpListener, type TcpPeer } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
-import type { RegionIO } from "../../protocol/region-io.js";
+import type { MigratableDevice } from "../../protocol/generation.js";
 import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
@@ -136,7 +136,7 @@ async function* counted(src: AsyncIterable<Uint8Array>, count: { bytes: number }
 }
 
 /** One restore attempt; `touched` tells whether the device was reached. */
-async function restoreOnce(io: CliIO, style: Style, region: RegionIO, source: AsyncIterable<Uint8Array>, o: Job, touched?: { yes: boolean }): Promise<Done> {
+async function restoreOnce(io: CliIO, style: Style, region: MigratableDevice, source: AsyncIterable<Uint8Array>, o: Job, touched?: { yes: boolean }): Promise<Done> {
   const stats = new StatsCollector();
   const wire = { bytes: 0 };
   const progress = new ProgressLine(io.stderr, style, "restore");
@@ -161,7 +161,7 @@ async function restoreOnce(io: CliIO, style: Style, region: RegionIO, source: As
 async function fromNetwork(
   io: CliIO,
   style: Style,
-  region: RegionIO,
+  region: MigratableDevice,
   o: Job,
   addr: ReturnType<typeof parseTcpUrl>,
   idleTimeoutMs: number,

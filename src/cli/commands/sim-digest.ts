@@ -1,7 +1,8 @@
 // `migstream sim digest`: the state digest of a device served by `sim serve`,
 // read from its digest region over vfio-user (and, with --json, its device_state).
 import { stateName } from "../../protocol/constants.js";
-import { connectVfioUser } from "../../transport/vfio-user/client.js";
+import { migStateName } from "../../protocol/v2/constants.js";
+import { openVfioUser, VfioUserMigration } from "../../transport/vfio-user/migration.js";
 import type { CliIO } from "../command.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import { hex64 } from "./sim-serve.js";
@@ -22,8 +23,14 @@ export async function simDigest(argv: string[], io: CliIO): Promise<number> {
   if (!v.socket) throw usageOf(CMD, "--socket PATH is required");
   const path = v.socket;
   const timeoutMs = intOption(CMD, "--timeout", v.timeout, DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS);
-  const dev = await connectVfioUser(path, { timeoutMs });
+  const dev = await openVfioUser(path, { timeoutMs });
   try {
+    if (dev instanceof VfioUserMigration) {
+      const digest = hex64(await dev.stateDigest());
+      if (!v.json) io.stdout.write(`${digest}\n`);
+      else io.stdout.write(`${JSON.stringify({ digest, deviceState: migStateName(await dev.getState()), protocol: "v2" })}\n`);
+      return 0;
+    }
     const digest = hex64(await dev.stateDigest());
     if (!v.json) {
       io.stdout.write(`${digest}\n`);

@@ -89,7 +89,23 @@ export type ServedVendor = VendorRegion & {
 };
 
 /** A handler's reply: payload parts to concatenate, or a whole pooled message with the payload in place. */
-type Reply = Uint8Array[] | { message: Uint8Array };
+export type Reply = Uint8Array[] | { message: Uint8Array };
+
+/**
+ * Commands beyond the base set, served by a protocol extension (the v2
+ * migration handler, server-v2.ts). Its contract: `gate` runs before every
+ * command but VERSION and may refuse it (throw a Rejection); `handle` answers
+ * the commands it knows (undefined: not one of its) and may refuse with a
+ * Rejection, whose `body` then rides on the error reply; `reset` replaces the
+ * vendor reset on DEVICE_RESET.
+ */
+export interface ServerExtension {
+  /** Serve no v1 migration region (a v2 device); the digest region is still served. */
+  readonly noMigrationRegion?: boolean;
+  gate?(cmd: number): void;
+  handle?(cmd: number, payload: Uint8Array, client: { maxDataXfer: number }): Promise<Reply> | undefined;
+  reset?(): Promise<void>;
+}
 
 /**
  * What the server does to the device when a client that sent VERSION goes
@@ -116,6 +132,8 @@ export interface VfioUserServerOptions {
   onDisconnect?: DisconnectPolicy;
   /** Where connection events and vendor failures are logged (default: nowhere). */
   log?: (line: string) => void;
+  /** Commands beyond the base set (e.g. vfio-user v2 migration). */
+  extension?: ServerExtension;
 }
 
 /** One region as served. */
@@ -135,11 +153,13 @@ function errnoOf(e: unknown): number {
   return ERRNO.EIO;
 }
 
-class Rejection extends Error {
+/** A refused command: an error reply with `errno` (and `body`, as some servers send), optionally dropping the client. */
+export class Rejection extends Error {
   constructor(
     readonly errno: number,
     message: string,
     readonly drop = false,
+    readonly body?: Uint8Array,
   ) {
     super(message);
   }
@@ -176,7 +196,7 @@ export class VfioUserServer {
     }
     if (typeof vendor.digest === "function") {
       const d = opts.digestRegionIndex ?? this.regionIndex + 1;
-      if (!Number.isInteger(d) || d < PCI_NUM_FIXED_REGIONS || d >= MAX_REGIONS || d === this.regionIndex) {
+      if (!Number.isInteger(d) || d < PCI_NUM_FIXED_REGIONS || d >= MAX_REGIONS || (d === this.regionIndex && !opts.extension?.noMigrationRegion)) {
         throw new MigstreamError("USAGE", `digest region index ${d} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1} and differ from the migration region`);
       }
       this.digestRegionIndex = d;
@@ -248,6 +268,10 @@ export class VfioUserServer {
       write: async (o, d) => config.set(d, o),
     };
     const v = this.vendor;
+    if (this.opts.extension?.noMigrationRegion) {
+      this.layoutDigest(regions);
+      return regions;
+    }
     const typeCap = encodeTypeCap(REGION_TYPE_MIGRATION, REGION_SUBTYPE_MIGRATION);
     const areas = this.opts.sparseMmap === false ? [] : (v.sparseAreas ?? []);
     const caps = areas.length === 0 ? [typeCap] : this.opts.sparseFirst ? [encodeSparseCap(areas), typeCap] : [typeCap, encodeSparseCap(areas)];
@@ -259,6 +283,13 @@ export class VfioUserServer {
       ...(typeof v.readInto === "function" ? { readInto: (o: number, n: number, into: Uint8Array) => v.readInto!(o, n, into) } : {}),
       write: (o, d) => v.write(o, d),
     };
+    this.layoutDigest(regions);
+    return regions;
+  }
+
+  /** The digest region, when the vendor has digest(). */
+  private layoutDigest(regions: Served[]): void {
+    const v = this.vendor;
     if (this.digestRegionIndex !== undefined) {
       regions[this.digestRegionIndex] = {
         size: DIGEST_REGION_SIZE,
@@ -271,7 +302,6 @@ export class VfioUserServer {
         },
       };
     }
-    return regions;
   }
 
   private accept(sock: NetSocket): void {
@@ -355,6 +385,12 @@ export class VfioUserServer {
   async handle(h: Header, p: Uint8Array, c: Connection): Promise<Reply> {
     if (!c.versioned && h.cmd !== CMD.VERSION) throw new Rejection(ERRNO.EINVAL, "the first message must be VERSION", true);
     if (h.size === HEADER_SIZE && h.cmd !== CMD.DEVICE_RESET) throw new Rejection(ERRNO.EINVAL, `${h.cmd}: no payload`);
+    const ext = this.opts.extension;
+    if (ext && h.cmd !== CMD.VERSION) {
+      ext.gate?.(h.cmd);
+      const r = ext.handle?.(h.cmd, p, c);
+      if (r !== undefined) return r;
+    }
     switch (h.cmd) {
       case CMD.VERSION:
         return [this.version(p, c)];
@@ -376,7 +412,7 @@ export class VfioUserServer {
       case CMD.REGION_WRITE:
         return this.access(h.cmd, p, c);
       case CMD.DEVICE_RESET:
-        await this.vendor.reset();
+        await (ext?.reset ? ext.reset() : this.vendor.reset());
         return [];
       default:
         throw new Rejection(ERRNO.ENOTSUP, `command ${h.cmd} not supported`);
@@ -399,6 +435,8 @@ export class VfioUserServer {
     if (fds !== undefined && (typeof fds !== "number" || fds < 0 || fds > MAX_CLIENT_MSG_FDS)) throw new Rejection(ERRNO.EINVAL, "bad max_msg_fds", true);
     if (twin !== undefined && typeof twin !== "boolean") throw new Rejection(ERRNO.EINVAL, "bad twin_socket.supported", true);
     c.versioned = true;
+    const x = v.caps.max_data_xfer_size;
+    c.maxDataXfer = typeof x === "number" && Number.isInteger(x) && x > 0 ? x : DEFAULT_MAX_DATA_XFER;
     // We receive no fds (max_msg_fds 0) and never offer twin_socket.
     const caps = { capabilities: { max_msg_fds: 0, max_data_xfer_size: this.maxDataXfer, migration: { pgsize: MIGRATION_PGSIZE } } };
     return encodeVersion(PROTOCOL_MAJOR, Math.min(v.minor, PROTOCOL_MINOR), caps);
@@ -449,6 +487,8 @@ export class VfioUserServer {
 /** One client connection: messages handled one at a time, in order. */
 class Connection {
   versioned = false;
+  /** The client's max_data_xfer_size from its VERSION (the specification's default without one). */
+  maxDataXfer = DEFAULT_MAX_DATA_XFER;
   readonly channel: Channel;
   private chain: Promise<void>;
   private queued = 0;
@@ -495,7 +535,7 @@ class Connection {
         else if (!Array.isArray(r)) this.tx.give(r.message);
       } catch (e) {
         this.server.logFailure(h, e);
-        this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply);
+        this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply, e instanceof Rejection ? e.body : undefined);
         if (e instanceof Rejection && e.drop) this.channel.close();
       }
     } finally {
@@ -534,8 +574,11 @@ class Connection {
     this.channel.send(msg, () => this.tx.give(msg));
   }
 
-  private error(h: Header, errno: number, noReply: boolean): void {
-    if (!noReply && !this.channel.closed) this.channel.send(newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, 0, errno));
+  private error(h: Header, errno: number, noReply: boolean, body?: Uint8Array): void {
+    if (noReply || this.channel.closed) return;
+    const m = newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, body?.length ?? 0, errno);
+    if (body) m.set(body, HEADER_SIZE);
+    this.channel.send(m);
   }
 }
 
