@@ -7,7 +7,7 @@ import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, formatTcpUrl, isLoopback, parseTcpUrl, TcpListener, type TcpPeer } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
-import type { MigratableDevice } from "../../protocol/generation.js";
+import { isMigrationDevice, type MigratableDevice } from "../../protocol/generation.js";
 import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
@@ -36,7 +36,7 @@ the address is printed on stderr either way.
   --device SPEC              ${SPEC_FORMS.join("\n                             ")}
   IN                         a stream file (- for stdin)
   --listen tcp://HOST:PORT   receive the stream from a source instead
-  --no-start                 leave the device in RESUMING (the VMM starts it)
+  --no-start                 do not start the device: v1 stays in RESUMING, v2 in STOP (the VMM starts it)
   --key-file F               the key of an authenticated stream (required off loopback)
   --insecure                 allow listening off loopback without a key
   --stream-device N          which device of a multi-device stream (default: the first)
@@ -103,7 +103,7 @@ export const restore: Command = {
         note(
           io,
           style,
-          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : "left in RESUMING"}\n` +
+          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : isMigrationDevice(region) ? "left in STOP, its state validated (v2; the VMM sets RUNNING)" : "left in RESUMING"}\n` +
             renderStats(done.stats, false, false).trimEnd(),
         );
       }

@@ -16,7 +16,7 @@ import { MigstreamError } from "../../errors.js";
 import { MIG_STATE, type MigState, asMigState, FEATURE, FEATURE_GET, FEATURE_HEADER_SIZE, FEATURE_SET, migStateName } from "../../protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice } from "../../protocol/v2/device-io.js";
 import { hasSession, pathTo, sessionEffect } from "../../protocol/v2/fsm.js";
-import { CMD, DIGEST_REGION_SIZE, MAX_MIG_DATA, MIG_DATA_HEADER_SIZE, V2_DIGEST_REGION_INDEX } from "./constants.js";
+import { CMD, DEFAULT_MAX_DATA_XFER, DIGEST_REGION_SIZE, MAX_DATA_XFER_LIMIT, MAX_MIG_DATA, MIG_DATA_HEADER_SIZE, V2_DIGEST_REGION_INDEX } from "./constants.js";
 import { regionOn, type VfioUserRegion } from "./client.js";
 import { type SessionOptions, VfioUserSession } from "./session.js";
 
@@ -106,9 +106,11 @@ export class VfioUserMigration implements MigrationDevice {
     /** VFIO_MIGRATION_* flags from the detecting GET MIGRATION. */
     readonly flags: number,
     d: V2Declarations = {},
+    /** The max_data_xfer_size we offered in VERSION (the server checks sizes against it). */
+    offered = DEFAULT_MAX_DATA_XFER,
   ) {
-    // Case 29: at most min(the max_data_xfer_size we offered and the server took, 1 MiB).
-    const max = Math.min(session.maxDataXfer, MAX_MIG_DATA);
+    // Case 29: at most min(the max_data_xfer_size we offered, the server's, 1 MiB).
+    const max = Math.min(offered, session.maxDataXfer, MAX_MIG_DATA);
     if (d.fixedAccess !== undefined) {
       if (!Number.isInteger(d.fixedAccess) || d.fixedAccess < 1 || d.fixedAccess > max) {
         throw new MigstreamError("USAGE", `vfio-user: fixed access size ${d.fixedAccess} must be 1..${max}`);
@@ -265,7 +267,7 @@ export async function openVfioUser(path: string, opts: OpenOptions = {}): Promis
   const s = await VfioUserSession.connect(path, opts);
   try {
     const v2 = await probeV2(s);
-    if ("flags" in v2) return new VfioUserMigration(s, path, v2.flags, opts);
+    if ("flags" in v2) return new VfioUserMigration(s, path, v2.flags, opts, Math.min(opts.maxDataXfer ?? DEFAULT_MAX_DATA_XFER, MAX_DATA_XFER_LIMIT));
     if (opts.fixedAccess !== undefined || opts.restartsAtStopCopy || opts.writeErrorsApplied) {
       throw new MigstreamError("USAGE", `vfio-user: ${path} is no v2 device (DEVICE_FEATURE: ${v2.refused.errno}); access=, stopcopy= and write-errors= apply to v2 devices only`);
     }
