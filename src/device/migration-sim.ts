@@ -265,7 +265,7 @@ export class MigrationSimDevice implements MigrationVendor {
     if (to === MIG_STATE.RESUMING) {
       this.image.zero(); // the restore replaces the whole state
       this.#role = "restore";
-      this.#consumer = new StreamConsumer(this.image);
+      this.#consumer = new StreamConsumer(this.image, this.#o.fixedAccess > 0);
     } else if (from === MIG_STATE.RESUMING) {
       const c = this.#consumer;
       const why = c ? c.finish(this.#o.endDigest) : "no resume session";
@@ -281,7 +281,7 @@ export class MigrationSimDevice implements MigrationVendor {
     this.sessions++;
     this.#role = "save";
     const id = (Math.imul(this.#o.seed, 0x9e3779b1) + this.sessions) >>> 0;
-    this.#producer = new StreamProducer(this.image, id, this.#o.endDigest);
+    this.#producer = new StreamProducer(this.image, id, this.#o.endDigest, this.#o.fixedAccess);
   }
 
   #endSave(): void {
@@ -373,7 +373,7 @@ export class MigrationSimDevice implements MigrationVendor {
     else if (hasSession(this.#state)) {
       // libvfio-user keeps the state: a session state starts a fresh session.
       if (isSaving(this.#state)) this.#startSave();
-      if (this.#state === MIG_STATE.RESUMING) this.#consumer = new StreamConsumer(this.image);
+      if (this.#state === MIG_STATE.RESUMING) this.#consumer = new StreamConsumer(this.image, this.#o.fixedAccess > 0);
     }
   }
 

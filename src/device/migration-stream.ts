@@ -35,6 +35,8 @@ export class StreamProducer {
     readonly image: DeviceImage,
     readonly session: number,
     readonly digest: boolean,
+    /** Pad the stream with zeros after END to a multiple of this (a fixed-access device; 0: none). */
+    readonly padTo = 0,
   ) {
     image.markAll();
     const h = new Uint8Array(STREAM_HEADER);
@@ -86,7 +88,9 @@ export class StreamProducer {
     if (p < 0) {
       this.firstSweep = false;
       if (!stopped || this.ended) return false;
-      const rec = new Uint8Array(END_RECORD);
+      const total = this.produced + this.queued + END_RECORD;
+      const pad = this.padTo > 0 ? (this.padTo - (total % this.padTo)) % this.padTo : 0;
+      const rec = new Uint8Array(END_RECORD + pad); // zeros after END
       writeEndRecord(rec, 0, { transactions: 0, imageSize: img.size, digest: this.digest ? xxh3_64(img.bytes) : undefined });
       this.ended = true;
       return this.#queue(rec);
@@ -127,7 +131,11 @@ export class StreamConsumer {
   /** Why the stream was rejected (sticky). */
   rejected: string | undefined;
 
-  constructor(readonly image: DeviceImage) {}
+  constructor(
+    readonly image: DeviceImage,
+    /** Zeros after END are padding (a fixed-access device). */
+    readonly padded = false,
+  ) {}
 
   /** Takes `data`; returns why it is rejected, if it is (the bytes before the fault were applied). */
   write(data: Uint8Array): string | undefined {
@@ -143,7 +151,10 @@ export class StreamConsumer {
         i += n;
         continue;
       }
-      if (this.end) return this.#reject(`stream byte ${this.taken + i}: data after the END record`);
+      if (this.end) {
+        if (this.padded && data.subarray(i).every((b) => b === 0)) break;
+        return this.#reject(`stream byte ${this.taken + i}: data after the END record`);
+      }
       const need = this.#needed();
       const n = Math.min(need - this.#headFill, data.length - i);
       this.#head.set(data.subarray(i, i + n), this.#headFill);

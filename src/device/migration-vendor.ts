@@ -36,6 +36,18 @@ export interface MigrationVendor {
   reset(keepState?: boolean): Promise<void>;
   /** XXH3-64 of the device state, where the device offers one. */
   digest?(): bigint;
+  /**
+   * Faults a simulated device arms at points only its transport sees (GET
+   * MIGRATION, GET state, a spurious data_fd): the armed fault that fires
+   * now at `at`, if any.
+   */
+  hit?(at: string, from?: number, to?: number): { errno?: number } | undefined;
+}
+
+/** Throws the errno of a fault the vendor armed at a transport-level point `at`. */
+export function transportFault(v: MigrationVendor, at: string): void {
+  const f = v.hit?.(at);
+  if (f) throw new VendorErrno(f.errno ?? ERRNO.EIO, `injected fault: ${at}`);
 }
 
 /** What one SET did to the data session. */

@@ -5,15 +5,13 @@
 // with ENODEV, a reset ends every session and leaves the device RUNNING, and
 // PRECOPY_INFO / MIG_DATA_SIZE are offered. Vendor errnos become DEVICE errors.
 import { MigstreamError } from "../errors.js";
-import { type MigrationVendor, walk } from "../device/migration-vendor.js";
+import { type MigrationVendor, transportFault, walk } from "../device/migration-vendor.js";
 import { VendorErrno } from "../device/vendor.js";
 import { errnoName } from "../protocol/region-io.js";
 import { type MigState, MIG_STATE } from "../protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice, PrecopyInfo } from "../protocol/v2/device-io.js";
 import { sessionEffect } from "../protocol/v2/fsm.js";
 
-/** A vendor that can arm transport-level faults (the simulated device). */
-type FaultyVendor = MigrationVendor & { hit?(at: string, from?: number, to?: number): { errno?: number } | undefined };
 
 export interface InProcessMigrationOptions {
   /** Largest data access (default: the vendor's fixed size, else Infinity). */
@@ -112,21 +110,17 @@ export class InProcessMigration implements MigrationDevice {
     }
   }
 
-  #fault(at: string, from = -1, to = -1): void {
-    const f = (this.vendor as FaultyVendor).hit?.(at, from, to);
-    if (f) throw new VendorErrno(f.errno ?? 5, `injected fault: ${at}`);
-  }
 
   migrationFlags(): Promise<number> {
     return this.#call("GET MIGRATION", async () => {
-      this.#fault("get migration");
+      transportFault(this.vendor, "get migration");
       return this.vendor.migrationFlags;
     });
   }
 
   getState(): Promise<MigState> {
     return this.#call("GET MIG_DEVICE_STATE", async () => {
-      this.#fault("get state");
+      transportFault(this.vendor, "get state");
       return this.vendor.state;
     });
   }
@@ -155,7 +149,7 @@ export class InProcessMigration implements MigrationDevice {
         this.#current = opened;
         return opened;
       }
-      const extra = (this.vendor as FaultyVendor).hit?.("new data_fd", -1, to);
+      const extra = this.vendor.hit?.("new data_fd", -1, to);
       return extra ? this.#newChannel(to) : null;
     });
   }

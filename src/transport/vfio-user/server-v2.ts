@@ -28,7 +28,7 @@ import {
   MIG_STATE,
   asMigState,
 } from "../../protocol/v2/constants.js";
-import { type MigrationVendor, walk } from "../../device/migration-vendor.js";
+import { type MigrationVendor, transportFault, walk } from "../../device/migration-vendor.js";
 import { VendorErrno } from "../../device/vendor.js";
 import { CMD, MIG_DATA_HEADER_SIZE } from "./constants.js";
 import { Rejection, type Reply, type ServerExtension } from "./server.js";
@@ -110,6 +110,7 @@ export class V2Handler implements ServerExtension {
     }
     if (feature === FEATURE.MIGRATION) {
       if (argsz < 16) throw einval("argsz below 16");
+      transportFault(this.vendor, "get migration");
       const out = new Uint8Array(16);
       const o = new DataView(out.buffer);
       o.setUint32(0, 16, true);
@@ -119,6 +120,7 @@ export class V2Handler implements ServerExtension {
     }
     if (feature === FEATURE.MIG_DEVICE_STATE && getset === FEATURE_GET) {
       if (argsz < 16) throw einval("argsz below 16");
+      transportFault(this.vendor, "get state");
       const out = new Uint8Array(16);
       const o = new DataView(out.buffer);
       o.setUint32(0, 16, true);
