@@ -468,8 +468,13 @@ export async function encodeStreamAsync(devices: DeviceInput[], options: Encoder
   const known = survey(devices);
   const parts: Uint8Array[] = [];
   const enc = new StreamEncoder((b) => void parts.push(b), { ...options, ...declared(options, known) });
-  const writers = devices.map((d) => enc.device(d.id, d));
-  for (const [i, d] of devices.entries()) if (d.protocol !== undefined) await writers[i].protocol(d.protocol);
+  // Each device's DEVICE_PROTOCOL right after its DEVICE_BEGIN, as encodeStream writes it.
+  const writers: DeviceWriter[] = [];
+  for (const d of devices) {
+    const w = enc.device(d.id, d);
+    writers.push(w);
+    if (d.protocol !== undefined) await w.protocol(d.protocol);
+  }
   for (const { d, item } of schedule(devices)) {
     const items = devices[d].items;
     if (item === items.length) {
