@@ -58,7 +58,10 @@ export interface SaveToResult {
 
 /** Puts a stopped source back in RUNNING (v1 or v2); returns a note for the error. */
 export async function restartSource(region: MigratableDevice): Promise<string> {
-  if (isMigrationDevice(region)) return `source ${await backToRunning(region, "save: restart source")}`;
+  if (isMigrationDevice(region)) {
+    if (region.vmmOwnsStates) return "the VMM owns the source device: it must put it back in RUNNING";
+    return `source ${await backToRunning(region, "save: restart source")}`;
+  }
   return restartRegion(region);
 }
 

@@ -9,6 +9,7 @@
 // runs to the first comma.
 import { MigstreamError } from "../errors.js";
 import type { MigratableDevice } from "../protocol/generation.js";
+import { HandedOverDataFd } from "./fd/data-fd.js";
 import { FdRegion } from "./fd/region.js";
 import { simDeviceOptions, simMigrationOptions, simProtocol } from "./sim/options.js";
 import { openVfioUser, type V2Declarations } from "./vfio-user/migration.js";
@@ -17,6 +18,7 @@ export type DeviceSpec =
   | { kind: "sim"; options: Record<string, string> }
   | ({ kind: "vfio-user"; path: string; timeoutMs?: number } & V2Declarations)
   | { kind: "fd"; fd: number; offset: number; size: number }
+  | { kind: "data-fd"; fd: number; restartsAtStopCopy?: boolean }
   | { kind: "file"; path: string; offset: number; size?: number };
 
 /** An opened device: a v1 RegionIO or a v2 MigrationDevice, plus what it is and, where the device offers one, its state digest. */
@@ -29,6 +31,7 @@ export const SPEC_FORMS = [
   "sim:state=SIZE,seed=N,txn=SIZE,dirty=N,variant=A+B,empty=1",
   "vfio-user:/path.sock[,timeout=MS][,access=N][,stopcopy=restarts][,write-errors=applied]",
   "fd:N,offset=0xOFF,size=0xSIZE",
+  "fd:N,protocol=v2[,stopcopy=restarts]",
   "file:/path,offset=OFF[,size=SIZE]",
 ];
 
@@ -102,8 +105,16 @@ export function parseDeviceSpec(spec: string): DeviceSpec {
       const [n, ...opts] = rest.split(",");
       if (!/^\d+$/.test(n ?? "")) throw usage(spec, `'${n}' is not an fd number`);
       const kv = keyValues(spec, opts);
+      if (kv.protocol === "v2") {
+        // A v2 data fd the VMM handed over: no region, no offset.
+        only(spec, kv, ["protocol", "stopcopy"]);
+        if (kv.stopcopy !== undefined && kv.stopcopy !== "restarts" && kv.stopcopy !== "continues") throw usage(spec, `stopcopy=${kv.stopcopy} is neither restarts nor continues`);
+        return { kind: "data-fd", fd: Number(n), ...(kv.stopcopy === "restarts" ? { restartsAtStopCopy: true } : {}) };
+      }
+      if (kv.protocol !== undefined && kv.protocol !== "v1") throw usage(spec, `protocol=${kv.protocol} is neither v1 nor v2`);
+      delete kv.protocol;
       only(spec, kv, ["offset", "size"]);
-      if (kv.offset === undefined || kv.size === undefined) throw usage(spec, "fd: needs offset= and size= (from VFIO_DEVICE_GET_REGION_INFO)");
+      if (kv.offset === undefined || kv.size === undefined) throw usage(spec, "fd: needs offset= and size= (from VFIO_DEVICE_GET_REGION_INFO), or protocol=v2 for a v2 data fd");
       return wrap(() => ({ kind, fd: Number(n), offset: parseSize(kv.offset, "offset"), size: parseSize(kv.size, "size") }));
     }
     case "file": {
@@ -148,6 +159,8 @@ export async function openDevice(spec: string | DeviceSpec, opts: { timeoutMs?: 
       });
     case "fd":
       return FdRegion.open({ kind: "fd", fd: s.fd }, { offset: s.offset, size: s.size });
+    case "data-fd":
+      return HandedOverDataFd.open(s.fd, { restartsAtStopCopy: s.restartsAtStopCopy });
     case "file":
       return FdRegion.open({ kind: "file", path: s.path }, { offset: s.offset, size: s.size });
   }

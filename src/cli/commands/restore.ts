@@ -103,7 +103,7 @@ export const restore: Command = {
         note(
           io,
           style,
-          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : isMigrationDevice(region) ? "left in STOP, its state validated (v2; the VMM sets RUNNING)" : "left in RESUMING"}\n` +
+          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : !isMigrationDevice(region) ? "left in RESUMING" : region.vmmOwnsStates ? "left to the VMM (it SETs STOP, where the device validates, then RUNNING)" : "left in STOP, its state validated (v2; the VMM sets RUNNING)"}\n` +
             renderStats(done.stats, false, false).trimEnd(),
         );
       }

@@ -71,6 +71,14 @@ export interface MigrationDevice {
    * counts such a write as taken and relies on RESUMING → STOP to validate.
    */
   readonly writeErrorsApplied?: boolean;
+  /**
+   * The VMM runs the state machine and handed over the session's data fd
+   * (`handedOver`): it already SET STOP_COPY (save) or RESUMING (restore).
+   * The drivers then only move the bytes, issue no GET/SET, and on a failure
+   * leave recovery to the VMM.
+   */
+  readonly vmmOwnsStates?: boolean;
+  readonly handedOver?: DataChannel;
   /** GET MIGRATION: the VFIO_MIGRATION_* flags. No v2 migration: DEVICE with ENOTTY (kernel) or EINVAL (vfio-user). */
   migrationFlags(): Promise<number>;
   /** GET MIG_DEVICE_STATE (never hands out a channel). */

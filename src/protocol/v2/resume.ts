@@ -74,7 +74,9 @@ class ResumeRunV2 {
     this.stopCopyOnly = protocol.generation === 2 && protocol.restartsAtStopCopy;
     this.access = dataAccess(this.dev);
     await checkMigration(this.dev, "resume: get MIGRATION", (s) => this.checkAbort(s));
-    await this.enterResuming();
+    const vmm = this.dev.vmmOwnsStates === true;
+    if (vmm) this.channel = this.handedOver();
+    else await this.enterResuming();
     let verified = false;
     for await (const item of iterate(rest)) {
       this.checkAbort("resume: next item");
@@ -87,10 +89,24 @@ class ResumeRunV2 {
     }
     if (!verified) throw new MigstreamError("TRUNCATED", "resume: the items ended before the stream was verified", { step: "resume: wait verified" });
     await this.flushCarry();
+    if (vmm) {
+      // The VMM closes its fd and SETs STOP (where the device validates) and RUNNING itself.
+      const ch = this.channel;
+      this.channel = null;
+      await ch?.close();
+      return { transactions: this.transactions, bytes: this.bytes, skipped: this.skipped, started: false, times: { total: now() - t0 } };
+    }
     await this.enterStop();
     const start = this.options.start !== false;
     if (start) await this.enterRunning();
     return { transactions: this.transactions, bytes: this.bytes, skipped: this.skipped, started: start, times: { total: now() - t0 } };
+  }
+
+  /** The data fd a VMM handed over in RESUMING. */
+  handedOver(): DataChannel {
+    const ch = this.dev.handedOver;
+    if (!ch) throw new MigstreamError("USAGE", "resume: a device whose VMM owns the states must hand over its data fd");
+    return ch;
   }
 
   /** RUNNING or STOP → RESUMING: the SET opens the write session. */
@@ -185,6 +201,7 @@ class ResumeRunV2 {
     const ch = this.channel;
     this.channel = null;
     await ch?.close().catch(() => {});
+    if (this.dev.vmmOwnsStates) return withNote(err, "the VMM owns the device: it must reset it (partial state written)");
     if (!this.touched) return err;
     return withNote(err, await stopDestination(this.dev));
   }

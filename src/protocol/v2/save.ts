@@ -74,6 +74,7 @@ class SaveRunV2 {
     const t0 = now();
     await recordProtocol(this.sink, { generation: 2, restartsAtStopCopy: this.dev.restartsAtStopCopy === true });
     await this.enterPhase("setup", 0);
+    if (this.dev.vmmOwnsStates) return this.runHandedOver(t0);
     const flags = await checkMigration(this.dev, "save: get MIGRATION", (s) => this.checkAbort(s));
     await this.checkRunning();
     await this.chooseBuffer();
@@ -99,6 +100,31 @@ class SaveRunV2 {
       times: { setup: tSetup - t0, precopy: tPrecopy - tSetup, stopcopy: tEnd - tPrecopy, total: now() - t0 },
       downtimeMs: tEnd - tStop,
       pendingReads: this.pendingReads,
+    };
+  }
+
+  /** A data fd the VMM handed over in STOP_COPY: read it to the end; the VMM does every SET. */
+  async runHandedOver(t0: number): Promise<SaveSummary> {
+    const ch = this.dev.handedOver;
+    if (!ch) throw new MigstreamError("USAGE", "save: a device whose VMM owns the states must hand over its data fd");
+    await this.chooseBuffer();
+    const tSetup = now();
+    await this.enterPhase("stopcopy", 0);
+    this.channel = ch;
+    await this.readToEnd();
+    await this.closeChannel();
+    const tEnd = now();
+    await this.enterPhase("end", 0);
+    return {
+      transactions: this.transactions,
+      bytes: this.bytes,
+      iterations: 0,
+      precopyEnd: "none",
+      precopy: this.counts.precopy,
+      stopcopy: this.counts.stopcopy,
+      times: { setup: tSetup - t0, precopy: 0, stopcopy: tEnd - tSetup, total: now() - t0 },
+      downtimeMs: tEnd - tSetup,
+      pendingReads: 0,
     };
   }
 
@@ -282,6 +308,7 @@ class SaveRunV2 {
   async fail(e: unknown): Promise<MigstreamError> {
     const err = e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", `save: ${describe(e)}`, { cause: e });
     await this.closeChannel().catch(() => {});
+    if (this.dev.vmmOwnsStates) return withNote(err, "the VMM owns the device: it must put it back in RUNNING");
     if (!this.setAttempted) return err;
     return withNote(err, await backToRunning(this.dev, "save: recover RUNNING"));
   }
