@@ -1,6 +1,7 @@
 // Runs the Deno suites in test/deno against the built dist/ with the deno binary
 // from the `deno` npm package. Kernel tests run with no permissions at all
-// (the wasm is embedded); suites named *.net.test.ts get the permissions they need.
+// (the wasm is embedded); suites named *.net.test.ts get the permissions they need,
+// *.ffi.test.ts only --allow-ffi.
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -8,8 +9,10 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const denoBin = require.resolve("deno/bin.cjs");
 const files = readdirSync("test/deno").filter((f) => f.endsWith(".test.ts"));
-const plain = files.filter((f) => !f.endsWith(".net.test.ts")).map((f) => `test/deno/${f}`);
+const plain = files.filter((f) => !f.endsWith(".net.test.ts") && !f.endsWith(".ffi.test.ts")).map((f) => `test/deno/${f}`);
 const net = files.filter((f) => f.endsWith(".net.test.ts")).map((f) => `test/deno/${f}`);
+// The kernel driver's FFI layer: foreign calls only (it opens /dev/null and a pipe through libc itself).
+const ffi = files.filter((f) => f.endsWith(".ffi.test.ts")).map((f) => `test/deno/${f}`);
 
 let passed = 0;
 let failed = 0;
@@ -26,6 +29,7 @@ function run(args) {
   if (r.status !== 0) status = 1;
 }
 if (plain.length) run(plain);
+if (ffi.length) run(["--allow-ffi", ...ffi]);
 if (net.length) run(["--allow-read", "--allow-write", "--allow-net", "--allow-env", "--allow-run", "--allow-sys", ...net]);
 console.log(`deno: ${passed} passed | ${failed} failed`);
 process.exit(status);
