@@ -20,9 +20,10 @@ export const MAX_RECORD_DATA = 64 << 10;
 
 /** The saving side: serialises dirty pages into records as the user reads. */
 export class StreamProducer {
-  /** Bytes produced and not read yet: `pending.subarray(pos)`. */
-  #pending: Uint8Array = new Uint8Array(0);
+  /** Bytes produced and not read yet: segments (a record header, then a view of the image), from `pos` in the first. */
+  #segs: Uint8Array[] = [];
   #pos = 0;
+  #queued = 0;
   #cursor = 0;
   /** Stream bytes handed out so far. */
   produced = 0;
@@ -44,12 +45,12 @@ export class StreamProducer {
     dv.setUint32(0, STREAM_MAGIC, true);
     dv.setUint32(4, session, true);
     dv.setBigUint64(8, BigInt(image.size), true);
-    this.#pending = h;
+    this.#queue(h);
   }
 
   /** Bytes queued but not read. */
   get queued(): number {
-    return this.#pending.length - this.#pos;
+    return this.#queued;
   }
 
   /** Bytes the next reads would give before the state changes again (queued + dirty pages, + END when stopped). */
@@ -70,11 +71,17 @@ export class StreamProducer {
   read(into: Uint8Array, stopped: boolean): number {
     let n = 0;
     while (n < into.length) {
-      if (this.queued === 0 && !this.#refill(stopped)) break;
-      const take = Math.min(into.length - n, this.queued);
-      into.set(this.#pending.subarray(this.#pos, this.#pos + take), n);
+      if (this.#queued === 0 && !this.#refill(stopped)) break;
+      const seg = this.#segs[0];
+      const take = Math.min(into.length - n, seg.length - this.#pos);
+      into.set(seg.subarray(this.#pos, this.#pos + take), n);
       this.#pos += take;
+      this.#queued -= take;
       n += take;
+      if (this.#pos === seg.length) {
+        this.#segs.shift();
+        this.#pos = 0;
+      }
     }
     this.produced += n;
     return n;
@@ -103,15 +110,17 @@ export class StreamProducer {
       end = img.pageEnd(end / PAGE_SIZE);
     }
     this.#cursor = Math.ceil(end / PAGE_SIZE);
-    const rec = new Uint8Array(DATA_RECORD + (end - start));
-    writeDataRecordHeader(rec, 0, end - start, start);
-    rec.set(img.bytes.subarray(start, end), DATA_RECORD);
-    return this.#queue(rec);
+    const head = new Uint8Array(DATA_RECORD);
+    writeDataRecordHeader(head, 0, end - start, start);
+    // The page bytes are read from the image as the user reads (a page changed meanwhile is dirty again and resent).
+    return this.#queue(head, img.bytes.subarray(start, end));
   }
 
-  #queue(rec: Uint8Array): boolean {
-    this.#pending = rec;
-    this.#pos = 0;
+  #queue(...segs: Uint8Array[]): boolean {
+    for (const s of segs) {
+      this.#segs.push(s);
+      this.#queued += s.length;
+    }
     return true;
   }
 }

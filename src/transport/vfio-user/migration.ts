@@ -202,15 +202,18 @@ export class VfioUserMigration implements MigrationDevice {
         dv.setUint32(0, MIG_DATA_HEADER_SIZE + size, true);
         dv.setUint32(4, size, true);
       },
-      (p) => {
+      (p, landed) => {
+        // `landed`: a reply padded to the size asked went straight into `into` (p is its 8-byte head).
         if (p.length < MIG_DATA_HEADER_SIZE) throw tooShort(step, "MIG_DATA_READ", p.length, MIG_DATA_HEADER_SIZE);
         const n = new DataView(p.buffer, p.byteOffset, p.length).getUint32(4, true);
-        if (n > size || MIG_DATA_HEADER_SIZE + n > p.length) {
-          throw new MigstreamError("PROTOCOL", `vfio-user: MIG_DATA_READ reply says ${n} bytes (asked ${size}, ${p.length - MIG_DATA_HEADER_SIZE} carried)`, { step, field: "size" });
+        const carried = p.length - MIG_DATA_HEADER_SIZE + (landed?.length ?? 0);
+        if (n > size || n > carried) {
+          throw new MigstreamError("PROTOCOL", `vfio-user: MIG_DATA_READ reply says ${n} bytes (asked ${size}, ${carried} carried)`, { step, field: "size" });
         }
-        into.set(p.subarray(MIG_DATA_HEADER_SIZE, MIG_DATA_HEADER_SIZE + n));
+        if (landed === undefined) into.set(p.subarray(MIG_DATA_HEADER_SIZE, MIG_DATA_HEADER_SIZE + n));
         return n;
       },
+      into,
     );
   }
 

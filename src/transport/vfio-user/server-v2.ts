@@ -30,8 +30,8 @@ import {
 } from "../../protocol/v2/constants.js";
 import { type MigrationVendor, transportFault, walk } from "../../device/migration-vendor.js";
 import { VendorErrno } from "../../device/vendor.js";
-import { CMD, MIG_DATA_HEADER_SIZE } from "./constants.js";
-import { Rejection, type Reply, type ServerExtension } from "./server.js";
+import { CMD, HEADER_SIZE, MIG_DATA_HEADER_SIZE } from "./constants.js";
+import { type ExtensionClient, Rejection, type Reply, type ServerExtension } from "./server.js";
 
 /** Operations each feature supports (libvfio-user). */
 const OPS: Readonly<Record<number, number>> = {
@@ -71,12 +71,12 @@ export class V2Handler implements ServerExtension {
     }
   }
 
-  handle(cmd: number, p: Uint8Array, client: { maxDataXfer: number }): Promise<Reply> | undefined {
+  handle(cmd: number, p: Uint8Array, client: ExtensionClient): Promise<Reply> | undefined {
     switch (cmd) {
       case CMD.DEVICE_FEATURE:
         return this.feature(p);
       case CMD.MIG_DATA_READ:
-        return this.read(p, client.maxDataXfer);
+        return this.read(p, client);
       case CMD.MIG_DATA_WRITE:
         return this.write(p, client.maxDataXfer);
       case CMD.DIRTY_PAGES:
@@ -149,7 +149,8 @@ export class V2Handler implements ServerExtension {
     return [echo];
   }
 
-  private async read(p: Uint8Array, max: number): Promise<Reply> {
+  private async read(p: Uint8Array, client: ExtensionClient): Promise<Reply> {
+    const max = client.maxDataXfer;
     if (p.length < MIG_DATA_HEADER_SIZE) throw einval("short MIG_DATA_READ");
     const dv = new DataView(p.buffer, p.byteOffset, p.length);
     const argsz = dv.getUint32(0, true);
@@ -158,13 +159,21 @@ export class V2Handler implements ServerExtension {
     if (s !== MIG_STATE.PRE_COPY && s !== MIG_STATE.STOP_COPY) throw einval("MIG_DATA_READ outside PRE_COPY and STOP_COPY");
     if (size > max) throw einval(`size ${size} above the client's max_data_xfer_size ${max}`);
     if (argsz < MIG_DATA_HEADER_SIZE + size) throw einval("argsz below 8 + size");
-    const out = new Uint8Array(MIG_DATA_HEADER_SIZE + size); // zero padding after the bytes read
-    const n = await this.vendor.readData(out.subarray(MIG_DATA_HEADER_SIZE));
-    const o = new DataView(out.buffer);
+    // The device reads straight into the pooled reply message: header, {argsz, size}, data, zero padding.
+    const message = client.takeBuffer(HEADER_SIZE + MIG_DATA_HEADER_SIZE + size);
+    const body = message.subarray(HEADER_SIZE);
+    let n: number;
+    try {
+      n = await this.vendor.readData(body.subarray(MIG_DATA_HEADER_SIZE));
+    } catch (e) {
+      client.giveBuffer(message);
+      throw e;
+    }
+    const o = new DataView(body.buffer, body.byteOffset, MIG_DATA_HEADER_SIZE);
     o.setUint32(0, MIG_DATA_HEADER_SIZE + n, true);
     o.setUint32(4, n, true);
-    out.fill(0, MIG_DATA_HEADER_SIZE + n);
-    return [out];
+    body.fill(0, MIG_DATA_HEADER_SIZE + n);
+    return { message };
   }
 
   private async write(p: Uint8Array, max: number): Promise<Reply> {

@@ -99,11 +99,19 @@ export type Reply = Uint8Array[] | { message: Uint8Array };
  * Rejection, whose `body` then rides on the error reply; `reset` replaces the
  * vendor reset on DEVICE_RESET.
  */
+/** What an extension may use of the client connection: its VERSION limit and pooled reply buffers. */
+export interface ExtensionClient {
+  readonly maxDataXfer: number;
+  /** A pooled buffer for a whole reply message (header space first), for a `{ message }` reply. */
+  takeBuffer(n: number): Uint8Array;
+  giveBuffer(b: Uint8Array): void;
+}
+
 export interface ServerExtension {
   /** Serve no v1 migration region (a v2 device); the digest region is still served. */
   readonly noMigrationRegion?: boolean;
   gate?(cmd: number): void;
-  handle?(cmd: number, payload: Uint8Array, client: { maxDataXfer: number }): Promise<Reply> | undefined;
+  handle?(cmd: number, payload: Uint8Array, client: ExtensionClient): Promise<Reply> | undefined;
   reset?(): Promise<void>;
 }
 
