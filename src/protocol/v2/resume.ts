@@ -15,9 +15,9 @@ import { MigstreamError } from "../../errors.js";
 import { describe, withNote } from "../failure.js";
 import { iterate, openItems } from "../generation.js";
 import type { ResumeSummary } from "../progress.js";
-import { checkAbort, emitProgress } from "../run.js";
+import { ResumeRun } from "../run.js";
 import type { ResumeOptions } from "../resume.js";
-import type { Phase, ResumeItem } from "../types.js";
+import type { ResumeItem } from "../types.js";
 import { MIG_STATE, type MigState, migStateName } from "./constants.js";
 import { type Access, writeAll } from "./data.js";
 import type { DataChannel, MigrationDevice } from "./device-io.js";
@@ -44,16 +44,10 @@ export async function startResumedV2(dev: MigrationDevice): Promise<void> {
   await expectNoChannel(await setMigState(dev, s, MIG_STATE.RUNNING, step), null, step);
 }
 
-const now = (): number => performance.now();
 /** Most recovery rounds after a failed resume. */
 const RECOVER_STEPS = 6;
 
-class ResumeRunV2 {
-  phase: Phase = "setup";
-  iteration = 0;
-  transactions = 0;
-  bytes = 0;
-  skipped = 0;
+class ResumeRunV2 extends ResumeRun {
   access!: Access;
   channel: DataChannel | null = null;
   /** A SET was attempted: on failure the device is brought to STOP. */
@@ -65,11 +59,12 @@ class ResumeRunV2 {
 
   constructor(
     readonly dev: MigrationDevice,
-    readonly options: ResumeOptions,
-  ) {}
+    options: ResumeOptions,
+  ) {
+    super(options);
+  }
 
   async run(items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>): Promise<ResumeSummary> {
-    const t0 = now();
     const { protocol, rest } = await openItems(items, 2, "resume: check the stream");
     this.stopCopyOnly = protocol.generation === 2 && protocol.restartsAtStopCopy;
     this.access = dataAccess(this.dev);
@@ -94,12 +89,12 @@ class ResumeRunV2 {
       const ch = this.channel;
       this.channel = null;
       await ch?.close();
-      return { transactions: this.transactions, bytes: this.bytes, skipped: this.skipped, started: false, times: { total: now() - t0 } };
+      return this.summary(false);
     }
     await this.enterStop();
     const start = this.options.start !== false;
     if (start) await this.enterRunning();
-    return { transactions: this.transactions, bytes: this.bytes, skipped: this.skipped, started: start, times: { total: now() - t0 } };
+    return this.summary(start);
   }
 
   /** The data fd a VMM handed over in RESUMING. */
@@ -151,12 +146,6 @@ class ResumeRunV2 {
     this.counted(data.length);
   }
 
-  counted(n: number): void {
-    this.transactions++;
-    this.bytes += n;
-    this.progress();
-  }
-
   /** A stream whose length is no multiple of a fixed access size cannot be written. */
   async flushCarry(): Promise<void> {
     if (this.#carry.length === 0) return;
@@ -180,20 +169,6 @@ class ResumeRunV2 {
     const step = "resume: enter RUNNING";
     this.checkAbort(step);
     await expectNoChannel(await setMigState(this.dev, MIG_STATE.STOP, MIG_STATE.RUNNING, step), null, step);
-  }
-
-  enterPhase(phase: Phase, iteration: number): void {
-    this.phase = phase;
-    this.iteration = iteration;
-    this.progress();
-  }
-
-  progress(): void {
-    emitProgress(this.options.onProgress, { direction: "resume", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes });
-  }
-
-  checkAbort(step: string): void {
-    checkAbort(this.options.signal, step, "resume");
   }
 
   async fail(e: unknown): Promise<MigstreamError> {

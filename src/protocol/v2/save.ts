@@ -10,10 +10,10 @@
 import { MigstreamError } from "../../errors.js";
 import { atStep, describe, withNote } from "../failure.js";
 import { Precopy, type PrecopyEnd } from "../policy.js";
-import type { PhaseCount, SaveSummary } from "../progress.js";
-import { checkAbort, emitProgress, SaveBuffers } from "../run.js";
-import { recordProtocol, sinkError, type SaveOptions } from "../save.js";
-import type { Phase, SaveSink } from "../types.js";
+import type { SaveSummary } from "../progress.js";
+import { recordProtocol, SaveRun } from "../run.js";
+import type { SaveOptions } from "../save.js";
+import type { SaveSink } from "../types.js";
 import { DEFAULT_DATA_BUFFER, MIG_STATE, type MigState, migStateName, MIGRATION_PRE_COPY } from "./constants.js";
 import { type Access, type FillEnd, fillBuffer } from "./data.js";
 import type { DataChannel, MigrationDevice } from "./device-io.js";
@@ -39,20 +39,10 @@ const now = (): number => performance.now();
 /** Tries at putting the source back in RUNNING. */
 const RECOVER_ATTEMPTS = 3;
 
-class SaveRunV2 {
+class SaveRunV2 extends SaveRun {
   readonly policy: Precopy;
-  readonly buffers: SaveBuffers;
   access!: Access;
   bufferSize = DEFAULT_DATA_BUFFER;
-  phase: Phase = "setup";
-  iteration = 0;
-  iterations = 0;
-  /** Last pending estimate (precopy info, or the bytes of the last pre-copy iteration). */
-  pending = 0;
-  pendingReads = 0;
-  transactions = 0;
-  bytes = 0;
-  readonly counts: Record<"precopy" | "stopcopy", PhaseCount> = { precopy: { transactions: 0, bytes: 0 }, stopcopy: { transactions: 0, bytes: 0 } };
   /** The state this driver last put the device in (undefined before the first SET). */
   state: MigState | undefined;
   channel: DataChannel | null = null;
@@ -63,11 +53,11 @@ class SaveRunV2 {
 
   constructor(
     readonly dev: MigrationDevice,
-    readonly sink: SaveSink,
-    readonly options: SaveV2Options,
+    sink: SaveSink,
+    override readonly options: SaveV2Options,
   ) {
+    super(sink, options);
     this.policy = new Precopy(options.policy, options.stopCopy);
-    this.buffers = new SaveBuffers(sink, options.buffer);
   }
 
   async run(): Promise<SaveSummary> {
@@ -90,17 +80,7 @@ class SaveRunV2 {
     await this.enterStop();
     const tEnd = now();
     await this.enterPhase("end", 0);
-    return {
-      transactions: this.transactions,
-      bytes: this.bytes,
-      iterations: this.iterations,
-      precopyEnd,
-      precopy: this.counts.precopy,
-      stopcopy: this.counts.stopcopy,
-      times: { setup: tSetup - t0, precopy: tPrecopy - tSetup, stopcopy: tEnd - tPrecopy, total: now() - t0 },
-      downtimeMs: tEnd - tStop,
-      pendingReads: this.pendingReads,
-    };
+    return this.summary(precopyEnd, { t0, setupEnd: tSetup, precopyEnd: tPrecopy, stopcopyStart: tStop, stopcopyEnd: tEnd });
   }
 
   /** A data fd the VMM handed over in STOP_COPY: read it to the end; the VMM does every SET. */
@@ -115,17 +95,7 @@ class SaveRunV2 {
     await this.closeChannel();
     const tEnd = now();
     await this.enterPhase("end", 0);
-    return {
-      transactions: this.transactions,
-      bytes: this.bytes,
-      iterations: 0,
-      precopyEnd: "none",
-      precopy: this.counts.precopy,
-      stopcopy: this.counts.stopcopy,
-      times: { setup: tSetup - t0, precopy: 0, stopcopy: tEnd - tSetup, total: now() - t0 },
-      downtimeMs: tEnd - tSetup,
-      pendingReads: 0,
-    };
+    return this.summary("none", { t0, setupEnd: tSetup, precopyEnd: tSetup, stopcopyStart: tSetup, stopcopyEnd: tEnd });
   }
 
   /** A save starts from RUNNING; a new connection may find any state (case 28), so it is read first. */
@@ -248,21 +218,6 @@ class SaveRunV2 {
     return got;
   }
 
-  async toSink(data: Uint8Array): Promise<void> {
-    const size = data.length; // a sink that lent the buffer takes it over
-    try {
-      await this.sink.transaction(data);
-    } catch (e) {
-      throw sinkError(e, "save: sink transaction", `the sink rejected transaction ${this.transactions}`);
-    }
-    this.transactions++;
-    this.bytes += size;
-    const c = this.counts[this.phase === "precopy" ? "precopy" : "stopcopy"];
-    c.transactions++;
-    c.bytes += size;
-    this.progress();
-  }
-
   async setState(to: MigState, step: string): Promise<DataChannel | null> {
     this.checkAbort(step);
     const from = this.state;
@@ -277,26 +232,6 @@ class SaveRunV2 {
     const ch = this.channel;
     this.channel = null;
     await ch?.close();
-  }
-
-  async enterPhase(phase: Phase, iteration: number): Promise<void> {
-    this.checkAbort(`save: enter ${phase}`);
-    this.phase = phase;
-    this.iteration = iteration;
-    try {
-      await this.sink.phase(phase, iteration);
-    } catch (e) {
-      throw sinkError(e, "save: sink phase", `the sink rejected phase ${phase} ${iteration}`);
-    }
-    this.progress();
-  }
-
-  progress(): void {
-    emitProgress(this.options.onProgress, { direction: "save", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes, pending: this.pending });
-  }
-
-  checkAbort(step: string): void {
-    checkAbort(this.options.signal, step, "save");
   }
 
   /**
