@@ -9,7 +9,8 @@ import { type MigrationVendor, transportFault, walk } from "../device/migration-
 import { VendorErrno } from "../device/vendor.js";
 import { errnoName } from "../protocol/region-io.js";
 import { type MigState, MIG_STATE } from "../protocol/v2/constants.js";
-import type { DataChannel, MigrationDevice, PrecopyInfo } from "../protocol/v2/device-io.js";
+import type { DataChannel, MigrationDevice } from "../protocol/v2/device-io.js";
+import { SessionChannel } from "./session-channel.js";
 import { sessionEffect } from "../protocol/v2/fsm.js";
 
 
@@ -31,44 +32,6 @@ function deviceError(label: string, what: string, e: unknown): MigstreamError {
   return new MigstreamError("INTERNAL", `${label}: ${what}: the device threw ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
 
-/** One data session's fd. */
-class Channel implements DataChannel {
-  alive = true;
-  closed = false;
-  constructor(
-    private readonly t: InProcessMigration,
-    readonly precopyInfo: (() => Promise<PrecopyInfo>) | undefined,
-  ) {}
-
-  #check(what: string): void {
-    if (this.closed) throw new MigstreamError("USAGE", `${this.t.label}: ${what} on a closed data fd`, { errno: "EBADF" });
-    // Case 22: the session ended (state left, or reset): the fd only closes now.
-    if (!this.alive) throw new MigstreamError("DEVICE", `${this.t.label}: ${what}: ENODEV (the data session ended)`, { errno: "ENODEV" });
-  }
-
-  async read(into: Uint8Array): Promise<number> {
-    this.#check("read");
-    try {
-      return await this.t.vendor.readData(into);
-    } catch (e) {
-      throw deviceError(this.t.label, `read of ${into.length} bytes`, e);
-    }
-  }
-
-  async write(data: Uint8Array): Promise<number> {
-    this.#check("write");
-    try {
-      return await this.t.vendor.writeData(data);
-    } catch (e) {
-      throw deviceError(this.t.label, `write of ${data.length} bytes`, e);
-    }
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
-
 export class InProcessMigration implements MigrationDevice {
   readonly generation = 2 as const;
   readonly maxAccess: number;
@@ -78,7 +41,7 @@ export class InProcessMigration implements MigrationDevice {
   readonly label: string;
   readonly stopCopySize?: () => Promise<number>;
   /** The channel of the session open now, if any. */
-  #current: Channel | null = null;
+  #current: SessionChannel | null = null;
   #closed = false;
   readonly #info: boolean;
 
@@ -127,7 +90,7 @@ export class InProcessMigration implements MigrationDevice {
 
   setState(to: MigState): Promise<DataChannel | null> {
     return this.#call(`SET MIG_DEVICE_STATE ${to}`, async () => {
-      let opened: Channel | null = null;
+      let opened: SessionChannel | null = null;
       try {
         await walk(this.vendor, to, (a, b) => {
           const fx = sessionEffect(a, b);
@@ -142,7 +105,7 @@ export class InProcessMigration implements MigrationDevice {
         });
       } catch (e) {
         // A failed SET hands out no fd (data_fd -1): a session opened on its path is gone with it.
-        if (opened) (opened as Channel).alive = false;
+        if (opened) (opened as SessionChannel).alive = false;
         throw e;
       }
       if (opened) {
@@ -154,9 +117,14 @@ export class InProcessMigration implements MigrationDevice {
     });
   }
 
-  #newChannel(s: MigState): Channel {
-    const info = this.#info && s !== MIG_STATE.RESUMING ? () => this.#call("PRECOPY_INFO", () => this.vendor.precopyInfo()) : undefined;
-    return new Channel(this, info);
+  #newChannel(s: MigState): SessionChannel {
+    const v = this.vendor;
+    const label = this.label;
+    return new SessionChannel(`${label} data fd`, {
+      read: (into) => v.readData(into).catch((e) => Promise.reject(deviceError(label, `read of ${into.length} bytes`, e))),
+      write: (d) => v.writeData(d).catch((e) => Promise.reject(deviceError(label, `write of ${d.length} bytes`, e))),
+      ...(this.#info && s !== MIG_STATE.RESUMING ? { precopyInfo: () => this.#call("PRECOPY_INFO", () => v.precopyInfo()) } : {}),
+    });
   }
 
   async reset(): Promise<void> {

@@ -18,6 +18,7 @@ import type { DataChannel, MigrationDevice } from "../../protocol/v2/device-io.j
 import { hasSession, pathTo, sessionEffect } from "../../protocol/v2/fsm.js";
 import { CMD, DEFAULT_MAX_DATA_XFER, DIGEST_REGION_SIZE, MAX_DATA_XFER_LIMIT, MAX_MIG_DATA, MIG_DATA_HEADER_SIZE, V2_DIGEST_REGION_INDEX } from "./constants.js";
 import { regionOn, type VfioUserRegion } from "./client.js";
+import { SessionChannel } from "../session-channel.js";
 import { type SessionOptions, VfioUserSession } from "./session.js";
 
 /** How the user declares a v2 device's behaviours (the protocol cannot tell them). */
@@ -64,32 +65,6 @@ async function getMigration(s: VfioUserSession, step: string): Promise<number> {
   });
 }
 
-/** A data session over MIG_DATA_READ / MIG_DATA_WRITE. */
-class Channel implements DataChannel {
-  alive = true;
-  closed = false;
-  constructor(private readonly t: VfioUserMigration) {}
-
-  #check(what: string): void {
-    if (this.closed) throw new MigstreamError("USAGE", `vfio-user: ${what} on a closed data session`, { errno: "EBADF" });
-    if (!this.alive) throw new MigstreamError("DEVICE", `vfio-user: ${what}: ENODEV (the data session ended)`, { errno: "ENODEV" });
-  }
-
-  read(into: Uint8Array): Promise<number> {
-    this.#check("MIG_DATA_READ");
-    return this.t.readData(into);
-  }
-
-  write(data: Uint8Array): Promise<number> {
-    this.#check("MIG_DATA_WRITE");
-    return this.t.writeData(data);
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-}
-
 export class VfioUserMigration implements MigrationDevice {
   readonly generation = 2 as const;
   readonly maxAccess: number;
@@ -98,7 +73,7 @@ export class VfioUserMigration implements MigrationDevice {
   readonly writeErrorsApplied: boolean;
   /** The state last read or set (undefined: unknown, read it before relying on it). */
   #state: MigState | undefined;
-  #current: Channel | null = null;
+  #current: SessionChannel | null = null;
 
   constructor(
     readonly session: VfioUserSession,
@@ -180,7 +155,7 @@ export class VfioUserMigration implements MigrationDevice {
     }
     if (!opened) return null;
     this.#endSession();
-    this.#current = new Channel(this);
+    this.#current = new SessionChannel(`${this.label} data session`, { read: (into) => this.readData(into), write: (d) => this.writeData(d) });
     return this.#current;
   }
 

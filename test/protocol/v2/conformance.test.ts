@@ -41,6 +41,26 @@ function keepChannels(inner: MigrationDevice): { dev: MigrationDevice; channels:
   return { dev, channels };
 }
 
+/** Records what every PRECOPY_INFO of the channels the device hands out answered. */
+function watchPrecopyInfo(inner: MigrationDevice): { dev: MigrationDevice; infos: PrecopyInfo[] } {
+  const infos: PrecopyInfo[] = [];
+  const dev = Object.assign(Object.create(inner) as MigrationDevice, {
+    setState: async (st: MigState) => {
+      const ch = await inner.setState(st);
+      const info = ch?.precopyInfo?.bind(ch);
+      if (ch && info) {
+        ch.precopyInfo = async () => {
+          const i = await info();
+          infos.push(i);
+          return i;
+        };
+      }
+      return ch;
+    },
+  });
+  return { dev, infos };
+}
+
 describe("v2 conformance: discovery and flags", () => {
   it("C1: GET MIGRATION failing with ENOTTY is reported as no v2 migration, nothing else is tried", async () => {
     const s = simV2(small);
@@ -171,22 +191,8 @@ describe("v2 conformance: the data fd", () => {
 
   it("C13: PRECOPY_INFO in PRE_COPY gives initial + dirty; outside PRE_COPY it is EINVAL", async () => {
     const s = simV2({ ...small, dirtyPerMiB: 64 });
-    const infos: PrecopyInfo[] = [];
     const { dev, channels } = keepChannels(s.io);
-    const watched = Object.assign(Object.create(dev) as MigrationDevice, {
-      setState: async (st: MigState) => {
-        const ch = await dev.setState(st);
-        if (ch?.precopyInfo) {
-          const inner = ch.precopyInfo.bind(ch);
-          ch.precopyInfo = async () => {
-            const i = await inner();
-            infos.push(i);
-            return i;
-          };
-        }
-        return ch;
-      },
-    });
+    const { dev: watched, infos } = watchPrecopyInfo(dev);
     const summary = await saveV2(watched, new ItemSink());
     expect(summary.pendingReads).toBe(infos.length);
     expect(infos[0].initialBytes).toBeGreaterThan(0);
@@ -197,21 +203,7 @@ describe("v2 conformance: the data fd", () => {
 
   it("C14: with PRECOPY_INFO, pre-copy is left only once initial_bytes reached 0", async () => {
     const s = simV2({ stateSize: 256 * KiB, seed: 2 });
-    const infos: PrecopyInfo[] = [];
-    const dev = Object.assign(Object.create(s.io) as MigrationDevice, {
-      setState: async (st: MigState) => {
-        const ch = await s.io.setState(st);
-        if (ch?.precopyInfo) {
-          const inner = ch.precopyInfo.bind(ch);
-          ch.precopyInfo = async () => {
-            const i = await inner();
-            infos.push(i);
-            return i;
-          };
-        }
-        return ch;
-      },
-    });
+    const { dev, infos } = watchPrecopyInfo(s.io);
     // A threshold above the whole state: without the rule pre-copy would end at once.
     const summary = await saveV2(dev, new ItemSink(), { policy: { pendingThreshold: 1 << 30 }, bufferSize: 16 * KiB });
     expect(summary.precopyEnd).toBe("converged");
