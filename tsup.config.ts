@@ -7,7 +7,8 @@ export default defineConfig([
     format: ["esm"],
     platform: "neutral",
     target: "es2022",
-    dts: true,
+    // tsup 8 passes `baseUrl` to TypeScript 6, which deprecates it.
+    dts: { compilerOptions: { ignoreDeprecations: "6.0" } },
     sourcemap: true,
     clean: true,
     splitting: true,

@@ -6,6 +6,7 @@ export * from "./parallel/index.js";
 export { connectVfioUser, VfioUserRegion, type ConnectOptions, type DiscoveredRegion, type VfioUserInfo } from "./transport/vfio-user/client.js";
 export { VfioUserServer, type ServedVendor, type VfioUserServerOptions } from "./transport/vfio-user/server.js";
 export { FdRegion, type FdRegionOptions, type FdSource } from "./transport/fd/region.js";
+export { findMigrationRegion, queryRegionInfo, type RegionInfoQuery } from "./transport/region-info.js";
 export { openDevice, parseDeviceSpec, parseSize, type DeviceSpec, type OpenedDevice } from "./transport/spec.js";
 export * from "./format/index.js";
 // The region protocol driver (save from a device, resume into one).

@@ -60,6 +60,8 @@ export interface ServerProc {
   /** The digest the server printed when it started (its initial state). */
   initialDigest: string;
   stderr(): string;
+  /** A `--variant libvfio-user` server ends with its one client: the state and digest it printed then. */
+  exitReport(): Promise<{ deviceState: string; digest: string }>;
   /** Sends `signal` and resolves with how the process ended. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -86,6 +88,12 @@ export function startServer(path: string, args: string[] = []): Promise<ServerPr
         child,
         initialDigest: m[1],
         stderr: () => err,
+        async exitReport() {
+          const how = await exited;
+          const r = /the client left; exiting \(device (.+), digest ([0-9a-f]{16})\)/.exec(out);
+          if (!r || how.code !== 0) throw new Error(`sim serve ended (${how.code ?? how.signal}) without its exit report: ${out}${err}`);
+          return { deviceState: r[1], digest: r[2] };
+        },
         stop(signal = "SIGTERM") {
           if (child.exitCode === null && child.signalCode === null) child.kill(signal);
           return exited;

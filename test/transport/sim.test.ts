@@ -43,7 +43,15 @@ describe("sim options", () => {
       empty: true,
       dataSize: 16384,
     });
-    expect(simDeviceOptions({ variant: "libvfio-user+whole-buffer" })).toEqual({ ack: "data_offset", reservedEinval: true, wholeBufferOnly: true });
+    expect(simDeviceOptions({ variant: "mlx5+whole-buffer" })).toEqual({ ack: "data_size", wholeBufferOnly: true });
+    expect(simDeviceOptions({ variant: "libvfio-user" })).toEqual({
+      ack: "data_offset",
+      stickyZeroPending: true,
+      wholeBufferOnly: true,
+      reservedEinval: true,
+      matrix: "libvfio-user",
+      sameStateResets: true,
+    });
     expect(variantOptions("mlx5,packed")).toEqual({ ack: "data_size", dataOffset: 32 });
   });
 

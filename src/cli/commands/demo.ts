@@ -1,5 +1,6 @@
 // `migstream demo` (= `npm start`): a whole live migration on this machine.
-// Two simulated devices run as separate `sim serve` processes; the source is
+// Two simulated devices run as separate `sim serve` processes (under Deno, in
+// this process behind the same sockets: see sim-procs.ts); the source is
 // saved over vfio-user with pre-copy while it keeps dirtying its state, the
 // stream goes through the encoder over a loopback TCP connection to the
 // destination, which restores while it arrives; then `sim digest` of both
@@ -22,7 +23,7 @@ import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
-import { simDigest, startSim, type SimProc } from "../sim-procs.js";
+import { startSim, type SimProc } from "../sim-procs.js";
 import { paint, styleFor } from "../style.js";
 import { bytes } from "../units.js";
 
@@ -42,7 +43,8 @@ checks it: two \`migstream sim serve\` processes (source and destination,
 vfio-user over UNIX sockets); the source is saved with pre-copy while it keeps
 changing its state; the stream is encoded and sent over a loopback TCP
 connection; the destination restores while it arrives and is started; then
-\`migstream sim digest\` of both must be equal. Prints the report: phases,
+\`migstream sim digest\` of both must be equal. (Under Deno the two devices
+are served by this process, over the same sockets.) Prints the report: phases,
 iterations, raw bytes against the wire and QEMU's raw layout, ratio, zero and
 dedup savings, time per phase, downtime. Exit 0 only if the digests match.
   --state-size BYTES         device state (default ${DEMO_STATE_SIZE})
@@ -94,10 +96,10 @@ export const demo: Command = savingCommand({
     try {
       progress.update({ phase: `starting two devices (${stateSize} each)`, bytes: 0 });
       // A v2 device streams its state: no transaction size; the stream is read in 1 MiB buffers.
-      const common = v2 ? ["--state-size", stateSize, "--protocol", "v2"] : ["--state-size", stateSize, "--transaction-size", txn];
+      const common: Record<string, string> = v2 ? { state: stateSize, protocol: "v2" } : { state: stateSize, txn };
       const started = await Promise.allSettled([
-        startSim(cli, join(dir, "source.sock"), [...common, "--seed", seed, "--dirty-rate", dirty]),
-        startSim(cli, join(dir, "destination.sock"), [...common, "--empty"]),
+        startSim(cli, join(dir, "source.sock"), { ...common, seed, dirty }),
+        startSim(cli, join(dir, "destination.sock"), { ...common, empty: "1" }),
       ]);
       for (const r of started) if (r.status === "fulfilled") sims.push(r.value);
       for (const r of started) if (r.status === "rejected") throw r.reason;
@@ -146,7 +148,7 @@ export const demo: Command = savingCommand({
       await Promise.all(devices.splice(0).map((d) => d.close()));
 
       progress.update({ phase: "comparing digests", bytes: saved.value.summary.bytes });
-      const [ds, dd] = await Promise.all([simDigest(cli, src.socket), simDigest(cli, dst.socket)]);
+      const [ds, dd] = await Promise.all([src.digest(), dst.digest()]);
       progress.clear();
       const rep = saveReport(saved.value, `sim${v2 ? " v2" : ""} source (${stateSize}, seed ${seed}, dirty ${dirty} pages/${v2 ? "MiB read" : "buffer"})`, "sim destination over loopback TCP");
       rep.downtimeMs = runningAt - saved.value.stopcopyAt;

@@ -23,23 +23,31 @@ export async function simDigest(argv: string[], io: CliIO): Promise<number> {
   if (!v.socket) throw usageOf(CMD, "--socket PATH is required");
   const path = v.socket;
   const timeoutMs = intOption(CMD, "--timeout", v.timeout, DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS);
+  const d = await readSimDigest(path, timeoutMs);
+  io.stdout.write(v.json ? `${JSON.stringify(d)}\n` : `${d.digest}\n`);
+  return 0;
+}
+
+/** What `sim digest --json` prints (v2 devices: `protocol: "v2"` instead of a migration region). */
+export interface SimDigestInfo {
+  /** XXH3-64 of the device state, 16 hex digits. */
+  digest: string;
+  deviceState: string;
+  migrationRegion?: number;
+  protocol?: "v2";
+}
+
+/** Reads a served sim device's digest region and state over vfio-user (one connection; v1 or v2, detected). */
+export async function readSimDigest(path: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SimDigestInfo> {
   const dev = await openVfioUser(path, { timeoutMs });
   try {
     if (dev instanceof VfioUserMigration) {
-      const digest = hex64(await dev.stateDigest());
-      if (!v.json) io.stdout.write(`${digest}\n`);
-      else io.stdout.write(`${JSON.stringify({ digest, deviceState: migStateName(await dev.getState()), protocol: "v2" })}\n`);
-      return 0;
+      return { digest: hex64(await dev.stateDigest()), deviceState: migStateName(await dev.getState()), protocol: "v2" };
     }
     const digest = hex64(await dev.stateDigest());
-    if (!v.json) {
-      io.stdout.write(`${digest}\n`);
-      return 0;
-    }
     const b = await dev.read(0, 4);
     const state = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
-    io.stdout.write(`${JSON.stringify({ digest, deviceState: stateName(state), migrationRegion: dev.index })}\n`);
-    return 0;
+    return { digest, deviceState: stateName(state), migrationRegion: dev.index };
   } finally {
     await dev.close();
   }

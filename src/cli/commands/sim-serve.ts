@@ -1,10 +1,14 @@
 // `migstream sim serve`: a simulated device served over vfio-user until
 // SIGTERM or SIGINT, then the socket file is removed and the exit code is 0.
+// With --variant libvfio-user the server behaves as the reference server: it
+// serves its one client and exits when that client leaves, printing the
+// device's final state and digest (it has no digest region to ask).
 import { MigstreamError } from "../../errors.js";
 import { parseFault, parseMigrationFault } from "../../transport/sim/faults.js";
-import { simDeviceOptions, simMigrationOptions } from "../../transport/sim/options.js";
+import { serverVariantOf, simDeviceOptions, simMigrationOptions } from "../../transport/sim/options.js";
 import { serveSim, serveSimV2 } from "../../transport/sim/serve.js";
 import { DEFAULT_MIGRATION_REGION_INDEX, MAX_REGIONS, PCI_NUM_FIXED_REGIONS } from "../../transport/vfio-user/constants.js";
+import { stateName } from "../../protocol/constants.js";
 import type { CliIO } from "../command.js";
 import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
 import { migrationFlagNames } from "../../protocol/v2/support.js";
@@ -67,17 +71,21 @@ export async function simServe(argv: string[], io: CliIO): Promise<number> {
   const stop = stopSignal();
   let served;
   try {
-    served = await serveSim(path, { device, faults, maxDataXfer, regionIndex, log });
+    served = await serveSim(path, { device, faults, maxDataXfer, regionIndex, log, variant: serverVariantOf(kv.variant) });
   } catch (e) {
     if (e instanceof RangeError) throw new MigstreamError("LIMIT", `${CMD}: cannot allocate the device state: ${e.message}`, { cause: e });
     throw e;
   }
   const { server, device: dev } = served;
   io.stdout.write(
-    `${CMD}: listening on ${path} (state ${dev.image.size} bytes, digest ${hex64(dev.digest())}, migration region ${server.regionIndex}, digest region ${server.digestRegionIndex})\n`,
+    `${CMD}: listening on ${path} (state ${dev.image.size} bytes, digest ${hex64(dev.digest())}, migration region ${server.regionIndex}, digest region ${server.digestRegionIndex ?? "none"})\n`,
   );
-  const sig = await stop;
+  const sig = await Promise.race([stop, server.closed.then(() => undefined)]);
   await server.close();
+  if (sig === undefined) {
+    io.stdout.write(`${CMD}: the client left; exiting (device ${stateName(dev.state)}, digest ${hex64(dev.digest())})\n`);
+    return 0;
+  }
   log?.(`${CMD}: ${sig}: stopped`);
   return 0;
 }

@@ -21,6 +21,8 @@ socket file is removed). Prints one line when it is listening.
   --dirty-rate PAGES       pages the running device changes per acknowledged
                            pre-copy transaction (default 0)
   --variant NAME[,NAME]    vendor behaviour, repeatable: ${SIM_VARIANT_NAMES.join(", ")}
+                           libvfio-user: device and server as the reference server library:
+                           one client, then it exits printing the final state and digest
   --fault SPEC             arm a fault, repeatable: ${FAULT_FORM}
                            points: ${FAULT_POINT_NAMES.join(", ")}
   --max-transfer BYTES     max_data_xfer_size offered (default 1MiB)

@@ -17,8 +17,23 @@ export const SLOW_PREPARE_MS = 5;
 export const SIM_VARIANTS = {
   /** The UAPI text: the pending_bytes read after data_offset acknowledges a buffer; reserved reads 0. */
   spec: {},
-  /** The reference vfio-user server library: any access to `reserved` is EINVAL. */
-  "libvfio-user": { ack: "data_offset", reservedEinval: true },
+  /**
+   * The reference vfio-user server library's v1 samples (protocol notes §7,
+   * vfio-user notes §5): the pending_bytes read after data_offset acknowledges
+   * a buffer; pending_bytes stays 0 once it read 0 until the next device_state
+   * write; data only as the whole buffer in one access; any access to
+   * `reserved` is EINVAL; its transition matrix (no 0→2, 0→4, 3→3); a
+   * same-state write restarts the iteration. Served, the server behaves as
+   * that library's too (see vfio-user/reference.ts).
+   */
+  "libvfio-user": {
+    ack: "data_offset",
+    stickyZeroPending: true,
+    wholeBufferOnly: true,
+    reservedEinval: true,
+    matrix: "libvfio-user",
+    sameStateResets: true,
+  },
   /** mlx5 v1: a buffer is acknowledged only once data_size was read too. */
   mlx5: { ack: "data_size" },
   /** Once pending_bytes reads 0 in pre-copy it stays 0 until the next device_state write. */
@@ -66,6 +81,15 @@ export type SimV2Variant = keyof typeof SIM_V2_VARIANTS;
 export const SIM_V2_VARIANT_NAMES = Object.keys(SIM_V2_VARIANTS) as SimV2Variant[];
 
 export type SimVariant = keyof typeof SIM_VARIANTS;
+
+/** Variants whose server behaves as the reference server too (see vfio-user/reference.ts). */
+const REFERENCE_SERVER_VARIANTS: ReadonlySet<string> = new Set(["libvfio-user"]);
+
+/** The vfio-user server variant for a variant list (`a+b` or `a,b`): "libvfio-user" when it names that variant. */
+export function serverVariantOf(text: string | undefined): "default" | "libvfio-user" {
+  const names = (text ?? "").split(/[+,]/).map((s) => s.trim());
+  return names.some((n) => REFERENCE_SERVER_VARIANTS.has(n)) ? "libvfio-user" : "default";
+}
 export const SIM_VARIANT_NAMES = Object.keys(SIM_VARIANTS) as SimVariant[];
 
 /** Keys a `sim:` spec (and the serve flags) may set. */
