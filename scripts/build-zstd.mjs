@@ -90,6 +90,7 @@ function thirdPartyLine(trace) {
   const parts = [`zstd ${ZSTD_VERSION}`];
   for (const [archive, members] of byArchive) {
     const pkg = execFileSync("dpkg-query", ["-S", archive], { encoding: "utf8" }).split(":")[0];
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template.
     const version = execFileSync("dpkg-query", ["-W", "-f", "${Version}", pkg], { encoding: "utf8" });
     parts.push(`${pkg} ${version} (${basename(archive)}: ${[...new Set(members)].sort().join(", ")})`);
   }

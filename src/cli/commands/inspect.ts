@@ -9,6 +9,7 @@ import { readKeyFile } from "../key.js";
 import { ProgressLine } from "../progress.js";
 import { partialStats, readStream } from "../read-stream.js";
 import { renderStats } from "../report.js";
+import type { StreamStats } from "../../migrate/stats.js";
 import { styleFor } from "../style.js";
 import { TimelineCollector } from "../timeline.js";
 
@@ -59,7 +60,7 @@ examples:
       }
     };
     const progress = new ProgressLine(io.stderr, style, "inspect");
-    let stats;
+    let stats: StreamStats;
     try {
       stats = await readStream(source, { key, verifyOnly: true, progress, onEvent: (ev) => timeline.add(ev) });
     } catch (e) {
