@@ -65,18 +65,23 @@ examples:
     const addr = v.to === undefined ? undefined : parseTcpUrl(v.to, "--to");
     const connectTimeoutMs = intOption("encode", "--connect-timeout", v["connect-timeout"], DEFAULT_CONNECT_TIMEOUT_MS, 0, 2 ** 31);
     const timeoutMs = intOption("encode", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
-    const enc = await encodingFrom("encode", v);
+    const enc = await encodingFrom("encode", v, { startPool: false });
     let dest: TcpDestination | undefined;
     let out: Output | undefined;
     const progress = new ProgressLine(io.stderr, style, "encode");
     try {
       requireKeyOffLoopback("encode", addr, enc.key, v.insecure);
-      const source = await openInput(positionals[0], io);
+      const input = (await openInput(positionals[0], io))[Symbol.asyncIterator]();
       if (addr) dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs });
       else out = await openOutput(v.output!, io, { copy: false });
       const sink: ByteSink = dest ? dest.sink : out!.sink;
+      // A stream that ends within its first transaction is coded on this thread: starting and
+      // stopping a worker would cost more than the stream (a small QEMU guest's whole migration).
+      const head = await peek(input, txnSize);
+      const options = head.ended ? enc.inline : enc.options;
+      const source = chain(head.pieces, input);
       // The sink is done with each block once its write settles: the encoder reuses them.
-      const encoder = new StreamEncoder(enc.write((b) => sink.write(b)), { ...enc.options, maxTransaction: txnSize, reuseOutput: true });
+      const encoder = new StreamEncoder(enc.write((b) => sink.write(b)), { ...options, maxTransaction: txnSize, reuseOutput: true });
       const dev = encoder.device(0, { name: v.name ?? "" });
       await dev.phase("stopcopy", 0);
       // Zero copy with a pool: each transaction is gathered in a buffer the encoder lends and then takes over.
@@ -129,3 +134,21 @@ examples:
     }
   },
 };
+
+/** Reads pieces of `input` until they hold more than `bytes` or the input ends. */
+async function peek(input: AsyncIterator<Uint8Array>, bytes: number): Promise<{ pieces: Uint8Array[]; ended: boolean }> {
+  const pieces: Uint8Array[] = [];
+  for (let n = 0; n <= bytes; ) {
+    const r = await input.next();
+    if (r.done) return { pieces, ended: true };
+    pieces.push(r.value);
+    n += r.value.length;
+  }
+  return { pieces, ended: false };
+}
+
+/** `first`, then the rest of `input`. */
+async function* chain(first: Uint8Array[], input: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* first;
+  for (let r = await input.next(); !r.done; r = await input.next()) yield r.value;
+}
