@@ -7,6 +7,8 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// @ts-expect-error plain JS module shared with scripts/make-vectors.mjs
+import { noise } from "../vectors/cases.mjs";
 import { ensureCli, listeningPort, proxy, rawConnection, releaseCli, run, start, tempDir } from "./helpers.js";
 
 let tmp: ReturnType<typeof tempDir>;
@@ -24,13 +26,7 @@ beforeAll(() => {
   writeFileSync(keyB, "b2".repeat(32));
   const data = Buffer.alloc(3 * (1 << 20) + 12345);
   data.fill("migration stream text ", 1 << 20, 2 << 20);
-  let x = 0x9e3779b9;
-  for (let i = 2 << 20; i < data.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data[i] = x & 0xff;
-  }
+  data.set(noise(data.length - (2 << 20), 0x9e3779b9), 2 << 20);
   writeFileSync(input, data);
 });
 

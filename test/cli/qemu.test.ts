@@ -15,6 +15,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLI, ensureCli, proxy, releaseCli, tempDir } from "./helpers.js";
+// @ts-expect-error plain JS module shared with scripts/make-vectors.mjs
+import { noise } from "../vectors/cases.mjs";
 // @ts-expect-error plain JS module shared with bench/qemu.mjs
 import { LOAD_ADDR, migrate, QEMU, qemuVersion, runThenStop, settle, sh, startQemu } from "./qemu-driver.mjs";
 
@@ -45,13 +47,7 @@ beforeAll(() => {
   // Half text (LZ4 finds it), half noise (it does not).
   const data = Buffer.alloc(LOAD_SIZE);
   data.fill("guest page cache: a live migration carries this text ", 0, LOAD_SIZE / 2);
-  let x = 0x12345678;
-  for (let i = LOAD_SIZE / 2; i < LOAD_SIZE; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data[i] = x & 0xff;
-  }
+  data.set(noise(LOAD_SIZE / 2, 0x12345678), LOAD_SIZE / 2);
   writeFileSync(blob, data);
 });
 
@@ -128,35 +124,34 @@ function inspect(path: string, extra: string[] = []) {
 }
 
 describe.skipIf(!QEMU_VERSION)(`QEMU exec: migration through migstream (${QEMU_VERSION ?? "no QEMU"})`, () => {
-  it("through a pipe, LZ4: byte-exact at both ends, source postmigrate, destination paused with the guest's RAM", async () => {
+  /** Both ends joined by a FIFO, each end's QEMU stream and the wire teed to files; `key`: --key-file on both. */
+  async function throughPipe(name: string, key: string[]) {
     let files!: (s: string) => string;
-    const r = await migration("pipe", (f) => {
+    const k = key.map(sh).join(" ");
+    const r = await migration(name, (f) => {
       files = f;
       spawnSync("mkfifo", [f("fifo")]);
       return {
-        source: `exec:tee ${sh(f("src.raw"))} | ${migstream("encode - -o - --codec lz4 -q")} | tee ${sh(f("wire.mig"))} > ${sh(f("fifo"))}`,
-        incoming: `exec:${migstream("decode - -o - -q")} < ${sh(f("fifo"))} | tee ${sh(f("dst.raw"))}`,
+        source: `exec:tee ${sh(f("src.raw"))} | ${migstream(`encode - -o - --codec lz4 ${k} -q`)} | tee ${sh(f("wire.mig"))} > ${sh(f("fifo"))}`,
+        incoming: `exec:${migstream(`decode - -o - ${k} -q`)} < ${sh(f("fifo"))} | tee ${sh(f("dst.raw"))}`,
       };
     });
     expectMigrated(r, files("src.raw"), files("dst.raw"));
+    return files;
+  }
+
+  it("through a pipe, LZ4: byte-exact at both ends, source postmigrate, destination paused with the guest's RAM", async () => {
+    const files = await throughPipe("pipe", []);
     const wire = inspect(files("wire.mig"));
     expect(wire.complete).toBe(true);
+    expect(wire.header.mac).toBe(false);
     expect(wire.rawBytes).toBe(read(files("src.raw")).length);
     expect(wire.codecs.lz4.chunks).toBeGreaterThan(0); // the text half went as LZ4
     expect(wire.wireBytes).toBeLessThan(wire.rawBytes);
   });
 
   it("with a key on both ends: the same, and the stream between them is authenticated", async () => {
-    let files!: (s: string) => string;
-    const r = await migration("keyed", (f) => {
-      files = f;
-      spawnSync("mkfifo", [f("fifo")]);
-      return {
-        source: `exec:tee ${sh(f("src.raw"))} | ${migstream(`encode - -o - --codec lz4 --key-file ${sh(key)} -q`)} | tee ${sh(f("wire.mig"))} > ${sh(f("fifo"))}`,
-        incoming: `exec:${migstream(`decode - -o - --key-file ${sh(key)} -q`)} < ${sh(f("fifo"))} | tee ${sh(f("dst.raw"))}`,
-      };
-    });
-    expectMigrated(r, files("src.raw"), files("dst.raw"));
+    const files = await throughPipe("keyed", ["--key-file", key]);
     expect(inspect(files("wire.mig"), ["--key-file", key]).header.mac).toBe(true);
     // Without the key the captured stream does not decode.
     const noKey = spawnSync(node, [CLI, "decode", files("wire.mig"), "-o", "/dev/null"], { encoding: "utf8" });
