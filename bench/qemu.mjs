@@ -283,17 +283,18 @@ async function main() {
     const big = GUESTS[0];
     const small = GUESTS[1];
     const find = (n) => startupCases.find((c) => c.name === n);
+    // [what, value, target (null: measured, no target), unit]
     const goals = [
-      [`live, ${big.name}: migstream lz4 within 1.25× of ${PEER} -c`, liveMs(big, "migstream lz4") / liveMs(big, PEER), (x) => x <= 1.25, "×"],
-      [`live, ${small.name}: migstream lz4 vs ${PEER} -c (no target; start-up dominates)`, liveMs(small, "migstream lz4") / liveMs(small, PEER), () => true, "×"],
-      [`replay encode: migstream lz4 vs ${PEER} -c (whole process)`, replayMs("encode", "migstream lz4") / replayMs("encode", PEER), (x) => x <= 1.25, "×"],
-      [`replay decode: migstream decode vs lz4 -d -c (whole process)`, replayMs("decode", "migstream lz4") / replayMs("decode", PEER), (x) => x <= 1.0, "×"],
-      ["start-up: migstream encode - -o -, process start to first byte out", sm(find("migstream encode - -o - --codec lz4"), "first"), () => true, " ms"],
-      [`start-up: of which the runtime alone (node -e 0, to exit)`, sm(find("node -e 0 (the runtime alone)"), "exit"), () => true, " ms"],
-      [`start-up: migstream encode, a 4 KiB stream start to exit, vs lz4 -1 -c`, sm(find("migstream encode (4 KiB stream)"), "exit") / sm(find("lz4 -1 -c (4 KiB)"), "exit"), () => true, "×"],
+      [`live, ${big.name}: migstream lz4 within 1.25× of ${PEER} -c (issue 19)`, liveMs(big, "migstream lz4") / liveMs(big, PEER), (x) => x <= 1.25, "×"],
+      [`live, ${small.name}: migstream lz4 vs ${PEER} -c (start-up dominates)`, liveMs(small, "migstream lz4") / liveMs(small, PEER), null, "×"],
+      [`replay encode: migstream lz4 within 1.25× of ${PEER} -c (whole process)`, replayMs("encode", "migstream lz4") / replayMs("encode", PEER), (x) => x <= 1.25, "×"],
+      [`replay decode: migstream decode at least as fast as lz4 -d -c (whole process)`, replayMs("decode", "migstream lz4") / replayMs("decode", PEER), (x) => x <= 1.0, "×"],
+      ["start-up: migstream encode - -o -, process start to first byte out", sm(find("migstream encode - -o - --codec lz4"), "first"), null, " ms"],
+      ["start-up: the runtime alone (node -e 0, start to exit)", sm(find("node -e 0 (the runtime alone)"), "exit"), null, " ms"],
+      [`start-up: migstream encode, a 4 KiB stream start to exit, vs lz4 -1 -c`, sm(find("migstream encode (4 KiB stream)"), "exit") / sm(find("lz4 -1 -c (4 KiB)"), "exit"), null, "×"],
     ];
     console.log("\n### goals\n");
-    for (const [what, x, ok, unit] of goals) console.log(`- ${ok(x) ? "met   " : "MISSED"} ${what}: ${x.toFixed(unit === " ms" ? 0 : 2)}${unit}`);
+    for (const [what, x, ok, unit] of goals) console.log(`- ${ok === null ? "info  " : ok(x) ? "met   " : "MISSED"} ${what}: ${x.toFixed(unit === " ms" ? 0 : 2)}${unit}`);
     console.log(`\n(bench ran ${((performance.now() - tBench) / 1000).toFixed(0)} s; load average at end: ${loadavg().map((x) => x.toFixed(2)).join(" ")})`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
