@@ -5,8 +5,8 @@
 // read over vfio-user too (`migstream sim digest`, or its function in process).
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { MigstreamError } from "../errors.js";
-import { simDeviceOptions } from "../transport/sim/options.js";
-import { serveSim } from "../transport/sim/serve.js";
+import { simDeviceOptions, simMigrationOptions, simProtocol } from "../transport/sim/options.js";
+import { serveSim, serveSimV2 } from "../transport/sim/serve.js";
 import { readSimDigest } from "./commands/sim-digest.js";
 import { hex64 } from "./commands/sim-serve.js";
 
@@ -20,7 +20,7 @@ export const SIM_DIGEST_MS = 15_000;
 const LISTENING = /listening on .*digest ([0-9a-f]{16})/;
 
 /** The `sim serve` flag of each `sim:` key (see transport/sim/options.ts). */
-const FLAGS: Record<string, string> = { state: "--state-size", seed: "--seed", txn: "--transaction-size", dirty: "--dirty-rate", variant: "--variant", empty: "--empty" };
+const FLAGS: Record<string, string> = { state: "--state-size", seed: "--seed", txn: "--transaction-size", dirty: "--dirty-rate", variant: "--variant", empty: "--empty", protocol: "--protocol" };
 
 export interface SimDigest {
   digest: string;
@@ -52,7 +52,7 @@ export function simServeArgs(kv: Record<string, string>): string[] {
 }
 
 async function startSimHere(socket: string, kv: Record<string, string>): Promise<SimProc> {
-  const { server, device } = await serveSim(socket, { device: simDeviceOptions(kv) });
+  const { server, device } = simProtocol(kv) === 2 ? await serveSimV2(socket, { device: simMigrationOptions(kv) }) : await serveSim(socket, { device: simDeviceOptions(kv) });
   return {
     socket,
     initialDigest: hex64(device.digest()),

@@ -1,4 +1,6 @@
-// Decoded stream → the resume driver's items for one device. A transaction is
+// Decoded stream → the resume driver's items for one device: first its
+// protocol record (v1 when the stream has none), then phases and transactions.
+// A transaction is
 // handed on only after all its chunks passed their checks (and their frames'
 // MACs, when keyed); `verified` only after STREAM_END and every trailer and
 // digest checked. The byte source is pulled as the device consumes, so a slow
@@ -28,6 +30,8 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
   const dec = new StreamDecoder({ ...options, assemble: true });
   let device = options.device ?? -1;
   let seen = false;
+  /** The protocol item went out (it precedes the device's first phase; none in the stream: v1). */
+  let told = false;
   for await (const piece of source) {
     for await (const ev of dec.writeAsync(piece)) {
       options.onEvent?.(ev);
@@ -36,8 +40,19 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
           if (device < 0) device = ev.device;
           if (ev.device === device) seen = true;
           break;
+        case "protocol":
+          if (ev.device === device) {
+            told = true;
+            yield { kind: "protocol", protocol: ev.protocol };
+          }
+          break;
         case "phase":
-          if (ev.device === device) yield { kind: "phase", phase: ev.phase, iteration: ev.iteration };
+          if (ev.device !== device) break;
+          if (!told) {
+            told = true;
+            yield { kind: "protocol", protocol: { generation: 1 } };
+          }
+          yield { kind: "phase", phase: ev.phase, iteration: ev.iteration };
           break;
         case "transaction-end":
           if (ev.device === device) yield { kind: "transaction", data: ev.data! };
@@ -53,5 +68,6 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
     }
   }
   dec.finish();
+  if (!told) yield { kind: "protocol", protocol: { generation: 1 } };
   yield { kind: "verified" };
 }

@@ -13,7 +13,7 @@ import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = `${root}dist/cli.js`;
 /** Sources bundled into dist/cli.js that this suite depends on. */
-const SOURCES = ["src/cli", "src/cli/commands", "src/transport", "src/transport/sim", "src/transport/vfio-user", "src/device", "src/protocol"];
+const SOURCES = ["src/cli", "src/cli/commands", "src/transport", "src/transport/sim", "src/transport/vfio-user", "src/device", "src/protocol", "src/protocol/v2", "src/migrate", "src/format"];
 /** Another test file may be building: wait at most this long. */
 const BUILD_WAIT_MS = 120_000;
 /** Bound on a server process becoming ready. */

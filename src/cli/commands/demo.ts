@@ -17,7 +17,7 @@ import { StatsCollector } from "../../migrate/stats.js";
 import { TcpDestination, TcpListener } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
 import { openDevice, type OpenedDevice } from "../../transport/spec.js";
-import { intOption, sizeOption } from "../args.js";
+import { intOption, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { phaseLabel, ProgressLine } from "../progress.js";
@@ -51,6 +51,9 @@ dedup savings, time per phase, downtime. Exit 0 only if the digests match.
   --transaction-size BYTES   bytes per saved buffer (default ${DEMO_TRANSACTION_SIZE})
   --dirty-rate PAGES         pages the source changes per pre-copy buffer (default ${DEMO_DIRTY_RATE})
   --seed N                   seed of the source's state (default 1)
+  --protocol v1|v2           VFIO migration protocol of the two devices (default v1):
+                             v2 serves them as libvfio-user v2 devices (DEVICE_FEATURE,
+                             MIG_DATA_READ/WRITE); --dirty-rate then counts pages per MiB read
 ${precopyHelp(DEMO_PRECOPY)}
 ${ENCODING_HELP}
   --json                     print the report as JSON on stdout
@@ -58,7 +61,8 @@ ${ENCODING_HELP}
 
 examples:
   migstream demo
-  migstream demo --state-size 256MiB --codec zstd --dedup --threads 2`;
+  migstream demo --state-size 256MiB --codec zstd --dedup --threads 2
+  migstream demo --protocol v2`;
 
 export const demo: Command = savingCommand({
   name: "demo",
@@ -69,6 +73,7 @@ export const demo: Command = savingCommand({
     "transaction-size": { type: "string" },
     "dirty-rate": { type: "string" },
     seed: { type: "string" },
+    protocol: { type: "string" },
   },
   async run(v, io) {
     const style = styleFor(io, v);
@@ -79,6 +84,9 @@ export const demo: Command = savingCommand({
     const dirty = String(intOption("demo", "--dirty-rate", v["dirty-rate"], DEMO_DIRTY_RATE, 0, 2 ** 31));
     const seed = String(intOption("demo", "--seed", v.seed, 1, 0, 0xffff_ffff));
     const policy = precopyPolicy("demo", v, DEMO_PRECOPY);
+    const protocol = v.protocol ?? "v1";
+    if (protocol !== "v1" && protocol !== "v2") throw usageOf("demo", `--protocol ${protocol} is neither v1 nor v2`);
+    const v2 = protocol === "v2";
     const enc = await encodingFrom("demo", v);
     const cli = fileURLToPath(import.meta.url); // the bundled CLI (dist/cli.js)
     const dir = await mkdtemp(join(tmpdir(), "migstream-demo-"));
@@ -87,7 +95,8 @@ export const demo: Command = savingCommand({
     const progress = new ProgressLine(io.stderr, style, "demo");
     try {
       progress.update({ phase: `starting two devices (${stateSize} each)`, bytes: 0 });
-      const common = { state: stateSize, txn };
+      // A v2 device streams its state: no transaction size; the stream is read in 1 MiB buffers.
+      const common: Record<string, string> = v2 ? { state: stateSize, protocol: "v2" } : { state: stateSize, txn };
       const started = await Promise.allSettled([
         startSim(cli, join(dir, "source.sock"), { ...common, seed, dirty }),
         startSim(cli, join(dir, "destination.sock"), { ...common, empty: "1" }),
@@ -122,7 +131,7 @@ export const demo: Command = savingCommand({
       const dest = await TcpDestination.connect(listener.address);
       const saving = saveTo(srcDev, enc.sink(dest.sink), {
         encoder: enc.options,
-        info: { name: "simulated device (demo source)" },
+        info: { name: `simulated ${protocol} device (demo source)` },
         confirm: () => dest.confirm(),
         save: {
           policy,
@@ -141,7 +150,7 @@ export const demo: Command = savingCommand({
       progress.update({ phase: "comparing digests", bytes: saved.value.summary.bytes });
       const [ds, dd] = await Promise.all([src.digest(), dst.digest()]);
       progress.clear();
-      const rep = saveReport(saved.value, `sim source (${stateSize}, seed ${seed}, dirty ${dirty} pages/buffer)`, "sim destination over loopback TCP");
+      const rep = saveReport(saved.value, `sim${v2 ? " v2" : ""} source (${stateSize}, seed ${seed}, dirty ${dirty} pages/${v2 ? "MiB read" : "buffer"})`, "sim destination over loopback TCP");
       rep.downtimeMs = runningAt - saved.value.stopcopyAt;
       rep.downtimeEnd = "destination RUNNING";
       rep.restored = { started: restored.value.started, transactions: restored.value.transactions, bytes: restored.value.bytes };

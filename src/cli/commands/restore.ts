@@ -5,7 +5,7 @@ import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpAddress } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
-import type { RegionIO } from "../../protocol/region-io.js";
+import { isMigrationDevice, type MigratableDevice } from "../../protocol/generation.js";
 import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
@@ -34,7 +34,7 @@ the address is printed on stderr either way.
   --device SPEC              ${SPEC_FORMS.join("\n                             ")}
   IN                         a stream file (- for stdin)
   --listen tcp://HOST:PORT   receive the stream from a source instead
-  --no-start                 leave the device in RESUMING (the VMM starts it)
+  --no-start                 do not start the device: v1 stays in RESUMING, v2 in STOP (the VMM starts it)
   --key-file F               the key of an authenticated stream (required off loopback)
   --insecure                 allow listening off loopback without a key
   --stream-device N          which device of a multi-device stream (default: the first)
@@ -99,7 +99,7 @@ export const restore: Command = {
         note(
           io,
           style,
-          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : "left in RESUMING"}\n` +
+          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : !isMigrationDevice(region) ? "left in RESUMING" : region.vmmOwnsStates ? "left to the VMM (it SETs STOP, where the device validates, then RUNNING)" : "left in STOP, its state validated (v2; the VMM sets RUNNING)"}\n` +
             renderStats(done.stats, false, false).trimEnd(),
         );
       }
@@ -132,7 +132,7 @@ async function* counted(src: AsyncIterable<Uint8Array>, count: { bytes: number }
 }
 
 /** One restore attempt; `touched` tells whether the device was reached. */
-async function restoreOnce(io: CliIO, style: Style, region: RegionIO, source: AsyncIterable<Uint8Array>, o: Job, touched?: { yes: boolean }): Promise<Done> {
+async function restoreOnce(io: CliIO, style: Style, region: MigratableDevice, source: AsyncIterable<Uint8Array>, o: Job, touched?: { yes: boolean }): Promise<Done> {
   const stats = new StatsCollector();
   const wire = { bytes: 0 };
   const progress = new ProgressLine(io.stderr, style, "restore");
@@ -157,7 +157,7 @@ async function restoreOnce(io: CliIO, style: Style, region: RegionIO, source: As
 async function fromNetwork(
   io: CliIO,
   style: Style,
-  region: RegionIO,
+  region: MigratableDevice,
   o: Job,
   addr: TcpAddress,
   idleTimeoutMs: number,

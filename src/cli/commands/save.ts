@@ -8,7 +8,7 @@ import type { Ack } from "../../migrate/ack.js";
 import { saveTo, type SaveToResult } from "../../migrate/save-to.js";
 import type { ByteSink } from "../../migrate/sink.js";
 import { parseTcpUrl, TcpDestination, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
-import type { RegionIO } from "../../protocol/region-io.js";
+import type { MigratableDevice } from "../../protocol/generation.js";
 import type { SaveOptions } from "../../protocol/save.js";
 import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, usageOf } from "../args.js";
@@ -128,7 +128,7 @@ interface RunOptions {
 }
 
 /** saveTo with the progress line; returns the destination's ack too. */
-async function run(io: CliIO, style: Style, region: RegionIO, sink: ByteSink, o: RunOptions) {
+async function run(io: CliIO, style: Style, region: MigratableDevice, sink: ByteSink, o: RunOptions) {
   const progress = new ProgressLine(io.stderr, style, "save");
   let stats: EncoderStats | undefined;
   let ack: (Ack & { ok: true }) | undefined;

@@ -125,6 +125,16 @@ function step(what: string, offset: number, count: number): string {
 export async function connectVfioUser(path: string, opts: ConnectOptions = {}): Promise<VfioUserRegion> {
   const s = await VfioUserSession.connect(path, opts);
   try {
+    return await regionOn(s, path);
+  } catch (e) {
+    s.close();
+    throw e;
+  }
+}
+
+/** The v1 migration region of the device on an open session (discovery as in connectVfioUser). */
+export async function regionOn(s: VfioUserSession, path: string): Promise<VfioUserRegion> {
+  {
     const device = await s.deviceInfo();
     const regions = await discoverRegions(s, device);
     const typed = regions.filter((r) => r.type !== undefined);
@@ -144,8 +154,5 @@ export async function connectVfioUser(path: string, opts: ConnectOptions = {}): 
       typedRegions: typed,
     };
     return new VfioUserRegion(s, info);
-  } catch (e) {
-    s.close();
-    throw e;
   }
 }

@@ -99,7 +99,31 @@ export type ServedVendor = VendorRegion & {
 };
 
 /** A handler's reply: payload parts to concatenate, or a whole pooled message with the payload in place. */
-type Reply = Uint8Array[] | { message: Uint8Array };
+export type Reply = Uint8Array[] | { message: Uint8Array };
+
+/**
+ * Commands beyond the base set, served by a protocol extension (the v2
+ * migration handler, server-v2.ts). Its contract: `gate` runs before every
+ * command but VERSION and may refuse it (throw a Rejection); `handle` answers
+ * the commands it knows (undefined: not one of its) and may refuse with a
+ * Rejection, whose `body` then rides on the error reply; `reset` replaces the
+ * vendor reset on DEVICE_RESET.
+ */
+/** What an extension may use of the client connection: its VERSION limit and pooled reply buffers. */
+export interface ExtensionClient {
+  readonly maxDataXfer: number;
+  /** A pooled buffer for a whole reply message (header space first), for a `{ message }` reply. */
+  takeBuffer(n: number): Uint8Array;
+  giveBuffer(b: Uint8Array): void;
+}
+
+export interface ServerExtension {
+  /** Serve no v1 migration region (a v2 device); the digest region is still served. */
+  readonly noMigrationRegion?: boolean;
+  gate?(cmd: number): void;
+  handle?(cmd: number, payload: Uint8Array, client: ExtensionClient): Promise<Reply> | undefined;
+  reset?(): Promise<void>;
+}
 
 /**
  * What the server does to the device when a client that sent VERSION goes
@@ -130,6 +154,8 @@ export interface VfioUserServerOptions {
   onDisconnect?: DisconnectPolicy;
   /** Where connection events and vendor failures are logged (default: nowhere). */
   log?: (line: string) => void;
+  /** Commands beyond the base set (e.g. vfio-user v2 migration). */
+  extension?: ServerExtension;
 }
 
 /** One region as served. */
@@ -149,11 +175,13 @@ function errnoOf(e: unknown): number {
   return ERRNO.EIO;
 }
 
-class Rejection extends Error {
+/** A refused command: an error reply with `errno` (and `body`, as some servers send), optionally dropping the client. */
+export class Rejection extends Error {
   constructor(
     readonly errno: number,
     message: string,
     readonly drop = false,
+    readonly body?: Uint8Array,
   ) {
     super(message);
   }
@@ -198,7 +226,7 @@ export class VfioUserServer {
     }
     if (typeof vendor.digest === "function" && this.variant === "default") {
       const d = opts.digestRegionIndex ?? this.regionIndex + 1;
-      if (!Number.isInteger(d) || d < PCI_NUM_FIXED_REGIONS || d >= MAX_REGIONS || d === this.regionIndex) {
+      if (!Number.isInteger(d) || d < PCI_NUM_FIXED_REGIONS || d >= MAX_REGIONS || (d === this.regionIndex && !opts.extension?.noMigrationRegion)) {
         throw new MigstreamError("USAGE", `digest region index ${d} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1} and differ from the migration region`);
       }
       this.digestRegionIndex = d;
@@ -271,6 +299,10 @@ export class VfioUserServer {
       write: async (o, d) => config.set(d, o),
     };
     const v = this.vendor;
+    if (this.opts.extension?.noMigrationRegion) {
+      this.layoutDigest(regions);
+      return regions;
+    }
     const typeCap = encodeTypeCap(REGION_TYPE_MIGRATION, REGION_SUBTYPE_MIGRATION);
     const areas = this.opts.sparseMmap === false || this.variant === "libvfio-user" ? [] : (v.sparseAreas ?? []);
     const caps = areas.length === 0 ? [typeCap] : this.opts.sparseFirst ? [encodeSparseCap(areas), typeCap] : [typeCap, encodeSparseCap(areas)];
@@ -282,6 +314,13 @@ export class VfioUserServer {
       ...(typeof v.readInto === "function" ? { readInto: (o: number, n: number, into: Uint8Array) => v.readInto!(o, n, into) } : {}),
       write: (o, d) => v.write(o, d),
     };
+    this.layoutDigest(regions);
+    return regions;
+  }
+
+  /** The digest region, when the vendor has digest(). */
+  private layoutDigest(regions: Served[]): void {
+    const v = this.vendor;
     if (this.digestRegionIndex !== undefined) {
       regions[this.digestRegionIndex] = {
         size: DIGEST_REGION_SIZE,
@@ -294,7 +333,6 @@ export class VfioUserServer {
         },
       };
     }
-    return regions;
   }
 
   private accept(sock: NetSocket): void {
@@ -393,6 +431,12 @@ export class VfioUserServer {
     if (this.stopped() && refusedWhileStopped(this.variant, h.cmd)) {
       throw new Rejection(ERRNO.EINVAL, `command ${h.cmd} refused while the device is STOP or stop-and-copy`);
     }
+    const ext = this.opts.extension;
+    if (ext && h.cmd !== CMD.VERSION) {
+      ext.gate?.(h.cmd);
+      const r = ext.handle?.(h.cmd, p, c);
+      if (r !== undefined) return r;
+    }
     switch (h.cmd) {
       case CMD.VERSION:
         return [this.version(p, c)];
@@ -414,7 +458,7 @@ export class VfioUserServer {
       case CMD.REGION_WRITE:
         return this.access(h.cmd, p, c);
       case CMD.DEVICE_RESET:
-        await this.vendor.reset();
+        await (ext?.reset ? ext.reset() : this.vendor.reset());
         return [];
       default:
         throw new Rejection(ERRNO.ENOTSUP, `command ${h.cmd} not supported`);
@@ -444,6 +488,8 @@ export class VfioUserServer {
     if (fds !== undefined && (typeof fds !== "number" || fds < 0 || fds > MAX_CLIENT_MSG_FDS)) throw new Rejection(ERRNO.EINVAL, "bad max_msg_fds", true);
     if (twin !== undefined && typeof twin !== "boolean") throw new Rejection(ERRNO.EINVAL, "bad twin_socket.supported", true);
     c.versioned = true;
+    const x = v.caps.max_data_xfer_size;
+    c.maxDataXfer = typeof x === "number" && Number.isInteger(x) && x > 0 ? x : DEFAULT_MAX_DATA_XFER;
     const minor = Math.min(v.minor, PROTOCOL_MINOR);
     if (this.variant === "libvfio-user") return encodeVersion(PROTOCOL_MAJOR, minor, referenceVersionJson(this.maxDataXfer));
     // We receive no fds (max_msg_fds 0) and never offer twin_socket.
@@ -496,6 +542,8 @@ export class VfioUserServer {
 /** One client connection: messages handled one at a time, in order. */
 class Connection {
   versioned = false;
+  /** The client's max_data_xfer_size from its VERSION (the specification's default without one). */
+  maxDataXfer = DEFAULT_MAX_DATA_XFER;
   readonly channel: Channel;
   private chain: Promise<void>;
   private queued = 0;
@@ -544,7 +592,7 @@ class Connection {
         else if (!Array.isArray(r)) this.tx.give(r.message);
       } catch (e) {
         this.server.logFailure(h, e);
-        this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply);
+        this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply, e instanceof Rejection ? e.body : undefined);
         if (e instanceof Rejection && e.drop) this.channel.close();
       }
     } finally {
@@ -583,8 +631,11 @@ class Connection {
     this.channel.send(msg, () => this.tx.give(msg));
   }
 
-  private error(h: Header, errno: number, noReply: boolean): void {
-    if (!noReply && !this.channel.closed) this.channel.send(newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, 0, errno));
+  private error(h: Header, errno: number, noReply: boolean, body?: Uint8Array): void {
+    if (noReply || this.channel.closed) return;
+    const m = newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, body?.length ?? 0, errno);
+    if (body) m.set(body, HEADER_SIZE);
+    this.channel.send(m);
   }
 }
 

@@ -36,6 +36,7 @@ import {
   HEADER_SIZE,
   MAX_DATA_XFER_LIMIT,
   maxMessage,
+  MIG_DATA_HEADER_SIZE,
   MIGRATION_PGSIZE,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
@@ -123,8 +124,11 @@ export class VfioUserSession {
    * buffer (its 16-byte access echo apart), anything else in `rx`.
    */
   private bodyFor(n: number, h: Header): Uint8Array | Split {
-    const into = h.cmd === CMD.REGION_READ && isReply(h.flags) && !(h.flags & FLAG_ERROR) ? this.pending.get(h.id)?.landing : undefined;
-    if (into !== undefined && into.length === n - REGION_ACCESS_SIZE) return { head: this.accessHead, tail: into };
+    const lands = (h.cmd === CMD.REGION_READ || h.cmd === CMD.MIG_DATA_READ) && isReply(h.flags) && !(h.flags & FLAG_ERROR);
+    const into = lands ? this.pending.get(h.id)?.landing : undefined;
+    // REGION_READ: a 16-byte access echo, then the data; MIG_DATA_READ (padded to the size asked): {argsz, size}, then the data.
+    const head = h.cmd === CMD.MIG_DATA_READ ? MIG_DATA_HEADER_SIZE : REGION_ACCESS_SIZE;
+    if (into !== undefined && into.length === n - head) return { head: this.accessHead.subarray(0, head), tail: into };
     if (this.rx.length < n) this.rx = new Uint8Array(n);
     return this.rx.subarray(0, n);
   }
