@@ -25,7 +25,7 @@ import { loadavg, tmpdir } from "node:os";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { median, printTable, summary } from "./lib.mjs";
+import { loadPages, median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
 const TXN = MIB; // one data-section buffer per transaction
@@ -277,19 +277,6 @@ const self = fileURLToPath(import.meta.url);
 // The private copy of dist/ (inside node_modules, so that its package imports resolve).
 const DIST = fileURLToPath(new URL(`../node_modules/.cache/migstream-bench-e2e/dist-${process.pid}`, import.meta.url));
 const ours = (job) => [process.execPath, self, "--child", JSON.stringify({ ...job, dist: DIST })];
-
-async function loadPages() {
-  const dir = mkdtempSync(join(tmpdir(), "migstream-e2e-pages-"));
-  try {
-    const out = join(dir, "pages.mjs");
-    // Loaded here, not at the top: the timed child processes run this file too and must not pay for esbuild.
-    const { buildSync } = await import("esbuild");
-    buildSync({ entryPoints: [fileURLToPath(new URL("../src/device/pages.ts", import.meta.url))], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
-    return await import(pathToFileURL(out).href);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 function need(tool) {
   const r = spawnSync(tool, ["--version"], { encoding: "utf8" });

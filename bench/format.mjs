@@ -8,14 +8,9 @@
 // 70%-zero data, and the dedup scenario (256 MiB sent in pre-copy, then
 // again in stop-and-copy with 10% changed). Medians of repeated runs.
 // Usage: node bench/format.mjs [MiB=128]
-import { buildSync } from "esbuild";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { StreamDecoder, StreamEncoder, verifyStream } from "../dist/index.js";
 import { allocBuffer, lz4CompressBound, lz4CompressInto, lz4DecompressInto, simdActive, zstdCompress, zstdDecompress } from "../dist/kernels.js";
-import { median, printTable, summary } from "./lib.mjs";
+import { loadPages, median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
 const SIZE = Number(process.argv[2] ?? 128) * MIB;
@@ -29,19 +24,6 @@ const CODECS = [
   { name: "zstd 3", opts: { codec: "zstd", level: 3 }, reps: 3 },
   { name: "zstd 9", opts: { codec: "zstd", level: 9 }, reps: 2 },
 ];
-
-/** makeImage and friends from the TypeScript source, bundled on the fly (plain Node cannot import .ts). */
-async function loadPages() {
-  const dir = mkdtempSync(join(tmpdir(), "migstream-bench-"));
-  try {
-    const out = join(dir, "pages.mjs");
-    buildSync({ entryPoints: [new URL("../src/device/pages.ts", import.meta.url).pathname], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
-    return await import(pathToFileURL(out).href);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 
 async function timeAsync(fn, reps, warmup = 1) {
   for (let i = 0; i < warmup; i++) await fn();

@@ -1,6 +1,10 @@
-// Shared benchmark helpers: warm-up, repeated timing, medians, ratio tables.
-// Benchmarks compare ratios against peers measured in the same process run.
-import { appendFileSync } from "node:fs";
+// Shared benchmark helpers: warm-up, repeated timing, medians, ratio tables,
+// and the generated page corpus. Benchmarks compare ratios against peers
+// measured in the same process run.
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** Median of an array of numbers. */
 export function median(xs) {
@@ -67,6 +71,24 @@ export function rng(seed = 1) {
     x >>>= 0;
     return x;
   };
+}
+
+/**
+ * src/device/pages.ts (makeImage and friends: zero, code-like, heap-like and
+ * random pages), bundled on the fly — plain Node cannot import .ts. esbuild is
+ * loaded only here, so timed child processes that import this file do not pay
+ * for it.
+ */
+export async function loadPages() {
+  const dir = mkdtempSync(join(tmpdir(), "migstream-bench-pages-"));
+  try {
+    const out = join(dir, "pages.mjs");
+    const { buildSync } = await import("esbuild");
+    buildSync({ entryPoints: [fileURLToPath(new URL("../src/device/pages.ts", import.meta.url))], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
+    return await import(pathToFileURL(out).href);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
