@@ -5,9 +5,10 @@
 // (MigrationEncoderStream / MigrationDecoderStream); parallelism is their
 // `pool` option, not another class. One device is saved into a stream and
 // restored from one by saveDevice / restoreDevice, which encode and decode by
-// themselves. Lower layers have entries of their own: "vfio-migstream/kernels"
-// (checksums, LZ4, zstd, chunking), "/protocol" (the region protocol driver),
-// "/sim" (a simulated device and link), "/pool" (the worker pool).
+// themselves, from a VFIO v1 migration region or a v2 device. Lower layers
+// have entries of their own: "vfio-migstream/kernels" (checksums, LZ4, zstd,
+// chunking), "/protocol" (the v1 and v2 protocol drivers), "/sim" (simulated
+// devices and link), "/pool" (the worker pool).
 
 // Initialisation: the one call the synchronous APIs need first (everything asynchronous makes it itself).
 export { init, type InitOptions } from "./codec/index.js";
@@ -27,14 +28,24 @@ export type { SinkRate } from "./codec/auto/sink.js";
 // One device: saved into a stream of its own, restored from one.
 export { saveDevice, restoreDevice, writableSink, type SaveDeviceOptions, type SaveDeviceResult, type SaveStep, type RestoreOptions, type ByteSink, type WritableSinkOptions } from "./migrate/index.js";
 export type { SaveOptions } from "./protocol/save.js";
+export type { SaveV2Options } from "./protocol/v2/save.js";
 export type { ResumeOptions } from "./protocol/resume.js";
-export type { Phase } from "./protocol/types.js";
+export type { Phase, MigrationProtocol } from "./protocol/types.js";
 export type { Progress, ProgressListener, SaveSummary, ResumeSummary } from "./protocol/progress.js";
 export type { PrecopyPolicy, StopSignal } from "./protocol/policy.js";
 
-// Devices: a spec string, or a transport by hand; anything implementing RegionIO works too.
+// Devices: a spec string, or a transport by hand — a v1 migration region (RegionIO) or a v2
+// device (MigrationDevice); anything implementing either works too.
 export type { RegionIO } from "./protocol/region-io.js";
+export type { MigrationDevice } from "./protocol/v2/device-io.js";
+export type { MigratableDevice } from "./protocol/generation.js";
 export { openDevice, type DeviceSpec, type OpenedDevice } from "./transport/spec.js";
 export { connectVfioUser, VfioUserRegion, type ConnectOptions, type DiscoveredRegion, type VfioUserInfo } from "./transport/vfio-user/client.js";
 export { VfioUserServer, type ServedVendor, type VfioUserServerOptions } from "./transport/vfio-user/server.js";
 export { FdRegion, type FdRegionOptions, type FdSource } from "./transport/fd/region.js";
+export { findMigrationRegion, queryRegionInfo, type RegionInfoQuery } from "./transport/region-info.js";
+export { openVfioUser, VfioUserMigration, type OpenOptions, type V2Declarations } from "./transport/vfio-user/migration.js";
+export { V2Handler, type V2HandlerOptions } from "./transport/vfio-user/server-v2.js";
+export { KernelMigration, type Syscalls } from "./transport/kernel/device.js";
+export { denoSyscalls } from "./transport/kernel/ioctl-deno.js";
+export { HandedOverDataFd } from "./transport/fd/data-fd.js";

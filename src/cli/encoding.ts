@@ -38,7 +38,10 @@ export const ENCODING_HELP = `  --codec NAME         ${CODECS.join(", ")} (defau
                        1: the main thread only)`;
 
 export interface Encoding {
+  /** Encoder options: with the worker pool when coding on several threads; auto measures its sink. */
   options: EncoderOptions;
+  /** The same options for coding on this thread alone: for a stream too short to be worth starting a worker. */
+  inline: EncoderOptions;
   key?: Uint8Array;
   threads: number;
   /** Ends the worker pool, if any. */
@@ -47,7 +50,11 @@ export interface Encoding {
 
 type Values = { [K in keyof typeof ENCODING_OPTIONS]?: (typeof ENCODING_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
 
-export async function encodingFrom(command: string, v: Values): Promise<Encoding> {
+/**
+ * The encoding the options ask for. `startPool: false` leaves the worker pool's
+ * workers to start with its first job (never, if the caller codes `inline`).
+ */
+export async function encodingFrom(command: string, v: Values, { startPool = true } = {}): Promise<Encoding> {
   const level = v.level === undefined ? undefined : intOption(command, "--level", v.level, 0, 0, 2 ** 31);
   // Codec and level are checked where every encoder checks them.
   let codec: CodecName;
@@ -59,7 +66,7 @@ export async function encodingFrom(command: string, v: Values): Promise<Encoding
   }
   const threads = intOption(command, "--threads", v.threads, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
   const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
-  const pool = threads > 1 ? newPool(threads, codec === "zstd" || codec === "auto") : undefined;
+  const pool = threads > 1 ? newPool(threads, codec === "zstd" || codec === "auto", startPool) : undefined;
   const options: EncoderOptions = {
     codec,
     level,
@@ -70,23 +77,29 @@ export async function encodingFrom(command: string, v: Values): Promise<Encoding
     key,
     pool,
   };
-  return { options, key, threads, close: async () => pool?.close() };
+  return { options, inline: { ...options, pool: undefined }, key, threads, close: async () => pool?.close() };
 }
 
 /**
  * `threads` coding threads, this one included (threads − 1 workers: every
- * core busy, none oversubscribed). Workers start in the background; until
- * they are ready this thread codes, and a worker that cannot start fails the
- * first job it would have taken with INTERNAL.
+ * core busy, none oversubscribed). Workers start in the background now
+ * (`start`), or else with the first job; until they are ready this thread
+ * codes, and a worker that cannot start fails the first job it would have
+ * taken with INTERNAL.
  */
-function newPool(threads: number, zstd: boolean): WorkerPool {
+function newPool(threads: number, zstd: boolean, start: boolean): WorkerPool {
   const pool = new WorkerPool({ threads, zstd, callerRuns: true });
-  pool.start().catch(() => {});
+  if (start) pool.start().catch(() => {});
   return pool;
 }
 
-/** A worker pool for chunk decoding (--threads; default one thread per core), or none for 1 (inline). */
+/**
+ * A worker pool for chunk decoding (--threads; default one thread per core),
+ * or none for 1 (inline). Its workers start with the first chunk sent to
+ * them: LZ4 and RAW chunks decode on this thread, so an LZ4 or RAW stream
+ * never starts one.
+ */
 export function decodePool(command: string, threadsArg: string | undefined): WorkerPool | undefined {
   const threads = intOption(command, "--threads", threadsArg, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
-  return threads === 1 ? undefined : newPool(threads, false);
+  return threads === 1 ? undefined : newPool(threads, false, false);
 }

@@ -1,7 +1,8 @@
-// Decoded stream → the resume driver's items for one device. A transaction is
-// handed on only after all its chunks passed their checks (and their frames'
-// MACs, when keyed); `verified` only after STREAM_END and every trailer and
-// digest checked. The byte source is pulled as the device consumes, so a slow
+// Decoded stream → the resume driver's items for one device: first its
+// protocol record (v1 when the stream has none), then phases and transactions.
+// A transaction is handed on only after all its chunks passed their checks
+// (and their frames' MACs, when keyed); `verified` only after STREAM_END and
+// every trailer and digest checked. The byte source is pulled as the device consumes, so a slow
 // device slows the reader (backpressure) and nothing is held but one frame and
 // one transaction.
 import { MigstreamError } from "../errors.js";
@@ -26,6 +27,8 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
   const dec = new StreamDecoder({ ...options, assemble: true });
   let device = options.device ?? -1;
   let seen = false;
+  /** The protocol item went out (it precedes the device's first phase; none in the stream: v1). */
+  let told = false;
   for await (const ev of dec.events(source)) {
     options.onEvent?.(ev);
     switch (ev.type) {
@@ -33,8 +36,19 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
         if (device < 0) device = ev.device;
         if (ev.device === device) seen = true;
         break;
+      case "protocol":
+        if (ev.device === device) {
+          told = true;
+          yield { kind: "protocol", protocol: ev.protocol };
+        }
+        break;
       case "phase":
-        if (ev.device === device) yield { kind: "phase", phase: ev.phase, iteration: ev.iteration };
+        if (ev.device !== device) break;
+        if (!told) {
+          told = true;
+          yield { kind: "protocol", protocol: { generation: 1 } };
+        }
+        yield { kind: "phase", phase: ev.phase, iteration: ev.iteration };
         break;
       case "transaction-end":
         if (ev.device === device) yield { kind: "transaction", data: ev.data! };
@@ -48,5 +62,6 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
         break;
     }
   }
+  if (!told) yield { kind: "protocol", protocol: { generation: 1 } };
   yield { kind: "verified" };
 }

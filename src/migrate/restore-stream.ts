@@ -5,9 +5,10 @@
 // transaction is written only once all its chunks verified, and the device is
 // started only after the whole stream verified; on any failure the resume
 // driver resets the device (never RUNNING with a partial state).
-import { resume, type ResumeOptions } from "../protocol/resume.js";
+import { resumeAny } from "../protocol/drive.js";
+import type { MigratableDevice } from "../protocol/generation.js";
+import type { ResumeOptions } from "../protocol/resume.js";
 import type { ResumeSummary } from "../protocol/progress.js";
-import type { RegionIO } from "../protocol/region-io.js";
 import type { ResumeItem } from "../protocol/types.js";
 import { streamItems, type StreamItemsOptions } from "./items.js";
 
@@ -21,9 +22,13 @@ export interface RestoreOptions extends StreamItemsOptions, Pick<ResumeOptions, 
   onTouch?: () => void;
 }
 
-/** Restores the device behind `region` from stream bytes. Throws the stream's or the device's error. */
+/**
+ * Restores `region` (a v1 migration region or a v2 device) from stream bytes.
+ * A stream of the other protocol generation is refused before the device is
+ * touched. Throws the stream's or the device's error.
+ */
 export async function restoreDevice(
-  region: RegionIO,
+  region: MigratableDevice,
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: RestoreOptions = {},
 ): Promise<ResumeSummary> {
@@ -32,7 +37,7 @@ export async function restoreDevice(
     // The first item needs the header and the first device frames, checked.
     const first = await items.next();
     options.onTouch?.();
-    return await resume(region, prepend(first, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
+    return await resumeAny(region, prepend(first, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
   } finally {
     await items.return(undefined).catch(() => {});
   }

@@ -13,15 +13,17 @@ import type { Progress, SaveSummary } from "../protocol/progress.js";
 import type { Phase } from "../protocol/types.js";
 import type { RegionIO } from "../protocol/region-io.js";
 import { Registers } from "../protocol/registers.js";
-import { save, type SaveOptions } from "../protocol/save.js";
+import { saveAny } from "../protocol/drive.js";
+import { isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
 import { setDeviceState } from "../protocol/state.js";
+import { backToRunning, type SaveV2Options } from "../protocol/v2/save.js";
 import { MigstreamError } from "../errors.js";
 import type { ByteSink } from "./sink.js";
 
 /** How saveDevice encodes (the stream encoder's options) and saves (the driver's), and what it waits for. */
 export interface SaveDeviceOptions {
   encoder?: EncoderOptions;
-  save?: SaveOptions;
+  save?: SaveV2Options;
   /** Device id in the stream (default 0). */
   id?: number;
   info?: DeviceInfo;
@@ -57,8 +59,16 @@ export interface SaveDeviceResult {
   doneAt: number;
 }
 
-/** Puts a stopped source back in RUNNING; returns a note for the error. */
-async function restartSource(region: RegionIO): Promise<string> {
+/** Puts a stopped source back in RUNNING (v1 or v2); returns a note for the error. */
+async function restartSource(region: MigratableDevice): Promise<string> {
+  if (isMigrationDevice(region)) {
+    if (region.vmmOwnsStates) return "the VMM owns the source device: it must put it back in RUNNING";
+    return `source ${await backToRunning(region, "save: restart source")}`;
+  }
+  return restartRegion(region);
+}
+
+async function restartRegion(region: RegionIO): Promise<string> {
   try {
     const s = await setDeviceState(new Registers(region), ~(STATE_SAVING | STATE_RESUMING) >>> 0, STATE_RUNNING, "save: restart source");
     return `source device back in ${stateName(s)}`;
@@ -68,13 +78,14 @@ async function restartSource(region: RegionIO): Promise<string> {
 }
 
 /**
- * Saves the device behind `region` (pre-copy, stop-and-copy; see the `save`
- * options) as one device of a stream of its own, written to `sink`: a
- * ByteSink (its output blocks are reused once a write settles), or a write
- * function (handed new arrays it may keep, unless `encoder.reuseOutput`).
- * The device is left stopped after success, RUNNING after a failure.
+ * Saves the device behind `region` (a v1 migration region or a v2 device:
+ * pre-copy, stop-and-copy; see the `save` options) as one device of a stream
+ * of its own, written to `sink`: a ByteSink (its output blocks are reused
+ * once a write settles), or a write function (handed new arrays it may keep,
+ * unless `encoder.reuseOutput`). The device is left stopped after success,
+ * RUNNING after a failure.
  */
-export async function saveDevice(region: RegionIO, sink: ByteSink | ((bytes: Uint8Array) => void | Promise<void>), options: SaveDeviceOptions = {}): Promise<SaveDeviceResult> {
+export async function saveDevice(region: MigratableDevice, sink: ByteSink | ((bytes: Uint8Array) => void | Promise<void>), options: SaveDeviceOptions = {}): Promise<SaveDeviceResult> {
   let stopped = false;
   let stopcopyAt = 0;
   const saveOptions = options.save ?? {};
@@ -86,7 +97,7 @@ export async function saveDevice(region: RegionIO, sink: ByteSink | ((bytes: Uin
     options.onEncoder?.(encoder);
     const steps = new Steps(() => encoder.stats.streamBytes);
     const writer = encoder.device(options.id ?? 0, options.info);
-    const summary = await save(region, writer, {
+    const summary = await saveAny(region, writer, {
       ...saveOptions,
       onProgress: (p) => {
         if (p.phase === "stopcopy" && stopcopyAt === 0) stopcopyAt = performance.now();

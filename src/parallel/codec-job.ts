@@ -44,7 +44,11 @@ function prepare(coding: Coding): Promise<void> {
   return init({ zstd: coding.codec === "zstd" || coding.codec === "auto" });
 }
 
-/** Codes one chunk in kernel memory; its payload is copied back over `raw` (RAW: `raw` itself; ZERO: an empty view of it). */
+/**
+ * Codes one chunk in kernel memory; its payload is copied back over `raw`
+ * (RAW: `raw` itself; ZERO: an empty view of it) — unless `raw` is shared
+ * (the caller's, read in place and never written): then into a copy of its own.
+ */
 function encodeInPlace(raw: Uint8Array, coding: Coding, auto: AutoContext | undefined): CodedChunk {
   const n = raw.length;
   if (n > MAX_CHUNK_SIZE) throw new MigstreamError("LIMIT", `chunk of ${n} bytes exceeds ${MAX_CHUNK_SIZE}`);
@@ -54,6 +58,7 @@ function encodeInPlace(raw: Uint8Array, coding: Coding, auto: AutoContext | unde
   chunk.set(raw);
   const c = encodeChunk(chunk, output.view(0, slotSize(n)), coding, { auto });
   if (c.codec === CODEC_RAW) c.payload = raw;
+  else if (isShared(raw)) c.payload = c.payload.slice();
   else {
     raw.set(c.payload);
     c.payload = raw.subarray(0, c.payload.length);

@@ -1,6 +1,16 @@
 // Types shared by the protocol driver and the stream format: how saved
 // transactions leave the driver and how verified ones come back for resume.
 
+/**
+ * Which VFIO migration protocol produced a device's data, and what a
+ * destination needs to know to replay it (recorded in the stream per device;
+ * docs/FORMAT.md §5.8). v1: transactions are data-section buffers, replayed
+ * one per data_size write. v2: the transactions concatenated are the device's
+ * data stream, in any split; with `restartsAtStopCopy` only the stop-copy
+ * phase's bytes form the state.
+ */
+export type MigrationProtocol = { generation: 1 } | { generation: 2; restartsAtStopCopy: boolean };
+
 /** Phases of one device's migration, as recorded in the stream. */
 export type Phase = "setup" | "precopy" | "stopcopy" | "config" | "end";
 
@@ -8,10 +18,10 @@ export type Phase = "setup" | "precopy" | "stopcopy" | "config" | "end";
  * Where the save driver puts what it reads from the device (a stream
  * encoder's device writer is one).
  *
- * - Order: `phase` when the driver enters a phase (setup, precopy with
- *   iterations numbered from 0, stopcopy), then `transaction` once per
- *   data-section buffer of that phase, in order; one call at a time, each
- *   awaited before the next.
+ * - Order: `protocol` once, when the sink has it, then `phase` when the
+ *   driver enters a phase (setup, precopy with iterations numbered from 0,
+ *   stopcopy), then `transaction` once per data buffer of that phase, in
+ *   order; one call at a time, each awaited before the next.
  * - Buffers: `data` may be a view into a buffer the driver reuses (zero copy
  *   from the region): the sink must be done with it (or have copied it) when
  *   the returned promise settles. A slow sink slows the driver's reads
@@ -21,6 +31,12 @@ export type Phase = "setup" | "precopy" | "stopcopy" | "config" | "end";
  *   it (a device writer's `end()`) once save() resolved.
  */
 export interface SaveSink {
+  /**
+   * Optional: what produced the data, called once before the first phase.
+   * A stream encoder records it (generation 2 only: a device without the
+   * record is v1); sinks that do not care leave it out.
+   */
+  protocol?(p: MigrationProtocol): void | Promise<void>;
   phase(phase: Phase, iteration: number): void | Promise<void>;
   transaction(data: Uint8Array): void | Promise<void>;
   /**
@@ -33,14 +49,17 @@ export interface SaveSink {
 
 /**
  * What the resume driver consumes, in stream order (streamItems makes them
- * from a stream's bytes). `transaction` items must already have passed their
- * integrity checks, and their data is only read until the driver asks for the
- * next item; `verified` comes only after the whole stream for this device
+ * from a stream's bytes). A `protocol` item, when present, comes first (none:
+ * generation 1); a driver refuses a generation it does not speak before it
+ * touches the device. `transaction` items must already have passed their
+ * integrity checks, and their data is only read until the driver asks for
+ * the next item; `verified` comes only after the whole stream for this device
  * (trailer, digest, MAC if keyed) verified. The driver writes RUNNING only
  * after `verified`; items that end without it, or a source that throws, make
  * it reset the device.
  */
 export type ResumeItem =
+  | { kind: "protocol"; protocol: MigrationProtocol }
   | { kind: "phase"; phase: Phase; iteration: number }
   | { kind: "transaction"; data: Uint8Array }
   | { kind: "verified" };

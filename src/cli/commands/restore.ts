@@ -1,19 +1,17 @@
 // `migstream restore`: the destination side. Restores a device from a stream
 // file, or listens for one source (`migstream save --to`) and restores while
 // the stream arrives — no temporary file, the device's pace sets the socket's.
-import { MigstreamError } from "../../errors.js";
-import { failureAck } from "../../migrate/ack.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, formatTcpUrl, isLoopback, parseTcpUrl, TcpListener, type TcpPeer } from "../../migrate/tcp.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpAddress } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
-import type { RegionIO } from "../../protocol/region-io.js";
+import { isMigrationDevice, type MigratableDevice } from "../../protocol/generation.js";
 import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
-import { errorLine } from "../exit.js";
 import { openInput } from "../files.js";
 import { readKeyFile } from "../key.js";
+import { requireKeyOffLoopback, serveOneSource } from "../network.js";
 import { phaseLabel, ProgressLine } from "../progress.js";
 import { renderStats } from "../report.js";
 import { note, styleFor, type Style } from "../style.js";
@@ -36,7 +34,7 @@ the address is printed on stderr either way.
   --device SPEC              ${SPEC_FORMS.join("\n                             ")}
   IN                         a stream file (- for stdin)
   --listen tcp://HOST:PORT   receive the stream from a source instead
-  --no-start                 leave the device in RESUMING (the VMM starts it)
+  --no-start                 do not start the device: v1 stays in RESUMING, v2 in STOP (the VMM starts it)
   --key-file F               the key of an authenticated stream (required off loopback)
   --insecure                 allow listening off loopback without a key
   --stream-device N          which device of a multi-device stream (default: the first)
@@ -75,9 +73,7 @@ export const restore: Command = {
     if ((positionals.length === 1) === (v.listen !== undefined)) throw usageOf("restore", "give exactly one of IN and --listen tcp://HOST:PORT");
     const addr = v.listen === undefined ? undefined : parseTcpUrl(v.listen, "--listen");
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
-    if (addr && !isLoopback(addr.host) && !key && !v.insecure) {
-      throw usageOf("restore", `${formatTcpUrl(addr)} is not a loopback address: give --key-file (device state is sensitive) or say --insecure`);
-    }
+    requireKeyOffLoopback("restore", addr, key, v.insecure);
     const idleTimeoutMs = intOption("restore", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
     const acceptTimeoutMs = intOption("restore", "--accept-timeout", v["accept-timeout"], 0, 0, 2 ** 31);
     const options: Job = {
@@ -103,7 +99,7 @@ export const restore: Command = {
         note(
           io,
           style,
-          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : "left in RESUMING"}\n` +
+          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : !isMigrationDevice(region) ? "left in RESUMING" : region.vmmOwnsStates ? "left to the VMM (it SETs STOP, where the device validates, then RUNNING)" : "left in STOP, its state validated (v2; the VMM sets RUNNING)"}\n` +
             renderStats(done.stats, false, false).trimEnd(),
         );
       }
@@ -136,7 +132,7 @@ async function* counted(src: AsyncIterable<Uint8Array>, count: { bytes: number }
 }
 
 /** One restore attempt; `touched` tells whether the device was reached. */
-async function restoreOnce(io: CliIO, style: Style, region: RegionIO, source: AsyncIterable<Uint8Array>, o: Job, touched?: { yes: boolean }): Promise<Done> {
+async function restoreOnce(io: CliIO, style: Style, region: MigratableDevice, source: AsyncIterable<Uint8Array>, o: Job, touched?: { yes: boolean }): Promise<Done> {
   const stats = new StatsCollector();
   const wire = { bytes: 0 };
   const progress = new ProgressLine(io.stderr, style, "restore");
@@ -161,46 +157,17 @@ async function restoreOnce(io: CliIO, style: Style, region: RegionIO, source: As
 async function fromNetwork(
   io: CliIO,
   style: Style,
-  region: RegionIO,
+  region: MigratableDevice,
   o: Job,
-  addr: ReturnType<typeof parseTcpUrl>,
+  addr: TcpAddress,
   idleTimeoutMs: number,
   acceptTimeoutMs: number,
 ): Promise<Done> {
-  const listener = await TcpListener.listen(addr);
-  let current: TcpPeer | undefined;
-  const stop = () => {
-    void listener.close();
-    current?.destroy();
-  };
-  o.signal?.addEventListener("abort", stop);
-  // Always printed: with port 0 it is the only way to learn the port.
-  io.stderr.write(`restore: listening on ${listener.url}\n`);
-  try {
-    for (;;) {
-      const peer: TcpPeer = await listener.accept({ idleTimeoutMs, acceptTimeoutMs });
-      current = peer;
-      note(io, style, `restore: source connected from ${peer.remote}`);
-      const touched = { yes: false };
-      try {
-        const done = await restoreOnce(io, style, region, peer.chunks(), o, touched);
-        await peer.respond({ ok: true, started: done.summary.started, transactions: done.summary.transactions, bytes: done.summary.bytes });
-        done.source = peer.remote;
-        return done;
-      } catch (e) {
-        await peer.respond(failureAck(e));
-        if (touched.yes || o.signal?.aborted) throw e;
-        // Nothing reached the device: drop this connection, keep listening.
-        io.stderr.write(`migstream: ${errorLine(e)}; connection from ${peer.remote} dropped, nothing reached the device; still listening\n`);
-      }
-    }
-  } catch (e) {
-    if (e instanceof MigstreamError && e.code === "ABORTED" && o.signal?.aborted) {
-      throw new MigstreamError("ABORTED", "restore: interrupted while waiting for a source; the device was not touched");
-    }
-    throw e;
-  } finally {
-    o.signal?.removeEventListener("abort", stop);
-    await listener.close();
-  }
+  const served = await serveOneSource(io, style, addr, { command: "restore", target: "the device", idleTimeoutMs, acceptTimeoutMs, signal: o.signal }, async (peer, touched) => {
+    const done = await restoreOnce(io, style, region, peer.chunks(), o, touched);
+    const s = done.summary;
+    return { result: done, ack: { ok: true, started: s.started, transactions: s.transactions, bytes: s.bytes } };
+  });
+  served.result.source = served.remote;
+  return served.result;
 }

@@ -1,7 +1,7 @@
 // `migstream sim serve|digest`: a simulated device in its own process behind
 // a vfio-user socket, and its state digest.
-import { FAULT_FORM, FAULT_POINT_NAMES } from "../../transport/sim/faults.js";
-import { SIM_VARIANT_NAMES } from "../../transport/sim/options.js";
+import { FAULT_FORM, FAULT_POINT_NAMES, MIGRATION_FAULT_FORM, MIGRATION_FAULT_POINT_NAMES } from "../../transport/sim/faults.js";
+import { SIM_V2_VARIANT_NAMES, SIM_VARIANT_NAMES } from "../../transport/sim/options.js";
 import type { Command } from "../command.js";
 import { usage } from "../exit.js";
 import { simDigest } from "./sim-digest.js";
@@ -21,10 +21,20 @@ socket file is removed). Prints one line when it is listening.
   --dirty-rate PAGES       pages the running device changes per acknowledged
                            pre-copy transaction (default 0)
   --variant NAME[,NAME]    vendor behaviour, repeatable: ${SIM_VARIANT_NAMES.join(", ")}
+                           libvfio-user: device and server as the reference server library:
+                           one client, then it exits printing the final state and digest
   --fault SPEC             arm a fault, repeatable: ${FAULT_FORM}
                            points: ${FAULT_POINT_NAMES.join(", ")}
   --max-transfer BYTES     max_data_xfer_size offered (default 1MiB)
   --region-index N         migration region index (default 9; the digest region follows)
+  --protocol v1|v2         v2: a device with the v2 state machine and data stream, served
+                           as libvfio-user serves one (DEVICE_FEATURE, MIG_DATA_READ/WRITE;
+                           the state survives reconnects and resets); default v1
+    v2 variants:           ${SIM_V2_VARIANT_NAMES.join(", ")}
+    v2 faults:             ${MIGRATION_FAULT_FORM}
+                           points: ${MIGRATION_FAULT_POINT_NAMES.join(", ")}
+    --dirty-rate (v2)      pages changed per MiB read in pre-copy
+  --reset-to-running       v2: DEVICE_RESET returns to RUNNING (libvfio-user before 4f4fce4)
   --verbose                log connections and device failures to stderr
   When a client goes away mid-migration the device returns to RUNNING: a
   source keeps its state, a destination still RESUMING is reset.
