@@ -6,16 +6,12 @@
 // RUNNING — a failed migration leaves the source running.
 import { StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
-import { STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "../protocol/constants.js";
 import { describe, withNote } from "../protocol/failure.js";
 import type { Progress, SaveSummary } from "../protocol/progress.js";
 import type { Phase } from "../protocol/types.js";
-import type { RegionIO } from "../protocol/region-io.js";
-import { Registers } from "../protocol/registers.js";
-import { saveAny } from "../protocol/drive.js";
-import { isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
-import { setDeviceState } from "../protocol/state.js";
-import { backToRunning, type SaveV2Options } from "../protocol/v2/save.js";
+import { restartSource, saveAny } from "../protocol/drive.js";
+import type { MigratableDevice } from "../protocol/generation.js";
+import type { SaveV2Options } from "../protocol/v2/save.js";
 import { MigstreamError } from "../errors.js";
 import type { ByteSink } from "./sink.js";
 
@@ -56,23 +52,7 @@ export interface SaveToResult {
   doneAt: number;
 }
 
-/** Puts a stopped source back in RUNNING (v1 or v2); returns a note for the error. */
-export async function restartSource(region: MigratableDevice): Promise<string> {
-  if (isMigrationDevice(region)) {
-    if (region.vmmOwnsStates) return "the VMM owns the source device: it must put it back in RUNNING";
-    return `source ${await backToRunning(region, "save: restart source")}`;
-  }
-  return restartRegion(region);
-}
-
-async function restartRegion(region: RegionIO): Promise<string> {
-  try {
-    const s = await setDeviceState(new Registers(region), ~(STATE_SAVING | STATE_RESUMING) >>> 0, STATE_RUNNING, "save: restart source");
-    return `source device back in ${stateName(s)}`;
-  } catch (e) {
-    return `putting the source device back in RUNNING failed: ${describe(e)}`;
-  }
-}
+export { restartSource };
 
 export async function saveTo(region: MigratableDevice, sink: ByteSink, options: SaveToOptions = {}): Promise<SaveToResult> {
   let stopped = false;
@@ -107,7 +87,7 @@ export async function saveTo(region: MigratableDevice, sink: ByteSink, options: 
 }
 
 /** Splits a save's progress events into steps (a new one at each phase or iteration change). */
-class Steps {
+export class Steps {
   readonly list: SaveStep[] = [];
   #at = 0;
   #raw = 0;
