@@ -53,6 +53,8 @@ class DeviceQueue {
   told = false;
   /** The driver stopped asking (return()): what follows is dropped. */
   gone = false;
+  /** `verified` was queued: the items end after it. */
+  closed = false;
   failure: unknown = null;
   #reader: { resolve(r: IteratorResult<ResumeItem>): void; reject(e: unknown): void } | null = null;
   #room: (() => void) | null = null;
@@ -69,6 +71,7 @@ class DeviceQueue {
       if (stop !== null) throw stop;
     }
     if (this.gone) return;
+    if (item.kind === "verified") this.closed = true;
     const r = this.#reader;
     if (r) {
       this.#reader = null;
@@ -87,6 +90,7 @@ class DeviceQueue {
       this.#wakeWriter();
       return Promise.resolve({ done: false, value: item });
     }
+    if (this.closed) return Promise.resolve({ done: true, value: undefined });
     return new Promise((resolve, reject) => (this.#reader = { resolve, reject }));
   }
 

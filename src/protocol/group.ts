@@ -282,7 +282,10 @@ function abortable(items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, sign
 
 function raced<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   const cancelled = () => new MigstreamError("ABORTED", "resume: next item: resume cancelled", { step: "resume: next item", cause: signal.reason });
-  if (signal.aborted) return Promise.reject(cancelled());
+  if (signal.aborted) {
+    p.catch(() => {}); // its failure is not the one reported
+    return Promise.reject(cancelled());
+  }
   return new Promise<T>((resolve, reject) => {
     const stop = () => reject(cancelled());
     signal.addEventListener("abort", stop, { once: true });
