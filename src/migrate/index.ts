@@ -8,7 +8,7 @@ export { saveDevices, saveDevicesTo, type SaveDevicesMember, type SaveDevicesRes
 export { restoreDevices, type RestoreDevicesMember, type RestoreDevicesOptions, type RestoreDevicesResult, type RestoredDevice } from "./restore-devices.js";
 export { StreamDemux, DEVICE_QUEUE_BYTES, type StreamDemuxOptions, type StreamHead, type StreamDevice } from "./demux.js";
 export { StatsCollector, QEMU_BUFFER_OVERHEAD, type StreamStats, type DeviceStats, type PhaseStats, type CodecUse } from "./stats.js";
-export { type Ack, encodeAck, parseAck, failureAck, ackError, MAX_ACK_BYTES, MAX_ACK_MESSAGE } from "./ack.js";
+export { type Ack, type AckDevice, encodeAck, parseAck, failureAck, devicesAck, ackError, MAX_ACK_BYTES, MAX_ACK_MESSAGE } from "./ack.js";
 export { type ByteSink, writableSink, type WritableSinkOptions } from "./sink.js";
 export {
   TcpListener,

@@ -37,8 +37,8 @@ export interface SaveDevicesMember {
 }
 
 export interface SaveDevicesResult {
-  /** Per device, in the order given: the driver's summary and its trailer. */
-  devices: { summary: SaveSummary; trailer: DeviceTrailer }[];
+  /** Per device, in the order given: the driver's summary, its trailer and the protocol recorded for it. */
+  devices: { summary: SaveSummary; trailer: DeviceTrailer; protocol: MigrationProtocol }[];
   /** Why the group's pre-copy ended. */
   precopyEnd: PrecopyEnd;
   /** performance.now() when each device entered stop-and-copy. */
@@ -60,7 +60,7 @@ export async function saveDevices(members: SaveDevicesMember[], encoder: StreamE
     options,
   );
   const devices: SaveDevicesResult["devices"] = [];
-  for (const [i, w] of writers.entries()) devices.push({ summary: g.devices[i], trailer: await w.end() });
+  for (const [i, w] of writers.entries()) devices.push({ summary: g.devices[i], trailer: await w.end(), protocol: protocolOf(members[i].device) });
   return { devices, precopyEnd: g.precopyEnd, stoppedAt: g.stoppedAt };
 }
 
@@ -92,6 +92,7 @@ export interface SaveDevicesToOptions {
 export interface SavedDevice {
   summary: SaveSummary;
   trailer: DeviceTrailer;
+  protocol: MigrationProtocol;
   /** setup, pre-copy #0, #1, ..., stop-and-copy (raw bytes; the wire is shared by all devices). */
   steps: SaveStep[];
   /** performance.now() when it entered stop-and-copy. */
