@@ -21,7 +21,7 @@ import type { DecodeEvent, StreamHeader } from "../format/types.js";
 import type { MigrationProtocol, ResumeItem } from "../protocol/types.js";
 
 /** Default bytes of transactions waiting for one device (see the file comment). */
-export const DEVICE_QUEUE_BYTES = 16 << 20;
+export const DEVICE_QUEUE_BYTES = 4 << 20;
 
 /** A device the stream announced at its head. */
 export interface StreamDevice {
