@@ -30,13 +30,23 @@ export async function bundle(name, lines) {
 export async function bundleCli() {
   mkdirSync(cache, { recursive: true });
   const outfile = join(cache, "cli.mjs");
-  await build({ entryPoints: [join(root, "src/cli/main.ts")], bundle: true, format: "esm", platform: "node", target: "node20", outfile, logLevel: "silent" });
+  await build({
+    entryPoints: [join(root, "src/cli/main.ts")],
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    outfile,
+    logLevel: "silent",
+  });
   return outfile;
 }
 
 /** Starts `cli sim serve --socket SOCKET ...args`; resolves with the child once it is listening. */
 export function startSim(cli, socket, args) {
-  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   return new Promise((resolve, reject) => {
     child.stdout.once("data", () => resolve(child));
     child.once("exit", (code) => reject(new Error(`sim serve ${args.join(" ")} exited ${code}`)));

@@ -24,7 +24,7 @@ import { rmSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bundle, bundleCli, startSim, stopSim } from "./bundle.mjs";
-import { median, printTable } from "./lib.mjs";
+import { median, printTable, summary } from "./lib.mjs";
 
 const MIB = Number(process.argv[2] ?? 1024);
 const TXN = Number(process.argv[3] ?? 1024) * 1024;
@@ -189,6 +189,8 @@ const overheadRow = (path, t, peer) => ({
   "overhead (wall)": share(t.wall, peer.wall),
 });
 console.log(`\nState ${MIB} MiB, ${TXN / 1024} KiB transactions (${txns.length} per save), medians of ${PAIRS} alternating runs after a warm-up of ≥ ${WARMUP_TXNS} transactions.`);
+summary({ figure: "save, region protocol", ours: gbps(saveT.wall), peer: "the same copies done bare", theirs: gbps(saveCopyT.wall), unit: "GB/s" });
+summary({ figure: "resume, region protocol", ours: gbps(resumeT.wall), peer: "the same copies done bare", theirs: gbps(resumeCopyT.wall), unit: "GB/s" });
 printTable("Protocol overhead against the same copies done bare", [
   overheadRow("save (sink drops bytes)", saveT, saveCopyT),
   overheadRow("resume (items in memory)", resumeT, resumeCopyT),

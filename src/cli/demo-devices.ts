@@ -10,18 +10,18 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MigstreamError } from "../errors.js";
-import type { PrecopyPolicy } from "../protocol/policy.js";
 import { devicesAck, failureAck } from "../migrate/ack.js";
-import { restoreDevices, type RestoreDevicesResult } from "../migrate/restore-devices.js";
+import { type RestoreDevicesResult, restoreDevices } from "../migrate/restore-devices.js";
 import { StatsCollector } from "../migrate/stats.js";
 import { TcpDestination, TcpListener } from "../migrate/tcp.js";
-import { openDevice, type OpenedDevice } from "../transport/spec.js";
+import type { PrecopyPolicy } from "../protocol/policy.js";
+import { type OpenedDevice, openDevice } from "../transport/spec.js";
 import type { CliIO } from "./command.js";
 import { closeDevices, saveDevicesWithProgress } from "./devices.js";
 import type { Encoding } from "./encoding.js";
 import { ProgressLine } from "./progress.js";
 import { devicesReport, renderReport } from "./report.js";
-import { startSim, type SimProc } from "./sim-procs.js";
+import { type SimProc, startSim } from "./sim-procs.js";
 import { paint, type Style } from "./style.js";
 
 /** Most devices the demo starts (two processes each). */
@@ -49,9 +49,14 @@ export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: Dem
   const v2 = (k: number) => o.protocol === "v2" || (o.protocol === "mixed" && k % 2 === 1);
   try {
     progress.update({ phase: `starting ${2 * o.count} devices (${o.stateSize} each)`, bytes: 0 });
-    const settings = (k: number): Record<string, string> => (v2(k) ? { state: o.stateSize, protocol: "v2" } : { state: o.stateSize, txn: o.txn });
+    const settings = (k: number): Record<string, string> =>
+      v2(k) ? { state: o.stateSize, protocol: "v2" } : { state: o.stateSize, txn: o.txn };
     const starts = Array.from({ length: o.count }, (_, k) => [
-      startSim(o.cli, join(dir, `source-${k}.sock`), { ...settings(k), seed: String((o.seed + k) >>> 0), dirty: o.dirty }),
+      startSim(o.cli, join(dir, `source-${k}.sock`), {
+        ...settings(k),
+        seed: String((o.seed + k) >>> 0),
+        dirty: o.dirty,
+      }),
       startSim(o.cli, join(dir, `destination-${k}.sock`), { ...settings(k), empty: "1" }),
     ]).flat();
     const started = await Promise.allSettled(starts);
@@ -100,12 +105,17 @@ export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: Dem
     await closeDevices(devices.splice(0));
 
     progress.update({ phase: "comparing digests", bytes: 0 });
-    const digests = await Promise.all(srcSims.map(async (s, k) => ({ source: await s.digest(), destination: await dstSims[k].digest() })));
+    const digests = await Promise.all(
+      srcSims.map(async (s, k) => ({ source: await s.digest(), destination: await dstSims[k].digest() })),
+    );
     progress.clear();
     const { result, ack } = saved.value;
     const rep = devicesReport(
       result,
-      names.map((name, k) => ({ source: `sim ${v2(k) ? "v2" : "v1"} (${o.stateSize}, seed ${(o.seed + k) >>> 0})`, name })),
+      names.map((name, k) => ({
+        source: `sim ${v2(k) ? "v2" : "v1"} (${o.stateSize}, seed ${(o.seed + k) >>> 0})`,
+        name,
+      })),
       "sim destinations over loopback TCP",
       { end: "destination RUNNING", doneAt: result.doneAt, devices: ack?.devices },
     );
@@ -124,10 +134,20 @@ export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: Dem
       io.stdout.write(
         match
           ? `${paint(style.color, "green", "verified")}: every destination (RUNNING) holds exactly its source's state\n`
-          : `${paint(style.color, "red", "FAILED")}: ${rep.devices!.filter((d) => !d.digests!.match).map((d) => `device ${d.id}`).join(", ")} differ\n`,
+          : `${paint(style.color, "red", "FAILED")}: ${rep
+              .devices!.filter((d) => !d.digests!.match)
+              .map((d) => `device ${d.id}`)
+              .join(", ")} differ\n`,
       );
     }
-    if (!match) throw new MigstreamError("DEVICE", `the destinations' digests differ from the sources' (${rep.devices!.filter((d) => !d.digests!.match).map((d) => `device ${d.id}`).join(", ")})`);
+    if (!match)
+      throw new MigstreamError(
+        "DEVICE",
+        `the destinations' digests differ from the sources' (${rep
+          .devices!.filter((d) => !d.digests!.match)
+          .map((d) => `device ${d.id}`)
+          .join(", ")})`,
+      );
     return 0;
   } finally {
     progress.clear();

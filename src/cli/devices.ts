@@ -6,13 +6,13 @@ import { MigstreamError } from "../errors.js";
 import { MAX_NAME_LENGTH } from "../format/constants.js";
 import type { EncoderOptions, EncoderStats } from "../format/encoder.js";
 import type { Ack } from "../migrate/ack.js";
-import { saveDevicesTo, type SaveDevicesToResult } from "../migrate/save-devices.js";
+import { type SaveDevicesToResult, saveDevicesTo } from "../migrate/save-devices.js";
 import type { ByteSink } from "../migrate/sink.js";
 import type { GroupSaveOptions } from "../protocol/group.js";
 import type { Progress } from "../protocol/progress.js";
-import { openDevice, type OpenedDevice } from "../transport/spec.js";
+import { type OpenedDevice, openDevice } from "../transport/spec.js";
 import type { CliIO } from "./command.js";
-import { phaseLabel, ProgressLine } from "./progress.js";
+import { ProgressLine, phaseLabel } from "./progress.js";
 import type { Style } from "./style.js";
 
 /** Opens every spec, in order; if one fails, closes the others and throws its error naming it. */
@@ -24,7 +24,12 @@ export async function openDevices(specs: string[]): Promise<OpenedDevice[]> {
         open.push(await openDevice(spec));
       } catch (e) {
         if (specs.length === 1 || !(e instanceof MigstreamError)) throw e;
-        throw new MigstreamError(e.code, `--device #${i + 1} (${spec}): ${e.message}`, { errno: e.errno, field: e.field, step: e.step, cause: e });
+        throw new MigstreamError(e.code, `--device #${i + 1} (${spec}): ${e.message}`, {
+          errno: e.errno,
+          field: e.field,
+          step: e.step,
+          cause: e,
+        });
       }
     }
     return open;
@@ -42,7 +47,10 @@ export async function closeDevices(devices: readonly OpenedDevice[]): Promise<vo
 /** The names recorded in the stream: `--name` once per `--device` (in order), or the specs themselves. */
 export function deviceNames(command: string, specs: string[], names: string[] | undefined): string[] {
   if (names !== undefined && names.length !== specs.length) {
-    throw new MigstreamError("USAGE", `${command}: --name given ${names.length} time${names.length === 1 ? "" : "s"} for ${specs.length} --device options: give it once per device, in the same order, or not at all (see migstream ${command} --help)`);
+    throw new MigstreamError(
+      "USAGE",
+      `${command}: --name given ${names.length} time${names.length === 1 ? "" : "s"} for ${specs.length} --device options: give it once per device, in the same order, or not at all (see migstream ${command} --help)`,
+    );
   }
   return (names ?? specs).map(truncateName);
 }

@@ -28,6 +28,25 @@ function topHelp(): string {
   ].join("\n");
 }
 
+/**
+ * The environment as the commands read it. Under Deno a variable the process
+ * may not read (no --allow-env for it) reads as unset, without a prompt, so
+ * NO_COLOR or TERM never need a permission.
+ */
+function readableEnv(env: NodeJS.ProcessEnv): CliIO["env"] {
+  const deno = (globalThis as { Deno?: { permissions: { querySync?(d: object): { state: string } } } }).Deno;
+  if (!deno) return env;
+  const granted = (variable: string) => {
+    try {
+      return deno.permissions.querySync?.({ name: "env", variable }).state === "granted";
+    } catch {
+      return false;
+    }
+  };
+  // A plain target: Deno's own env object throws even when a proxy over it only asks for a descriptor.
+  return new Proxy({}, { get: (_, k) => (typeof k === "string" && granted(k) ? env[k] : undefined) });
+}
+
 /** The error as JSON, for --json callers. */
 function errorJson(e: unknown): string {
   const m = e instanceof MigstreamError ? e : undefined;
@@ -127,7 +146,7 @@ if (isEntry()) {
     stdin: process.stdin,
     isTTY: Boolean(process.stderr.isTTY),
     stdoutTTY: Boolean(process.stdout.isTTY),
-    env: process.env,
+    env: readableEnv(process.env),
   }).then(
     (code) => {
       finished = true;

@@ -38,7 +38,7 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
  * them), and each device with how long ago (performance.now() clock) it
  * entered RUNNING.
  */
-export function devicesAck(devices: readonly { id: number; started: boolean; transactions: number; bytes: number; startedAt: number }[]): Ack {
+export function devicesAck(devices: readonly { id: number; started: boolean; transactions: number; bytes: number; startedAt: number }[]): Ack & { ok: true } {
   const now = performance.now();
   return {
     ok: true,

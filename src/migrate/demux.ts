@@ -16,7 +16,7 @@
 // (backpressure), so a slow device slows the reader and nothing more is held.
 import { ready } from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
-import { StreamDecoder, type DecoderOptions } from "../format/decoder.js";
+import { type DecoderOptions, StreamDecoder } from "../format/decoder.js";
 import type { DecodeEvent, StreamHeader } from "../format/types.js";
 import type { MigrationProtocol, ResumeItem } from "../protocol/types.js";
 
@@ -136,7 +136,8 @@ export class StreamDemux {
     this.#source = source;
     this.#options = options;
     const q = options.queueBytes ?? DEVICE_QUEUE_BYTES;
-    if (!Number.isSafeInteger(q) || q < 0) throw new MigstreamError("USAGE", `queueBytes must be a whole number ≥ 0 (got ${q})`, { field: "queueBytes" });
+    if (!Number.isSafeInteger(q) || q < 0)
+      throw new MigstreamError("USAGE", `queueBytes must be a whole number ≥ 0 (got ${q})`, { field: "queueBytes" });
   }
 
   /** Every decoder event of the stream, then the end-of-input check. */
@@ -170,7 +171,8 @@ export class StreamDemux {
         if (r.done) throw new MigstreamError("INTERNAL", "the decoder ended without STREAM_END");
         const ev = r.value;
         if (ev.type === "header") header = ev.header;
-        else if (ev.type === "device") devices.push({ id: ev.device, name: ev.name, metadata: ev.metadata, protocol: undefined });
+        else if (ev.type === "device")
+          devices.push({ id: ev.device, name: ev.name, metadata: ev.metadata, protocol: undefined });
         else if (ev.type === "protocol") devices.find((d) => d.id === ev.device)!.protocol = ev.protocol;
         else if (ev.type !== "skipped") {
           this.#held = ev;
@@ -200,7 +202,12 @@ export class StreamDemux {
   /** Device `id`'s items (one reader per device). */
   items(id: number): AsyncIterable<ResumeItem> {
     const q = this.#queues.get(id);
-    if (!q) throw new MigstreamError("USAGE", `the stream's head announces no device ${id}${this.#head ? "" : " (call head() first)"}`, { device: id });
+    if (!q)
+      throw new MigstreamError(
+        "USAGE",
+        `the stream's head announces no device ${id}${this.#head ? "" : " (call head() first)"}`,
+        { device: id },
+      );
     return {
       [Symbol.asyncIterator]: () => ({
         next: () => q.next(),

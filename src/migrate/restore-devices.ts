@@ -57,7 +57,8 @@ export async function restoreDevices(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: RestoreDevicesOptions = {},
 ): Promise<RestoreDevicesResult> {
-  if (!Array.isArray(members) || members.length === 0) throw new MigstreamError("USAGE", "restoreDevices: give at least one device");
+  if (!Array.isArray(members) || members.length === 0)
+    throw new MigstreamError("USAGE", "restoreDevices: give at least one device");
   const demux = new StreamDemux(source, options);
   const head = await demux.head();
   try {
@@ -66,20 +67,31 @@ export async function restoreDevices(
     await demux.abort(e);
     throw e;
   }
-  const cancel = () => void demux.abort(new MigstreamError("ABORTED", "restore cancelled", { cause: options.signal?.reason }));
+  const cancel = () =>
+    void demux.abort(new MigstreamError("ABORTED", "restore cancelled", { cause: options.signal?.reason }));
   options.signal?.addEventListener("abort", cancel, { once: true });
   options.onTouch?.();
   const pumping = demux.run();
   pumping.catch(() => {}); // reported through the devices' items (and `cause` below)
   try {
     const g = await resumeGroup(
-      members.map((m, i) => ({ device: m.device, label: m.label, id: head.devices[i].id, items: demux.items(head.devices[i].id) })),
+      members.map((m, i) => ({
+        device: m.device,
+        label: m.label,
+        id: head.devices[i].id,
+        items: demux.items(head.devices[i].id),
+      })),
       { start: options.start, signal: options.signal, onProgress: options.onProgress, cause: () => demux.failure },
     );
     await pumping;
     return {
       head,
-      devices: g.devices.map((s, i) => ({ ...s, id: head.devices[i].id, name: head.devices[i].name, startedAt: g.startedAt[i] })),
+      devices: g.devices.map((s, i) => ({
+        ...s,
+        id: head.devices[i].id,
+        name: head.devices[i].name,
+        startedAt: g.startedAt[i],
+      })),
     };
   } catch (e) {
     await demux.abort(e);

@@ -10,17 +10,17 @@
 // destination's confirmation and, if anything fails after the devices were
 // stopped, puts every source back in RUNNING.
 import { MigstreamError } from "../errors.js";
-import { StreamEncoder, type DeviceWriter, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
+import { type DeviceWriter, type EncoderOptions, type EncoderStats, StreamEncoder } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
 import { restartSource } from "../protocol/drive.js";
 import { describe, withNote } from "../protocol/failure.js";
-import { protocolOf, type MigratableDevice } from "../protocol/generation.js";
-import { saveGroup, type GroupSaveOptions } from "../protocol/group.js";
+import { type MigratableDevice, protocolOf } from "../protocol/generation.js";
+import { type GroupSaveOptions, saveGroup } from "../protocol/group.js";
 import type { PrecopyEnd } from "../protocol/policy.js";
 import type { SaveSummary } from "../protocol/progress.js";
 import type { MigrationProtocol, SaveSink } from "../protocol/types.js";
 import type { SaveV2Options } from "../protocol/v2/save.js";
-import { Steps, type SaveStep } from "./save-to.js";
+import { type SaveStep, Steps } from "./save-to.js";
 import type { ByteSink } from "./sink.js";
 
 /** One source device of a multi-device stream. */
@@ -46,8 +46,13 @@ export interface SaveDevicesResult {
 }
 
 /** Saves `members` together as devices of `encoder`'s stream (see the file comment). */
-export async function saveDevices(members: SaveDevicesMember[], encoder: StreamEncoder, options: GroupSaveOptions = {}): Promise<SaveDevicesResult> {
-  if (!Array.isArray(members) || members.length === 0) throw new MigstreamError("USAGE", "saveDevices: give at least one device");
+export async function saveDevices(
+  members: SaveDevicesMember[],
+  encoder: StreamEncoder,
+  options: GroupSaveOptions = {},
+): Promise<SaveDevicesResult> {
+  if (!Array.isArray(members) || members.length === 0)
+    throw new MigstreamError("USAGE", "saveDevices: give at least one device");
   const writers = members.map((m, i) => encoder.device(m.id ?? i, m.info));
   const sinks: SaveSink[] = [];
   for (const [i, m] of members.entries()) {
@@ -56,11 +61,18 @@ export async function saveDevices(members: SaveDevicesMember[], encoder: StreamE
     sinks.push(recorded(writers[i], p));
   }
   const g = await saveGroup(
-    members.map((m, i) => ({ device: m.device, sink: sinks[i], id: m.id ?? i, label: m.label ?? m.info?.name, options: m.options })),
+    members.map((m, i) => ({
+      device: m.device,
+      sink: sinks[i],
+      id: m.id ?? i,
+      label: m.label ?? m.info?.name,
+      options: m.options,
+    })),
     options,
   );
   const devices: SaveDevicesResult["devices"] = [];
-  for (const [i, w] of writers.entries()) devices.push({ summary: g.devices[i], trailer: await w.end(), protocol: protocolOf(members[i].device) });
+  for (const [i, w] of writers.entries())
+    devices.push({ summary: g.devices[i], trailer: await w.end(), protocol: protocolOf(members[i].device) });
   return { devices, precopyEnd: g.precopyEnd, stoppedAt: g.stoppedAt };
 }
 
@@ -69,7 +81,10 @@ function recorded(w: DeviceWriter, p: MigrationProtocol): SaveSink {
   return {
     protocol: (q) => {
       if (JSON.stringify(q) !== JSON.stringify(p)) {
-        throw new MigstreamError("INTERNAL", `the driver records ${JSON.stringify(q)} but the stream's head says ${JSON.stringify(p)}`);
+        throw new MigstreamError(
+          "INTERNAL",
+          `the driver records ${JSON.stringify(q)} but the stream's head says ${JSON.stringify(p)}`,
+        );
       }
     },
     phase: (phase, iteration) => w.phase(phase, iteration),
@@ -111,7 +126,11 @@ export interface SaveDevicesToResult {
 }
 
 /** Saves `members` together into one stream written to `sink` (see the file comment). */
-export async function saveDevicesTo(members: SaveDevicesMember[], sink: ByteSink, options: SaveDevicesToOptions = {}): Promise<SaveDevicesToResult> {
+export async function saveDevicesTo(
+  members: SaveDevicesMember[],
+  sink: ByteSink,
+  options: SaveDevicesToOptions = {},
+): Promise<SaveDevicesToResult> {
   let stopped = false;
   const save = options.save ?? {};
   try {
@@ -145,7 +164,12 @@ export async function saveDevicesTo(members: SaveDevicesMember[], sink: ByteSink
     sink.destroy();
     const err = e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", describe(e), { cause: e });
     if (!stopped) throw err; // a failed group save already put every source back
-    const notes = await Promise.all(members.map(async (m, i) => `device ${m.id ?? i}${m.label || m.info?.name ? ` (${m.label ?? m.info?.name})` : ""}: ${await restartSource(m.device)}`));
+    const notes = await Promise.all(
+      members.map(
+        async (m, i) =>
+          `device ${m.id ?? i}${m.label || m.info?.name ? ` (${m.label ?? m.info?.name})` : ""}: ${await restartSource(m.device)}`,
+      ),
+    );
     throw withNote(err, notes.join("; "));
   }
 }

@@ -91,7 +91,9 @@ export async function saveGroup(members: GroupSaveMember[], options: GroupSaveOp
     return { devices, precopyEnd: end, stoppedAt };
   }
   // Devices that completed are stopped: put them back (the failed ones did it themselves).
-  const notes = await Promise.all(settled.map((r, i) => (r.status === "fulfilled" ? restartSource(members[i].device) : undefined)));
+  const notes = await Promise.all(
+    settled.map((r, i) => (r.status === "fulfilled" ? restartSource(members[i].device) : undefined)),
+  );
   throw run.error("save", settled, notes, options.signal);
 }
 
@@ -127,7 +129,10 @@ export interface GroupResumeSummary {
 }
 
 /** Restores every member's device from its items, together; starts them all only once all have loaded (see the file comment). */
-export async function resumeGroup(members: GroupResumeMember[], options: GroupResumeOptions = {}): Promise<GroupResumeSummary> {
+export async function resumeGroup(
+  members: GroupResumeMember[],
+  options: GroupResumeOptions = {},
+): Promise<GroupResumeSummary> {
   checkMembers(members, "resumeGroup");
   const run = new GroupRun(members, options.signal, options.cause);
   const settled = await run.all((m, i) =>
@@ -142,7 +147,9 @@ export async function resumeGroup(members: GroupResumeMember[], options: GroupRe
   );
   if (!settled.every((r) => r.status === "fulfilled")) {
     // Loaded devices are not started; take them back so none holds a state of a failed migration.
-    const notes = await Promise.all(settled.map((r, i) => (r.status === "fulfilled" ? stopResumedAny(members[i].device) : undefined)));
+    const notes = await Promise.all(
+      settled.map((r, i) => (r.status === "fulfilled" ? stopResumedAny(members[i].device) : undefined)),
+    );
     throw run.error("resume", settled, notes, options.signal);
   }
   const devices = settled.map((r) => ({ ...(r as PromiseFulfilledResult<ResumeSummary>).value }));
@@ -164,7 +171,8 @@ export async function resumeGroup(members: GroupResumeMember[], options: GroupRe
 }
 
 function checkMembers(members: unknown[], what: string): void {
-  if (!Array.isArray(members) || members.length === 0) throw new MigstreamError("USAGE", `${what}: give at least one device`);
+  if (!Array.isArray(members) || members.length === 0)
+    throw new MigstreamError("USAGE", `${what}: give at least one device`);
 }
 
 /** The name of member `i` in errors. */
@@ -214,7 +222,12 @@ class GroupRun<M extends Named> {
    * cancel) with every device's fate: its own error's message for the
    * failed ones (they unwound themselves), `notes[i]` for the others.
    */
-  error(what: string, settled: PromiseSettledResult<unknown>[], notes: (string | undefined)[], cancel: AbortSignal | undefined): MigstreamError {
+  error(
+    what: string,
+    settled: PromiseSettledResult<unknown>[],
+    notes: (string | undefined)[],
+    cancel: AbortSignal | undefined,
+  ): MigstreamError {
     const first = this.#first ?? 0;
     const outside = this.cause?.();
     const lead: MigstreamError | undefined =
@@ -228,7 +241,8 @@ class GroupRun<M extends Named> {
       const r = settled[i];
       let fate = r.status === "rejected" ? asError(r.reason).message : (notes[i] ?? "completed");
       // A device that failed because of the outside cause: only what its driver did about it.
-      if (lead && fate.startsWith(lead.message)) fate = fate.slice(lead.message.length).replace(/^;\s*/, "") || "stopped";
+      if (lead && fate.startsWith(lead.message))
+        fate = fate.slice(lead.message.length).replace(/^;\s*/, "") || "stopped";
       return { i, text: `${nameOf(m, i)}: ${fate}` };
     });
     if (lead) {
@@ -243,15 +257,19 @@ class GroupRun<M extends Named> {
       });
     }
     const others = fates.filter((f) => f.i !== first).map((f) => f.text);
-    return new MigstreamError(firstErr.code, `${fates[first].text}${others.length ? `; the other devices: ${others.join("; ")}` : ""}`, {
-      offset: firstErr.offset,
-      frame: firstErr.frame,
-      device: this.members[first].id ?? first,
-      field: firstErr.field,
-      step: firstErr.step,
-      errno: firstErr.errno,
-      cause: firstErr,
-    });
+    return new MigstreamError(
+      firstErr.code,
+      `${fates[first].text}${others.length ? `; the other devices: ${others.join("; ")}` : ""}`,
+      {
+        offset: firstErr.offset,
+        frame: firstErr.frame,
+        device: this.members[first].id ?? first,
+        field: firstErr.field,
+        step: firstErr.step,
+        errno: firstErr.errno,
+        cause: firstErr,
+      },
+    );
   }
 }
 
@@ -264,11 +282,16 @@ function asError(e: unknown): MigstreamError {
  * its next item (a stream that feeds another device now) sees the group's
  * cancel at once.
  */
-function abortable(items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, signal: AbortSignal): AsyncIterable<ResumeItem> {
+function abortable(
+  items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>,
+  signal: AbortSignal,
+): AsyncIterable<ResumeItem> {
   return {
     [Symbol.asyncIterator]() {
       const it: AsyncIterator<ResumeItem> | Iterator<ResumeItem> =
-        Symbol.asyncIterator in items ? (items as AsyncIterable<ResumeItem>)[Symbol.asyncIterator]() : (items as Iterable<ResumeItem>)[Symbol.iterator]();
+        Symbol.asyncIterator in items
+          ? (items as AsyncIterable<ResumeItem>)[Symbol.asyncIterator]()
+          : (items as Iterable<ResumeItem>)[Symbol.iterator]();
       return {
         next: () => raced(Promise.resolve(it.next()), signal),
         async return() {
@@ -281,7 +304,11 @@ function abortable(items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, sign
 }
 
 function raced<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  const cancelled = () => new MigstreamError("ABORTED", "resume: next item: resume cancelled", { step: "resume: next item", cause: signal.reason });
+  const cancelled = () =>
+    new MigstreamError("ABORTED", "resume: next item: resume cancelled", {
+      step: "resume: next item",
+      cause: signal.reason,
+    });
   if (signal.aborted) {
     p.catch(() => {}); // its failure is not the one reported
     return Promise.reject(cancelled());

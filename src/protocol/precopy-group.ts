@@ -41,7 +41,8 @@ export class PrecopyGroup {
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(size: number, policy: PrecopyPolicy = {}, stop?: StopSignal, signal?: AbortSignal) {
-    if (!Number.isSafeInteger(size) || size < 1) throw new MigstreamError("USAGE", `pre-copy group: size must be a whole number ≥ 1 (got ${size})`);
+    if (!Number.isSafeInteger(size) || size < 1)
+      throw new MigstreamError("USAGE", `pre-copy group: size must be a whole number ≥ 1 (got ${size})`);
     this.#rules = new Precopy(policy, stop);
     this.#members = Array.from({ length: size }, () => ({ status: "setup", pending: undefined }));
     this.#signal = signal;
@@ -73,7 +74,8 @@ export class PrecopyGroup {
   /** Device i's view of the group, for its driver. */
   member(i: number): PrecopyControl {
     const m = this.#members[i];
-    if (m === undefined) throw new MigstreamError("USAGE", `pre-copy group: no member ${i} (size ${this.#members.length})`);
+    if (m === undefined)
+      throw new MigstreamError("USAGE", `pre-copy group: no member ${i} (size ${this.#members.length})`);
     return {
       beforeIteration: (done, pending) => this.#beforeIteration(m, done, pending),
       interrupt: (_elapsed, pending) => {
@@ -114,7 +116,8 @@ export class PrecopyGroup {
     if (this.#decided) return this.#decided;
     const elapsed = this.#t0 === undefined ? 0 : performance.now() - this.#t0;
     let why = this.#rules.interrupt(elapsed);
-    if (!why && this.totalPending <= this.#rules.pendingThreshold && this.#members.some((m) => m.status !== "arrived")) why = "converged";
+    if (!why && this.totalPending <= this.#rules.pendingThreshold && this.#members.some((m) => m.status !== "arrived"))
+      why = "converged";
     if (!why && this.#members.every((m) => m.status === "idle" || m.status === "exhausted" || m.status === "arrived")) {
       why = this.#members.some((m) => m.status === "exhausted") ? "iterations" : "converged";
     }

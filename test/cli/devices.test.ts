@@ -35,9 +35,30 @@ interface Kind {
 
 /** v1 and v2 mixed; sizes, transaction sizes, dirty rates and vendor variants differ. */
 const SET: Kind[] = [
-  { src: ["--state-size", "3MiB", "--transaction-size", "256KiB", "--dirty-rate", "8", "--seed", "11"], dst: ["--state-size", "3MiB", "--transaction-size", "256KiB", "--empty"] },
-  { src: ["--protocol", "v2", "--state-size", "2MiB", "--dirty-rate", "64", "--seed", "12", "--variant", "restarts"], dst: ["--protocol", "v2", "--state-size", "2MiB", "--empty", "--variant", "restarts"], spec: ",stopcopy=restarts" },
-  { src: ["--state-size", "1MiB", "--transaction-size", "16KiB-96KiB", "--dirty-rate", "2", "--seed", "13", "--variant", "mlx5"], dst: ["--state-size", "1MiB", "--transaction-size", "16KiB-96KiB", "--empty", "--variant", "mlx5"] },
+  {
+    src: ["--state-size", "3MiB", "--transaction-size", "256KiB", "--dirty-rate", "8", "--seed", "11"],
+    dst: ["--state-size", "3MiB", "--transaction-size", "256KiB", "--empty"],
+  },
+  {
+    src: ["--protocol", "v2", "--state-size", "2MiB", "--dirty-rate", "64", "--seed", "12", "--variant", "restarts"],
+    dst: ["--protocol", "v2", "--state-size", "2MiB", "--empty", "--variant", "restarts"],
+    spec: ",stopcopy=restarts",
+  },
+  {
+    src: [
+      "--state-size",
+      "1MiB",
+      "--transaction-size",
+      "16KiB-96KiB",
+      "--dirty-rate",
+      "2",
+      "--seed",
+      "13",
+      "--variant",
+      "mlx5",
+    ],
+    dst: ["--state-size", "1MiB", "--transaction-size", "16KiB-96KiB", "--empty", "--variant", "mlx5"],
+  },
 ];
 
 /** Serves `kinds`' sources and destinations (extra flags per side), returns both lists and their --device arguments. */
@@ -48,7 +69,8 @@ async function serveSet(kinds: Kind[], extra: { src?: (i: number) => string[]; d
     Promise.all(kinds.map((k, i) => sim(tmp.dir, `d${id}-${i}`, [...k.dst, ...(extra.dst?.(i) ?? [])]))),
   ]);
   sims.push(...src, ...dst);
-  const args = (list: Sim[]) => list.flatMap((s, i) => ["--device", `vfio-user:${s.socket}${kinds[i].spec ?? ""},timeout=10000`]);
+  const args = (list: Sim[]) =>
+    list.flatMap((s, i) => ["--device", `vfio-user:${s.socket}${kinds[i].spec ?? ""},timeout=10000`]);
   return { src, dst, srcArgs: args(src), dstArgs: args(dst) };
 }
 
@@ -87,7 +109,23 @@ describe("save and restore several devices together (separate processes)", () =>
   it("over a stream file: every pair restores exactly; inspect lists each device; the report has each device's downtime and the set's", async () => {
     const { src, dst, srcArgs, dstArgs } = await serveSet(SET);
     const file = join(tmp.dir, "vm.mig");
-    const s = await run(["save", ...srcArgs, "--name", "gpu", "--name", "vgpu", "--name", "nic", "-o", file, "--codec", "lz4", "--precopy-threshold", "512KiB", "--json"]);
+    const s = await run([
+      "save",
+      ...srcArgs,
+      "--name",
+      "gpu",
+      "--name",
+      "vgpu",
+      "--name",
+      "nic",
+      "-o",
+      file,
+      "--codec",
+      "lz4",
+      "--precopy-threshold",
+      "512KiB",
+      "--json",
+    ]);
     expect(s.code, s.stderr).toBe(0);
     const rep = JSON.parse(s.stdout);
     expect(rep.ok).toBe(true);
@@ -129,14 +167,26 @@ describe("save and restore several devices together (separate processes)", () =>
     expect(r.stderr).toMatch(/^migration 2 devices together → /m);
     expect(r.stderr).toMatch(/^ {2}0 vfio-user:.* +v1 +\d+ /m);
     expect(r.stderr).toMatch(/^ {2}1 vfio-user:.* +v2 +\d+ /m);
-    expect(r.stderr).toMatch(/^downtime +[\d.]+ m?s for the set \(first device stopped → last device's stream written/m);
+    expect(r.stderr).toMatch(
+      /^downtime +[\d.]+ m?s for the set \(first device stopped → last device's stream written/m,
+    );
   });
 
   it("over TCP (restore --listen, save --to): restored while it arrives; downtime to the last device RUNNING", async () => {
     const { src, dst, srcArgs, dstArgs } = await serveSet(SET);
     const p = start(["restore", ...dstArgs, "--listen", "tcp://127.0.0.1:0", "--json"]);
     const port = await listeningPort(p);
-    const s = await run(["save", ...srcArgs, "--to", `tcp://127.0.0.1:${port}`, "--json", "--codec", "zstd", "--precopy-time", "3000"]);
+    const s = await run([
+      "save",
+      ...srcArgs,
+      "--to",
+      `tcp://127.0.0.1:${port}`,
+      "--json",
+      "--codec",
+      "zstd",
+      "--precopy-time",
+      "3000",
+    ]);
     const r = await p.done;
     expect(s.code, s.stderr).toBe(0);
     expect(r.code, r.stderr).toBe(0);
@@ -145,7 +195,9 @@ describe("save and restore several devices together (separate processes)", () =>
     checkDowntimes(rep, 3);
     expect(rep.devices.every((d: DeviceJson) => d.restored?.started === true)).toBe(true);
     const restored = JSON.parse(r.stdout);
-    expect(restored.devices.map((d: { transactions: number }) => d.transactions)).toEqual(rep.devices.map((d: DeviceJson) => d.restored!.transactions));
+    expect(restored.devices.map((d: { transactions: number }) => d.transactions)).toEqual(
+      rep.devices.map((d: DeviceJson) => d.restored!.transactions),
+    );
     await expectSameStates(src, dst);
   });
 
@@ -163,7 +215,10 @@ describe("save and restore several devices together (separate processes)", () =>
 
 describe("a fault in one device's process fails the whole migration", () => {
   /** Sources that do not run on during pre-copy: a failed save must leave each with exactly its state. */
-  const STILL: Kind[] = SET.map((k) => ({ ...k, src: k.src.map((a, i) => (k.src[i - 1] === "--dirty-rate" ? "0" : a)) }));
+  const STILL: Kind[] = SET.map((k) => ({
+    ...k,
+    src: k.src.map((a, i) => (k.src[i - 1] === "--dirty-rate" ? "0" : a)),
+  }));
 
   for (const [device, fault] of [
     [1, "read-data,nth=3,errno=EIO"],
@@ -175,7 +230,9 @@ describe("a fault in one device's process fails the whole migration", () => {
       const r = await run(["save", ...srcArgs, "-o", join(tmp.dir, `f${n++}.mig`)]);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(new RegExp(`^migstream: DEVICE .*: device ${device} \\(vfio-user:`, "m"));
-      for (const i of [0, 1, 2]) if (i !== device) expect(r.stderr).toMatch(new RegExp(`device ${i} \\(vfio-user:[^)]*\\): .*(back in RUNNING|cancelled)`));
+      for (const i of [0, 1, 2])
+        if (i !== device)
+          expect(r.stderr).toMatch(new RegExp(`device ${i} \\(vfio-user:[^)]*\\): .*(back in RUNNING|cancelled)`));
       const after = await Promise.all(src.map(digest));
       after.forEach((a, i) => {
         expect(a.deviceState, `source ${i}`).toBe("RUNNING");
@@ -185,18 +242,24 @@ describe("a fault in one device's process fails the whole migration", () => {
   }
 
   it("destination device 1 (write-data EIO) over a file: no destination RUNNING; the error names it", async () => {
-    const { src, srcArgs, dst, dstArgs } = await serveSet(SET, { dst: (i) => (i === 1 ? ["--fault", "write-data,nth=2,errno=EIO"] : []) });
+    const { src, srcArgs, dst, dstArgs } = await serveSet(SET, {
+      dst: (i) => (i === 1 ? ["--fault", "write-data,nth=2,errno=EIO"] : []),
+    });
     const file = join(tmp.dir, `g${n++}.mig`);
     expect((await run(["save", ...srcArgs, "-o", file])).code).toBe(0);
     const r = await run(["restore", ...dstArgs, file]);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^migstream: DEVICE .*: device 1 \(vfio-user:.*?\): resume: write data: .*; the other devices: device 0 .*; device 2 /m);
+    expect(r.stderr).toMatch(
+      /^migstream: DEVICE .*: device 1 \(vfio-user:.*?\): resume: write data: .*; the other devices: device 0 .*; device 2 /m,
+    );
     for (const d of await Promise.all(dst.map(digest))) expect(d.deviceState).not.toBe("RUNNING");
     void src;
   });
 
   it("destination device 2 fails while restoring over TCP: the source hears it and puts every device back in RUNNING", async () => {
-    const { src, srcArgs, dst, dstArgs } = await serveSet(STILL, { dst: (i) => (i === 2 ? ["--fault", "write-data_size,nth=4,errno=EIO"] : []) });
+    const { src, srcArgs, dst, dstArgs } = await serveSet(STILL, {
+      dst: (i) => (i === 2 ? ["--fault", "write-data_size,nth=4,errno=EIO"] : []),
+    });
     const before = await Promise.all(src.map(digest));
     const p = start(["restore", ...dstArgs, "--listen", "tcp://127.0.0.1:0"]);
     const port = await listeningPort(p);
@@ -205,7 +268,9 @@ describe("a fault in one device's process fails the whole migration", () => {
     expect(r.code).toBe(3);
     expect(s.code).not.toBe(0);
     expect(s.stderr).toMatch(/the destination failed: .*device 2 \(vfio-user:/);
-    expect(s.stderr).toMatch(/device 0 \(vfio-user:[^)]*\): source device back in RUNNING; device 1 \(vfio-user:[^)]*\): source device back in RUNNING; device 2/);
+    expect(s.stderr).toMatch(
+      /device 0 \(vfio-user:[^)]*\): source device back in RUNNING; device 1 \(vfio-user:[^)]*\): source device back in RUNNING; device 2/,
+    );
     const after = await Promise.all(src.map(digest));
     after.forEach((a, i) => {
       expect(a.deviceState).toBe("RUNNING");
@@ -236,17 +301,41 @@ describe("migstream demo --devices N", () => {
 describe("a single-valued option given twice is an error, never silently dropped", () => {
   const CASES: [string, string[], RegExp][] = [
     ["save -o", ["save", "--device", "sim:", "-o", "a.mig", "-o", "b.mig"], /--output \(-o\) given twice/],
-    ["save --to", ["save", "--device", "sim:", "--to", "tcp://127.0.0.1:1", "--to", "tcp://127.0.0.1:2"], /--to given twice/],
-    ["save --codec", ["save", "--device", "sim:", "-o", "a.mig", "--codec", "lz4", "--codec=zstd"], /--codec given twice/],
-    ["restore --listen", ["restore", "--device", "sim:", "--listen", "tcp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"], /--listen given twice/],
-    ["restore --key-file", ["restore", "--device", "sim:", "x.mig", "--key-file", "a", "--key-file", "b"], /--key-file given twice/],
+    [
+      "save --to",
+      ["save", "--device", "sim:", "--to", "tcp://127.0.0.1:1", "--to", "tcp://127.0.0.1:2"],
+      /--to given twice/,
+    ],
+    [
+      "save --codec",
+      ["save", "--device", "sim:", "-o", "a.mig", "--codec", "lz4", "--codec=zstd"],
+      /--codec given twice/,
+    ],
+    [
+      "restore --listen",
+      ["restore", "--device", "sim:", "--listen", "tcp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"],
+      /--listen given twice/,
+    ],
+    [
+      "restore --key-file",
+      ["restore", "--device", "sim:", "x.mig", "--key-file", "a", "--key-file", "b"],
+      /--key-file given twice/,
+    ],
     ["inspect --key-file", ["inspect", "x.mig", "--key-file", "a", "--key-file", "a"], /--key-file given twice/],
     ["verify --json", ["verify", "x.mig", "--json", "--json"], /--json given twice/],
     ["demo --seed", ["demo", "--seed", "1", "--seed", "2"], /--seed given twice/],
     ["encode --codec", ["encode", "x", "-o", "y", "--codec", "raw", "--codec", "lz4"], /--codec given twice/],
     ["sim serve --socket", ["sim", "serve", "--socket", "a.sock", "--socket", "b.sock"], /--socket given twice/],
-    ["sim digest --timeout", ["sim", "digest", "--socket", "a.sock", "--timeout", "1", "--timeout", "2"], /--timeout given twice/],
-    ["restore --stream-device with several devices", ["restore", "--device", "sim:", "--device", "sim:", "x.mig", "--stream-device", "1"], /--stream-device picks one device for one --device/],
+    [
+      "sim digest --timeout",
+      ["sim", "digest", "--socket", "a.sock", "--timeout", "1", "--timeout", "2"],
+      /--timeout given twice/,
+    ],
+    [
+      "restore --stream-device with several devices",
+      ["restore", "--device", "sim:", "--device", "sim:", "x.mig", "--stream-device", "1"],
+      /--stream-device picks one device for one --device/,
+    ],
   ];
   for (const [name, args, re] of CASES) {
     it(name, async () => {
@@ -258,7 +347,16 @@ describe("a single-valued option given twice is an error, never silently dropped
   }
 
   it("options that repeat still do (sim serve --variant, --fault; save --device)", async () => {
-    const s = await sim(tmp.dir, `rep${n++}`, ["--variant", "mlx5", "--variant", "reserved-bits", "--fault", "read-data,nth=1000", "--fault", "read-data_size,nth=1000"]);
+    const s = await sim(tmp.dir, `rep${n++}`, [
+      "--variant",
+      "mlx5",
+      "--variant",
+      "reserved-bits",
+      "--fault",
+      "read-data,nth=1000",
+      "--fault",
+      "read-data_size,nth=1000",
+    ]);
     sims.push(s);
     expect(s.initialDigest).toMatch(/^[0-9a-f]{16}$/);
   });

@@ -161,6 +161,11 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", () => r()));
     const port = (silent.address() as import("node:net").AddressInfo).port;
     const p = start(["save", "--device", `vfio-user:${src.socket}`, "--to", `tcp://127.0.0.1:${port}`, "--no-precopy", "--codec", "raw"]);
+    // Interrupted once it connected (its signal handling is in place by then, however slow the start), and stuck a while.
+    while (held.length === 0) {
+      expect(p.child.exitCode).toBeNull();
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await new Promise((r) => setTimeout(r, 1000));
     expect(p.child.exitCode).toBeNull(); // still waiting
     p.child.kill("SIGINT");

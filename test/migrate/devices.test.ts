@@ -15,7 +15,7 @@ import { StreamEncoder } from "../../src/format/encoder.js";
 import { decodeStream, decodeStreamAsync } from "../../src/format/index.js";
 import { StreamDemux } from "../../src/migrate/demux.js";
 import { restoreDevices } from "../../src/migrate/restore-devices.js";
-import { saveDevicesTo, type SaveDevicesMember } from "../../src/migrate/save-devices.js";
+import { type SaveDevicesMember, saveDevicesTo } from "../../src/migrate/save-devices.js";
 import type { ByteSink } from "../../src/migrate/sink.js";
 import type { MigratableDevice } from "../../src/protocol/generation.js";
 import type { RegionIO } from "../../src/protocol/region-io.js";
@@ -36,7 +36,9 @@ const io = (d: Sim): MigratableDevice => (isV2(d) ? new InProcessMigration(d) : 
 const variants = new WeakMap<Sim, SimDeviceOptions>();
 
 function destinationOfAny(s: Sim): Sim {
-  return isV2(s) ? new MigrationSimDevice(destinationOf(s, { writeEinval: s.writeEinval })) : new SimDevice(destinationFor(s, variants.get(s)));
+  return isV2(s)
+    ? new MigrationSimDevice(destinationOf(s, { writeEinval: s.writeEinval }))
+    : new SimDevice(destinationFor(s, variants.get(s)));
 }
 
 function v1(o: SimDeviceOptions, variant: SimDeviceOptions = {}): SimDevice {
@@ -74,7 +76,8 @@ function memorySink(failAfter = Infinity): ByteSink & { parts: Uint8Array[] } {
   };
 }
 
-const members = (devs: Sim[]): SaveDevicesMember[] => devs.map((d, i) => ({ device: io(d), info: { name: `dev${i}` } }));
+const members = (devs: Sim[]): SaveDevicesMember[] =>
+  devs.map((d, i) => ({ device: io(d), info: { name: `dev${i}` } }));
 
 /** Feeds `bytes` in pieces, counting what was pulled. */
 function pieces(bytes: Uint8Array, size = 4096, pulled = { bytes: 0 }): AsyncIterable<Uint8Array> {
@@ -171,7 +174,10 @@ describe("several devices in one stream", () => {
 
 describe("pairing the stream's devices with the destination's, before touching any", () => {
   async function twoDeviceStream(): Promise<{ bytes: Uint8Array; src: Sim[] }> {
-    const src = [new SimDevice({ stateSize: 32 * KiB, txnSize: 8 * KiB, seed: 41 }), new MigrationSimDevice({ stateSize: 32 * KiB, seed: 42 })];
+    const src = [
+      new SimDevice({ stateSize: 32 * KiB, txnSize: 8 * KiB, seed: 41 }),
+      new MigrationSimDevice({ stateSize: 32 * KiB, seed: 42 }),
+    ];
     const sink = memorySink();
     await saveDevicesTo(members(src), sink);
     return { bytes: Buffer.concat(sink.parts), src };
@@ -232,19 +238,29 @@ describe("failures through the stream", () => {
     const bad = bytes.slice();
     bad[Math.floor(bad.length * 0.6)] ^= 0x10;
     const dst = src.map(destinationOfAny);
-    const e = await failure(restoreDevices(dst.map((d) => ({ device: io(d) })), pieces(bad)));
+    const e = await failure(
+      restoreDevices(
+        dst.map((d) => ({ device: io(d) })),
+        pieces(bad),
+      ),
+    );
     expect(e.code).toBe("CHECKSUM");
     expect(e.offset).toBeGreaterThan(0);
     for (const i of [0, 1, 2, 3]) expect(e.message).toContain(`device ${i}: `);
-    dst.forEach((d) => expect(running(d)).toBe(false));
+    for (const d of dst) expect(running(d)).toBe(false);
   });
 
   it("a truncated stream: TRUNCATED, no device RUNNING", async () => {
     const { bytes, src } = await saved();
     const dst = src.map(destinationOfAny);
-    const e = await failure(restoreDevices(dst.map((d) => ({ device: io(d) })), [bytes.subarray(0, bytes.length - 30)]));
+    const e = await failure(
+      restoreDevices(
+        dst.map((d) => ({ device: io(d) })),
+        [bytes.subarray(0, bytes.length - 30)],
+      ),
+    );
     expect(e.code).toBe("TRUNCATED");
-    dst.forEach((d) => expect(running(d)).toBe(false));
+    for (const d of dst) expect(running(d)).toBe(false);
   });
 
   it("a destination device that fails mid-stream stops the decoding; the error names it; none RUNNING", async () => {
@@ -252,11 +268,16 @@ describe("failures through the stream", () => {
     const dst = src.map(destinationOfAny);
     (dst[2] as SimDevice).inject({ at: "write data_size", nth: 3, errno: 5 });
     const pulled = { bytes: 0 };
-    const e = await failure(restoreDevices(dst.map((d, i) => ({ device: io(d), label: `d${i}` })), pieces(bytes, 4096, pulled)));
+    const e = await failure(
+      restoreDevices(
+        dst.map((d, i) => ({ device: io(d), label: `d${i}` })),
+        pieces(bytes, 4096, pulled),
+      ),
+    );
     expect(e.device).toBe(2);
     expect(e.message).toMatch(/^device 2 \(d2\): resume: write data_size/);
     expect(e.errno).toBe("EIO");
-    dst.forEach((d) => expect(running(d)).toBe(false));
+    for (const d of dst) expect(running(d)).toBe(false);
     expect(pulled.bytes).toBeLessThan(bytes.length);
   });
 
@@ -285,7 +306,11 @@ describe("failures through the stream", () => {
     };
     const pulled = { bytes: 0 };
     const queueBytes = 64 * KiB;
-    const restoring = restoreDevices([{ device: slow }, ...dst.slice(1).map((d) => ({ device: io(d) }))], pieces(bytes, 4096, pulled), { queueBytes });
+    const restoring = restoreDevices(
+      [{ device: slow }, ...dst.slice(1).map((d) => ({ device: io(d) }))],
+      pieces(bytes, 4096, pulled),
+      { queueBytes },
+    );
     let last = -1;
     for (let i = 0; i < 100 && pulled.bytes !== last; i++) {
       last = pulled.bytes;
@@ -297,11 +322,14 @@ describe("failures through the stream", () => {
     open();
     const r = await restoring;
     expect(r.devices.every((d) => d.started)).toBe(true);
-    dst.forEach((d, i) => expect(d.digest()).toBe(src[i].digest()));
+    for (const [i, d] of dst.entries()) expect(d.digest()).toBe(src[i].digest());
   });
 
   it("a sink that fails mid-stream: IO, every source back in RUNNING with its state", async () => {
-    const src = [new SimDevice({ stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 51 }), new MigrationSimDevice({ stateSize: 64 * KiB, seed: 52 })];
+    const src = [
+      new SimDevice({ stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 51 }),
+      new MigrationSimDevice({ stateSize: 64 * KiB, seed: 52 }),
+    ];
     const before = src.map((d) => d.digest());
     const e = await failure(saveDevicesTo(members(src), memorySink(40 * KiB), { encoder: { codec: "raw" } }));
     expect(e.code).toBe("IO");
@@ -312,7 +340,10 @@ describe("failures through the stream", () => {
   });
 
   it("a destination that refuses after the whole stream: every stopped source back in RUNNING, the error says so", async () => {
-    const src = [new SimDevice({ stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 53 }), new MigrationSimDevice({ stateSize: 64 * KiB, seed: 54 })];
+    const src = [
+      new SimDevice({ stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 53 }),
+      new MigrationSimDevice({ stateSize: 64 * KiB, seed: 54 }),
+    ];
     const before = src.map((d) => d.digest());
     const e = await failure(
       saveDevicesTo(members(src), memorySink(), {
@@ -321,7 +352,9 @@ describe("failures through the stream", () => {
         },
       }),
     );
-    expect(e.message).toMatch(/device 0 \(dev0\): source device back in RUNNING; device 1 \(dev1\): source device back in RUNNING/);
+    expect(e.message).toMatch(
+      /device 0 \(dev0\): source device back in RUNNING; device 1 \(dev1\): source device back in RUNNING/,
+    );
     src.forEach((d, i) => {
       expect(running(d)).toBe(true);
       expect(d.digest()).toBe(before[i]);

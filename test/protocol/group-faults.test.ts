@@ -8,11 +8,11 @@
 // again. The error names the device that failed.
 import { describe, expect, it } from "vitest";
 import type { Fault, FaultPoint } from "../../src/device/faults.js";
-import { MigrationSimDevice, type MigrationFault } from "../../src/device/migration-sim.js";
-import { SimDevice } from "../../src/device/simulated.js";
-import { MigstreamError } from "../../src/errors.js";
+import type { MigrationFault, MigrationSimDevice } from "../../src/device/migration-sim.js";
+import type { SimDevice } from "../../src/device/simulated.js";
+import type { MigstreamError } from "../../src/errors.js";
 import { resumeGroup, saveGroup } from "../../src/protocol/group.js";
-import { errnoName, ERRNO } from "../../src/protocol/region-io.js";
+import { ERRNO, errnoName } from "../../src/protocol/region-io.js";
 import type { ResumeItem } from "../../src/protocol/types.js";
 import { MIG_STATE, parseMigState } from "../../src/protocol/v2/constants.js";
 import { SIM_VARIANTS } from "../../src/transport/sim/options.js";
@@ -58,7 +58,8 @@ function destinations(src: Member[]): Member[] {
   ];
 }
 
-const running = (m: Member) => (m.gen === 2 ? (m.dev as MigrationSimDevice).state === MIG_STATE.RUNNING : low((m.dev as SimDevice).state) === 1);
+const running = (m: Member) =>
+  m.gen === 2 ? (m.dev as MigrationSimDevice).state === MIG_STATE.RUNNING : low((m.dev as SimDevice).state) === 1;
 
 /** The group save: pre-copy ends once every device sent one pre-copy buffer, so both phases carry data for each. */
 function saveAll(members: Member[], sinks: ItemSink[]) {
@@ -76,7 +77,8 @@ function saveAll(members: Member[], sinks: ItemSink[]) {
   );
 }
 
-const resumeAll = (members: Member[], items: ResumeItem[][]) => resumeGroup(members.map((m, i) => ({ device: m.io, items: items[i], label: m.name })));
+const resumeAll = (members: Member[], items: ResumeItem[][]) =>
+  resumeGroup(members.map((m, i) => ({ device: m.io, items: items[i], label: m.name })));
 
 type AnyFault = { kind: 1; fault: Fault } | { kind: 2; fault: MigrationFault };
 interface Case {
@@ -97,8 +99,15 @@ function v1Cases(device: number, trace: Access[]): Case[] {
     const errno = ERRNOS[i % ERRNOS.length];
     const where = `#${i} ${at} (${nth})`;
     out.push({ name: `${where}: ${errnoName(errno)}`, device, f: { kind: 1, fault: { at, nth, errno } } });
-    if (at === "write device_state") out.push({ name: `${where}: ${errnoName(errno)}, enters ERROR`, device, f: { kind: 1, fault: { at, nth, errno, then: "error" } } });
-    if (at.startsWith("read ")) out.push({ name: `${where}: short read`, device, f: { kind: 1, fault: { at, nth, short: 1 } } });
+    if (at === "write device_state")
+      out.push({
+        name: `${where}: ${errnoName(errno)}, enters ERROR`,
+        device,
+        // biome-ignore lint/suspicious/noThenProperty: the fault's documented field (the failed transition enters ERROR)
+        f: { kind: 1, fault: { at, nth, errno, then: "error" } },
+      });
+    if (at.startsWith("read "))
+      out.push({ name: `${where}: short read`, device, f: { kind: 1, fault: { at, nth, short: 1 } } });
   });
   return out;
 }
@@ -123,8 +132,17 @@ function v2Cases(device: number, trace: TraceDevice, arcs: string[]): Case[] {
     const [from, to] = a.split(">").map((x) => parseMigState(x)!);
     const n = nth(`arc ${a}`);
     const errno = ERRNOS[i % ERRNOS.length];
-    out.push({ name: `arc ${a} (${n}): ${errnoName(errno)}`, device, f: { kind: 2, fault: { at: "set state", from, to, nth: n, errno } } });
-    out.push({ name: `arc ${a} (${n}): enters ERROR`, device, f: { kind: 2, fault: { at: "set state", from, to, nth: n, errno, then: "error" } } });
+    out.push({
+      name: `arc ${a} (${n}): ${errnoName(errno)}`,
+      device,
+      f: { kind: 2, fault: { at: "set state", from, to, nth: n, errno } },
+    });
+    out.push({
+      name: `arc ${a} (${n}): enters ERROR`,
+      device,
+      // biome-ignore lint/suspicious/noThenProperty: the fault's documented field (the failed transition enters ERROR)
+      f: { kind: 2, fault: { at: "set state", from, to, nth: n, errno, then: "error" } },
+    });
   });
   return out;
 }
@@ -161,7 +179,7 @@ const clean = await (async () => {
   const items = sinks.map((s) => s.verified());
   const dst = destinations(src);
   await resumeAll(dst, items);
-  src.forEach((m, i) => expect(dst[i].dev.digest()).toBe(m.dev.digest()));
+  for (const [i, m] of src.entries()) expect(dst[i].dev.digest()).toBe(m.dev.digest());
   for (const m of [...src, ...dst]) expect(m.dev.violations).toEqual([]);
   for (const s of sinks) expect(s.phases.filter((p) => p.startsWith("precopy")).length).toBeGreaterThan(0);
   return { src, dst, items, digests: src.map((m) => m.dev.digest()) };
@@ -172,8 +190,13 @@ describe("group save: a fault at every step of each device", () => {
 
   it("covers every device and both phases of each", () => {
     for (const d of [0, 1, 2]) expect(list.filter((c) => c.device === d).length).toBeGreaterThan(8);
-    for (const s of [0, 2]) expect(clean.src[s].trace().v1!.filter((a) => a.point === "write device_state").length).toBe(3); // 1→3, 3→2, 2→0
-    expect((clean.src[1].dev as MigrationSimDevice).arcs).toEqual(["RUNNING>PRE_COPY", "PRE_COPY>STOP_COPY", "STOP_COPY>STOP"]);
+    for (const s of [0, 2])
+      expect(clean.src[s].trace().v1!.filter((a) => a.point === "write device_state").length).toBe(3); // 1→3, 3→2, 2→0
+    expect((clean.src[1].dev as MigrationSimDevice).arcs).toEqual([
+      "RUNNING>PRE_COPY",
+      "PRE_COPY>STOP_COPY",
+      "STOP_COPY>STOP",
+    ]);
   });
 
   for (const c of list) {
@@ -181,12 +204,18 @@ describe("group save: a fault at every step of each device", () => {
       const src = sources();
       const before = src.map((m) => m.dev.digest());
       inject(src[c.device], c.f);
-      const e = await failure(saveAll(src, src.map(() => new ItemSink())));
+      const e = await failure(
+        saveAll(
+          src,
+          src.map(() => new ItemSink()),
+        ),
+      );
       expect(fired(src[c.device]).length).toBe(1);
       checkError(e, c, src);
       src.forEach((m, i) => {
         expect(running(m), `source ${m.name} RUNNING`).toBe(true);
-        if (!(i === c.device && c.f.fault.then === "error")) expect(m.dev.digest(), `source ${m.name} keeps its state`).toBe(before[i]);
+        if (!(i === c.device && c.f.fault.then === "error"))
+          expect(m.dev.digest(), `source ${m.name} keeps its state`).toBe(before[i]);
         expect(m.dev.violations).toEqual([]);
       });
       // The set works on: saved again together, it restores exactly.
@@ -197,7 +226,7 @@ describe("group save: a fault at every step of each device", () => {
         dst,
         sinks.map((s) => s.verified()),
       );
-      src.forEach((m, i) => expect(dst[i].dev.digest()).toBe(m.dev.digest()));
+      for (const [i, m] of src.entries()) expect(dst[i].dev.digest()).toBe(m.dev.digest());
     });
   }
 });
@@ -207,8 +236,14 @@ describe("group resume: a fault at every step of each device", () => {
 
   it("covers every device, every transition and the start of each", () => {
     for (const d of [0, 1, 2]) expect(list.filter((c) => c.device === d).length).toBeGreaterThan(5);
-    for (const s of [0, 2]) expect(clean.dst[s].trace().v1!.filter((a) => a.point === "write device_state").length).toBe(2); // 1→4, 4→1
-    expect((clean.dst[1].dev as MigrationSimDevice).arcs).toEqual(["RUNNING>STOP", "STOP>RESUMING", "RESUMING>STOP", "STOP>RUNNING"]);
+    for (const s of [0, 2])
+      expect(clean.dst[s].trace().v1!.filter((a) => a.point === "write device_state").length).toBe(2); // 1→4, 4→1
+    expect((clean.dst[1].dev as MigrationSimDevice).arcs).toEqual([
+      "RUNNING>STOP",
+      "STOP>RESUMING",
+      "RESUMING>STOP",
+      "STOP>RUNNING",
+    ]);
   });
 
   for (const c of list) {

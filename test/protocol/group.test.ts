@@ -12,12 +12,12 @@ import type { MigratableDevice } from "../../src/protocol/generation.js";
 import { resumeGroup, saveGroup } from "../../src/protocol/group.js";
 import type { Progress } from "../../src/protocol/progress.js";
 import type { RegionIO } from "../../src/protocol/region-io.js";
+import { save } from "../../src/protocol/save.js";
 import type { ResumeItem } from "../../src/protocol/types.js";
 import { MIG_STATE } from "../../src/protocol/v2/constants.js";
-import { save } from "../../src/protocol/save.js";
-import { SIM_V2_VARIANTS, SIM_VARIANTS } from "../../src/transport/sim/options.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";
 import { InProcessMigration } from "../../src/transport/in-process-v2.js";
+import { SIM_V2_VARIANTS, SIM_VARIANTS } from "../../src/transport/sim/options.js";
 import { destinationFor, expectClean, ItemSink, KiB, low } from "./helpers.js";
 import { destinationOf } from "./v2/helpers.js";
 
@@ -51,7 +51,17 @@ const stopped = (d: Sim) => (isV2(d) ? d.state === MIG_STATE.STOP : low(d.state)
 function mixedSet(): Pair[] {
   return [
     v1({ stateSize: 192 * KiB, txnSize: 16 * KiB, dirtyPerTxn: 2, seed: 1 }),
-    v1({ stateSize: 64 * KiB, txnSize: [4 * KiB, 12 * KiB], dirtyPerTxn: 1, seed: 2, ...SIM_VARIANTS.mlx5, ...SIM_VARIANTS["reserved-bits"] }, 4 * KiB),
+    v1(
+      {
+        stateSize: 64 * KiB,
+        txnSize: [4 * KiB, 12 * KiB],
+        dirtyPerTxn: 1,
+        seed: 2,
+        ...SIM_VARIANTS.mlx5,
+        ...SIM_VARIANTS["reserved-bits"],
+      },
+      4 * KiB,
+    ),
     v2({ stateSize: 320 * KiB, dirtyPerMiB: 64, seed: 3 }),
     v2({ stateSize: 96 * KiB, dirtyPerMiB: 16, seed: 4, ...SIM_V2_VARIANTS.restarts }),
     v2({ stateSize: 32 * KiB, seed: 5, ...SIM_V2_VARIANTS.gpio }),
@@ -156,7 +166,10 @@ describe("a group of devices saved and restored together", () => {
     const T = 32 * KiB;
     const opts: SimDeviceOptions = { stateSize: 256 * KiB, txnSize: 16 * KiB, dirtyPerTxn: 2, seed: 1 };
     const alone = [];
-    for (let k = 0; k < 2; k++) alone.push(await save(new InProcessRegion(new SimDevice(opts)), new ItemSink(), { policy: { pendingThreshold: T } }));
+    for (let k = 0; k < 2; k++)
+      alone.push(
+        await save(new InProcessRegion(new SimDevice(opts)), new ItemSink(), { policy: { pendingThreshold: T } }),
+      );
     expect(alone.map((s) => s.precopyEnd)).toEqual(["converged", "converged"]);
     expect(alone.every((s) => s.stopcopy.bytes <= T)).toBe(true);
     expect(alone[0].stopcopy.bytes + alone[1].stopcopy.bytes).toBeGreaterThan(T); // two such stops exceed the threshold
@@ -165,7 +178,9 @@ describe("a group of devices saved and restored together", () => {
     const { saved } = await migrate(pairs, { policy: { pendingThreshold: T } });
     expect(saved.precopyEnd).toBe("converged");
     expect(saved.devices[0].stopcopy.bytes + saved.devices[1].stopcopy.bytes).toBeLessThanOrEqual(T);
-    expect(saved.devices[0].iterations + saved.devices[1].iterations).toBeGreaterThan(alone[0].iterations + alone[1].iterations);
+    expect(saved.devices[0].iterations + saved.devices[1].iterations).toBeGreaterThan(
+      alone[0].iterations + alone[1].iterations,
+    );
   });
 
   it("a device blocked in a read does not stall the others' pre-copy, and none stops before it is back", async () => {
@@ -185,7 +200,10 @@ describe("a group of devices saved and restored together", () => {
     );
     await until(() => gated.blocked, "the slow device to block");
     // Meanwhile the fast device reads its whole state in pre-copy.
-    await until(() => progress.some((e) => e.i === 1 && e.p.phase === "precopy" && e.p.bytes >= 512 * KiB), "the fast device's pre-copy");
+    await until(
+      () => progress.some((e) => e.i === 1 && e.p.phase === "precopy" && e.p.bytes >= 512 * KiB),
+      "the fast device's pre-copy",
+    );
     expect(gated.blocked).toBe(true);
     stop.aborted = true; // the VMM stops the VM: pre-copy ends for all...
     await new Promise((r) => setTimeout(r, 30));
@@ -207,12 +225,21 @@ describe("a group of devices saved and restored together", () => {
 
   it("the time budget runs from the first device's pre-copy and ends every device's", async () => {
     // Devices that dirty as fast as they are read never converge; only the clock ends them.
-    const pairs = [v2({ stateSize: 64 * KiB, dirtyPerMiB: 256, seed: 9 }), v1({ stateSize: 64 * KiB, txnSize: 4 * KiB, dirtyPerTxn: 1, seed: 10, mix: { zero: 0, code: 0, heap: 0, random: 1 } })];
+    const pairs = [
+      v2({ stateSize: 64 * KiB, dirtyPerMiB: 256, seed: 9 }),
+      v1({
+        stateSize: 64 * KiB,
+        txnSize: 4 * KiB,
+        dirtyPerTxn: 1,
+        seed: 10,
+        mix: { zero: 0, code: 0, heap: 0, random: 1 },
+      }),
+    ];
     const t0 = performance.now();
     const { saved } = await migrate(pairs, { policy: { timeBudgetMs: 60, maxIterations: 1e6 } });
     expect(saved.precopyEnd).toBe("time");
     expect(performance.now() - t0).toBeGreaterThanOrEqual(55);
-    pairs.forEach((p) => expect(p.dst.digest()).toBe(p.src.digest()));
+    for (const p of pairs) expect(p.dst.digest()).toBe(p.src.digest());
   });
 
   it("without pre-copy every device stops at once and restores", async () => {
@@ -220,7 +247,7 @@ describe("a group of devices saved and restored together", () => {
     const { saved } = await migrate(pairs, { precopy: false });
     expect(saved.precopyEnd).toBe("none");
     expect(saved.devices.map((d) => d.precopy.bytes)).toEqual([0, 0]);
-    pairs.forEach((p) => expect(p.dst.digest()).toBe(p.src.digest()));
+    for (const p of pairs) expect(p.dst.digest()).toBe(p.src.digest());
   });
 
   it("no destination starts before every destination loaded its verified state", async () => {
@@ -239,7 +266,10 @@ describe("a group of devices saved and restored together", () => {
       { device: pairs[0].dstIO, items: sinks[0].verified() },
       { device: pairs[1].dstIO, items: late(sinks[1].items.concat({ kind: "verified" })) },
     ]);
-    await until(() => pairs[0].dst.digest() === pairs[0].src.digest() || low((pairs[0].dst as SimDevice).state) === 4, "device 0 to load");
+    await until(
+      () => pairs[0].dst.digest() === pairs[0].src.digest() || low((pairs[0].dst as SimDevice).state) === 4,
+      "device 0 to load",
+    );
     await new Promise((r) => setTimeout(r, 20));
     expect(running(pairs[0].dst)).toBe(false); // loaded, verified, and still waiting for device 1
     release();

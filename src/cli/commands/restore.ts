@@ -1,21 +1,20 @@
 // `migstream restore`: the destination side. Restores a device from a stream
 // file, or listens for one source (`migstream save --to`) and restores while
 // the stream arrives — no temporary file, the device's pace sets the socket's.
-import { MigstreamError } from "../../errors.js";
-import { type Ack, devicesAck, failureAck } from "../../migrate/ack.js";
+import { type Ack, devicesAck } from "../../migrate/ack.js";
 import { restoreDevices, type RestoredDevice } from "../../migrate/restore-devices.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, formatTcpUrl, isLoopback, parseTcpUrl, TcpListener, type TcpPeer } from "../../migrate/tcp.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpAddress } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
 import { isMigrationDevice, type MigratableDevice } from "../../protocol/generation.js";
 import { SPEC_FORMS, type OpenedDevice } from "../../transport/spec.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
 import { closeDevices, openDevices } from "../devices.js";
-import { errorLine } from "../exit.js";
 import { openInput } from "../files.js";
 import { readKeyFile } from "../key.js";
+import { requireKeyOffLoopback, serveOneSource } from "../network.js";
 import { phaseLabel, ProgressLine } from "../progress.js";
 import { renderStats } from "../report.js";
 import { note, styleFor, type Style } from "../style.js";
@@ -89,9 +88,7 @@ export const restore: Command = {
     if ((positionals.length === 1) === (v.listen !== undefined)) throw usageOf("restore", "give exactly one of IN and --listen tcp://HOST:PORT");
     const addr = v.listen === undefined ? undefined : parseTcpUrl(v.listen, "--listen");
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
-    if (addr && !isLoopback(addr.host) && !key && !v.insecure) {
-      throw usageOf("restore", `${formatTcpUrl(addr)} is not a loopback address: give --key-file (device state is sensitive) or say --insecure`);
-    }
+    requireKeyOffLoopback("restore", addr, key, v.insecure);
     const idleTimeoutMs = intOption("restore", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
     const acceptTimeoutMs = intOption("restore", "--accept-timeout", v["accept-timeout"], 0, 0, 2 ** 31);
     const options: Job = {
@@ -239,7 +236,7 @@ async function restoreManyOnce(io: CliIO, style: Style, regions: MigratableDevic
 }
 
 /** The success ack: the totals, and with several devices each one with how long ago it entered RUNNING. */
-function successAck(done: Done): Ack {
+function successAck(done: Done): Ack & { ok: true } {
   if (done.devices) return devicesAck(done.devices);
   const s = done.summary;
   return { ok: true, started: s.started, transactions: s.transactions, bytes: s.bytes };
@@ -250,44 +247,14 @@ async function fromNetwork(
   style: Style,
   regions: MigratableDevice[],
   o: Job,
-  addr: ReturnType<typeof parseTcpUrl>,
+  addr: TcpAddress,
   idleTimeoutMs: number,
   acceptTimeoutMs: number,
 ): Promise<Done> {
-  const listener = await TcpListener.listen(addr);
-  let current: TcpPeer | undefined;
-  const stop = () => {
-    void listener.close();
-    current?.destroy();
-  };
-  o.signal?.addEventListener("abort", stop);
-  // Always printed: with port 0 it is the only way to learn the port.
-  io.stderr.write(`restore: listening on ${listener.url}\n`);
-  try {
-    for (;;) {
-      const peer: TcpPeer = await listener.accept({ idleTimeoutMs, acceptTimeoutMs });
-      current = peer;
-      note(io, style, `restore: source connected from ${peer.remote}`);
-      const touched = { yes: false };
-      try {
-        const done = await restoreOnce(io, style, regions, peer.chunks(), o, touched);
-        await peer.respond(successAck(done));
-        done.source = peer.remote;
-        return done;
-      } catch (e) {
-        await peer.respond(failureAck(e));
-        if (touched.yes || o.signal?.aborted) throw e;
-        // Nothing reached the device: drop this connection, keep listening.
-        io.stderr.write(`migstream: ${errorLine(e)}; connection from ${peer.remote} dropped, nothing reached the device; still listening\n`);
-      }
-    }
-  } catch (e) {
-    if (e instanceof MigstreamError && e.code === "ABORTED" && o.signal?.aborted) {
-      throw new MigstreamError("ABORTED", "restore: interrupted while waiting for a source; the device was not touched");
-    }
-    throw e;
-  } finally {
-    o.signal?.removeEventListener("abort", stop);
-    await listener.close();
-  }
+  const served = await serveOneSource(io, style, addr, { command: "restore", target: regions.length > 1 ? "the devices" : "the device", idleTimeoutMs, acceptTimeoutMs, signal: o.signal }, async (peer, touched) => {
+    const done = await restoreOnce(io, style, regions, peer.chunks(), o, touched);
+    return { result: done, ack: successAck(done) };
+  });
+  served.result.source = served.remote;
+  return served.result;
 }

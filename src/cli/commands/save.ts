@@ -6,7 +6,7 @@ import type { EncoderOptions, EncoderStats } from "../../format/encoder.js";
 import type { Ack } from "../../migrate/ack.js";
 import { saveTo, type SaveToResult } from "../../migrate/save-to.js";
 import type { ByteSink } from "../../migrate/sink.js";
-import { isLoopback, parseTcpUrl, TcpDestination, formatTcpUrl, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
+import { parseTcpUrl, TcpDestination, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
 import type { MigratableDevice } from "../../protocol/generation.js";
 import type { SaveOptions } from "../../protocol/save.js";
 import { SPEC_FORMS, type OpenedDevice } from "../../transport/spec.js";
@@ -15,6 +15,7 @@ import type { CliIO, Command } from "../command.js";
 import { closeDevices, deviceNames, openDevices, saveDevicesWithProgress } from "../devices.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { openOutput, type Output } from "../files.js";
+import { requireKeyOffLoopback } from "../network.js";
 import { phaseLabel, ProgressLine } from "../progress.js";
 import { devicesReport, renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
@@ -92,9 +93,7 @@ export const save: Command = savingCommand({
     const timeoutMs = intOption("save", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
     const addr = v.to === undefined ? undefined : parseTcpUrl(v.to, "--to");
     const enc = await encodingFrom("save", v);
-    if (addr && !isLoopback(addr.host) && !enc.key && !v.insecure) {
-      throw usageOf("save", `${formatTcpUrl(addr)} is not a loopback address: give --key-file (the same key as the destination) or say --insecure`);
-    }
+    requireKeyOffLoopback("save", addr, enc.key, v.insecure);
     // Reach the destination (or create the file) before touching the device.
     let dest: TcpDestination | undefined;
     let out: Output | undefined;
