@@ -10,28 +10,12 @@ import { build } from "esbuild";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cache = join(root, "node_modules", ".cache", "migstream-bench");
 
-/** Bundles `lines` (export statements over src/) into an importable module. */
-export async function bundle(name, lines) {
+/** Bundles `input` (esbuild's stdin or entryPoints) for Node into the cache as NAME.mjs; its path. */
+async function bundleTo(name, input) {
   mkdirSync(cache, { recursive: true });
   const outfile = join(cache, `${name}.mjs`);
   await build({
-    stdin: { contents: lines.join("\n"), resolveDir: root, loader: "ts" },
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    outfile,
-    logLevel: "silent",
-  });
-  return import(pathToFileURL(outfile).href);
-}
-
-/** The CLI bundled like the sources, for the `sim serve` processes; its path. */
-export async function bundleCli() {
-  mkdirSync(cache, { recursive: true });
-  const outfile = join(cache, "cli.mjs");
-  await build({
-    entryPoints: [join(root, "src/cli/main.ts")],
+    ...input,
     bundle: true,
     format: "esm",
     platform: "node",
@@ -40,6 +24,17 @@ export async function bundleCli() {
     logLevel: "silent",
   });
   return outfile;
+}
+
+/** Bundles `lines` (export statements over src/) into an importable module. */
+export async function bundle(name, lines) {
+  const outfile = await bundleTo(name, { stdin: { contents: lines.join("\n"), resolveDir: root, loader: "ts" } });
+  return import(pathToFileURL(outfile).href);
+}
+
+/** The CLI bundled like the sources, for the `sim serve` processes; its path. */
+export function bundleCli() {
+  return bundleTo("cli", { entryPoints: [join(root, "src/cli/main.ts")] });
 }
 
 /** Starts `cli sim serve --socket SOCKET ...args`; resolves with the child once it is listening. */

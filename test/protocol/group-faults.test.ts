@@ -7,19 +7,17 @@
 // the fault struck before any access stays as it was), and the set resumes
 // again. The error names the device that failed.
 import { describe, expect, it } from "vitest";
-import type { Fault, FaultPoint } from "../../src/device/faults.js";
+import type { Fault } from "../../src/device/faults.js";
 import type { MigrationFault, MigrationSimDevice } from "../../src/device/migration-sim.js";
 import type { SimDevice } from "../../src/device/simulated.js";
 import type { MigstreamError } from "../../src/errors.js";
 import { resumeGroup, saveGroup } from "../../src/protocol/group.js";
-import { ERRNO, errnoName } from "../../src/protocol/region-io.js";
+import { errnoName } from "../../src/protocol/region-io.js";
 import type { ResumeItem } from "../../src/protocol/types.js";
-import { MIG_STATE, parseMigState } from "../../src/protocol/v2/constants.js";
+import { MIG_STATE } from "../../src/protocol/v2/constants.js";
 import { SIM_VARIANTS } from "../../src/transport/sim/options.js";
-import { type Access, destinationFor, failure, ItemSink, KiB, low, sim } from "./helpers.js";
-import { destinationOf, simV2, type TraceDevice } from "./v2/helpers.js";
-
-const ERRNOS = [ERRNO.EIO, ERRNO.EBUSY, ERRNO.EFAULT, ERRNO.EPERM];
+import { type Access, destinationFor, failure, faultCases, ItemSink, KiB, low, sim } from "./helpers.js";
+import { destinationOf, faultCasesV2, simV2, type TraceDevice } from "./v2/helpers.js";
 
 /** The three sources' settings: none runs on during pre-copy, so a source's digest after a failed save equals the one before. */
 const A = { stateSize: 24 * KiB, txnSize: 8 * KiB, seed: 21 };
@@ -87,64 +85,13 @@ interface Case {
   f: AnyFault;
 }
 
-/** v1: one case per access of the trace (and ERROR for transitions, a short read for reads). */
+/** Device `device`'s cases: every access (v1) or call and arc (v2) of its clean run. */
 function v1Cases(device: number, trace: Access[]): Case[] {
-  const out: Case[] = [];
-  const seen = new Map<string, number>();
-  trace.forEach((a, i) => {
-    const nth = (seen.get(a.point) ?? 0) + 1;
-    seen.set(a.point, nth);
-    if (a.point === "reset" || a.point === "read reserved" || a.point === "write other") return;
-    const at = a.point as FaultPoint;
-    const errno = ERRNOS[i % ERRNOS.length];
-    const where = `#${i} ${at} (${nth})`;
-    out.push({ name: `${where}: ${errnoName(errno)}`, device, f: { kind: 1, fault: { at, nth, errno } } });
-    if (at === "write device_state")
-      out.push({
-        name: `${where}: ${errnoName(errno)}, enters ERROR`,
-        device,
-        // biome-ignore lint/suspicious/noThenProperty: the fault's documented field (the failed transition enters ERROR)
-        f: { kind: 1, fault: { at, nth, errno, then: "error" } },
-      });
-    if (at.startsWith("read "))
-      out.push({ name: `${where}: short read`, device, f: { kind: 1, fault: { at, nth, short: 1 } } });
-  });
-  return out;
+  return faultCases(trace).map((c) => ({ name: c.name, device, f: { kind: 1, fault: c.fault } }));
 }
 
-/** v2: one case per device call, and per arc (staying, or entering ERROR). */
 function v2Cases(device: number, trace: TraceDevice, arcs: string[]): Case[] {
-  const out: Case[] = [];
-  const seen = new Map<string, number>();
-  const nth = (k: string) => {
-    const n = (seen.get(k) ?? 0) + 1;
-    seen.set(k, n);
-    return n;
-  };
-  trace.calls.forEach((c, i) => {
-    if (c.op === "set state" || c.op === "close" || c.op === "reset" || c.op === "data size") return;
-    const at = c.op as MigrationFault["at"];
-    const errno = ERRNOS[i % ERRNOS.length];
-    const n = nth(at);
-    out.push({ name: `#${i} ${at} (${n}): ${errnoName(errno)}`, device, f: { kind: 2, fault: { at, nth: n, errno } } });
-  });
-  arcs.forEach((a, i) => {
-    const [from, to] = a.split(">").map((x) => parseMigState(x)!);
-    const n = nth(`arc ${a}`);
-    const errno = ERRNOS[i % ERRNOS.length];
-    out.push({
-      name: `arc ${a} (${n}): ${errnoName(errno)}`,
-      device,
-      f: { kind: 2, fault: { at: "set state", from, to, nth: n, errno } },
-    });
-    out.push({
-      name: `arc ${a} (${n}): enters ERROR`,
-      device,
-      // biome-ignore lint/suspicious/noThenProperty: the fault's documented field (the failed transition enters ERROR)
-      f: { kind: 2, fault: { at: "set state", from, to, nth: n, errno, then: "error" } },
-    });
-  });
-  return out;
+  return faultCasesV2(trace, arcs).map((c) => ({ name: c.name, device, f: { kind: 2, fault: c.fault } }));
 }
 
 function casesOf(members: Member[]): Case[] {
