@@ -17,6 +17,13 @@
 // down from the first device's stop to the last device's start) and each
 // device's own (its stop → its RUNNING), medians of REPS alternating runs.
 //
+// Reading it: together, every device stops at the same moment and the VM is
+// down once; its window is bound by the simulated devices' own work when they
+// stop and when they validate (each hashes its whole state, in its own
+// process): four of them at once share the machine's cores, so each device's
+// own downtime is longer than when it migrates alone, while the VM's is a
+// fraction of the serial window, which spans every device's whole migration.
+//
 // Usage: node bench/multi.mjs [MiB per device=256] [devices=4] [reps=3]
 // (npm run bench:protocol runs it after bench/protocol.mjs with the defaults.)
 import { mkdtempSync, rmSync } from "node:fs";
