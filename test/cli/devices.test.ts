@@ -331,6 +331,7 @@ describe("a single-valued option given twice is an error, never silently dropped
       ["sim", "digest", "--socket", "a.sock", "--timeout", "1", "--timeout", "2"],
       /--timeout given twice/,
     ],
+    ["kernels --json", ["kernels", "--json", "--json"], /--json given twice/],
     [
       "restore --stream-device with several devices",
       ["restore", "--device", "sim:", "--device", "sim:", "x.mig", "--stream-device", "1"],
