@@ -105,7 +105,16 @@ export async function saveDevicesWithProgress(
         confirm: o.confirm
           ? async () => {
               progress.update({ phase: "waiting for the destination", bytes: stats?.rawBytes ?? 0, wire: sink.bytes });
-              ack = await o.confirm!();
+              const got = await o.confirm!();
+              ack = got;
+              const took = got.devices?.length ?? 1;
+              if (took !== devices.length) {
+                // A destination that restored fewer devices than the stream holds: the others' states would be lost.
+                throw new MigstreamError(
+                  "DEVICE",
+                  `the destination confirmed ${took} of the stream's ${devices.length} devices: give it --device once per device, in the same order`,
+                );
+              }
             }
           : undefined,
       },

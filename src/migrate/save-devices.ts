@@ -133,8 +133,18 @@ export async function saveDevicesTo(
 ): Promise<SaveDevicesToResult> {
   let stopped = false;
   const save = options.save ?? {};
+  /** The sink's first failure: when the devices fail because of it, it is the error (each device's fate follows). */
+  let sinkFailure: unknown;
+  const write = async (b: Uint8Array) => {
+    try {
+      await sink.write(b);
+    } catch (e) {
+      sinkFailure ??= e;
+      throw e;
+    }
+  };
   try {
-    const encoder = new StreamEncoder((b) => sink.write(b), {
+    const encoder = new StreamEncoder(write, {
       ...options.encoder,
       maxDevices: options.encoder?.maxDevices ?? members.length,
       reuseOutput: options.encoder?.reuseOutput ?? true,
@@ -143,6 +153,7 @@ export async function saveDevicesTo(
     const steps = members.map(() => new Steps(() => 0));
     const saved = await saveDevices(members, encoder, {
       ...save,
+      cause: () => save.cause?.() ?? sinkFailure,
       onProgress: (i, p) => {
         steps[i].progress(p);
         save.onProgress?.(i, p);

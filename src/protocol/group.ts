@@ -54,6 +54,12 @@ export interface GroupSaveOptions {
   signal?: AbortSignal;
   /** Progress of the device at `index`. */
   onProgress?: (index: number, p: Progress) => void;
+  /**
+   * Consulted when the group fails: a failure outside the devices that made
+   * them fail (the sinks' destination, when it is one stream), reported as
+   * the error instead of the first device's.
+   */
+  cause?: () => unknown;
 }
 
 export interface GroupSaveSummary {
@@ -68,7 +74,7 @@ export interface GroupSaveSummary {
 /** Saves every member's device into its sink, together (see the file comment). */
 export async function saveGroup(members: GroupSaveMember[], options: GroupSaveOptions = {}): Promise<GroupSaveSummary> {
   checkMembers(members, "saveGroup");
-  const run = new GroupRun(members, options.signal);
+  const run = new GroupRun(members, options.signal, options.cause);
   const group = new PrecopyGroup(members.length, options.policy, options.stopCopy, run.signal);
   const stoppedAt = members.map(() => 0);
   const settled = await run.all((m, i) =>
@@ -241,8 +247,8 @@ class GroupRun<M extends Named> {
       const r = settled[i];
       let fate = r.status === "rejected" ? asError(r.reason).message : (notes[i] ?? "completed");
       // A device that failed because of the outside cause: only what its driver did about it.
-      if (lead && fate.startsWith(lead.message))
-        fate = fate.slice(lead.message.length).replace(/^;\s*/, "") || "stopped";
+      const at = lead ? fate.indexOf(lead.message) : -1;
+      if (lead && at >= 0) fate = fate.slice(at + lead.message.length).replace(/^;\s*/, "") || "(the same failure)";
       return { i, text: `${nameOf(m, i)}: ${fate}` };
     });
     if (lead) {

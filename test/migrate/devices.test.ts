@@ -333,6 +333,8 @@ describe("failures through the stream", () => {
     const before = src.map((d) => d.digest());
     const e = await failure(saveDevicesTo(members(src), memorySink(40 * KiB), { encoder: { codec: "raw" } }));
     expect(e.code).toBe("IO");
+    // The sink's failure is the error, then each device's fate (the one whose write met it, and the cancelled other).
+    expect(e.message).toMatch(/^disk full \(test\); device 0 \(dev0\): .*; device 1 \(dev1\): /);
     src.forEach((d, i) => {
       expect(running(d)).toBe(true);
       expect(d.digest()).toBe(before[i]);

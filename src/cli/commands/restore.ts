@@ -1,6 +1,7 @@
 // `migstream restore`: the destination side. Restores a device from a stream
 // file, or listens for one source (`migstream save --to`) and restores while
 // the stream arrives — no temporary file, the device's pace sets the socket's.
+import { MigstreamError } from "../../errors.js";
 import { type Ack, devicesAck } from "../../migrate/ack.js";
 import { restoreDevices, type RestoredDevice } from "../../migrate/restore-devices.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
@@ -49,7 +50,8 @@ the address is printed on stderr either way.
   --no-start                 do not start the device: v1 stays in RESUMING, v2 in STOP (the VMM starts it)
   --key-file F               the key of an authenticated stream (required off loopback)
   --insecure                 allow listening off loopback without a key
-  --stream-device N          with one --device: which device of a multi-device stream (default: the first)
+  --stream-device N          with one --device: which device of a multi-device stream to restore
+                             (needed for one: a stream of several devices is refused without it)
   --timeout MS               longest wait for more stream bytes (default ${DEFAULT_IDLE_TIMEOUT_MS})
   --accept-timeout MS        longest wait for a source to connect (default: none)
   --json                     print the result as JSON on stdout
@@ -179,14 +181,26 @@ async function restoreOnce(io: CliIO, style: Style, regions: MigratableDevice[],
   const stats = new StatsCollector();
   const wire = { bytes: 0 };
   const progress = new ProgressLine(io.stderr, style, "restore");
+  const announced: string[] = [];
   try {
     const summary = await restoreDevice(region, counted(source, wire), {
       key: o.key,
       start: o.start,
       device: o.device,
       signal: o.signal,
-      onEvent: (ev) => stats.add(ev),
+      onEvent: (ev) => {
+        if (ev.type === "device") announced.push(`${ev.device} "${ev.name}"`);
+        stats.add(ev);
+      },
       onTouch: () => {
+        // A stream of several devices restores one of them only when asked to: never the first one silently.
+        if (o.device === undefined && announced.length > 1) {
+          throw new MigstreamError(
+            "USAGE",
+            `restore: the stream holds ${announced.length} devices (${announced.join(", ")}): give --device once per device, in that order, to restore them together, or --stream-device ID to restore one; the device was not touched`,
+            { field: "devices" },
+          );
+        }
         if (touched) touched.yes = true;
       },
       onProgress: (p) => progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: wire.bytes }),
