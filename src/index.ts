@@ -5,9 +5,11 @@
 // (MigrationEncoderStream / MigrationDecoderStream); parallelism is their
 // `pool` option, not another class. One device is saved into a stream and
 // restored from one by saveDevice / restoreDevice, which encode and decode by
-// themselves, from a VFIO v1 migration region or a v2 device. Lower layers
+// themselves, from a VFIO v1 migration region or a v2 device; several devices
+// that migrate together, by saveDevices / restoreDevices. Lower layers
 // have entries of their own: "vfio-migstream/kernels" (checksums, LZ4, zstd,
-// chunking), "/protocol" (the v1 and v2 protocol drivers), "/sim" (simulated
+// chunking), "/protocol" (the v1 and v2 protocol drivers, one device or a
+// group), "/sim" (simulated
 // devices and link), "/pool" (the worker pool).
 
 // Initialisation: the one call the synchronous APIs need first (everything asynchronous makes it itself).
@@ -33,6 +35,12 @@ export type { ResumeOptions } from "./protocol/resume.js";
 export type { Phase, MigrationProtocol } from "./protocol/types.js";
 export type { Progress, ProgressListener, SaveSummary, ResumeSummary } from "./protocol/progress.js";
 export type { PrecopyPolicy, StopSignal } from "./protocol/policy.js";
+
+// Several devices that migrate together: one stream, one pre-copy policy, one stop-and-copy
+// window; on the destination all start only after the whole stream verified. StreamDemux is
+// the destination's split of such a stream, for driving the devices by hand (resumeGroup in /protocol).
+export { saveDevices, restoreDevices, StreamDemux, type SaveDevicesMember, type SaveDevicesOptions, type SaveDevicesResult, type SavedDevice, type RestoreDevicesMember, type RestoreDevicesOptions, type RestoreDevicesResult, type RestoredDevice, type StreamDemuxOptions, type StreamHead, type StreamDevice } from "./migrate/index.js";
+export type { GroupSaveOptions } from "./protocol/group.js";
 
 // Devices: a spec string, or a transport by hand — a v1 migration region (RegionIO) or a v2
 // device (MigrationDevice); anything implementing either works too.

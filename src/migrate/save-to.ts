@@ -7,18 +7,14 @@
 // leaves the source running.
 import { StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
-import { STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "../protocol/constants.js";
 import { describe, withNote } from "../protocol/failure.js";
 import type { Progress, SaveSummary } from "../protocol/progress.js";
 import type { Phase } from "../protocol/types.js";
-import type { RegionIO } from "../protocol/region-io.js";
-import { Registers } from "../protocol/registers.js";
-import { saveAny } from "../protocol/drive.js";
-import { isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
-import { setDeviceState } from "../protocol/state.js";
-import { backToRunning, type SaveV2Options } from "../protocol/v2/save.js";
+import { restartSource, saveAny } from "../protocol/drive.js";
+import type { MigratableDevice } from "../protocol/generation.js";
+import type { SaveV2Options } from "../protocol/v2/save.js";
 import { MigstreamError } from "../errors.js";
-import type { ByteSink } from "./sink.js";
+import { type ByteSink, type SinkOrWrite, toByteSink } from "./sink.js";
 
 /** How saveDevice encodes (the stream encoder's options) and saves (the driver's), and what it waits for. */
 export interface SaveDeviceOptions {
@@ -59,24 +55,6 @@ export interface SaveDeviceResult {
   doneAt: number;
 }
 
-/** Puts a stopped source back in RUNNING (v1 or v2); returns a note for the error. */
-async function restartSource(region: MigratableDevice): Promise<string> {
-  if (isMigrationDevice(region)) {
-    if (region.vmmOwnsStates) return "the VMM owns the source device: it must put it back in RUNNING";
-    return `source ${await backToRunning(region, "save: restart source")}`;
-  }
-  return restartRegion(region);
-}
-
-async function restartRegion(region: RegionIO): Promise<string> {
-  try {
-    const s = await setDeviceState(new Registers(region), ~(STATE_SAVING | STATE_RESUMING) >>> 0, STATE_RUNNING, "save: restart source");
-    return `source device back in ${stateName(s)}`;
-  } catch (e) {
-    return `putting the source device back in RUNNING failed: ${describe(e)}`;
-  }
-}
-
 /**
  * Saves the device behind `region` (a v1 migration region or a v2 device:
  * pre-copy, stop-and-copy; see the `save` options) as one device of a stream
@@ -85,11 +63,11 @@ async function restartRegion(region: RegionIO): Promise<string> {
  * unless `encoder.reuseOutput`). The device is left stopped after success,
  * RUNNING after a failure.
  */
-export async function saveDevice(region: MigratableDevice, sink: ByteSink | ((bytes: Uint8Array) => void | Promise<void>), options: SaveDeviceOptions = {}): Promise<SaveDeviceResult> {
+export async function saveDevice(region: MigratableDevice, sink: SinkOrWrite, options: SaveDeviceOptions = {}): Promise<SaveDeviceResult> {
   let stopped = false;
   let stopcopyAt = 0;
   const saveOptions = options.save ?? {};
-  const out = typeof sink === "function" ? functionSink(sink) : sink;
+  const out = toByteSink(sink);
   try {
     // A ByteSink is done with the bytes once a write settles: the encoder reuses its output blocks.
     const reuseOutput = options.encoder?.reuseOutput ?? typeof sink !== "function";
@@ -119,24 +97,8 @@ export async function saveDevice(region: MigratableDevice, sink: ByteSink | ((by
   }
 }
 
-/** A ByteSink around a write function (nothing to end or destroy). */
-function functionSink(write: (bytes: Uint8Array) => void | Promise<void>): ByteSink {
-  let bytes = 0;
-  return {
-    async write(b) {
-      await write(b);
-      bytes += b.length;
-    },
-    end: async () => {},
-    destroy() {},
-    get bytes() {
-      return bytes;
-    },
-  };
-}
-
 /** Splits a save's progress events into steps (a new one at each phase or iteration change). */
-class Steps {
+export class Steps {
   readonly list: SaveStep[] = [];
   #at = 0;
   #raw = 0;

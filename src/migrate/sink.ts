@@ -19,6 +19,29 @@ export interface ByteSink {
   readonly bytes: number;
 }
 
+/**
+ * Where a pipeline writes its stream: a ByteSink, or a write function (handed
+ * new arrays it may keep; the pipeline waits for what it returns).
+ */
+export type SinkOrWrite = ByteSink | ((bytes: Uint8Array) => void | Promise<void>);
+
+/** `sink` as a ByteSink (a write function gets nothing to end or destroy). */
+export function toByteSink(sink: SinkOrWrite): ByteSink {
+  if (typeof sink !== "function") return sink;
+  let bytes = 0;
+  return {
+    async write(b) {
+      await sink(b);
+      bytes += b.length;
+    },
+    end: async () => {},
+    destroy() {},
+    get bytes() {
+      return bytes;
+    },
+  };
+}
+
 /** Options of writableSink(). */
 export interface WritableSinkOptions {
   /** What the sink is, for error messages ("stdout", "file out.mig", "tcp://..."). */

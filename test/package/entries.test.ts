@@ -30,6 +30,7 @@ const ROOT_VALUES = [
   "MigrationEncoderStream",
   "MigstreamError",
   "StreamDecoder",
+  "StreamDemux",
   "StreamEncoder",
   "V2Handler",
   "VfioUserMigration",
@@ -48,7 +49,9 @@ const ROOT_VALUES = [
   "openVfioUser",
   "queryRegionInfo",
   "restoreDevice",
+  "restoreDevices",
   "saveDevice",
+  "saveDevices",
   "verifyStream",
   "writableSink",
 ];
