@@ -9,7 +9,7 @@
 // argsz 32, and ask again with the returned argsz whenever it is larger than
 // the one sent, whatever the flags say; read the caps only when CAPS is set.
 import { MigstreamError } from "../errors.js";
-import { decodeRegionInfo, decodeSparseCap, decodeTypeCap, type RegionInfo } from "./vfio-user/codec.js";
+import { decodeRegionInfo, decodeSparseCap, decodeTypeCap, type RegionInfo } from "./vfio-user/wire.js";
 import {
   CAP_SPARSE_MMAP,
   CAP_TYPE,

@@ -13,7 +13,7 @@ import type { SimRegion } from "../../src/transport/sim/open.js";
 import { openDevice } from "../../src/transport/spec.js";
 import { variantOptions } from "../../src/transport/sim/options.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
-import { decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, newMessage, writeAccess } from "../../src/transport/vfio-user/codec.js";
+import { decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, newMessage, writeAccess } from "../../src/transport/vfio-user/wire.js";
 import { CMD, FLAG_ERROR, HEADER_SIZE, REGION_FLAG_CAPS, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
 import { serverMaxMessage } from "../../src/transport/vfio-user/reference.js";
 import { rawClient, reply, type Raw } from "./raw-client.js";

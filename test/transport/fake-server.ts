@@ -2,7 +2,7 @@
 // net.createServer, requests framed with our Framer, replies written by the
 // test's handler exactly as it wants (split, wrong ids, truncated...).
 import * as net from "node:net";
-import { encodeRegionInfoReply, encodeTypeCap, encodeVersion, type Header, newMessage, readAccess } from "../../src/transport/vfio-user/codec.js";
+import { encodeRegionInfoReply, encodeTypeCap, encodeVersion, type Header, newMessage, readAccess } from "../../src/transport/vfio-user/wire.js";
 import { CMD, FLAG_ERROR, HEADER_SIZE, REGION_FLAG_READ, REGION_FLAG_WRITE, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
 import { Framer } from "../../src/transport/vfio-user/framer.js";
 

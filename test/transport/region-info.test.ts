@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import { findMigrationRegion, queryRegionInfo, type RegionInfoQuery } from "../../src/transport/region-info.js";
-import { decodeRegionInfo, encodeSparseCap, encodeTypeCap } from "../../src/transport/vfio-user/codec.js";
+import { decodeRegionInfo, encodeSparseCap, encodeTypeCap } from "../../src/transport/vfio-user/wire.js";
 import { REGION_FLAG_CAPS, REGION_FLAG_MMAP, REGION_FLAG_READ, REGION_FLAG_WRITE } from "../../src/transport/vfio-user/constants.js";
 
 interface KernelRegion {

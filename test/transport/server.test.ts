@@ -1,7 +1,7 @@
 // The server against a raw client: the reference server's checks, argsz
 // semantics, NO_REPLY, and misbehaving clients dropped without harm.
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeDeviceInfo, decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, type Header, newMessage, writeAccess } from "../../src/transport/vfio-user/codec.js";
+import { decodeDeviceInfo, decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, type Header, newMessage, writeAccess } from "../../src/transport/vfio-user/wire.js";
 import { CMD, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, REGION_FLAG_CAPS, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";

@@ -6,7 +6,7 @@
 import { type SimDeviceOptions, SimDevice } from "../../src/device/index.js";
 import { resume, type ResumeItem, type ResumeSummary, save, type SaveOptions, type SaveSummary } from "../../src/protocol/index.js";
 import { variantOptions } from "../../src/transport/sim/options.js";
-import { type Access, type Header, readAccess } from "../../src/transport/vfio-user/codec.js";
+import { type Access, type Header, readAccess } from "../../src/transport/vfio-user/wire.js";
 import { connectVfioUser, type VfioUserRegion } from "../../src/transport/vfio-user/client.js";
 import { CMD } from "../../src/transport/vfio-user/constants.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";

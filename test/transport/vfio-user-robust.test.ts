@@ -4,7 +4,7 @@ import type * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
-import { encodeRegionInfoReply, encodeSparseCap, encodeTypeCap, encodeVersion, type Header, newMessage } from "../../src/transport/vfio-user/codec.js";
+import { encodeRegionInfoReply, encodeSparseCap, encodeTypeCap, encodeVersion, type Header, newMessage } from "../../src/transport/vfio-user/wire.js";
 import { CMD, FLAG_ERROR, REGION_FLAG_READ, REGION_FLAG_WRITE, TYPE_COMMAND, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
 import { answer, errorReply, type Fake, fakeServer, reply, simpleDevice } from "./fake-server.js";
 import { tempSocket } from "./helpers.js";

@@ -12,7 +12,7 @@ import { resumeV2 } from "../../src/protocol/v2/resume.js";
 import { saveV2 } from "../../src/protocol/v2/save.js";
 import { serveSimV2 } from "../../src/transport/sim/serve.js";
 import { VfioUserRegion } from "../../src/transport/vfio-user/client.js";
-import { encodeVersion, newMessage, readHeader, type Header } from "../../src/transport/vfio-user/codec.js";
+import { encodeVersion, newMessage, readHeader, type Header } from "../../src/transport/vfio-user/wire.js";
 import { CMD, FLAG_ERROR, HEADER_SIZE, TYPE_COMMAND } from "../../src/transport/vfio-user/constants.js";
 import { Framer } from "../../src/transport/vfio-user/framer.js";
 import { openVfioUser, VfioUserMigration } from "../../src/transport/vfio-user/migration.js";

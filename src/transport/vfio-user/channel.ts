@@ -2,7 +2,7 @@
 // provides): one socket write per message, reassembly by msg_size, and a close
 // or error reported once. Used by both the client and the server.
 import { MigstreamError } from "../../errors.js";
-import type { Header } from "./codec.js";
+import type { Header } from "./wire.js";
 import { type BodyAlloc, Framer, type MessageHandler, MsgSizeError } from "./framer.js";
 
 /** The part of a node:net Socket we use. */

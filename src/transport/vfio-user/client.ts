@@ -6,7 +6,7 @@
 import { MigstreamError } from "../../errors.js";
 import type { RegionIO } from "../../protocol/region-io.js";
 import { describeRegion, type DiscoveredRegion, migrationRegionOf } from "../region-info.js";
-import type { DeviceInfo } from "./codec.js";
+import type { DeviceInfo } from "./wire.js";
 import { DIGEST_REGION_SIZE, DIGEST_REGION_SUBTYPE, DIGEST_REGION_TYPE, MAX_REGIONS } from "./constants.js";
 import { type SessionOptions, VfioUserSession } from "./session.js";
 

@@ -8,7 +8,7 @@
 // buffer is reused once push returns): then it is copied too.
 import { MigstreamError } from "../../errors.js";
 import { HEADER_SIZE } from "./constants.js";
-import { type Header, readHeader } from "./codec.js";
+import { type Header, readHeader } from "./wire.js";
 
 /**
  * `payload` is the message body; for a body gathered into a Split, `payload`

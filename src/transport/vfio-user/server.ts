@@ -33,7 +33,7 @@ import {
   newMessage,
   readAccess,
   writeHeader,
-} from "./codec.js";
+} from "./wire.js";
 import { BufferPool } from "./pool.js";
 import { REFERENCE_NUM_REGIONS, referenceVersionJson, refusedWhileStopped, type ServerVariant, serverMaxMessage } from "./reference.js";
 import { adopt, ReadSink, userBufferReads } from "./user-buffer.js";

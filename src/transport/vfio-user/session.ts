@@ -23,7 +23,7 @@ import {
   type Version,
   writeAccess,
   writeHeader,
-} from "./codec.js";
+} from "./wire.js";
 import type { Split } from "./framer.js";
 import { BufferPool } from "./pool.js";
 import { ReadSink, userBufferReads } from "./user-buffer.js";

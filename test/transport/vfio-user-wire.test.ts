@@ -1,4 +1,4 @@
-// vfio-user codec and framer units: byte layouts against hand-built buffers,
+// vfio-user wire layouts (wire.ts) and framer units: byte layouts against hand-built buffers,
 // reassembly across arbitrary splits, bounded capability walks.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
@@ -14,11 +14,11 @@ import {
   encodeVersion,
   type Header,
   newMessage,
-} from "../../src/transport/vfio-user/codec.js";
+} from "../../src/transport/vfio-user/wire.js";
 import { REGION_FLAG_CAPS } from "../../src/transport/vfio-user/constants.js";
 import { Framer } from "../../src/transport/vfio-user/framer.js";
 
-describe("vfio-user codec", () => {
+describe("vfio-user wire layouts", () => {
   it("lays out the header little-endian", () => {
     const m = newMessage(0x1234, 9, 0x21, 4, 22);
     expect([...m.subarray(0, 16)]).toEqual([0x34, 0x12, 9, 0, 20, 0, 0, 0, 0x21, 0, 0, 0, 22, 0, 0, 0]);

@@ -1,7 +1,8 @@
-// Encoders and decoders for the vfio-user messages we speak: the header, VERSION,
-// DEVICE_GET_INFO, DEVICE_GET_REGION_INFO (with its capability chain) and the
-// REGION_READ/WRITE prefix. Decoders check every length against the bytes at
-// hand and throw MigstreamError("PROTOCOL") on anything malformed.
+// The vfio-user wire layouts: encoders and decoders for the messages we
+// speak — the header, VERSION, DEVICE_GET_INFO, DEVICE_GET_REGION_INFO (with
+// its capability chain) and the REGION_READ/WRITE prefix. Decoders check
+// every length against the bytes at hand and throw MigstreamError("PROTOCOL")
+// on anything malformed.
 import { MigstreamError } from "../../errors.js";
 import {
   CAP_HEADER_SIZE,
