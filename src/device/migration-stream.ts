@@ -4,12 +4,12 @@
 // malformed, foreign or incomplete.
 //
 //   stream header (16 bytes): u32 magic "SIMV", u32 session id, u64 state size
-//   records, as in the v1 transactions (format.ts):
+//   records, as in the v1 transactions (records.ts):
 //     DATA (16 + n): u32 type 1, u32 n, u64 image offset, n bytes
 //     END  (32):     u32 type 2, u32 0, u64 state size, u64 digest, u64 flags (bit 0: digest present)
 //   END is the last record; nothing follows it.
 import { xxh3_64 } from "../kernels/xxh3.js";
-import { DATA_RECORD, END_RECORD, REC_DATA, REC_END, writeDataRecordHeader, writeEndRecord } from "./format.js";
+import { DATA_RECORD, END_RECORD, REC_DATA, REC_END, writeDataRecordHeader, writeEndRecord } from "./records.js";
 import type { DeviceImage } from "./image.js";
 import { PAGE_SIZE } from "./pages.js";
 

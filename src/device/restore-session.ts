@@ -1,8 +1,8 @@
 // The vendor side of one resume session: checks each transaction as the user
-// writes data_size (format, checksum, order) and applies it to the image;
+// writes data_size (layout, checksum, order) and applies it to the image;
 // on RESUMING → RUNNING checks the state is complete (END seen, digest).
 import { xxh3_64 } from "../kernels/xxh3.js";
-import { type EndRecord, parseTxn } from "./format.js";
+import { type EndRecord, parseTxn } from "./records.js";
 import type { DeviceImage } from "./image.js";
 
 export interface TxnRecord {

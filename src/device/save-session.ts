@@ -1,5 +1,5 @@
 // The vendor side of one save session: hands the dirty pages of the image
-// over in transactions (see format.ts), in page order with wrap-around, runs
+// over in transactions (see records.ts), in page order with wrap-around, runs
 // of contiguous dirty pages as one DATA record, a page split across
 // transactions when a transaction fills up. In stop-and-copy the last
 // transaction carries the END record.
@@ -10,7 +10,7 @@ import {
   writeDataRecordHeader,
   writeEndRecord,
   writeTxnHeader,
-} from "./format.js";
+} from "./records.js";
 import type { DeviceImage } from "./image.js";
 import { PAGE_SIZE } from "./pages.js";
 

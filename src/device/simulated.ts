@@ -16,7 +16,7 @@
 // does not read-modify-write gets EINVAL, conformance case 14).
 //
 // Model: an image of pages (src/device/pages.ts); a save session hands dirty
-// pages over in transactions of the configured size (format.ts); while the
+// pages over in transactions of the configured size (records.ts); while the
 // device runs in pre-copy it changes `dirtyPerTxn` pages per acknowledged
 // transaction, which pre-copy must resend. The destination checks and applies
 // each transaction when data_size is written and validates the whole state on
@@ -37,7 +37,7 @@ import {
 import { ERRNO } from "../protocol/region-io.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 import { type Fault, faultErrno, type FaultPoint, FaultPlan } from "./faults.js";
-import { MIN_TXN } from "./format.js";
+import { MIN_TXN } from "./records.js";
 import { DeviceImage } from "./image.js";
 import { type MatrixName, transitionAllowed } from "./matrix.js";
 import { DEFAULT_MIX, fillImage, PAGE_SIZE, type PageMix } from "./pages.js";

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { SimDevice } from "../../src/device/index.js";
 import { FaultPlan } from "../../src/device/faults.js";
-import { MIN_TXN } from "../../src/device/format.js";
+import { MIN_TXN } from "../../src/device/records.js";
 import { MigstreamError } from "../../src/errors.js";
 import { ERRNO } from "../../src/protocol/region-io.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";

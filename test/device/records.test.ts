@@ -1,4 +1,4 @@
-// The simulated device's own transaction format: a destination must detect a
+// The simulated device's own transaction records (records.ts): a destination must detect a
 // corrupted, truncated or malformed transaction before applying anything.
 import { describe, expect, it } from "vitest";
 import {
@@ -9,7 +9,7 @@ import {
   writeDataRecordHeader,
   writeEndRecord,
   writeTxnHeader,
-} from "../../src/device/format.js";
+} from "../../src/device/records.js";
 
 const IMAGE = 16384;
 

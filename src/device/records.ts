@@ -1,4 +1,4 @@
-// The simulated device's own save format (opaque to users, like a real
+// The simulated device's own transaction records (opaque to users, like a real
 // vendor's). Every transaction is self-describing, so the destination device
 // detects a corrupted, reordered, missing or foreign transaction when the user
 // writes data_size, and rejects it with EINVAL:
