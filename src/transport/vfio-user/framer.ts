@@ -2,7 +2,7 @@
 // split a message anywhere (down to single bytes) or carry several messages.
 // A message size below the header or above the configured limit is refused
 // before anything is allocated for it. Message bodies that span chunks go into
-// buffers from `alloc` (so the owner can pool them, or land the bulk of a body
+// buffers from `alloc` (so the owner can reuse them, or land the bulk of a body
 // straight where it belongs: a Split); a message that lies whole inside one
 // chunk is passed as a view of that chunk, unless chunks are transient (their
 // buffer is reused once push returns): then it is copied too.

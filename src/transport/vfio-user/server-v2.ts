@@ -159,7 +159,7 @@ export class V2Handler implements ServerExtension {
     if (s !== MIG_STATE.PRE_COPY && s !== MIG_STATE.STOP_COPY) throw einval("MIG_DATA_READ outside PRE_COPY and STOP_COPY");
     if (size > max) throw einval(`size ${size} above the client's max_data_xfer_size ${max}`);
     if (argsz < MIG_DATA_HEADER_SIZE + size) throw einval("argsz below 8 + size");
-    // The device reads straight into the pooled reply message: header, {argsz, size}, data, zero padding.
+    // The device reads straight into the spare reply message: header, {argsz, size}, data, zero padding.
     const message = client.takeBuffer(HEADER_SIZE + MIG_DATA_HEADER_SIZE + size);
     const body = message.subarray(HEADER_SIZE);
     let n: number;

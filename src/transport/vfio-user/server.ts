@@ -34,7 +34,7 @@ import {
   readAccess,
   writeHeader,
 } from "./wire.js";
-import { BufferPool } from "./pool.js";
+import { SpareBuffers } from "./spare-buffers.js";
 import { REFERENCE_NUM_REGIONS, referenceVersionJson, refusedWhileStopped, type ServerVariant, serverMaxMessage } from "./reference.js";
 import { adopt, ReadSink, userBufferReads } from "./user-buffer.js";
 import {
@@ -98,7 +98,7 @@ export type ServedVendor = VendorRegion & {
   readonly state?: number;
 };
 
-/** A handler's reply: payload parts to concatenate, or a whole pooled message with the payload in place. */
+/** A handler's reply: payload parts to concatenate, or a whole spare message (SpareBuffers) with the payload in place. */
 export type Reply = Uint8Array[] | { message: Uint8Array };
 
 /**
@@ -109,10 +109,10 @@ export type Reply = Uint8Array[] | { message: Uint8Array };
  * Rejection, whose `body` then rides on the error reply; `reset` replaces the
  * vendor reset on DEVICE_RESET.
  */
-/** What an extension may use of the client connection: its VERSION limit and pooled reply buffers. */
+/** What an extension may use of the client connection: its VERSION limit and spare reply buffers. */
 export interface ExtensionClient {
   readonly maxDataXfer: number;
-  /** A pooled buffer for a whole reply message (header space first), for a `{ message }` reply. */
+  /** A spare buffer for a whole reply message (header space first), for a `{ message }` reply. */
   takeBuffer(n: number): Uint8Array;
   giveBuffer(b: Uint8Array): void;
 }
@@ -550,8 +550,8 @@ class Connection {
   private chain: Promise<void>;
   private queued = 0;
   private paused = false;
-  private readonly rx = new BufferPool();
-  private readonly tx = new BufferPool();
+  private readonly rx = new SpareBuffers();
+  private readonly tx = new SpareBuffers();
 
   constructor(
     private readonly server: VfioUserServer,
@@ -607,7 +607,7 @@ class Connection {
     }
   }
 
-  /** A pooled buffer for a reply message (see Reply). */
+  /** A spare buffer for a reply message (see Reply). */
   takeBuffer(n: number): Uint8Array {
     return this.tx.take(n);
   }

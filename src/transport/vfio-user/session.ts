@@ -25,7 +25,7 @@ import {
   writeHeader,
 } from "./wire.js";
 import type { Split } from "./framer.js";
-import { BufferPool } from "./pool.js";
+import { SpareBuffers } from "./spare-buffers.js";
 import { ReadSink, userBufferReads } from "./user-buffer.js";
 import {
   CMD,
@@ -102,7 +102,7 @@ export class VfioUserSession {
   private rx = new Uint8Array(0);
   /** Head of a REGION_READ reply whose data lands in the caller's buffer. */
   private readonly accessHead = new Uint8Array(REGION_ACCESS_SIZE);
-  private readonly tx = new BufferPool();
+  private readonly tx = new SpareBuffers();
 
   private constructor(
     socket: import("./channel.js").NetSocket,
