@@ -29,7 +29,7 @@
 
 import { MigstreamError } from "../errors.js";
 import { detachFromKernel, isShared, own } from "./buffers.js";
-import { FAULT_ENV, type JobContext } from "./faults.js";
+import { FAULT_ENV, type JobContext } from "./job-faults.js";
 import {
   fromWireError,
   toWireError,

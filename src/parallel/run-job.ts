@@ -3,7 +3,7 @@
 
 import { MigstreamError } from "../errors.js";
 import { decodeBatchJob, decodeJob, encodeBatchJob, encodeJob } from "./codec-job.js";
-import { applyFault, type JobContext } from "./faults.js";
+import { applyFault, type JobContext } from "./job-faults.js";
 import type { WireJob, WireResult } from "./jobs.js";
 
 export async function runJob(job: WireJob, ctx: JobContext): Promise<WireResult> {

@@ -5,7 +5,7 @@
 import { initSync } from "../kernels/wasm.js";
 import { init } from "../codec/index.js";
 import { postable } from "./buffers.js";
-import { FAULT_EXIT_CODE, type JobContext } from "./faults.js";
+import { FAULT_EXIT_CODE, type JobContext } from "./job-faults.js";
 import { toWireError, type Reply, type Request, type WireResult } from "./jobs.js";
 import { hostPort } from "./platform.js";
 import { runJob } from "./run-job.js";

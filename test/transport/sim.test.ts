@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { SimDevice } from "../../src/device/index.js";
 import { isMigstreamError } from "../../src/errors.js";
 import { resume, type ResumeItem, save, STATE_RESUMING, STATE_RUNNING, STATE_STOP } from "../../src/protocol/index.js";
-import { parseFault } from "../../src/transport/sim/faults.js";
+import { parseFault } from "../../src/transport/sim/fault-spec.js";
 import { SIM_VARIANT_NAMES, SIM_VARIANTS, simDeviceOptions, variantOptions } from "../../src/transport/sim/options.js";
 import { recoverSim, serveSim } from "../../src/transport/sim/serve.js";
 import { openDevice, type OpenedDevice, parseDeviceSpec } from "../../src/transport/spec.js";

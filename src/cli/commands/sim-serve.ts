@@ -4,7 +4,7 @@
 // serves its one client and exits when that client leaves, printing the
 // device's final state and digest (it has no digest region to ask).
 import { MigstreamError } from "../../errors.js";
-import { parseFault, parseMigrationFault } from "../../transport/sim/faults.js";
+import { parseFault, parseMigrationFault } from "../../transport/sim/fault-spec.js";
 import { serverVariantOf, simDeviceOptions, simMigrationOptions } from "../../transport/sim/options.js";
 import { serveSim, serveSimV2 } from "../../transport/sim/serve.js";
 import { DEFAULT_MIGRATION_REGION_INDEX, MAX_REGIONS, PCI_NUM_FIXED_REGIONS } from "../../transport/vfio-user/constants.js";

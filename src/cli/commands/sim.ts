@@ -1,6 +1,6 @@
 // `migstream sim serve|digest`: a simulated device in its own process behind
 // a vfio-user socket, and its state digest.
-import { FAULT_FORM, FAULT_POINT_NAMES, MIGRATION_FAULT_FORM, MIGRATION_FAULT_POINT_NAMES } from "../../transport/sim/faults.js";
+import { FAULT_FORM, FAULT_POINT_NAMES, MIGRATION_FAULT_FORM, MIGRATION_FAULT_POINT_NAMES } from "../../transport/sim/fault-spec.js";
 import { SIM_V2_VARIANT_NAMES, SIM_VARIANT_NAMES } from "../../transport/sim/options.js";
 import type { Command } from "../command.js";
 import { usage } from "../exit.js";

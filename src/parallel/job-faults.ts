@@ -1,4 +1,4 @@
-// Test-only fault injection: delays (to reorder completions) and crashes (to
+// Test-only faults in worker pool jobs: delays (to reorder completions) and crashes (to
 // prove a dead worker fails its jobs and the pipeline instead of hanging).
 // Honoured only when the pool enables it; a job carrying a plan otherwise fails
 // with USAGE, so production code cannot trip it by accident.
