@@ -45,8 +45,8 @@ const MAX_ITERATIONS = 8;
 
 const lib = await bundle("multi", [
   'export { saveDevices, restoreDevices, saveDevice, restoreDevice } from "./src/migrate/index.ts";',
-  'export { TcpListener, TcpDestination } from "./src/migrate/tcp.ts";',
-  'export { devicesAck, failureAck } from "./src/migrate/ack.ts";',
+  'export { TcpListener, TcpDestination } from "./src/network/tcp.ts";',
+  'export { devicesAck, failureAck } from "./src/network/ack.ts";',
   'export { openVfioUser } from "./src/transport/vfio-user/migration.ts";',
   'export { restartSource } from "./src/protocol/drive.ts";',
 ]);

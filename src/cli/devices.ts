@@ -5,7 +5,7 @@
 import { MigstreamError } from "../errors.js";
 import { MAX_NAME_LENGTH } from "../format/constants.js";
 import type { EncoderOptions, EncoderStats } from "../format/encoder.js";
-import type { Ack } from "../migrate/ack.js";
+import type { Ack } from "../network/ack.js";
 import { type SaveDevicesResult, saveDevices } from "../migrate/save-devices.js";
 import type { ByteSink } from "../migrate/sink.js";
 import type { GroupSaveOptions } from "../protocol/group.js";

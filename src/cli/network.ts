@@ -5,8 +5,8 @@
 // before anything of it was delivered is dropped and the listener keeps
 // waiting, a failure after that ends the command.
 import { MigstreamError } from "../errors.js";
-import { type Ack, failureAck } from "../migrate/ack.js";
-import { formatTcpUrl, isLoopback, type TcpAddress, TcpListener, type TcpPeer } from "../migrate/tcp.js";
+import { type Ack, failureAck } from "../network/ack.js";
+import { formatTcpUrl, isLoopback, type TcpAddress, TcpListener, type TcpPeer } from "../network/tcp.js";
 import { usageOf } from "./args.js";
 import type { CliIO } from "./command.js";
 import { errorLine } from "./exit.js";

@@ -1,6 +1,6 @@
 // The migration report (save, demo) and the stream summary (inspect, verify,
 // restore): one data shape each, printed as text or as JSON.
-import type { AckDevice } from "../migrate/ack.js";
+import type { AckDevice } from "../network/ack.js";
 import type { SaveDevicesResult } from "../migrate/save-devices.js";
 import { QEMU_BUFFER_OVERHEAD, type StreamStats } from "../migrate/stats.js";
 import type { SaveDeviceResult, SaveStep } from "../migrate/save-to.js";

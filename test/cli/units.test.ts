@@ -1,14 +1,11 @@
 // In-process checks of the CLI's small parts: the throttled progress line,
-// address and key parsing, the ack line, number formatting.
+// key parsing, number formatting (addresses and ack lines: test/network).
 import { describe, expect, it } from "vitest";
 import { keyFromFile } from "../../src/cli/key.js";
 import { PROGRESS_INTERVAL_MS, ProgressLine } from "../../src/cli/progress.js";
 import type { Style } from "../../src/cli/style.js";
 import { styleFor } from "../../src/cli/style.js";
 import { bytes, duration, ratio } from "../../src/cli/units.js";
-import { encodeAck, MAX_ACK_MESSAGE, parseAck } from "../../src/migrate/ack.js";
-import { formatTcpUrl, isLoopback, parseTcpUrl } from "../../src/migrate/tcp.js";
-import { isMigstreamError } from "../../src/errors.js";
 
 const style = (progress: boolean, colorErr = false): Style => ({ quiet: false, json: false, color: false, colorErr, progress });
 
@@ -64,29 +61,6 @@ describe("ProgressLine", () => {
   });
 });
 
-describe("tcp addresses", () => {
-  it("parses tcp://HOST:PORT, [v6] and an empty host as loopback", () => {
-    expect(parseTcpUrl("tcp://10.0.0.2:7000")).toEqual({ host: "10.0.0.2", port: 7000 });
-    expect(parseTcpUrl("tcp://:7000")).toEqual({ host: "127.0.0.1", port: 7000 });
-    expect(parseTcpUrl("tcp://[::1]:0")).toEqual({ host: "::1", port: 0 });
-    expect(formatTcpUrl({ host: "::1", port: 5 })).toBe("tcp://[::1]:5");
-    for (const bad of ["10.0.0.2:7000", "tcp://host", "tcp://h:70000", "udp://h:1", "tcp://h:1/x/y"]) {
-      let e: unknown;
-      try {
-        parseTcpUrl(bad);
-      } catch (x) {
-        e = x;
-      }
-      expect(isMigstreamError(e, "USAGE"), bad).toBe(true);
-    }
-  });
-
-  it("tells loopback from other addresses", () => {
-    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"]) expect(isLoopback(h), h).toBe(true);
-    for (const h of ["0.0.0.0", "10.0.0.1", "::", "example.org", "128.0.0.1", "::ffff:10.0.0.1"]) expect(isLoopback(h), h).toBe(false);
-  });
-});
-
 describe("key files", () => {
   it("reads hex text (whitespace ignored) or raw bytes", () => {
     const hex = new TextEncoder().encode("00112233445566778899aabbccddeeff\n00112233\n");
@@ -95,26 +69,6 @@ describe("key files", () => {
     expect(keyFromFile(raw)).toBe(raw);
     // Short hex text is taken as bytes (then refused by the length check).
     expect(keyFromFile(new TextEncoder().encode("abcd")).length).toBe(4);
-  });
-});
-
-describe("ack lines", () => {
-  it("round-trip, and anything else is a TRANSPORT error", () => {
-    const ok = { ok: true as const, started: true, transactions: 3, bytes: 99 };
-    expect(parseAck(new TextDecoder().decode(encodeAck(ok)).trim())).toEqual(ok);
-    const fail = parseAck(new TextDecoder().decode(encodeAck({ ok: false, code: "CHECKSUM", message: "x".repeat(5000), offset: 12, frame: 3 })).trim());
-    expect(fail).toMatchObject({ ok: false, code: "CHECKSUM", offset: 12, frame: 3 });
-    expect((fail as { message: string }).message.length).toBe(MAX_ACK_MESSAGE);
-    expect(parseAck('{"migstream":"ack","ok":false,"code":"EVIL"}')).toMatchObject({ code: "INTERNAL", message: "no reason given" });
-    for (const bad of ["", "{}", "[1]", "null", '{"migstream":"ack"}', "HTTP/1.1 200 OK"]) {
-      let e: unknown;
-      try {
-        parseAck(bad);
-      } catch (x) {
-        e = x;
-      }
-      expect(isMigstreamError(e, "TRANSPORT"), bad).toBe(true);
-    }
   });
 });
 

@@ -4,7 +4,7 @@
 // filter it hands on each transaction only after it verified, e.g. to QEMU
 // through `-incoming "exec:..."`.
 import { MigstreamError } from "../../errors.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl } from "../../migrate/tcp.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl } from "../../network/tcp.js";
 import type { StreamStats } from "../../migrate/stats.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";

@@ -4,9 +4,9 @@
 // whole stream). As a pipe filter it carries any byte stream, e.g. QEMU's own
 // migration stream through `migrate "exec:..."`.
 import { StreamEncoder } from "../../format/encoder.js";
-import type { Ack } from "../../migrate/ack.js";
+import type { Ack } from "../../network/ack.js";
 import type { ByteSink } from "../../migrate/sink.js";
-import { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, TcpDestination } from "../../migrate/tcp.js";
+import { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, TcpDestination } from "../../network/tcp.js";
 import { DEFAULT_TRANSACTION_SIZE, MAX_TRANSACTION_SIZE } from "../../format/constants.js";
 import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";

@@ -2,11 +2,11 @@
 // file, or listens for one source (`migstream save --to`) and restores while
 // the stream arrives — no temporary file, the device's pace sets the socket's.
 import { MigstreamError } from "../../errors.js";
-import { type Ack, devicesAck } from "../../migrate/ack.js";
+import { type Ack, devicesAck } from "../../network/ack.js";
 import { restoreDevices, type RestoredDevice } from "../../migrate/restore-devices.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpAddress } from "../../migrate/tcp.js";
+import { DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpAddress } from "../../network/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
 import { isMigrationDevice, type MigratableDevice } from "../../protocol/generation.js";
 import { SPEC_FORMS, type OpenedDevice } from "../../transport/spec.js";

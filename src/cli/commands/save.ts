@@ -3,10 +3,10 @@
 // destination listening with `migstream restore --listen`.
 import { MigstreamError } from "../../errors.js";
 import type { EncoderOptions, EncoderStats } from "../../format/encoder.js";
-import type { Ack } from "../../migrate/ack.js";
+import type { Ack } from "../../network/ack.js";
 import { saveDevice, type SaveDeviceResult } from "../../migrate/save-to.js";
 import type { ByteSink } from "../../migrate/sink.js";
-import { parseTcpUrl, TcpDestination, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
+import { parseTcpUrl, TcpDestination, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../network/tcp.js";
 import type { MigratableDevice } from "../../protocol/generation.js";
 import type { SaveOptions } from "../../protocol/save.js";
 import { SPEC_FORMS, type OpenedDevice } from "../../transport/spec.js";

@@ -1,8 +1,8 @@
-// The network leg in-process (src/migrate/tcp.ts): backpressure from a slow
+// The network leg in-process (src/network/tcp.ts): backpressure from a slow
 // reader to the writer, the ack, busy refusal, timeouts.
 import { afterEach, describe, expect, it } from "vitest";
 import { isMigstreamError } from "../../src/errors.js";
-import { TcpDestination, TcpListener } from "../../src/migrate/tcp.js";
+import { TcpDestination, TcpListener } from "../../src/network/tcp.js";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {

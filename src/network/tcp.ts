@@ -9,7 +9,7 @@ import type * as Net from "node:net";
 import { MigstreamError } from "../errors.js";
 import { builtin } from "../transport/builtin.js";
 import { type Ack, ackError, encodeAck, MAX_ACK_BYTES, parseAck } from "./ack.js";
-import { type ByteSink, writableSink } from "./sink.js";
+import { type ByteSink, writableSink } from "../migrate/sink.js";
 
 /** Where a listener binds when the URL names no host. */
 export const DEFAULT_LISTEN_HOST = "127.0.0.1";
