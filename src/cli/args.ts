@@ -10,7 +10,7 @@ import { parseSize } from "../transport/spec.js";
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /** Options every command takes. */
-export const COMMON_OPTIONS = {
+const COMMON_OPTIONS = {
   quiet: { type: "boolean", short: "q" },
   json: { type: "boolean" },
 } as const;

@@ -56,7 +56,7 @@ export function deviceNames(command: string, specs: string[], names: string[] | 
 }
 
 /** Device names are at most MAX_NAME_LENGTH UTF-8 bytes in the stream. */
-export function truncateName(name: string): string {
+function truncateName(name: string): string {
   const b = new TextEncoder().encode(name);
   if (b.length <= MAX_NAME_LENGTH) return name;
   return `${new TextDecoder().decode(b.subarray(0, MAX_NAME_LENGTH - 3)).replace(/\uFFFD$/, "")}...`;

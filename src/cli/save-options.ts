@@ -11,7 +11,7 @@ import { ENCODING_OPTIONS } from "./encoding.js";
 export const MAX_PRECOPY_ITERATIONS = 1 << 20;
 
 /** The flags every saving command takes. */
-export const SAVE_OPTIONS = {
+const SAVE_OPTIONS = {
   ...ENCODING_OPTIONS,
   "precopy-iterations": { type: "string" },
   "precopy-threshold": { type: "string" },

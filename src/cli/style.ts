@@ -14,7 +14,7 @@ export interface Style {
 }
 
 /** NO_COLOR set to anything non-empty turns colour off (no-color.org). */
-export function noColor(env: CliIO["env"]): boolean {
+function noColor(env: CliIO["env"]): boolean {
   return (env.NO_COLOR ?? "") !== "";
 }
 

@@ -13,10 +13,10 @@ import { DATA_RECORD, END_RECORD, REC_DATA, REC_END, writeDataRecordHeader, writ
 import type { DeviceImage } from "./image.js";
 import { PAGE_SIZE } from "./pages.js";
 
-export const STREAM_MAGIC = 0x56534953; // "SIMV"
-export const STREAM_HEADER = 16;
+const STREAM_MAGIC = 0x56534953; // "SIMV"
+const STREAM_HEADER = 16;
 /** Largest run of pages one DATA record carries. */
-export const MAX_RECORD_DATA = 64 << 10;
+const MAX_RECORD_DATA = 64 << 10;
 
 /** The saving side: serialises dirty pages into records as the user reads. */
 export class StreamProducer {

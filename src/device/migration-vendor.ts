@@ -3,7 +3,7 @@
 // migration ops). The simulated v2 device implements it; the in-process
 // transport and the vfio-user server put the user-side interface in front of
 // it, walking each SET through `walk` as the kernel core and libvfio-user do.
-import { MIG_STATE, type MigState, migStateName } from "../protocol/v2/constants.js";
+import { type MigState, migStateName } from "../protocol/v2/constants.js";
 import type { PrecopyInfo } from "../protocol/v2/device-io.js";
 import { pathTo, sessionEffect } from "../protocol/v2/fsm.js";
 import { ERRNO } from "../protocol/region-io.js";
@@ -89,6 +89,3 @@ export async function walk(v: MigrationVendor, to: MigState, onArc?: (from: MigS
   }
   return { opened, ended };
 }
-
-/** The states a fault's `from`/`to` may name (numbers of MIG_STATE). */
-export const MIG_STATES: readonly MigState[] = Object.values(MIG_STATE);

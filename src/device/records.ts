@@ -17,15 +17,15 @@
 //   END is the last record of the last stop-and-copy transaction.
 import { xxh3_64 } from "../kernels/xxh3.js";
 
-export const TXN_MAGIC = 0x544d4953; // "SIMT"
+const TXN_MAGIC = 0x544d4953; // "SIMT"
 export const TXN_HEADER = 32;
 export const DATA_RECORD = 16;
 export const END_RECORD = 32;
 export const REC_DATA = 1;
 export const REC_END = 2;
-export const FLAG_CHECKSUM = 1;
-export const FLAG_PREV_OPTIONAL = 2;
-export const FLAG_DIGEST = 1;
+const FLAG_CHECKSUM = 1;
+const FLAG_PREV_OPTIONAL = 2;
+const FLAG_DIGEST = 1;
 /** Smallest transaction that can carry progress: header, a DATA record and one byte, or END. */
 export const MIN_TXN = TXN_HEADER + END_RECORD;
 

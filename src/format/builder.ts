@@ -41,7 +41,7 @@ import type { MigrationProtocol } from "../protocol/types.js";
 export const CHUNK_PAYLOAD_OFFSET = FRAME_HEADER_SIZE + CHUNK_HEADER_SIZE;
 
 /** Frames are assembled in a reused block of this size (or of the largest frame) before they are written. */
-export const OUTPUT_BLOCK_SIZE = 1 << 20;
+const OUTPUT_BLOCK_SIZE = 1 << 20;
 
 /** A scratch buffer a frame is built in; `view` gives a fresh view of it. */
 export interface ScratchFrame {

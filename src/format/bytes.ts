@@ -40,9 +40,3 @@ export function concat(parts: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
-
-export function hex(b: Uint8Array): string {
-  let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
-  return s;
-}

@@ -12,7 +12,7 @@ import { CDC_MIN_SIZE, CdcChunker, type CdcOptions } from "../kernels/chunk.js";
 import { zeroPageMap } from "../kernels/zero.js";
 
 /** Content-defined chunks average about this many bytes... */
-export const DEDUP_AVG_SIZE = 2048;
+const DEDUP_AVG_SIZE = 2048;
 /** ...or chunkSize / CDC_AVG_DIVISOR when smaller (rounded down to a power of two)... */
 const CDC_AVG_DIVISOR = 4;
 /** ...and are at least a quarter of that average. */

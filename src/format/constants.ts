@@ -39,7 +39,6 @@ export const DEVICE_PROTOCOL_PAYLOAD_SIZE = 8;
 export const PROTOCOL_GENERATION_V2 = 2;
 /** DEVICE_PROTOCOL `flags` bit 0: the device restarts its stream at STOP_COPY (only the stop-copy bytes are its state). */
 export const PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY = 1;
-export const DIGEST_RECORD_SIZE = 16;
 /** Smallest max_frame a header may declare (fits every fixed-size payload). */
 export const MIN_MAX_FRAME = 64;
 

@@ -22,7 +22,7 @@ import type { DeviceInfo } from "./types.js";
  * and chunked, hashed and coded there in place (larger ones are read where
  * they are: the staging buffer never grows beyond this).
  */
-export const DEDUP_STAGE_MAX = 8 << 20;
+const DEDUP_STAGE_MAX = 8 << 20;
 
 const utf8 = new TextEncoder();
 

@@ -182,11 +182,6 @@ export function inputPtr(data: Uint8Array, slot: number = SLOT_IN): number {
   return ptr;
 }
 
-/** Copies `n` bytes at `ptr` out of kernel memory into a new array. */
-export function copyOut(ptr: number, n: number): Uint8Array {
-  return memU8().slice(ptr, ptr + n);
-}
-
 /**
  * A caller-owned buffer inside kernel memory, for the zero-copy path: fill
  * `view()` (e.g. read a device region straight into it), then pass `view()` to

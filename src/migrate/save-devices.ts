@@ -49,7 +49,7 @@ export interface SavedTogether {
 }
 
 /** Saves `members` together as devices of `encoder`'s stream (see the file comment). */
-export async function saveDevicesInto(
+async function saveDevicesInto(
   members: SaveDevicesMember[],
   encoder: StreamEncoder,
   options: GroupSaveOptions = {},

@@ -11,7 +11,7 @@ export const FAULT_ENV = "MIGSTREAM_FAULT_INJECTION";
 /** Exit code of a worker that an injected "exit" fault ended. */
 export const FAULT_EXIT_CODE = 70;
 /** Longest injectable delay, so a bad test cannot stall for long. */
-export const MAX_FAULT_DELAY_MS = 10_000;
+const MAX_FAULT_DELAY_MS = 10_000;
 
 /** Per-realm job state (one per worker, one for the inline pool). */
 export interface JobContext {

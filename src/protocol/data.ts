@@ -42,7 +42,7 @@ async function writePiece(io: RegionIO, at: number, src: Uint8Array, step: strin
  * Waits for accesses issued together, in issue order; rejects with the first
  * failure (later ones are then ignored: they ran after it on the device).
  */
-export async function inOrder(all: readonly Promise<unknown>[]): Promise<void> {
+async function inOrder(all: readonly Promise<unknown>[]): Promise<void> {
   for (let i = 0; i < all.length; i++) {
     try {
       await all[i];

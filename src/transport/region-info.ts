@@ -23,7 +23,7 @@ import {
 } from "./vfio-user/constants.js";
 
 /** Re-asks with a grown argsz before giving up on a region. */
-export const MAX_ARGSZ_RETRIES = 4;
+const MAX_ARGSZ_RETRIES = 4;
 
 /**
  * One GET_REGION_INFO: the region-info bytes answered for region `index` to a

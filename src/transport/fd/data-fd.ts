@@ -16,7 +16,7 @@ import { fdError } from "./region.js";
 type Fs = typeof import("node:fs");
 
 /** Largest single read()/write() on a data fd (the driver's buffer is 1 MiB anyway). */
-export const MAX_DATA_FD_ACCESS = 16 << 20;
+const MAX_DATA_FD_ACCESS = 16 << 20;
 
 /** The handed-over fd as the session's data channel (plain read()/write() at the fd's own position). */
 class FdChannel implements DataChannel {

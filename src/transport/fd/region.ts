@@ -27,9 +27,9 @@ import type { RegionIO } from "../../protocol/region-io.js";
 import { builtin } from "../builtin.js";
 
 /** Largest single pread/pwrite (Linux moves at most ~2 GiB per call; the driver splits above this). */
-export const MAX_FD_ACCESS = 64 << 20;
+const MAX_FD_ACCESS = 64 << 20;
 /** Smallest region that can hold the v1 register header. */
-export const MIN_REGION_SIZE = 32;
+const MIN_REGION_SIZE = 32;
 
 type Fs = typeof import("node:fs");
 

@@ -8,7 +8,7 @@ import type { MigrationSimOptions } from "../../device/migration-sim.js";
 import { parseSize } from "../spec.js";
 
 /** How long a "slow-prepare" device blocks in each data_offset read, ms. */
-export const SLOW_PREPARE_MS = 5;
+const SLOW_PREPARE_MS = 5;
 
 /**
  * Vendor variants. Each sets the SimDevice options that model one way real
@@ -93,7 +93,7 @@ export function serverVariantOf(text: string | undefined): "default" | "libvfio-
 export const SIM_VARIANT_NAMES = Object.keys(SIM_VARIANTS) as SimVariant[];
 
 /** Keys a `sim:` spec (and the serve flags) may set. */
-export const SIM_KEYS = ["state", "seed", "txn", "dirty", "variant", "empty", "data-size", "protocol"] as const;
+const SIM_KEYS = ["state", "seed", "txn", "dirty", "variant", "empty", "data-size", "protocol"] as const;
 
 /** `protocol=v1` (default) or `protocol=v2`. */
 export function simProtocol(kv: Record<string, string>): 1 | 2 {

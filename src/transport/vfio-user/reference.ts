@@ -16,7 +16,6 @@ import { CMD, DEFAULT_MIGRATION_REGION_INDEX, HEADER_SIZE, MAX_VERSION_JSON, REG
  * DIRTY_PAGES.
  */
 export type ServerVariant = "default" | "libvfio-user";
-export const SERVER_VARIANTS: readonly ServerVariant[] = ["default", "libvfio-user"];
 
 /** The reference's region count for a PCI device: BAR0-5, ROM, CONFIG, VGA, MIGRATION. */
 export const REFERENCE_NUM_REGIONS = DEFAULT_MIGRATION_REGION_INDEX + 1;
