@@ -5,9 +5,9 @@
 import { MigstreamError } from "../errors.js";
 import { MAX_NAME_LENGTH } from "../format/constants.js";
 import type { EncoderOptions, EncoderStats } from "../format/encoder.js";
-import type { Ack } from "../network/ack.js";
 import { type SaveDevicesResult, saveDevices } from "../migrate/save-devices.js";
 import type { ByteSink } from "../migrate/sink.js";
+import type { Ack } from "../network/ack.js";
 import type { GroupSaveOptions } from "../protocol/group.js";
 import type { Progress } from "../protocol/progress.js";
 import { type OpenedDevice, openDevice } from "../transport/spec.js";
