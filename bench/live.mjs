@@ -68,7 +68,9 @@ function resetPeak(pid) {
 
 /** A sim serve process; resolves once it prints that it listens. */
 function startSim(socket, args) {
-  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   return new Promise((resolve, reject) => {
     child.stdout.once("data", () => resolve(child));
     child.once("exit", (code) => reject(new Error(`sim serve ${args.join(" ")} exited ${code}`)));
@@ -89,7 +91,9 @@ function stopProc(child) {
  * parsed --json report, cpu seconds, peak RSS bytes, and the exit time.
  */
 function runCli(args, onStderr) {
-  const child = spawn("/usr/bin/time", ["-f", "TIME %U %S %M", process.execPath, cli, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn("/usr/bin/time", ["-f", "TIME %U %S %M", process.execPath, cli, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   let err = "";
   child.stdout.on("data", (d) => (out += d));
@@ -142,13 +146,16 @@ async function live(src, srcSock, dst, dstSock) {
     let url;
     let listening;
     const ready = new Promise((resolve) => (listening = resolve));
-    const restoring = runCli(["restore", "--device", `vfio-user:${dstSock}`, "--listen", "tcp://127.0.0.1:0", "--json", "-q"], (err) => {
-      const m = /listening on (tcp:\/\/\S+)/.exec(err);
-      if (m && !url) {
-        url = m[1];
-        listening();
-      }
-    });
+    const restoring = runCli(
+      ["restore", "--device", `vfio-user:${dstSock}`, "--listen", "tcp://127.0.0.1:0", "--json", "-q"],
+      (err) => {
+        const m = /listening on (tcp:\/\/\S+)/.exec(err);
+        if (m && !url) {
+          url = m[1];
+          listening();
+        }
+      },
+    );
     restoring.catch(() => listening());
     await ready;
     const saving = runCli(["save", "--device", `vfio-user:${srcSock}`, "--to", url, ...coding, "--json", "-q"]);
@@ -190,7 +197,9 @@ try {
     'export { save } from "./src/protocol/save.ts";',
     'export { restartSource } from "./src/protocol/drive.ts";',
   ]);
-  console.log(`Starting sim serve processes (${MIB} MiB state; ${TXNS.map((t) => `${t >> 10} KiB`).join(" and ")} transactions)...`);
+  console.log(
+    `Starting sim serve processes (${MIB} MiB state; ${TXNS.map((t) => `${t >> 10} KiB`).join(" and ")} transactions)...`,
+  );
   const dev = {};
   for (const txn of TXNS) {
     const srcSock = join(dir, `s${txn}.sock`);
@@ -204,7 +213,10 @@ try {
   }
 
   const runs = {};
-  const add = (key, r) => (runs[key] ??= []).push(r);
+  const add = (key, r) => {
+    runs[key] ??= [];
+    runs[key].push(r);
+  };
   for (let rep = 0; rep < REPS; rep++) {
     for (const txn of TXNS) {
       const d = dev[txn];
@@ -245,12 +257,21 @@ try {
         transactions: n,
         "wall s": sec(wall),
         "MB/s": (MB(SIZE) / wall).toFixed(0),
-        "client CPU s": kind === "live" ? `${sec(med(list, (r) => r.clients[0].cpu))} + ${sec(med(list, (r) => r.clients[1].cpu))}` : sec(clientCpu),
+        "client CPU s":
+          kind === "live"
+            ? `${sec(med(list, (r) => r.clients[0].cpu))} + ${sec(med(list, (r) => r.clients[1].cpu))}`
+            : sec(clientCpu),
         "server CPU s": sec(serverCpu),
         "idle s": sec(Math.max(0, wall - busiest)),
         "client µs/txn": us((clientCpu / n) * 1e6),
         "server µs/txn": us((serverCpu / n) * 1e6),
-        "client peak RSS MB": kind === "live" ? list.at(-1).clients.map((c) => MB(c.rss).toFixed(0)).join(" + ") : MB(med(list, (r) => r.clients[0].rss)).toFixed(0),
+        "client peak RSS MB":
+          kind === "live"
+            ? list
+                .at(-1)
+                .clients.map((c) => MB(c.rss).toFixed(0))
+                .join(" + ")
+            : MB(med(list, (r) => r.clients[0].rss)).toFixed(0),
         "server peak RSS MB": MB(med(list, (r) => r.serverRss)).toFixed(0),
       });
     }
@@ -289,9 +310,30 @@ try {
     `Goals (issue 22): each ratio of wall times within ${GOAL}×`,
     goals.map((g) => ({ goal: g.goal, ratio: `${g.ratio.toFixed(2)}×`, met: g.ratio <= GOAL ? "yes" : "no" })),
   );
-  summary({ figure: `save ${MIB} MiB, 64 KiB transactions`, ours: walls[`save ${small}`], peer: "the same save with 1 MiB transactions", theirs: walls[`save ${big}`], unit: "s", better: "lower" });
-  summary({ figure: `live ${MIB} MiB, 1 MiB transactions`, ours: walls[`live ${big}`], peer: "save -o FILE alone", theirs: walls[`save ${big}`], unit: "s", better: "lower" });
-  summary({ figure: `live ${MIB} MiB, 64 KiB transactions`, ours: walls[`live ${small}`], peer: "save -o FILE alone", theirs: walls[`save ${small}`], unit: "s", better: "lower" });
+  summary({
+    figure: `save ${MIB} MiB, 64 KiB transactions`,
+    ours: walls[`save ${small}`],
+    peer: "the same save with 1 MiB transactions",
+    theirs: walls[`save ${big}`],
+    unit: "s",
+    better: "lower",
+  });
+  summary({
+    figure: `live ${MIB} MiB, 1 MiB transactions`,
+    ours: walls[`live ${big}`],
+    peer: "save -o FILE alone",
+    theirs: walls[`save ${big}`],
+    unit: "s",
+    better: "lower",
+  });
+  summary({
+    figure: `live ${MIB} MiB, 64 KiB transactions`,
+    ours: walls[`live ${small}`],
+    peer: "save -o FILE alone",
+    theirs: walls[`save ${small}`],
+    unit: "s",
+    better: "lower",
+  });
 } finally {
   await Promise.all(sims.map(stopProc));
   rmSync(dir, { recursive: true, force: true });
