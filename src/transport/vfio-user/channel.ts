@@ -141,11 +141,29 @@ export class Channel {
     }
   }
 
+  /**
+   * Sends one whole message in two parts, `head` (its header first) then
+   * `tail`, written one after the other with the socket corked (one writev):
+   * the bytes of one message, sent without copying `tail` in. `flushed` runs
+   * once the socket is done with both (or the channel ended without sending them).
+   */
+  sendParts(head: Uint8Array, tail: Uint8Array, flushed: () => void): void {
+    if (this.ended) throw new MigstreamError("TRANSPORT", "vfio-user: connection is closed");
+    this.outbox.push(head, tail);
+    this.outboxFlushed.push(undefined, flushed);
+    if (!this.outboxScheduled) {
+      this.outboxScheduled = true;
+      afterMicrotasks(this.flushOutbox);
+    }
+  }
+
   /** Writes the messages sent so far: one write, or several in one writev. */
   private writeOutbox(): void {
     this.outboxScheduled = false;
     const n = this.outbox.length;
     if (n === 0 || this.socket.destroyed) {
+      // Never written: whoever waits for them is told (their buffers are free again).
+      for (const done of this.outboxFlushed) done?.();
       this.outbox.length = 0;
       this.outboxFlushed.length = 0;
       return;
