@@ -17,7 +17,9 @@
 // server's cost per transaction is known apart from any client's.
 //
 // Usage: node bench/live.mjs   env LIVE_MIB (state size, default 1024),
-// LIVE_REPS (default 3), LIVE_CODEC (default lz4), LIVE_THREADS (default: the CLI's).
+// LIVE_REPS (default 3), LIVE_CODEC (default lz4), LIVE_THREADS (default: the CLI's),
+// LIVE_DIST (another build's dist/ to measure, e.g. an older commit's, for a
+// before/after comparison in one sitting).
 import { spawn } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -38,7 +40,7 @@ const CLK_TCK = 100; // Linux's USER_HZ for /proc/PID/stat
 const root = join(fileURLToPath(new URL(".", import.meta.url)), "..");
 const dir = mkdtempSync(join(tmpdir(), "migstream-bench-live-"));
 // A private copy of dist/: a rebuild during the bench cannot break it.
-cpSync(join(root, "dist"), join(dir, "dist"), { recursive: true });
+cpSync(process.env.LIVE_DIST ?? join(root, "dist"), join(dir, "dist"), { recursive: true });
 const cli = join(dir, "dist", "cli.js");
 const now = () => performance.now();
 
