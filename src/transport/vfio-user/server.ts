@@ -84,6 +84,14 @@ export const DEFAULT_CLIENT_WAIT_MS = 1000;
 export const MAX_WAITING_CLIENTS = 4;
 /** Smallest max_data_xfer_size the server accepts to offer. */
 export const MIN_SERVER_DATA_XFER = 64;
+/**
+ * Smallest REGION_READ answered from the vendor's memory (readView) rather
+ * than copied into the reply (readInto): holding the connection's next
+ * message until the socket is done costs a reply its own writev (the replies
+ * to the messages of one read no longer go out together), which outweighs the
+ * copy of a small read but not of a large one.
+ */
+export const VIEW_MIN_BYTES = 256 << 10;
 
 /**
  * A VendorRegion that may also report a digest of the device state, and read
@@ -528,7 +536,7 @@ export class VfioUserServer {
       await r.write!(a.offset, p.subarray(REGION_ACCESS_SIZE));
       return [echo];
     }
-    if (r.readView) {
+    if (r.readView && (a.count >= VIEW_MIN_BYTES || !r.readInto)) {
       // The header and the echoed access, then the vendor's bytes where they lie.
       const view = await r.readView(a.offset, a.count);
       if (view.length !== a.count) throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${view.length} of ${a.count} bytes`);
