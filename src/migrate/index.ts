@@ -1,11 +1,11 @@
 // Migration pipelines: the protocol driver joined to the stream format, and
 // the network leg between a source and a destination.
 export { saveDevice, type SaveDeviceResult } from "./save-stream.js";
-export { streamItems, type StreamItemsOptions } from "./items.js";
+export { streamItems, type StreamItemsOptions, type StreamEnd } from "./items.js";
 export { saveTo, restartSource, type SaveToOptions, type SaveToResult, type SaveStep } from "./save-to.js";
 export { restoreDevice, type RestoreOptions } from "./restore-stream.js";
 export { StatsCollector, QEMU_BUFFER_OVERHEAD, type StreamStats, type DeviceStats, type PhaseStats, type CodecUse } from "./stats.js";
-export { type Ack, encodeAck, parseAck, failureAck, ackError, MAX_ACK_BYTES, MAX_ACK_MESSAGE } from "./ack.js";
+export { type Ack, encodeAck, parseAck, failureAck, ackError, trailingError, MAX_ACK_BYTES, MAX_ACK_MESSAGE } from "./ack.js";
 export { type ByteSink, writableSink, type WritableSinkOptions } from "./sink.js";
 export {
   TcpListener,

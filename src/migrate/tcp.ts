@@ -202,6 +202,11 @@ export class TcpPeer {
     });
   }
 
+  /** Bytes that arrived and were not read yet (after the stream's end: bytes that do not belong to it). */
+  get buffered(): number {
+    return this.socket.readableLength;
+  }
+
   /** The stream bytes, pulled as the consumer asks (backpressure). Returning early does not close the socket. */
   async *chunks(): AsyncGenerator<Uint8Array, void, undefined> {
     for (;;) {

@@ -213,9 +213,10 @@ export interface Proxy {
  * A TCP proxy in front of 127.0.0.1:`target`. `flipAt`: XOR the source byte at
  * that stream offset with 0x01. `cutAt`: after forwarding that many source
  * bytes, call `onCut` (e.g. kill the source) and end the destination side.
- * Destination → source bytes (the ack) pass unchanged.
+ * `swallowFin`: the source's end is not passed on. Destination → source bytes
+ * (the ack) pass unchanged.
  */
-export async function proxy(target: number, o: { flipAt?: number; cutAt?: number; onCut?: () => void } = {}): Promise<Proxy> {
+export async function proxy(target: number, o: { flipAt?: number; cutAt?: number; onCut?: () => void; swallowFin?: boolean } = {}): Promise<Proxy> {
   let total = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (src) => {
@@ -246,7 +247,8 @@ export async function proxy(target: number, o: { flipAt?: number; cutAt?: number
         dst.end();
       }
     });
-    src.on("end", () => dst.end());
+    // swallowFin: a middlebox that does not pass the source's half-close on (the destination never sees its end).
+    src.on("end", () => o.swallowFin || dst.end());
     dst.on("data", (c: Buffer) => src.destroyed || src.write(c));
     dst.on("end", () => src.destroyed || src.end());
   });

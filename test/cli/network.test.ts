@@ -1,7 +1,7 @@
 // save --to / restore --listen as separate processes over 127.0.0.1, between
 // two `sim serve` processes: keyed and unkeyed, a wrong key, garbage and busy
 // connections, a source killed mid-stream, a byte flipped on the way.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { digest, ensureCli, releaseCli, listeningPort, proxy, rawConnection, run, type Sim, sim, start, tempDir } from "./helpers.js";
@@ -171,6 +171,50 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     expect(r.code).not.toBeNull();
     expect(r.stderr).toMatch(/^migstream: (ABORTED|TRANSPORT)[^\n]*(source )?device back in RUNNING/m);
     expect(await digest(src)).toEqual(srcBefore);
+  });
+
+  it("a source that never half-closes: the restore completes at STREAM_END and the ack comes on the same connection", async () => {
+    const saved = join(tmp.dir, "whole.mig");
+    expect((await run(["save", "--device", `vfio-user:${src.socket}`, "-o", saved, "--no-precopy", "--codec", "lz4"])).code).toBe(0);
+    const want = await digest(src);
+    const stream = readFileSync(saved);
+    for (const trailing of [0, 100]) {
+      const { p, port } = await listen(["--timeout", "3000"]);
+      // A raw source: the whole stream (and `trailing` bytes of garbage in the same write), then it waits, never ending.
+      const c = rawConnection(port);
+      c.socket.write(Buffer.concat([stream, Buffer.alloc(trailing, 0x5a)]));
+      const ackLine = await new Promise<string>((resolve) => {
+        let got = "";
+        c.socket.on("data", (d: string) => {
+          got += d;
+          if (got.includes("\n")) resolve(got.slice(got.indexOf("{"), got.indexOf("\n")));
+        });
+      });
+      const ack = JSON.parse(ackLine);
+      expect(ack).toMatchObject({ migstream: "ack", ok: true, started: true });
+      if (trailing) expect(ack.trailingBytes).toBe(trailing);
+      else expect(ack.trailingBytes).toBeUndefined();
+      const r = await p.done;
+      c.socket.destroy();
+      expect(r.code, r.stderr).toBe(0);
+      if (trailing) expect(r.stderr).toMatch(new RegExp(`^migstream: warning: ${trailing} bytes followed the end of the stream \\(at byte ${stream.length}\\)`, "m"));
+      else expect(r.stderr).not.toMatch(/warning/);
+      const d = await digest(dst);
+      expect(d).toEqual({ ...want, deviceState: "RUNNING" });
+    }
+  });
+
+  it("a proxy that swallows the source's FIN: the migration completes", async () => {
+    const { p, port } = await listen(["--timeout", "3000"]);
+    const px = await proxy(port, { swallowFin: true });
+    const s = await run(["save", "--device", `vfio-user:${src.socket}`, "--to", `tcp://127.0.0.1:${px.port}`, "--no-precopy", "--timeout", "3000"]);
+    const r = await p.done;
+    await px.close();
+    expect(s.code, s.stderr).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
+    const [a, b] = await Promise.all([digest(src), digest(dst)]);
+    expect(b.deviceState).toBe("RUNNING");
+    expect(b.digest).toBe(a.digest);
   });
 
   it("refuses a non-loopback listener or target without a key, unless --insecure", async () => {

@@ -1,8 +1,10 @@
 // `migstream restore`: the destination side. Restores a device from a stream
 // file, or listens for one source (`migstream save --to`) and restores while
 // the stream arrives — no temporary file, the device's pace sets the socket's.
+import { stat } from "node:fs/promises";
 import { MigstreamError } from "../../errors.js";
 import { failureAck } from "../../migrate/ack.js";
+import type { StreamEnd } from "../../migrate/items.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
 import { DEFAULT_IDLE_TIMEOUT_MS, formatTcpUrl, isLoopback, parseTcpUrl, TcpListener, type TcpPeer } from "../../migrate/tcp.js";
@@ -95,10 +97,18 @@ export const restore: Command = {
         const source = await openInput(positionals[0], io);
         done = await restoreOnce(io, style, region, source, options);
         done.source = positionals[0] === "-" ? "stdin" : positionals[0];
+        // A file's bytes past the stream are known without reading them; stdin's only as far as they were read.
+        const size = positionals[0] === "-" ? undefined : await inputSize(positionals[0]);
+        if (size !== undefined) done.end = { ...done.end, trailingBytes: size - done.end.streamBytes };
       }
       const s = done.summary;
+      const trailing = done.end.trailingBytes;
+      // The restore stands (it verified and completed); the bytes after the stream are reported, even with -q.
+      if (trailing > 0) io.stderr.write(`migstream: warning: ${trailingNote(trailing, done.end.streamBytes, done.source)}\n`);
       if (style.json) {
-        io.stdout.write(`${JSON.stringify({ ok: true, device: v.device, source: done.source, started: s.started, transactions: s.transactions, bytes: s.bytes, ms: s.times.total, stream: done.stats })}\n`);
+        io.stdout.write(
+          `${JSON.stringify({ ok: true, device: v.device, source: done.source, started: s.started, transactions: s.transactions, bytes: s.bytes, ms: s.times.total, ...(trailing > 0 ? { trailingBytes: trailing } : {}), stream: done.stats })}\n`,
+        );
       } else {
         note(
           io,
@@ -125,6 +135,18 @@ interface Done {
   summary: ResumeSummary;
   stats: ReturnType<StatsCollector["result"]>;
   source: string;
+  /** Where the stream ended in its input (bytes read past it are counted there). */
+  end: StreamEnd;
+}
+
+/** The size of a regular file (undefined for anything else). */
+async function inputSize(path: string): Promise<number | undefined> {
+  const st = await stat(path).catch(() => undefined);
+  return st?.isFile() ? st.size : undefined;
+}
+
+function trailingNote(trailing: number, at: number, source: string): string {
+  return `${trailing} bytes followed the end of the stream (at byte ${at}) from ${source}; they are not part of it and were ignored (the restore had verified and completed)`;
 }
 
 /** Counts the bytes that pass. */
@@ -139,6 +161,7 @@ async function* counted(src: AsyncIterable<Uint8Array>, count: { bytes: number }
 async function restoreOnce(io: CliIO, style: Style, region: RegionIO, source: AsyncIterable<Uint8Array>, o: Job, touched?: { yes: boolean }): Promise<Done> {
   const stats = new StatsCollector();
   const wire = { bytes: 0 };
+  let end: StreamEnd = { streamBytes: 0, trailingBytes: 0 };
   const progress = new ProgressLine(io.stderr, style, "restore");
   try {
     const summary = await restoreDevice(region, counted(source, wire), {
@@ -150,9 +173,10 @@ async function restoreOnce(io: CliIO, style: Style, region: RegionIO, source: As
       onTouch: () => {
         if (touched) touched.yes = true;
       },
+      onEnd: (e) => (end = e),
       onProgress: (p) => progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: wire.bytes }),
     });
-    return { summary, stats: stats.result(wire.bytes), source: "" };
+    return { summary, stats: stats.result(end.streamBytes), source: "", end };
   } finally {
     progress.clear();
   }
@@ -184,7 +208,10 @@ async function fromNetwork(
       const touched = { yes: false };
       try {
         const done = await restoreOnce(io, style, region, peer.chunks(), o, touched);
-        await peer.respond({ ok: true, started: done.summary.started, transactions: done.summary.transactions, bytes: done.summary.bytes });
+        // Bytes after STREAM_END (read with its last piece, or waiting on the socket) do not undo the restore; the source hears of them.
+        done.end = { ...done.end, trailingBytes: done.end.trailingBytes + peer.buffered };
+        const trailing = done.end.trailingBytes;
+        await peer.respond({ ok: true, started: done.summary.started, transactions: done.summary.transactions, bytes: done.summary.bytes, ...(trailing > 0 ? { trailingBytes: trailing } : {}) });
         done.source = peer.remote;
         return done;
       } catch (e) {

@@ -4,7 +4,7 @@
 import { MigstreamError } from "../../errors.js";
 import type { EncoderOptions, EncoderStats } from "../../format/encoder.js";
 import { MAX_NAME_LENGTH } from "../../format/constants.js";
-import type { Ack } from "../../migrate/ack.js";
+import { type Ack, trailingError } from "../../migrate/ack.js";
 import { saveTo, type SaveToResult } from "../../migrate/save-to.js";
 import type { ByteSink } from "../../migrate/sink.js";
 import { isLoopback, parseTcpUrl, TcpDestination, formatTcpUrl, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
@@ -106,6 +106,12 @@ export const save: Command = savingCommand({
       if (result.ack) {
         rep.restored = { started: result.ack.started, transactions: result.ack.transactions, bytes: result.ack.bytes };
         rep.downtimeEnd = result.ack.started ? "destination RUNNING" : "destination confirmed";
+      }
+      // The destination took the state but saw bytes after the stream: report it, keep the source stopped.
+      const trailing = result.ack ? trailingError(result.ack) : null;
+      if (trailing) {
+        if (!style.json && !style.quiet) io.stderr.write(renderReport(rep, style.colorErr));
+        throw trailing; // with --json, the error object is the one JSON line
       }
       if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, ...rep })}\n`);
       else if (!style.quiet) io.stderr.write(renderReport(rep, style.colorErr));

@@ -5,6 +5,7 @@ import { parseFault } from "../../transport/sim/faults.js";
 import { simDeviceOptions } from "../../transport/sim/options.js";
 import { serveSim } from "../../transport/sim/serve.js";
 import { DEFAULT_MIGRATION_REGION_INDEX, MAX_REGIONS, PCI_NUM_FIXED_REGIONS } from "../../transport/vfio-user/constants.js";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../../transport/vfio-user/server.js";
 import type { CliIO } from "../command.js";
 import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
 
@@ -40,6 +41,7 @@ export async function simServe(argv: string[], io: CliIO): Promise<number> {
     fault: { type: "string", multiple: true },
     "max-transfer": { type: "string" },
     "region-index": { type: "string" },
+    "idle-timeout": { type: "string" },
     verbose: { type: "boolean" },
   }, NO_POSITIONALS);
   if (!v.socket) throw usageOf(CMD, "--socket PATH is required");
@@ -55,13 +57,14 @@ export async function simServe(argv: string[], io: CliIO): Promise<number> {
   const faults = (v.fault ?? []).map(parseFault);
   const maxDataXfer = sizeOption(CMD, "--max-transfer", v["max-transfer"]);
   const regionIndex = intOption(CMD, "--region-index", v["region-index"], DEFAULT_MIGRATION_REGION_INDEX, PCI_NUM_FIXED_REGIONS, MAX_REGIONS - 1);
+  const idleTimeoutMs = intOption(CMD, "--idle-timeout", v["idle-timeout"], DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
   const log = v.verbose ? (line: string) => void io.stderr.write(`${line}\n`) : undefined;
 
   // Listen for stop signals before the (possibly slow) state generation.
   const stop = stopSignal();
   let served;
   try {
-    served = await serveSim(path, { device, faults, maxDataXfer, regionIndex, log });
+    served = await serveSim(path, { device, faults, maxDataXfer, regionIndex, idleTimeoutMs, log });
   } catch (e) {
     if (e instanceof RangeError) throw new MigstreamError("LIMIT", `${CMD}: cannot allocate the device state: ${e.message}`, { cause: e });
     throw e;

@@ -2,6 +2,7 @@
 // a vfio-user socket, and its state digest.
 import { FAULT_FORM, FAULT_POINT_NAMES } from "../../transport/sim/faults.js";
 import { SIM_VARIANT_NAMES } from "../../transport/sim/options.js";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../../transport/vfio-user/server.js";
 import type { Command } from "../command.js";
 import { usage } from "../exit.js";
 import { simDigest } from "./sim-digest.js";
@@ -25,6 +26,9 @@ socket file is removed). Prints one line when it is listening.
                            points: ${FAULT_POINT_NAMES.join(", ")}
   --max-transfer BYTES     max_data_xfer_size offered (default 1MiB)
   --region-index N         migration region index (default 9; the digest region follows)
+  --idle-timeout MS        drop a client that sends no whole VERSION message within MS of
+                           connecting, or stops for MS inside a message; the next client is
+                           served (default ${DEFAULT_IDLE_TIMEOUT_MS}; 0: never)
   --verbose                log connections and device failures to stderr
   When a client goes away mid-migration the device returns to RUNNING: a
   source keeps its state, a destination still RESUMING is reset.

@@ -100,6 +100,11 @@ export class Channel {
     return this.ended;
   }
 
+  /** Bytes of a message received so far but not yet complete (0 between messages). */
+  get pending(): number {
+    return this.framer.pending;
+  }
+
   /**
    * Sends one whole message with a single socket write. `flushed` runs once the
    * socket no longer needs `message` (then its buffer may be reused).

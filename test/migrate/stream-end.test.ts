@@ -1,0 +1,80 @@
+// A restore ends at the stream's verified STREAM_END, not at the end of its
+// input: a source that never ends after the last frame still gets its device
+// restored; bytes after the end are counted, never applied, and never undo
+// the restore; an input that ends early is still TRUNCATED with the device
+// reset.
+import { describe, expect, it } from "vitest";
+import { SimDevice } from "../../src/device/index.js";
+import { isMigstreamError } from "../../src/errors.js";
+import { encodeStreamAsync } from "../../src/format/index.js";
+import { type StreamEnd, streamItems } from "../../src/migrate/items.js";
+import { restoreDevice } from "../../src/migrate/restore-stream.js";
+import { saveDevice } from "../../src/migrate/save-stream.js";
+import { STATE_RUNNING, STATE_STOP } from "../../src/protocol/constants.js";
+import { InProcessRegion } from "../../src/transport/in-process.js";
+
+async function savedStream(): Promise<{ bytes: Uint8Array; src: SimDevice }> {
+  const src = new SimDevice({ stateSize: 1 << 20, txnSize: 64 << 10, seed: 3 });
+  const parts: Uint8Array[] = [];
+  const { StreamEncoder } = await import("../../src/format/encoder.js");
+  const enc = new StreamEncoder((b) => void parts.push(b.slice()), { codec: "lz4" });
+  await saveDevice(new InProcessRegion(src), enc, 0, { name: "src" }, { precopy: false });
+  await enc.finish();
+  return { bytes: new Uint8Array(Buffer.concat(parts)), src };
+}
+
+/** Yields `pieces`, then waits forever (a peer that never closes). */
+async function* neverEnding(pieces: Uint8Array[], pulled: { after: boolean }): AsyncGenerator<Uint8Array> {
+  for (const p of pieces) yield p;
+  pulled.after = true;
+  await new Promise(() => {});
+}
+
+const dstFor = (src: SimDevice) => new SimDevice({ stateSize: 1 << 20, txnSize: 64 << 10, empty: true, dataOffset: src.dataOffset, dataSize: src.dataSize });
+
+describe("a restore ends at STREAM_END", () => {
+  it("completes without the input ending, and never asks for more input", async () => {
+    const { bytes, src } = await savedStream();
+    const dst = dstFor(src);
+    const pulled = { after: false };
+    let end: StreamEnd | undefined;
+    const half = bytes.length >> 1;
+    const summary = await restoreDevice(new InProcessRegion(dst), neverEnding([bytes.subarray(0, half), bytes.subarray(half)], pulled), { onEnd: (e) => (end = e) });
+    expect(summary.started).toBe(true);
+    expect(dst.digest()).toBe(src.digest());
+    expect(dst.state & 7).toBe(STATE_RUNNING);
+    expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 0 });
+    expect(pulled.after).toBe(false); // completed at STREAM_END, before asking for the next piece
+  });
+
+  it("counts bytes after STREAM_END in the same piece without applying them or undoing the restore", async () => {
+    const { bytes, src } = await savedStream();
+    const dst = dstFor(src);
+    const garbage = new Uint8Array(333).fill(0xee);
+    let end: StreamEnd | undefined;
+    const summary = await restoreDevice(new InProcessRegion(dst), neverEnding([Buffer.concat([bytes, garbage])], { after: false }), { onEnd: (e) => (end = e) });
+    expect(summary.started).toBe(true);
+    expect(dst.digest()).toBe(src.digest());
+    expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 333 });
+  });
+
+  it("an input that ends before STREAM_END is TRUNCATED; the device is reset and stopped", async () => {
+    const { bytes, src } = await savedStream();
+    const dst = dstFor(src);
+    const before = dst.digest();
+    const e = await restoreDevice(new InProcessRegion(dst), [bytes.subarray(0, bytes.length - 10)]).catch((x: unknown) => x);
+    expect(isMigstreamError(e, "TRUNCATED")).toBe(true);
+    expect(dst.state & 7).toBe(STATE_STOP);
+    expect(dst.digest()).toBe(before);
+  });
+
+  it("streamItems hands out `verified` right after STREAM_END of another writer's stream (the one-shot encoder)", async () => {
+    const data = new Uint8Array(100_000).map((_, i) => i % 251);
+    const bytes = await encodeStreamAsync([{ id: 0, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data }] }], { codec: "raw" });
+    let end: StreamEnd | undefined;
+    const kinds: string[] = [];
+    for await (const it of streamItems(neverEnding([bytes, new Uint8Array(5)], { after: false }), { onEnd: (e) => (end = e) })) kinds.push(it.kind);
+    expect(kinds).toEqual(["phase", "transaction", "verified"]);
+    expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 0 }); // the 5 bytes came in a later piece, never asked for
+  });
+});
