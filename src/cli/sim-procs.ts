@@ -1,5 +1,8 @@
 // Simulated devices as child processes (`migstream sim serve`) and their
-// digests (`migstream sim digest`), for the demo. Node-specific.
+// digests (`migstream sim digest`), for the demo. Node-specific. A child
+// holds a pipe from us as its stdin and stops when it ends (--exit-with-stdin):
+// if we die, even by SIGKILL, the kernel closes the pipe, the child stops and
+// removes its socket file, and nothing is left behind.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { MigstreamError } from "../errors.js";
 
@@ -23,7 +26,8 @@ export interface SimProc {
 
 /** Starts `cli sim serve --socket PATH ...args` and waits for its listening line. */
 export function startSim(cli: string, socket: string, args: string[]): Promise<SimProc> {
-  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, "--exit-with-stdin", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  child.stdin!.on("error", () => {}); // nothing is written; a child gone first is noticed through "exit".
   let out = "";
   let err = "";
   child.stderr!.setEncoding("utf8").on("data", (c: string) => (err = (err + c).slice(-4000)));

@@ -340,6 +340,19 @@ export class StreamEncoder {
     });
   }
 
+  /**
+   * Writes out everything given so far — chunks still being coded are waited
+   * for, and a partial output block goes out too — instead of waiting for a
+   * full block or the next phase. A network source does this after its first
+   * transaction, so that the destination sees data (and can prove the stream)
+   * at once, however slowly the device fills the first block.
+   */
+  async writeOut(): Promise<void> {
+    this.check();
+    await this.step(() => {});
+    await this.settle();
+  }
+
   /** Ends the stream (STREAM_END) and writes everything; every device must have ended. */
   async finish(): Promise<StreamTrailer> {
     this.check();

@@ -14,7 +14,10 @@ export const MAX_ACK_MESSAGE = 1000;
 
 export type Ack =
   | { ok: true; started: boolean; transactions: number; bytes: number; trailingBytes?: number }
-  | { ok: false; code: ErrorCode; message: string; offset?: number; frame?: number };
+  | { ok: false; code: ErrorCode; message: string; offset?: number; frame?: number; busy?: boolean };
+
+/** What a busy destination answers a second source (with `busy: true`, so that the source retries). */
+export const BUSY_MESSAGE = "the destination is busy with another source";
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "BAD_MAGIC", "VERSION", "CHECKSUM", "TRUNCATED", "SEQUENCE", "LIMIT", "MAC", "CODEC", "FORMAT",
@@ -52,7 +55,7 @@ export function parseAck(line: string): Ack {
   }
   const code = typeof v.code === "string" && KNOWN_CODES.has(v.code) ? (v.code as ErrorCode) : "INTERNAL";
   const message = typeof v.message === "string" ? v.message.slice(0, MAX_ACK_MESSAGE) : "no reason given";
-  return { ok: false, code, message, offset: num(v.offset), frame: num(v.frame) };
+  return { ok: false, code, message, offset: num(v.offset), frame: num(v.frame), ...(v.busy === true ? { busy: true } : {}) };
 }
 
 /**

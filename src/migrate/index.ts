@@ -3,9 +3,10 @@
 export { saveDevice, type SaveDeviceResult } from "./save-stream.js";
 export { streamItems, type StreamItemsOptions, type StreamEnd } from "./items.js";
 export { saveTo, restartSource, type SaveToOptions, type SaveToResult, type SaveStep } from "./save-to.js";
-export { restoreDevice, type RestoreOptions } from "./restore-stream.js";
+export { restoreDevice, checkFits, regionCapacity, type RestoreOptions } from "./restore-stream.js";
 export { StatsCollector, QEMU_BUFFER_OVERHEAD, type StreamStats, type DeviceStats, type PhaseStats, type CodecUse } from "./stats.js";
-export { type Ack, encodeAck, parseAck, failureAck, ackError, trailingError, MAX_ACK_BYTES, MAX_ACK_MESSAGE } from "./ack.js";
+export { type Ack, encodeAck, parseAck, failureAck, ackError, trailingError, BUSY_MESSAGE, MAX_ACK_BYTES, MAX_ACK_MESSAGE } from "./ack.js";
+export { type Hello, encodeHello, parseHello, newChallenge, HELLO_SIZE, CHALLENGE_SIZE } from "./hello.js";
 export { type ByteSink, writableSink, type WritableSinkOptions } from "./sink.js";
 export {
   TcpListener,
@@ -17,8 +18,10 @@ export {
   type TcpAddress,
   type TcpAcceptOptions,
   type TcpConnectOptions,
+  type TcpListenOptions,
   DEFAULT_LISTEN_HOST,
   DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_ACK_TIMEOUT_MS,
   CONNECT_RETRY_MS,

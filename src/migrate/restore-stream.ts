@@ -1,10 +1,16 @@
 // Stream → device: decodes the stream as it arrives and restores one device
-// from it. The device is not touched until the stream's header and its first
-// device frames have been checked (and, with a key, authenticated), so a
-// connection that sends garbage never reaches the device. After that, a
-// transaction is written only once all its chunks verified, and the device is
-// started only after the whole stream verified; on any failure the resume
-// driver resets the device (never RUNNING with a partial state).
+// from it. The device is not touched until the stream has delivered its first
+// transaction (or, for a device with none, its verified end) — its header and
+// frames checked and, with a key, authenticated — and the header's declared
+// limits were checked against what the device can take; so a connection that
+// sends garbage, a stream that cannot fit, or one that stalls before it
+// carries any data never reaches the device, which keeps its state. After
+// that, a transaction is written only once all its chunks verified, and the
+// device is started only after the whole stream verified; on any failure the
+// resume driver resets the device (never RUNNING with a partial state).
+import { MigstreamError } from "../errors.js";
+import type { StreamHeader } from "../format/header.js";
+import { HEADER_SIZE as REGION_HEADER_SIZE } from "../protocol/constants.js";
 import { resume, type ResumeOptions } from "../protocol/resume.js";
 import type { ResumeSummary } from "../protocol/progress.js";
 import type { RegionIO } from "../protocol/region-io.js";
@@ -17,8 +23,39 @@ import { streamItems, type StreamItemsOptions } from "./items.js";
  * buffer serves them all (no new array per transaction).
  */
 export interface RestoreOptions extends StreamItemsOptions, Pick<ResumeOptions, "start" | "signal" | "onProgress"> {
-  /** Called once, just before the first access to the device. */
+  /** Called once, just before the first access to the device (the stream delivered data and fits the device). */
   onTouch?: () => void;
+  /**
+   * Refuse (DEVICE), before touching the device, a stream whose declared
+   * `max_transaction` exceeds the device's data section (`checkFits`). Off by
+   * default: an encoder not told the device's size declares its default
+   * (64 MiB); `saveTo`, `save` and `encode` declare what they send.
+   */
+  checkFit?: boolean;
+}
+
+/**
+ * The most data one transaction can bring to the device behind `region`: a
+ * migration region's data section lies after its 32-byte register header.
+ */
+export function regionCapacity(region: RegionIO): number {
+  return Math.max(0, region.size - REGION_HEADER_SIZE);
+}
+
+/**
+ * DEVICE when the stream declares transactions larger than the device's data
+ * section can take: such a stream cannot be restored without splitting
+ * transactions, which vendors do not accept, so the device is not entered.
+ */
+export function checkFits(header: StreamHeader, region: RegionIO): void {
+  const room = regionCapacity(region);
+  if (header.maxTransaction > room) {
+    throw new MigstreamError(
+      "DEVICE",
+      `the stream declares transactions of up to ${header.maxTransaction} bytes, but the device's migration region (${region.size} bytes) has room for at most ${room}; the device was not touched`,
+      { offset: 40, field: "max_transaction" },
+    );
+  }
 }
 
 /** Restores the device behind `region` from stream bytes. Throws the stream's or the device's error. */
@@ -27,20 +64,35 @@ export async function restoreDevice(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: RestoreOptions = {},
 ): Promise<ResumeSummary> {
-  const items = streamItems(source, { ...options, reuseOutput: options.reuseOutput ?? true });
+  let header: StreamHeader | null = null;
+  const items = streamItems(source, {
+    ...options,
+    reuseOutput: options.reuseOutput ?? true,
+    onEvent: (ev) => {
+      if (ev.type === "header") header = ev.header;
+      options.onEvent?.(ev);
+    },
+  });
   try {
-    // The first item needs the header and the first device frames, checked.
-    const first = await items.next();
+    // Phases are held back until the first data (or the verified end): only then is the device entered.
+    const held: ResumeItem[] = [];
+    for (;;) {
+      const r = await items.next();
+      if (r.done) break;
+      held.push(r.value);
+      if (r.value.kind !== "phase") break;
+    }
+    if (header !== null && options.checkFit === true) checkFits(header, region);
     options.onTouch?.();
-    return await resume(region, prepend(first, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
+    return await resume(region, prepend(held, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
   } finally {
     await items.return(undefined).catch(() => {});
   }
 }
 
-async function* prepend(first: IteratorResult<ResumeItem>, rest: AsyncIterator<ResumeItem>): AsyncGenerator<ResumeItem> {
-  if (first.done) return;
-  yield first.value;
+async function* prepend(held: ResumeItem[], rest: AsyncIterator<ResumeItem>): AsyncGenerator<ResumeItem> {
+  yield* held;
+  if (held.at(-1)?.kind === "verified") return;
   for (;;) {
     const r = await rest.next();
     if (r.done) return;

@@ -4,7 +4,8 @@
 // the device was stopped (the stream could not be finished or written, or the
 // destination did not take the state), the source device is put back in
 // RUNNING — a failed migration leaves the source running.
-import { StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
+import { MAX_TRANSACTION_SIZE } from "../format/constants.js";
+import { type DeviceWriter, StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
 import { STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "../protocol/constants.js";
 import { describe, withNote } from "../protocol/failure.js";
@@ -15,6 +16,7 @@ import { Registers } from "../protocol/registers.js";
 import { save as saveDevice, type SaveOptions } from "../protocol/save.js";
 import { setDeviceState } from "../protocol/state.js";
 import { MigstreamError } from "../errors.js";
+import { regionCapacity } from "./restore-stream.js";
 import type { ByteSink } from "./sink.js";
 
 export interface SaveToOptions {
@@ -70,10 +72,16 @@ export async function saveTo(region: RegionIO, sink: ByteSink, options: SaveToOp
   const save = options.save ?? {};
   try {
     // A ByteSink is done with the bytes once a write settles: the encoder reuses its output blocks.
-    const encoder = new StreamEncoder((b) => sink.write(b), { ...options.encoder, reuseOutput: options.encoder?.reuseOutput ?? true });
+    // The header declares the largest transaction this device can give (its data section), which
+    // a destination checks against its own before it enters its device.
+    const encoder = new StreamEncoder((b) => sink.write(b), {
+      ...options.encoder,
+      maxTransaction: options.encoder?.maxTransaction ?? Math.min(regionCapacity(region), MAX_TRANSACTION_SIZE),
+      reuseOutput: options.encoder?.reuseOutput ?? true,
+    });
     options.onEncoder?.(encoder);
     const steps = new Steps(() => encoder.stats.streamBytes);
-    const writer = encoder.device(options.id ?? 0, options.info);
+    const writer = firstOut(encoder, encoder.device(options.id ?? 0, options.info));
     const summary = await saveDevice(region, writer, {
       ...save,
       onProgress: (p) => {
@@ -94,6 +102,27 @@ export async function saveTo(region: RegionIO, sink: ByteSink, options: SaveToOp
     // A failed save already put the source back; after a completed one it is stopped.
     return Promise.reject(stopped ? withNote(err, await restartSource(region)) : err);
   }
+}
+
+/**
+ * The device writer with its first transaction written out at once (not held
+ * until an output block fills): a destination proves the stream — header,
+ * MACs, first data — within its handshake deadline however slow the device.
+ */
+function firstOut(encoder: StreamEncoder, w: DeviceWriter): DeviceWriter {
+  let first = true;
+  return {
+    ...w,
+    phase: (p, i) => w.phase(p, i),
+    end: () => w.end(),
+    transaction: async (data) => {
+      await w.transaction(data);
+      if (first) {
+        first = false;
+        await encoder.writeOut();
+      }
+    },
+  };
 }
 
 /** Splits a save's progress events into steps (a new one at each phase or iteration change). */

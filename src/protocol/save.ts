@@ -253,13 +253,14 @@ class SaveRun {
 
   checkAbort(step: string): void {
     const s = this.options.signal;
-    if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: save cancelled`, { step, cause: s.reason });
+    if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: save cancelled${s.reason instanceof Error ? ` (${s.reason.message})` : ""}`, { step, cause: s.reason });
   }
 
   /** Failure: put the device back in RUNNING (it keeps its state) and say so in the error. */
   async fail(e: unknown): Promise<MigstreamError> {
     const err = e instanceof MigstreamError ? e : atStep(e, `save: ${this.phase}`);
-    if (!this.touched) return err;
+    // Stopped before the first device_state write: say so, an interruption report must not leave it open.
+    if (!this.touched) return err.code === "ABORTED" ? withNote(err, "the device was not touched") : err;
     for (let attempt = 1; ; attempt++) {
       try {
         const s = await setDeviceState(this.regs, RECOVER_MASK, STATE_RUNNING, "save: recover RUNNING");

@@ -77,4 +77,29 @@ describe("a restore ends at STREAM_END", () => {
     expect(kinds).toEqual(["phase", "transaction", "verified"]);
     expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 0 }); // the 5 bytes came in a later piece, never asked for
   });
+
+  it("StreamEncoder.writeOut() writes the first transaction at once, not when its output block fills (what saveTo does for a destination's handshake)", async () => {
+    const { StreamEncoder } = await import("../../src/format/encoder.js");
+    const { StreamDecoder } = await import("../../src/format/decoder.js");
+    for (const threads of [0, 1]) {
+      const { WorkerPool, poolCoder } = await import("../../src/parallel/index.js");
+      // threads 1 with the caller running jobs: the queued (pool coder) path, without worker files from dist/.
+      const pool = threads ? new WorkerPool({ threads: 1, callerRuns: true }) : null;
+      const out: Uint8Array[] = [];
+      const enc = new StreamEncoder((b) => void out.push(b.slice()), { codec: "lz4", coder: pool ? poolCoder(pool) : undefined });
+      const d = enc.device(0);
+      await d.phase("precopy", 0);
+      const before = out.reduce((n, b) => n + b.length, 0);
+      await d.transaction(new Uint8Array(4096).fill(3));
+      expect(out.reduce((n, b) => n + b.length, 0)).toBe(before); // held in the 1 MiB block
+      await enc.writeOut();
+      const dec = new StreamDecoder();
+      const kinds: string[] = [];
+      for (const b of out) for (const ev of dec.write(b)) kinds.push(ev.type);
+      expect(kinds).toContain("transaction-end");
+      await d.end();
+      await enc.finish();
+      await pool?.close();
+    }
+  });
 });

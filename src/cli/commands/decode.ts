@@ -13,7 +13,7 @@ import { note, styleFor } from "../style.js";
 export const decode: Command = {
   name: "decode",
   summary: "write a stream's raw device data back out, byte-exact",
-  help: `usage: migstream decode IN -o OUT [--device N] [--key-file F] [--threads N] [--json] [-q]
+  help: `usage: migstream decode IN -o OUT [--device N] [--key-file F] [--threads N] [--json] [-q] [-f]
 
 Decodes and checks the stream and writes the concatenated transactions of one
 device (default: the first) to OUT. Each transaction is written only after its
@@ -24,6 +24,7 @@ damaged stream leaves no output file. IN and OUT may be - (stdin, stdout).
   --key-file F      the key of an authenticated stream
   --threads N       decode and verify chunks on N threads, the main one included (default: one per core)
   --json            print a summary as JSON on stdout (not with -o -)
+  -f, --force       write to stdout even when it is a terminal
 
 examples:
   migstream decode state.mig -o state.raw
@@ -32,7 +33,7 @@ examples:
     const { values: v, positionals } = parseCommand(
       "decode",
       argv,
-      { output: { type: "string", short: "o" }, device: { type: "string" }, "key-file": { type: "string" }, threads: { type: "string" } },
+      { output: { type: "string", short: "o" }, device: { type: "string" }, "key-file": { type: "string" }, threads: { type: "string" }, force: { type: "boolean", short: "f" } },
       { min: 1, max: 1, names: "IN" },
     );
     const style = styleFor(io, v);
@@ -40,9 +41,9 @@ examples:
     if (v.output === "-" && style.json) throw usageOf("decode", "--json needs stdout, and -o - writes the data there");
     const want = v.device === undefined ? -1 : intOption("decode", "--device", v.device, 0, 0, 0xffff);
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
-    const pool = decodePool("decode", v.threads);
     const source = await openInput(positionals[0], io);
-    const out = await openOutput(v.output, io);
+    const out = await openOutput(v.output, io, { binary: true, force: v.force, command: "decode" });
+    const pool = decodePool("decode", v.threads);
     let device = want;
     let seen = false;
     try {

@@ -4,7 +4,7 @@
 // stream goes through the encoder over a loopback TCP connection to the
 // destination, which restores while it arrives; then `sim digest` of both
 // must match. Prints the migration report; exit 0 only if the digests match.
-import { mkdtemp, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,12 +19,13 @@ import { openDevice, type OpenedDevice } from "../../transport/spec.js";
 import { intOption, sizeOption } from "../args.js";
 import type { Command } from "../command.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
-import { phaseLabel, ProgressLine } from "../progress.js";
+import { coded, phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
 import { simDigest, startSim, type SimProc } from "../sim-procs.js";
 import { paint, styleFor } from "../style.js";
 import { bytes } from "../units.js";
+import type { EncoderStats } from "../../format/encoder.js";
 
 /** Demo defaults: big enough to show the codecs and pre-copy, small enough for seconds on 2 cores. */
 export const DEMO_STATE_SIZE = "64MiB";
@@ -79,7 +80,8 @@ export const demo: Command = savingCommand({
     const policy = precopyPolicy("demo", v, DEMO_PRECOPY);
     const enc = await encodingFrom("demo", v);
     const cli = fileURLToPath(import.meta.url); // the bundled CLI (dist/cli.js)
-    const dir = await mkdtemp(join(tmpdir(), "migstream-demo-"));
+    // No directory of our own: each child removes its socket file when it stops, even after we were killed.
+    const stem = join(tmpdir(), `migstream-demo-${process.pid}-${randomBytes(6).toString("hex")}`);
     const sims: SimProc[] = [];
     const devices: OpenedDevice[] = [];
     const progress = new ProgressLine(io.stderr, style, "demo");
@@ -87,8 +89,8 @@ export const demo: Command = savingCommand({
       progress.update({ phase: `starting two devices (${stateSize} each)`, bytes: 0 });
       const common = ["--state-size", stateSize, "--transaction-size", txn];
       const started = await Promise.allSettled([
-        startSim(cli, join(dir, "source.sock"), [...common, "--seed", seed, "--dirty-rate", dirty]),
-        startSim(cli, join(dir, "destination.sock"), [...common, "--empty"]),
+        startSim(cli, `${stem}-source.sock`, [...common, "--seed", seed, "--dirty-rate", dirty]),
+        startSim(cli, `${stem}-destination.sock`, [...common, "--empty"]),
       ]);
       for (const r of started) if (r.status === "fulfilled") sims.push(r.value);
       for (const r of started) if (r.status === "rejected") throw r.reason;
@@ -99,13 +101,13 @@ export const demo: Command = savingCommand({
       devices.push(dstDev);
 
       // Destination: listen on loopback, restore while the stream arrives.
-      const listener = await TcpListener.listen({ host: "127.0.0.1", port: 0 });
+      const listener = await TcpListener.listen({ host: "127.0.0.1", port: 0 }, { keyed: enc.key !== undefined });
       const stats = new StatsCollector();
       let runningAt = 0;
       const restoring = (async (): Promise<ResumeSummary> => {
         const peer = await listener.accept();
         try {
-          const summary = await restoreDevice(dstDev, peer.chunks(), { key: enc.key, onEvent: (ev) => stats.add(ev), signal: io.signal });
+          const summary = await restoreDevice(dstDev, peer.chunks(), { key: enc.key, onEvent: (ev) => stats.add(ev), signal: io.signal, checkFit: true });
           runningAt = performance.now();
           await peer.respond({ ok: true, started: summary.started, transactions: summary.transactions, bytes: summary.bytes });
           return summary;
@@ -118,15 +120,17 @@ export const demo: Command = savingCommand({
 
       // Source: save with pre-copy into the encoder, over the connection.
       const dest = await TcpDestination.connect(listener.address);
+      let encoded: EncoderStats | undefined;
       const saving = saveTo(srcDev, enc.sink(dest.sink), {
         encoder: enc.options,
+        onEncoder: (e) => (encoded = e.stats),
         info: { name: "simulated device (demo source)" },
         confirm: () => dest.confirm(),
         save: {
           policy,
           signal: io.signal,
           onProgress: (p) => {
-            progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: dest.sink.bytes, pending: p.pending });
+            progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: dest.sink.bytes, pending: p.pending, coded: coded(encoded) });
           },
         },
       });
@@ -169,7 +173,6 @@ export const demo: Command = savingCommand({
       await Promise.allSettled(devices.map((d) => d.close()));
       await Promise.allSettled(sims.map((s) => s.stop()));
       await enc.close();
-      await rm(dir, { recursive: true, force: true });
     }
   },
 });

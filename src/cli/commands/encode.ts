@@ -8,6 +8,7 @@ import { ENCODING_HELP, ENCODING_OPTIONS, encodingFrom } from "../encoding.js";
 import { openInput, openOutput } from "../files.js";
 import { ProgressLine } from "../progress.js";
 import { note, styleFor } from "../style.js";
+import { hex64 } from "../units.js";
 import { bytes, ratio } from "../units.js";
 
 export const encode: Command = {
@@ -23,6 +24,7 @@ be - (stdin, stdout).
   --name NAME               the device name recorded in the stream
 ${ENCODING_HELP}
   --json                    print a summary as JSON on stdout (not with -o -)
+  -f, --force               write to stdout even when it is a terminal
 
 examples:
   migstream encode state.raw -o state.mig --codec zstd --level 3
@@ -31,7 +33,7 @@ examples:
     const { values: v, positionals } = parseCommand(
       "encode",
       argv,
-      { ...ENCODING_OPTIONS, output: { type: "string", short: "o" }, "transaction-size": { type: "string" }, name: { type: "string" } },
+      { ...ENCODING_OPTIONS, output: { type: "string", short: "o" }, "transaction-size": { type: "string" }, name: { type: "string" }, force: { type: "boolean", short: "f" } },
       { min: 1, max: 1, names: "IN" },
     );
     const style = styleFor(io, v);
@@ -39,9 +41,12 @@ examples:
     if (v.output === "-" && style.json) throw usageOf("encode", "--json needs stdout, and -o - writes the stream there");
     const txnSize = sizeOption("encode", "--transaction-size", v["transaction-size"]) ?? DEFAULT_TRANSACTION_SIZE;
     if (txnSize < 1 || txnSize > MAX_TRANSACTION_SIZE) throw usageOf("encode", `--transaction-size must be 1..${MAX_TRANSACTION_SIZE}`);
-    const enc = await encodingFrom("encode", v);
     const source = await openInput(positionals[0], io);
-    const out = await openOutput(v.output, io, { copy: false });
+    const out = await openOutput(v.output, io, { copy: false, binary: true, force: v.force, command: "encode" });
+    const enc = await encodingFrom("encode", v).catch(async (e: unknown) => {
+      await out.abort();
+      throw e;
+    });
     const progress = new ProgressLine(io.stderr, style, "encode");
     try {
       // The sink is done with each block once its write settles: the encoder reuses them.
@@ -76,7 +81,7 @@ examples:
       await out.commit();
       progress.clear();
       const st = encoder.stats;
-      if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, transactions: trailer.transactions, ...st, rawBytes: raw, wireBytes: out.sink.bytes, trailer: { ...stream, framesDigest: stream.framesDigest.toString(16) } })}\n`);
+      if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, transactions: trailer.transactions, ...st, rawBytes: raw, wireBytes: out.sink.bytes, trailer: { ...stream, framesDigest: hex64(stream.framesDigest) } })}\n`);
       else note(io, style, `encoded ${bytes(raw)} in ${trailer.transactions} transactions → ${bytes(out.sink.bytes)} (${ratio(raw, out.sink.bytes)}); zero ${bytes(st.zeroBytes)}, dedup ${bytes(st.dedupBytes)}`);
       return 0;
     } catch (e) {

@@ -15,7 +15,7 @@ import { intOption, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { openOutput, type Output } from "../files.js";
-import { phaseLabel, ProgressLine } from "../progress.js";
+import { coded, phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
 import { styleFor, type Style } from "../style.js";
@@ -40,10 +40,11 @@ ${precopyHelp(SAVE_PRECOPY)}
   --name NAME                device name recorded in the stream (default: the spec)
 ${ENCODING_HELP}
   --insecure                 allow an unauthenticated stream to a non-loopback host
-  --connect-timeout MS       keep retrying a refused connection this long (default ${DEFAULT_CONNECT_TIMEOUT_MS})
+  --connect-timeout MS       keep retrying a refused connection, or a busy destination, this long (default ${DEFAULT_CONNECT_TIMEOUT_MS})
   --timeout MS               longest wait for the destination to take data or answer (default ${DEFAULT_IDLE_TIMEOUT_MS})
   --json                     print the report as JSON on stdout
-  -q, --quiet                no progress line, no report
+  -q, --quiet                nothing but errors
+  -f, --force                write the stream to stdout (-o -) even when it is a terminal
 
 examples:
   migstream save --device vfio-user:/run/src.sock -o state.mig
@@ -63,6 +64,7 @@ export const save: Command = savingCommand({
     insecure: { type: "boolean" },
     "connect-timeout": { type: "string" },
     timeout: { type: "string" },
+    force: { type: "boolean", short: "f" },
   },
   async run(v, io) {
     const style = styleFor(io, v);
@@ -86,12 +88,13 @@ export const save: Command = savingCommand({
     let region;
     try {
       if (addr) {
-        dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs });
+        dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs, signal: io.signal });
+        checkHello(dest, enc.key !== undefined);
         // Interrupted while waiting on the destination: drop the connection, so the wait ends and the source restarts.
         const d = dest;
         io.signal?.addEventListener("abort", () => d.destroy(), { once: true });
       }
-      else out = await openOutput(v.output!, io, { copy: false });
+      else out = await openOutput(v.output!, io, { copy: false, binary: true, force: v.force, command: "save" });
       region = await openDevice(v.device);
       const sink: ByteSink = enc.sink(dest ? dest.sink : out!.sink);
       const target = dest ? dest.url : v.output === "-" ? "stdout" : v.output!;
@@ -127,6 +130,16 @@ export const save: Command = savingCommand({
   },
 });
 
+/** What the destination's hello requires, checked before the device is touched. */
+function checkHello(dest: TcpDestination, keyed: boolean): void {
+  if (dest.hello.keyed && !keyed) {
+    throw new MigstreamError("MAC", `${dest.url} takes only authenticated streams: give --key-file with the destination's key; the device was not touched`);
+  }
+  if (!dest.hello.keyed && keyed) {
+    throw new MigstreamError("MAC", `${dest.url} holds no key and would refuse an authenticated stream: give it --key-file too, or send without one; the device was not touched`);
+  }
+}
+
 interface RunOptions {
   encoder: EncoderOptions;
   name: string;
@@ -146,14 +159,14 @@ async function run(io: CliIO, style: Style, region: RegionIO, sink: ByteSink, o:
       onEncoder: (e) => (stats = e.stats),
       confirm: o.confirm
         ? async () => {
-            progress.update({ phase: "waiting for the destination", bytes: stats?.rawBytes ?? 0, wire: sink.bytes });
+            progress.update({ phase: "waiting for the destination", bytes: stats?.rawBytes ?? 0, wire: sink.bytes, coded: coded(stats) });
             ack = await o.confirm!();
           }
         : undefined,
       save: {
         ...o.save,
         onProgress: (p) => {
-          progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: sink.bytes, pending: p.pending });
+          progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: sink.bytes, pending: p.pending, coded: coded(stats) });
         },
       },
     });

@@ -4,7 +4,7 @@ import { stateName } from "../../protocol/constants.js";
 import { connectVfioUser } from "../../transport/vfio-user/client.js";
 import type { CliIO } from "../command.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
-import { hex64 } from "./sim-serve.js";
+import { hex64 } from "../units.js";
 
 /** The sim commands take options only. */
 const NO_POSITIONALS = { min: 0, max: 0, names: "" };
@@ -23,6 +23,9 @@ export async function simDigest(argv: string[], io: CliIO): Promise<number> {
   const path = v.socket;
   const timeoutMs = intOption(CMD, "--timeout", v.timeout, DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS);
   const dev = await connectVfioUser(path, { timeoutMs });
+  // A stop signal ends the wait at once (the pending read fails with TRANSPORT).
+  const stop = () => void dev.close();
+  io.signal?.addEventListener("abort", stop, { once: true });
   try {
     const digest = hex64(await dev.stateDigest());
     if (!v.json) {
@@ -34,6 +37,7 @@ export async function simDigest(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(`${JSON.stringify({ digest, deviceState: stateName(state), migrationRegion: dev.index })}\n`);
     return 0;
   } finally {
+    io.signal?.removeEventListener("abort", stop);
     await dev.close();
   }
 }
