@@ -52,6 +52,7 @@ export const ENCODING_OPTIONS = {
   dedup: { type: "boolean" },
   "dedup-window": { type: "string" },
   "key-file": { type: "string" },
+  encrypt: { type: "boolean" },
   threads: { type: "string" },
 } as const;
 
@@ -63,6 +64,8 @@ export const ENCODING_HELP = `  --codec NAME         raw, zero, lz4, zstd or aut
   --dedup              content-defined chunks; repeated chunks become references
   --dedup-window BYTES how far back a reference may reach (default 64MiB)
   --key-file F         authenticate every frame with HMAC-SHA-256 (key: hex text or raw bytes)
+  --encrypt            with --key-file: seal every frame with AES-256-GCM instead (confidential;
+                       keys per stream from the key and fresh values)
   --threads N          code chunks on N threads, the main one included (default: one per core;
                        1: the main thread only; at most 4 per core, and 64)`;
 
@@ -105,6 +108,7 @@ export async function encodingFrom(command: string, v: Values): Promise<Encoding
     throw usageOf(command, `--chunk-size ${chunkSize} is below ${MIN_CLI_CHUNK_SIZE / 1024}KiB: every chunk costs a frame and a codec pass, so smaller chunks only make the stream larger and slower`);
   }
   const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
+  if (v.encrypt && !key) throw usageOf(command, "--encrypt needs --key-file (the stream's keys come from the shared key)");
   const options: EncoderOptions = {
     codec,
     level,
@@ -112,6 +116,7 @@ export async function encodingFrom(command: string, v: Values): Promise<Encoding
     dedup: v.dedup === true,
     dedupWindow: sizeOption(command, "--dedup-window", v["dedup-window"]),
     key,
+    encrypt: v.encrypt === true,
   };
   // auto is metered; a fixed codec on one thread keeps the encoder's own inline fast path.
   const meter = codec === "auto" ? new SinkMeter() : null;

@@ -32,7 +32,7 @@ const reasonOf = (signal: AbortSignal | undefined): string => (signal?.reason in
 
 /** Listens and restores; resolves with the restore that succeeded. */
 export async function listenAndRestore(io: CliIO, style: Style, region: RegionIO, job: Job, o: ListenSettings): Promise<Done> {
-  const listener = await TcpListener.listen(o.addr, { keyed: job.key !== undefined });
+  const listener = await TcpListener.listen(o.addr, { keyed: job.key !== undefined, encrypted: job.requireEncryption === true });
   let current: TcpPeer | undefined;
   let failures = 0;
   /** An earlier attempt reached the device (it was then reset and stopped). */
@@ -59,6 +59,7 @@ export async function listenAndRestore(io: CliIO, style: Style, region: RegionIO
       let touched = false;
       try {
         const done = await restoreOnce(io, style, region, peer.chunks(), job, {
+          challenge: peer.challenge,
           onTouch: () => {
             touched = true;
             peer.established();

@@ -18,6 +18,10 @@ export interface Job {
   signal?: AbortSignal;
   /** Refuse a stream whose declared transactions cannot fit the device, before touching it. */
   checkFit: boolean;
+  /** Over the network: also take a keyed stream bound to no connection (--allow-replay). */
+  allowReplay?: boolean;
+  /** Take only encrypted streams (--require-encryption). */
+  requireEncryption?: boolean;
 }
 
 /** A completed restore. */
@@ -33,6 +37,8 @@ export interface Done {
 export interface Attempt {
   /** The stream proved it can succeed and the device is about to be touched. */
   onTouch?: () => void;
+  /** The connection's challenge (a network attempt): a keyed stream must be bound to it. */
+  challenge?: Uint8Array;
 }
 
 /** Counts the bytes that pass. */
@@ -52,6 +58,9 @@ export async function restoreOnce(io: CliIO, style: Style, region: RegionIO, sou
   try {
     const summary = await restoreDevice(region, counted(source, wire), {
       key: job.key,
+      challenge: attempt.challenge,
+      allowUnbound: job.allowReplay === true,
+      requireEncryption: job.requireEncryption === true,
       start: job.start,
       device: job.device,
       signal: job.signal,

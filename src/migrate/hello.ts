@@ -17,12 +17,13 @@
 // stream fail its MACs at the destination, and changed flags only make a
 // source refuse, or a destination refuse what the source then sends.
 import { MigstreamError } from "../errors.js";
+import { CHALLENGE_SIZE } from "../format/constants.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 
 export const HELLO_MAGIC: Uint8Array = Uint8Array.of(0x89, 0x4d, 0x47, 0x48, 0x0d, 0x0a, 0x1a, 0x0a);
 export const HELLO_VERSION = 1;
 export const HELLO_SIZE = 40;
-export const CHALLENGE_SIZE = 16;
+export { CHALLENGE_SIZE };
 /** The destination holds a key: only an authenticated stream is taken. */
 export const HELLO_KEYED = 0x01;
 /** The destination takes only encrypted streams. */

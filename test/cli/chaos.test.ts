@@ -46,10 +46,12 @@ afterAll(() => {
   }
   const kinds = new Map<string, number>();
   for (const r of results) kinds.set(`${r.fault.kind} ${r.fault.direction}`, (kinds.get(`${r.fault.kind} ${r.fault.direction}`) ?? 0) + 1);
+  const prot = new Map<string, number>();
+  for (const r of results) prot.set(r.protection, (prot.get(r.protection) ?? 0) + 1);
   const ms = results.map((r) => r.ms).sort((a, b) => a - b);
   console.log(
     `chaos: ${results.length} runs (seeds ${FIRST}..${FIRST + SEEDS - 1}); outcomes: ${[...counts].map(([k, n]) => `${k} ${n}`).join(", ")}; ` +
-      `faults: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}; run time median ${ms[ms.length >> 1]} ms, max ${ms.at(-1)} ms`,
+      `faults: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}; streams: ${[...prot].map(([k, n]) => `${k} ${n}`).join(", ")}; run time median ${ms[ms.length >> 1]} ms, max ${ms.at(-1)} ms`,
   );
 });
 
@@ -58,7 +60,7 @@ describe.concurrent("chaos: faults on the wire between save --to and restore --l
     it(`seed ${seed}`, async () => {
       const r = await slot(() => chaosRun(tmp.dir, seed));
       results.push(r);
-      expect(r.violation, `seed ${seed}, fault ${JSON.stringify(r.fault)}`).toBeNull();
+      expect(r.violation, `seed ${seed}, ${r.protection}, fault ${JSON.stringify(r.fault)}`).toBeNull();
     }, 600_000);
   }
 });

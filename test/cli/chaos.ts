@@ -3,9 +3,12 @@
 // --on-disconnect stay`: end states are the driver's doing), `restore
 // --listen` and `save --to` as processes, and between them a loopback proxy
 // that, in one direction, delays, splits into tiny writes, stalls for good,
-// or cuts the connection at a byte drawn from the seed. Each run is then
-// classified from both devices' states and digests and both exit codes.
+// or cuts the connection at a byte drawn from the seed; the stream unkeyed,
+// keyed or sealed (seed mod 3). Each run is then classified from both
+// devices' states and digests and both exit codes.
+import { writeFileSync } from "node:fs";
 import * as net from "node:net";
+import { join } from "node:path";
 import { digest, listeningPort, type Sim, sim, start } from "./helpers.js";
 
 /** The idle, ack and connect timeouts every chaos run gives both commands, ms (the handshake deadline stays at its default). */
@@ -32,9 +35,13 @@ export type Outcome =
   | "failed, destination reset" // destination reset and stopped (none of the partial state); source RUNNING with its state
   | "failed, destination untouched"; // destination never entered (its own state, as it was); source RUNNING with its state
 
+/** How the stream is protected in a run: seed mod 3 picks none, HMAC (--key-file) or sealed (--encrypt). */
+export type Protection = "none" | "key" | "encrypt";
+
 export interface ChaosResult {
   seed: number;
   fault: Fault;
+  protection: Protection;
   outcome: Outcome | null;
   /** Why the run is not one of the valid outcomes, or exceeded its bound. */
   violation: string | null;
@@ -135,13 +142,18 @@ export async function chaosRun(dir: string, seed: number): Promise<ChaosResult> 
   const common = ["--state-size", "2MiB", "--transaction-size", "64KiB", "--on-disconnect", "stay"];
   const [src, dst]: Sim[] = await Promise.all([sim(dir, `c${seed}-src`, [...common, "--seed", String(seed + 1)]), sim(dir, `c${seed}-dst`, [...common, "--empty"])]);
   const fault = faultFor(seed, 2 << 20);
+  const protection: Protection = (["none", "key", "encrypt"] as const)[seed % 3];
+  const keyFile = join(dir, "chaos.key");
+  writeFileSync(keyFile, "c3".repeat(32));
+  const key = protection === "none" ? [] : ["--key-file", keyFile];
+  const seal = protection === "encrypt" ? ["--encrypt"] : [];
   const t0 = Date.now();
   let proxy: { port: number; close(): void } | undefined;
   try {
-    const restore = start(["restore", "--device", `vfio-user:${dst.socket}`, "--listen", "tcp://127.0.0.1:0", "--attempts", "1", "--timeout", timeout]);
+    const restore = start(["restore", "--device", `vfio-user:${dst.socket}`, "--listen", "tcp://127.0.0.1:0", "--attempts", "1", "--timeout", timeout, ...key]);
     const port = await listeningPort(restore);
     proxy = await chaosProxy(port, fault);
-    const save = start(["save", "--device", `vfio-user:${src.socket}`, "--to", `tcp://127.0.0.1:${proxy.port}`, "--codec", "raw", "--timeout", timeout, "--connect-timeout", timeout]);
+    const save = start(["save", "--device", `vfio-user:${src.socket}`, "--to", `tcp://127.0.0.1:${proxy.port}`, "--codec", "raw", "--timeout", timeout, "--connect-timeout", timeout, ...key, ...seal]);
     // Nothing may wait past its timeouts: both end well within the bound, or the run is a violation.
     const bound = new Promise<"late">((r) => setTimeout(() => r("late"), CHAOS_RUN_BOUND_MS).unref());
     const ended = await Promise.race([Promise.all([save.done, restore.done]), bound]);
@@ -149,12 +161,12 @@ export async function chaosRun(dir: string, seed: number): Promise<ChaosResult> 
     if (ended === "late") {
       save.child.kill("SIGKILL");
       restore.child.kill("SIGKILL");
-      return { seed, fault, outcome: null, violation: `still running after ${CHAOS_RUN_BOUND_MS} ms`, ms, saveCode: null, restoreCode: null };
+      return { seed, fault, protection, outcome: null, violation: `still running after ${CHAOS_RUN_BOUND_MS} ms`, ms, saveCode: null, restoreCode: null };
     }
     const [s, r] = ended;
     proxy.close();
     const [a, b] = await Promise.all([digest(src), digest(dst)]);
-    const res = { seed, fault, ms, saveCode: s.code, restoreCode: r.code };
+    const res = { seed, fault, protection, ms, saveCode: s.code, restoreCode: r.code };
     const srcKept = a.digest === src.initialDigest; // no dirtying: the source's state is its initial one throughout
     let outcome: Outcome | null = null;
     if (b.deviceState === "RUNNING" && b.digest === a.digest && srcKept) {

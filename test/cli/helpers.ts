@@ -214,10 +214,11 @@ export interface Proxy {
  * A TCP proxy in front of 127.0.0.1:`target`. `flipAt`: XOR the source byte at
  * that stream offset with 0x01. `cutAt`: after forwarding that many source
  * bytes, call `onCut` (e.g. kill the source) and end the destination side.
- * `swallowFin`: the source's end is not passed on. Destination → source bytes
- * (the ack) pass unchanged.
+ * `swallowFin`: the source's end is not passed on. `record`: collects what the
+ * source sent (a capture). Destination → source bytes (the hello, the ack)
+ * pass unchanged.
  */
-export async function proxy(target: number, o: { flipAt?: number; cutAt?: number; onCut?: () => void; swallowFin?: boolean } = {}): Promise<Proxy> {
+export async function proxy(target: number, o: { flipAt?: number; cutAt?: number; onCut?: () => void; swallowFin?: boolean; record?: Buffer[] } = {}): Promise<Proxy> {
   let total = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (src) => {
@@ -238,6 +239,7 @@ export async function proxy(target: number, o: { flipAt?: number; cutAt?: number
         piece[o.flipAt - total] ^= 0x01;
       }
       total += piece.length;
+      o.record?.push(Buffer.from(piece));
       if (!dst.write(piece)) {
         src.pause();
         dst.once("drain", () => src.resume());

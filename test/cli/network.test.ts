@@ -292,6 +292,84 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     expect(await digest(dst)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
   });
 
+  it("a saved keyed stream sent by a process without the key is refused before the device is touched; so is a captured live one; --allow-replay takes a saved one", async () => {
+    const [src, dst] = await pair(["--dirty-rate", "0"], ["--empty", "--seed", "3"]);
+    const saved = join(tmp.dir, "old.mig");
+    expect((await run(["save", "--device", `vfio-user:${src.socket}`, "-o", saved, "--no-precopy", "--key-file", keyA])).code).toBe(0);
+    const before = await digest(dst);
+    const replay = async (bytes: Uint8Array, extra: string[] = []) => {
+      const { p, port } = await listen(dst, ["--key-file", keyA, "--attempts", "1", ...extra]);
+      const c = rawSource(port);
+      await c.hello;
+      c.socket.write(bytes); // byte for byte, by a process that does not hold the key
+      const ack = await c.ack;
+      c.socket.destroy();
+      return { ack, r: await p.done };
+    };
+    // The stream saved earlier: not bound to this connection.
+    const a = await replay(readFileSync(saved));
+    expect(a.ack).toMatchObject({ ok: false, code: "MAC", message: expect.stringMatching(/not bound to this connection/) });
+    expect(a.r.code).toBe(2);
+    expect(a.r.stderr).toMatch(/^migstream: MAC .*not bound to this connection: a stream saved or captured earlier \(a replay\) is refused.*--allow-replay; nothing reached the device; connection from .*giving up after 1 failed attempt$/m);
+    expect(await digest(dst)).toEqual(before);
+    // A live keyed migration, captured on the way, then replayed: bound to another connection's challenge.
+    const [src2, dst2] = await pair(["--dirty-rate", "0"]);
+    const live = await listen(dst2, ["--key-file", keyA]);
+    const capture: Buffer[] = [];
+    const px = await proxy(live.port, { record: capture });
+    expect((await run(save(src2, px.port, ["--no-precopy", "--key-file", keyA]))).code).toBe(0);
+    expect((await live.p.done).code).toBe(0);
+    await px.close();
+    const b = await replay(Buffer.concat(capture));
+    expect(b.ack).toMatchObject({ ok: false, code: "MAC", frame: 0 });
+    expect(b.r.code).toBe(2);
+    expect(await digest(dst)).toEqual(before);
+    // The captured stream cannot be restored from a file either.
+    writeFileSync(join(tmp.dir, "captured.mig"), Buffer.concat(capture));
+    const f = await run(["restore", "--device", `vfio-user:${dst.socket}`, join(tmp.dir, "captured.mig"), "--key-file", keyA]);
+    expect(f.code).toBe(2);
+    expect(f.stderr).toMatch(/bound to a network connection's challenge/);
+    expect(await digest(dst)).toEqual(before);
+    // Said explicitly, the destination takes the saved stream; and a file restore takes it anyway.
+    const c = await replay(readFileSync(saved), ["--allow-replay"]);
+    expect(c.ack).toMatchObject({ ok: true, started: true });
+    expect(c.r.code, c.r.stderr).toBe(0);
+    expect(await digest(dst)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
+    const [, dst3] = await pair();
+    expect((await run(["restore", "--device", `vfio-user:${dst3.socket}`, saved, "--key-file", keyA])).code).toBe(0);
+    expect(await digest(dst3)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
+  });
+
+  it("--encrypt: the migration round-trips sealed; a destination that requires it refuses a source that does not seal, before either device is touched", async () => {
+    const [src, dst] = await pair(["--dirty-rate", "0"]);
+    const capture: Buffer[] = [];
+    const { p, port } = await listen(dst, ["--key-file", keyA, "--require-encryption", "--json"]);
+    const px = await proxy(port, { record: capture });
+    const plain = await run(save(src, px.port, ["--no-precopy", "--key-file", keyA]));
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toMatch(/takes only encrypted streams: add --encrypt .*the device was not touched/);
+    expect(await digest(src)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
+    const s = await run(save(src, px.port, ["--no-precopy", "--key-file", keyA, "--encrypt", "--codec", "raw"]));
+    const r = await p.done;
+    await px.close();
+    expect(s.code, s.stderr).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).stream.header).toMatchObject({ encrypted: true, bound: true, version: "1.1" });
+    expect(await digest(dst)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
+    // What went over the wire shows none of the device's bytes: pieces of the state, as an unsealed
+    // save carries them in clear, are nowhere in it. (dst now holds the source's state.)
+    const sealed = Buffer.concat(capture);
+    const raw = await run(["save", "--device", `vfio-user:${dst.socket}`, "-o", "-", "--no-precopy", "--codec", "raw"]);
+    let checked = 0;
+    for (let at = 4096; at + 64 < raw.bytes.length && checked < 20; at += 200_000) {
+      const piece = raw.bytes.subarray(at, at + 64);
+      if (new Set(piece).size < 32) continue; // only pieces no stream could hold by chance
+      checked++;
+      expect(sealed.includes(piece)).toBe(false);
+    }
+    expect(checked).toBeGreaterThan(5);
+  });
+
   it("refuses a non-loopback listener or target without a key, unless --insecure", async () => {
     const [src, dst] = await pair();
     const r = await run(["restore", "--device", `vfio-user:${dst.socket}`, "--listen", "tcp://0.0.0.0:0"]);

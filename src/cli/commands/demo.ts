@@ -101,13 +101,13 @@ export const demo: Command = savingCommand({
       devices.push(dstDev);
 
       // Destination: listen on loopback, restore while the stream arrives.
-      const listener = await TcpListener.listen({ host: "127.0.0.1", port: 0 }, { keyed: enc.key !== undefined });
+      const listener = await TcpListener.listen({ host: "127.0.0.1", port: 0 }, { keyed: enc.key !== undefined, encrypted: enc.options.encrypt === true });
       const stats = new StatsCollector();
       let runningAt = 0;
       const restoring = (async (): Promise<ResumeSummary> => {
         const peer = await listener.accept();
         try {
-          const summary = await restoreDevice(dstDev, peer.chunks(), { key: enc.key, onEvent: (ev) => stats.add(ev), signal: io.signal, checkFit: true });
+          const summary = await restoreDevice(dstDev, peer.chunks(), { key: enc.key, challenge: peer.challenge, onEvent: (ev) => stats.add(ev), signal: io.signal, checkFit: true });
           runningAt = performance.now();
           await peer.respond({ ok: true, started: summary.started, transactions: summary.transactions, bytes: summary.bytes });
           return summary;
@@ -122,7 +122,7 @@ export const demo: Command = savingCommand({
       const dest = await TcpDestination.connect(listener.address);
       let encoded: EncoderStats | undefined;
       const saving = saveTo(srcDev, enc.sink(dest.sink), {
-        encoder: enc.options,
+        encoder: enc.key ? { ...enc.options, challenge: dest.hello.challenge } : enc.options,
         onEncoder: (e) => (encoded = e.stats),
         info: { name: "simulated device (demo source)" },
         confirm: () => dest.confirm(),

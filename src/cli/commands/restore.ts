@@ -34,7 +34,11 @@ picks a free port; the address is printed on stderr (not with -q).
   IN                         a stream file (- for stdin)
   --listen tcp://HOST:PORT   receive the stream from a source instead
   --no-start                 leave the device in RESUMING (the VMM starts it)
-  --key-file F               the key of an authenticated stream (required off loopback)
+  --key-file F               the key of an authenticated stream (required off loopback); over the
+                             network the stream must be bound to this connection (its challenge)
+  --allow-replay             with --listen and --key-file: also take a keyed stream that is not bound to
+                             this connection — a stream saved (or captured) earlier, replayed
+  --require-encryption       take only encrypted streams (the source's --encrypt); the hello says so
   --insecure                 allow listening off loopback without a key
   --stream-device N          which device of a multi-device stream (default: the first)
   --timeout MS               longest wait for more stream bytes (default ${DEFAULT_IDLE_TIMEOUT_MS})
@@ -73,6 +77,8 @@ export const restore: Command = {
         attempts: { type: "string" },
         "accept-timeout": { type: "string" },
         "no-fit-check": { type: "boolean" },
+        "allow-replay": { type: "boolean" },
+        "require-encryption": { type: "boolean" },
       },
       { min: 0, max: 1, names: "IN" },
     );
@@ -97,7 +103,11 @@ export const restore: Command = {
       device: v["stream-device"] === undefined ? undefined : intOption("restore", "--stream-device", v["stream-device"], 0, 0, 0xffff),
       signal: io.signal,
       checkFit: v["no-fit-check"] !== true,
+      allowReplay: v["allow-replay"] === true,
+      requireEncryption: v["require-encryption"] === true,
     };
+    if (!addr && job.allowReplay) throw usageOf("restore", "--allow-replay is for --listen (a file is restored anyway)");
+    if (job.requireEncryption && !key) throw usageOf("restore", "--require-encryption needs --key-file");
     const region = await openDevice(v.device);
     try {
       let done: Done;

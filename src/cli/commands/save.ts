@@ -89,7 +89,7 @@ export const save: Command = savingCommand({
     try {
       if (addr) {
         dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs, signal: io.signal });
-        checkHello(dest, enc.key !== undefined);
+        checkHello(dest, enc.key !== undefined, enc.options.encrypt === true);
         // Interrupted while waiting on the destination: drop the connection, so the wait ends and the source restarts.
         const d = dest;
         io.signal?.addEventListener("abort", () => d.destroy(), { once: true });
@@ -99,7 +99,8 @@ export const save: Command = savingCommand({
       const sink: ByteSink = enc.sink(dest ? dest.sink : out!.sink);
       const target = dest ? dest.url : v.output === "-" ? "stdout" : v.output!;
       const result = await run(io, style, region, sink, {
-        encoder: enc.options,
+        // A keyed stream to a destination is bound to this connection's challenge (FORMAT.md §7.1).
+        encoder: dest && enc.key ? { ...enc.options, challenge: dest.hello.challenge } : enc.options,
         name: v.name ?? v.device,
         save: { precopy: v["no-precopy"] !== true, policy, signal: io.signal },
         confirm: dest ? () => dest!.confirm(timeoutMs > 0 ? timeoutMs : DEFAULT_ACK_TIMEOUT_MS) : undefined,
@@ -131,7 +132,10 @@ export const save: Command = savingCommand({
 });
 
 /** What the destination's hello requires, checked before the device is touched. */
-function checkHello(dest: TcpDestination, keyed: boolean): void {
+function checkHello(dest: TcpDestination, keyed: boolean, encrypted: boolean): void {
+  if (dest.hello.encrypted && !encrypted) {
+    throw new MigstreamError("MAC", `${dest.url} takes only encrypted streams: add --encrypt (with --key-file); the device was not touched`);
+  }
   if (dest.hello.keyed && !keyed) {
     throw new MigstreamError("MAC", `${dest.url} takes only authenticated streams: give --key-file with the destination's key; the device was not touched`);
   }
