@@ -32,6 +32,8 @@ export const CONNECT_RETRY_MS = 100;
 export const DEFAULT_ACK_TIMEOUT_MS = 60_000;
 /** After a failure ack, how long the destination drains the source's bytes so the ack can be read, ms. */
 export const FAILURE_LINGER_MS = 2_000;
+/** Longest wait for the answer to be handed to the system (a peer that reads nothing fills the socket), ms. */
+export const ANSWER_TIMEOUT_MS = 2_000;
 
 export interface TcpAddress {
   host: string;
@@ -308,17 +310,24 @@ export class TcpPeer {
     });
   }
 
-  /** Sends the ack and closes: gracefully on success; on failure after draining the source for a while. */
+  /** Sends the answer and closes, after draining the source for a while (at most FAILURE_LINGER_MS). */
   async respond(ack: Ack): Promise<void> {
     const s = this.socket;
     if (!s.destroyed && s.writable) {
+      // Bounded: a peer that does not read its answer must not hold the destination.
       await new Promise<void>((resolve) => {
-        s.end(encodeAck(ack), () => resolve());
-        s.once("close", () => resolve());
+        const t = setTimeout(resolve, ANSWER_TIMEOUT_MS);
+        const done = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        s.end(encodeAck(ack), done);
+        s.once("close", done);
       });
     }
-    if (ack.ok) s.destroySoon();
-    else linger(s);
+    // Drain what the peer still sends for a while before closing: closing on unread bytes would send a
+    // reset, which can destroy the answer before the peer read it. A peer that closes ends this at once.
+    linger(s);
     this.#release();
   }
 

@@ -159,9 +159,11 @@ export async function chaosRun(dir: string, seed: number): Promise<ChaosResult> 
     const ended = await Promise.race([Promise.all([save.done, restore.done]), bound]);
     const ms = Date.now() - t0;
     if (ended === "late") {
+      const still = [save.child.exitCode === null && save.child.signalCode === null ? "save" : "", restore.child.exitCode === null && restore.child.signalCode === null ? "restore" : ""].filter(Boolean);
       save.child.kill("SIGKILL");
       restore.child.kill("SIGKILL");
-      return { seed, fault, protection, outcome: null, violation: `still running after ${CHAOS_RUN_BOUND_MS} ms`, ms, saveCode: null, restoreCode: null };
+      const violation = `${still.join(" and ")} still running after ${CHAOS_RUN_BOUND_MS} ms\nsave: ${save.stderr().trim()}\nrestore: ${restore.stderr().trim()}`;
+      return { seed, fault, protection, outcome: null, violation, ms, saveCode: null, restoreCode: null };
     }
     const [s, r] = ended;
     proxy.close();
