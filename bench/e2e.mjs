@@ -25,7 +25,7 @@ import { loadavg, tmpdir } from "node:os";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { median, printTable } from "./lib.mjs";
+import { loadPages, median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
 const TXN = MIB; // one data-section buffer per transaction
@@ -278,19 +278,6 @@ const self = fileURLToPath(import.meta.url);
 const DIST = fileURLToPath(new URL(`../node_modules/.cache/migstream-bench-e2e/dist-${process.pid}`, import.meta.url));
 const ours = (job) => [process.execPath, self, "--child", JSON.stringify({ ...job, dist: DIST })];
 
-async function loadPages() {
-  const dir = mkdtempSync(join(tmpdir(), "migstream-e2e-pages-"));
-  try {
-    const out = join(dir, "pages.mjs");
-    // Loaded here, not at the top: the timed child processes run this file too and must not pay for esbuild.
-    const { buildSync } = await import("esbuild");
-    buildSync({ entryPoints: [fileURLToPath(new URL("../src/device/pages.ts", import.meta.url))], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
-    return await import(pathToFileURL(out).href);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 function need(tool) {
   const r = spawnSync(tool, ["--version"], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`${tool} is needed (Debian packages zstd, lz4)`);
@@ -426,6 +413,22 @@ async function main() {
         `after start-up; vs peer: time ratio; others' CPU: cores busy with other processes during the run`,
       rows,
     );
+
+    for (const [group, name, threads, peer] of [
+      ["encode", "ours lz4", 2, "lz4 -1"],
+      ["encode", "ours zstd-1", 2, "zstd -1 -T2"],
+      ["encode", "ours zstd-1", 1, "zstd -1 -T1"],
+      ["decode", "ours lz4", 2, "lz4 -d"],
+      ["decode", "ours zstd-1", 2, "zstd -d"],
+    ]) {
+      const c = find(group, name, threads);
+      summary({ figure: `${group} ${SIZE / MIB} MiB file, ${name.slice(5)}, ${threads} thread${threads > 1 ? "s" : ""}`, ours: c.time / 1000, peer, theirs: find(group, peer).time / 1000, unit: "s", better: "lower" });
+    }
+    for (const r of RATES) {
+      const group = cases.find((c) => c.rate === r).group;
+      const best = cases.filter((c) => c.group === group && c.name !== "auto").reduce((a, b) => (b.time < a.time ? b : a));
+      summary({ figure: `auto codec, link ${r.name}`, ours: find(group, "auto").time / 1000, peer: `best fixed codec (${best.name})`, theirs: best.time / 1000, unit: "s", better: "lower" });
+    }
 
     // ---- targets ----
     const targets = [];

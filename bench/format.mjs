@@ -10,14 +10,9 @@
 // AES-256-GCM (--encrypt) costs against authenticating them with
 // HMAC-SHA-256 (--key-file) and against no key. Medians of repeated runs.
 // Usage: node bench/format.mjs [MiB=128]
-import { buildSync } from "esbuild";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { StreamDecoder, StreamEncoder, verifyStream } from "../dist/index.js";
 import { allocBuffer, lz4CompressBound, lz4CompressInto, lz4DecompressInto, simdActive, zstdCompress, zstdDecompress } from "../dist/kernels.js";
-import { median, printTable } from "./lib.mjs";
+import { loadPages, median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
 const SIZE = Number(process.argv[2] ?? 128) * MIB;
@@ -31,19 +26,6 @@ const CODECS = [
   { name: "zstd 3", opts: { codec: "zstd", level: 3 }, reps: 3 },
   { name: "zstd 9", opts: { codec: "zstd", level: 9 }, reps: 2 },
 ];
-
-/** makeImage and friends from the TypeScript source, bundled on the fly (plain Node cannot import .ts). */
-async function loadPages() {
-  const dir = mkdtempSync(join(tmpdir(), "migstream-bench-"));
-  try {
-    const out = join(dir, "pages.mjs");
-    buildSync({ entryPoints: [new URL("../src/device/pages.ts", import.meta.url).pathname], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
-    return await import(pathToFileURL(out).href);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 
 async function timeAsync(fn, reps, warmup = 1) {
   for (let i = 0; i < warmup; i++) await fn();
@@ -169,6 +151,12 @@ for (const c of CODECS) {
     "dec MB/s, new chunk arrays": freshDecMs === null ? "" : mbps(SIZE, freshDecMs),
   });
 }
+for (const r of rows.filter((r) => r.codec === "lz4" || r.codec === "zstd 1")) {
+  summary({ figure: `stream encode, ${r.codec}`, ours: r["enc MB/s"], peer: `bare ${r.codec} on the same chunks`, theirs: r["bare enc MB/s"], unit: "MB/s" });
+  summary({ figure: `stream decode, ${r.codec}`, ours: r["dec MB/s"], peer: `bare ${r.codec} on the same chunks`, theirs: r["bare dec MB/s"], unit: "MB/s" });
+}
+const lz4Row = rows.find((r) => r.codec === "lz4");
+summary({ figure: "stream size, lz4", ours: lz4Row.ratio * SIZE / MIB, peer: "QEMU raw layout", theirs: qemu / MIB, unit: "MiB", better: "lower" });
 printTable(`format vs bare codec, mixed image (40% zero, 20% code, 25% heap, 15% random pages); QEMU layout = raw + ${QEMU_BUFFER_OVERHEAD} B per 1 MiB buffer`, rows);
 
 // ---- verify-only ----
@@ -254,6 +242,8 @@ for (const [label, run, chunkSize] of [
     "dedup enc MB/s": mbps(2 * DEDUP_SIZE, ms),
   });
 }
+const scattered = drows[1];
+summary({ figure: "bytes sent, dedup, 10% of pages changed (scattered)", ours: scattered["dedup MiB"], peer: "the same without dedup", theirs: scattered["no dedup MiB"], unit: "MiB", better: "lower" });
 printTable(`dedup: ${DEDUP_SIZE / MIB} MiB sent in pre-copy, then again in stop-and-copy (LZ4; without dedup 256 KiB chunks; with dedup content-defined chunks, 512 MiB window)`, drows);
 
 // ---- keyed streams: what sealing (AES-256-GCM) costs over authenticating (HMAC-SHA-256) ----
@@ -299,6 +289,10 @@ for (const codec of ["raw", "lz4"]) {
   const hmac = times["HMAC-SHA-256 (--key-file)"];
   const aes = times["AES-256-GCM (--encrypt)"];
   krows2.push({ codec, stream: "sealed time / HMAC time", "enc MB/s": aes.encMs / hmac.encMs, "dec MB/s": aes.decMs / hmac.decMs, "stream MiB": "" });
+  if (codec === "lz4") {
+    summary({ figure: "sealed (--encrypt) encode, lz4", ours: mbps(KEYED_SIZE, aes.encMs), peer: "the HMAC-keyed stream", theirs: mbps(KEYED_SIZE, hmac.encMs), unit: "MB/s" });
+    summary({ figure: "sealed (--encrypt) decode, lz4", ours: mbps(KEYED_SIZE, aes.decMs), peer: "the HMAC-keyed stream", theirs: mbps(KEYED_SIZE, hmac.decMs), unit: "MB/s" });
+  }
 }
 // The peers: WebCrypto's own AES-256-GCM and HMAC-SHA-256 on 256 KiB blocks, 32 at a time (as the format batches them).
 {

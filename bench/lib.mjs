@@ -1,5 +1,10 @@
-// Shared benchmark helpers: warm-up, repeated timing, medians, ratio tables.
-// Benchmarks compare ratios against peers measured in the same process run.
+// Shared benchmark helpers: warm-up, repeated timing, medians, ratio tables,
+// and the generated page corpus. Benchmarks compare ratios against peers
+// measured in the same process run.
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** Median of an array of numbers. */
 export function median(xs) {
@@ -66,4 +71,38 @@ export function rng(seed = 1) {
     x >>>= 0;
     return x;
   };
+}
+
+/**
+ * src/device/pages.ts (makeImage and friends: zero, code-like, heap-like and
+ * random pages), bundled on the fly — plain Node cannot import .ts. esbuild is
+ * loaded only here, so timed child processes that import this file do not pay
+ * for it.
+ */
+export async function loadPages() {
+  const dir = mkdtempSync(join(tmpdir(), "migstream-bench-pages-"));
+  try {
+    const out = join(dir, "pages.mjs");
+    const { buildSync } = await import("esbuild");
+    buildSync({ entryPoints: [fileURLToPath(new URL("../src/device/pages.ts", import.meta.url))], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
+    return await import(pathToFileURL(out).href);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Records one headline figure for the summary table of `npm run bench`
+ * (bench/run.mjs): ours and a named peer measured in the same run, in `unit`,
+ * `better` "higher" (rates) or "lower" (times, sizes). Appended as a JSON line
+ * to the file named by $BENCH_SUMMARY; without it (a suite run alone) nothing.
+ */
+export function summary({ figure, ours, peer, theirs, unit, better = "higher" }) {
+  const file = process.env.BENCH_SUMMARY;
+  if (!file) return;
+  for (const [k, v] of Object.entries({ ours, theirs })) {
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`bench summary "${figure}": ${k} is ${v}`);
+  }
+  const suite = process.env.BENCH_SUITE ?? "";
+  appendFileSync(file, `${JSON.stringify({ suite, figure, ours, peer, theirs, unit, better })}\n`);
 }

@@ -4,7 +4,7 @@
 // no copy and can be encoded again on every repetition.
 // Usage: node bench/parallel.mjs [MiB=256] [chunkKiB=256] [codec=lz4]
 import { availableCores, WorkerPool } from "../dist/index.js";
-import { median, printTable, rng } from "./lib.mjs";
+import { median, printTable, rng, summary } from "./lib.mjs";
 
 const MIB = Number(process.argv[2] ?? 256);
 const CHUNK = Number(process.argv[3] ?? 256) * 1024;
@@ -76,6 +76,7 @@ const rows = counts.map((threads, i) => {
   return { threads, "MB/s": SIZE / 1e6 / (ms / 1000), ms };
 });
 for (const r of rows) r.ratio = `${(r["MB/s"] / rows[0]["MB/s"]).toFixed(2)}×`;
+summary({ figure: `pool ${CODEC} encode, ${rows.at(-1).threads} threads`, ours: rows.at(-1)["MB/s"], peer: "the same pool, 1 thread", theirs: rows[0]["MB/s"], unit: "MB/s" });
 printTable(
   `${CODEC} encode + xxh3, ${MIB} MiB mixed pages, ${CHUNK / 1024} KiB chunks, ${cores} cores, median of ${REPS} (coded ${((reference.coded / SIZE) * 100).toFixed(1)}%)`,
   rows,

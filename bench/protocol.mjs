@@ -12,13 +12,22 @@
 //    StreamEncoder (codec "raw"), resume from src/migrate's streamItems over
 //    the stream bytes; the time spent inside the stream code is shown apart.
 //
+// 3. VFIO migration v1 against v2, in the same run: save (into memory) and
+//    resume of the same state in process, and over vfio-user between two
+//    `migstream sim serve` processes (v1: REGION_READ/WRITE of the migration
+//    region; v2: DEVICE_FEATURE + MIG_DATA_READ/WRITE). v2 moves its stream in
+//    1 MiB reads, v1 its 1 MiB transactions.
+//
 // Usage: node bench/protocol.mjs [MiB=1024] [txnKiB=1024] [reps=3]
 // The sources are bundled with esbuild on the fly (no build step needed).
+import { spawn } from "node:child_process";
 import { build } from "esbuild";
+import { rmSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { median, printTable } from "./lib.mjs";
+import { median, printTable, summary } from "./lib.mjs";
 
 const MIB = Number(process.argv[2] ?? 1024);
 const TXN = Number(process.argv[3] ?? 1024) * 1024;
@@ -52,6 +61,10 @@ const lib = await bundle("protocol", [
   'export { fillImage } from "./src/device/pages.ts";',
   'export { InProcessRegion } from "./src/transport/in-process.ts";',
   'export { save, resume } from "./src/protocol/index.ts";',
+  'export { saveV2, resumeV2 } from "./src/protocol/v2/index.ts";',
+  'export { MigrationSimDevice } from "./src/device/migration-sim.ts";',
+  'export { InProcessMigration } from "./src/transport/in-process-v2.ts";',
+  'export { openVfioUser } from "./src/transport/vfio-user/migration.ts";',
 ]);
 /** The raw-codec stream, if src/format has its encoder (and src/migrate its item reader). */
 let stream = null;
@@ -198,6 +211,8 @@ const overheadRow = (path, t, peer) => ({
   "overhead (wall)": share(t.wall, peer.wall),
 });
 console.log(`\nState ${MIB} MiB, ${TXN / 1024} KiB transactions (${txns.length} per save), medians of ${PAIRS} alternating runs after a warm-up of ≥ ${WARMUP_TXNS} transactions.`);
+summary({ figure: "save, region protocol", ours: gbps(saveT.wall), peer: "the same copies done bare", theirs: gbps(saveCopyT.wall), unit: "GB/s" });
+summary({ figure: "resume, region protocol", ours: gbps(resumeT.wall), peer: "the same copies done bare", theirs: gbps(resumeCopyT.wall), unit: "GB/s" });
 printTable("Protocol overhead against the same copies done bare", [
   overheadRow("save (sink drops bytes)", saveT, saveCopyT),
   overheadRow("resume (items in memory)", resumeT, resumeCopyT),
@@ -238,4 +253,149 @@ if (!stream) {
   };
   console.log(`\nStream: ${streamNote}; medians of ${REPS} runs.`);
   printTable("End to end through a raw-codec stream", [row("save → stream", saves), row("stream → resume", resumes)]);
+}
+
+// ---- 3. v1 against v2, in process and between two processes -------------------
+
+/** The CLI bundled like the sources above, for the `sim serve` processes. */
+async function bundleCli() {
+  const outfile = join(cache, "cli.mjs");
+  await build({ entryPoints: [join(root, "src/cli/main.ts")], bundle: true, format: "esm", platform: "node", target: "node20", outfile, logLevel: "silent" });
+  return outfile;
+}
+
+function startSim(cli, socket, args) {
+  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    child.stdout.once("data", () => resolve(child));
+    child.once("exit", (code) => reject(new Error(`sim serve ${args.join(" ")} exited ${code}`)));
+  });
+}
+
+function stopSim(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once("exit", resolve);
+    child.kill("SIGTERM");
+  });
+}
+
+/** Saved data in one reused arena: the same memory for every run and both generations. */
+const arena = new Uint8Array(SIZE + 64 * 1024 * 1024);
+function saving() {
+  const items = [];
+  let at = 0;
+  const buffer = (n) => {
+    const b = arena.subarray(at, at + n);
+    at += n;
+    return b;
+  };
+  return { items, buffer, sink: { protocol: (p) => void items.push({ kind: "protocol", protocol: p }), phase: () => {}, transaction: (d) => void items.push({ kind: "transaction", data: d }) } };
+}
+
+/** Median ms of `reps` save+resume runs of `make()`'s pair; the restored state is checked once. */
+async function generationRuns(label, make, saveFn, resumeFn, reps) {
+  const saves = [];
+  const resumes = [];
+  for (let r = 0; r < reps; r++) {
+    const { src, dst, check, done } = await make();
+    const s = saving();
+    let t0 = now();
+    await saveFn(src, s.sink, { precopy: false, buffer: s.buffer });
+    saves.push(now() - t0);
+    s.items.push({ kind: "verified" });
+    t0 = now();
+    await resumeFn(dst, s.items);
+    resumes.push(now() - t0);
+    if (r === 0) await check();
+    await done();
+  }
+  return [
+    { path: `${label} save`, ms: median(saves), "GB/s": gbps(median(saves)) },
+    { path: `${label} resume`, ms: median(resumes), "GB/s": gbps(median(resumes)) },
+  ];
+}
+
+{
+  const rows = [];
+  // In process: v1 region over the simulated v1 device (as above), v2 over the simulated v2 device.
+  const v1src = new lib.SimDevice({ ...devOptions, image });
+  // Both generations restore into one destination each, reused (no first-touch of fresh memory in the timings).
+  const dst1 = new lib.SimDevice({ ...devOptions, stateSize: SIZE, empty: true });
+  rows.push(
+    ...(await generationRuns(
+      "v1 in process",
+      async () => {
+        if ((v1src.state & 7) !== 1) await v1src.write(0, RUNNING);
+        return { src: new lib.InProcessRegion(v1src), dst: new lib.InProcessRegion(dst1), check: async () => void (Buffer.compare(dst1.image.bytes, image) === 0 || (() => { throw new Error("v1 restore differs"); })()), done: async () => {} };
+      },
+      lib.save,
+      lib.resume,
+      REPS,
+    )),
+  );
+  const v2src = new lib.MigrationSimDevice({ image, endDigest: false });
+  const v2dst = new lib.MigrationSimDevice({ stateSize: SIZE, empty: true, endDigest: false });
+  rows.push(
+    ...(await generationRuns(
+      "v2 in process",
+      async () => {
+        if (v2src.state !== 2) await new lib.InProcessMigration(v2src).setState(2);
+        if (v2dst.state !== 2) await new lib.InProcessMigration(v2dst).setState(2);
+        return { src: new lib.InProcessMigration(v2src), dst: new lib.InProcessMigration(v2dst), check: async () => void (Buffer.compare(v2dst.image.bytes, image) === 0 || (() => { throw new Error("v2 restore differs"); })()), done: async () => {} };
+      },
+      lib.saveV2,
+      lib.resumeV2,
+      REPS,
+    )),
+  );
+  // Between processes over vfio-user.
+  let cli = null;
+  try {
+    cli = await bundleCli();
+  } catch (e) {
+    console.log(`\nNo cross-process rows: the CLI does not bundle (${String(e.message ?? e).split("\n")[0]}).`);
+  }
+  if (cli) {
+    const dir = mkdtempSync(join(tmpdir(), "migstream-bench-v2-"));
+    try {
+      for (const [gen, extra] of [["v1", ["--transaction-size", `${TXN}`]], ["v2", ["--protocol", "v2"]]]) {
+        const common = ["--state-size", `${SIZE}`, ...extra];
+        rows.push(
+          ...(await generationRuns(
+            `${gen} vfio-user, 2 processes`,
+            async () => {
+              const [a, b] = await Promise.all([startSim(cli, join(dir, `${gen}-src.sock`), [...common, "--seed", "1"]), startSim(cli, join(dir, `${gen}-dst.sock`), [...common, "--empty"])]);
+              const src = await lib.openVfioUser(join(dir, `${gen}-src.sock`), { timeoutMs: 60_000 });
+              const dst = await lib.openVfioUser(join(dir, `${gen}-dst.sock`), { timeoutMs: 60_000 });
+              return {
+                src,
+                dst,
+                check: async () => {},
+                done: async () => {
+                  await src.close();
+                  await dst.close();
+                  await Promise.all([stopSim(a), stopSim(b)]);
+                },
+              };
+            },
+            gen === "v1" ? lib.save : lib.saveV2,
+            gen === "v1" ? lib.resume : lib.resumeV2,
+            REPS,
+          )),
+        );
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  console.log(`\nVFIO migration v1 against v2: ${MIB} MiB (suspend path: no pre-copy), save into memory then resume; medians of ${REPS} runs. v2/v1 is the time ratio (above 1: v2 slower).`);
+  const byPath = new Map(rows.map((r) => [r.path, r]));
+  printTable(
+    "v1 against v2",
+    rows.map((r) => {
+      const peer = byPath.get(r.path.replace(/^v2/, "v1"));
+      return { ...r, "v2/v1": r.path.startsWith("v2") && peer ? (r.ms / peer.ms).toFixed(2) : "" };
+    }),
+  );
 }

@@ -18,7 +18,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { printTable } from "./lib.mjs";
+import { printTable, summary } from "./lib.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(root, "dist", "cli.js");
@@ -143,6 +143,9 @@ try {
     `\npeak RSS, second half of the stream over the first: save ${half("save", true).toFixed(1)} / ${half("save", false).toFixed(1)} MiB = ${growth.save.toFixed(2)}x, ` +
       `restore ${half("restore", true).toFixed(1)} / ${half("restore", false).toFixed(1)} MiB = ${growth.restore.toFixed(2)}x (limit ${SOAK_GROWTH_LIMIT}x)`,
   );
+  for (const k of ["save", "restore"]) {
+    summary({ figure: `${k} peak RSS over a ${(total / GiB).toFixed(1)} GiB stream, second half`, ours: half(k, true), peer: "the same over its first half", theirs: half(k, false), unit: "MiB", better: "lower" });
+  }
   const dig = (sock) => JSON.parse(spawnSync(process.execPath, [CLI, "sim", "digest", "--socket", sock, "--json"], { encoding: "utf8" }).stdout);
   const [a, b] = [dig(join(dir, "src.sock")), dig(join(dir, "dst.sock"))];
   console.log(`digests: source ${a.digest} (${a.deviceState}), destination ${b.digest} (${b.deviceState}): ${a.digest === b.digest ? "match" : "DIFFER"}`);

@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectVfioUser, openDevice, resume, save, VfioUserServer } from "../dist/index.js";
-import { median, printTable } from "./lib.mjs";
+import { median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
 const TXN = MIB;
@@ -412,6 +412,9 @@ async function main() {
     rows.push({ run: "peer: plain 1 MiB REGION_WRITE loop", ms: m.write, "MB/s": mbps(bytes, m.write), "vs in-process": "" });
     rows.push({ run: "peer: bare node:net 1 MiB read round trips", ms: m.rawRead, "MB/s": mbps(bytes, m.rawRead), "vs in-process": "" });
     rows.push({ run: "peer: bare node:net 1 MiB write round trips", ms: m.rawWrite, "MB/s": mbps(bytes, m.rawWrite), "vs in-process": "" });
+    summary({ figure: "vfio-user save (2 processes)", ours: mbps(bytes, m.save), peer: "in-process save", theirs: mbps(bytes, m.inSave), unit: "MB/s" });
+    summary({ figure: "vfio-user restore (2 processes)", ours: mbps(bytes, m.restore), peer: "in-process restore", theirs: mbps(bytes, m.inRestore), unit: "MB/s" });
+    summary({ figure: "vfio-user save, 1 MiB transactions", ours: mbps(bytes, m.save), peer: "bare node:net 1 MiB read round trips", theirs: mbps(bytes, m.rawRead), unit: "MB/s" });
     printTable(`save and restore of ${bytes} bytes (${transactions} transactions)`, rows);
     if (cpuRows.every((r) => !Number.isNaN(r["source server ms"]))) printTable("CPU time per run (user + system; 10 ms resolution)", cpuRows);
     const regMs = registerAccesses * m.rtt;

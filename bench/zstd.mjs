@@ -23,7 +23,7 @@ import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { median, printTable } from "./lib.mjs";
+import { median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
 const SIZE = Number(process.argv[2] ?? 64) * MIB;
@@ -144,6 +144,14 @@ try {
         "decompress / ours": cd / c["ours d"],
         "size / raw": (size / SIZE).toFixed(4),
       });
+    }
+  }
+  for (const r of rows) {
+    if (!r.engine.startsWith("ours")) continue;
+    for (const peer of rows.filter((x) => x.level === r.level && !x.engine.startsWith("ours"))) {
+      for (const op of ["compress", "decompress"]) {
+        summary({ figure: `zstd -${r.level} ${op}, one thread`, ours: r[`${op} MB/s`], peer: peer.engine, theirs: peer[`${op} MB/s`], unit: "MB/s" });
+      }
     }
   }
   printTable(`zstd engines, one thread, medians of ${REPS} (native: minus process start on an empty file)`, rows);

@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { denoTotal } from "./summary.mjs";
 
 const dir = mkdtempSync(join(tmpdir(), "migstream-test-"));
 const report = join(dir, "vitest.json");
@@ -32,10 +33,10 @@ if (vitest.status !== 0) ok = false;
 if (process.argv.length <= 2) {
   const deno = spawnSync(process.execPath, ["scripts/deno-test.mjs"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
   process.stdout.write(deno.stdout);
-  const m = /(\d+) passed \| (\d+) failed/.exec(deno.stdout.replace(/\x1b\[[0-9;]*m/g, ""));
-  if (m) {
-    passed += Number(m[1]);
-    failed += Number(m[2]);
+  const total = denoTotal(deno.stdout);
+  if (total) {
+    passed += total.passed;
+    failed += total.failed;
   } else {
     console.error("test: deno printed no summary");
     ok = false;

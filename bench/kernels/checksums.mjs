@@ -3,7 +3,7 @@
 import { createCRC32, createXXHash3, createXXHash64 } from "hash-wasm";
 import xxhash from "xxhash-wasm";
 import { allocBuffer, crc32c, xxh3_64, xxh64 } from "../../dist/kernels.js";
-import { measure, printTable } from "../lib.mjs";
+import { measure, printTable, summary } from "../lib.mjs";
 import { makeImage } from "./image.mjs";
 
 const SMALL = 1 << 20;
@@ -60,4 +60,8 @@ export async function run() {
     "checksums (process image: zero, code, heap, random pages)",
     rows.map((r) => ({ algo: r.algo, size: r.size, impl: r.impl, "GB/s": r.gbps, "vs hash-wasm": `${(r.gbps / peerOf(r)).toFixed(2)}x` })),
   );
+  const at = (algo, impl) => rows.find((r) => r.algo === algo && r.size === "64 MiB" && r.impl === impl).gbps;
+  for (const [algo, peer] of [["XXH3-64", "hash-wasm"], ["XXH64", "xxhash-wasm"], ["CRC32C", "hash-wasm"]]) {
+    summary({ figure: `${algo}, 64 MiB`, ours: at(algo, "ours (in place)"), peer, theirs: at(algo, peer), unit: "GB/s" });
+  }
 }

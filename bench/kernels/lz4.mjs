@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { allocBuffer, lz4Compress, lz4CompressBound, lz4CompressInto, lz4Decompress, lz4DecompressInto } from "../../dist/kernels.js";
-import { measure, printTable } from "../lib.mjs";
+import { measure, printTable, summary } from "../lib.mjs";
 import { makeImage } from "./image.mjs";
 
 const require = createRequire(import.meta.url);
@@ -139,4 +139,7 @@ export async function run() {
     }
   }
   printTable(`LZ4 block, 1 MiB device image (40% zero / 20% code / 25% heap / 15% random pages)`, rows);
+  const inPlace = peers[0];
+  summary({ figure: "LZ4 block compress, 1 MiB", ours: inPlace.c.gbps, peer: ref.impl, theirs: ref.c.gbps, unit: "GB/s" });
+  summary({ figure: "LZ4 block decompress, 1 MiB", ours: inPlace.d.gbps, peer: ref.impl, theirs: ref.d.gbps, unit: "GB/s" });
 }

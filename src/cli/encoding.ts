@@ -72,7 +72,10 @@ export const ENCODING_HELP = `  --codec NAME         raw, zero, lz4, zstd or aut
 type Write = (bytes: Uint8Array) => void | Promise<void>;
 
 export interface Encoding {
+  /** Encoder options: with a pool coder when coding on several threads (or metering for auto). */
   options: EncoderOptions;
+  /** The same options for coding on this thread alone: for a stream too short to be worth starting a worker. */
+  inline: EncoderOptions;
   key?: Uint8Array;
   threads: number;
   /** The encoder's write function, timed for `auto` (unchanged for other codecs). */
@@ -98,7 +101,11 @@ function meteredSink(sink: ByteSink, meter: SinkMeter): ByteSink {
   };
 }
 
-export async function encodingFrom(command: string, v: Values): Promise<Encoding> {
+/**
+ * The encoding the options ask for. `startPool: false` leaves the worker pool's
+ * workers to start with its first job (never, if the caller codes `inline`).
+ */
+export async function encodingFrom(command: string, v: Values, { startPool = true } = {}): Promise<Encoding> {
   const codec = (v.codec ?? DEFAULT_CLI_CODEC) as (typeof CODECS)[number];
   if (!CODECS.includes(codec)) throw usageOf(command, `--codec '${v.codec}' is not one of ${CODECS.join(", ")}`);
   const level = v.level === undefined ? undefined : intOption(command, "--level", v.level, 0, 1, 65537);
@@ -120,13 +127,15 @@ export async function encodingFrom(command: string, v: Values): Promise<Encoding
   };
   // auto is metered; a fixed codec on one thread keeps the encoder's own inline fast path.
   const meter = codec === "auto" ? new SinkMeter() : null;
+  const inline = { ...options };
   let pool: WorkerPool | undefined;
   if (threads > 1 || meter !== null) {
-    pool = newPool(threads, codec === "zstd" || codec === "auto");
+    pool = newPool(threads, codec === "zstd" || codec === "auto", startPool);
     options.coder = poolCoder(pool, meter === null ? {} : { sink: meter });
   }
   return {
     options,
+    inline,
     key,
     threads,
     write: (w) => (meter === null ? w : meter.wrap(w)),
@@ -137,20 +146,26 @@ export async function encodingFrom(command: string, v: Values): Promise<Encoding
 
 /**
  * `threads` coding threads, this one included (threads − 1 workers: every
- * core busy, none oversubscribed). Workers start in the background; until
- * they are ready this thread codes, and a worker that cannot start fails the
- * first job it would have taken with INTERNAL.
+ * core busy, none oversubscribed). Workers start in the background now
+ * (`start`), or else with the first job; until they are ready this thread
+ * codes, and a worker that cannot start fails the first job it would have
+ * taken with INTERNAL.
  */
-function newPool(threads: number, zstd: boolean): WorkerPool {
+function newPool(threads: number, zstd: boolean, start: boolean): WorkerPool {
   const pool = new WorkerPool({ threads, zstd, callerRuns: true });
-  pool.start().catch(() => {});
+  if (start) pool.start().catch(() => {});
   return pool;
 }
 
-/** Chunk decoding on a worker pool (--threads; default one thread per core), or none for 1 (inline). */
+/**
+ * Chunk decoding on a worker pool (--threads; default one thread per core), or
+ * none for 1 (inline). Its workers start with the first chunk sent to them:
+ * LZ4 and RAW chunks decode on this thread (poolDecoder), so an LZ4 or RAW
+ * stream never starts one.
+ */
 export function decodePool(command: string, threadsArg: string | undefined): { decoder: ChunkDecoder; close(): Promise<void> } | undefined {
   const threads = threadsOption(command, threadsArg);
   if (threads === 1) return undefined;
-  const pool = newPool(threads, false);
+  const pool = newPool(threads, false, false);
   return { decoder: poolDecoder(pool), close: () => pool.close() };
 }

@@ -1,4 +1,7 @@
 // migstream — command dispatch, --help, error line and exit codes.
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import pkg from "../../package.json" with { type: "json" };
 import { MigstreamError } from "../errors.js";
 import { commands } from "./commands/index.js";
 import type { CliIO, Command } from "./command.js";
@@ -22,12 +25,31 @@ function topHelp(): string {
     "commands:",
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
-    "every command: --help, --debug (stack traces); most: --json, -q/--quiet",
+    "every command: --help, --debug (stack traces); most: --json, -q/--quiet; migstream --version (-V): the package version",
     "exit codes: 0 ok, 1 usage, 2 stream integrity/format error, 3 device or protocol error, 4 I/O error",
     "",
     "example:",
     "  migstream demo",
   ].join("\n");
+}
+
+/**
+ * The environment as the commands read it. Under Deno a variable the process
+ * may not read (no --allow-env for it) reads as unset, without a prompt, so
+ * NO_COLOR or TERM never need a permission.
+ */
+function readableEnv(env: NodeJS.ProcessEnv): CliIO["env"] {
+  const deno = (globalThis as { Deno?: { permissions: { querySync?(d: object): { state: string } } } }).Deno;
+  if (!deno) return env;
+  const granted = (variable: string) => {
+    try {
+      return deno.permissions.querySync?.({ name: "env", variable }).state === "granted";
+    } catch {
+      return false;
+    }
+  };
+  // A plain target: Deno's own env object throws even when a proxy over it only asks for a descriptor.
+  return new Proxy({}, { get: (_, k) => (typeof k === "string" && granted(k) ? env[k] : undefined) });
 }
 
 /** The error as JSON, for --json callers. */
@@ -69,6 +91,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   const debug = argv.includes("--debug");
   const args = argv.filter((a) => a !== "--debug");
   const [name, ...rest] = args;
+  if (name === "--version" || name === "-V") {
+    io.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
   if (!name || name === "--help" || name === "-h" || name === "help") {
     io.stdout.write(`${topHelp()}\n`);
     return name ? 0 : EXIT_USAGE;
@@ -96,8 +122,25 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
-const isEntry = typeof process !== "undefined" && process.argv[1] !== undefined && /(?:cli|main)\.[cm]?[jt]s$/.test(process.argv[1]);
-if (isEntry) {
+/**
+ * True when this module is the program being run, under whatever name it was
+ * started: `node dist/cli.js`, npm's `node_modules/.bin/migstream` link (or
+ * a global install's), `npx migstream`, `deno run .../cli.js`. Both paths are
+ * resolved through symlinks; importing the module (tests) runs nothing.
+ */
+function isEntry(): boolean {
+  if (typeof process === "undefined" || !process.argv[1]) return false;
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  return real(process.argv[1]) === real(fileURLToPath(import.meta.url));
+}
+
+if (isEntry()) {
   // A command whose work stalls with nothing left to wait on would otherwise end with status 0.
   let finished = false;
   const stalled = () => {
@@ -116,7 +159,7 @@ if (isEntry) {
     stdin: process.stdin,
     isTTY: Boolean(process.stderr.isTTY),
     stdoutTTY: Boolean(process.stdout.isTTY),
-    env: process.env,
+    env: readableEnv(process.env),
   }).then(
     (code) => {
       finished = true;

@@ -99,7 +99,7 @@ export function renderReport(rep: MigrationReport, color: boolean): string {
     `${h("downtime")}  ${duration(rep.downtimeMs)} (stop-and-copy → ${rep.downtimeEnd}; source device stopped ${duration(rep.deviceStopMs)} into it), total ${duration(rep.totalMs)}`,
   ];
   if (rep.restored) {
-    lines.push(`${h("restored")}  ${rep.restored.transactions} buffers, ${bytes(rep.restored.bytes)}; device ${rep.restored.started ? "RUNNING" : "left in RESUMING (--no-start)"}`);
+    lines.push(`${h("restored")}  ${rep.restored.transactions} buffers, ${bytes(rep.restored.bytes)}; device ${rep.restored.started ? "RUNNING" : "left for the VMM (--no-start)"}`);
   }
   if (rep.digests) {
     const d = rep.digests;
@@ -123,7 +123,8 @@ export function renderStats(st: StreamStats, color: boolean, detail: boolean): s
   }
   if (detail) {
     for (const d of st.devices) {
-      lines.push(`${h(`device ${d.id}`)}  ${d.name ? `"${d.name}"` : "(no name)"}, metadata ${bytes(d.metadataBytes)}, ${d.transactions} transactions, ${d.chunks} chunks`);
+      const proto = d.protocol === "v2" ? `VFIO migration v2${d.restartsAtStopCopy ? " (restarts at STOP_COPY: only stop-copy bytes restore)" : ""}` : "VFIO migration v1";
+      lines.push(`${h(`device ${d.id}`)}  ${d.name ? `"${d.name}"` : "(no name)"}, ${proto}, metadata ${bytes(d.metadataBytes)}, ${d.transactions} transactions, ${d.chunks} chunks`);
       const rows = [["phase", "buffers", "raw", "coded"]];
       for (const p of d.phases) {
         const name = p.phase === "precopy" ? `pre-copy #${p.iteration}` : p.phase === "stopcopy" ? "stop-and-copy" : p.phase;

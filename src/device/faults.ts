@@ -45,18 +45,26 @@ export interface Fault {
   value?: number | bigint;
 }
 
-interface Armed {
-  fault: Fault;
+/** What FaultPlan needs of a fault: where, which occurrence, and optionally which transition. */
+export interface FaultMatch<P extends string> {
+  at: P;
+  nth?: number;
+  from?: number;
+  to?: number;
+}
+
+interface Armed<F> {
+  fault: F;
   seen: number;
 }
 
-/** The armed faults of one device. */
-export class FaultPlan {
-  readonly #armed: Armed[] = [];
+/** The armed faults of one device (v1 faults by default; the v2 device arms its own kind). */
+export class FaultPlan<F extends FaultMatch<string> = Fault> {
+  readonly #armed: Armed<F>[] = [];
   /** Faults that fired, in order. */
-  readonly fired: Fault[] = [];
+  readonly fired: F[] = [];
 
-  arm(f: Fault): void {
+  arm(f: F): void {
     this.#armed.push({ fault: f, seen: 0 });
   }
 
@@ -70,7 +78,7 @@ export class FaultPlan {
   }
 
   /** Counts this access against the armed faults; returns the one that fires now, if any. */
-  hit(at: FaultPoint, from = -1, to = -1): Fault | undefined {
+  hit(at: F["at"], from = -1, to = -1): F | undefined {
     for (let i = 0; i < this.#armed.length; i++) {
       const a = this.#armed[i];
       const f = a.fault;
@@ -87,6 +95,6 @@ export class FaultPlan {
 }
 
 /** errno of a fault (EIO unless given). */
-export function faultErrno(f: Fault): number {
+export function faultErrno(f: { errno?: number }): number {
   return f.errno ?? ERRNO.EIO;
 }

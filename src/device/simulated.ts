@@ -83,6 +83,8 @@ export interface SimDeviceOptions {
   wholeBufferOnly?: boolean;
   /** Transition matrix (default "recommended"; see matrix.ts). */
   matrix?: MatrixName;
+  /** An accepted write of the current state starts a new iteration (pending_bytes first), as the reference library's does. */
+  sameStateResets?: boolean;
   /** Reserved bits (3–31) the device reports in device_state, e.g. 0x100. */
   reservedBits?: number;
   /** data_offset read blocks this long while the buffer is prepared (ms). */
@@ -177,6 +179,7 @@ export class SimDevice implements VendorRegion {
       reservedEinval: options.reservedEinval ?? false,
       wholeBufferOnly: options.wholeBufferOnly ?? false,
       matrix: options.matrix ?? "recommended",
+      sameStateResets: options.sameStateResets ?? false,
       reservedBits: options.reservedBits ?? 0,
       dataOffsetDelayMs: checkInt("dataOffsetDelayMs", options.dataOffsetDelayMs ?? 0, 0, 60_000),
       checksums: options.checksums ?? true,
@@ -417,11 +420,17 @@ export class SimDevice implements VendorRegion {
       }
       throw new VendorErrno(faultErrno(f), `injected fault: ${stateName(from)} → ${stateName(to)}`);
     }
-    if ((from & STATE_MASK) !== to) {
+    if (stateIsError(to)) {
+      // Accepted only by the matrix of a vendor that lets a user ask for ERROR; still a user mistake.
+      this.#note("write", 0, 4, `user requested ERROR from ${stateName(from)}`);
+      this.#state = stateSetError(from);
+      this.#endSave();
+      this.#endRestore();
+    } else if ((from & STATE_MASK) !== to) {
       this.#transition(from & STATE_MASK, to);
       this.#state = (this.#o.reservedBits | to) >>> 0;
       this.#newPhase();
-    } // else: same state, a no-op; an iteration in progress is kept
+    } else if (this.#o.sameStateResets) this.#newPhase(); // else: same state, a no-op; an iteration in progress is kept
     log.ok = true;
   }
 

@@ -7,7 +7,9 @@ import { MigstreamError } from "../errors.js";
 import {
   CHUNK_HEADER_SIZE,
   DEVICE_END_PAYLOAD_SIZE,
+  DEVICE_PROTOCOL_PAYLOAD_SIZE,
   FRAME_CHUNK,
+  FRAME_DEVICE_PROTOCOL,
   FRAME_DEVICE_BEGIN,
   FRAME_DEVICE_END,
   FRAME_HEADER_SIZE,
@@ -26,11 +28,13 @@ import {
   writeChunkHeader,
   writeDeviceBegin,
   writeDeviceEnd,
+  writeDeviceProtocol,
   writePhase,
   writeStreamEnd,
   writeTransaction,
 } from "./payloads.js";
 import type { DeviceTrailer, StreamTrailer } from "./types.js";
+import type { MigrationProtocol } from "../protocol/types.js";
 
 /** Where a CHUNK frame's coded payload starts: after the frame and chunk headers. */
 export const CHUNK_PAYLOAD_OFFSET = FRAME_HEADER_SIZE + CHUNK_HEADER_SIZE;
@@ -196,6 +200,14 @@ export class FrameBuilder {
     this.seal(at, FRAME_DEVICE_BEGIN, id, len);
     this.devices.set(id, { frames: 1, transactions: 0, chunks: 0, rawBytes: 0, codedBytes: 0, digest: new RecordHasher(), txn: -1 });
     this.deviceCount++;
+  }
+
+  /** DEVICE_PROTOCOL for a v2 device (right after DEVICE_BEGIN). */
+  deviceProtocol(id: number, p: MigrationProtocol & { generation: 2 }): void {
+    this.dev(id);
+    const at = this.reserve(DEVICE_PROTOCOL_PAYLOAD_SIZE);
+    writeDeviceProtocol(this.block, at + FRAME_HEADER_SIZE, p);
+    this.seal(at, FRAME_DEVICE_PROTOCOL, id, DEVICE_PROTOCOL_PAYLOAD_SIZE);
   }
 
   phase(id: number, code: number, iteration: number): void {

@@ -43,6 +43,11 @@ export const PHASE_PAYLOAD_SIZE = 8;
 export const TRANSACTION_PAYLOAD_SIZE = 8;
 export const DEVICE_END_PAYLOAD_SIZE = 48;
 export const STREAM_END_PAYLOAD_SIZE = 64;
+export const DEVICE_PROTOCOL_PAYLOAD_SIZE = 8;
+/** DEVICE_PROTOCOL `generation`: VFIO migration v2 (the only value a writer records; v1 is the frame's absence). */
+export const PROTOCOL_GENERATION_V2 = 2;
+/** DEVICE_PROTOCOL `flags` bit 0: the device restarts its stream at STOP_COPY (only the stop-copy bytes are its state). */
+export const PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY = 1;
 export const DIGEST_RECORD_SIZE = 16;
 /** Smallest max_frame a header may declare (fits every fixed-size payload). */
 export const MIN_MAX_FRAME = 64;
@@ -54,6 +59,8 @@ export const FRAME_TRANSACTION = 0x03;
 export const FRAME_CHUNK = 0x04;
 export const FRAME_DEVICE_END = 0x05;
 export const FRAME_STREAM_END = 0x06;
+/** Which VFIO migration protocol produced a device's data (§5.8); absent: v1. Not skippable. */
+export const FRAME_DEVICE_PROTOCOL = 0x07;
 /** Type bit 7: a reader that does not know the type may skip the frame. */
 export const FRAME_SKIPPABLE = 0x80;
 
@@ -64,6 +71,7 @@ export const FRAME_NAMES: Readonly<Record<number, string>> = {
   [FRAME_CHUNK]: "CHUNK",
   [FRAME_DEVICE_END]: "DEVICE_END",
   [FRAME_STREAM_END]: "STREAM_END",
+  [FRAME_DEVICE_PROTOCOL]: "DEVICE_PROTOCOL",
 };
 
 export function frameName(type: number): string {

@@ -162,9 +162,13 @@ class Collector {
           id: ev.device,
           name: ev.name,
           metadata: ev.metadata,
+          protocol: { generation: 1 },
           items: [],
           trailer: undefined as never,
         });
+        break;
+      case "protocol":
+        this.devices.get(ev.device)!.protocol = ev.protocol;
         break;
       case "phase":
         this.devices.get(ev.device)!.items.push({ kind: "phase", phase: ev.phase, iteration: ev.iteration });

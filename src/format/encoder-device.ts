@@ -10,7 +10,7 @@ import { MigstreamError } from "../errors.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 import { allocBuffer, type KernelBuffer } from "../kernels/wasm.js";
 import { isZero } from "../kernels/zero.js";
-import type { Phase } from "../protocol/types.js";
+import type { MigrationProtocol, Phase } from "../protocol/types.js";
 import type { CodedChunk, FrameBuilder } from "./builder.js";
 import { plain } from "./bytes.js";
 import { arraySource, type ByteSource, Chunker } from "./chunking.js";
@@ -36,6 +36,8 @@ export class DeviceState {
   phase = -1;
   iteration = 0;
   ended = false;
+  /** protocol() was called. */
+  protocolSet = false;
   /** A call of this device is in progress. */
   busy = false;
   readonly index: DedupIndex | null;
@@ -53,6 +55,17 @@ export class DeviceState {
   plan(src: ByteSource): Unit[] {
     if (this.index === null || !this.chunker.contentDefined) return plainUnits(this.chunker.ends(src));
     return planUnits(src, this.chunker, this.index, this.chunkSize);
+  }
+
+  /** A protocol record goes before any phase, at most once. */
+  checkProtocol(p: MigrationProtocol): void {
+    this.open("protocol");
+    if (this.protocolSet) throw usage(`device ${this.id}: protocol recorded twice`, "protocol");
+    if (this.phase >= 0) throw usage(`device ${this.id}: protocol recorded after the first phase`, "protocol");
+    if (p?.generation !== 1 && !(p?.generation === 2 && typeof p.restartsAtStopCopy === "boolean")) {
+      throw usage(`device ${this.id}: protocol ${JSON.stringify(p)} is neither { generation: 1 } nor { generation: 2, restartsAtStopCopy }`, "protocol");
+    }
+    this.protocolSet = true;
   }
 
   private open(what: string): void {

@@ -11,7 +11,7 @@
 
 import { ready } from "../codec/index.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
-import type { Phase } from "../protocol/types.js";
+import type { MigrationProtocol, Phase } from "../protocol/types.js";
 import { FrameBuilder, type CodedChunk, type EncoderStats } from "./builder.js";
 import { concat, plain } from "./bytes.js";
 import { arraySource } from "./chunking.js";
@@ -27,6 +27,11 @@ export const CODER_IN_FLIGHT = 32;
 
 /** One device of a StreamEncoder; structurally a SaveSink (src/protocol/types.ts). */
 export interface DeviceWriter {
+  /**
+   * Records which VFIO migration protocol produced the data (FORMAT.md §5.8):
+   * a DEVICE_PROTOCOL frame for v2, nothing for v1. Before the first phase only.
+   */
+  protocol(p: MigrationProtocol): Promise<void>;
   /** Records a phase change; resolves once everything framed so far is written. */
   phase(phase: Phase, iteration: number): Promise<void>;
   /**
@@ -207,6 +212,7 @@ export class StreamEncoder {
     this.step(() => this.b.deviceBegin(n, name, meta)).catch(() => {});
     const coder = this.s.coder;
     const writer: DeviceWriter = {
+      protocol: (p) => this.protocol(d, p),
       phase: (phase, iteration) => this.phase(d, phase, iteration),
       transaction: (data) => this.transaction(d, data),
       end: () => this.end(d),
@@ -224,6 +230,17 @@ export class StreamEncoder {
     } finally {
       d.busy = false;
     }
+  }
+
+  /** DEVICE_PROTOCOL for a v2 device; v1 is recorded by its absence. Only before the first phase. */
+  private async protocol(d: DeviceState, p: MigrationProtocol): Promise<void> {
+    this.check();
+    d.checkProtocol(p);
+    if (p.generation !== 2) return;
+    await this.guarded(d, async () => {
+      await this.step(() => this.b.deviceProtocol(d.id, p));
+      await this.settle();
+    });
   }
 
   private async phase(d: DeviceState, phase: Phase, iteration: number): Promise<void> {
@@ -413,6 +430,10 @@ export function encodeStream(devices: DeviceInput[], options: EncoderOptions = {
       states.set(id, st);
       order.push(st);
       b.deviceBegin(id, name, metadata);
+      if (d.protocol !== undefined) {
+        st.checkProtocol(d.protocol);
+        if (d.protocol.generation === 2) b.deviceProtocol(id, d.protocol);
+      }
     }
     for (const { d, item } of schedule(devices)) {
       const st: DeviceState = order[d];
@@ -461,7 +482,13 @@ export async function encodeStreamAsync(devices: DeviceInput[], options: Encoder
   const known = survey(devices);
   const parts: Uint8Array[] = [];
   const enc = new StreamEncoder((b) => void parts.push(b), { ...options, ...declared(options, known) });
-  const writers = devices.map((d) => enc.device(d.id, d));
+  // Each device's DEVICE_PROTOCOL right after its DEVICE_BEGIN, as encodeStream writes it.
+  const writers: DeviceWriter[] = [];
+  for (const d of devices) {
+    const w = enc.device(d.id, d);
+    writers.push(w);
+    if (d.protocol !== undefined) await w.protocol(d.protocol);
+  }
   for (const { d, item } of schedule(devices)) {
     const items = devices[d].items;
     if (item === items.length) {

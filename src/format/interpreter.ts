@@ -16,6 +16,7 @@ import {
   FRAME_HEADER_SIZE,
   FRAME_DEVICE_BEGIN,
   FRAME_DEVICE_END,
+  FRAME_DEVICE_PROTOCOL,
   FRAME_PHASE,
   FRAME_SKIPPABLE,
   FRAME_STREAM_END,
@@ -31,6 +32,7 @@ import {
   readChunkHeader,
   readDeviceBegin,
   readDeviceEnd,
+  readDeviceProtocol,
   readPhase,
   readStreamEnd,
   readTransaction,
@@ -60,6 +62,8 @@ interface Txn {
 
 interface DeviceState {
   id: number;
+  /** A DEVICE_PROTOCOL frame was read. */
+  protocol: boolean;
   /** Phase code of the last PHASE frame, -1 before any. */
   phase: number;
   iteration: number;
@@ -120,6 +124,9 @@ export class Interpreter {
       case FRAME_PHASE:
         out = this.phase(f);
         break;
+      case FRAME_DEVICE_PROTOCOL:
+        out = this.deviceProtocol(f);
+        break;
       case FRAME_TRANSACTION:
         out = this.transaction(f);
         break;
@@ -162,6 +169,7 @@ export class Interpreter {
     const w = this.header.dedupWindow;
     this.devices.set(f.device, {
       id: f.device,
+      protocol: false,
       phase: -1,
       iteration: 0,
       counts: { frames: 1, transactions: 0, chunks: 0, rawBytes: 0, codedBytes: 0 },
@@ -179,6 +187,16 @@ export class Interpreter {
     if (d.txn !== null) {
       throw formatError(f, `${what} inside transaction ${d.txn.index} (${d.txn.chunks - d.txn.chunksSeen} chunk(s) missing)`, "type");
     }
+  }
+
+  /** DEVICE_PROTOCOL: once per device, before its first PHASE. */
+  private deviceProtocol(f: Frame): DecodeEvent[] {
+    const d = this.open(f);
+    if (d.protocol) throw formatError(f, "DEVICE_PROTOCOL repeated", "type");
+    if (d.phase >= 0) throw formatError(f, "DEVICE_PROTOCOL after the first PHASE", "type");
+    const protocol = readDeviceProtocol(f);
+    d.protocol = true;
+    return [{ type: "protocol", device: f.device, protocol, frame: f.seq, offset: f.offset }];
   }
 
   private phase(f: Frame): DecodeEvent[] {

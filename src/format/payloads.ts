@@ -3,11 +3,14 @@
 // the decoder checks meaning).
 
 import { MigstreamError } from "../errors.js";
-import type { Phase } from "../protocol/types.js";
+import type { MigrationProtocol, Phase } from "../protocol/types.js";
 import { readCount, view, writeCount } from "./bytes.js";
 import {
   CHUNK_HEADER_SIZE,
   DEVICE_END_PAYLOAD_SIZE,
+  DEVICE_PROTOCOL_PAYLOAD_SIZE,
+  PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY,
+  PROTOCOL_GENERATION_V2,
   END_MARKER,
   PHASES,
   PHASE_PAYLOAD_SIZE,
@@ -71,6 +74,26 @@ export function readPhase(f: Frame): { phase: Phase; code: number; iteration: nu
   if (code >= PHASES.length) throw formatError(f, `unknown phase ${code}`, "phase");
   if (f.payload[1] | f.payload[2] | f.payload[3]) throw formatError(f, "reserved PHASE bytes are not zero", "reserved");
   return { phase: PHASES[code], code, iteration: dv.getUint32(4, true) };
+}
+
+// ---- DEVICE_PROTOCOL ----
+/** Writes a v2 device's record (generation 1 has none). */
+export function writeDeviceProtocol(out: Uint8Array, at: number, p: MigrationProtocol & { generation: 2 }): void {
+  out.fill(0, at, at + DEVICE_PROTOCOL_PAYLOAD_SIZE);
+  out[at] = PROTOCOL_GENERATION_V2;
+  out[at + 1] = p.restartsAtStopCopy ? PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY : 0;
+}
+
+export function readDeviceProtocol(f: Frame): MigrationProtocol {
+  expectSize(f, DEVICE_PROTOCOL_PAYLOAD_SIZE);
+  const [generation, flags] = f.payload;
+  if (generation > PROTOCOL_GENERATION_V2) {
+    throw new MigstreamError("VERSION", `device ${f.device}: migration protocol generation ${generation} is unknown to this reader`, { offset: f.offset, frame: f.seq, field: "generation" });
+  }
+  if (generation !== PROTOCOL_GENERATION_V2) throw formatError(f, `DEVICE_PROTOCOL generation ${generation} (a v1 device carries no record)`, "generation");
+  if (flags & ~PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY) throw formatError(f, `DEVICE_PROTOCOL flags 0x${flags.toString(16)}`, "flags");
+  for (let i = 2; i < DEVICE_PROTOCOL_PAYLOAD_SIZE; i++) if (f.payload[i] !== 0) throw formatError(f, "reserved DEVICE_PROTOCOL bytes are not zero", "reserved");
+  return { generation: 2, restartsAtStopCopy: (flags & PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY) !== 0 };
 }
 
 // ---- TRANSACTION ----

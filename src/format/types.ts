@@ -1,7 +1,7 @@
 // Public shapes of the format API: encoder inputs, decoded results, trailers
 // and the events a decoder emits.
 
-import type { Phase } from "../protocol/types.js";
+import type { MigrationProtocol, Phase } from "../protocol/types.js";
 import type { StreamHeader } from "./header.js";
 
 export type { StreamHeader };
@@ -12,6 +12,8 @@ export interface DeviceInfo {
   name?: string;
   /** Opaque bytes for the destination (ids, config space, ...). */
   metadata?: Uint8Array;
+  /** Which VFIO migration protocol produced the data (default v1, which the stream records by leaving it out). */
+  protocol?: MigrationProtocol;
 }
 
 /** One item of a device's saved state, in order. */
@@ -47,6 +49,8 @@ export interface DecodedDevice {
   id: number;
   name: string;
   metadata: Uint8Array;
+  /** The device's DEVICE_PROTOCOL record ({ generation: 1 } without one). */
+  protocol: MigrationProtocol;
   items: DeviceItem[];
   trailer: DeviceTrailer;
 }
@@ -71,6 +75,7 @@ interface At {
 export type DecodeEvent =
   | { type: "header"; header: StreamHeader }
   | ({ type: "device"; device: number; name: string; metadata: Uint8Array } & At)
+  | ({ type: "protocol"; device: number; protocol: MigrationProtocol } & At)
   | ({ type: "phase"; device: number; phase: Phase; iteration: number } & At)
   | ({ type: "transaction"; device: number; size: number; chunks: number } & At)
   | ({

@@ -1,4 +1,6 @@
-// Decoded stream → the resume driver's items for one device. A transaction is
+// Decoded stream → the resume driver's items for one device: first its
+// protocol record (v1 when the stream has none), then phases and transactions.
+// A transaction is
 // handed on only after all its chunks passed their checks (and their frames'
 // MACs, when keyed); `verified` only after STREAM_END and every trailer and
 // digest checked. The byte source is pulled as the device consumes, so a slow
@@ -45,6 +47,8 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
   let device = options.device ?? -1;
   let seen = false;
   let read = 0;
+  /** The protocol item went out (it precedes the device's first phase; none in the stream: v1). */
+  let told = false;
   for await (const piece of source) {
     read += piece.length;
     for await (const ev of dec.writeAsync(piece)) {
@@ -54,8 +58,19 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
           if (device < 0) device = ev.device;
           if (ev.device === device) seen = true;
           break;
+        case "protocol":
+          if (ev.device === device) {
+            told = true;
+            yield { kind: "protocol", protocol: ev.protocol };
+          }
+          break;
         case "phase":
-          if (ev.device === device) yield { kind: "phase", phase: ev.phase, iteration: ev.iteration };
+          if (ev.device !== device) break;
+          if (!told) {
+            told = true;
+            yield { kind: "protocol", protocol: { generation: 1 } };
+          }
+          yield { kind: "phase", phase: ev.phase, iteration: ev.iteration };
           break;
         case "transaction-end":
           if (ev.device === device) yield { kind: "transaction", data: ev.data! };
@@ -68,6 +83,7 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
           }
           // Complete and verified: what follows in the input is not ours to read.
           options.onEnd?.({ streamBytes: dec.offset, trailingBytes: read - dec.offset });
+          if (!told) yield { kind: "protocol", protocol: { generation: 1 } };
           yield { kind: "verified" };
           return;
       }

@@ -1,19 +1,22 @@
 // Stream → device: decodes the stream as it arrives and restores one device
 // from it. The device is not touched until the stream has delivered its first
 // transaction (or, for a device with none, its verified end) — its header and
-// frames checked and, with a key, authenticated — and the header's declared
-// limits were checked against what the device can take; so a connection that
-// sends garbage, a stream that cannot fit, or one that stalls before it
-// carries any data never reaches the device, which keeps its state. After
-// that, a transaction is written only once all its chunks verified, and the
-// device is started only after the whole stream verified; on any failure the
-// resume driver resets the device (never RUNNING with a partial state).
+// frames checked and, with a key, authenticated — and the stream's protocol
+// generation and declared limits were checked against what the device can
+// take; so a connection that sends garbage, a stream that cannot fit, or one
+// that stalls before it carries any data never reaches the device, which
+// keeps its state. After that, a transaction is written only once all its
+// chunks verified, and the device is started only after the whole stream
+// verified; on any failure the resume driver resets the device (never RUNNING
+// with a partial state).
 import { MigstreamError } from "../errors.js";
 import type { StreamHeader } from "../format/header.js";
 import { HEADER_SIZE as REGION_HEADER_SIZE } from "../protocol/constants.js";
-import { resume, type ResumeOptions } from "../protocol/resume.js";
-import type { ResumeSummary } from "../protocol/progress.js";
+import { resumeAny } from "../protocol/drive.js";
+import { generationName, generationOf, isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
 import type { RegionIO } from "../protocol/region-io.js";
+import type { ResumeOptions } from "../protocol/resume.js";
+import type { ResumeSummary } from "../protocol/progress.js";
 import type { ResumeItem } from "../protocol/types.js";
 import { streamItems, type StreamItemsOptions } from "./items.js";
 
@@ -58,9 +61,25 @@ export function checkFits(header: StreamHeader, region: RegionIO): void {
   }
 }
 
-/** Restores the device behind `region` from stream bytes. Throws the stream's or the device's error. */
+/** USAGE, before the device is touched, when the stream's protocol record names the other generation (resumeAny checks it again). */
+function checkGeneration(held: readonly ResumeItem[], region: MigratableDevice): void {
+  const rec = held.find((i) => i.kind === "protocol");
+  const got = rec?.kind === "protocol" ? rec.protocol.generation : 1;
+  const want = generationOf(region);
+  if (got !== want) {
+    throw new MigstreamError("USAGE", `the stream holds a ${generationName(got)} device's state; this device speaks ${generationName(want)}; the device was not touched`, {
+      field: "generation",
+    });
+  }
+}
+
+/**
+ * Restores `region` (a v1 migration region or a v2 device) from stream bytes.
+ * A stream of the other protocol generation is refused before the device is
+ * touched. Throws the stream's or the device's error.
+ */
 export async function restoreDevice(
-  region: RegionIO,
+  region: MigratableDevice,
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: RestoreOptions = {},
 ): Promise<ResumeSummary> {
@@ -74,17 +93,18 @@ export async function restoreDevice(
     },
   });
   try {
-    // Phases are held back until the first data (or the verified end): only then is the device entered.
+    // The protocol record and phases are held back until the first data (or the verified end): only then is the device entered.
     const held: ResumeItem[] = [];
     for (;;) {
       const r = await items.next();
       if (r.done) break;
       held.push(r.value);
-      if (r.value.kind !== "phase") break;
+      if (r.value.kind !== "phase" && r.value.kind !== "protocol") break;
     }
-    if (header !== null && options.checkFit === true) checkFits(header, region);
+    checkGeneration(held, region);
+    if (header !== null && options.checkFit === true && !isMigrationDevice(region)) checkFits(header, region);
     options.onTouch?.();
-    return await resume(region, prepend(held, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
+    return await resumeAny(region, prepend(held, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
   } finally {
     await items.return(undefined).catch(() => {});
   }

@@ -4,25 +4,26 @@
 // reader rejects it as truncated.
 import type { StreamEncoder } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer } from "../format/types.js";
-import { save, type SaveOptions } from "../protocol/save.js";
+import { saveAny } from "../protocol/drive.js";
+import type { MigratableDevice } from "../protocol/generation.js";
 import type { SaveSummary } from "../protocol/progress.js";
-import type { RegionIO } from "../protocol/region-io.js";
+import type { SaveV2Options } from "../protocol/v2/save.js";
 
 export interface SaveDeviceResult {
   summary: SaveSummary;
   trailer: DeviceTrailer;
 }
 
-/** Saves the device behind `region` as device `id` of `encoder`'s stream. */
+/** Saves the device behind `region` (v1 or v2) as device `id` of `encoder`'s stream. */
 export async function saveDevice(
-  region: RegionIO,
+  region: MigratableDevice,
   encoder: StreamEncoder,
   id: number,
   info: DeviceInfo = {},
-  options: SaveOptions = {},
+  options: SaveV2Options = {},
 ): Promise<SaveDeviceResult> {
   const writer = encoder.device(id, info);
-  const summary = await save(region, writer, options);
+  const summary = await saveAny(region, writer, options);
   const trailer = await writer.end();
   return { summary, trailer };
 }

@@ -13,15 +13,17 @@ import type { Progress, SaveSummary } from "../protocol/progress.js";
 import type { Phase } from "../protocol/types.js";
 import type { RegionIO } from "../protocol/region-io.js";
 import { Registers } from "../protocol/registers.js";
-import { save as saveDevice, type SaveOptions } from "../protocol/save.js";
+import { saveAny } from "../protocol/drive.js";
+import { isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
 import { setDeviceState } from "../protocol/state.js";
+import { backToRunning, type SaveV2Options } from "../protocol/v2/save.js";
 import { MigstreamError } from "../errors.js";
 import { regionCapacity } from "./restore-stream.js";
 import type { ByteSink } from "./sink.js";
 
 export interface SaveToOptions {
   encoder?: EncoderOptions;
-  save?: SaveOptions;
+  save?: SaveV2Options;
   /** Device id in the stream (default 0). */
   id?: number;
   info?: DeviceInfo;
@@ -56,8 +58,16 @@ export interface SaveToResult {
   doneAt: number;
 }
 
-/** Puts a stopped source back in RUNNING; returns a note for the error. */
-export async function restartSource(region: RegionIO): Promise<string> {
+/** Puts a stopped source back in RUNNING (v1 or v2); returns a note for the error. */
+export async function restartSource(region: MigratableDevice): Promise<string> {
+  if (isMigrationDevice(region)) {
+    if (region.vmmOwnsStates) return "the VMM owns the source device: it must put it back in RUNNING";
+    return `source ${await backToRunning(region, "save: restart source")}`;
+  }
+  return restartRegion(region);
+}
+
+async function restartRegion(region: RegionIO): Promise<string> {
   try {
     const s = await setDeviceState(new Registers(region), ~(STATE_SAVING | STATE_RESUMING) >>> 0, STATE_RUNNING, "save: restart source");
     return `source device back in ${stateName(s)}`;
@@ -66,7 +76,7 @@ export async function restartSource(region: RegionIO): Promise<string> {
   }
 }
 
-export async function saveTo(region: RegionIO, sink: ByteSink, options: SaveToOptions = {}): Promise<SaveToResult> {
+export async function saveTo(region: MigratableDevice, sink: ByteSink, options: SaveToOptions = {}): Promise<SaveToResult> {
   let stopped = false;
   let stopcopyAt = 0;
   const save = options.save ?? {};
@@ -76,13 +86,14 @@ export async function saveTo(region: RegionIO, sink: ByteSink, options: SaveToOp
     // a destination checks against its own before it enters its device.
     const encoder = new StreamEncoder((b) => sink.write(b), {
       ...options.encoder,
-      maxTransaction: options.encoder?.maxTransaction ?? Math.min(regionCapacity(region), MAX_TRANSACTION_SIZE),
+      // (A v2 device's data is a stream with no buffer size to declare: the encoder's default stands.)
+      maxTransaction: options.encoder?.maxTransaction ?? (isMigrationDevice(region) ? undefined : Math.min(regionCapacity(region), MAX_TRANSACTION_SIZE)),
       reuseOutput: options.encoder?.reuseOutput ?? true,
     });
     options.onEncoder?.(encoder);
     const steps = new Steps(() => encoder.stats.streamBytes);
     const writer = firstOut(encoder, encoder.device(options.id ?? 0, options.info));
-    const summary = await saveDevice(region, writer, {
+    const summary = await saveAny(region, writer, {
       ...save,
       onProgress: (p) => {
         if (p.phase === "stopcopy" && stopcopyAt === 0) stopcopyAt = performance.now();

@@ -31,6 +31,9 @@ export interface DeviceStats {
   id: number;
   name: string;
   metadataBytes: number;
+  /** Which VFIO migration protocol saved it: "v1" (no record) or "v2"; `restartsAtStopCopy` for a v2 device that restarts its stream. */
+  protocol: "v1" | "v2";
+  restartsAtStopCopy?: boolean;
   phases: PhaseStats[];
   transactions: number;
   chunks: number;
@@ -111,6 +114,7 @@ export class StatsCollector {
           id: ev.device,
           name: ev.name,
           metadataBytes: ev.metadata.length,
+          protocol: "v1",
           phases: [],
           transactions: 0,
           chunks: 0,
@@ -118,6 +122,14 @@ export class StatsCollector {
           codedBytes: 0,
         });
         break;
+      case "protocol": {
+        const d = this.#devices.get(ev.device);
+        if (d && ev.protocol.generation === 2) {
+          d.protocol = "v2";
+          d.restartsAtStopCopy = ev.protocol.restartsAtStopCopy;
+        }
+        break;
+      }
       case "phase":
         this.#devices.get(ev.device)?.phases.push({ phase: ev.phase, iteration: ev.iteration, transactions: 0, rawBytes: 0, codedBytes: 0 });
         break;

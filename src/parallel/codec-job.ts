@@ -41,7 +41,7 @@ function kernelRoom(n: number): [KernelBuffer, KernelBuffer] {
 
 let zeroHash = { length: -1, hash: 0n };
 
-/** ZERO, RAW or LZ4 without allocating; the payload lives in `raw`'s buffer. */
+/** ZERO, RAW or LZ4 without allocating (but for a shared `raw`); the payload lives in `raw`'s buffer. */
 function fastEncode(raw: Uint8Array, lz4: boolean, acceleration: number): EncodedChunk {
   const n = raw.length;
   if (n > MAX_CHUNK_SIZE) throw new MigstreamError("LIMIT", `chunk of ${n} bytes exceeds ${MAX_CHUNK_SIZE}`);
@@ -57,6 +57,8 @@ function fastEncode(raw: Uint8Array, lz4: boolean, acceleration: number): Encode
   if (lz4 && limit > 0) {
     const m = lz4CompressInto(v, output.view(0, limit), acceleration);
     if (m > 0) {
+      // A shared input is the caller's, read in place and never written: the payload gets its own copy.
+      if (isShared(raw)) return { codec: CODEC_LZ4, level: 0, payload: output.view(0, m).slice(), rawLength: n, hash };
       raw.set(output.view(0, m));
       return { codec: CODEC_LZ4, level: 0, payload: raw.subarray(0, m), rawLength: n, hash };
     }

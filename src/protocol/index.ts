@@ -1,7 +1,7 @@
-// The VFIO v1 migration-region protocol driver (user side).
+// The VFIO migration protocol drivers (user side): v1 migration region and v2 device feature + data stream.
 export * from "./constants.js";
 export { type RegionIO, ERRNO, type ErrnoName, errnoName } from "./region-io.js";
-export type { Phase, SaveSink, ResumeItem } from "./types.js";
+export type { Phase, SaveSink, ResumeItem, MigrationProtocol } from "./types.js";
 export { Registers, MIN_ACCESS } from "./registers.js";
 export { readData, writeData } from "./data.js";
 export { setDeviceState, KEEP_ALL, CLEAR_LOW } from "./state.js";
@@ -9,3 +9,6 @@ export { Precopy, DEFAULT_MAX_PRECOPY_ITERATIONS, type PrecopyPolicy, type Preco
 export type { Progress, ProgressListener, PhaseCount, SaveSummary, ResumeSummary } from "./progress.js";
 export { save, type SaveOptions } from "./save.js";
 export { resume, startResumed, type ResumeOptions } from "./resume.js";
+export { type MigratableDevice, generationOf, isMigrationDevice, generationName } from "./generation.js";
+export { saveAny, resumeAny } from "./drive.js";
+export * as v2 from "./v2/index.js";

@@ -17,7 +17,9 @@ import type { ProgressListener, ResumeSummary } from "./progress.js";
 import type { RegionIO } from "./region-io.js";
 import { Registers } from "./registers.js";
 import { CLEAR_LOW, setDeviceState } from "./state.js";
-import type { Phase, ResumeItem } from "./types.js";
+import type { ResumeItem } from "./types.js";
+import { iterate, openItems } from "./generation.js";
+import { ResumeRun } from "./run.js";
 
 export interface ResumeOptions {
   /**
@@ -32,7 +34,7 @@ export interface ResumeOptions {
 
 /** Restores the device behind `region` from `items` (one device's part of a verified stream). */
 export async function resume(region: RegionIO, items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, options: ResumeOptions = {}): Promise<ResumeSummary> {
-  const run = new ResumeRun(region, options);
+  const run = new RegionResumeRun(region, options);
   try {
     return await run.run(items);
   } catch (e) {
@@ -45,7 +47,7 @@ export async function resume(region: RegionIO, items: AsyncIterable<ResumeItem> 
  * On failure the device is reset and the error reported.
  */
 export async function startResumed(region: RegionIO): Promise<void> {
-  const run = new ResumeRun(region, {});
+  const run = new RegionResumeRun(region, {});
   const step = "resume: enter RUNNING";
   const s = await run.regs.readState(step);
   if ((s & STATE_MASK) !== STATE_RESUMING) {
@@ -60,17 +62,11 @@ export async function startResumed(region: RegionIO): Promise<void> {
   }
 }
 
-const now = (): number => performance.now();
 /** Most recovery rounds (read state, then reset or stop) after a failed resume. */
 export const RECOVER_STEPS = 6;
 
-class ResumeRun {
+class RegionResumeRun extends ResumeRun {
   readonly regs: Registers;
-  phase: Phase = "setup";
-  iteration = 0;
-  transactions = 0;
-  bytes = 0;
-  skipped = 0;
   /** The device was (or may have been) changed by this run: on failure it is brought to STOP. */
   touched = false;
   /** A write of RESUMING was attempted: the device may hold partial state until reset. */
@@ -78,16 +74,17 @@ class ResumeRun {
 
   constructor(
     readonly region: RegionIO,
-    readonly options: ResumeOptions,
+    options: ResumeOptions,
   ) {
+    super(options);
     this.regs = new Registers(region);
   }
 
   async run(items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>): Promise<ResumeSummary> {
-    const t0 = now();
+    const { rest } = await openItems(items, 1, "resume: check the stream");
     await this.enterResuming();
     let verified = false;
-    for await (const item of items) {
+    for await (const item of iterate(rest)) {
       this.checkAbort("resume: next item");
       if (item.kind === "transaction") await this.loadBuffer(item.data);
       else if (item.kind === "phase") this.enterPhase(item.phase, item.iteration);
@@ -101,7 +98,7 @@ class ResumeRun {
     }
     const start = this.options.start !== false;
     if (start) await this.enterRunning();
-    return { transactions: this.transactions, bytes: this.bytes, skipped: this.skipped, started: start, times: { total: now() - t0 } };
+    return this.summary(start);
   }
 
   /** 1→4 (or 0→4): the vendor prepares its restore buffer. */
@@ -168,30 +165,7 @@ class ResumeRun {
       this.checkAbort(step);
       await this.regs.writeDataSize(data.length, step); // the vendor consumes the buffer before this returns
     }
-    this.transactions++;
-    this.bytes += data.length;
-    this.progress();
-  }
-
-  enterPhase(phase: Phase, iteration: number): void {
-    this.phase = phase;
-    this.iteration = iteration;
-    this.progress();
-  }
-
-  progress(): void {
-    const cb = this.options.onProgress;
-    if (!cb) return;
-    try {
-      cb({ direction: "resume", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes });
-    } catch (e) {
-      throw new MigstreamError("USAGE", `resume: onProgress threw: ${describe(e)}`, { cause: e });
-    }
-  }
-
-  checkAbort(step: string): void {
-    const s = this.options.signal;
-    if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: resume cancelled${s.reason instanceof Error ? ` (${s.reason.message})` : ""}`, { step, cause: s.reason });
+    this.counted(data.length);
   }
 
   /** Failure: drop the partial state and stop the device, and say what happened in the error (what had been written, how the device was left). */

@@ -11,11 +11,12 @@ import { HEADER_SIZE, STATE_MASK, STATE_RESUMING, STATE_RUNNING, STATE_SAVING, s
 import { readData } from "./data.js";
 import { atStep, describe, protocolError, withNote } from "./failure.js";
 import { Precopy, type PrecopyEnd, type PrecopyPolicy, type StopSignal } from "./policy.js";
-import type { PhaseCount, ProgressListener, SaveSummary } from "./progress.js";
+import type { ProgressListener, SaveSummary } from "./progress.js";
 import type { RegionIO } from "./region-io.js";
 import { Registers } from "./registers.js";
+import { recordProtocol, SaveRun } from "./run.js";
 import { KEEP_ALL, setDeviceState } from "./state.js";
-import type { Phase, SaveSink } from "./types.js";
+import type { SaveSink } from "./types.js";
 
 export interface SaveOptions {
   /** Live migration with pre-copy (default true); false = suspend path. */
@@ -37,7 +38,7 @@ export interface SaveOptions {
 
 /** Saves the device behind `region` into `sink`. */
 export async function save(region: RegionIO, sink: SaveSink, options: SaveOptions = {}): Promise<SaveSummary> {
-  const run = new SaveRun(region, sink, options);
+  const run = new RegionSaveRun(region, sink, options);
   try {
     return await run.run();
   } catch (e) {
@@ -51,36 +52,25 @@ const RECOVER_MASK = ~(STATE_SAVING | STATE_RESUMING) >>> 0;
 /** Tries at putting the source back in RUNNING (a second one rides out a transient errno). */
 export const RECOVER_ATTEMPTS = 2;
 
-class SaveRun {
+class RegionSaveRun extends SaveRun {
   readonly regs: Registers;
   readonly policy: Precopy;
-  phase: Phase = "setup";
-  iteration = 0;
-  /** Pre-copy iterations started. */
-  iterations = 0;
-  pending = 0;
-  pendingReads = 0;
-  transactions = 0;
-  bytes = 0;
-  readonly counts: Record<"precopy" | "stopcopy", PhaseCount> = {
-    precopy: { transactions: 0, bytes: 0 },
-    stopcopy: { transactions: 0, bytes: 0 },
-  };
   /** A device_state write was attempted: on failure the device must be put back. */
   touched = false;
-  #buf = new Uint8Array(0);
 
   constructor(
     readonly region: RegionIO,
-    readonly sink: SaveSink,
-    readonly options: SaveOptions,
+    sink: SaveSink,
+    options: SaveOptions,
   ) {
+    super(sink, options);
     this.regs = new Registers(region);
     this.policy = new Precopy(options.policy, options.stopCopy);
   }
 
   async run(): Promise<SaveSummary> {
     const t0 = now();
+    await recordProtocol(this.sink, { generation: 1 });
     await this.enterPhase("setup", 0);
     await this.checkRunning();
     const tSetup = now();
@@ -94,17 +84,7 @@ class SaveRun {
     await this.setState(~STATE_SAVING >>> 0, 0, "save: enter STOP");
     const tEnd = now();
     await this.enterPhase("end", 0);
-    return {
-      transactions: this.transactions,
-      bytes: this.bytes,
-      iterations: this.iterations,
-      precopyEnd,
-      precopy: this.counts.precopy,
-      stopcopy: this.counts.stopcopy,
-      times: { setup: tSetup - t0, precopy: tPrecopy - tSetup, stopcopy: tEnd - tPrecopy, total: now() - t0 },
-      downtimeMs: tEnd - tStop,
-      pendingReads: this.pendingReads,
-    };
+    return this.summary(precopyEnd, { t0, setupEnd: tSetup, precopyEnd: tPrecopy, stopcopyStart: tStop, stopcopyEnd: tEnd });
   }
 
   /** A save starts from RUNNING (the transitions every vendor accepts: §7). */
@@ -186,39 +166,11 @@ class SaveRun {
     return size;
   }
 
-  async toSink(data: Uint8Array): Promise<void> {
-    const step = "save: sink transaction";
-    const size = data.length; // a sink that lent the buffer takes it over (it may be detached after)
-    try {
-      await this.sink.transaction(data);
-    } catch (e) {
-      throw sinkError(e, step, `the sink rejected transaction ${this.transactions}`);
-    }
-    this.transactions++;
-    this.bytes += size;
-    const c = this.counts[this.phase === "precopy" ? "precopy" : "stopcopy"];
-    c.transactions++;
-    c.bytes += size;
-    this.progress();
-  }
-
   /** Step a / step f: read pending_bytes. */
   async readPending(): Promise<void> {
     const step = "save: read pending_bytes";
     this.pendingReads++;
     this.pending = await this.regs.readU64("pending_bytes", step);
-  }
-
-  async enterPhase(phase: Phase, iteration: number): Promise<void> {
-    this.checkAbort(`save: enter ${phase}`);
-    this.phase = phase;
-    this.iteration = iteration;
-    try {
-      await this.sink.phase(phase, iteration);
-    } catch (e) {
-      throw sinkError(e, "save: sink phase", `the sink rejected phase ${phase} ${iteration}`);
-    }
-    this.progress();
   }
 
   async setState(mask: number, value: number, step: string): Promise<void> {
@@ -228,32 +180,7 @@ class SaveRun {
   }
 
   bufferFor(size: number): Uint8Array {
-    const sink = this.sink;
-    const make = this.options.buffer ?? (sink.buffer ? (n: number) => sink.buffer!(n) : undefined);
-    if (make) {
-      const b = make(size);
-      if (!(b instanceof Uint8Array) || b.length < size) {
-        throw new MigstreamError("USAGE", `save: the buffer factory returned ${b instanceof Uint8Array ? `${b.length} bytes` : "no Uint8Array"} for a ${size}-byte buffer`);
-      }
-      return b;
-    }
-    if (this.#buf.length < size) this.#buf = new Uint8Array(size);
-    return this.#buf;
-  }
-
-  progress(): void {
-    const cb = this.options.onProgress;
-    if (!cb) return;
-    try {
-      cb({ direction: "save", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes, pending: this.pending });
-    } catch (e) {
-      throw new MigstreamError("USAGE", `save: onProgress threw: ${describe(e)}`, { cause: e });
-    }
-  }
-
-  checkAbort(step: string): void {
-    const s = this.options.signal;
-    if (s?.aborted) throw new MigstreamError("ABORTED", `${step}: save cancelled${s.reason instanceof Error ? ` (${s.reason.message})` : ""}`, { step, cause: s.reason });
+    return this.buffers.take(size);
   }
 
   /** Failure: put the device back in RUNNING (it keeps its state) and say so in the error. */
@@ -270,10 +197,4 @@ class SaveRun {
       }
     }
   }
-}
-
-/** The sink's failure, keeping its code when it is ours, as `cause`. */
-function sinkError(e: unknown, step: string, what: string): MigstreamError {
-  const ours = e instanceof MigstreamError ? e : undefined;
-  return new MigstreamError(ours?.code ?? "IO", `${step}: ${what}: ${describe(e)}`, { step, errno: ours?.errno, cause: e });
 }

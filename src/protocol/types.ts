@@ -1,6 +1,16 @@
 // Types shared by the protocol driver and the stream format: how saved
 // transactions leave the driver and how verified ones come back for resume.
 
+/**
+ * Which VFIO migration protocol produced a device's data, and what a
+ * destination needs to know to replay it (recorded in the stream per device;
+ * docs/FORMAT.md §5.8). v1: transactions are data-section buffers, replayed
+ * one per data_size write. v2: the transactions concatenated are the device's
+ * data stream, in any split; with `restartsAtStopCopy` only the stop-copy
+ * phase's bytes form the state.
+ */
+export type MigrationProtocol = { generation: 1 } | { generation: 2; restartsAtStopCopy: boolean };
+
 /** Phases of one device's migration, as recorded in the stream. */
 export type Phase = "setup" | "precopy" | "stopcopy" | "config" | "end";
 
@@ -14,6 +24,12 @@ export type Phase = "setup" | "precopy" | "stopcopy" | "config" | "end";
  * promise settles. A rejection fails the save (the device returns to RUNNING).
  */
 export interface SaveSink {
+  /**
+   * Optional: what produced the data, called once before the first phase.
+   * A stream encoder records it (generation 2 only: a device without the
+   * record is v1); sinks that do not care leave it out.
+   */
+  protocol?(p: MigrationProtocol): void | Promise<void>;
   phase(phase: Phase, iteration: number): void | Promise<void>;
   transaction(data: Uint8Array): void | Promise<void>;
   /**
@@ -25,12 +41,15 @@ export interface SaveSink {
 }
 
 /**
- * What the resume path consumes, in stream order. `transaction` items must
+ * What the resume path consumes, in stream order. A `protocol` item, when
+ * present, comes first (none: generation 1); a driver refuses a generation
+ * it does not speak before it touches the device. `transaction` items must
  * already have passed their integrity checks; `verified` comes only after the
  * whole stream for this device (trailer, digest, MAC if keyed) verified. The
  * driver writes RUNNING only after `verified`.
  */
 export type ResumeItem =
+  | { kind: "protocol"; protocol: MigrationProtocol }
   | { kind: "phase"; phase: Phase; iteration: number }
   | { kind: "transaction"; data: Uint8Array }
   | { kind: "verified" };

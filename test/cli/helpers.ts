@@ -267,17 +267,6 @@ export async function proxy(target: number, o: { flipAt?: number; cutAt?: number
   };
 }
 
-/** Connects to 127.0.0.1:port; resolves with what the peer sent until it closed. */
-export function rawConnection(port: number, send?: Uint8Array): { socket: net.Socket; reply: Promise<string> } {
-  const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
-  let got = "";
-  socket.setEncoding("utf8").on("data", (c: string) => (got += c));
-  socket.on("error", () => {});
-  const reply = new Promise<string>((r) => socket.once("close", () => r(got)));
-  if (send) socket.end(send);
-  return { socket, reply };
-}
-
 /** Ends of an ack line sent after the destination's 40-byte hello (or instead of it, when busy). */
 export interface RawSource {
   socket: net.Socket;

@@ -65,6 +65,7 @@ export function expectSameDevices(decoded: DecodedStream, input: DeviceInput[], 
     const want = inputs[i];
     expect(d.name).toBe(want.name ?? "");
     expect(same(d.metadata, want.metadata ?? new Uint8Array(0))).toBe(true);
+    expect(d.protocol).toEqual(want.protocol ?? { generation: 1 });
     expect(d.items.map((x) => x.kind)).toEqual(want.items.map((x) => x.kind));
     const a = flatten(d.items);
     const b = flatten(want.items);

@@ -79,11 +79,25 @@ describe("versioning", () => {
 
   it("unknown non-skippable frame types are VERSION errors", async () => {
     const { header, frames } = lz4Frames();
-    for (const type of [0x00, 0x07, 0x42, 0x7f]) {
+    for (const type of [0x00, 0x08, 0x42, 0x7f]) {
       const list = [...frames];
       list.splice(2, 0, frame(type, 1, [1, 2, 3]));
       await expectRejected(await reframe(header, list), "VERSION", 2);
     }
+  });
+
+  it("DEVICE_PROTOCOL (0x07) right after DEVICE_BEGIN is read; after a PHASE or twice it is FORMAT", async () => {
+    const { header, frames } = lz4Frames();
+    const rec = () => frame(0x07, frames[0].device, [2, 0, 0, 0, 0, 0, 0, 0]);
+    const ok = [...frames];
+    ok.splice(1, 0, rec());
+    expect((await reframe(header, ok)).length).toBeGreaterThan(0);
+    const twice = [...frames];
+    twice.splice(1, 0, rec(), rec());
+    await expectRejected(await reframe(header, twice), "FORMAT", 2);
+    const late = [...frames];
+    late.splice(2, 0, rec());
+    await expectRejected(await reframe(header, late), "FORMAT", 2);
   });
 
   it("another major version, checksum or MAC algorithm, or a required flag: VERSION", async () => {

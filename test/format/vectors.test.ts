@@ -151,6 +151,13 @@ function reference(s: Uint8Array, o: { key?: Uint8Array; challenge?: Uint8Array 
         expect(Buffer.compare(t, s.subarray(at + 24 + len, at + 40 + len))).toBe(0);
       }
       if (type === 3) txnIndex.set(dev, (txnIndex.get(dev) ?? -1) + 1);
+      // DEVICE_PROTOCOL (§5.8): generation 2, flags bit 0 only, six zero bytes.
+      if (type === 7) {
+        expect(len).toBe(8);
+        expect(payload[0]).toBe(2);
+        expect(payload[1] & ~1).toBe(0);
+        expect([...payload.subarray(2)]).toEqual([0, 0, 0, 0, 0, 0]);
+      }
       if (type === 4) {
         const rec = Buffer.concat([u64(le64(payload, 12)), payload.subarray(4, 8), Buffer.from(Uint32Array.of(txnIndex.get(dev)!).buffer)]);
         records.set(dev, [...(records.get(dev) ?? []), rec]);

@@ -74,7 +74,7 @@ describe("a restore ends at STREAM_END", () => {
     let end: StreamEnd | undefined;
     const kinds: string[] = [];
     for await (const it of streamItems(neverEnding([bytes, new Uint8Array(5)], { after: false }), { onEnd: (e) => (end = e) })) kinds.push(it.kind);
-    expect(kinds).toEqual(["phase", "transaction", "verified"]);
+    expect(kinds).toEqual(["protocol", "phase", "transaction", "verified"]); // a v1 device's protocol record first
     expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 0 }); // the 5 bytes came in a later piece, never asked for
   });
 

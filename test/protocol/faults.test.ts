@@ -229,7 +229,8 @@ describe("stream failures on the resume side", () => {
     const { MigstreamError } = await import("../../src/errors.js");
     const d = sim({ ...SRC, empty: true });
     function* items(): Generator<ResumeItem> {
-      yield clean.items[0];
+      yield clean.items[0]; // the protocol record
+      yield clean.items[1]; // the first phase: the device is in RESUMING by now
       throw new MigstreamError("CHECKSUM", "frame 2: checksum mismatch", { frame: 2 });
     }
     const e = await failure(resume(d.io, items()));

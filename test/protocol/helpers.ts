@@ -10,7 +10,7 @@ import { FIELDS, STATE_MASK } from "../../src/protocol/constants.js";
 import type { RegionIO } from "../../src/protocol/region-io.js";
 import { resume, type ResumeOptions } from "../../src/protocol/resume.js";
 import { save, type SaveOptions } from "../../src/protocol/save.js";
-import type { Phase, ResumeItem, SaveSink } from "../../src/protocol/types.js";
+import type { MigrationProtocol, Phase, ResumeItem, SaveSink } from "../../src/protocol/types.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";
 
 export const KiB = 1024;
@@ -30,6 +30,9 @@ export function destinationFor(src: SimDevice, extra: SimDeviceOptions = {}): Si
 /** Records a save as the ResumeItems of one device (transactions copied). */
 export class ItemSink implements SaveSink {
   readonly items: ResumeItem[] = [];
+  protocol(p: MigrationProtocol): void {
+    this.items.push({ kind: "protocol", protocol: p });
+  }
   phase(phase: Phase, iteration: number): void {
     this.items.push({ kind: "phase", phase, iteration });
   }

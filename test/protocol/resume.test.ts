@@ -62,7 +62,7 @@ describe("RUNNING only after the stream verified", () => {
     const d = dest();
     const extra: ResumeItem = { kind: "transaction", data: new Uint8Array(64).fill(7) };
     const summary = await resume(d.io, [...items, extra]);
-    expect(summary.transactions).toBe(items.length - 1 - items.filter((i) => i.kind === "phase").length);
+    expect(summary.transactions).toBe(items.length - 1 - items.filter((i) => i.kind === "phase" || i.kind === "protocol").length);
     expect(d.dev.digest()).toBe(digest);
     expectClean(d.dev);
   });

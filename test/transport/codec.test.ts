@@ -50,13 +50,15 @@ describe("vfio-user codec", () => {
     expect(decodeSparseCap(info.caps[1])).toEqual([{ offset: 4096, size: 4096 }]);
   });
 
-  it("answers a too-small argsz with the bare structure, CAPS and the needed argsz", () => {
+  it("answers a too-small argsz as the reference server does: the needed argsz, no CAPS flag, min(needed, argsz) bytes", () => {
     const b = encodeRegionInfoReply({ flags: 3, index: 9, size: 0x2000 }, [encodeTypeCap(3, 1)], 32);
     expect(b.length).toBe(32);
-    const info = decodeRegionInfo(b);
+    const info = decodeRegionInfo(b, 32);
     expect(info.truncated).toBe(true);
     expect(info.argsz).toBe(48);
+    expect(info.flags & REGION_FLAG_CAPS).toBe(0);
     expect(info.capOffset).toBe(0);
+    expect(encodeRegionInfoReply({ flags: 3, index: 9, size: 0x2000 }, [encodeTypeCap(3, 1)], 40).length).toBe(40);
   });
 
   it("rejects sparse caps claiming more areas than they hold", () => {

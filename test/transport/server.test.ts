@@ -1,74 +1,28 @@
 // The server against a raw client: the reference server's checks, argsz
 // semantics, NO_REPLY, and misbehaving clients dropped without harm.
-import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeDeviceInfo, decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, type Header, newMessage, writeAccess } from "../../src/transport/vfio-user/codec.js";
 import { CMD, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, REGION_FLAG_CAPS, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
-import { Framer } from "../../src/transport/vfio-user/framer.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";
+import { rawClient, reply } from "./raw-client.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-interface Raw {
-  send(id: number, cmd: number, payload: Uint8Array, flags?: number): void;
-  raw(bytes: Uint8Array): void;
-  next(ms?: number): Promise<[Header, Uint8Array] | "closed" | "timeout">;
-}
-
 async function setup(logs: string[] = []) {
   const t = tempSocket();
   const vendor = new MemoryVendor(16384);
   const server = await VfioUserServer.listen(t.path, vendor, { log: (l) => logs.push(l) });
   cleanups.push(t.cleanup, () => server.close());
-  const sock = net.createConnection({ path: t.path });
-  await new Promise((r) => sock.once("connect", r));
-  cleanups.push(() => void sock.destroy());
-  const inbox: Array<[Header, Uint8Array]> = [];
-  let closed = false;
-  let wake: (() => void) | undefined;
-  const framer = new Framer((h, p) => {
-    inbox.push([h, p.slice()]);
-    wake?.();
-  }, 1 << 24);
-  sock.on("data", (c) => framer.push(new Uint8Array(c.buffer, c.byteOffset, c.byteLength)));
-  sock.on("close", () => {
-    closed = true;
-    wake?.();
-  });
-  sock.on("error", () => {});
-  const c: Raw = {
-    send(id, cmd, payload, flags = 0) {
-      const m = newMessage(id, cmd, flags, payload.length);
-      m.set(payload, HEADER_SIZE);
-      sock.write(m);
-    },
-    raw: (b) => void sock.write(b),
-    async next(ms = 2000) {
-      const until = Date.now() + ms;
-      while (!inbox.length && !closed && Date.now() < until) {
-        await new Promise<void>((r) => {
-          wake = r;
-          setTimeout(r, 20);
-        });
-      }
-      if (inbox.length) return inbox.shift()!;
-      return closed ? "closed" : "timeout";
-    },
-  };
+  const c = await rawClient(t.path);
+  cleanups.push(() => c.close());
   return { c, vendor, server, logs };
 }
 
 const version = () => encodeVersion(0, 2, { capabilities: { migration: { pgsize: 4096 } } });
-
-async function reply(c: Raw): Promise<[Header, Uint8Array]> {
-  const r = await c.next();
-  if (typeof r === "string") throw new Error(`expected a reply, got ${r}`);
-  return r;
-}
 
 describe("vfio-user server checks", () => {
   it("answers VERSION with min(minor, 2), its max_data_xfer_size, and no twin_socket", async () => {
@@ -115,7 +69,11 @@ describe("vfio-user server checks", () => {
     const small = (await reply(c))[1];
     expect(small.length).toBe(32);
     const s = decodeRegionInfo(small);
-    expect([s.argsz, s.flags & REGION_FLAG_CAPS, s.capOffset, s.size]).toEqual([32 + 16 + 16 + 16, REGION_FLAG_CAPS, 0, vendor.size]);
+    // As the reference server: the size needed in argsz, no CAPS flag (the caps did not fit), cap_offset 0.
+    expect([s.argsz, s.flags & REGION_FLAG_CAPS, s.capOffset, s.size]).toEqual([32 + 16 + 16 + 16, 0, 0, vendor.size]);
+    c.send(40, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(9, 40));
+    const between = (await reply(c))[1];
+    expect([between.length, decodeRegionInfo(between).flags & REGION_FLAG_CAPS]).toEqual([40, 0]); // min(needed, argsz) bytes
     c.send(4, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(9, s.argsz));
     const full = decodeRegionInfo((await reply(c))[1]);
     expect(full.caps.map((x) => x.id)).toEqual([2, 1]);
@@ -151,7 +109,45 @@ describe("vfio-user server checks", () => {
     expect(vendor.log.filter((a) => a.op === "write")).toEqual([]);
   });
 
-  it("sends nothing for NO_REPLY commands, even failing ones, and ignores replies", async () => {
+  it("is as strict as the reference: DEVICE_RESET with a payload, VERSION JSON without its NUL", async () => {
+    const { c, vendor } = await setup();
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    c.send(2, CMD.DEVICE_RESET, new Uint8Array(8));
+    expect((await reply(c))[0].errno).toBe(22);
+    expect(vendor.resets).toBe(0);
+    const { c: c2 } = await setup();
+    c2.send(1, CMD.VERSION, version().subarray(0, -1));
+    expect((await reply(c2))[0].errno).toBe(22);
+    expect(await c2.next()).toBe("closed");
+  });
+
+  it("refuses DEVICE_RESET while the device is STOP or stop-and-copy (other commands still work)", async () => {
+    const t = tempSocket();
+    const vendor = Object.assign(new MemoryVendor(16384), { state: 1 });
+    const server = await VfioUserServer.listen(t.path, vendor);
+    cleanups.push(t.cleanup, () => server.close());
+    const c = await rawClient(t.path);
+    cleanups.push(() => c.close());
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    for (const [state, refused] of [
+      [0, true],
+      [2, true],
+      [3, false],
+      [4, false],
+      [1, false],
+    ] as const) {
+      vendor.state = state;
+      c.send(10 + state, CMD.DEVICE_RESET, new Uint8Array(0));
+      expect((await reply(c))[0].errno).toBe(refused ? 22 : 0);
+      c.send(20 + state, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(9, 32)); // the default server answers discovery in any state
+      expect((await reply(c))[0].errno).toBe(0);
+    }
+    expect(vendor.resets).toBe(3);
+  });
+
+  it("sends nothing for NO_REPLY commands, even failing ones; a reply-type message gets EINVAL", async () => {
     const { c, vendor } = await setup();
     c.send(1, CMD.VERSION, version());
     await reply(c);
@@ -159,14 +155,17 @@ describe("vfio-user server checks", () => {
     writeAccess(w, 0, { offset: 200, region: 9, count: 4 });
     c.send(2, CMD.REGION_WRITE, w, FLAG_NO_REPLY);
     c.send(3, CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(99, 32), FLAG_NO_REPLY);
-    c.send(4, CMD.DMA_READ, new Uint8Array(8), TYPE_REPLY);
-    c.send(5, CMD.DEVICE_RESET, new Uint8Array(0));
+    c.send(4, CMD.DMA_READ, new Uint8Array(8), TYPE_REPLY | FLAG_NO_REPLY);
+    c.send(5, CMD.DMA_READ, new Uint8Array(8), TYPE_REPLY);
+    c.send(6, CMD.DEVICE_RESET, new Uint8Array(0));
+    const [e] = await reply(c);
+    expect([e.id, e.flags, e.errno]).toEqual([5, TYPE_REPLY | FLAG_ERROR, 22]);
     const [h] = await reply(c);
-    expect(h.id).toBe(5);
+    expect([h.id, h.flags]).toEqual([6, TYPE_REPLY]);
     expect([...vendor.mem.subarray(200, 204)]).toEqual([9, 9, 9, 9]);
   });
 
-  it("drops a client announcing an oversized message, then serves the next one", async () => {
+  it("answers a client announcing an oversized message with EINVAL and drops it, then serves the next one", async () => {
     const logs: string[] = [];
     const { c, server } = await setup(logs);
     c.send(1, CMD.VERSION, version());
@@ -174,6 +173,8 @@ describe("vfio-user server checks", () => {
     const m = newMessage(2, CMD.REGION_WRITE, 0, 0);
     new DataView(m.buffer).setUint32(4, 0x7fff_ffff, true);
     c.raw(m);
+    const [e] = await reply(c);
+    expect([e.id, e.flags, e.errno]).toEqual([2, TYPE_REPLY | FLAG_ERROR, 22]);
     expect(await c.next()).toBe("closed");
     expect(logs.some((l) => /exceeds the limit/.test(l))).toBe(true);
     for (let i = 0; i < 100 && server.connected; i++) await new Promise((r) => setTimeout(r, 10));

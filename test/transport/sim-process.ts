@@ -13,7 +13,7 @@ import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 const root = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = `${root}dist/cli.js`;
 /** Sources bundled into dist/cli.js that this suite depends on. */
-const SOURCES = ["src/cli", "src/cli/commands", "src/transport", "src/transport/sim", "src/transport/vfio-user", "src/device", "src/protocol"];
+const SOURCES = ["src/cli", "src/cli/commands", "src/transport", "src/transport/sim", "src/transport/vfio-user", "src/device", "src/protocol", "src/protocol/v2", "src/migrate", "src/format"];
 /** Another test file may be building: wait at most this long. */
 const BUILD_WAIT_MS = 120_000;
 /** Bound on a server process becoming ready. */
@@ -60,6 +60,8 @@ export interface ServerProc {
   /** The digest the server printed when it started (its initial state). */
   initialDigest: string;
   stderr(): string;
+  /** A `--variant libvfio-user` server ends with its one client: the state and digest it printed then. */
+  exitReport(): Promise<{ deviceState: string; digest: string }>;
   /** Sends `signal` and resolves with how the process ended. */
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -86,6 +88,12 @@ export function startServer(path: string, args: string[] = []): Promise<ServerPr
         child,
         initialDigest: m[1],
         stderr: () => err,
+        async exitReport() {
+          const how = await exited;
+          const r = /the client left; exiting \(device (.+), digest ([0-9a-f]{16})\)/.exec(out);
+          if (!r || how.code !== 0) throw new Error(`sim serve ended (${how.code ?? how.signal}) without its exit report: ${out}${err}`);
+          return { deviceState: r[1], digest: r[2] };
+        },
         stop(signal = "SIGTERM") {
           if (child.exitCode === null && child.signalCode === null) child.kill(signal);
           return exited;

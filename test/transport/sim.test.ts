@@ -7,7 +7,7 @@ import { resume, type ResumeItem, save, STATE_RESUMING, STATE_RUNNING, STATE_STO
 import { parseFault } from "../../src/transport/sim/faults.js";
 import { SIM_VARIANT_NAMES, SIM_VARIANTS, simDeviceOptions, variantOptions } from "../../src/transport/sim/options.js";
 import { recoverSim, serveSim } from "../../src/transport/sim/serve.js";
-import { openDevice, parseDeviceSpec } from "../../src/transport/spec.js";
+import { openDevice, type OpenedDevice, parseDeviceSpec } from "../../src/transport/spec.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 import { tempSocket } from "./helpers.js";
 
@@ -22,7 +22,8 @@ function usageOf(f: () => unknown): string {
 }
 
 /** Saves `region` into resume items (copies), ending with `verified`. */
-async function saveItems(region: Parameters<typeof save>[0]): Promise<ResumeItem[]> {
+async function saveItems(region: Parameters<typeof save>[0] | OpenedDevice): Promise<ResumeItem[]> {
+  if (!("read" in region)) throw new Error("a v1 device was expected");
   const items: ResumeItem[] = [];
   await save(region, {
     phase: (phase, iteration) => void items.push({ kind: "phase", phase, iteration }),
@@ -42,7 +43,15 @@ describe("sim options", () => {
       empty: true,
       dataSize: 16384,
     });
-    expect(simDeviceOptions({ variant: "libvfio-user+whole-buffer" })).toEqual({ ack: "data_offset", reservedEinval: true, wholeBufferOnly: true });
+    expect(simDeviceOptions({ variant: "mlx5+whole-buffer" })).toEqual({ ack: "data_size", wholeBufferOnly: true });
+    expect(simDeviceOptions({ variant: "libvfio-user" })).toEqual({
+      ack: "data_offset",
+      stickyZeroPending: true,
+      wholeBufferOnly: true,
+      reservedEinval: true,
+      matrix: "libvfio-user",
+      sameStateResets: true,
+    });
     expect(variantOptions("mlx5,packed")).toEqual({ ack: "data_size", dataOffset: 32 });
   });
 
@@ -96,6 +105,7 @@ describe("sim: device specs (in-process)", () => {
     const dst = await openDevice("sim:state=96KiB,txn=8KiB,variant=mlx5,empty=1");
     const before = await src.stateDigest!();
     expect(await dst.stateDigest!()).not.toBe(before);
+    if (!("read" in dst)) throw new Error("a v1 device was expected");
     await resume(dst, await saveItems(src));
     expect(await dst.stateDigest!()).toBe(before);
     expect(src.label).toBe("sim");

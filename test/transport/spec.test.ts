@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isMigstreamError } from "../../src/errors.js";
 import { FdRegion } from "../../src/transport/fd/region.js";
-import { openDevice, parseDeviceSpec, parseSize } from "../../src/transport/spec.js";
+import { openDevice, type OpenedDevice, parseDeviceSpec, parseSize } from "../../src/transport/spec.js";
+import type { RegionIO } from "../../src/protocol/region-io.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";
 
@@ -56,7 +57,7 @@ describe("device specs", () => {
     const t = tempSocket();
     try {
       const server = await VfioUserServer.listen(t.path, new MemoryVendor(16384), { regionIndex: 10 });
-      const d = await openDevice(`vfio-user:${t.path},timeout=3000`);
+      const d = (await openDevice(`vfio-user:${t.path},timeout=3000`)) as OpenedDevice & RegionIO;
       expect(d.size).toBe(16384);
       expect(d.label).toBe(`vfio-user:${t.path} (region 10)`);
       expect(typeof (await d.stateDigest!())).toBe("bigint");
@@ -64,7 +65,7 @@ describe("device specs", () => {
       await server.close();
       const path = join(t.dir, "r.bin");
       fs.writeFileSync(path, new Uint8Array(8192).fill(5));
-      const f = await openDevice(`file:${path},offset=0x1000`);
+      const f = (await openDevice(`file:${path},offset=0x1000`)) as OpenedDevice & RegionIO;
       expect(f).toBeInstanceOf(FdRegion);
       expect(f.size).toBe(4096);
       expect((await f.read(0, 4)).every((b) => b === 5)).toBe(true);

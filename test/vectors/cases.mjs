@@ -98,6 +98,15 @@ export function vectorCases() {
       options: { ...base, codec: "lz4", dedup: true, chunkSize: 1024, dedupWindow: 8192 },
     },
     {
+      name: "v2",
+      note: "a VFIO migration v2 device that restarts its stream at STOP_COPY (DEVICE_PROTOCOL frame) beside a v1 device (no record)",
+      input: [
+        { id: 0, name: "v2dev", protocol: { generation: 2, restartsAtStopCopy: true }, items: [phase("precopy"), txn(text(120, 6)), phase("stopcopy"), txn(text(150, 6))] },
+        { id: 1, name: "v1dev", items: [phase("stopcopy"), txn(text(40, 7))] },
+      ],
+      options: { ...base, codec: "raw" },
+    },
+    {
       name: "mac",
       note: "authenticated with HMAC-SHA-256 (key: the 32 ASCII bytes of KEY)",
       input: [{ id: 0, name: "keyed", items: [phase("stopcopy"), txn(text(300, 5)), txn(noise(40, 6))] }],

@@ -1,5 +1,6 @@
 // `migstream demo` (= `npm start`): a whole live migration on this machine.
-// Two simulated devices run as separate `sim serve` processes; the source is
+// Two simulated devices run as separate `sim serve` processes (under Deno, in
+// this process behind the same sockets: see sim-procs.ts); the source is
 // saved over vfio-user with pre-copy while it keeps dirtying its state, the
 // stream goes through the encoder over a loopback TCP connection to the
 // destination, which restores while it arrives; then `sim digest` of both
@@ -16,13 +17,13 @@ import { StatsCollector } from "../../migrate/stats.js";
 import { TcpDestination, TcpListener } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
 import { openDevice, type OpenedDevice } from "../../transport/spec.js";
-import { intOption, sizeOption } from "../args.js";
+import { intOption, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { coded, phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
-import { simDigest, startSim, type SimProc } from "../sim-procs.js";
+import { startSim, type SimProc } from "../sim-procs.js";
 import { paint, styleFor } from "../style.js";
 import { bytes } from "../units.js";
 import type { EncoderStats } from "../../format/encoder.js";
@@ -43,13 +44,17 @@ checks it: two \`migstream sim serve\` processes (source and destination,
 vfio-user over UNIX sockets); the source is saved with pre-copy while it keeps
 changing its state; the stream is encoded and sent over a loopback TCP
 connection; the destination restores while it arrives and is started; then
-\`migstream sim digest\` of both must be equal. Prints the report: phases,
+\`migstream sim digest\` of both must be equal. (Under Deno the two devices
+are served by this process, over the same sockets.) Prints the report: phases,
 iterations, raw bytes against the wire and QEMU's raw layout, ratio, zero and
 dedup savings, time per phase, downtime. Exit 0 only if the digests match.
   --state-size BYTES         device state (default ${DEMO_STATE_SIZE})
   --transaction-size BYTES   bytes per saved buffer (default ${DEMO_TRANSACTION_SIZE})
   --dirty-rate PAGES         pages the source changes per pre-copy buffer (default ${DEMO_DIRTY_RATE})
   --seed N                   seed of the source's state (default 1)
+  --protocol v1|v2           VFIO migration protocol of the two devices (default v1):
+                             v2 serves them as libvfio-user v2 devices (DEVICE_FEATURE,
+                             MIG_DATA_READ/WRITE); --dirty-rate then counts pages per MiB read
 ${precopyHelp(DEMO_PRECOPY)}
 ${ENCODING_HELP}
   --json                     print the report as JSON on stdout
@@ -57,7 +62,8 @@ ${ENCODING_HELP}
 
 examples:
   migstream demo
-  migstream demo --state-size 256MiB --codec zstd --dedup --threads 2`;
+  migstream demo --state-size 256MiB --codec zstd --dedup --threads 2
+  migstream demo --protocol v2`;
 
 export const demo: Command = savingCommand({
   name: "demo",
@@ -68,6 +74,7 @@ export const demo: Command = savingCommand({
     "transaction-size": { type: "string" },
     "dirty-rate": { type: "string" },
     seed: { type: "string" },
+    protocol: { type: "string" },
   },
   async run(v, io) {
     const style = styleFor(io, v);
@@ -78,6 +85,9 @@ export const demo: Command = savingCommand({
     const dirty = String(intOption("demo", "--dirty-rate", v["dirty-rate"], DEMO_DIRTY_RATE, 0, 2 ** 31));
     const seed = String(intOption("demo", "--seed", v.seed, 1, 0, 0xffff_ffff));
     const policy = precopyPolicy("demo", v, DEMO_PRECOPY);
+    const protocol = v.protocol ?? "v1";
+    if (protocol !== "v1" && protocol !== "v2") throw usageOf("demo", `--protocol ${protocol} is neither v1 nor v2`);
+    const v2 = protocol === "v2";
     const enc = await encodingFrom("demo", v);
     const cli = fileURLToPath(import.meta.url); // the bundled CLI (dist/cli.js)
     // No directory of our own: each child removes its socket file when it stops, even after we were killed.
@@ -87,10 +97,11 @@ export const demo: Command = savingCommand({
     const progress = new ProgressLine(io.stderr, style, "demo");
     try {
       progress.update({ phase: `starting two devices (${stateSize} each)`, bytes: 0 });
-      const common = ["--state-size", stateSize, "--transaction-size", txn];
+      // A v2 device streams its state: no transaction size; the stream is read in 1 MiB buffers.
+      const common: Record<string, string> = v2 ? { state: stateSize, protocol: "v2" } : { state: stateSize, txn };
       const started = await Promise.allSettled([
-        startSim(cli, `${stem}-source.sock`, [...common, "--seed", seed, "--dirty-rate", dirty]),
-        startSim(cli, `${stem}-destination.sock`, [...common, "--empty"]),
+        startSim(cli, `${stem}-source.sock`, { ...common, seed, dirty }),
+        startSim(cli, `${stem}-destination.sock`, { ...common, empty: "1" }),
       ]);
       for (const r of started) if (r.status === "fulfilled") sims.push(r.value);
       for (const r of started) if (r.status === "rejected") throw r.reason;
@@ -124,7 +135,7 @@ export const demo: Command = savingCommand({
       const saving = saveTo(srcDev, enc.sink(dest.sink), {
         encoder: enc.key ? { ...enc.options, challenge: dest.hello.challenge } : enc.options,
         onEncoder: (e) => (encoded = e.stats),
-        info: { name: "simulated device (demo source)" },
+        info: { name: `simulated ${protocol} device (demo source)` },
         confirm: () => dest.confirm(),
         save: {
           policy,
@@ -141,9 +152,9 @@ export const demo: Command = savingCommand({
       await Promise.all(devices.splice(0).map((d) => d.close()));
 
       progress.update({ phase: "comparing digests", bytes: saved.value.summary.bytes });
-      const [ds, dd] = await Promise.all([simDigest(cli, src.socket), simDigest(cli, dst.socket)]);
+      const [ds, dd] = await Promise.all([src.digest(), dst.digest()]);
       progress.clear();
-      const rep = saveReport(saved.value, `sim source (${stateSize}, seed ${seed}, dirty ${dirty} pages/buffer)`, "sim destination over loopback TCP");
+      const rep = saveReport(saved.value, `sim${v2 ? " v2" : ""} source (${stateSize}, seed ${seed}, dirty ${dirty} pages/${v2 ? "MiB read" : "buffer"})`, "sim destination over loopback TCP");
       rep.downtimeMs = runningAt - saved.value.stopcopyAt;
       rep.downtimeEnd = "destination RUNNING";
       rep.restored = { started: restored.value.started, transactions: restored.value.transactions, bytes: restored.value.bytes };

@@ -1,17 +1,22 @@
 // `migstream restore`: the destination side. Restores a device from a stream
-// file, or listens for one source (`migstream save --to`) and restores while
-// the stream arrives — no temporary file, the device's pace sets the socket's.
+// file, or listens for sources (`migstream save --to`) and restores while the
+// stream arrives — no temporary file, the device's pace sets the socket's.
 import { stat } from "node:fs/promises";
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, formatTcpUrl, isLoopback, parseTcpUrl } from "../../migrate/tcp.js";
+import type { StreamEnd } from "../../migrate/items.js";
+import { restoreDevice } from "../../migrate/restore-stream.js";
+import { StatsCollector } from "../../migrate/stats.js";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpAddress } from "../../migrate/tcp.js";
+import type { ResumeSummary } from "../../protocol/progress.js";
+import { isMigrationDevice, type MigratableDevice } from "../../protocol/generation.js";
 import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
-import type { Command } from "../command.js";
+import type { CliIO, Command } from "../command.js";
 import { openInput } from "../files.js";
 import { readKeyFile } from "../key.js";
+import { requireKeyOffLoopback, serveOneSource } from "../network.js";
+import { phaseLabel, ProgressLine } from "../progress.js";
 import { renderStats } from "../report.js";
-import { listenAndRestore } from "../restore-listen.js";
-import { type Done, type Job, restoreOnce } from "../restore-once.js";
-import { note, styleFor } from "../style.js";
+import { note, styleFor, type Style } from "../style.js";
 import { bytes, duration } from "../units.js";
 
 const HELP = `usage: migstream restore --device SPEC (IN | --listen tcp://HOST:PORT) [options]
@@ -27,13 +32,14 @@ an address is given (tcp://:PORT is 127.0.0.1), refuses a non-loopback address
 without --key-file unless --insecure is given, and serves one connection at a
 time (others are told it is busy, and retry). Nothing reaches the device until
 the stream's header and frames up to its first transaction verified (within
---handshake-timeout) and its declared transaction size fits the device. After a failed attempt it
+--handshake-timeout) and its declared transaction size fits the device; a
+keyed stream must be bound to this connection. After a failed attempt it
 keeps listening until one restore succeeds, or --attempts failed. Port 0
-picks a free port; the address is printed on stderr (not with -q).
+picks a free port; the address is printed on stderr (with -q only for port 0).
   --device SPEC              ${SPEC_FORMS.join("\n                             ")}
   IN                         a stream file (- for stdin)
   --listen tcp://HOST:PORT   receive the stream from a source instead
-  --no-start                 leave the device in RESUMING (the VMM starts it)
+  --no-start                 do not start the device: v1 stays in RESUMING, v2 in STOP (the VMM starts it)
   --key-file F               the key of an authenticated stream (required off loopback); over the
                              network the stream must be bound to this connection (its challenge)
   --allow-replay             with --listen and --key-file: also take a keyed stream that is not bound to
@@ -87,10 +93,8 @@ export const restore: Command = {
     if ((positionals.length === 1) === (v.listen !== undefined)) throw usageOf("restore", "give exactly one of IN and --listen tcp://HOST:PORT");
     const addr = v.listen === undefined ? undefined : parseTcpUrl(v.listen, "--listen");
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
-    if (addr && !isLoopback(addr.host) && !key && !v.insecure) {
-      throw usageOf("restore", `${formatTcpUrl(addr)} is not a loopback address: give --key-file (device state is sensitive) or say --insecure`);
-    }
-    const listen = addr && {
+    requireKeyOffLoopback("restore", addr, key, v.insecure);
+    const listen: Listen | undefined = addr && {
       addr,
       idleTimeoutMs: intOption("restore", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31),
       handshakeTimeoutMs: intOption("restore", "--handshake-timeout", v["handshake-timeout"], DEFAULT_HANDSHAKE_TIMEOUT_MS, 0, 2 ** 31),
@@ -111,7 +115,7 @@ export const restore: Command = {
     const region = await openDevice(v.device);
     try {
       let done: Done;
-      if (listen) done = await listenAndRestore(io, style, region, job, listen);
+      if (listen) done = await fromNetwork(io, style, region, job, listen);
       else {
         const source = await openInput(positionals[0], io);
         done = await restoreOnce(io, style, region, source, job);
@@ -132,7 +136,7 @@ export const restore: Command = {
         note(
           io,
           style,
-          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : "left in RESUMING"}\n` +
+          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : !isMigrationDevice(region) ? "left in RESUMING" : region.vmmOwnsStates ? "left to the VMM (it SETs STOP, where the device validates, then RUNNING)" : "left in STOP, its state validated (v2; the VMM sets RUNNING)"}\n` +
             renderStats(done.stats, false, false).trimEnd(),
         );
       }
@@ -142,6 +146,115 @@ export const restore: Command = {
     }
   },
 };
+
+/** What every attempt of one `restore` run shares. */
+interface Job {
+  key?: Uint8Array;
+  start: boolean;
+  device?: number;
+  signal?: AbortSignal;
+  /** Refuse a stream whose declared transactions cannot fit the device, before touching it. */
+  checkFit: boolean;
+  /** Over the network: also take a keyed stream bound to no connection (--allow-replay). */
+  allowReplay: boolean;
+  /** Take only encrypted streams (--require-encryption). */
+  requireEncryption: boolean;
+}
+
+interface Listen {
+  addr: TcpAddress;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  acceptTimeoutMs: number;
+  attempts: number;
+}
+
+interface Done {
+  summary: ResumeSummary;
+  stats: ReturnType<StatsCollector["result"]>;
+  source: string;
+  /** Where the stream ended in its input (bytes read past it are counted there). */
+  end: StreamEnd;
+}
+
+/** Hooks of one attempt. */
+interface Attempt {
+  /** The stream proved it can succeed and the device is about to be touched. */
+  onTouch?: () => void;
+  /** The connection's challenge (a network attempt): a keyed stream must be bound to it. */
+  challenge?: Uint8Array;
+}
+
+/** Counts the bytes that pass. */
+async function* counted(src: AsyncIterable<Uint8Array>, count: { bytes: number }): AsyncGenerator<Uint8Array> {
+  for await (const b of src) {
+    count.bytes += b.length;
+    yield b;
+  }
+}
+
+/** One restore attempt; throws the stream's or the device's error (the device then reset and stopped, if it was touched). */
+async function restoreOnce(io: CliIO, style: Style, region: MigratableDevice, source: AsyncIterable<Uint8Array>, job: Job, attempt: Attempt = {}): Promise<Done> {
+  const stats = new StatsCollector();
+  const wire = { bytes: 0 };
+  let end: StreamEnd = { streamBytes: 0, trailingBytes: 0 };
+  const progress = new ProgressLine(io.stderr, style, "restore");
+  try {
+    const summary = await restoreDevice(region, counted(source, wire), {
+      key: job.key,
+      challenge: attempt.challenge,
+      allowUnbound: job.allowReplay,
+      requireEncryption: job.requireEncryption,
+      start: job.start,
+      device: job.device,
+      signal: job.signal,
+      checkFit: job.checkFit,
+      onEvent: (ev) => stats.add(ev),
+      onTouch: attempt.onTouch,
+      onEnd: (e) => (end = e),
+      onProgress: (p) => progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: wire.bytes }),
+    });
+    return { summary, stats: stats.result(end.streamBytes), source: "", end };
+  } finally {
+    progress.clear();
+  }
+}
+
+async function fromNetwork(io: CliIO, style: Style, region: MigratableDevice, job: Job, o: Listen): Promise<Done> {
+  const served = await serveOneSource(
+    io,
+    style,
+    o.addr,
+    {
+      command: "restore",
+      target: "the device",
+      idleTimeoutMs: o.idleTimeoutMs,
+      acceptTimeoutMs: o.acceptTimeoutMs,
+      handshakeTimeoutMs: o.handshakeTimeoutMs,
+      attempts: o.attempts,
+      retryTouched: true, // a failed restore reset and stopped the device: the next source may try
+      keyed: job.key !== undefined,
+      encrypted: job.requireEncryption,
+      signal: job.signal,
+    },
+    async (peer, touched) => {
+      const done = await restoreOnce(io, style, region, peer.chunks(), job, {
+        challenge: peer.challenge,
+        onTouch: () => {
+          touched.yes = true;
+          peer.established();
+        },
+      });
+      // Bytes after STREAM_END (read with its last piece, or waiting on the socket) do not undo the restore; the source hears of them.
+      done.end = { ...done.end, trailingBytes: done.end.trailingBytes + peer.buffered };
+      const s = done.summary;
+      const trailing = done.end.trailingBytes;
+      return { result: done, ack: { ok: true, started: s.started, transactions: s.transactions, bytes: s.bytes, ...(trailing > 0 ? { trailingBytes: trailing } : {}) } };
+    },
+  );
+  served.result.source = served.remote;
+  return served.result;
+}
 
 /** The size of a regular file (undefined for anything else). */
 async function inputSize(path: string): Promise<number | undefined> {

@@ -7,14 +7,15 @@ import { MAX_NAME_LENGTH } from "../../format/constants.js";
 import { type Ack, trailingError } from "../../migrate/ack.js";
 import { saveTo, type SaveToResult } from "../../migrate/save-to.js";
 import type { ByteSink } from "../../migrate/sink.js";
-import { isLoopback, parseTcpUrl, TcpDestination, formatTcpUrl, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
-import type { RegionIO } from "../../protocol/region-io.js";
+import { parseTcpUrl, TcpDestination, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../migrate/tcp.js";
+import type { MigratableDevice } from "../../protocol/generation.js";
 import type { SaveOptions } from "../../protocol/save.js";
 import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { openOutput, type Output } from "../files.js";
+import { checkHello, requireKeyOffLoopback } from "../network.js";
 import { coded, phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
@@ -79,9 +80,7 @@ export const save: Command = savingCommand({
     const timeoutMs = intOption("save", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
     const addr = v.to === undefined ? undefined : parseTcpUrl(v.to, "--to");
     const enc = await encodingFrom("save", v);
-    if (addr && !isLoopback(addr.host) && !enc.key && !v.insecure) {
-      throw usageOf("save", `${formatTcpUrl(addr)} is not a loopback address: give --key-file (the same key as the destination) or say --insecure`);
-    }
+    requireKeyOffLoopback("save", addr, enc.key, v.insecure);
     // Reach the destination (or create the file) before touching the device.
     let dest: TcpDestination | undefined;
     let out: Output | undefined;
@@ -131,19 +130,6 @@ export const save: Command = savingCommand({
   },
 });
 
-/** What the destination's hello requires, checked before the device is touched. */
-function checkHello(dest: TcpDestination, keyed: boolean, encrypted: boolean): void {
-  if (dest.hello.encrypted && !encrypted) {
-    throw new MigstreamError("MAC", `${dest.url} takes only encrypted streams: add --encrypt (with --key-file); the device was not touched`);
-  }
-  if (dest.hello.keyed && !keyed) {
-    throw new MigstreamError("MAC", `${dest.url} takes only authenticated streams: give --key-file with the destination's key; the device was not touched`);
-  }
-  if (!dest.hello.keyed && keyed) {
-    throw new MigstreamError("MAC", `${dest.url} holds no key and would refuse an authenticated stream: give it --key-file too, or send without one; the device was not touched`);
-  }
-}
-
 interface RunOptions {
   encoder: EncoderOptions;
   name: string;
@@ -152,7 +138,7 @@ interface RunOptions {
 }
 
 /** saveTo with the progress line; returns the destination's ack too. */
-async function run(io: CliIO, style: Style, region: RegionIO, sink: ByteSink, o: RunOptions) {
+async function run(io: CliIO, style: Style, region: MigratableDevice, sink: ByteSink, o: RunOptions) {
   const progress = new ProgressLine(io.stderr, style, "save");
   let stats: EncoderStats | undefined;
   let ack: (Ack & { ok: true }) | undefined;

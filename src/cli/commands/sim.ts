@@ -1,7 +1,7 @@
 // `migstream sim serve|digest`: a simulated device in its own process behind
 // a vfio-user socket, and its state digest.
-import { FAULT_FORM, FAULT_POINT_NAMES } from "../../transport/sim/faults.js";
-import { SIM_VARIANT_NAMES } from "../../transport/sim/options.js";
+import { FAULT_FORM, FAULT_POINT_NAMES, MIGRATION_FAULT_FORM, MIGRATION_FAULT_POINT_NAMES } from "../../transport/sim/faults.js";
+import { SIM_V2_VARIANT_NAMES, SIM_VARIANT_NAMES } from "../../transport/sim/options.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../../transport/vfio-user/server.js";
 import type { Command } from "../command.js";
 import { usage } from "../exit.js";
@@ -22,6 +22,8 @@ the socket file is removed). Prints one line when it is listening (not with -q).
   --dirty-rate PAGES       pages the running device changes per acknowledged
                            pre-copy transaction (default 0)
   --variant NAME[,NAME]    vendor behaviour, repeatable: ${SIM_VARIANT_NAMES.join(", ")}
+                           libvfio-user: device and server as the reference server library:
+                           one client, then it exits printing the final state and digest
   --fault SPEC             arm a fault, repeatable: ${FAULT_FORM}
                            points: ${FAULT_POINT_NAMES.join(", ")}
   --max-transfer BYTES     max_data_xfer_size offered (default 1MiB)
@@ -34,6 +36,15 @@ the socket file is removed). Prints one line when it is listening (not with -q).
                            RESUMING is reset and stopped) or stay (nothing: the device keeps
                            the state the client left, as real hardware does)
   --exit-with-stdin        also stop when stdin ends (a parent holding the pipe is gone)
+                           (v2 devices keep their state when a client leaves: stay)
+  --protocol v1|v2         v2: a device with the v2 state machine and data stream, served
+                           as libvfio-user serves one (DEVICE_FEATURE, MIG_DATA_READ/WRITE;
+                           the state survives reconnects and resets); default v1
+    v2 variants:           ${SIM_V2_VARIANT_NAMES.join(", ")}
+    v2 faults:             ${MIGRATION_FAULT_FORM}
+                           points: ${MIGRATION_FAULT_POINT_NAMES.join(", ")}
+    --dirty-rate (v2)      pages changed per MiB read in pre-copy
+  --reset-to-running       v2: DEVICE_RESET returns to RUNNING (libvfio-user before 4f4fce4)
   --verbose                log connections and device failures to stderr
 
 sim digest: print the XXH3-64 digest of a served device's state (16 hex

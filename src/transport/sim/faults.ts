@@ -7,6 +7,8 @@
 import { MigstreamError } from "../../errors.js";
 import { FAULT_POINTS, type Fault, type FaultPoint } from "../../device/index.js";
 import { ERRNO } from "../../protocol/region-io.js";
+import { MIGRATION_FAULT_POINTS, type MigrationFault, type MigrationFaultPoint } from "../../device/migration-sim.js";
+import { parseMigState } from "../../protocol/v2/constants.js";
 
 export const FAULT_FORM = "POINT[,nth=N][,errno=NAME|N][,then=stay|error][,from=STATE][,to=STATE][,short=N][,value=N]";
 
@@ -42,6 +44,46 @@ function errno(spec: string, text: string): number {
   if (up in ERRNO) return ERRNO[up as keyof typeof ERRNO];
   if (/^\d+$/.test(text) && Number(text) >= 1 && Number(text) <= MAX_ERRNO) return Number(text);
   throw usage(spec, `errno=${text} is neither a known name (${Object.keys(ERRNO).join(", ")}) nor 1..${MAX_ERRNO}`);
+}
+
+/** The v2 point names as written on the command line. */
+export const MIGRATION_FAULT_POINT_NAMES = MIGRATION_FAULT_POINTS.map((p) => p.replace(" ", "-"));
+export const MIGRATION_FAULT_FORM = "POINT[,nth=N][,errno=NAME|N][,then=stay|error][,from=STATE][,to=STATE][,short=N]";
+
+/**
+ * Parses one v2 fault spec: POINT is a v2 point with '-' for the space
+ * (set-state, read-data, get-migration, ...), states are v2 names (STOP,
+ * RUNNING, STOP_COPY, RESUMING, PRE_COPY, ...) or 0–7.
+ */
+export function parseMigrationFault(spec: string): MigrationFault {
+  const bad = (why: string) => new MigstreamError("USAGE", `bad v2 fault '${spec}': ${why} (form: ${MIGRATION_FAULT_FORM}; points: ${MIGRATION_FAULT_POINT_NAMES.join(", ")})`);
+  const [head, ...rest] = spec.split(",").map((s) => s.trim());
+  const point = head.replace(/-/, " ");
+  if (!(MIGRATION_FAULT_POINTS as readonly string[]).includes(point)) throw bad(`unknown point '${head}'`);
+  const f: MigrationFault = { at: point as MigrationFaultPoint };
+  const seen = new Set<string>();
+  for (const part of rest) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) throw bad(`'${part}' is not key=value`);
+    const key = part.slice(0, eq);
+    const value = part.slice(eq + 1);
+    if (seen.has(key)) throw bad(`'${key}' given twice`);
+    seen.add(key);
+    if (key === "nth") f.nth = count(spec, key, value, 1);
+    else if (key === "short") f.short = count(spec, key, value, 1);
+    else if (key === "errno") f.errno = errno(spec, value);
+    else if (key === "then") {
+      if (value !== "stay" && value !== "error") throw bad(`then=${value} must be stay or error`);
+      f.then = value;
+    } else if (key === "from" || key === "to") {
+      const s = parseMigState(value);
+      if (s === undefined) throw bad(`${key}=${value} is not a v2 state`);
+      f[key] = s;
+    } else throw bad(`unknown key '${key}'`);
+  }
+  if ((f.then !== undefined || f.from !== undefined || f.to !== undefined) && f.at !== "set state") throw bad("then=, from= and to= apply to set-state only");
+  if (f.short !== undefined && f.at !== "read data" && f.at !== "write data") throw bad("short= applies to read-data and write-data only");
+  return f;
 }
 
 /** Parses one fault spec. */

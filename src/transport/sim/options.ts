@@ -4,6 +4,7 @@
 // notes §7) that can be combined.
 import { MigstreamError } from "../../errors.js";
 import type { SimDeviceOptions } from "../../device/index.js";
+import type { MigrationSimOptions } from "../../device/migration-sim.js";
 import { parseSize } from "../spec.js";
 
 /** How long a "slow-prepare" device blocks in each data_offset read, ms. */
@@ -16,8 +17,23 @@ export const SLOW_PREPARE_MS = 5;
 export const SIM_VARIANTS = {
   /** The UAPI text: the pending_bytes read after data_offset acknowledges a buffer; reserved reads 0. */
   spec: {},
-  /** The reference vfio-user server library: any access to `reserved` is EINVAL. */
-  "libvfio-user": { ack: "data_offset", reservedEinval: true },
+  /**
+   * The reference vfio-user server library's v1 samples (protocol notes §7,
+   * vfio-user notes §5): the pending_bytes read after data_offset acknowledges
+   * a buffer; pending_bytes stays 0 once it read 0 until the next device_state
+   * write; data only as the whole buffer in one access; any access to
+   * `reserved` is EINVAL; its transition matrix (no 0→2, 0→4, 3→3); a
+   * same-state write restarts the iteration. Served, the server behaves as
+   * that library's too (see vfio-user/reference.ts).
+   */
+  "libvfio-user": {
+    ack: "data_offset",
+    stickyZeroPending: true,
+    wholeBufferOnly: true,
+    reservedEinval: true,
+    matrix: "libvfio-user",
+    sameStateResets: true,
+  },
   /** mlx5 v1: a buffer is acknowledged only once data_size was read too. */
   mlx5: { ack: "data_size" },
   /** Once pending_bytes reads 0 in pre-copy it stays 0 until the next device_state write. */
@@ -34,11 +50,80 @@ export const SIM_VARIANTS = {
   "slow-prepare": { dataOffsetDelayMs: SLOW_PREPARE_MS },
 } as const satisfies Record<string, SimDeviceOptions>;
 
+/**
+ * v2 vendor variants (notes §1, §3.7), combinable like the v1 ones. Over
+ * vfio-user every one of them migrates when the client declares what the
+ * protocol cannot tell (fixed-access, restarts, write-einval: see the
+ * vfio-user spec options).
+ */
+export const SIM_V2_VARIANTS = {
+  /** The kernel's rule: one stream across PRE_COPY → STOP_COPY, reads and writes of any size. */
+  spec: {},
+  /** MIGRATION flags without PRE_COPY: the save goes RUNNING → STOP_COPY at once. */
+  "no-precopy": { precopy: false },
+  /** MIGRATION flags with P2P (the FSM walks through RUNNING_P2P and PRE_COPY_P2P). */
+  p2p: { p2p: true },
+  /** The stream starts over at STOP_COPY (libvfio-user's sample server): only the stop-copy bytes restore. */
+  restarts: { restarts: true },
+  /** Every data read and write must be exactly 64 bytes (libvfio-user's gpio sample). */
+  "fixed-access": { fixedAccess: 64 },
+  /** Writes are applied, then answered EINVAL (the gpio sample). */
+  "write-einval": { writeEinval: true },
+  /** libvfio-user's gpio sample: both of the above. */
+  gpio: { fixedAccess: 64, writeEinval: true },
+  /** Reads return fewer bytes than asked. */
+  "short-reads": { shortReads: true },
+  /** PRE_COPY "nothing now" is ENOMSG instead of a 0-byte read. */
+  enomsg: { enomsg: true },
+} as const satisfies Record<string, MigrationSimOptions>;
+
+export type SimV2Variant = keyof typeof SIM_V2_VARIANTS;
+export const SIM_V2_VARIANT_NAMES = Object.keys(SIM_V2_VARIANTS) as SimV2Variant[];
+
 export type SimVariant = keyof typeof SIM_VARIANTS;
+
+/** Variants whose server behaves as the reference server too (see vfio-user/reference.ts). */
+const REFERENCE_SERVER_VARIANTS: ReadonlySet<string> = new Set(["libvfio-user"]);
+
+/** The vfio-user server variant for a variant list (`a+b` or `a,b`): "libvfio-user" when it names that variant. */
+export function serverVariantOf(text: string | undefined): "default" | "libvfio-user" {
+  const names = (text ?? "").split(/[+,]/).map((s) => s.trim());
+  return names.some((n) => REFERENCE_SERVER_VARIANTS.has(n)) ? "libvfio-user" : "default";
+}
 export const SIM_VARIANT_NAMES = Object.keys(SIM_VARIANTS) as SimVariant[];
 
 /** Keys a `sim:` spec (and the serve flags) may set. */
-export const SIM_KEYS = ["state", "seed", "txn", "dirty", "variant", "empty", "data-size"] as const;
+export const SIM_KEYS = ["state", "seed", "txn", "dirty", "variant", "empty", "data-size", "protocol"] as const;
+
+/** `protocol=v1` (default) or `protocol=v2`. */
+export function simProtocol(kv: Record<string, string>): 1 | 2 {
+  const p = kv.protocol ?? "v1";
+  if (p !== "v1" && p !== "v2") throw usage(`protocol '${p}' is neither v1 nor v2`);
+  return p === "v2" ? 2 : 1;
+}
+
+/**
+ * A v2 simulated device's options from the same keys (state, seed, empty,
+ * variant from SIM_V2_VARIANTS, dirty = pages changed per MiB read in
+ * PRE_COPY); txn and data-size belong to v1.
+ */
+export function simMigrationOptions(kv: Record<string, string>): MigrationSimOptions {
+  for (const k of Object.keys(kv)) {
+    if (!(SIM_KEYS as readonly string[]).includes(k)) throw usage(`unknown option '${k}' (known: ${SIM_KEYS.join(", ")})`);
+    if (k === "txn" || k === "data-size") throw usage(`'${k}' applies to v1 devices only (a v2 device streams its state)`);
+  }
+  simProtocol(kv);
+  const out: MigrationSimOptions = {};
+  for (const name of (kv.variant ?? "").split(/[+,]/).map((s) => s.trim()).filter(Boolean)) {
+    if (!(name in SIM_V2_VARIANTS)) throw usage(`unknown v2 variant '${name}' (known: ${SIM_V2_VARIANT_NAMES.join(", ")})`);
+    Object.assign(out, SIM_V2_VARIANTS[name as SimV2Variant]);
+  }
+  if (kv.state !== undefined) out.stateSize = parseSize(kv.state, "state size");
+  if (kv.seed !== undefined) out.seed = integer(kv.seed, "seed", MAX_SEED);
+  if (kv.dirty !== undefined) out.dirtyPerMiB = integer(kv.dirty, "dirty rate (pages per MiB read in pre-copy)", 2 ** 31);
+  if (kv.empty !== undefined) out.empty = flag(kv.empty, "empty");
+  return out;
+}
 
 /** Largest seed (u32). */
 const MAX_SEED = 0xffff_ffff;
@@ -87,6 +172,7 @@ function flag(text: string, what: string): boolean {
 export function simDeviceOptions(kv: Record<string, string>): SimDeviceOptions {
   const out: SimDeviceOptions = {};
   for (const k of Object.keys(kv)) if (!(SIM_KEYS as readonly string[]).includes(k)) throw usage(`unknown option '${k}' (known: ${SIM_KEYS.join(", ")})`);
+  if (simProtocol(kv) !== 1) throw usage("protocol=v2 options are read by simMigrationOptions");
   if (kv.variant !== undefined) Object.assign(out, variantOptions(kv.variant));
   if (kv.state !== undefined) out.stateSize = parseSize(kv.state, "state size");
   if (kv.seed !== undefined) out.seed = integer(kv.seed, "seed", MAX_SEED);

@@ -10,7 +10,12 @@
 // the state its client left, as real hardware does.
 import { SimDevice, type Fault, type SimDeviceOptions } from "../../device/index.js";
 import { OFF_DEVICE_STATE, STATE_MASK, STATE_RUNNING, STATE_SAVING, STATE_STOP } from "../../protocol/constants.js";
+import { MigrationSimDevice, type MigrationFault, type MigrationSimOptions } from "../../device/migration-sim.js";
+import { VendorErrno } from "../../device/vendor.js";
+import { ERRNO } from "../../protocol/region-io.js";
+import { V2_DIGEST_REGION_INDEX } from "../vfio-user/constants.js";
 import { VfioUserServer, type VfioUserServerOptions } from "../vfio-user/server.js";
+import { V2Handler, type V2HandlerOptions } from "../vfio-user/server-v2.js";
 
 /**
  * What a served sim device does when its client goes away: "recover" (the
@@ -55,6 +60,37 @@ export async function recoverSim(dev: SimDevice): Promise<void> {
   const v = new Uint8Array(4);
   new DataView(v.buffer).setUint32(0, (dev.state & ~STATE_MASK) >>> 0, true);
   await dev.write(OFF_DEVICE_STATE, v).catch(() => undefined); // RUNNING → STOP; a refusal leaves the reset state
+}
+
+export interface SimServeV2Options extends Omit<VfioUserServerOptions, "onDisconnect" | "extension" | "regionIndex" | "digestRegionIndex">, V2HandlerOptions {
+  device?: MigrationSimOptions;
+  faults?: MigrationFault[];
+}
+
+/**
+ * Creates a simulated v2 device and serves it on `path` as libvfio-user
+ * (HEAD) serves a v2 device: no migration region, the digest region at
+ * V2_DIGEST_REGION_INDEX, and the state kept when a client leaves (a new
+ * client finds it where the last one left it and reads it first, case 28).
+ */
+export async function serveSimV2(path: string, opts: SimServeV2Options = {}): Promise<{ server: VfioUserServer; device: MigrationSimDevice; handler: V2Handler }> {
+  const { device: deviceOptions, faults, resetKeepsState, ...serverOptions } = opts;
+  const device = new MigrationSimDevice(deviceOptions);
+  for (const f of faults ?? []) device.inject(f);
+  const handler = new V2Handler(device, { resetKeepsState });
+  const refuse = async (): Promise<never> => {
+    throw new VendorErrno(ERRNO.EINVAL, "a v2 device has no migration region");
+  };
+  // The served "vendor" of the base server: no region of its own, only the reset and the digest.
+  const vendor = { size: 0, read: refuse, write: refuse, reset: () => handler.reset(), digest: () => device.digest() };
+  const server = await VfioUserServer.listen(path, vendor, {
+    ...serverOptions,
+    regionIndex: V2_DIGEST_REGION_INDEX,
+    digestRegionIndex: V2_DIGEST_REGION_INDEX,
+    extension: handler,
+    onDisconnect: "keep",
+  });
+  return { server, device, handler };
 }
 
 /** Creates the device and serves it on `path`. */

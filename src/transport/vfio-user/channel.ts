@@ -2,7 +2,8 @@
 // provides): one socket write per message, reassembly by msg_size, and a close
 // or error reported once. Used by both the client and the server.
 import { MigstreamError } from "../../errors.js";
-import { type BodyAlloc, Framer, type MessageHandler } from "./framer.js";
+import type { Header } from "./codec.js";
+import { type BodyAlloc, Framer, type MessageHandler, MsgSizeError } from "./framer.js";
 
 /** The part of a node:net Socket we use. */
 export interface NetSocket {
@@ -41,6 +42,8 @@ export interface NetServer {
 }
 
 export class Channel {
+  /** Called with the header of a message whose msg_size is refused, just before the channel fails (a server answers it). */
+  onRefused: ((h: Header) => void) | undefined;
   private readonly framer: Framer;
   private ended = false;
   private lastError: Error | undefined;
@@ -82,6 +85,7 @@ export class Channel {
     try {
       this.framer.push(chunk);
     } catch (e) {
+      if (e instanceof MsgSizeError) this.onRefused?.(e.header);
       this.fail(e instanceof MigstreamError ? e : new MigstreamError("PROTOCOL", `vfio-user: ${String(e)}`, { cause: e }));
     }
   }

@@ -5,33 +5,12 @@
 // whole-buffer accesses), larger ones are split at that limit.
 import { MigstreamError } from "../../errors.js";
 import type { RegionIO } from "../../protocol/region-io.js";
-import { type DeviceInfo, decodeSparseCap, decodeTypeCap, type RegionInfo } from "./codec.js";
-import {
-  CAP_SPARSE_MMAP,
-  CAP_TYPE,
-  DIGEST_REGION_SIZE,
-  DIGEST_REGION_SUBTYPE,
-  DIGEST_REGION_TYPE,
-  MAX_REGIONS,
-  REGION_FLAG_READ,
-  REGION_FLAG_WRITE,
-  REGION_SUBTYPE_MIGRATION,
-  REGION_TYPE_MIGRATION,
-} from "./constants.js";
+import { describeRegion, type DiscoveredRegion, migrationRegionOf } from "../region-info.js";
+import type { DeviceInfo } from "./codec.js";
+import { DIGEST_REGION_SIZE, DIGEST_REGION_SUBTYPE, DIGEST_REGION_TYPE, MAX_REGIONS } from "./constants.js";
 import { type SessionOptions, VfioUserSession } from "./session.js";
 
-/** A region as discovery saw it. */
-export interface DiscoveredRegion {
-  index: number;
-  size: number;
-  flags: number;
-  /** mmap offset the server reported (unused: we never mmap). */
-  offset: bigint;
-  /** Type capability, when present. */
-  type?: { type: number; subtype: number };
-  /** Sparse mmap areas, when a SPARSE_MMAP capability is present. */
-  sparseAreas: Array<{ offset: number; size: number }>;
-}
+export { describeRegion, type DiscoveredRegion };
 
 /** What connectVfioUser learned, for diagnostics. */
 export interface VfioUserInfo {
@@ -48,16 +27,6 @@ export interface VfioUserInfo {
 }
 
 export interface ConnectOptions extends SessionOptions {}
-
-/** Region info → the facts we keep. Bad capability bodies are PROTOCOL errors. */
-export function describeRegion(info: RegionInfo, index: number): DiscoveredRegion {
-  const r: DiscoveredRegion = { index, size: info.size, flags: info.flags, offset: info.offset, sparseAreas: [] };
-  for (const c of info.caps) {
-    if (c.id === CAP_TYPE && r.type === undefined) r.type = decodeTypeCap(c);
-    else if (c.id === CAP_SPARSE_MMAP) r.sparseAreas = decodeSparseCap(c);
-  }
-  return r;
-}
 
 /** Queries every region of the device (bounded by MAX_REGIONS). */
 export async function discoverRegions(s: VfioUserSession, device: DeviceInfo): Promise<DiscoveredRegion[]> {
@@ -156,17 +125,24 @@ function step(what: string, offset: number, count: number): string {
 export async function connectVfioUser(path: string, opts: ConnectOptions = {}): Promise<VfioUserRegion> {
   const s = await VfioUserSession.connect(path, opts);
   try {
+    return await regionOn(s, path);
+  } catch (e) {
+    s.close();
+    throw e;
+  }
+}
+
+/** The v1 migration region of the device on an open session (discovery as in connectVfioUser). */
+export async function regionOn(s: VfioUserSession, path: string): Promise<VfioUserRegion> {
+  {
     const device = await s.deviceInfo();
     const regions = await discoverRegions(s, device);
     const typed = regions.filter((r) => r.type !== undefined);
-    const region = typed.find((r) => r.type!.type === REGION_TYPE_MIGRATION && r.type!.subtype === REGION_SUBTYPE_MIGRATION);
-    const where = { step: "discovery" };
-    if (!region) {
-      throw new MigstreamError("PROTOCOL", `vfio-user: no migration region (type ${REGION_TYPE_MIGRATION}/${REGION_SUBTYPE_MIGRATION}) among ${device.numRegions} regions`, where);
-    }
-    if (region.size === 0) throw new MigstreamError("PROTOCOL", `vfio-user: migration region ${region.index} has size 0 (migration not supported)`, where);
-    if ((region.flags & (REGION_FLAG_READ | REGION_FLAG_WRITE)) !== (REGION_FLAG_READ | REGION_FLAG_WRITE)) {
-      throw new MigstreamError("PROTOCOL", `vfio-user: migration region ${region.index} is not readable and writable (flags 0x${region.flags.toString(16)})`, where);
+    let region: DiscoveredRegion;
+    try {
+      region = migrationRegionOf(regions);
+    } catch (e) {
+      throw e instanceof MigstreamError ? new MigstreamError(e.code, `vfio-user: ${e.message}`, { step: e.step, field: e.field }) : e;
     }
     const info: VfioUserInfo = {
       path,
@@ -178,8 +154,5 @@ export async function connectVfioUser(path: string, opts: ConnectOptions = {}): 
       typedRegions: typed,
     };
     return new VfioUserRegion(s, info);
-  } catch (e) {
-    s.close();
-    throw e;
   }
 }

@@ -76,9 +76,10 @@ export function isReply(flags: number): boolean {
 
 // ---- VERSION ----------------------------------------------------------------
 
-/** VERSION payload: major u16, minor u16, JSON text with its terminating NUL. */
-export function encodeVersion(major: number, minor: number, caps?: object): Uint8Array {
-  const json = caps === undefined ? new Uint8Array(0) : new TextEncoder().encode(`${JSON.stringify(caps)}\0`);
+/** VERSION payload: major u16, minor u16, JSON text (`caps` as an object, or as text) with its terminating NUL. */
+export function encodeVersion(major: number, minor: number, caps?: object | string): Uint8Array {
+  const text = typeof caps === "string" ? caps : JSON.stringify(caps);
+  const json = caps === undefined ? new Uint8Array(0) : new TextEncoder().encode(`${text}\0`);
   if (json.length > MAX_VERSION_JSON) throw new MigstreamError("LIMIT", "vfio-user: VERSION JSON too long");
   const b = new Uint8Array(4 + json.length);
   const dv = view(b);
@@ -176,16 +177,25 @@ export interface RegionInfo {
   /** mmap offset of the region in the server's fd (informational: we never mmap). */
   offset: bigint;
   caps: RegionCap[];
-  /** The reply lacked the caps because our argsz was too small. */
+  /**
+   * The reply's argsz is larger than the argsz we asked with (or than the
+   * reply): its caps are not all there, whatever its flags say, and the
+   * request must be repeated with `argsz`. Its caps are then not read.
+   */
   truncated: boolean;
 }
 
 /**
- * Parses a region-info reply and walks its capability chain. The walk is
- * bounded: every cap must lie inside both the reply and its argsz, start after
- * the 32-byte structure, never be visited twice, and there are at most MAX_CAPS.
+ * Parses a region-info reply to a request made with `askedArgsz` (default:
+ * the reply's length) and, when it is complete and has VFIO_REGION_INFO_FLAG_CAPS,
+ * walks its capability chain. Both conventions are met: the kernel sets CAPS
+ * even when the caps did not fit (cap_offset 0), the vfio-user reference
+ * server only when they did; either way a reply argsz above the asked one
+ * means "ask again" (see `truncated`). The walk is bounded: every cap must lie
+ * inside both the reply and its argsz, start after the 32-byte structure,
+ * never be visited twice, and there are at most MAX_CAPS.
  */
-export function decodeRegionInfo(p: Uint8Array): RegionInfo {
+export function decodeRegionInfo(p: Uint8Array, askedArgsz = p.length): RegionInfo {
   if (p.length < REGION_INFO_SIZE) throw bad(`region info reply of ${p.length} bytes`, "region_info");
   const dv = view(p);
   const info: RegionInfo = {
@@ -199,11 +209,11 @@ export function decodeRegionInfo(p: Uint8Array): RegionInfo {
     truncated: false,
   };
   if (info.argsz > MAX_REGION_INFO_SIZE) throw bad(`region info argsz ${info.argsz} exceeds ${MAX_REGION_INFO_SIZE}`, "argsz");
-  if (!(info.flags & REGION_FLAG_CAPS)) return info;
-  if (info.argsz > p.length) {
+  if (info.argsz > askedArgsz) {
     info.truncated = true;
     return info;
   }
+  if (!(info.flags & REGION_FLAG_CAPS)) return info;
   const end = Math.min(info.argsz, p.length);
   const seen = new Set<number>();
   for (let at = info.capOffset; at !== 0; ) {
@@ -220,7 +230,13 @@ export function decodeRegionInfo(p: Uint8Array): RegionInfo {
   return info;
 }
 
-/** Region info reply for a request with `argsz`: the caps only when they fit. */
+/**
+ * A region-info reply to a request with `requestArgsz`, as the vfio-user
+ * reference server builds it: `argsz` is the size the whole reply needs; the
+ * caps and VFIO_REGION_INFO_FLAG_CAPS (cap_offset 32) only when that fits the
+ * request; the reply is min(needed, requestArgsz) bytes long (zeros after the
+ * structure when the caps did not fit).
+ */
 export function encodeRegionInfoReply(
   r: { flags: number; index: number; size: number; offset?: bigint },
   caps: Uint8Array[],
@@ -229,10 +245,10 @@ export function encodeRegionInfoReply(
   const capBytes = caps.reduce((n, c) => n + c.length, 0);
   const full = REGION_INFO_SIZE + capBytes;
   const fits = caps.length > 0 && requestArgsz >= full;
-  const b = new Uint8Array(fits ? full : REGION_INFO_SIZE);
+  const b = new Uint8Array(Math.max(REGION_INFO_SIZE, Math.min(full, requestArgsz)));
   const dv = view(b);
   dv.setUint32(0, full, true);
-  dv.setUint32(4, r.flags | (caps.length > 0 ? REGION_FLAG_CAPS : 0), true);
+  dv.setUint32(4, r.flags | (fits ? REGION_FLAG_CAPS : 0), true);
   dv.setUint32(8, r.index, true);
   dv.setUint32(12, fits ? REGION_INFO_SIZE : 0, true);
   dv.setBigUint64(16, BigInt(r.size), true);

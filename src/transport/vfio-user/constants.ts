@@ -24,7 +24,18 @@ export const CMD = {
   DMA_WRITE: 12,
   DEVICE_RESET: 13,
   DIRTY_PAGES: 14,
+  /** vfio-user v2 migration (libvfio-user ≥ 190f85bf): VFIO_DEVICE_FEATURE over the socket. */
+  DEVICE_FEATURE: 16,
+  MIG_DATA_READ: 17,
+  MIG_DATA_WRITE: 18,
 } as const;
+
+/** struct vfio_user_mig_data header: argsz u32, size u32 (data follows). */
+export const MIG_DATA_HEADER_SIZE = 8;
+/** Largest MIG_DATA_READ/WRITE `size` a libvfio-user server takes (its default max_data_xfer_size). */
+export const MAX_MIG_DATA = 1 << 20;
+/** Where our v2 servers put the state-digest region (there is no migration region to follow). */
+export const V2_DIGEST_REGION_INDEX = 9;
 
 /** Header flags: bits 0-3 are the message type. */
 export const FLAG_TYPE_MASK = 0xf;

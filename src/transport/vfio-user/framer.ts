@@ -25,6 +25,16 @@ export interface Split {
 /** Where a body of `n` bytes (of the message with header `h`) is gathered. */
 export type BodyAlloc = (n: number, h: Header) => Uint8Array | Split;
 
+/** A message whose msg_size the framer refuses; `header` lets a server answer it before it closes. */
+export class MsgSizeError extends MigstreamError {
+  constructor(
+    readonly header: Header,
+    message: string,
+  ) {
+    super("PROTOCOL", message, { field: "msg_size" });
+  }
+}
+
 export class Framer {
   private readonly head = new Uint8Array(HEADER_SIZE);
   private headFill = 0;
@@ -115,10 +125,8 @@ export class Framer {
   }
 
   private check(h: Header): Header {
-    if (h.size < HEADER_SIZE) throw new MigstreamError("PROTOCOL", `vfio-user: msg_size ${h.size} is smaller than the header`, { field: "msg_size" });
-    if (h.size > this.limit) {
-      throw new MigstreamError("PROTOCOL", `vfio-user: msg_size ${h.size} exceeds the limit of ${this.limit} bytes`, { field: "msg_size" });
-    }
+    if (h.size < HEADER_SIZE) throw new MsgSizeError(h, `vfio-user: msg_size ${h.size} is smaller than the header`);
+    if (h.size > this.limit) throw new MsgSizeError(h, `vfio-user: msg_size ${h.size} exceeds the limit of ${this.limit} bytes`);
     return h;
   }
 

@@ -1,6 +1,14 @@
 // vfio-user server serving any VendorRegion as the v1 migration region of a
 // PCI device. One client at a time; messages are handled strictly in order
-// (a vendor may block, e.g. in a data_offset read). Region layout:
+// (a vendor may block, e.g. in a data_offset read). As strict as the reference
+// server (reference notes vfio-user.md §5): a message that is not a command
+// gets EINVAL; msg_size 16 only for DEVICE_RESET, which has no payload;
+// msg_size at most a whole REGION_WRITE of max_data_xfer_size (larger: EINVAL,
+// then the connection closes); VERSION first, with NUL-terminated JSON;
+// region-info caps (and the CAPS flag) only when they fit the request's argsz;
+// DEVICE_RESET refused while the device is STOP or stop-and-copy. The
+// "libvfio-user" variant (reference.ts) adds what only the reference does.
+// Region layout:
 //   0-6, 8 and other unused indices: size 0, flags 0
 //   7 (PCI config): 256 bytes of plain memory
 //   regionIndex (default 9): the migration region, TYPE cap (3, 1) and, when
@@ -9,6 +17,7 @@
 //   digestRegionIndex (default regionIndex + 1), only when the vendor has
 //     digest(): 8 read-only bytes, the state digest (see DIGEST_REGION_TYPE).
 import { MigstreamError } from "../../errors.js";
+import { STATE_MASK, STATE_SAVING, STATE_STOP } from "../../protocol/constants.js";
 import { ERRNO } from "../../protocol/region-io.js";
 import { VendorErrno, type VendorRegion } from "../../device/vendor.js";
 import { builtin } from "../builtin.js";
@@ -21,12 +30,12 @@ import {
   encodeTypeCap,
   encodeVersion,
   type Header,
-  isReply,
   newMessage,
   readAccess,
   writeHeader,
 } from "./codec.js";
 import { BufferPool } from "./pool.js";
+import { REFERENCE_NUM_REGIONS, referenceVersionJson, refusedWhileStopped, type ServerVariant, serverMaxMessage } from "./reference.js";
 import { adopt, ReadSink, userBufferReads } from "./user-buffer.js";
 import {
   CMD,
@@ -44,7 +53,6 @@ import {
   HEADER_SIZE,
   MAX_DATA_XFER_LIMIT,
   MAX_REGIONS,
-  maxMessage,
   MIGRATION_PGSIZE,
   PCI_CONFIG_REGION_INDEX,
   PCI_CONFIG_SIZE,
@@ -96,10 +104,36 @@ export type ServedVendor = VendorRegion & {
   digest?: () => bigint | Promise<bigint>;
   /** Reads `count` bytes at `offset` into `into`; returns how many it read. */
   readInto?: (offset: number, count: number, into: Uint8Array) => Promise<number>;
+  /** The v1 device_state (a SimDevice's), when known: DEVICE_RESET is refused while it is STOP or stop-and-copy. */
+  readonly state?: number;
 };
 
 /** A handler's reply: payload parts to concatenate, or a whole pooled message with the payload in place. */
-type Reply = Uint8Array[] | { message: Uint8Array };
+export type Reply = Uint8Array[] | { message: Uint8Array };
+
+/**
+ * Commands beyond the base set, served by a protocol extension (the v2
+ * migration handler, server-v2.ts). Its contract: `gate` runs before every
+ * command but VERSION and may refuse it (throw a Rejection); `handle` answers
+ * the commands it knows (undefined: not one of its) and may refuse with a
+ * Rejection, whose `body` then rides on the error reply; `reset` replaces the
+ * vendor reset on DEVICE_RESET.
+ */
+/** What an extension may use of the client connection: its VERSION limit and pooled reply buffers. */
+export interface ExtensionClient {
+  readonly maxDataXfer: number;
+  /** A pooled buffer for a whole reply message (header space first), for a `{ message }` reply. */
+  takeBuffer(n: number): Uint8Array;
+  giveBuffer(b: Uint8Array): void;
+}
+
+export interface ServerExtension {
+  /** Serve no v1 migration region (a v2 device); the digest region is still served. */
+  readonly noMigrationRegion?: boolean;
+  gate?(cmd: number): void;
+  handle?(cmd: number, payload: Uint8Array, client: ExtensionClient): Promise<Reply> | undefined;
+  reset?(): Promise<void>;
+}
 
 /**
  * What the server does to the device when a client that sent VERSION goes
@@ -110,6 +144,10 @@ type Reply = Uint8Array[] | { message: Uint8Array };
 export type DisconnectPolicy = "reset" | "keep" | ((vendor: ServedVendor) => Promise<void>);
 
 export interface VfioUserServerOptions {
+  /** "default", or "libvfio-user": behave as the reference server wherever the two differ (see reference.ts). */
+  variant?: ServerVariant;
+  /** Sees every message just before it is handled, in order (header and payload, valid only during the call). */
+  onMessage?: (h: Header, payload: Uint8Array) => void;
   /** Migration region index (≥ 9, default 9). */
   regionIndex?: number;
   /** Digest region index (default regionIndex + 1); only used when the vendor has digest(). */
@@ -128,6 +166,8 @@ export interface VfioUserServerOptions {
   idleTimeoutMs?: number;
   /** Where connection events and vendor failures are logged (default: nowhere). */
   log?: (line: string) => void;
+  /** Commands beyond the base set (e.g. vfio-user v2 migration). */
+  extension?: ServerExtension;
 }
 
 /** One region as served. */
@@ -147,11 +187,13 @@ function errnoOf(e: unknown): number {
   return ERRNO.EIO;
 }
 
-class Rejection extends Error {
+/** A refused command: an error reply with `errno` (and `body`, as some servers send), optionally dropping the client. */
+export class Rejection extends Error {
   constructor(
     readonly errno: number,
     message: string,
     readonly drop = false,
+    readonly body?: Uint8Array,
   ) {
     super(message);
   }
@@ -164,12 +206,18 @@ export class VfioUserServer {
   readonly maxDataXfer: number;
   /** See VfioUserServerOptions.idleTimeoutMs. */
   readonly idleTimeoutMs: number;
+  readonly variant: ServerVariant;
+  /** Settles once the server closed (close(), or a "libvfio-user" server's one client left). */
+  readonly closed: Promise<void>;
+  private markClosed!: () => void;
   private readonly regions: Served[];
   private readonly log: (line: string) => void;
   private server: NetServer | undefined;
   private active: Connection | undefined;
   /** Connections waiting for the active client to leave, oldest first. */
-  private readonly waiting: Array<{ sock: NetSocket; timer: ReturnType<typeof setTimeout> }> = [];
+  private readonly waiting: Array<{ sock: NetSocket; timer: ReturnType<typeof setTimeout> | undefined }> = [];
+  /** A "libvfio-user" server took its one client. */
+  private served = false;
   /** Settles when the last client's commands and the disconnect policy are done. */
   private idle: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
@@ -184,13 +232,15 @@ export class VfioUserServer {
     readonly opts: VfioUserServerOptions,
   ) {
     this.log = opts.log ?? (() => {});
+    this.variant = opts.variant ?? "default";
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
     this.regionIndex = opts.regionIndex ?? DEFAULT_MIGRATION_REGION_INDEX;
     if (!Number.isInteger(this.regionIndex) || this.regionIndex < PCI_NUM_FIXED_REGIONS || this.regionIndex >= MAX_REGIONS) {
       throw new MigstreamError("USAGE", `migration region index ${this.regionIndex} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1}`);
     }
-    if (typeof vendor.digest === "function") {
+    if (typeof vendor.digest === "function" && this.variant === "default") {
       const d = opts.digestRegionIndex ?? this.regionIndex + 1;
-      if (!Number.isInteger(d) || d < PCI_NUM_FIXED_REGIONS || d >= MAX_REGIONS || d === this.regionIndex) {
+      if (!Number.isInteger(d) || d < PCI_NUM_FIXED_REGIONS || d >= MAX_REGIONS || (d === this.regionIndex && !opts.extension?.noMigrationRegion)) {
         throw new MigstreamError("USAGE", `digest region index ${d} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1} and differ from the migration region`);
       }
       this.digestRegionIndex = d;
@@ -201,7 +251,7 @@ export class VfioUserServer {
     }
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     if (!Number.isInteger(this.idleTimeoutMs) || this.idleTimeoutMs < 0) throw new MigstreamError("USAGE", `idle timeout ${this.idleTimeoutMs} must be a whole number of ms (0: none)`);
-    this.numRegions = Math.max(PCI_NUM_FIXED_REGIONS + 1, this.regionIndex + 1, (this.digestRegionIndex ?? 0) + 1);
+    this.numRegions = Math.max(REFERENCE_NUM_REGIONS, this.regionIndex + 1, (this.digestRegionIndex ?? 0) + 1);
     this.regions = this.layout();
   }
 
@@ -249,6 +299,7 @@ export class VfioUserServer {
         // already gone
       }
       this.log("vfio-user server: closed");
+      this.markClosed();
     })();
     return this.closing;
   }
@@ -264,8 +315,12 @@ export class VfioUserServer {
       write: async (o, d) => config.set(d, o),
     };
     const v = this.vendor;
+    if (this.opts.extension?.noMigrationRegion) {
+      this.layoutDigest(regions);
+      return regions;
+    }
     const typeCap = encodeTypeCap(REGION_TYPE_MIGRATION, REGION_SUBTYPE_MIGRATION);
-    const areas = this.opts.sparseMmap === false ? [] : (v.sparseAreas ?? []);
+    const areas = this.opts.sparseMmap === false || this.variant === "libvfio-user" ? [] : (v.sparseAreas ?? []);
     const caps = areas.length === 0 ? [typeCap] : this.opts.sparseFirst ? [encodeSparseCap(areas), typeCap] : [typeCap, encodeSparseCap(areas)];
     regions[this.regionIndex] = {
       size: v.size,
@@ -275,6 +330,13 @@ export class VfioUserServer {
       ...(typeof v.readInto === "function" ? { readInto: (o: number, n: number, into: Uint8Array) => v.readInto!(o, n, into) } : {}),
       write: (o, d) => v.write(o, d),
     };
+    this.layoutDigest(regions);
+    return regions;
+  }
+
+  /** The digest region, when the vendor has digest(). */
+  private layoutDigest(regions: Served[]): void {
+    const v = this.vendor;
     if (this.digestRegionIndex !== undefined) {
       regions[this.digestRegionIndex] = {
         size: DIGEST_REGION_SIZE,
@@ -287,12 +349,11 @@ export class VfioUserServer {
         },
       };
     }
-    return regions;
   }
 
   private accept(sock: NetSocket): void {
     if (!this.server) return sock.destroy();
-    if (this.active) return this.wait(sock);
+    if (this.active || this.served) return this.wait(sock);
     this.serve(sock);
   }
 
@@ -303,6 +364,8 @@ export class VfioUserServer {
       sock.destroy();
     };
     if (this.waiting.length >= MAX_WAITING_CLIENTS) return refuse();
+    // The reference server never reads a second connection: it waits, unread, until the server closes.
+    const waitMs = this.variant === "libvfio-user" ? undefined : (this.opts.clientWaitMs ?? DEFAULT_CLIENT_WAIT_MS);
     // When the wait runs out while the active client is about to be dropped by its idle deadline, wait for that too.
     const expire = () => {
       const until = this.active?.deadlineAt ?? 0;
@@ -314,7 +377,7 @@ export class VfioUserServer {
       this.unwait(sock);
       refuse();
     };
-    const w = { sock, timer: setTimeout(expire, this.opts.clientWaitMs ?? DEFAULT_CLIENT_WAIT_MS) };
+    const w: { sock: NetSocket; timer: ReturnType<typeof setTimeout> | undefined } = { sock, timer: waitMs === undefined ? undefined : setTimeout(expire, waitMs) };
     sock.on("error", () => {}); // reported by the Channel once served; ignored while waiting
     sock.on("close", () => this.unwait(sock));
     this.waiting.push(w);
@@ -329,6 +392,7 @@ export class VfioUserServer {
 
   private serve(accepted: NetSocket): void {
     this.log("vfio-user server: client connected");
+    this.served = this.variant === "libvfio-user";
     let sock = accepted;
     let sink: ReadSink | undefined;
     if (this.userBuffers) {
@@ -349,6 +413,11 @@ export class VfioUserServer {
         // A connection that never sent VERSION (e.g. a liveness probe) changes nothing.
         const policy = this.server && conn.versioned ? (this.opts.onDisconnect ?? "reset") : "keep";
         this.idle = conn.drained.then(() => this.afterDisconnect(policy));
+        if (this.served) {
+          // The reference server ends with its one client.
+          void this.idle.then(() => this.close());
+          return;
+        }
         const next = this.waiting.shift();
         if (next) {
           clearTimeout(next.timer);
@@ -376,6 +445,16 @@ export class VfioUserServer {
   async handle(h: Header, p: Uint8Array, c: Connection): Promise<Reply> {
     if (!c.versioned && h.cmd !== CMD.VERSION) throw new Rejection(ERRNO.EINVAL, "the first message must be VERSION", true);
     if (h.size === HEADER_SIZE && h.cmd !== CMD.DEVICE_RESET) throw new Rejection(ERRNO.EINVAL, `${h.cmd}: no payload`);
+    if (h.cmd === CMD.DEVICE_RESET && h.size !== HEADER_SIZE) throw new Rejection(ERRNO.EINVAL, `DEVICE_RESET with a ${h.size - HEADER_SIZE}-byte payload (it has none)`);
+    if (this.stopped() && refusedWhileStopped(this.variant, h.cmd)) {
+      throw new Rejection(ERRNO.EINVAL, `command ${h.cmd} refused while the device is STOP or stop-and-copy`);
+    }
+    const ext = this.opts.extension;
+    if (ext && h.cmd !== CMD.VERSION) {
+      ext.gate?.(h.cmd);
+      const r = ext.handle?.(h.cmd, p, c);
+      if (r !== undefined) return r;
+    }
     switch (h.cmd) {
       case CMD.VERSION:
         return [this.version(p, c)];
@@ -397,15 +476,22 @@ export class VfioUserServer {
       case CMD.REGION_WRITE:
         return this.access(h.cmd, p, c);
       case CMD.DEVICE_RESET:
-        await this.vendor.reset();
+        await (ext?.reset ? ext.reset() : this.vendor.reset());
         return [];
       default:
         throw new Rejection(ERRNO.ENOTSUP, `command ${h.cmd} not supported`);
     }
   }
 
+  /** The vendor reports its v1 device_state, and it is STOP or stop-and-copy. */
+  private stopped(): boolean {
+    const low = this.vendor.state === undefined ? undefined : this.vendor.state & STATE_MASK;
+    return low === STATE_STOP || low === STATE_SAVING;
+  }
+
   private version(p: Uint8Array, c: Connection): Uint8Array {
     if (c.versioned) throw new Rejection(ERRNO.EINVAL, "VERSION sent twice");
+    if (p.length > 4 && p[p.length - 1] !== 0) throw new Rejection(ERRNO.EINVAL, "VERSION JSON does not end with NUL", true);
     let v;
     try {
       v = decodeVersion(p);
@@ -420,9 +506,13 @@ export class VfioUserServer {
     if (fds !== undefined && (typeof fds !== "number" || fds < 0 || fds > MAX_CLIENT_MSG_FDS)) throw new Rejection(ERRNO.EINVAL, "bad max_msg_fds", true);
     if (twin !== undefined && typeof twin !== "boolean") throw new Rejection(ERRNO.EINVAL, "bad twin_socket.supported", true);
     c.versioned = true;
+    const x = v.caps.max_data_xfer_size;
+    c.maxDataXfer = typeof x === "number" && Number.isInteger(x) && x > 0 ? x : DEFAULT_MAX_DATA_XFER;
+    const minor = Math.min(v.minor, PROTOCOL_MINOR);
+    if (this.variant === "libvfio-user") return encodeVersion(PROTOCOL_MAJOR, minor, referenceVersionJson(this.maxDataXfer));
     // We receive no fds (max_msg_fds 0) and never offer twin_socket.
     const caps = { capabilities: { max_msg_fds: 0, max_data_xfer_size: this.maxDataXfer, migration: { pgsize: MIGRATION_PGSIZE } } };
-    return encodeVersion(PROTOCOL_MAJOR, Math.min(v.minor, PROTOCOL_MINOR), caps);
+    return encodeVersion(PROTOCOL_MAJOR, minor, caps);
   }
 
   private async access(cmd: number, p: Uint8Array, c: Connection): Promise<Reply> {
@@ -475,6 +565,8 @@ export class VfioUserServer {
 /** One client connection: messages handled one at a time, in order. */
 class Connection {
   versioned = false;
+  /** The client's max_data_xfer_size from its VERSION (the specification's default without one). */
+  maxDataXfer = DEFAULT_MAX_DATA_XFER;
   readonly channel: Channel;
   /** When the idle deadline fires (Date.now() ms), or 0 while none is armed. */
   deadlineAt = 0;
@@ -501,7 +593,9 @@ class Connection {
       this.disarm();
       onEnd(err);
     };
-    this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), maxMessage(server.maxDataXfer), ended, (n) => this.rx.take(n), transient);
+    this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), serverMaxMessage(server.maxDataXfer), ended, (n) => this.rx.take(n), transient);
+    // A msg_size out of bounds: EINVAL, then the channel closes (its byte stream cannot be followed).
+    this.channel.onRefused = (h) => this.error(h, ERRNO.EINVAL, (h.flags & FLAG_NO_REPLY) !== 0);
     // After the Channel's own "data" listener (listeners run in order): the framer has the bytes.
     sock.on("data", () => this.watch());
     this.watch();
@@ -548,7 +642,6 @@ class Connection {
   }
 
   private enqueue(h: Header, p: Uint8Array): void {
-    if (isReply(h.flags)) return void this.rx.give(p); // we send no commands, so there is nothing to match
     if (h.cmd === CMD.VERSION) this.greeted = true;
     if (this.greeted) this.disarm(); // a whole message: the next one's deadline starts at its first byte
     this.queued++;
@@ -567,6 +660,7 @@ class Connection {
   private async process(h: Header, p: Uint8Array): Promise<void> {
     try {
       if (this.channel.closed) return;
+      this.server.opts.onMessage?.(h, p);
       const noReply = (h.flags & FLAG_NO_REPLY) !== 0;
       if ((h.flags & FLAG_TYPE_MASK) !== TYPE_COMMAND) return this.error(h, ERRNO.EINVAL, noReply);
       try {
@@ -575,7 +669,7 @@ class Connection {
         else if (!Array.isArray(r)) this.tx.give(r.message);
       } catch (e) {
         this.server.logFailure(h, e);
-        this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply);
+        this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply, e instanceof Rejection ? e.body : undefined);
         if (e instanceof Rejection && e.drop) this.channel.close();
       }
     } finally {
@@ -615,8 +709,11 @@ class Connection {
     this.channel.send(msg, () => this.tx.give(msg));
   }
 
-  private error(h: Header, errno: number, noReply: boolean): void {
-    if (!noReply && !this.channel.closed) this.channel.send(newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, 0, errno));
+  private error(h: Header, errno: number, noReply: boolean, body?: Uint8Array): void {
+    if (noReply || this.channel.closed) return;
+    const m = newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, body?.length ?? 0, errno);
+    if (body) m.set(body, HEADER_SIZE);
+    this.channel.send(m);
   }
 }
 

@@ -6,11 +6,11 @@
 import { MigstreamError } from "../../errors.js";
 import { errnoName, ERRNO } from "../../protocol/region-io.js";
 import { builtin } from "../builtin.js";
+import { queryRegionInfo } from "../region-info.js";
 import { Channel, type NetModule } from "./channel.js";
 import {
   type DeviceInfo,
   decodeDeviceInfo,
-  decodeRegionInfo,
   decodeVersion,
   encodeDeviceInfo,
   encodeRegionInfoRequest,
@@ -35,13 +35,12 @@ import {
   FLAG_NO_REPLY,
   HEADER_SIZE,
   MAX_DATA_XFER_LIMIT,
-  MAX_REGION_INFO_SIZE,
   maxMessage,
+  MIG_DATA_HEADER_SIZE,
   MIGRATION_PGSIZE,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
   REGION_ACCESS_SIZE,
-  REGION_INFO_SIZE,
   TYPE_COMMAND,
   TYPE_REPLY,
 } from "./constants.js";
@@ -50,8 +49,6 @@ import {
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Requests that timed out whose late replies we still recognise (and drop). */
 export const MAX_ABANDONED = 256;
-/** Re-issues of DEVICE_GET_REGION_INFO with a grown argsz before giving up. */
-export const MAX_ARGSZ_RETRIES = 4;
 /** Smallest max_data_xfer_size we can work with (one 8-byte register access). */
 export const MIN_DATA_XFER = 8;
 /**
@@ -127,8 +124,11 @@ export class VfioUserSession {
    * buffer (its 16-byte access echo apart), anything else in `rx`.
    */
   private bodyFor(n: number, h: Header): Uint8Array | Split {
-    const into = h.cmd === CMD.REGION_READ && isReply(h.flags) && !(h.flags & FLAG_ERROR) ? this.pending.get(h.id)?.landing : undefined;
-    if (into !== undefined && into.length === n - REGION_ACCESS_SIZE) return { head: this.accessHead, tail: into };
+    const lands = (h.cmd === CMD.REGION_READ || h.cmd === CMD.MIG_DATA_READ) && isReply(h.flags) && !(h.flags & FLAG_ERROR);
+    const into = lands ? this.pending.get(h.id)?.landing : undefined;
+    // REGION_READ: a 16-byte access echo, then the data; MIG_DATA_READ (padded to the size asked): {argsz, size}, then the data.
+    const head = h.cmd === CMD.MIG_DATA_READ ? MIG_DATA_HEADER_SIZE : REGION_ACCESS_SIZE;
+    if (into !== undefined && into.length === n - head) return { head: this.accessHead.subarray(0, head), tail: into };
     if (this.rx.length < n) this.rx = new Uint8Array(n);
     return this.rx.subarray(0, n);
   }
@@ -265,24 +265,13 @@ export class VfioUserSession {
   }
 
   /**
-   * DEVICE_GET_REGION_INFO with argsz growth: asks with the bare structure
-   * first, then again with the argsz the server says it needs.
+   * DEVICE_GET_REGION_INFO with argsz growth: asked with the bare structure,
+   * then again whenever the reply's argsz is larger than the one sent,
+   * whatever its flags say (see transport/region-info.ts).
    */
-  async regionInfo(index: number): Promise<RegionInfo> {
-    let argsz = REGION_INFO_SIZE;
-    for (let attempt = 0; ; attempt++) {
-      const step = `region info ${index}`;
-      const info = decodeRegionInfo(await this.request(CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(index, argsz), step));
-      if (info.index !== index && info.index !== 0) {
-        // libvfio-user echoes the index; 0 is tolerated for servers that leave it unset.
-        throw new MigstreamError("PROTOCOL", `vfio-user: asked for region ${index}, got region ${info.index}`, { step, field: "index" });
-      }
-      if (!info.truncated) return info;
-      if (info.argsz <= argsz || info.argsz > MAX_REGION_INFO_SIZE || attempt >= MAX_ARGSZ_RETRIES) {
-        throw new MigstreamError("PROTOCOL", `vfio-user: region ${index} info needs argsz ${info.argsz} after we sent ${argsz}`, { step, field: "argsz" });
-      }
-      argsz = info.argsz;
-    }
+  regionInfo(index: number): Promise<RegionInfo> {
+    const step = `region info ${index}`;
+    return queryRegionInfo((i, argsz) => this.request(CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(i, argsz), step), index, step);
   }
 
   /** One REGION_READ of `count` ≤ maxDataXfer bytes; lands in `into` when given. */
