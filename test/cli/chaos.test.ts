@@ -7,9 +7,9 @@
 // directions, in the handshake and mid-stream) runs seeds CHAOS_FIRST..
 // (default 1), CHAOS_PARALLEL at a time (default 3); `npm run chaos` runs
 // 200. The outcome counts are printed at the end.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { type ChaosResult, chaosRun } from "./chaos.js";
-import { ensureCli, releaseCli, tempDir } from "./helpers.js";
+import { cliSuite } from "./helpers.js";
 
 const SEEDS = Number(process.env.CHAOS_SEEDS ?? 13);
 const FIRST = Number(process.env.CHAOS_FIRST ?? 1);
@@ -29,15 +29,9 @@ async function slot<T>(f: () => Promise<T>): Promise<T> {
   }
 }
 const results: ChaosResult[] = [];
-let tmp: ReturnType<typeof tempDir>;
+const suite = cliSuite();
 
-beforeAll(() => {
-  ensureCli();
-  tmp = tempDir();
-});
 afterAll(() => {
-  tmp?.cleanup();
-  releaseCli();
   if (results.length === 0) return;
   const counts = new Map<string, number>();
   for (const r of results) {
@@ -58,7 +52,7 @@ afterAll(() => {
 describe.concurrent("chaos: faults on the wire between save --to and restore --listen", () => {
   for (let seed = FIRST; seed < FIRST + SEEDS; seed++) {
     it(`seed ${seed}`, async () => {
-      const r = await slot(() => chaosRun(tmp.dir, seed));
+      const r = await slot(() => chaosRun(suite.dir(), seed));
       results.push(r);
       expect(r.violation, `seed ${seed}, ${r.protection}, fault ${JSON.stringify(r.fault)}`).toBeNull();
     }, 600_000);

@@ -7,6 +7,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const DIST = join(root, "dist");
@@ -195,6 +196,23 @@ export async function digest(s: Sim): Promise<Digest> {
 export function tempDir(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), "migstream-cli-"));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The hooks of a CLI suite: a private copy of the CLI and a temp dir for the
+ * suite's files, both gone after it. Returns the dir's path, once the suite runs.
+ */
+export function cliSuite(): { dir(): string } {
+  let tmp: ReturnType<typeof tempDir> | undefined;
+  beforeAll(() => {
+    ensureCli();
+    tmp = tempDir();
+  });
+  afterAll(() => {
+    tmp?.cleanup();
+    releaseCli();
+  });
+  return { dir: () => tmp!.dir };
 }
 
 /** The port a `restore --listen tcp://127.0.0.1:0` printed. */
