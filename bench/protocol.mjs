@@ -20,13 +20,10 @@
 //
 // Usage: node bench/protocol.mjs [MiB=1024] [txnKiB=1024] [reps=3]
 // The sources are bundled with esbuild on the fly (no build step needed).
-import { spawn } from "node:child_process";
-import { build } from "esbuild";
 import { rmSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { mkdirSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { join } from "node:path";
+import { bundle, bundleCli, startSim, stopSim } from "./bundle.mjs";
 import { median, printTable, summary } from "./lib.mjs";
 
 const MIB = Number(process.argv[2] ?? 1024);
@@ -36,25 +33,6 @@ const SIZE = MIB * 1024 * 1024;
 /** Data copies each path makes outside the stream code (see the header). */
 const SAVE_COPIES = 2;
 const RESUME_COPIES = 2;
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const cache = join(root, "node_modules", ".cache", "migstream-bench");
-
-/** Bundles `lines` (export statements over src/) into an importable module. */
-async function bundle(name, lines) {
-  mkdirSync(cache, { recursive: true });
-  const outfile = join(cache, `${name}.mjs`);
-  await build({
-    stdin: { contents: lines.join("\n"), resolveDir: root, loader: "ts" },
-    bundle: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    outfile,
-    logLevel: "silent",
-  });
-  return import(pathToFileURL(outfile).href);
-}
 
 const lib = await bundle("protocol", [
   'export { SimDevice } from "./src/device/index.ts";',
@@ -256,29 +234,6 @@ if (!stream) {
 }
 
 // ---- 3. v1 against v2, in process and between two processes -------------------
-
-/** The CLI bundled like the sources above, for the `sim serve` processes. */
-async function bundleCli() {
-  const outfile = join(cache, "cli.mjs");
-  await build({ entryPoints: [join(root, "src/cli/main.ts")], bundle: true, format: "esm", platform: "node", target: "node20", outfile, logLevel: "silent" });
-  return outfile;
-}
-
-function startSim(cli, socket, args) {
-  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...args], { stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    child.stdout.once("data", () => resolve(child));
-    child.once("exit", (code) => reject(new Error(`sim serve ${args.join(" ")} exited ${code}`)));
-  });
-}
-
-function stopSim(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    child.once("exit", resolve);
-    child.kill("SIGTERM");
-  });
-}
 
 /** Saved data in one reused arena: the same memory for every run and both generations. */
 const arena = new Uint8Array(SIZE + 64 * 1024 * 1024);

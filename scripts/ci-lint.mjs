@@ -19,6 +19,23 @@ const SCOPE = [
   "bench/run.mjs",
   "src/cli/html-report.ts",
   "src/cli/timeline.ts",
+  // devices that migrate together (issue 17)
+  "src/protocol/precopy-group.ts",
+  "src/protocol/group.ts",
+  "src/migrate/demux.ts",
+  "src/migrate/restore-devices.ts",
+  "src/migrate/save-devices.ts",
+  "src/cli/devices.ts",
+  "src/cli/demo-devices.ts",
+  "test/protocol/precopy-group.test.ts",
+  "test/protocol/group.test.ts",
+  "test/protocol/group-faults.test.ts",
+  "test/migrate/devices.test.ts",
+  "test/cli/devices.test.ts",
+  "test/cli/devices-network.test.ts",
+  "bench/multi.mjs",
+  "bench/bundle.mjs",
+  "examples/devices.mjs",
 ];
 
 const biome = createRequire(import.meta.url).resolve("@biomejs/biome/bin/biome");

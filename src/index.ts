@@ -28,3 +28,37 @@ export { HandedOverDataFd } from "./transport/fd/data-fd.js";
 export { MigrationSimDevice, type MigrationSimOptions, type MigrationFault } from "./device/migration-sim.js";
 export { type MigrationVendor, walk } from "./device/migration-vendor.js";
 export { InProcessMigration } from "./transport/in-process-v2.js";
+// Devices that migrate together (issue 17): one stream, one coordinated pre-copy policy,
+// one stop-and-copy window; all devices started only after the whole stream verified.
+export {
+  saveGroup,
+  resumeGroup,
+  PrecopyGroup,
+  startAny,
+  stopResumedAny,
+  restartSource,
+  type PrecopyControl,
+  type GroupSaveMember,
+  type GroupSaveOptions,
+  type GroupSaveSummary,
+  type GroupResumeMember,
+  type GroupResumeOptions,
+  type GroupResumeSummary,
+} from "./protocol/index.js";
+export {
+  saveDevices,
+  saveDevicesTo,
+  restoreDevices,
+  StreamDemux,
+  type SaveDevicesMember,
+  type SaveDevicesResult,
+  type SaveDevicesToOptions,
+  type SaveDevicesToResult,
+  type SavedDevice,
+  type RestoreDevicesMember,
+  type RestoreDevicesOptions,
+  type RestoreDevicesResult,
+  type RestoredDevice,
+  type StreamHead,
+  type StreamDevice,
+} from "./migrate/index.js";

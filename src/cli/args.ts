@@ -1,6 +1,8 @@
 // Option parsing for the commands: node:util parseArgs (runs unchanged in
 // Deno) with its errors turned into one-line USAGE errors, plus the number
-// and size parsers every command shares.
+// and size parsers every command shares. An option that takes one value
+// (anything not declared `multiple`) given twice is a USAGE error: parseArgs
+// would keep the last one and silently drop the other.
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { MigstreamError } from "../errors.js";
 import { parseSize } from "../transport/spec.js";
@@ -15,11 +17,18 @@ export const COMMON_OPTIONS = {
 
 /** Parses `argv` for `command`; `positionals` bounds how many plain arguments it takes. */
 export function parseCommand<O extends Options>(command: string, argv: string[], options: O, positionals: { min: number; max: number; names: string }) {
+  const all = { ...COMMON_OPTIONS, ...options };
   let r;
   try {
-    r = parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...options }, strict: true, allowPositionals: true });
+    r = parseArgs({ args: argv, options: all, strict: true, allowPositionals: true, tokens: true });
   } catch (e) {
     throw usageOf(command, e instanceof Error ? e.message : String(e));
+  }
+  const seen = new Set<string>();
+  for (const t of r.tokens ?? []) {
+    if (t.kind !== "option" || (all as Options)[t.name]?.multiple === true) continue;
+    if (seen.has(t.name)) throw usageOf(command, `${t.rawName === `--${t.name}` ? t.rawName : `--${t.name} (${t.rawName})`} given twice; it takes one value`);
+    seen.add(t.name);
   }
   const n = r.positionals.length;
   if (n < positionals.min) throw usageOf(command, `missing ${positionals.names}`);

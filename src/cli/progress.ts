@@ -1,5 +1,6 @@
 // The progress line on stderr: drawn only on a terminal, redrawn in place at
-// most every PROGRESS_INTERVAL_MS, erased when the command ends so the report
+// most every PROGRESS_INTERVAL_MS (and at once when the phase changes, so a
+// short phase is still seen), erased when the command ends so the report
 // that follows starts on a clean line.
 //   save  pre-copy #2  48.0 MiB  312.5 MiB/s  ratio 3.10x  pending 4.0 MiB
 import type { Style } from "./style.js";
@@ -53,12 +54,13 @@ export class ProgressLine {
     return this.style.progress;
   }
 
-  /** Records the state; redraws when the last draw is old enough. */
+  /** Records the state; redraws when the phase changed or the last draw is old enough. */
   update(s: ProgressState): void {
     if (!this.enabled) return;
+    const newPhase = this.#state?.phase !== s.phase;
     this.#state = s;
     const t = this.now();
-    if (this.#drawn && t - this.#last < PROGRESS_INTERVAL_MS) return;
+    if (this.#drawn && !newPhase && t - this.#last < PROGRESS_INTERVAL_MS) return;
     this.#last = t;
     this.#samples.push([t, s.bytes]);
     while (this.#samples.length > 2 && t - this.#samples[0][0] > RATE_WINDOW_MS) this.#samples.shift();

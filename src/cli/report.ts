@@ -1,7 +1,9 @@
 // The migration report (save, demo) and the stream summary (inspect, verify,
 // restore): one data shape each, printed as text or as JSON.
+import type { AckDevice } from "../migrate/ack.js";
+import type { SaveDevicesToResult } from "../migrate/save-devices.js";
 import { QEMU_BUFFER_OVERHEAD, type StreamStats } from "../migrate/stats.js";
-import type { SaveToResult } from "../migrate/save-to.js";
+import type { SaveStep, SaveToResult } from "../migrate/save-to.js";
 import { paint } from "./style.js";
 import { bytes, duration, percent, rate, ratio, table } from "./units.js";
 
@@ -39,18 +41,46 @@ export interface MigrationReport {
   /** Set when a destination confirmed (network) or was restored in the same run (demo). */
   restored?: { started: boolean; transactions: number; bytes: number };
   digests?: { source: string; destination: string; match: boolean };
+  /**
+   * Devices that migrated together (more than one): each on its own. Then
+   * `phases` is empty (each device has its own), `downtimeMs` runs from the
+   * first device stopped to the last one's end, and `deviceStopMs` from the
+   * first device stopped to the last one STOP.
+   */
+  devices?: DeviceRow[];
+}
+
+/** One device of a migration of several, as the report shows it. */
+export interface DeviceRow {
+  /** Its id and name in the stream. */
+  id: number;
+  name: string;
+  /** What was given for it (the device spec). */
+  source: string;
+  protocol: "v1" | "v2";
+  iterations: number;
+  /** Phases of this device (raw bytes; the wire is shared: wireBytes 0). */
+  phases: PhaseRow[];
+  precopyBytes: number;
+  stopcopyBytes: number;
+  transactions: number;
+  rawBytes: number;
+  /** Its chunks' coded bytes in the stream (its DEVICE_END). */
+  codedBytes: number;
+  /** From the first device stopped to this one stopping. */
+  stoppedAfterMs: number;
+  /** Its stop-and-copy start to its STOP. */
+  deviceStopMs: number;
+  /** Its stop-and-copy start to `downtimeEnd` for it (RUNNING on the destination, or the stream written). */
+  downtimeMs: number;
+  restored?: { started: boolean; transactions: number; bytes: number };
+  digests?: { source: string; destination: string; match: boolean };
 }
 
 /** The report of one saveTo run. */
 export function saveReport(r: SaveToResult, source: string, destination: string): MigrationReport {
   const s = r.summary;
-  const phases: PhaseRow[] = r.steps.map((st) => ({
-    phase: st.phase === "precopy" ? `pre-copy #${st.iteration}` : st.phase === "stopcopy" ? "stop-and-copy" : st.phase,
-    transactions: st.transactions,
-    rawBytes: st.rawBytes,
-    wireBytes: st.wireBytes,
-    ms: st.ms,
-  }));
+  const phases = phaseRows(r.steps);
   return {
     source,
     destination,
@@ -71,6 +101,80 @@ export function saveReport(r: SaveToResult, source: string, destination: string)
   };
 }
 
+function phaseRows(steps: SaveStep[]): PhaseRow[] {
+  return steps.map((st) => ({
+    phase: st.phase === "precopy" ? `pre-copy #${st.iteration}` : st.phase === "stopcopy" ? "stop-and-copy" : st.phase,
+    transactions: st.transactions,
+    rawBytes: st.rawBytes,
+    wireBytes: st.wireBytes,
+    ms: st.ms,
+  }));
+}
+
+/**
+ * When each device's downtime ended: the destination's ack arrival minus how
+ * long before the ack that device entered RUNNING (one-way latency makes it
+ * an upper bound), or `doneAt` (the ack's arrival, or the stream written).
+ */
+export interface DevicesEnd {
+  end: MigrationReport["downtimeEnd"];
+  doneAt: number;
+  /** From the ack, in the devices' order. */
+  devices?: AckDevice[];
+}
+
+/** The report of one saveDevicesTo run (several devices). */
+export function devicesReport(r: SaveDevicesToResult, given: { source: string; name: string }[], destination: string, end: DevicesEnd): MigrationReport {
+  const first = Math.min(...r.devices.map((d) => d.stopcopyAt));
+  const ends = r.devices.map((_, i) => {
+    const ms = end.devices?.[i]?.runningMs;
+    return ms === undefined ? end.doneAt : end.doneAt - ms;
+  });
+  const devices: DeviceRow[] = r.devices.map((d, i) => {
+    const s = d.summary;
+    const ack = end.devices?.[i];
+    return {
+      id: i,
+      name: given[i].name,
+      source: given[i].source,
+      protocol: d.protocol.generation === 2 ? "v2" : "v1",
+      iterations: s.iterations,
+      phases: phaseRows(d.steps).map((p) => ({ ...p, wireBytes: 0 })),
+      precopyBytes: s.precopy.bytes,
+      stopcopyBytes: s.stopcopy.bytes,
+      transactions: s.transactions,
+      rawBytes: s.bytes,
+      codedBytes: d.trailer.codedBytes,
+      stoppedAfterMs: d.stopcopyAt - first,
+      deviceStopMs: s.downtimeMs,
+      downtimeMs: ends[i] - d.stopcopyAt,
+      ...(ack ? { restored: { started: ack.started, transactions: ack.transactions, bytes: ack.bytes } } : {}),
+    };
+  });
+  const sum = (f: (d: SaveDevicesToResult["devices"][number]) => number) => r.devices.reduce((a, d) => a + f(d), 0);
+  const transactions = sum((d) => d.summary.transactions);
+  const raw = sum((d) => d.summary.bytes);
+  return {
+    source: `${given.length} devices`,
+    destination,
+    phases: [],
+    iterations: Math.max(...r.devices.map((d) => d.summary.iterations)),
+    precopyEnd: r.precopyEnd,
+    transactions,
+    rawBytes: raw,
+    wireBytes: r.wireBytes,
+    qemuBytes: raw + QEMU_BUFFER_OVERHEAD * transactions,
+    zeroBytes: r.stats.zeroBytes,
+    dedupBytes: r.stats.dedupBytes,
+    chunksByCodec: { ...r.stats.chunksByCodec },
+    downtimeMs: Math.max(...ends) - first,
+    downtimeEnd: end.end,
+    deviceStopMs: Math.max(...r.devices.map((d) => d.stopcopyAt + d.summary.downtimeMs)) - first,
+    totalMs: Math.max(...r.devices.map((d) => d.summary.times.total)),
+    devices,
+  };
+}
+
 const END_REASONS: Record<string, string> = {
   converged: "pending state reached the threshold",
   iterations: "iteration limit",
@@ -80,6 +184,7 @@ const END_REASONS: Record<string, string> = {
 };
 
 export function renderReport(rep: MigrationReport, color: boolean): string {
+  if (rep.devices) return renderDevicesReport(rep, rep.devices, color);
   const h = (t: string) => paint(color, "bold", t);
   const rows = [["phase", "buffers", "raw", "wire", "ratio", "time", "rate"]];
   for (const p of rep.phases) {
@@ -105,6 +210,48 @@ export function renderReport(rep: MigrationReport, color: boolean): string {
     const d = rep.digests;
     const verdict = d.match ? paint(color, "green", "match") : paint(color, "red", "DIFFER");
     lines.push(`${h("digests")}   source ${d.source}, destination ${d.destination}: ${verdict}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** The report of devices that migrated together: one row per device, then the set's totals and its one downtime. */
+function renderDevicesReport(rep: MigrationReport, devices: DeviceRow[], color: boolean): string {
+  const h = (t: string) => paint(color, "bold", t);
+  const rows = [["device", "protocol", "iterations", "pre-copy", "stop-and-copy", "coded", "stopped at", "source stop", "downtime"]];
+  for (const d of devices) {
+    rows.push([
+      `${d.id} ${d.source}`,
+      d.protocol,
+      String(d.iterations),
+      bytes(d.precopyBytes),
+      bytes(d.stopcopyBytes),
+      bytes(d.codedBytes),
+      `+${duration(d.stoppedAfterMs)}`,
+      duration(d.deviceStopMs),
+      duration(d.downtimeMs),
+    ]);
+  }
+  const codecs = Object.entries(rep.chunksByCodec)
+    .filter(([, n]) => n > 0)
+    .map(([c, n]) => `${c} ${n}`)
+    .join(", ");
+  const lines = [
+    `${h("migration")} ${devices.length} devices together → ${rep.destination}`,
+    table(rows),
+    `${h("bytes")}     raw ${bytes(rep.rawBytes)} in ${rep.transactions} buffers; on the wire ${bytes(rep.wireBytes)} (${ratio(rep.rawBytes, rep.wireBytes)}); ` +
+      `QEMU raw layout ${bytes(rep.qemuBytes)} (ours is ${percent(rep.wireBytes, rep.qemuBytes)} of it)`,
+    `${h("savings")}   zero chunks ${bytes(rep.zeroBytes)} (${percent(rep.zeroBytes, rep.rawBytes)}), dedup ${bytes(rep.dedupBytes)} (${percent(rep.dedupBytes, rep.rawBytes)}); chunks: ${codecs || "none"}`,
+    `${h("pre-copy")}  all devices at once, ended by ${END_REASONS[rep.precopyEnd] ?? rep.precopyEnd}${rep.precopyEnd === "converged" ? " (the total of all devices)" : ""}`,
+    `${h("downtime")}  ${duration(rep.downtimeMs)} for the set (first device stopped → last ${rep.downtimeEnd === "stream written" ? "device's stream written" : `device ${rep.downtimeEnd === "destination RUNNING" ? "RUNNING on the destination" : "confirmed"}`}; every source stopped within ${duration(rep.deviceStopMs)}), total ${duration(rep.totalMs)}`,
+  ];
+  if (devices.some((d) => d.restored)) {
+    const started = devices.filter((d) => d.restored?.started).length;
+    lines.push(`${h("restored")}  ${devices.map((d) => `${d.id}: ${d.restored ? `${d.restored.transactions} buffers, ${bytes(d.restored.bytes)}` : "?"}`).join("; ")}; ${started === devices.length ? "every device RUNNING" : started === 0 ? "devices left for the VMM (--no-start)" : `${started} of ${devices.length} RUNNING`}`);
+  }
+  for (const d of devices) {
+    if (!d.digests) continue;
+    const verdict = d.digests.match ? paint(color, "green", "match") : paint(color, "red", "DIFFER");
+    lines.push(`${h("digests")}   device ${d.id}: source ${d.digests.source}, destination ${d.digests.destination}: ${verdict}`);
   }
   return `${lines.join("\n")}\n`;
 }

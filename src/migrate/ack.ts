@@ -6,14 +6,29 @@
 // `trailingBytes`: bytes that followed STREAM_END on the connection, which the
 // source reports as an error — without undoing the restore.
 import { MigstreamError, type ErrorCode } from "../errors.js";
+import { MAX_DEVICES } from "../format/constants.js";
 
-/** Longest ack line accepted (bytes, newline included). */
-export const MAX_ACK_BYTES = 16 << 10;
+/** Longest ack line accepted (bytes, newline included): room for a device entry of each of MAX_DEVICES devices. */
+export const MAX_ACK_BYTES = 512 << 10;
 /** Longest error message carried in an ack (characters). */
 export const MAX_ACK_MESSAGE = 1000;
 
+/**
+ * One device of a multi-device restore, in the order the destination paired
+ * them (the stream's): whether it was started, what it took, and how long
+ * before the ack was sent it entered RUNNING (the source subtracts it from
+ * the ack's arrival to end that device's downtime).
+ */
+export interface AckDevice {
+  id: number;
+  started: boolean;
+  transactions: number;
+  bytes: number;
+  runningMs?: number;
+}
+
 export type Ack =
-  | { ok: true; started: boolean; transactions: number; bytes: number; trailingBytes?: number }
+  | { ok: true; started: boolean; transactions: number; bytes: number; devices?: AckDevice[]; trailingBytes?: number }
   | { ok: false; code: ErrorCode; message: string; offset?: number; frame?: number; busy?: boolean };
 
 /** What a busy destination answers a second source (with `busy: true`, so that the source retries). */
@@ -23,6 +38,22 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "BAD_MAGIC", "VERSION", "CHECKSUM", "TRUNCATED", "SEQUENCE", "LIMIT", "MAC", "CODEC", "FORMAT",
   "PROTOCOL", "DEVICE", "TRANSPORT", "TIMEOUT", "ABORTED", "USAGE", "IO", "INTERNAL",
 ]);
+
+/**
+ * The success ack of a multi-device restore: the totals (started: all of
+ * them), and each device with how long ago (performance.now() clock) it
+ * entered RUNNING.
+ */
+export function devicesAck(devices: readonly { id: number; started: boolean; transactions: number; bytes: number; startedAt: number }[]): Ack & { ok: true } {
+  const now = performance.now();
+  return {
+    ok: true,
+    started: devices.every((d) => d.started),
+    transactions: devices.reduce((a, d) => a + d.transactions, 0),
+    bytes: devices.reduce((a, d) => a + d.bytes, 0),
+    devices: devices.map((d) => ({ id: d.id, started: d.started, transactions: d.transactions, bytes: d.bytes, ...(d.started ? { runningMs: now - d.startedAt } : {}) })),
+  };
+}
 
 /** The failure ack for `e`. */
 export function failureAck(e: unknown): Ack {
@@ -50,8 +81,9 @@ export function parseAck(line: string): Ack {
   const num = (x: unknown) => (typeof x === "number" && Number.isSafeInteger(x) && x >= 0 ? x : undefined);
   if (v.ok) {
     const ack: Ack = { ok: true, started: v.started === true, transactions: num(v.transactions) ?? 0, bytes: num(v.bytes) ?? 0 };
+    const devices = ackDevices(v.devices);
     const trailing = num(v.trailingBytes);
-    return trailing ? { ...ack, trailingBytes: trailing } : ack;
+    return { ...ack, ...(devices ? { devices } : {}), ...(trailing ? { trailingBytes: trailing } : {}) };
   }
   const code = typeof v.code === "string" && KNOWN_CODES.has(v.code) ? (v.code as ErrorCode) : "INTERNAL";
   const message = typeof v.message === "string" ? v.message.slice(0, MAX_ACK_MESSAGE) : "no reason given";
@@ -66,11 +98,30 @@ export function parseAck(line: string): Ack {
  */
 export function trailingError(ack: Ack & { ok: true }): MigstreamError | null {
   if (!ack.trailingBytes) return null;
+  const many = (ack.devices?.length ?? 1) > 1;
+  const took = many ? `its ${ack.devices!.length} devices ${ack.started ? "RUNNING" : "not started"}` : `device ${ack.started ? "RUNNING" : "left in RESUMING"}`;
   return new MigstreamError(
     "FORMAT",
-    `the destination took the state (device ${ack.started ? "RUNNING" : "left in RESUMING"}), but ${ack.trailingBytes} bytes followed the end of the stream on the connection (not sent by this source: something on the path added them); the source device stays stopped`,
+    `the destination took the state (${took}), but ${ack.trailingBytes} bytes followed the end of the stream on the connection (not sent by this source: something on the path added them); the source ${many ? "devices stay" : "device stays"} stopped`,
     { field: "trailing" },
   );
+}
+
+/** An ack's per-device entries (at most MAX_DEVICES; TRANSPORT for a malformed one), or undefined without any. */
+function ackDevices(x: unknown): AckDevice[] | undefined {
+  if (x === undefined) return undefined;
+  const bad = () => new MigstreamError("TRANSPORT", "the destination's ack holds a malformed device list");
+  if (!Array.isArray(x) || x.length > MAX_DEVICES) throw bad();
+  const count = (n: unknown) => (typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? n : undefined);
+  return x.map((d: Record<string, unknown>) => {
+    if (d === null || typeof d !== "object") throw bad();
+    const id = count(d.id);
+    const transactions = count(d.transactions);
+    const bytes = count(d.bytes);
+    if (id === undefined || id > 0xffff || transactions === undefined || bytes === undefined || typeof d.started !== "boolean") throw bad();
+    const ms = typeof d.runningMs === "number" && Number.isFinite(d.runningMs) && d.runningMs >= 0 ? d.runningMs : undefined;
+    return { id, started: d.started, transactions, bytes, ...(ms === undefined ? {} : { runningMs: ms }) };
+  });
 }
 
 /** The error a failure ack stands for, on the source side. */

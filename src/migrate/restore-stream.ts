@@ -30,7 +30,8 @@ export interface RestoreOptions extends StreamItemsOptions, Pick<ResumeOptions, 
   onTouch?: () => void;
   /**
    * Refuse (DEVICE), before touching the device, a stream whose declared
-   * `max_transaction` exceeds the device's data section (`checkFits`). Off by
+   * `max_transaction` exceeds the device's data section (`checkFits`), when
+   * the stream holds this one device (see restoreDevices for several). Off by
    * default: an encoder not told the device's size declares its default
    * (64 MiB); `saveTo`, `save` and `encode` declare what they send.
    */
@@ -84,11 +85,13 @@ export async function restoreDevice(
   options: RestoreOptions = {},
 ): Promise<ResumeSummary> {
   let header: StreamHeader | null = null;
+  let devices = 0;
   const items = streamItems(source, {
     ...options,
     reuseOutput: options.reuseOutput ?? true,
     onEvent: (ev) => {
       if (ev.type === "header") header = ev.header;
+      else if (ev.type === "device") devices++;
       options.onEvent?.(ev);
     },
   });
@@ -102,7 +105,8 @@ export async function restoreDevice(
       if (r.value.kind !== "phase" && r.value.kind !== "protocol") break;
     }
     checkGeneration(held, region);
-    if (header !== null && options.checkFit === true && !isMigrationDevice(region)) checkFits(header, region);
+    // A stream of several devices declares the largest transaction of any: it says nothing of this one (its driver holds it to its section).
+    if (header !== null && options.checkFit === true && devices <= 1 && !isMigrationDevice(region)) checkFits(header, region);
     options.onTouch?.();
     return await resumeAny(region, prepend(held, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
   } finally {

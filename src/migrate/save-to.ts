@@ -7,16 +7,12 @@
 import { MAX_TRANSACTION_SIZE } from "../format/constants.js";
 import { type DeviceWriter, StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
-import { STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "../protocol/constants.js";
 import { describe, withNote } from "../protocol/failure.js";
 import type { Progress, SaveSummary } from "../protocol/progress.js";
 import type { Phase } from "../protocol/types.js";
-import type { RegionIO } from "../protocol/region-io.js";
-import { Registers } from "../protocol/registers.js";
-import { saveAny } from "../protocol/drive.js";
+import { restartSource, saveAny } from "../protocol/drive.js";
 import { isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
-import { setDeviceState } from "../protocol/state.js";
-import { backToRunning, type SaveV2Options } from "../protocol/v2/save.js";
+import type { SaveV2Options } from "../protocol/v2/save.js";
 import { MigstreamError } from "../errors.js";
 import { regionCapacity } from "./restore-stream.js";
 import type { ByteSink } from "./sink.js";
@@ -58,23 +54,7 @@ export interface SaveToResult {
   doneAt: number;
 }
 
-/** Puts a stopped source back in RUNNING (v1 or v2); returns a note for the error. */
-export async function restartSource(region: MigratableDevice): Promise<string> {
-  if (isMigrationDevice(region)) {
-    if (region.vmmOwnsStates) return "the VMM owns the source device: it must put it back in RUNNING";
-    return `source ${await backToRunning(region, "save: restart source")}`;
-  }
-  return restartRegion(region);
-}
-
-async function restartRegion(region: RegionIO): Promise<string> {
-  try {
-    const s = await setDeviceState(new Registers(region), ~(STATE_SAVING | STATE_RESUMING) >>> 0, STATE_RUNNING, "save: restart source");
-    return `source device back in ${stateName(s)}`;
-  } catch (e) {
-    return `putting the source device back in RUNNING failed: ${describe(e)}`;
-  }
-}
+export { restartSource };
 
 export async function saveTo(region: MigratableDevice, sink: ByteSink, options: SaveToOptions = {}): Promise<SaveToResult> {
   let stopped = false;
@@ -86,8 +66,7 @@ export async function saveTo(region: MigratableDevice, sink: ByteSink, options: 
     // a destination checks against its own before it enters its device.
     const encoder = new StreamEncoder((b) => sink.write(b), {
       ...options.encoder,
-      // (A v2 device's data is a stream with no buffer size to declare: the encoder's default stands.)
-      maxTransaction: options.encoder?.maxTransaction ?? (isMigrationDevice(region) ? undefined : Math.min(regionCapacity(region), MAX_TRANSACTION_SIZE)),
+      maxTransaction: options.encoder?.maxTransaction ?? declaredTransaction([region]),
       reuseOutput: options.encoder?.reuseOutput ?? true,
     });
     options.onEncoder?.(encoder);
@@ -116,20 +95,35 @@ export async function saveTo(region: MigratableDevice, sink: ByteSink, options: 
 }
 
 /**
- * The device writer with its first transaction written out at once (not held
- * until an output block fills): a destination proves the stream — header,
- * MACs, first data — within its handshake deadline however slow the device.
+ * The largest transaction the devices can give (their data sections), for
+ * the stream's header; undefined (the encoder's default) when a device
+ * speaks v2: its data is a stream with no buffer size to declare.
  */
-function firstOut(encoder: StreamEncoder, w: DeviceWriter): DeviceWriter {
-  let first = true;
+export function declaredTransaction(devices: readonly MigratableDevice[]): number | undefined {
+  let most = 0;
+  for (const d of devices) {
+    if (isMigrationDevice(d)) return undefined;
+    most = Math.max(most, regionCapacity(d));
+  }
+  return Math.min(most, MAX_TRANSACTION_SIZE);
+}
+
+/**
+ * The device writer with the stream's first transaction written out at once
+ * (not held until an output block fills): a destination proves the stream —
+ * header, MACs, first data — within its handshake deadline however slow the
+ * device. Writers of one stream share `first`: only the stream's first
+ * transaction, whichever device gives it, is pushed out.
+ */
+export function firstOut(encoder: StreamEncoder, w: DeviceWriter, first: { pending: boolean } = { pending: true }): DeviceWriter {
   return {
     ...w,
     phase: (p, i) => w.phase(p, i),
     end: () => w.end(),
     transaction: async (data) => {
       await w.transaction(data);
-      if (first) {
-        first = false;
+      if (first.pending) {
+        first.pending = false;
         await encoder.writeOut();
       }
     },
@@ -137,7 +131,7 @@ function firstOut(encoder: StreamEncoder, w: DeviceWriter): DeviceWriter {
 }
 
 /** Splits a save's progress events into steps (a new one at each phase or iteration change). */
-class Steps {
+export class Steps {
   readonly list: SaveStep[] = [];
   #at = 0;
   #raw = 0;

@@ -20,6 +20,11 @@ export function isMigrationDevice(d: MigratableDevice): d is MigrationDevice {
   return generationOf(d) === 2;
 }
 
+/** The protocol record a save of `d` writes (FORMAT.md §5.8): what its destination needs to replay it. */
+export function protocolOf(d: MigratableDevice): MigrationProtocol {
+  return isMigrationDevice(d) ? { generation: 2, restartsAtStopCopy: d.restartsAtStopCopy === true } : { generation: 1 };
+}
+
 const NAME = { 1: "v1 (migration region)", 2: "v2 (device feature + data stream)" } as const;
 
 /** "v1 (migration region)" / "v2 (device feature + data stream)". */

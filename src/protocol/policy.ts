@@ -25,8 +25,31 @@ export type StopSignal = { readonly aborted: boolean } | PromiseLike<unknown>;
 /** Why pre-copy ended. */
 export type PrecopyEnd = "converged" | "iterations" | "time" | "stop-signal" | "none";
 
+/**
+ * The seam between a save driver and whoever decides when its pre-copy ends.
+ * A device saved alone uses `Precopy` (its own policy); a device of a set
+ * that migrates together uses its member of a `PrecopyGroup` (one policy for
+ * all, precopy-group.ts). The driver calls:
+ * - `beforeIteration` at the start of every pre-copy iteration, with the
+ *   iterations done so far and the pending estimate it just read; a reason
+ *   ends pre-copy, undefined starts the iteration. It may wait (a group
+ *   member with nothing to read waits for the others' decision).
+ * - `interrupt` after every transaction (and, v2, after every iteration),
+ *   with the device's fresh pending estimate when it has one; a reason ends
+ *   pre-copy at once.
+ * - `stopCopy`, when present, after pre-copy ended (or at once without
+ *   pre-copy), just before the device is stopped: it resolves when the
+ *   device may stop (a group stops all its devices together), and rejects
+ *   when the run is cancelled.
+ */
+export interface PrecopyControl {
+  beforeIteration(done: number, pending: number, elapsedMs: number): PrecopyEnd | undefined | Promise<PrecopyEnd | undefined>;
+  interrupt(elapsedMs: number, pending?: number): PrecopyEnd | undefined;
+  stopCopy?(): Promise<void>;
+}
+
 /** A policy with its defaults applied and the stop signal turned into a flag. */
-export class Precopy {
+export class Precopy implements PrecopyControl {
   readonly maxIterations: number;
   readonly pendingThreshold: number;
   readonly timeBudgetMs: number;

@@ -62,6 +62,18 @@ export async function startResumed(region: RegionIO): Promise<void> {
   }
 }
 
+/**
+ * Brings a destination that a resume loaded — left in RESUMING (`start:
+ * false`) or already started — to STOP without its state (reset first), as
+ * when the devices it migrated with failed. Bounded; returns a note.
+ */
+export async function stopResumed(region: RegionIO): Promise<string> {
+  const run = new RegionResumeRun(region, {});
+  run.touched = true;
+  run.entered = true;
+  return run.stopDevice();
+}
+
 /** Most recovery rounds (read state, then reset or stop) after a failed resume. */
 export const RECOVER_STEPS = 6;
 

@@ -4,7 +4,7 @@
 // sink calls with their failures, and the counters behind the summaries.
 import { MigstreamError } from "../errors.js";
 import { describe } from "./failure.js";
-import type { PrecopyEnd } from "./policy.js";
+import type { PrecopyControl, PrecopyEnd } from "./policy.js";
 import type { PhaseCount, Progress, ProgressListener, ResumeSummary, SaveSummary } from "./progress.js";
 import type { ResumeOptions } from "./resume.js";
 import type { SaveOptions } from "./save.js";
@@ -137,6 +137,13 @@ export class SaveRun {
 
   checkAbort(step: string): void {
     checkAbort(this.options.signal, step, "save");
+  }
+
+  /** After pre-copy (or without it): waits until `control` lets the device stop (a group stops its devices together). */
+  async mayStop(control: PrecopyControl): Promise<void> {
+    if (!control.stopCopy) return;
+    this.checkAbort("save: wait for the other devices");
+    await control.stopCopy();
   }
 
   summary(precopyEnd: PrecopyEnd, t: SaveTimes): SaveSummary {

@@ -10,10 +10,11 @@ import { MigstreamError } from "../errors.js";
 import { HEADER_SIZE, STATE_MASK, STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "./constants.js";
 import { readData } from "./data.js";
 import { atStep, describe, protocolError, withNote } from "./failure.js";
-import { Precopy, type PrecopyEnd, type PrecopyPolicy, type StopSignal } from "./policy.js";
+import { Precopy, type PrecopyControl, type PrecopyEnd, type PrecopyPolicy, type StopSignal } from "./policy.js";
 import type { ProgressListener, SaveSummary } from "./progress.js";
 import type { RegionIO } from "./region-io.js";
 import { Registers } from "./registers.js";
+import { protocolOf } from "./generation.js";
 import { recordProtocol, SaveRun } from "./run.js";
 import { KEEP_ALL, setDeviceState } from "./state.js";
 import type { SaveSink } from "./types.js";
@@ -25,6 +26,12 @@ export interface SaveOptions {
   policy?: PrecopyPolicy;
   /** The VMM's "stop now": ends pre-copy at the next transaction boundary. */
   stopCopy?: StopSignal;
+  /**
+   * Who decides when pre-copy ends and when the device may stop, instead of
+   * `policy` and `stopCopy` (which it then owns): a device migrating with
+   * others gets its member of a PrecopyGroup (saveGroup does this).
+   */
+  precopyControl?: PrecopyControl;
   /** Cancels the save (ABORTED); the device returns to RUNNING. Checked before every protocol step. */
   signal?: AbortSignal;
   onProgress?: ProgressListener;
@@ -54,7 +61,7 @@ export const RECOVER_ATTEMPTS = 2;
 
 class RegionSaveRun extends SaveRun {
   readonly regs: Registers;
-  readonly policy: Precopy;
+  readonly policy: PrecopyControl;
   /** A device_state write was attempted: on failure the device must be put back. */
   touched = false;
 
@@ -65,16 +72,17 @@ class RegionSaveRun extends SaveRun {
   ) {
     super(sink, options);
     this.regs = new Registers(region);
-    this.policy = new Precopy(options.policy, options.stopCopy);
+    this.policy = options.precopyControl ?? new Precopy(options.policy, options.stopCopy);
   }
 
   async run(): Promise<SaveSummary> {
     const t0 = now();
-    await recordProtocol(this.sink, { generation: 1 });
+    await recordProtocol(this.sink, protocolOf(this.region));
     await this.enterPhase("setup", 0);
     await this.checkRunning();
     const tSetup = now();
     const precopyEnd = this.options.precopy === false ? "none" : await this.precopy();
+    await this.mayStop(this.policy);
     const tPrecopy = now();
     await this.enterPhase("stopcopy", 0);
     const tStop = now();
@@ -106,7 +114,7 @@ class RegionSaveRun extends SaveRun {
     const start = now();
     await this.readPending();
     for (let done = 0; ; done++) {
-      const why = this.policy.beforeIteration(done, this.pending, now() - start);
+      const why = await this.policy.beforeIteration(done, this.pending, now() - start);
       if (why) return why;
       if (done > 0) await this.enterPhase("precopy", done);
       this.iterations = done + 1;
@@ -115,7 +123,7 @@ class RegionSaveRun extends SaveRun {
       const target = this.pending;
       for (let sent = 0; this.pending > 0 && sent < target; ) {
         sent += await this.saveBuffer();
-        const stop = this.policy.interrupt(now() - start);
+        const stop = this.policy.interrupt(now() - start, this.pending);
         if (stop) return stop;
       }
     }

@@ -165,6 +165,21 @@ export interface Sim {
   stop(): Promise<Run>;
 }
 
+/**
+ * `base` flags with `extra` after them, each flag of `extra` replacing the
+ * same flag in `base` (commands refuse a single-valued option given twice).
+ */
+export function withFlags(base: string[], extra: string[]): string[] {
+  const given = new Set(extra.filter((a) => a.startsWith("--")));
+  const kept: string[] = [];
+  for (let i = 0; i < base.length; i++) {
+    const valued = i + 1 < base.length && !base[i + 1].startsWith("--");
+    if (!given.has(base[i])) kept.push(...base.slice(i, valued ? i + 2 : i + 1));
+    if (valued) i++;
+  }
+  return [...kept, ...extra];
+}
+
 /** `migstream sim serve --socket DIR/NAME.sock ...args`, once listening. */
 export async function sim(dir: string, name: string, args: string[]): Promise<Sim> {
   const socket = join(dir, `${name}.sock`);

@@ -8,26 +8,20 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { alive, childrenOf, digest, ensureCli, listeningPort, proxy, releaseCli, type Sim, sim, start, tempDir, until } from "./helpers.js";
+import { afterAll, describe, expect, it } from "vitest";
+import { alive, childrenOf, cliSuite, digest, listeningPort, proxy, type Sim, sim, start, until } from "./helpers.js";
 
-let tmp: ReturnType<typeof tempDir>;
+const suite = cliSuite();
 const sims: Sim[] = [];
 let n = 0;
 
-beforeAll(() => {
-  ensureCli();
-  tmp = tempDir();
-});
 afterAll(async () => {
   await Promise.all(sims.map((s) => s.stop()));
-  tmp?.cleanup();
-  releaseCli();
 });
 
 /** A device whose every data_offset read takes 5 ms: 512 buffers of 16 KiB take seconds to move. */
 async function slow(name: string, extra: string[]): Promise<Sim> {
-  const s = await sim(tmp.dir, `${name}${n++}`, ["--state-size", "8MiB", "--transaction-size", "16KiB", "--variant", "slow-prepare", "--on-disconnect", "stay", ...extra]);
+  const s = await sim(suite.dir(), `${name}${n++}`, ["--state-size", "8MiB", "--transaction-size", "16KiB", "--variant", "slow-prepare", "--on-disconnect", "stay", ...extra]);
   sims.push(s);
   return s;
 }
@@ -37,10 +31,10 @@ const partialsIn = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".
 describe("stop signals", () => {
   it.each(["SIGHUP", "SIGINT", "SIGTERM"] as const)("%s during `save -o FILE`: the driver puts the source back in RUNNING, no partial file is left", async (sig) => {
     const src = await slow("src", ["--seed", "4"]);
-    const out = join(tmp.dir, `saved-${sig}.mig`);
+    const out = join(suite.dir(), `saved-${sig}.mig`);
     const p = start(["save", "--device", `vfio-user:${src.socket}`, "-o", out, "--no-precopy", "--codec", "raw"]);
     // Well inside the save: a quarter of the 8 MiB written.
-    const written = () => partialsIn(tmp.dir).filter((f) => f.startsWith(`.saved-${sig}.mig.`)).map((f) => statSync(join(tmp.dir, f)).size)[0] ?? 0;
+    const written = () => partialsIn(suite.dir()).filter((f) => f.startsWith(`.saved-${sig}.mig.`)).map((f) => statSync(join(suite.dir(), f)).size)[0] ?? 0;
     expect(await until(() => written() >= 2 << 20, 20_000)).toBe(true);
     p.child.kill(sig);
     const r = await p.done;
@@ -48,19 +42,19 @@ describe("stop signals", () => {
     expect(r.stderr).toMatch(new RegExp(`^migstream: ABORTED[^\\n]*interrupted \\(${sig}\\)`, "m"));
     expect(r.stderr).toMatch(/device back in RUNNING/);
     expect(existsSync(out)).toBe(false);
-    expect(partialsIn(tmp.dir).filter((f) => f.startsWith(`.saved-${sig}.mig.`))).toEqual([]);
+    expect(partialsIn(suite.dir()).filter((f) => f.startsWith(`.saved-${sig}.mig.`))).toEqual([]);
     expect(await digest(src)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
   });
 
   it("SIGHUP on a command without clean-stop work (`encode` from a pipe): exit 129, its partial output removed", async () => {
-    const out = join(tmp.dir, "enc.mig");
+    const out = join(suite.dir(), "enc.mig");
     const p = start(["encode", "-", "-o", out], { input: new Uint8Array(1 << 20), keepStdinOpen: true });
-    expect(await until(() => partialsIn(tmp.dir).some((f) => f.startsWith(".enc.mig.")), 10_000)).toBe(true);
+    expect(await until(() => partialsIn(suite.dir()).some((f) => f.startsWith(".enc.mig.")), 10_000)).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     p.child.kill("SIGHUP");
     const r = await p.done;
     expect(r.code).toBe(129);
-    expect(partialsIn(tmp.dir).filter((f) => f.startsWith(".enc.mig."))).toEqual([]);
+    expect(partialsIn(suite.dir()).filter((f) => f.startsWith(".enc.mig."))).toEqual([]);
     expect(existsSync(out)).toBe(false);
   });
 

@@ -35,6 +35,21 @@ describe("ProgressLine", () => {
     expect(out.length).toBe(n);
   });
 
+  it("draws a new phase at once, inside the interval, then throttles again", () => {
+    let t = 0;
+    let out = "";
+    const p = new ProgressLine({ write: (s: string) => (out += s) }, style(true), "save", () => t);
+    p.update({ phase: "pre-copy #0", bytes: 0 });
+    t += 10;
+    p.update({ phase: "pre-copy #0", bytes: 1024 }); // same phase, too soon: not drawn
+    p.update({ phase: "stop-and-copy", bytes: 2048 }); // new phase: drawn although too soon
+    t += 10;
+    p.update({ phase: "stop-and-copy", bytes: 4096 }); // throttled again
+    const frames = out.split("\r\x1b[K").slice(1);
+    expect(frames.map((f) => f.split("  ")[1])).toEqual(["pre-copy #0", "stop-and-copy"]);
+    expect(frames[1]).toMatch(/ 2\.0 KiB /);
+  });
+
   it("draws nothing when stderr is not a terminal (or with --quiet)", () => {
     let out = "";
     const p = new ProgressLine({ write: (s: string) => (out += s) }, style(false), "save");

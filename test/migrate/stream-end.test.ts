@@ -2,12 +2,15 @@
 // input: a source that never ends after the last frame still gets its device
 // restored; bytes after the end are counted, never applied, and never undo
 // the restore; an input that ends early is still TRUNCATED with the device
-// reset.
+// reset. The same holds for a stream of several devices (StreamDemux,
+// restoreDevices).
 import { describe, expect, it } from "vitest";
 import { SimDevice } from "../../src/device/index.js";
 import { isMigstreamError } from "../../src/errors.js";
 import { encodeStreamAsync } from "../../src/format/index.js";
+import { StreamDemux } from "../../src/migrate/demux.js";
 import { type StreamEnd, streamItems } from "../../src/migrate/items.js";
+import { restoreDevices } from "../../src/migrate/restore-devices.js";
 import { restoreDevice } from "../../src/migrate/restore-stream.js";
 import { saveDevice } from "../../src/migrate/save-stream.js";
 import { STATE_RUNNING, STATE_STOP } from "../../src/protocol/constants.js";
@@ -101,5 +104,46 @@ describe("a restore ends at STREAM_END", () => {
       await enc.finish();
       await pool?.close();
     }
+  });
+
+  it("several devices: StreamDemux hands every device `verified` right after STREAM_END, counts what follows, never asks for more", async () => {
+    const data = (n: number, k: number) => new Uint8Array(n).map((_, i) => (i * k) % 251);
+    const dev = (id: number, n: number) => ({ id, items: [{ kind: "phase" as const, phase: "stopcopy" as const, iteration: 0 }, { kind: "transaction" as const, data: data(n, id + 3) }] });
+    const bytes = await encodeStreamAsync([dev(0, 70_000), dev(1, 30_000)], { codec: "lz4" });
+    const pulled = { after: false };
+    let end: StreamEnd | undefined;
+    const demux = new StreamDemux(neverEnding([Buffer.concat([bytes, new Uint8Array(21)])], pulled), { onEnd: (e) => (end = e) });
+    const head = await demux.head();
+    expect(head.devices.map((d) => d.id)).toEqual([0, 1]);
+    const kinds = head.devices.map(() => [] as string[]);
+    const reading = head.devices.map(async (d, i) => {
+      for await (const it of demux.items(d.id)) kinds[i].push(it.kind);
+    });
+    await demux.run();
+    await Promise.all(reading);
+    for (const k of kinds) expect(k).toEqual(["protocol", "phase", "transaction", "verified"]);
+    expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 21 });
+    expect(pulled.after).toBe(false);
+  });
+
+  it("several devices: restoreDevices completes from a source that never ends; an input cut before STREAM_END is TRUNCATED and no device is RUNNING", async () => {
+    const srcs = [1, 2].map((seed) => new SimDevice({ stateSize: 1 << 20, txnSize: 64 << 10, seed }));
+    const { StreamEncoder } = await import("../../src/format/encoder.js");
+    const { saveDevices } = await import("../../src/migrate/save-devices.js");
+    const parts: Uint8Array[] = [];
+    const enc = new StreamEncoder((b) => void parts.push(b.slice()), { codec: "lz4", maxDevices: 2 });
+    await saveDevices(srcs.map((d, i) => ({ device: new InProcessRegion(d), info: { name: `d${i}` } })), enc, { precopy: false });
+    await enc.finish();
+    const bytes = new Uint8Array(Buffer.concat(parts));
+    const dsts = srcs.map(dstFor);
+    let end: StreamEnd | undefined;
+    const r = await restoreDevices(dsts.map((d) => ({ device: new InProcessRegion(d) })), neverEnding([bytes], { after: false }), { onEnd: (e) => (end = e) });
+    expect(r.devices.every((d) => d.started)).toBe(true);
+    dsts.forEach((d, i) => expect(d.digest()).toBe(srcs[i].digest()));
+    expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 0 });
+    const cut = srcs.map(dstFor);
+    const e = await restoreDevices(cut.map((d) => ({ device: new InProcessRegion(d) })), [bytes.subarray(0, bytes.length - 10)]).catch((x: unknown) => x);
+    expect(isMigstreamError(e, "TRUNCATED")).toBe(true);
+    for (const d of cut) expect(d.state & 7).not.toBe(STATE_RUNNING);
   });
 });

@@ -7,17 +7,16 @@
 // the partial state, and can be resumed again. The error always names the step,
 // and the errno when there is one.
 import { describe, expect, it } from "vitest";
-import type { Fault, FaultPoint } from "../../src/device/faults.js";
+import type { FaultPoint } from "../../src/device/faults.js";
 import { errnoName, ERRNO } from "../../src/protocol/region-io.js";
 import { resume } from "../../src/protocol/resume.js";
 import { save, type SaveOptions } from "../../src/protocol/save.js";
 import type { ResumeItem } from "../../src/protocol/types.js";
-import { type Access, destinationFor, expectClean, failure, ItemSink, KiB, low, sim } from "./helpers.js";
+import { destinationFor, expectClean, type FaultCase as Case, faultCases, failure, ItemSink, KiB, low, sim } from "./helpers.js";
 
 const SRC = { stateSize: 24 * KiB, txnSize: 8 * KiB, seed: 11 };
 /** Two data accesses per 8 KiB buffer: faults can strike mid-buffer. */
 const MAX_ACCESS = 4 * KiB;
-const ERRNOS = [ERRNO.EIO, ERRNO.EBUSY, ERRNO.EFAULT, ERRNO.EPERM];
 
 /** Pre-copy ends after its first buffer, so both phases carry data. */
 function saveOptions(): SaveOptions {
@@ -28,33 +27,6 @@ function saveOptions(): SaveOptions {
       if (p.phase === "precopy" && p.transactions >= 1) stop.aborted = true;
     },
   };
-}
-
-interface Case {
-  name: string;
-  fault: Fault;
-}
-
-/** One fault case per kind for every access of `trace`. */
-function cases(trace: Access[]): Case[] {
-  const out: Case[] = [];
-  const seen = new Map<string, number>();
-  trace.forEach((a, i) => {
-    const nth = (seen.get(a.point) ?? 0) + 1;
-    seen.set(a.point, nth);
-    if (a.point === "reset" || a.point === "read reserved" || a.point === "write other") return;
-    const at = a.point as FaultPoint;
-    const errno = ERRNOS[i % ERRNOS.length];
-    const where = `#${i} ${at} (${nth})`;
-    if (at === "write device_state") {
-      out.push({ name: `${where}: ${errnoName(errno)}, stays`, fault: { at, nth, errno, then: "stay" } });
-      out.push({ name: `${where}: ${errnoName(errno)}, enters ERROR`, fault: { at, nth, errno, then: "error" } });
-    } else {
-      out.push({ name: `${where}: ${errnoName(errno)}`, fault: { at, nth, errno } });
-    }
-    if (at.startsWith("read ")) out.push({ name: `${where}: short read`, fault: { at, nth, short: 1 } });
-  });
-  return out;
 }
 
 /** The step a fault at `at` must be reported under. */
@@ -88,7 +60,7 @@ const clean = await (async () => {
 })();
 
 describe("fault at every step of a save", () => {
-  const list = cases(clean.saveTrace);
+  const list = faultCases(clean.saveTrace);
 
   it("covers both phases, mid-buffer data reads and every transition", () => {
     const points = new Set(list.map((c) => c.fault.at));
@@ -130,7 +102,7 @@ describe("fault at every step of a save", () => {
 });
 
 describe("fault at every step of a resume", () => {
-  const list = cases(clean.resumeTrace);
+  const list = faultCases(clean.resumeTrace);
 
   it("covers every access kind of the resume path", () => {
     const points = new Set(list.map((c) => c.fault.at));

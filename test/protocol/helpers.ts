@@ -3,10 +3,11 @@
 // would yield, an access trace, and the round-trip checks.
 import { expect } from "vitest";
 import { SimDevice, type SimDeviceOptions } from "../../src/device/index.js";
-import type { FaultPoint } from "../../src/device/faults.js";
+import type { Fault, FaultPoint } from "../../src/device/faults.js";
 import { VendorErrno } from "../../src/device/vendor.js";
 import { MigstreamError } from "../../src/errors.js";
 import { FIELDS, STATE_MASK } from "../../src/protocol/constants.js";
+import { ERRNO, errnoName } from "../../src/protocol/region-io.js";
 import type { RegionIO } from "../../src/protocol/region-io.js";
 import { resume, type ResumeOptions } from "../../src/protocol/resume.js";
 import { save, type SaveOptions } from "../../src/protocol/save.js";
@@ -157,4 +158,39 @@ export async function roundTrip(
   expect(low(d.dev.state)).toBe(resumeOptions.start === false ? 4 : 1);
   expectClean(s.dev, d.dev);
   return { src: s.dev, dst: d.dev, sink, summary, digest };
+}
+
+/** The errnos fault cases cycle through. */
+export const FAULT_ERRNOS = [ERRNO.EIO, ERRNO.EBUSY, ERRNO.EFAULT, ERRNO.EPERM];
+
+/** One fault to arm, and its test name. */
+export interface FaultCase {
+  name: string;
+  fault: Fault;
+}
+
+/**
+ * One fault case per kind for every access of `trace`: an errno (a
+ * device_state write that stays, or enters ERROR), and a short read for
+ * every read. `nth` counts the accesses of the same point.
+ */
+export function faultCases(trace: Access[]): FaultCase[] {
+  const out: FaultCase[] = [];
+  const seen = new Map<string, number>();
+  trace.forEach((a, i) => {
+    const nth = (seen.get(a.point) ?? 0) + 1;
+    seen.set(a.point, nth);
+    if (a.point === "reset" || a.point === "read reserved" || a.point === "write other") return;
+    const at = a.point as FaultPoint;
+    const errno = FAULT_ERRNOS[i % FAULT_ERRNOS.length];
+    const where = `#${i} ${at} (${nth})`;
+    if (at === "write device_state") {
+      out.push({ name: `${where}: ${errnoName(errno)}, stays`, fault: { at, nth, errno, then: "stay" } });
+      out.push({ name: `${where}: ${errnoName(errno)}, enters ERROR`, fault: { at, nth, errno, then: "error" } });
+    } else {
+      out.push({ name: `${where}: ${errnoName(errno)}`, fault: { at, nth, errno } });
+    }
+    if (at.startsWith("read ")) out.push({ name: `${where}: short read`, fault: { at, nth, short: 1 } });
+  });
+  return out;
 }

@@ -29,10 +29,11 @@ async function serve(args: string[]): Promise<ServerProc> {
   return s;
 }
 
-/** A source (seeded state) and an empty destination of the same size. */
+/** A source (seeded state) and an empty destination of the same size (TXN transactions unless a side names its own: an option given twice is an error). */
 function pair(extra: string[] = [], src: string[] = [], dst: string[] = []): Promise<[ServerProc, ServerProc]> {
-  const common = ["--state-size", STATE, "--transaction-size", TXN, ...extra];
-  return Promise.all([serve([...common, "--seed", "7", ...src]), serve([...common, "--empty", ...dst])]);
+  const common = ["--state-size", STATE, ...extra];
+  const txn = (side: string[]) => (side.includes("--transaction-size") ? [] : ["--transaction-size", TXN]);
+  return Promise.all([serve([...common, ...txn(src), "--seed", "7", ...src]), serve([...common, ...txn(dst), "--empty", ...dst])]);
 }
 
 beforeAll(() => ensureCli());

@@ -24,6 +24,7 @@ import { coded, phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
 import { startSim, type SimProc } from "../sim-procs.js";
+import { DEMO_MAX_DEVICES, demoDevices } from "../demo-devices.js";
 import { paint, styleFor } from "../style.js";
 import { bytes } from "../units.js";
 import type { EncoderStats } from "../../format/encoder.js";
@@ -52,9 +53,13 @@ dedup savings, time per phase, downtime. Exit 0 only if the digests match.
   --transaction-size BYTES   bytes per saved buffer (default ${DEMO_TRANSACTION_SIZE})
   --dirty-rate PAGES         pages the source changes per pre-copy buffer (default ${DEMO_DIRTY_RATE})
   --seed N                   seed of the source's state (default 1)
-  --protocol v1|v2           VFIO migration protocol of the two devices (default v1):
+  --protocol v1|v2|mixed     VFIO migration protocol of the devices (default v1):
                              v2 serves them as libvfio-user v2 devices (DEVICE_FEATURE,
-                             MIG_DATA_READ/WRITE); --dirty-rate then counts pages per MiB read
+                             MIG_DATA_READ/WRITE); --dirty-rate then counts pages per MiB read;
+                             mixed (with --devices): v1 and v2 devices alternate
+  --devices N                migrate N devices together (a VM's devices: N source and N
+                             destination processes, one stream, one stop-and-copy window;
+                             default 1, at most ${DEMO_MAX_DEVICES}); device k is seeded --seed + k
 ${precopyHelp(DEMO_PRECOPY)}
 ${ENCODING_HELP}
   --json                     print the report as JSON on stdout
@@ -63,7 +68,8 @@ ${ENCODING_HELP}
 examples:
   migstream demo
   migstream demo --state-size 256MiB --codec zstd --dedup --threads 2
-  migstream demo --protocol v2`;
+  migstream demo --protocol v2
+  migstream demo --devices 3 --protocol mixed --state-size 32MiB`;
 
 export const demo: Command = savingCommand({
   name: "demo",
@@ -75,6 +81,7 @@ export const demo: Command = savingCommand({
     "dirty-rate": { type: "string" },
     seed: { type: "string" },
     protocol: { type: "string" },
+    devices: { type: "string" },
   },
   async run(v, io) {
     const style = styleFor(io, v);
@@ -86,10 +93,19 @@ export const demo: Command = savingCommand({
     const seed = String(intOption("demo", "--seed", v.seed, 1, 0, 0xffff_ffff));
     const policy = precopyPolicy("demo", v, DEMO_PRECOPY);
     const protocol = v.protocol ?? "v1";
-    if (protocol !== "v1" && protocol !== "v2") throw usageOf("demo", `--protocol ${protocol} is neither v1 nor v2`);
+    const count = intOption("demo", "--devices", v.devices, 1, 1, DEMO_MAX_DEVICES);
+    if (protocol !== "v1" && protocol !== "v2" && protocol !== "mixed") throw usageOf("demo", `--protocol ${protocol} is none of v1, v2, mixed`);
+    if (protocol === "mixed" && count < 2) throw usageOf("demo", "--protocol mixed needs --devices 2 or more");
     const v2 = protocol === "v2";
     const enc = await encodingFrom("demo", v);
     const cli = fileURLToPath(import.meta.url); // the bundled CLI (dist/cli.js)
+    if (count > 1) {
+      try {
+        return await demoDevices(io, style, enc, { count, protocol, stateSize, txn, dirty, seed: Number(seed), policy, cli });
+      } finally {
+        await enc.close();
+      }
+    }
     // No directory of our own: each child removes its socket file when it stops, even after we were killed.
     const stem = join(tmpdir(), `migstream-demo-${process.pid}-${randomBytes(6).toString("hex")}`);
     const sims: SimProc[] = [];

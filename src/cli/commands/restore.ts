@@ -1,16 +1,23 @@
 // `migstream restore`: the destination side. Restores a device from a stream
 // file, or listens for sources (`migstream save --to`) and restores while the
 // stream arrives — no temporary file, the device's pace sets the socket's.
+// Several --device options restore the devices of a multi-device stream
+// together; one attempt's rules (where the stream ends, what is reported
+// after it, when a device is first touched) are the same for one or many.
 import { stat } from "node:fs/promises";
+import { MigstreamError } from "../../errors.js";
+import { type Ack, devicesAck } from "../../migrate/ack.js";
 import type { StreamEnd } from "../../migrate/items.js";
+import { restoreDevices, type RestoredDevice } from "../../migrate/restore-devices.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpAddress } from "../../migrate/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
 import { isMigrationDevice, type MigratableDevice } from "../../protocol/generation.js";
-import { openDevice, SPEC_FORMS } from "../../transport/spec.js";
+import { SPEC_FORMS, type OpenedDevice } from "../../transport/spec.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
+import { closeDevices, openDevices } from "../devices.js";
 import { openInput } from "../files.js";
 import { readKeyFile } from "../key.js";
 import { requireKeyOffLoopback, serveOneSource } from "../network.js";
@@ -19,12 +26,20 @@ import { renderStats } from "../report.js";
 import { note, styleFor, type Style } from "../style.js";
 import { bytes, duration } from "../units.js";
 
-const HELP = `usage: migstream restore --device SPEC (IN | --listen tcp://HOST:PORT) [options]
+const HELP = `usage: migstream restore --device SPEC [--device SPEC ...] (IN | --listen tcp://HOST:PORT) [options]
 
 Restores the device from a stream. Each transaction reaches the device only
 after its chunks (and, with a key, its frames' MACs) verified, and the device
 is started only after the whole stream verified; on any failure the device is
 reset and left stopped, never RUNNING with a partial state.
+
+Several --device options restore the devices of a multi-device stream (one
+\`migstream save\` wrote with several --device options) together: the
+stream's devices pair with the --device options in order (the source's
+order; \`migstream inspect\` lists them), and the number of devices and each
+pair's protocol generation must match before any device is touched. All
+devices load at once; they are started only once the whole stream verified
+and every one of them loaded. If any fails, none is left RUNNING.
 
 With --listen it waits for a source (\`migstream save --to\`) and restores
 while the stream arrives, then answers the source. It binds to loopback unless
@@ -37,6 +52,7 @@ keyed stream must be bound to this connection. After a failed attempt it
 keeps listening until one restore succeeds, or --attempts failed. Port 0
 picks a free port; the address is printed on stderr (with -q only for port 0).
   --device SPEC              ${SPEC_FORMS.join("\n                             ")}
+                             repeat it for the devices of a multi-device stream, in the stream's order
   IN                         a stream file (- for stdin)
   --listen tcp://HOST:PORT   receive the stream from a source instead
   --no-start                 do not start the device: v1 stays in RESUMING, v2 in STOP (the VMM starts it)
@@ -46,7 +62,8 @@ picks a free port; the address is printed on stderr (with -q only for port 0).
                              this connection — a stream saved (or captured) earlier, replayed
   --require-encryption       take only encrypted streams (the source's --encrypt); the hello says so
   --insecure                 allow listening off loopback without a key
-  --stream-device N          which device of a multi-device stream (default: the first)
+  --stream-device N          with one --device: which device of a multi-device stream to restore
+                             (needed for one: a stream of several devices is refused without it)
   --timeout MS               longest wait for more stream bytes (default ${DEFAULT_IDLE_TIMEOUT_MS})
   --handshake-timeout MS     how long a connection may take to deliver a verified stream header
                              and first frames; then it is dropped (default ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
@@ -60,7 +77,8 @@ picks a free port; the address is printed on stderr (with -q only for port 0).
 
 examples:
   migstream restore --device vfio-user:/run/dst.sock state.mig
-  migstream restore --device vfio-user:/run/dst.sock --listen tcp://0.0.0.0:7000 --key-file mig.key`;
+  migstream restore --device vfio-user:/run/dst.sock --listen tcp://0.0.0.0:7000 --key-file mig.key
+  migstream restore --device vfio-user:/run/gpu.sock --device vfio-user:/run/nic.sock vm.mig`;
 
 export const restore: Command = {
   name: "restore",
@@ -72,7 +90,7 @@ export const restore: Command = {
       "restore",
       argv,
       {
-        device: { type: "string" },
+        device: { type: "string", multiple: true },
         listen: { type: "string" },
         "no-start": { type: "boolean" },
         "key-file": { type: "string" },
@@ -89,7 +107,9 @@ export const restore: Command = {
       { min: 0, max: 1, names: "IN" },
     );
     const style = styleFor(io, v);
-    if (v.device === undefined) throw usageOf("restore", "missing --device SPEC");
+    const specs = v.device ?? [];
+    if (specs.length === 0) throw usageOf("restore", "missing --device SPEC");
+    if (specs.length > 1 && v["stream-device"] !== undefined) throw usageOf("restore", "--stream-device picks one device for one --device; several --device options take every device of the stream, in order");
     if ((positionals.length === 1) === (v.listen !== undefined)) throw usageOf("restore", "give exactly one of IN and --listen tcp://HOST:PORT");
     const addr = v.listen === undefined ? undefined : parseTcpUrl(v.listen, "--listen");
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
@@ -112,40 +132,66 @@ export const restore: Command = {
     };
     if (!addr && job.allowReplay) throw usageOf("restore", "--allow-replay is for --listen (a file is restored anyway)");
     if (job.requireEncryption && !key) throw usageOf("restore", "--require-encryption needs --key-file");
-    const region = await openDevice(v.device);
+    const regions = await openDevices(specs);
     try {
       let done: Done;
-      if (listen) done = await fromNetwork(io, style, region, job, listen);
+      if (listen) done = await fromNetwork(io, style, regions, job, listen);
       else {
         const source = await openInput(positionals[0], io);
-        done = await restoreOnce(io, style, region, source, job);
+        done = await restoreOnce(io, style, regions, source, job);
         done.source = positionals[0] === "-" ? "stdin" : positionals[0];
         // A file's bytes past the stream are known without reading them; stdin's only as far as they were read.
         const size = positionals[0] === "-" ? undefined : await inputSize(positionals[0]);
         if (size !== undefined) done.end = { ...done.end, trailingBytes: size - done.end.streamBytes };
       }
-      const s = done.summary;
       const trailing = done.end.trailingBytes;
       // The restore stands (it verified and completed); the bytes after the stream are reported, even with -q.
       if (trailing > 0) io.stderr.write(`migstream: warning: ${trailingNote(trailing, done.end.streamBytes, done.source)}\n`);
+      if (done.devices) {
+        printDevices(io, style, specs, regions, done, done.devices);
+        return 0;
+      }
+      const region = regions[0];
+      const s = done.summary;
       if (style.json) {
         io.stdout.write(
-          `${JSON.stringify({ ok: true, device: v.device, source: done.source, started: s.started, transactions: s.transactions, bytes: s.bytes, ms: s.times.total, ...(trailing > 0 ? { trailingBytes: trailing } : {}), stream: done.stats })}\n`,
+          `${JSON.stringify({ ok: true, device: specs[0], source: done.source, started: s.started, transactions: s.transactions, bytes: s.bytes, ms: s.times.total, ...(trailing > 0 ? { trailingBytes: trailing } : {}), stream: done.stats })}\n`,
         );
       } else {
         note(
           io,
           style,
-          `restored ${v.device} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${s.started ? "RUNNING" : !isMigrationDevice(region) ? "left in RESUMING" : region.vmmOwnsStates ? "left to the VMM (it SETs STOP, where the device validates, then RUNNING)" : "left in STOP, its state validated (v2; the VMM sets RUNNING)"}\n` +
+          `restored ${specs[0]} from ${done.source}: ${s.transactions} buffers, ${bytes(s.bytes)} in ${duration(s.times.total)}; device ${leftIn(region, s.started)}\n` +
             renderStats(done.stats, false, false).trimEnd(),
         );
       }
       return 0;
     } finally {
-      await region.close();
+      await closeDevices(regions);
     }
   },
 };
+
+/** How a restored device was left, in words. */
+function leftIn(region: MigratableDevice, started: boolean): string {
+  if (started) return "RUNNING";
+  if (!isMigrationDevice(region)) return "left in RESUMING";
+  return region.vmmOwnsStates ? "left to the VMM (it SETs STOP, where the device validates, then RUNNING)" : "left in STOP, its state validated (v2; the VMM sets RUNNING)";
+}
+
+/** The result of a multi-device restore: a line per device, then the stream's summary. */
+function printDevices(io: CliIO, style: Style, specs: string[], regions: MigratableDevice[], done: Done, devices: RestoredDevice[]): void {
+  const trailing = done.end.trailingBytes;
+  if (style.json) {
+    const list = devices.map((d, i) => ({ device: specs[i], id: d.id, name: d.name, started: d.started, transactions: d.transactions, bytes: d.bytes, skipped: d.skipped, ms: d.times.total }));
+    io.stdout.write(
+      `${JSON.stringify({ ok: true, devices: list, source: done.source, started: done.summary.started, transactions: done.summary.transactions, bytes: done.summary.bytes, ms: done.summary.times.total, ...(trailing > 0 ? { trailingBytes: trailing } : {}), stream: done.stats })}\n`,
+    );
+    return;
+  }
+  const lines = devices.map((d, i) => `  ${specs[i]} ← stream device ${d.id} "${d.name}": ${d.transactions} buffers, ${bytes(d.bytes)} in ${duration(d.times.total)}; ${leftIn(regions[i], d.started)}`);
+  note(io, style, `restored ${devices.length} devices together from ${done.source}:\n${lines.join("\n")}\n${renderStats(done.stats, false, false).trimEnd()}`);
+}
 
 /** What every attempt of one `restore` run shares. */
 interface Job {
@@ -170,11 +216,14 @@ interface Listen {
 }
 
 interface Done {
+  /** With several devices: their totals (started: all of them). */
   summary: ResumeSummary;
   stats: ReturnType<StatsCollector["result"]>;
   source: string;
   /** Where the stream ended in its input (bytes read past it are counted there). */
   end: StreamEnd;
+  /** Several devices: each one, in the order given. */
+  devices?: RestoredDevice[];
 }
 
 /** Hooks of one attempt. */
@@ -193,25 +242,76 @@ async function* counted(src: AsyncIterable<Uint8Array>, count: { bytes: number }
   }
 }
 
-/** One restore attempt; throws the stream's or the device's error (the device then reset and stopped, if it was touched). */
-async function restoreOnce(io: CliIO, style: Style, region: MigratableDevice, source: AsyncIterable<Uint8Array>, job: Job, attempt: Attempt = {}): Promise<Done> {
+/** Every device's totals of a multi-device restore (started: all of them). */
+function totals(devices: RestoredDevice[], t0: number): ResumeSummary {
+  return {
+    transactions: devices.reduce((a, d) => a + d.transactions, 0),
+    bytes: devices.reduce((a, d) => a + d.bytes, 0),
+    skipped: devices.reduce((a, d) => a + d.skipped, 0),
+    started: devices.every((d) => d.started),
+    times: { total: performance.now() - t0 },
+  };
+}
+
+/**
+ * One restore attempt, of one device or of several from one stream; throws
+ * the stream's or a device's error (every touched device then reset and
+ * stopped). Either way the stream ends at its verified STREAM_END, and the
+ * devices are touched only once it proved itself (`attempt.onTouch`).
+ */
+async function restoreOnce(io: CliIO, style: Style, regions: MigratableDevice[], source: AsyncIterable<Uint8Array>, job: Job, attempt: Attempt = {}): Promise<Done> {
   const stats = new StatsCollector();
   const wire = { bytes: 0 };
   let end: StreamEnd = { streamBytes: 0, trailingBytes: 0 };
   const progress = new ProgressLine(io.stderr, style, "restore");
+  const common = {
+    key: job.key,
+    challenge: attempt.challenge,
+    allowUnbound: job.allowReplay,
+    requireEncryption: job.requireEncryption,
+    start: job.start,
+    signal: job.signal,
+    checkFit: job.checkFit,
+    onEnd: (e: StreamEnd) => (end = e),
+  };
   try {
-    const summary = await restoreDevice(region, counted(source, wire), {
-      key: job.key,
-      challenge: attempt.challenge,
-      allowUnbound: job.allowReplay,
-      requireEncryption: job.requireEncryption,
-      start: job.start,
+    if (regions.length > 1) {
+      const moved = regions.map(() => 0);
+      const t0 = performance.now();
+      const r = await restoreDevices(
+        regions.map((device) => ({ device, label: (device as Partial<OpenedDevice>).label })),
+        counted(source, wire),
+        {
+          ...common,
+          onEvent: (ev) => stats.add(ev),
+          onTouch: attempt.onTouch,
+          onProgress: (i, p) => {
+            moved[i] = p.bytes;
+            progress.update({ phase: `${regions.length} devices`, bytes: moved.reduce((a, b) => a + b, 0), wire: wire.bytes });
+          },
+        },
+      );
+      return { summary: totals(r.devices, t0), stats: stats.result(end.streamBytes), source: "", end, devices: r.devices };
+    }
+    const announced: string[] = [];
+    const summary = await restoreDevice(regions[0], counted(source, wire), {
+      ...common,
       device: job.device,
-      signal: job.signal,
-      checkFit: job.checkFit,
-      onEvent: (ev) => stats.add(ev),
-      onTouch: attempt.onTouch,
-      onEnd: (e) => (end = e),
+      onEvent: (ev) => {
+        if (ev.type === "device") announced.push(`${ev.device} "${ev.name}"`);
+        stats.add(ev);
+      },
+      onTouch: () => {
+        // A stream of several devices restores one of them only when asked to: never the first one silently.
+        if (job.device === undefined && announced.length > 1) {
+          throw new MigstreamError(
+            "USAGE",
+            `restore: the stream holds ${announced.length} devices (${announced.join(", ")}): give --device once per device, in that order, to restore them together, or --stream-device ID to restore one; the device was not touched`,
+            { field: "devices" },
+          );
+        }
+        attempt.onTouch?.();
+      },
       onProgress: (p) => progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: wire.bytes }),
     });
     return { summary, stats: stats.result(end.streamBytes), source: "", end };
@@ -220,25 +320,33 @@ async function restoreOnce(io: CliIO, style: Style, region: MigratableDevice, so
   }
 }
 
-async function fromNetwork(io: CliIO, style: Style, region: MigratableDevice, job: Job, o: Listen): Promise<Done> {
+/** The success ack: the totals (with several devices, each one with how long ago it entered RUNNING), and the bytes that followed the stream. */
+function successAck(done: Done): Ack & { ok: true } {
+  const s = done.summary;
+  const ack: Ack & { ok: true } = done.devices ? devicesAck(done.devices) : { ok: true, started: s.started, transactions: s.transactions, bytes: s.bytes };
+  const trailing = done.end.trailingBytes;
+  return trailing > 0 ? { ...ack, trailingBytes: trailing } : ack;
+}
+
+async function fromNetwork(io: CliIO, style: Style, regions: MigratableDevice[], job: Job, o: Listen): Promise<Done> {
   const served = await serveOneSource(
     io,
     style,
     o.addr,
     {
       command: "restore",
-      target: "the device",
+      target: regions.length > 1 ? "the devices" : "the device",
       idleTimeoutMs: o.idleTimeoutMs,
       acceptTimeoutMs: o.acceptTimeoutMs,
       handshakeTimeoutMs: o.handshakeTimeoutMs,
       attempts: o.attempts,
-      retryTouched: true, // a failed restore reset and stopped the device: the next source may try
+      retryTouched: true, // a failed restore reset and stopped the devices: the next source may try
       keyed: job.key !== undefined,
       encrypted: job.requireEncryption,
       signal: job.signal,
     },
     async (peer, touched) => {
-      const done = await restoreOnce(io, style, region, peer.chunks(), job, {
+      const done = await restoreOnce(io, style, regions, peer.chunks(), job, {
         challenge: peer.challenge,
         onTouch: () => {
           touched.yes = true;
@@ -247,9 +355,7 @@ async function fromNetwork(io: CliIO, style: Style, region: MigratableDevice, jo
       });
       // Bytes after STREAM_END (read with its last piece, or waiting on the socket) do not undo the restore; the source hears of them.
       done.end = { ...done.end, trailingBytes: done.end.trailingBytes + peer.buffered };
-      const s = done.summary;
-      const trailing = done.end.trailingBytes;
-      return { result: done, ack: { ok: true, started: s.started, transactions: s.transactions, bytes: s.bytes, ...(trailing > 0 ? { trailingBytes: trailing } : {}) } };
+      return { result: done, ack: successAck(done) };
     },
   );
   served.result.source = served.remote;

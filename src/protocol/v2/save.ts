@@ -9,8 +9,9 @@
 // first), and the error names the step.
 import { MigstreamError } from "../../errors.js";
 import { atStep, describe, withNote } from "../failure.js";
-import { Precopy, type PrecopyEnd } from "../policy.js";
+import { Precopy, type PrecopyControl, type PrecopyEnd } from "../policy.js";
 import type { SaveSummary } from "../progress.js";
+import { protocolOf } from "../generation.js";
 import { recordProtocol, SaveRun } from "../run.js";
 import type { SaveOptions } from "../save.js";
 import type { SaveSink } from "../types.js";
@@ -40,7 +41,7 @@ const now = (): number => performance.now();
 const RECOVER_ATTEMPTS = 3;
 
 class SaveRunV2 extends SaveRun {
-  readonly policy: Precopy;
+  readonly policy: PrecopyControl;
   access!: Access;
   bufferSize = DEFAULT_DATA_BUFFER;
   /** The state this driver last put the device in (undefined before the first SET). */
@@ -57,12 +58,12 @@ class SaveRunV2 extends SaveRun {
     override readonly options: SaveV2Options,
   ) {
     super(sink, options);
-    this.policy = new Precopy(options.policy, options.stopCopy);
+    this.policy = options.precopyControl ?? new Precopy(options.policy, options.stopCopy);
   }
 
   async run(): Promise<SaveSummary> {
     const t0 = now();
-    await recordProtocol(this.sink, { generation: 2, restartsAtStopCopy: this.dev.restartsAtStopCopy === true });
+    await recordProtocol(this.sink, protocolOf(this.dev));
     await this.enterPhase("setup", 0);
     if (this.dev.vmmOwnsStates) return this.runHandedOver(t0);
     const flags = await checkMigration(this.dev, "save: get MIGRATION", (s) => this.checkAbort(s));
@@ -72,6 +73,7 @@ class SaveRunV2 extends SaveRun {
     // Case 3: without PRE_COPY the save goes RUNNING → STOP_COPY in one SET.
     const live = this.options.precopy !== false && (flags & MIGRATION_PRE_COPY) !== 0;
     const precopyEnd = live ? await this.precopy() : "none";
+    await this.mayStop(this.policy);
     const tPrecopy = now();
     await this.enterPhase("stopcopy", 0);
     const tStop = now();
@@ -88,6 +90,7 @@ class SaveRunV2 extends SaveRun {
     const ch = this.dev.handedOver;
     if (!ch) throw new MigstreamError("USAGE", "save: a device whose VMM owns the states must hand over its data fd");
     await this.chooseBuffer();
+    await this.mayStop(this.policy);
     const tSetup = now();
     await this.enterPhase("stopcopy", 0);
     this.channel = ch;
@@ -137,7 +140,7 @@ class SaveRunV2 extends SaveRun {
     for (let done = 0; ; done++) {
       const { pending, initial } = await this.readPending(last);
       // Case 14: with precopy info, converge only once the initial bytes are all read.
-      const why = this.policy.beforeIteration(done, initial > 0 ? Infinity : pending, now() - start);
+      const why = await this.policy.beforeIteration(done, initial > 0 ? Infinity : pending, now() - start);
       if (why) return why;
       if (done > 0) await this.enterPhase("precopy", done);
       this.iterations = done + 1;
@@ -147,13 +150,23 @@ class SaveRunV2 extends SaveRun {
         const { n, end } = await this.saveBuffer(true);
         got += n;
         if (end === "nothing-now" || got >= pending) break;
-        const stop = this.policy.interrupt(now() - start);
+        const stop = this.policy.interrupt(now() - start, this.left(pending, initial, got));
         if (stop) return stop;
       }
       last = got;
-      const stop = this.policy.interrupt(now() - start);
+      const stop = this.policy.interrupt(now() - start, this.left(pending, initial, got));
       if (stop) return stop;
     }
+  }
+
+  /**
+   * What is left of this iteration's PRECOPY_INFO estimate after `got` bytes
+   * (Infinity while initial bytes remain); undefined without PRECOPY_INFO,
+   * where the only estimate is a whole iteration's.
+   */
+  left(pending: number, initial: number, got: number): number | undefined {
+    if (!this.channel?.precopyInfo) return undefined;
+    return got < initial ? Infinity : Math.max(0, pending - got);
   }
 
   /**

@@ -6,53 +6,18 @@
 // it) and saves again; after every failed resume the destination is not
 // RUNNING, holds none of the partial state, and resumes again.
 import { describe, expect, it } from "vitest";
-import type { MigrationFault } from "../../../src/device/migration-sim.js";
-import { errnoName, ERRNO } from "../../../src/protocol/region-io.js";
-import { MIG_STATE, parseMigState } from "../../../src/protocol/v2/constants.js";
+import { errnoName } from "../../../src/protocol/region-io.js";
+import { MIG_STATE } from "../../../src/protocol/v2/constants.js";
 import { resumeV2 } from "../../../src/protocol/v2/resume.js";
 import { saveV2, type SaveV2Options } from "../../../src/protocol/v2/save.js";
 import { failure, ItemSink } from "../helpers.js";
-import { destinationOf, expectCleanV2, KiB, simV2, type TraceDevice } from "./helpers.js";
+import { destinationOf, expectCleanV2, faultCasesV2, KiB, simV2 } from "./helpers.js";
 
 /** A device that does not run on during pre-copy, so its digest after a failed save must equal the one before. */
 const SRC = { stateSize: 24 * KiB, seed: 11 };
 /** Buffers from MIG_DATA_SIZE (24 KiB + the stream's framing); reads of at most 8 KiB, so faults strike mid-buffer. */
 const OPTS: SaveV2Options = {};
 const MAX_ACCESS = 8 * KiB;
-const ERRNOS = [ERRNO.EIO, ERRNO.EBUSY, ERRNO.EFAULT, ERRNO.EPERM];
-
-interface Case {
-  name: string;
-  fault: MigrationFault;
-}
-
-/** One case per device call of a clean run (per arc for SETs), plus ERROR arcs and lies. */
-function cases(trace: TraceDevice, arcs: string[]): Case[] {
-  const out: Case[] = [];
-  const seen = new Map<string, number>();
-  const nth = (k: string) => {
-    const n = (seen.get(k) ?? 0) + 1;
-    seen.set(k, n);
-    return n;
-  };
-  trace.calls.forEach((c, i) => {
-    const errno = ERRNOS[i % ERRNOS.length];
-    // MIG_DATA_SIZE is an estimate: its failure is no failure of the save (case 15, conformance.test.ts).
-    if (c.op === "set state" || c.op === "close" || c.op === "reset" || c.op === "data size") return;
-    const at = c.op as MigrationFault["at"];
-    const n = nth(at);
-    out.push({ name: `#${i} ${at} (${n}): ${errnoName(errno)}`, fault: { at, nth: n, errno } });
-    if (at === "write data") out.push({ name: `#${i} ${at} (${n}): takes nothing`, fault: { at, nth: n, short: c.size! } });
-  });
-  arcs.forEach((a, i) => {
-    const [from, to] = a.split(">").map((x) => parseMigState(x)!);
-    const n = nth(`arc ${a}`);
-    const errno = ERRNOS[i % ERRNOS.length];
-    out.push({ name: `arc ${a} (${n}): ${errnoName(errno)}, stays`, fault: { at: "set state", from, to, nth: n, errno } });
-    out.push({ name: `arc ${a} (${n}): enters ERROR`, fault: { at: "set state", from, to, nth: n, errno, then: "error" } });
-  });
-  return out;
-}
 
 const clean = await (async () => {
   const s = simV2(SRC, { maxAccess: MAX_ACCESS });
@@ -66,7 +31,7 @@ const clean = await (async () => {
 })();
 
 describe("v2: a fault at every step of a save", () => {
-  const list = cases(clean.save.io, clean.save.dev.arcs);
+  const list = faultCasesV2(clean.save.io, clean.save.dev.arcs);
 
   it("covers every kind of call and every arc of both phases", () => {
     const kinds = new Set(list.map((c) => c.fault.at));
@@ -117,7 +82,7 @@ describe("v2: a fault at every step of a save", () => {
 });
 
 describe("v2: a fault at every step of a resume", () => {
-  const list = cases(clean.resume.io, clean.resume.dev.arcs);
+  const list = faultCasesV2(clean.resume.io, clean.resume.dev.arcs);
 
   it("covers every kind of call and every arc", () => {
     const kinds = new Set(list.map((c) => c.fault.at));

@@ -2,7 +2,7 @@
 // in-process transport (kernel semantics), a call trace, and the round trip
 // with the checks every correct run must pass.
 import { expect } from "vitest";
-import { MigrationSimDevice, type MigrationSimOptions } from "../../../src/device/migration-sim.js";
+import { type MigrationFault, MigrationSimDevice, type MigrationSimOptions } from "../../../src/device/migration-sim.js";
 import type { MigState } from "../../../src/protocol/v2/constants.js";
 import { MIG_STATE } from "../../../src/protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice } from "../../../src/protocol/v2/device-io.js";
@@ -10,7 +10,9 @@ import { resumeV2 } from "../../../src/protocol/v2/resume.js";
 import { saveV2, type SaveV2Options } from "../../../src/protocol/v2/save.js";
 import type { ResumeOptions } from "../../../src/protocol/resume.js";
 import { InProcessMigration, type InProcessMigrationOptions } from "../../../src/transport/in-process-v2.js";
-import { ItemSink } from "../helpers.js";
+import { FAULT_ERRNOS, ItemSink } from "../helpers.js";
+import { errnoName } from "../../../src/protocol/region-io.js";
+import { parseMigState } from "../../../src/protocol/v2/constants.js";
 
 export const KiB = 1024;
 
@@ -131,4 +133,38 @@ export async function roundTripV2(
   expect(d.dev.state).toBe(resumeOptions.start === false ? MIG_STATE.STOP : MIG_STATE.RUNNING);
   expectCleanV2(s.dev, d.dev);
   return { src: s, dst: d, sink, summary, restored, digest };
+}
+
+/** One v2 fault to arm, and its test name. */
+export interface FaultCaseV2 {
+  name: string;
+  fault: MigrationFault;
+}
+
+/** One case per device call of a clean run (per arc for SETs), plus ERROR arcs and writes that take nothing. */
+export function faultCasesV2(trace: TraceDevice, arcs: string[]): FaultCaseV2[] {
+  const out: FaultCaseV2[] = [];
+  const seen = new Map<string, number>();
+  const nth = (k: string) => {
+    const n = (seen.get(k) ?? 0) + 1;
+    seen.set(k, n);
+    return n;
+  };
+  trace.calls.forEach((c, i) => {
+    const errno = FAULT_ERRNOS[i % FAULT_ERRNOS.length];
+    // MIG_DATA_SIZE is an estimate: its failure is no failure of the save (case 15, conformance.test.ts).
+    if (c.op === "set state" || c.op === "close" || c.op === "reset" || c.op === "data size") return;
+    const at = c.op as MigrationFault["at"];
+    const n = nth(at);
+    out.push({ name: `#${i} ${at} (${n}): ${errnoName(errno)}`, fault: { at, nth: n, errno } });
+    if (at === "write data") out.push({ name: `#${i} ${at} (${n}): takes nothing`, fault: { at, nth: n, short: c.size! } });
+  });
+  arcs.forEach((a, i) => {
+    const [from, to] = a.split(">").map((x) => parseMigState(x)!);
+    const n = nth(`arc ${a}`);
+    const errno = FAULT_ERRNOS[i % FAULT_ERRNOS.length];
+    out.push({ name: `arc ${a} (${n}): ${errnoName(errno)}, stays`, fault: { at: "set state", from, to, nth: n, errno } });
+    out.push({ name: `arc ${a} (${n}): enters ERROR`, fault: { at: "set state", from, to, nth: n, errno, then: "error" } });
+  });
+  return out;
 }
