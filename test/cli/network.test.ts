@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeHello } from "../../src/migrate/hello.js";
-import { digest, ensureCli, releaseCli, listeningPort, proxy, rawSource, run, type Sim, sim, start, tempDir, until } from "./helpers.js";
+import { digest, ensureCli, releaseCli, listeningPort, proxy, rawSource, run, type Sim, sim, start, tempDir, until, withFlags } from "./helpers.js";
 
 const STATE = ["--state-size", "4MiB", "--transaction-size", "256KiB", "--on-disconnect", "stay"];
 const KEY_A = "a1".repeat(32);
@@ -40,7 +40,7 @@ afterAll(async () => {
 /** A fresh source (seeded, dirtying during pre-copy unless told) and an empty destination. */
 async function pair(src: string[] = ["--dirty-rate", "8"], dst: string[] = []): Promise<[Sim, Sim]> {
   const k = n++;
-  const p = await Promise.all([sim(tmp.dir, `src${k}`, [...STATE, "--seed", "7", ...src]), sim(tmp.dir, `dst${k}`, [...STATE, "--empty", ...dst])]);
+  const p = await Promise.all([sim(tmp.dir, `src${k}`, withFlags([...STATE, "--seed", "7"], src)), sim(tmp.dir, `dst${k}`, withFlags([...STATE, "--empty"], dst))]);
   sims.push(...p);
   return p;
 }

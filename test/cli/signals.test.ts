@@ -9,7 +9,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { alive, childrenOf, cliSuite, digest, listeningPort, proxy, type Sim, sim, start, until } from "./helpers.js";
+import { alive, childrenOf, cliSuite, digest, listeningPort, proxy, type Sim, sim, start, until, withFlags } from "./helpers.js";
 
 const suite = cliSuite();
 const sims: Sim[] = [];
@@ -21,7 +21,7 @@ afterAll(async () => {
 
 /** A device whose every data_offset read takes 5 ms: 512 buffers of 16 KiB take seconds to move. */
 async function slow(name: string, extra: string[]): Promise<Sim> {
-  const s = await sim(suite.dir(), `${name}${n++}`, ["--state-size", "8MiB", "--transaction-size", "16KiB", "--variant", "slow-prepare", "--on-disconnect", "stay", ...extra]);
+  const s = await sim(suite.dir(), `${name}${n++}`, withFlags(["--state-size", "8MiB", "--transaction-size", "16KiB", "--variant", "slow-prepare", "--on-disconnect", "stay"], extra));
   sims.push(s);
   return s;
 }
