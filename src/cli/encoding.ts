@@ -16,6 +16,34 @@ import { readKeyFile } from "./key.js";
 export const CODECS = ["raw", "zero", "lz4", "zstd", "auto"] as const;
 /** Codec the CLI uses unless told otherwise. */
 export const DEFAULT_CLI_CODEC = "auto";
+/**
+ * Smallest --chunk-size: every chunk costs a 44-byte frame (60 with a key) and
+ * a pass through the codec, so below a page the stream grows and slows for
+ * nothing (1-byte chunks turn 4 MiB into 178 MiB).
+ */
+export const MIN_CLI_CHUNK_SIZE = 4096;
+/** Most coding threads per core: beyond it threads only wait for each other (and each holds buffers). */
+export const THREADS_PER_CORE = 4;
+/** Most coding threads whatever the machine. */
+export const MAX_CLI_THREADS = 64;
+
+/** The most --threads this machine can use. */
+export function maxThreads(cores = availableCores()): number {
+  return Math.min(THREADS_PER_CORE * cores, MAX_CLI_THREADS, MAX_THREADS);
+}
+
+/** --threads N: 1..maxThreads(), default one per core. */
+export function threadsOption(command: string, text: string | undefined): number {
+  const cores = availableCores();
+  const most = maxThreads(cores);
+  const fallback = Math.min(cores, most);
+  if (text === undefined) return fallback;
+  const n = intOption(command, "--threads", text, fallback, 1, Number.MAX_SAFE_INTEGER);
+  if (n > most) {
+    throw usageOf(command, `--threads ${n} is more than this machine can use (${cores} core${cores === 1 ? "" : "s"}: at most ${most}, ${THREADS_PER_CORE} per core up to ${MAX_CLI_THREADS})`);
+  }
+  return n;
+}
 
 export const ENCODING_OPTIONS = {
   codec: { type: "string" },
@@ -24,6 +52,7 @@ export const ENCODING_OPTIONS = {
   dedup: { type: "boolean" },
   "dedup-window": { type: "string" },
   "key-file": { type: "string" },
+  encrypt: { type: "boolean" },
   threads: { type: "string" },
 } as const;
 
@@ -31,12 +60,14 @@ export const ENCODING_HELP = `  --codec NAME         raw, zero, lz4, zstd or aut
                        then per chunk RAW, LZ4 or zstd, whichever the measured
                        output rate and the chunk's compressibility make fastest)
   --level N            zstd level 1..19 (auto: the highest it may use), or LZ4 acceleration
-  --chunk-size BYTES   largest chunk (default 256KiB; 64KiB with --dedup)
+  --chunk-size BYTES   largest chunk, at least 4KiB (default 256KiB; 64KiB with --dedup)
   --dedup              content-defined chunks; repeated chunks become references
   --dedup-window BYTES how far back a reference may reach (default 64MiB)
   --key-file F         authenticate every frame with HMAC-SHA-256 (key: hex text or raw bytes)
+  --encrypt            with --key-file: seal every frame with AES-256-GCM instead (confidential;
+                       keys per stream from the key and fresh values)
   --threads N          code chunks on N threads, the main one included (default: one per core;
-                       1: the main thread only)`;
+                       1: the main thread only; at most 4 per core, and 64)`;
 
 type Write = (bytes: Uint8Array) => void | Promise<void>;
 
@@ -78,15 +109,21 @@ export async function encodingFrom(command: string, v: Values, { startPool = tru
   const codec = (v.codec ?? DEFAULT_CLI_CODEC) as (typeof CODECS)[number];
   if (!CODECS.includes(codec)) throw usageOf(command, `--codec '${v.codec}' is not one of ${CODECS.join(", ")}`);
   const level = v.level === undefined ? undefined : intOption(command, "--level", v.level, 0, 1, 65537);
-  const threads = intOption(command, "--threads", v.threads, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
+  const threads = threadsOption(command, v.threads);
+  const chunkSize = sizeOption(command, "--chunk-size", v["chunk-size"]);
+  if (chunkSize !== undefined && chunkSize < MIN_CLI_CHUNK_SIZE) {
+    throw usageOf(command, `--chunk-size ${chunkSize} is below ${MIN_CLI_CHUNK_SIZE / 1024}KiB: every chunk costs a frame and a codec pass, so smaller chunks only make the stream larger and slower`);
+  }
   const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
+  if (v.encrypt && !key) throw usageOf(command, "--encrypt needs --key-file (the stream's keys come from the shared key)");
   const options: EncoderOptions = {
     codec,
     level,
-    chunkSize: sizeOption(command, "--chunk-size", v["chunk-size"]),
+    chunkSize,
     dedup: v.dedup === true,
     dedupWindow: sizeOption(command, "--dedup-window", v["dedup-window"]),
     key,
+    encrypt: v.encrypt === true,
   };
   // auto is metered; a fixed codec on one thread keeps the encoder's own inline fast path.
   const meter = codec === "auto" ? new SinkMeter() : null;
@@ -127,7 +164,7 @@ function newPool(threads: number, zstd: boolean, start: boolean): WorkerPool {
  * stream never starts one.
  */
 export function decodePool(command: string, threadsArg: string | undefined): { decoder: ChunkDecoder; close(): Promise<void> } | undefined {
-  const threads = intOption(command, "--threads", threadsArg, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
+  const threads = threadsOption(command, threadsArg);
   if (threads === 1) return undefined;
   const pool = newPool(threads, false, false);
   return { decoder: poolDecoder(pool), close: () => pool.close() };

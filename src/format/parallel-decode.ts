@@ -28,6 +28,7 @@ import type { StreamHeader } from "./header.js";
 import { Interpreter } from "./interpreter.js";
 import { resolveLimits } from "./limits.js";
 import { checkKey } from "./mac.js";
+import { bindingPolicy } from "./binding.js";
 import { MacBatchReader } from "./mac-batch.js";
 import { readChunkHeader } from "./payloads.js";
 import type { DecodeEvent } from "./types.js";
@@ -116,7 +117,7 @@ export class ParallelDecoder {
     this.inFlight = inFlight;
     const key = options.key === undefined ? null : checkKey(options.key);
     this.reader = new FrameReader(resolveLimits(options), key !== null);
-    this.batches = new MacBatchReader(this.reader, key);
+    this.batches = new MacBatchReader(this.reader, key, bindingPolicy(options));
     this.assemble = options.assemble ?? false;
     this.reuse = options.reuseOutput === true;
   }

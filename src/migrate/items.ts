@@ -6,6 +6,12 @@
 // digest checked. The byte source is pulled as the device consumes, so a slow
 // device slows the reader (backpressure) and nothing is held but one frame and
 // one transaction.
+//
+// The stream ends at its verified STREAM_END frame, not at the end of the
+// input (FORMAT.md §2): `verified` follows STREAM_END at once, without
+// waiting for the source to end — a network peer may hold its connection
+// open for the answer. Input bytes already read past the end are counted
+// (`onEnd`) for the caller to report; they are not part of the stream.
 import { ready } from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
 import { StreamDecoder, type DecoderOptions } from "../format/decoder.js";
@@ -17,6 +23,16 @@ export interface StreamItemsOptions extends Omit<DecoderOptions, "verifyOnly" | 
   device?: number;
   /** Called with every decoder event (inspection, progress). */
   onEvent?: (ev: DecodeEvent) => void;
+  /** Called once STREAM_END verified, before `verified` is handed on. */
+  onEnd?: (end: StreamEnd) => void;
+}
+
+/** Where a verified stream ended in its input. */
+export interface StreamEnd {
+  /** The stream's length in bytes (header to STREAM_END). */
+  streamBytes: number;
+  /** Input bytes already read that follow STREAM_END (not part of the stream). */
+  trailingBytes: number;
 }
 
 /**
@@ -30,9 +46,11 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
   const dec = new StreamDecoder({ ...options, assemble: true });
   let device = options.device ?? -1;
   let seen = false;
+  let read = 0;
   /** The protocol item went out (it precedes the device's first phase; none in the stream: v1). */
   let told = false;
   for await (const piece of source) {
+    read += piece.length;
     for await (const ev of dec.writeAsync(piece)) {
       options.onEvent?.(ev);
       switch (ev.type) {
@@ -63,11 +81,14 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
               device: device < 0 ? undefined : device,
             });
           }
-          break;
+          // Complete and verified: what follows in the input is not ours to read.
+          options.onEnd?.({ streamBytes: dec.offset, trailingBytes: read - dec.offset });
+          if (!told) yield { kind: "protocol", protocol: { generation: 1 } };
+          yield { kind: "verified" };
+          return;
       }
     }
   }
-  dec.finish();
-  if (!told) yield { kind: "protocol", protocol: { generation: 1 } };
-  yield { kind: "verified" };
+  dec.finish(); // TRUNCATED: the input ended before STREAM_END
+  throw new MigstreamError("INTERNAL", "the decoder accepted an input that ended without STREAM_END");
 }
