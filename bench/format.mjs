@@ -6,7 +6,9 @@
 // of the bare codec's, the size ratio and the size against QEMU's layout
 // (raw + 24 bytes per buffer). Then verify-only GB/s, per page kind, LZ4 on
 // 70%-zero data, and the dedup scenario (256 MiB sent in pre-copy, then
-// again in stop-and-copy with 10% changed). Medians of repeated runs.
+// again in stop-and-copy with 10% changed), and what sealing frames with
+// AES-256-GCM (--encrypt) costs against authenticating them with
+// HMAC-SHA-256 (--key-file) and against no key. Medians of repeated runs.
 // Usage: node bench/format.mjs [MiB=128]
 import { StreamDecoder, StreamEncoder, verifyStream } from "../dist/index.js";
 import { allocBuffer, lz4CompressBound, lz4CompressInto, lz4DecompressInto, simdActive, zstdCompress, zstdDecompress } from "../dist/kernels.js";
@@ -243,4 +245,71 @@ for (const [label, run, chunkSize] of [
 const scattered = drows[1];
 summary({ figure: "bytes sent, dedup, 10% of pages changed (scattered)", ours: scattered["dedup MiB"], peer: "the same without dedup", theirs: scattered["no dedup MiB"], unit: "MiB", better: "lower" });
 printTable(`dedup: ${DEDUP_SIZE / MIB} MiB sent in pre-copy, then again in stop-and-copy (LZ4; without dedup 256 KiB chunks; with dedup content-defined chunks, 512 MiB window)`, drows);
+
+// ---- keyed streams: what sealing (AES-256-GCM) costs over authenticating (HMAC-SHA-256) ----
+const KEY = new Uint8Array(32).fill(0x5c);
+const KEYED_SIZE = Math.min(SIZE, 64 * MIB);
+const keyedData = mixed.subarray(0, KEYED_SIZE);
+
+/** Encodes as encode() does, but lets an encrypting encoder draw its own stream id (it refuses a given one). */
+async function encodeKeyed(data, opts) {
+  const parts = [];
+  const enc = new StreamEncoder((b) => void parts.push(b), { ...opts, maxDevices: 1, maxTransaction: TXN });
+  const d = enc.device(0, { name: "bench" });
+  await d.phase("stopcopy", 0);
+  for (let at = 0; at < data.length; at += TXN) await d.transaction(data.subarray(at, at + TXN));
+  await d.end();
+  await enc.finish();
+  return Buffer.concat(parts);
+}
+
+async function decodeKeyed(stream, key) {
+  const dec = new StreamDecoder({ key, reuseOutput: true });
+  let raw = 0;
+  for (let at = 0; at < stream.length; at += 4 * MIB) for await (const ev of dec.writeAsync(stream.subarray(at, at + 4 * MIB))) if (ev.type === "chunk") raw += ev.rawLength;
+  dec.finish();
+  return raw;
+}
+
+const krows2 = [];
+for (const codec of ["raw", "lz4"]) {
+  const modes = [
+    { mode: "no key", opts: { codec } },
+    { mode: "HMAC-SHA-256 (--key-file)", opts: { codec, key: KEY } },
+    { mode: "AES-256-GCM (--encrypt)", opts: { codec, key: KEY, encrypt: true } },
+  ];
+  const times = {};
+  for (const m of modes) {
+    const stream = await encodeKeyed(keyedData, m.opts);
+    const encMs = await timeAsync(() => encodeKeyed(keyedData, m.opts), 3);
+    const decMs = await timeAsync(() => decodeKeyed(stream, m.opts.key), 3);
+    times[m.mode] = { encMs, decMs };
+    krows2.push({ codec, stream: m.mode, "enc MB/s": mbps(KEYED_SIZE, encMs), "dec MB/s": mbps(KEYED_SIZE, decMs), "stream MiB": stream.length / MIB });
+  }
+  const hmac = times["HMAC-SHA-256 (--key-file)"];
+  const aes = times["AES-256-GCM (--encrypt)"];
+  krows2.push({ codec, stream: "sealed time / HMAC time", "enc MB/s": aes.encMs / hmac.encMs, "dec MB/s": aes.decMs / hmac.decMs, "stream MiB": "" });
+  if (codec === "lz4") {
+    summary({ figure: "sealed (--encrypt) encode, lz4", ours: mbps(KEYED_SIZE, aes.encMs), peer: "the HMAC-keyed stream", theirs: mbps(KEYED_SIZE, hmac.encMs), unit: "MB/s" });
+    summary({ figure: "sealed (--encrypt) decode, lz4", ours: mbps(KEYED_SIZE, aes.decMs), peer: "the HMAC-keyed stream", theirs: mbps(KEYED_SIZE, hmac.decMs), unit: "MB/s" });
+  }
+}
+// The peers: WebCrypto's own AES-256-GCM and HMAC-SHA-256 on 256 KiB blocks, 32 at a time (as the format batches them).
+{
+  const subtle = globalThis.crypto.subtle;
+  const aes = await subtle.importKey("raw", KEY, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
+  const hmac = await subtle.importKey("raw", KEY, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const blocks = chunksOf(keyedData);
+  const iv = new Uint8Array(12);
+  const run = async (f) => {
+    for (let i = 0; i < blocks.length; i += 32) await Promise.all(blocks.slice(i, i + 32).map(f));
+  };
+  const sealed = await Promise.all(blocks.map((b) => subtle.encrypt({ name: "AES-GCM", iv }, aes, b)));
+  const encMs = await timeAsync(() => run((b) => subtle.encrypt({ name: "AES-GCM", iv }, aes, b)), 3);
+  const decMs = await timeAsync(() => run((_, i) => subtle.decrypt({ name: "AES-GCM", iv }, aes, sealed[i])), 3);
+  const macMs = await timeAsync(() => run((b) => subtle.sign("HMAC", hmac, b)), 3);
+  krows2.push({ codec: "peer", stream: "WebCrypto AES-256-GCM alone", "enc MB/s": mbps(KEYED_SIZE, encMs), "dec MB/s": mbps(KEYED_SIZE, decMs), "stream MiB": "" });
+  krows2.push({ codec: "peer", stream: "WebCrypto HMAC-SHA-256 alone", "enc MB/s": mbps(KEYED_SIZE, macMs), "dec MB/s": mbps(KEYED_SIZE, macMs), "stream MiB": "" });
+}
+printTable(`keyed streams, ${KEYED_SIZE / MIB} MiB of the mixed image, 256 KiB chunks, one thread (WebCrypto: ${typeof Deno === "undefined" ? "Node" : "Deno"})`, krows2);
 console.log(`\n(bench ran ${((performance.now() - t0) / 1000).toFixed(0)} s)`);

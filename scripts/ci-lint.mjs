@@ -32,6 +32,7 @@ const SCOPE = [
   "test/protocol/group-faults.test.ts",
   "test/migrate/devices.test.ts",
   "test/cli/devices.test.ts",
+  "test/cli/devices-network.test.ts",
   "bench/multi.mjs",
   "bench/bundle.mjs",
   // a live migration against its parts (issue 22)

@@ -41,7 +41,7 @@ export function annotate(s) {
   row(16, 32, "stream_id");
   row(32, 56, "max_frame, max_chunk, max_transaction, dedup_window, max_metadata, max_devices, reserved");
   row(56, 64, "header_check");
-  const tag = s[11] === 1 ? 16 : 0;
+  const tag = s[11] === 0 ? 0 : 16;
   let at = 64;
   while (at < s.length) {
     const len = s.readUInt32LE(at + 8);

@@ -11,7 +11,7 @@ export interface CliIO {
   /** stdout is a terminal (colour allowed in reports). */
   stdoutTTY?: boolean;
   env: Record<string, string | undefined>;
-  /** Fires on SIGINT/SIGTERM: long commands stop cleanly (source back in RUNNING, destination reset). */
+  /** Fires on SIGINT/SIGTERM/SIGHUP: long commands stop cleanly (source back in RUNNING, destination reset). */
   signal?: AbortSignal;
 }
 
@@ -20,7 +20,10 @@ export interface Command {
   summary: string;
   /** Full help: usage line, options, at least one example. */
   help: string;
-  /** The command stops cleanly on `io.signal` (main then turns SIGINT/SIGTERM into it). */
+  /**
+   * The command stops cleanly on `io.signal` (main then turns SIGINT, SIGTERM
+   * and SIGHUP into it); without this flag a stop signal exits at once.
+   */
   signals?: boolean;
   /** Returns the exit code. Throw MigstreamError for failures (mapped to exit codes). */
   run(argv: string[], io: CliIO): Promise<number>;

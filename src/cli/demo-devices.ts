@@ -6,7 +6,7 @@
 // while it arrives, starting every device only once the whole stream verified
 // and all of them loaded; then each pair's digests must match. With
 // `--protocol mixed` the devices alternate v1 and v2.
-import { mkdtemp, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MigstreamError } from "../errors.js";
@@ -42,7 +42,8 @@ export interface DemoDevicesSettings {
 
 /** Runs the N-device demo; exit 0 only if every pair's digests match. */
 export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: DemoDevicesSettings): Promise<number> {
-  const dir = await mkdtemp(join(tmpdir(), "migstream-demo-"));
+  // No directory of our own: each child removes its socket file when it stops, even after we were killed.
+  const stem = join(tmpdir(), `migstream-demo-${process.pid}-${randomBytes(6).toString("hex")}`);
   const sims: SimProc[] = [];
   const devices: OpenedDevice[] = [];
   const progress = new ProgressLine(io.stderr, style, "demo");
@@ -52,12 +53,12 @@ export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: Dem
     const settings = (k: number): Record<string, string> =>
       v2(k) ? { state: o.stateSize, protocol: "v2" } : { state: o.stateSize, txn: o.txn };
     const starts = Array.from({ length: o.count }, (_, k) => [
-      startSim(o.cli, join(dir, `source-${k}.sock`), {
+      startSim(o.cli, `${stem}-source-${k}.sock`, {
         ...settings(k),
         seed: String((o.seed + k) >>> 0),
         dirty: o.dirty,
       }),
-      startSim(o.cli, join(dir, `destination-${k}.sock`), { ...settings(k), empty: "1" }),
+      startSim(o.cli, `${stem}-destination-${k}.sock`, { ...settings(k), empty: "1" }),
     ]).flat();
     const started = await Promise.allSettled(starts);
     for (const r of started) if (r.status === "fulfilled") sims.push(r.value);
@@ -70,7 +71,10 @@ export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: Dem
     progress.clear();
 
     // Destination: listen on loopback, restore every device while the stream arrives.
-    const listener = await TcpListener.listen({ host: "127.0.0.1", port: 0 });
+    const listener = await TcpListener.listen(
+      { host: "127.0.0.1", port: 0 },
+      { keyed: enc.key !== undefined, encrypted: enc.options.encrypt === true },
+    );
     const stats = new StatsCollector();
     const restoring = (async (): Promise<RestoreDevicesResult> => {
       const peer = await listener.accept();
@@ -78,7 +82,13 @@ export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: Dem
         const r = await restoreDevices(
           dst.map((device, k) => ({ device, label: `destination ${k}` })),
           peer.chunks(),
-          { key: enc.key, onEvent: (ev) => stats.add(ev), signal: io.signal },
+          {
+            key: enc.key,
+            challenge: peer.challenge,
+            onEvent: (ev) => stats.add(ev),
+            signal: io.signal,
+            checkFit: true,
+          },
         );
         await peer.respond(devicesAck(r.devices));
         return r;
@@ -93,7 +103,7 @@ export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: Dem
     const dest = await TcpDestination.connect(listener.address);
     const names = src.map((_, k) => `simulated ${v2(k) ? "v2" : "v1"} device ${k} (demo source)`);
     const saving = saveDevicesWithProgress(io, style, "demo", src, dest.sink, {
-      encoder: enc.options,
+      encoder: enc.key ? { ...enc.options, challenge: dest.hello.challenge } : enc.options,
       names,
       save: { policy: o.policy, signal: io.signal },
       confirm: () => dest.confirm(),
@@ -153,6 +163,5 @@ export async function demoDevices(io: CliIO, style: Style, enc: Encoding, o: Dem
     progress.clear();
     await closeDevices(devices);
     await Promise.allSettled(sims.map((s) => s.stop()));
-    await rm(dir, { recursive: true, force: true });
   }
 }

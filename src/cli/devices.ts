@@ -12,7 +12,7 @@ import type { GroupSaveOptions } from "../protocol/group.js";
 import type { Progress } from "../protocol/progress.js";
 import { type OpenedDevice, openDevice } from "../transport/spec.js";
 import type { CliIO } from "./command.js";
-import { ProgressLine, phaseLabel } from "./progress.js";
+import { coded, ProgressLine, phaseLabel } from "./progress.js";
 import type { Style } from "./style.js";
 
 /** Opens every spec, in order; if one fails, closes the others and throws its error naming it. */
@@ -85,7 +85,13 @@ export async function saveDevicesWithProgress(
   const draw = () => {
     const phases = last.map((p, i) => `${i}:${p ? phaseLabel(p.phase, p.iteration) : "setup"}`).join(" ");
     const pending = last.reduce((a, p) => a + (p?.pending ?? 0), 0);
-    progress.update({ phase: phases, bytes: last.reduce((a, p) => a + (p?.bytes ?? 0), 0), wire: sink.bytes, pending });
+    progress.update({
+      phase: phases,
+      bytes: last.reduce((a, p) => a + (p?.bytes ?? 0), 0),
+      wire: sink.bytes,
+      pending,
+      coded: coded(stats),
+    });
   };
   try {
     const result = await saveDevices(
@@ -104,7 +110,12 @@ export async function saveDevicesWithProgress(
         },
         confirm: o.confirm
           ? async () => {
-              progress.update({ phase: "waiting for the destination", bytes: stats?.rawBytes ?? 0, wire: sink.bytes });
+              progress.update({
+                phase: "waiting for the destination",
+                bytes: stats?.rawBytes ?? 0,
+                wire: sink.bytes,
+                coded: coded(stats),
+              });
               const got = await o.confirm!();
               ack = got;
               const took = got.devices?.length ?? 1;

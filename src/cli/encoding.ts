@@ -15,6 +15,34 @@ import { readKeyFile } from "./key.js";
 
 /** Codec the CLI uses unless told otherwise. */
 export const DEFAULT_CLI_CODEC: CodecName = "auto";
+/**
+ * Smallest --chunk-size: every chunk costs a 44-byte frame (60 with a key) and
+ * a pass through the codec, so below a page the stream grows and slows for
+ * nothing (1-byte chunks turn 4 MiB into 178 MiB).
+ */
+export const MIN_CLI_CHUNK_SIZE = 4096;
+/** Most coding threads per core: beyond it threads only wait for each other (and each holds buffers). */
+export const THREADS_PER_CORE = 4;
+/** Most coding threads whatever the machine. */
+export const MAX_CLI_THREADS = 64;
+
+/** The most --threads this machine can use. */
+export function maxThreads(cores = availableCores()): number {
+  return Math.min(THREADS_PER_CORE * cores, MAX_CLI_THREADS, MAX_THREADS);
+}
+
+/** --threads N: 1..maxThreads(), default one per core. */
+export function threadsOption(command: string, text: string | undefined): number {
+  const cores = availableCores();
+  const most = maxThreads(cores);
+  const fallback = Math.min(cores, most);
+  if (text === undefined) return fallback;
+  const n = intOption(command, "--threads", text, fallback, 1, Number.MAX_SAFE_INTEGER);
+  if (n > most) {
+    throw usageOf(command, `--threads ${n} is more than this machine can use (${cores} core${cores === 1 ? "" : "s"}: at most ${most}, ${THREADS_PER_CORE} per core up to ${MAX_CLI_THREADS})`);
+  }
+  return n;
+}
 
 export const ENCODING_OPTIONS = {
   codec: { type: "string" },
@@ -23,6 +51,7 @@ export const ENCODING_OPTIONS = {
   dedup: { type: "boolean" },
   "dedup-window": { type: "string" },
   "key-file": { type: "string" },
+  encrypt: { type: "boolean" },
   threads: { type: "string" },
 } as const;
 
@@ -30,12 +59,14 @@ export const ENCODING_HELP = `  --codec NAME         ${CODECS.join(", ")} (defau
                        then per chunk RAW, LZ4 or zstd, whichever the measured
                        output rate and the chunk's compressibility make fastest)
   --level N            zstd level 1..19 (auto: the highest it may use), or LZ4 acceleration
-  --chunk-size BYTES   largest chunk (default 256KiB)
+  --chunk-size BYTES   largest chunk, at least 4KiB (default 256KiB)
   --dedup              content-defined chunks; repeated chunks become references
   --dedup-window BYTES how far back a reference may reach (default 64MiB)
   --key-file F         authenticate every frame with HMAC-SHA-256 (key: hex text or raw bytes)
+  --encrypt            with --key-file: seal every frame with AES-256-GCM instead (confidential;
+                       keys per stream from the key and fresh values)
   --threads N          code chunks on N threads, the main one included (default: one per core;
-                       1: the main thread only)`;
+                       1: the main thread only; at most 4 per core, and 64)`;
 
 export interface Encoding {
   /** Encoder options: with the worker pool when coding on several threads; auto measures its sink. */
@@ -64,17 +95,23 @@ export async function encodingFrom(command: string, v: Values, { startPool = tru
     if (!isMigstreamError(e, "USAGE")) throw e;
     throw usageOf(command, e.field === "codec" ? `--codec '${v.codec}' is not one of ${CODECS.join(", ")}` : `--level ${level}: ${e.message}`);
   }
-  const threads = intOption(command, "--threads", v.threads, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
+  const threads = threadsOption(command, v.threads);
+  const chunkSize = sizeOption(command, "--chunk-size", v["chunk-size"]);
+  if (chunkSize !== undefined && chunkSize < MIN_CLI_CHUNK_SIZE) {
+    throw usageOf(command, `--chunk-size ${chunkSize} is below ${MIN_CLI_CHUNK_SIZE / 1024}KiB: every chunk costs a frame and a codec pass, so smaller chunks only make the stream larger and slower`);
+  }
   const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
+  if (v.encrypt && !key) throw usageOf(command, "--encrypt needs --key-file (the stream's keys come from the shared key)");
   const pool = threads > 1 ? newPool(threads, codec === "zstd" || codec === "auto", startPool) : undefined;
   const options: EncoderOptions = {
     codec,
     level,
     sinkRate: codec === "auto" ? "measured" : undefined,
-    chunkSize: sizeOption(command, "--chunk-size", v["chunk-size"]),
+    chunkSize,
     dedup: v.dedup === true,
     dedupWindow: sizeOption(command, "--dedup-window", v["dedup-window"]),
     key,
+    encrypt: v.encrypt === true,
     pool,
   };
   return { options, inline: { ...options, pool: undefined }, key, threads, close: async () => pool?.close() };
@@ -100,6 +137,6 @@ function newPool(threads: number, zstd: boolean, start: boolean): WorkerPool {
  * never starts one.
  */
 export function decodePool(command: string, threadsArg: string | undefined): WorkerPool | undefined {
-  const threads = intOption(command, "--threads", threadsArg, Math.min(availableCores(), MAX_THREADS), 1, MAX_THREADS);
+  const threads = threadsOption(command, threadsArg);
   return threads === 1 ? undefined : newPool(threads, false, false);
 }

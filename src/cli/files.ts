@@ -1,6 +1,10 @@
 // Command inputs and outputs: a path, or `-` for stdin/stdout. Outputs to a
 // file are written to a temporary name next to it and renamed into place only
-// when the command succeeded, so a failed decode leaves no partial file.
+// when the command succeeded, so a failed decode leaves no partial file; a
+// temporary not yet renamed or dropped when the process exits (a stop signal's
+// exit) is removed by an exit hook. Binary output to a terminal is refused
+// unless forced.
+import { rmSync } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { dirname, basename, join } from "node:path";
 import { MigstreamError } from "../errors.js";
@@ -35,6 +39,31 @@ async function* mapErrors(src: AsyncIterable<Uint8Array>, what: string): AsyncGe
   }
 }
 
+/** Temporary outputs not yet renamed into place or dropped. */
+const partials = new Set<string>();
+let exitHook = false;
+
+/** Removes `path` if the process exits before `untrack(path)` (synchronously: exit hooks cannot wait). */
+function track(path: string): void {
+  partials.add(path);
+  if (exitHook) return;
+  exitHook = true;
+  process.on("exit", () => {
+    for (const p of partials) {
+      try {
+        rmSync(p, { force: true });
+      } catch {
+        // nothing more can be done while exiting
+      }
+    }
+  });
+}
+
+/** The temporaries an exit would remove now (tests). */
+export function pendingPartials(): string[] {
+  return [...partials];
+}
+
 export interface Output {
   sink: ByteSink;
   /** Finishes the output: flush, and for a file rename it into place. */
@@ -45,9 +74,16 @@ export interface Output {
   stdout: boolean;
 }
 
-/** An output at `path` (`-`: stdout). `copy: false`: writes are not copied and settle once written out (see writableSink). */
-export async function openOutput(path: string, io: CliIO, opts: { copy?: boolean } = {}): Promise<Output> {
+/**
+ * An output at `path` (`-`: stdout). `copy: false`: writes are not copied and
+ * settle once written out (see writableSink). `binary`: stream bytes, refused
+ * on a terminal unless `force`.
+ */
+export async function openOutput(path: string, io: CliIO, opts: { copy?: boolean; binary?: boolean; force?: boolean; command?: string } = {}): Promise<Output> {
   if (path === "-") {
+    if (opts.binary && io.stdoutTTY && !opts.force) {
+      throw new MigstreamError("USAGE", `${opts.command ?? "migstream"}: refusing to write binary stream data to a terminal; redirect stdout, or give -f/--force`);
+    }
     const sink = writableSink(io.stdout as never, { label: "stdout", keepOpen: true, copy: opts.copy });
     return { sink, stdout: true, commit: () => sink.end(), abort: async () => {} };
   }
@@ -60,6 +96,7 @@ export async function openOutput(path: string, io: CliIO, opts: { copy?: boolean
   } catch (e) {
     throw ioError(e, `cannot create ${path}`);
   }
+  if (!special) track(tmp);
   const stream = fh.createWriteStream();
   const sink = writableSink(stream, { label: path, copy: opts.copy });
   return {
@@ -73,10 +110,12 @@ export async function openOutput(path: string, io: CliIO, opts: { copy?: boolean
       } catch (e) {
         throw ioError(e, `cannot write ${path}`);
       }
+      partials.delete(tmp);
     },
     async abort() {
       sink.destroy();
       if (!special) await rm(tmp, { force: true });
+      partials.delete(tmp);
     },
   };
 }

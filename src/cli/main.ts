@@ -7,10 +7,15 @@ import { commands } from "./commands/index.js";
 import type { CliIO, Command } from "./command.js";
 import { errorLine, EXIT_IO, EXIT_USAGE, exitCodeFor } from "./exit.js";
 
-/** After SIGINT/SIGTERM, how long a command may take to stop cleanly before the process exits, ms. */
+/** After SIGINT/SIGTERM/SIGHUP, how long a command may take to stop cleanly before the process exits, ms. */
 export const STOP_GRACE_MS = 10_000;
 /** Exit code after a second interrupt (128 + SIGINT). */
 export const EXIT_INTERRUPTED = 130;
+/**
+ * The signals every command handles: a terminal's Ctrl-C, a service manager's
+ * stop, and a dropped ssh session's hang-up. Their numbers give 128 + n exits.
+ */
+export const STOP_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 
 function topHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -56,21 +61,29 @@ function errorJson(e: unknown): string {
   return JSON.stringify({ ok: false, exitCode: exitCodeFor(e), error });
 }
 
-/** Turns SIGINT/SIGTERM into an abort for commands that stop cleanly; a second signal exits at once. */
+/**
+ * Stop signals: for commands that stop cleanly, the first one aborts
+ * `io.signal` (the command unwinds: source back in RUNNING, destination
+ * reset, outputs dropped) and a second one, or the grace period running out,
+ * exits at once; any other command exits at once with 128 + n. Either way the
+ * process-exit hooks remove temporary outputs (files.ts).
+ */
 function watchSignals(cmd: Command, io: CliIO): () => void {
-  if (!cmd.signals || typeof process === "undefined" || io.signal) return () => {};
-  const ac = new AbortController();
-  io.signal = ac.signal;
-  const on = (sig: NodeJS.Signals) => {
-    if (ac.signal.aborted) process.exit(EXIT_INTERRUPTED);
-    ac.abort(new MigstreamError("ABORTED", `interrupted (${sig})`));
-    setTimeout(() => process.exit(EXIT_INTERRUPTED), STOP_GRACE_MS).unref();
-  };
-  process.on("SIGINT", on);
-  process.on("SIGTERM", on);
+  if (typeof process === "undefined" || io.signal) return () => {};
+  const names = Object.keys(STOP_SIGNALS) as (keyof typeof STOP_SIGNALS)[];
+  let on: (sig: keyof typeof STOP_SIGNALS) => void;
+  if (cmd.signals) {
+    const ac = new AbortController();
+    io.signal = ac.signal;
+    on = (sig) => {
+      if (ac.signal.aborted) process.exit(EXIT_INTERRUPTED);
+      ac.abort(new MigstreamError("ABORTED", `interrupted (${sig})`));
+      setTimeout(() => process.exit(EXIT_INTERRUPTED), STOP_GRACE_MS).unref();
+    };
+  } else on = (sig) => process.exit(128 + STOP_SIGNALS[sig]);
+  for (const n of names) process.on(n, on);
   return () => {
-    process.off("SIGINT", on);
-    process.off("SIGTERM", on);
+    for (const n of names) process.off(n, on);
   };
 }
 

@@ -1,12 +1,17 @@
 // The network forms of the commands that send a stream (`save --to`, `encode
 // --to`) and of those that receive one (`restore --listen`, `decode
-// --listen`): one rule for which addresses need a key, and one serving loop
-// for a listening receiver — one source at a time, a connection that fails
-// before anything of it was delivered is dropped and the listener keeps
-// waiting, a failure after that ends the command.
+// --listen`): one rule for which addresses need a key, what a sender checks
+// in the destination's hello, and one serving loop for a listening receiver —
+// one source at a time; a connection that does not prove its stream within the
+// handshake deadline, or fails before anything of it was delivered, is dropped
+// and the listener keeps waiting; one that fails after that too when the
+// target was put back (a device reset), else it ends the command; at most
+// `attempts` failures; a stop signal answers the connected source and says
+// what was delivered.
 import { MigstreamError } from "../errors.js";
 import { type Ack, failureAck } from "../network/ack.js";
-import { formatTcpUrl, isLoopback, type TcpAddress, TcpListener, type TcpPeer } from "../network/tcp.js";
+import { formatTcpUrl, isLoopback, type TcpAddress, type TcpDestination, TcpListener, type TcpPeer } from "../network/tcp.js";
+import { withNote } from "../protocol/failure.js";
 import { usageOf } from "./args.js";
 import type { CliIO } from "./command.js";
 import { errorLine } from "./exit.js";
@@ -22,6 +27,22 @@ export function requireKeyOffLoopback(command: string, addr: TcpAddress | undefi
   }
 }
 
+/**
+ * What the destination's hello requires, checked before the sender touches
+ * its device or input: a key mismatch, or encryption it does not do, is MAC.
+ */
+export function checkHello(dest: TcpDestination, keyed: boolean, encrypted: boolean): void {
+  if (dest.hello.encrypted && !encrypted) {
+    throw new MigstreamError("MAC", `${dest.url} takes only encrypted streams: add --encrypt (with --key-file); the device was not touched`);
+  }
+  if (dest.hello.keyed && !keyed) {
+    throw new MigstreamError("MAC", `${dest.url} takes only authenticated streams: give --key-file with the destination's key; the device was not touched`);
+  }
+  if (!dest.hello.keyed && keyed) {
+    throw new MigstreamError("MAC", `${dest.url} holds no key and would refuse an authenticated stream: give it --key-file too, or send without one; the device was not touched`);
+  }
+}
+
 export interface ServeOptions {
   /** The command, for its notes ("restore: listening on ..."). */
   command: string;
@@ -29,6 +50,15 @@ export interface ServeOptions {
   target: string;
   idleTimeoutMs: number;
   acceptTimeoutMs: number;
+  /** From its arrival, how long a connection may take until `receive` calls `peer.established()`, ms (0: none). */
+  handshakeTimeoutMs: number;
+  /** Failed attempts after which the listener gives up with the last one's error (0: never). */
+  attempts: number;
+  /** After a failure that reached the target, keep listening (the target was put back, e.g. a device reset); else end. */
+  retryTouched: boolean;
+  /** What the hello announces: a key is needed; only encrypted streams are taken. */
+  keyed: boolean;
+  encrypted?: boolean;
   signal?: AbortSignal;
 }
 
@@ -38,13 +68,15 @@ export interface Served<T> {
   remote: string;
 }
 
+const reasonOf = (signal: AbortSignal | undefined): string => (signal?.reason instanceof Error ? signal.reason.message : "interrupted");
+
 /**
  * Listens on `addr` and serves sources one at a time until one succeeds.
- * `receive` consumes a connection's stream and returns its result and the ack
- * for the source; it sets `touched.yes` once anything reached the target. A
- * failure with nothing delivered drops that connection (with a failure ack)
- * and keeps listening; any other failure is answered and thrown. The address
- * is always printed on stderr (with port 0 it is the only way to learn it).
+ * `receive` consumes a connection's stream (calling `peer.established()` once
+ * it proved itself) and returns its result and the answer for the source; it
+ * sets `touched.yes` once anything reached the target. The address is printed
+ * on stderr — with -q only when the system chose the port (then it is the
+ * only way to learn it).
  */
 export async function serveOneSource<T>(
   io: CliIO,
@@ -53,17 +85,27 @@ export async function serveOneSource<T>(
   o: ServeOptions,
   receive: (peer: TcpPeer, touched: { yes: boolean }) => Promise<{ result: T; ack: Ack & { ok: true } }>,
 ): Promise<Served<T>> {
-  const listener = await TcpListener.listen(addr);
+  const listener = await TcpListener.listen(addr, { keyed: o.keyed, encrypted: o.encrypted === true });
   let current: TcpPeer | undefined;
+  let failures = 0;
+  /** The attempt that reached the target before it failed (the target was then put back), or 0. */
+  let reachedBy = 0;
   const stop = () => {
     void listener.close();
-    current?.destroy();
+    current?.abort(new MigstreamError("ABORTED", `${reasonOf(o.signal)} while receiving the stream from ${current.remote}`));
   };
   o.signal?.addEventListener("abort", stop);
-  io.stderr.write(`${o.command}: listening on ${listener.url}\n`);
+  if (!style.quiet || addr.port === 0) io.stderr.write(`${o.command}: listening on ${listener.url}\n`);
   try {
     for (;;) {
-      const peer: TcpPeer = await listener.accept({ idleTimeoutMs: o.idleTimeoutMs, acceptTimeoutMs: o.acceptTimeoutMs });
+      let peer: TcpPeer;
+      try {
+        peer = await listener.accept({ idleTimeoutMs: o.idleTimeoutMs, acceptTimeoutMs: o.acceptTimeoutMs, handshakeTimeoutMs: o.handshakeTimeoutMs });
+      } catch (e) {
+        if (!o.signal?.aborted) throw e;
+        const what = reachedBy > 0 ? `${o.target} was put back when attempt ${reachedBy} failed` : `${o.target} was not touched`;
+        throw new MigstreamError("ABORTED", `${o.command}: ${reasonOf(o.signal)} while waiting for a source; ${what}`);
+      }
       current = peer;
       note(io, style, `${o.command}: source connected from ${peer.remote}`);
       const touched = { yes: false };
@@ -72,16 +114,20 @@ export async function serveOneSource<T>(
         await peer.respond(ack);
         return { result, remote: peer.remote };
       } catch (e) {
-        await peer.respond(failureAck(e));
-        if (touched.yes || o.signal?.aborted) throw e;
-        io.stderr.write(`migstream: ${errorLine(e)}; connection from ${peer.remote} dropped, nothing reached ${o.target}; still listening\n`);
+        // Untouched: say so (a touched target's error says what was delivered and how it was left).
+        const err = touched.yes || !(e instanceof MigstreamError) || /not touched|nothing reached/.test(e.message) ? e : withNote(e, `nothing reached ${o.target}`);
+        await peer.respond(failureAck(err));
+        current = undefined;
+        if (o.signal?.aborted || (touched.yes && !o.retryTouched)) throw err;
+        failures++;
+        if (touched.yes) reachedBy = failures;
+        if (o.attempts > 0 && failures >= o.attempts) {
+          throw err instanceof MigstreamError ? withNote(err, `connection from ${peer.remote}; giving up after ${failures} failed attempt${failures === 1 ? "" : "s"}`) : err;
+        }
+        const of = o.attempts > 0 ? ` (attempt ${failures} of ${o.attempts})` : "";
+        io.stderr.write(`migstream: ${errorLine(err)}; connection from ${peer.remote} dropped${of}; still listening\n`);
       }
     }
-  } catch (e) {
-    if (e instanceof MigstreamError && e.code === "ABORTED" && o.signal?.aborted) {
-      throw new MigstreamError("ABORTED", `${o.command}: interrupted while waiting for a source; ${o.target} was not touched`);
-    }
-    throw e;
   } finally {
     o.signal?.removeEventListener("abort", stop);
     await listener.close();

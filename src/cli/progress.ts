@@ -11,6 +11,12 @@ import { bytes, rate } from "./units.js";
 export const PROGRESS_INTERVAL_MS = 150;
 /** Window of the rate estimate, ms. */
 export const RATE_WINDOW_MS = 1000;
+/**
+ * Without `coded`, raw over wire is shown once this much went out: before
+ * that an encoder still holds its first output block and the ratio reads like
+ * 6853x.
+ */
+export const RATIO_MIN_WIRE = 1 << 20;
 
 export interface ProgressState {
   /** Phase label, e.g. "pre-copy #2" or "stop-and-copy". */
@@ -21,6 +27,12 @@ export interface ProgressState {
   wire?: number;
   /** The device's last pending_bytes. */
   pending?: number;
+  /**
+   * An encoder's own counts (raw bytes it coded, stream bytes it made from
+   * them): the ratio of what was coded so far, unskewed by what is still in
+   * flight between the device and the wire.
+   */
+  coded?: { raw: number; stream: number };
 }
 
 const ERASE = "\r\x1b[K";
@@ -63,7 +75,8 @@ export class ProgressLine {
       bytes(s.bytes),
       t > t0 ? rate(s.bytes - b0, t - t0) : "",
     ];
-    if (s.wire !== undefined && s.wire > 0 && s.bytes > 0) parts.push(`ratio ${(s.bytes / s.wire).toFixed(2)}x`);
+    const ratio = s.coded ? (s.coded.raw > 0 ? s.coded.raw / s.coded.stream : 0) : s.wire !== undefined && s.wire >= RATIO_MIN_WIRE ? s.bytes / s.wire : 0;
+    if (ratio > 0) parts.push(`ratio ${ratio.toFixed(2)}x`);
     if (s.pending !== undefined) parts.push(`pending ${bytes(s.pending)}`);
     this.out.write(`${ERASE}${parts.filter(Boolean).join("  ")}`);
     this.#drawn = true;
@@ -80,6 +93,11 @@ export class ProgressLine {
   get state(): ProgressState | null {
     return this.#state;
   }
+}
+
+/** What an encoder has coded so far (its stats), for the ratio. */
+export function coded(stats: { rawBytes: number; streamBytes: number } | undefined): ProgressState["coded"] {
+  return stats && { raw: stats.rawBytes, stream: stats.streamBytes };
 }
 
 /** "pre-copy #2", "stop-and-copy", ... */

@@ -16,11 +16,22 @@ export interface ReadOptions {
   progress?: ProgressLine;
   /** Decode chunks on this worker pool instead of inline (not with verifyOnly). */
   pool?: CodingPool;
+  /** A network receiver's binding rules (FORMAT.md §7.1): its connection's challenge, and what else it takes. */
+  challenge?: Uint8Array;
+  allowUnbound?: boolean;
+  requireEncryption?: boolean;
+  /**
+   * Stop at the verified STREAM_END instead of reading the input to its end
+   * (a network receiver: the source may keep its connection open); the bytes
+   * already read past it are counted in `trailing.bytes`.
+   */
+  stopAtEnd?: { trailingBytes: number };
 }
 
-/** Reads `source` to its end. On failure the error carries what was read so far as `stats`. */
+/** Reads `source` to its end (or its verified STREAM_END, see `stopAtEnd`). On failure the error carries what was read so far as `stats`. */
 export async function readStream(source: AsyncIterable<Uint8Array>, o: ReadOptions): Promise<StreamStats> {
-  const dec = new StreamDecoder({ key: o.key, verifyOnly: o.verifyOnly, assemble: o.assemble, pool: o.verifyOnly ? undefined : o.pool });
+  const binding = { challenge: o.challenge, allowUnbound: o.allowUnbound, requireEncryption: o.requireEncryption };
+  const dec = new StreamDecoder({ key: o.key, verifyOnly: o.verifyOnly, assemble: o.assemble, pool: o.verifyOnly ? undefined : o.pool, ...binding });
   const stats = new StatsCollector();
   let phase = "header";
   let raw = 0;
@@ -31,12 +42,22 @@ export async function readStream(source: AsyncIterable<Uint8Array>, o: ReadOptio
     const r = o.onEvent?.(ev);
     if (r) await r;
   };
+  let read = 0;
+  let ended = false;
   try {
-    for await (const piece of source) {
-      for await (const ev of dec.writeAsync(piece)) await handle(ev);
+    input: for await (const piece of source) {
+      read += piece.length;
+      for await (const ev of dec.writeAsync(piece)) {
+        await handle(ev);
+        if (ev.type === "end" && o.stopAtEnd) {
+          ended = true;
+          break input;
+        }
+      }
       o.progress?.update({ phase, bytes: raw, wire: dec.offset });
     }
-    for await (const ev of dec.end()) await handle(ev);
+    if (ended) o.stopAtEnd!.trailingBytes = read - dec.offset;
+    else for await (const ev of dec.end()) await handle(ev);
   } catch (e) {
     if (e !== null && typeof e === "object" && Object.isExtensible(e)) Object.defineProperty(e, "stats", { value: stats.result(dec.offset), enumerable: false });
     throw e;

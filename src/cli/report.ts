@@ -262,7 +262,8 @@ export function renderStats(st: StreamStats, color: boolean, detail: boolean): s
   const lines: string[] = [];
   if (st.header && detail) {
     const x = st.header;
-    lines.push(`${h("stream")}    format ${x.version}, ${x.mac ? "authenticated (HMAC-SHA-256)" : "not authenticated"}, id ${x.streamId}`);
+    const protection = x.encrypted ? "encrypted and authenticated (AES-256-GCM)" : x.mac ? "authenticated (HMAC-SHA-256)" : "not authenticated";
+    lines.push(`${h("stream")}    format ${x.version}, ${protection}${x.bound ? ", bound to a connection" : ""}, id ${x.streamId}`);
     lines.push(
       `${h("limits")}    frame ${bytes(x.maxFrame)}, chunk ${bytes(x.maxChunk)}, transaction ${bytes(x.maxTransaction)}, dedup window ${bytes(x.dedupWindow)}, devices ${x.maxDevices}`,
     );

@@ -3,12 +3,15 @@
 // process (a Deno child would need --allow-run and permissions of its own),
 // reached over the same real sockets by the same client. Their digests are
 // read over vfio-user too (`migstream sim digest`, or its function in process).
+// A child holds a pipe from us as its stdin and stops when it ends
+// (--exit-with-stdin): if we die, even by SIGKILL, the kernel closes the pipe,
+// the child stops and removes its socket file, and nothing is left behind.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { MigstreamError } from "../errors.js";
 import { simDeviceOptions, simMigrationOptions, simProtocol } from "../transport/sim/options.js";
 import { serveSim, serveSimV2 } from "../transport/sim/serve.js";
 import { readSimDigest } from "./commands/sim-digest.js";
-import { hex64 } from "./commands/sim-serve.js";
+import { hex64 } from "./units.js";
 
 /** Bound on a server becoming ready (state generation included), ms. */
 export const SIM_READY_MS = 30_000;
@@ -63,7 +66,8 @@ async function startSimHere(socket: string, kv: Record<string, string>): Promise
 
 /** Starts `cli sim serve --socket PATH ...` and waits for its listening line. */
 function startSimProcess(cli: string, socket: string, kv: Record<string, string>): Promise<SimProc> {
-  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, ...simServeArgs(kv)], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, "--exit-with-stdin", ...simServeArgs(kv)], { stdio: ["pipe", "pipe", "pipe"] });
+  child.stdin!.on("error", () => {}); // nothing is written; a child gone first is noticed through "exit"
   let out = "";
   let err = "";
   child.stderr!.setEncoding("utf8").on("data", (c: string) => (err = (err + c).slice(-4000)));

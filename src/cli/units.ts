@@ -42,3 +42,8 @@ export function table(rows: string[][], indent = "  "): string {
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   return rows.map((r) => indent + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd()).join("\n");
 }
+
+/** A u64 digest as exactly 16 hex digits (leading zeros kept). */
+export function hex64(v: bigint): string {
+  return BigInt.asUintN(64, v).toString(16).padStart(16, "0");
+}

@@ -10,16 +10,25 @@ export const MAGIC: Uint8Array = Uint8Array.of(0x89, 0x4d, 0x49, 0x47, 0x0d, 0x0
 export const END_MARKER: Uint8Array = Uint8Array.of(0x89, 0x45, 0x4e, 0x44, 0x0d, 0x0a, 0x1a, 0x0a);
 
 export const VERSION_MAJOR = 1;
-export const VERSION_MINOR = 0;
+/** The newest minor version this code reads and writes; a stream says 1 only when it uses a 1.1 feature (FORMAT.md §11). */
+export const VERSION_MINOR = 1;
 
 /** checksum_alg 1: CRC-32C frame headers, XXH3-64 payloads. */
 export const CHECKSUM_CRC32C_XXH3 = 1;
 export const MAC_NONE = 0;
 /** mac_alg 1: HMAC-SHA-256 truncated to MAC_TAG_SIZE bytes. */
 export const MAC_HMAC_SHA256_128 = 1;
+/** mac_alg 2 (v1.1): every frame sealed with AES-256-GCM (FORMAT.md §7.2). */
+export const MAC_AES_256_GCM = 2;
 
 /** Header flag bits 0..15 are required features (unknown ones are rejected). */
 export const REQUIRED_FLAGS_MASK = 0xffff;
+/** Required flag bit 0 (v1.1): the stream's keys are bound to a connection's challenge (FORMAT.md §7.1). */
+export const FLAG_BOUND = 0x0001;
+/** The required flags this reader knows. */
+export const KNOWN_REQUIRED_FLAGS = FLAG_BOUND;
+/** Bytes of a destination's challenge (the binding of a bound stream). */
+export const CHALLENGE_SIZE = 16;
 
 // ---- sizes ----
 export const HEADER_SIZE = 64;

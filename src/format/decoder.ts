@@ -15,6 +15,7 @@ import { FrameReader } from "./frames.js";
 import type { StreamHeader } from "./header.js";
 import { Interpreter } from "./interpreter.js";
 import { resolveLimits, type DecoderLimits } from "./limits.js";
+import { bindingPolicy } from "./binding.js";
 import { checkKey } from "./mac.js";
 import { MacBatchReader } from "./mac-batch.js";
 import { PARALLEL_DECODE_IN_FLIGHT, ParallelDecoding } from "./parallel-decode.js";
@@ -24,6 +25,16 @@ import type { DecodedDevice, DecodedStream, DecodeEvent, StreamTrailer } from ".
 export interface DecoderOptions extends DecoderLimits {
   /** Shared key of an authenticated stream (required for one, refused for another). */
   key?: Uint8Array;
+  /**
+   * This connection's challenge (16 bytes, sent in the destination's hello):
+   * a keyed stream must be bound to it (FORMAT.md §7.1). Without it, a bound
+   * stream is refused (MAC).
+   */
+  challenge?: Uint8Array;
+  /** With `challenge`: also take a keyed stream bound to no connection (a saved stream, replayed on purpose). */
+  allowUnbound?: boolean;
+  /** Take only a sealed (AES-256-GCM) stream (MAC otherwise). */
+  requireEncryption?: boolean;
   /** Check everything without decompressing; events carry no data. */
   verifyOnly?: boolean;
   /** Decode each transaction into one buffer, delivered with `transaction-end`. */
@@ -69,7 +80,7 @@ export class StreamDecoder {
   constructor(options: DecoderOptions = {}) {
     this.key = options.key === undefined ? null : checkKey(options.key);
     this.reader = new FrameReader(resolveLimits(options), this.key !== null);
-    this.batches = new MacBatchReader(this.reader, this.key);
+    this.batches = new MacBatchReader(this.reader, this.key, bindingPolicy(options));
     this.verifyOnly = options.verifyOnly ?? false;
     this.assemble = options.assemble ?? false;
     this.reuse = options.reuseOutput === true;

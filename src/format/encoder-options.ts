@@ -16,22 +16,20 @@ import {
   DEFAULT_MAX_DEVICES,
   DEFAULT_MAX_METADATA,
   DEFAULT_MAX_TRANSACTION,
-  MAC_HMAC_SHA256_128,
-  MAC_NONE,
   MAX_DEDUP_MEMORY,
   MAX_DEVICES,
   MAX_METADATA_SIZE,
   MAX_NAME_LENGTH,
   MAX_TRANSACTION_SIZE,
   MIN_MAX_FRAME,
-  STREAM_ID_SIZE,
 } from "./constants.js";
 import type { HeaderFields } from "./header.js";
 import { checkKey } from "./mac.js";
+import { protect, type ProtectOptions } from "./protect-options.js";
 import type { DeviceInput } from "./types.js";
 
-/** Options of StreamEncoder and the one-shot encoders (checked once: USAGE or LIMIT). */
-export interface EncoderOptions {
+/** Options of StreamEncoder and the one-shot encoders (checked once: USAGE or LIMIT); protection (key, encrypt, challenge, streamId) as ProtectOptions says. */
+export interface EncoderOptions extends ProtectOptions {
   /** Chunk codec (CODECS); default "lz4". All-zero chunks are always ZERO; chunks that do not shrink go RAW. */
   codec?: CodecName;
   /** LZ4 acceleration (1..65537) or zstd level (1..19; "auto": the highest zstd level it may use, default 3). */
@@ -53,8 +51,6 @@ export interface EncoderOptions {
   dedupWindow?: number;
   /** HMAC key: an authenticated stream (asynchronous API only). */
   key?: Uint8Array;
-  /** 16 bytes; default random. Fix it for reproducible output. */
-  streamId?: Uint8Array;
   /** Declared largest transaction; default: the largest one (one-shot) or DEFAULT_MAX_TRANSACTION. */
   maxTransaction?: number;
   /** Declared largest device metadata; default: the largest one (one-shot) or DEFAULT_MAX_METADATA. */
@@ -85,6 +81,8 @@ export interface Settings {
   chunkSize: number;
   dedupWindow: number;
   key: Uint8Array | null;
+  /** The connection's challenge a bound stream's keys are derived with, or null. */
+  binding: Uint8Array | null;
   pool: CodingPool | null;
   fields: HeaderFields;
 }
@@ -98,14 +96,6 @@ export function intOption(v: unknown, name: string, min: number, max: number): n
     throw usage(`${name} must be an integer in ${min}..${max}, got ${String(v)}`, name);
   }
   return v;
-}
-
-function randomStreamId(): Uint8Array {
-  const id = new Uint8Array(STREAM_ID_SIZE);
-  const c = globalThis.crypto;
-  if (c?.getRandomValues === undefined) throw new MigstreamError("INTERNAL", "crypto.getRandomValues is unavailable: pass streamId");
-  c.getRandomValues(id);
-  return id;
 }
 
 /** What the one-shot encoders know about their input (declared limits default to it). */
@@ -124,11 +114,7 @@ export function settings(o: EncoderOptions, known: Known | null): Settings {
   const window = intOption(o.dedupWindow ?? DEFAULT_DEDUP_WINDOW, "dedupWindow", 0, MAX_DEDUP_WINDOW);
   const dedupWindow = dedup ? window : 0;
   const key = o.key === undefined ? null : checkKey(o.key);
-  let streamId: Uint8Array;
-  if (o.streamId === undefined) streamId = randomStreamId();
-  else if (!(o.streamId instanceof Uint8Array) || o.streamId.length !== STREAM_ID_SIZE) {
-    throw usage(`streamId must be ${STREAM_ID_SIZE} bytes`, "streamId");
-  } else streamId = o.streamId.slice();
+  const p = protect(o, key);
   const maxTransaction = intOption(o.maxTransaction ?? known?.maxTransaction ?? DEFAULT_MAX_TRANSACTION, "maxTransaction", 0, MAX_TRANSACTION_SIZE);
   const maxMetadata = intOption(o.maxMetadata ?? known?.maxMetadata ?? DEFAULT_MAX_METADATA, "maxMetadata", 0, MAX_METADATA_SIZE);
   const maxDevices = intOption(o.maxDevices ?? known?.devices ?? DEFAULT_MAX_DEVICES, "maxDevices", 0, MAX_DEVICES);
@@ -148,10 +134,12 @@ export function settings(o: EncoderOptions, known: Known | null): Settings {
     chunkSize,
     dedupWindow,
     key,
+    binding: p.binding,
     pool,
     fields: {
-      macAlg: key === null ? MAC_NONE : MAC_HMAC_SHA256_128,
-      streamId,
+      macAlg: p.macAlg,
+      flags: p.flags,
+      streamId: p.streamId,
       maxFrame: Math.max(MIN_MAX_FRAME, CHUNK_HEADER_SIZE + chunkSize, 1 + MAX_NAME_LENGTH + maxMetadata),
       maxChunk: chunkSize,
       maxTransaction,

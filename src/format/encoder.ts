@@ -23,7 +23,7 @@ import type { ChunkCoder } from "./chunk-coders.js";
 import { arraySource } from "./chunking.js";
 import { checkCoded, checkDeviceId, ChunkCoding, DeviceState, nameBytes } from "./encoder-device.js";
 import { declared, intOption, settings, survey, usage, type EncoderOptions, type Settings } from "./encoder-options.js";
-import { fillTags, frameKey } from "./mac.js";
+import { type Protection, protectionFor } from "./protection.js";
 import type { DeviceInfo, DeviceInput, DeviceTrailer, StreamTrailer } from "./types.js";
 
 export type { EncoderOptions, EncoderStats };
@@ -84,7 +84,7 @@ export class StreamEncoder {
   private readonly devices = new Map<number, DeviceState>();
   /** Buffers handed over whole (zero copy): passing one again is a caller's bug, not an empty transaction. */
   private readonly handedOver = new WeakSet<ArrayBufferLike>();
-  private readonly started: Promise<CryptoKey | null>;
+  private readonly started: Promise<Protection | null>;
   private writing: Promise<void> = Promise.resolve();
   private failure: unknown = null;
   private finished = false;
@@ -109,9 +109,10 @@ export class StreamEncoder {
     const headerBytes = this.b.headerBytes;
     const codec = s.coding.codec;
     const inline = this.coder === null;
+    const header = this.b.header;
     this.started = (async () => {
       if (inline) await init({ zstd: codec === "zstd" || codec === "auto" });
-      return s.key === null ? null : frameKey(s.key, headerBytes);
+      return s.key === null ? null : protectionFor(s.key, header, headerBytes, s.binding);
     })();
     this.started.catch(() => {});
   }
@@ -146,8 +147,8 @@ export class StreamEncoder {
     this.writing = this.writing.then(async () => {
       if (this.failure !== null) throw this.failure;
       try {
-        const k = await this.started;
-        if (k !== null) await fillTags(k, tags);
+        const p = await this.started;
+        if (p !== null) await p.seal(tags);
         for (const blk of blocks) {
           await this.write(blk);
           this.b.recycle(blk);
@@ -382,6 +383,19 @@ export class StreamEncoder {
       await this.settle();
       return t!;
     });
+  }
+
+  /**
+   * Writes out everything given so far — chunks still being coded are waited
+   * for, and a partial output block goes out too — instead of waiting for a
+   * full block or the next phase. A network source does this after its first
+   * transaction, so that the destination sees data (and can prove the stream)
+   * at once, however slowly the device fills the first block.
+   */
+  async writeOut(): Promise<void> {
+    this.check();
+    await this.step(() => {});
+    await this.settle();
   }
 
   /** Ends the stream (STREAM_END) and writes everything; every device must have ended. */

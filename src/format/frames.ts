@@ -11,6 +11,7 @@ import {
   FRAME_HEADER_SIZE,
   FRAME_STREAM_END,
   HEADER_SIZE,
+  MAC_AES_256_GCM,
   MAC_NONE,
   MAC_TAG_SIZE,
   MAX_FRAMES,
@@ -91,7 +92,24 @@ export class FrameWriter {
   }
 }
 
-/** One checked frame. Views stay valid: the reader never reuses their memory. */
+/** CHECKSUM unless a frame's payload check matches its payload (FORMAT.md §4.2). */
+export function checkPayload(f: Frame, h: StreamHeader): void {
+  const hcrc = view(f.bytes).getUint32(12, true);
+  if (xxh3_64(f.payload, payloadSeed(h.check, f.length, hcrc)) !== f.check) {
+    throw new MigstreamError("CHECKSUM", `${frameName(f.type)} payload check mismatch`, {
+      offset: f.offset,
+      frame: f.seq,
+      device: f.device,
+      field: "payload_check",
+    });
+  }
+}
+
+/**
+ * One checked frame. Views stay valid: the reader never reuses their memory.
+ * For a sealed frame (mac_alg 2) `payload` and `check` are the ciphertext
+ * until it is opened; then they hold the plaintext (new memory).
+ */
 export interface Frame {
   type: number;
   device: number;
@@ -119,6 +137,8 @@ export class FrameReader {
   headerBytes: Uint8Array | null = null;
   private crc = 0;
   private tagSize = 0;
+  /** mac_alg 2: payload checks are checked after the frames are opened. */
+  private sealed = false;
   /** seq the next frame must carry. */
   private seq = 0;
   /** Current input piece and read position in it. */
@@ -255,6 +275,7 @@ export class FrameReader {
     this.headerBytes = b.slice();
     this.crc = Number(h.check & 0xffffffffn);
     this.tagSize = h.macAlg === MAC_NONE ? 0 : MAC_TAG_SIZE;
+    this.sealed = h.macAlg === MAC_AES_256_GCM;
     this.unitOffset = HEADER_SIZE;
     return true;
   }
@@ -290,17 +311,8 @@ export class FrameReader {
     const check = dv.getBigUint64(FRAME_HEADER_SIZE + length, true);
     const seq = dv.getUint32(4, true);
     const type = b[0];
-    if (xxh3_64(payload, payloadSeed(h.check, length, hcrc)) !== check) {
-      throw new MigstreamError("CHECKSUM", `${frameName(type)} payload check mismatch`, {
-        offset,
-        frame: seq,
-        device: dv.getUint16(2, true),
-        field: "payload_check",
-      });
-    }
     const end = FRAME_HEADER_SIZE + length + FRAME_CHECK_SIZE;
-    if (type === FRAME_STREAM_END) this.ended = true;
-    return {
+    const frame: Frame = {
       type,
       device: dv.getUint16(2, true),
       seq,
@@ -311,6 +323,10 @@ export class FrameReader {
       check,
       tag: this.tagSize > 0 ? b.subarray(end, end + this.tagSize) : null,
     };
+    // A sealed frame's payload and check are ciphertext: checked once opened (aead.ts).
+    if (!this.sealed) checkPayload(frame, h);
+    if (type === FRAME_STREAM_END) this.ended = true;
+    return frame;
   }
 
   /** Validates a frame header; returns the frame's total size. */

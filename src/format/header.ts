@@ -7,8 +7,11 @@ import { xxh3_64 } from "../kernels/xxh3.js";
 import { view } from "./bytes.js";
 import {
   CHECKSUM_CRC32C_XXH3,
+  FLAG_BOUND,
   HEADER_CHECK_OFFSET,
   HEADER_SIZE,
+  KNOWN_REQUIRED_FLAGS,
+  MAC_AES_256_GCM,
   MAC_HMAC_SHA256_128,
   MAC_NONE,
   MAGIC,
@@ -38,21 +41,28 @@ export interface StreamHeader {
   check: bigint;
 }
 
-/** The fields an encoder chooses. */
+/** The fields an encoder chooses (`flags` default 0). */
 export type HeaderFields = Pick<
   StreamHeader,
   "macAlg" | "streamId" | "maxFrame" | "maxChunk" | "maxTransaction" | "dedupWindow" | "maxMetadata" | "maxDevices"
->;
+> & { flags?: number };
+
+/** The minor version a stream with these fields needs: 1 for a 1.1 feature, else 0 (a 1.0 stream, byte for byte). */
+export function minorFor(macAlg: number, flags: number): number {
+  return macAlg === MAC_AES_256_GCM || (flags & FLAG_BOUND) !== 0 ? VERSION_MINOR : 0;
+}
 
 export function buildHeader(f: HeaderFields): { bytes: Uint8Array; header: StreamHeader } {
   const b = new Uint8Array(HEADER_SIZE);
   const dv = view(b);
+  const flags = f.flags ?? 0;
+  const minor = minorFor(f.macAlg, flags);
   b.set(MAGIC, 0);
   b[8] = VERSION_MAJOR;
-  b[9] = VERSION_MINOR;
+  b[9] = minor;
   b[10] = CHECKSUM_CRC32C_XXH3;
   b[11] = f.macAlg;
-  dv.setUint32(12, 0, true);
+  dv.setUint32(12, flags, true);
   b.set(f.streamId, 16);
   dv.setUint32(32, f.maxFrame, true);
   dv.setUint32(36, f.maxChunk, true);
@@ -68,9 +78,9 @@ export function buildHeader(f: HeaderFields): { bytes: Uint8Array; header: Strea
       ...f,
       streamId: f.streamId.slice(),
       versionMajor: VERSION_MAJOR,
-      versionMinor: VERSION_MINOR,
+      versionMinor: minor,
       checksumAlg: CHECKSUM_CRC32C_XXH3,
-      flags: 0,
+      flags,
       check,
     },
   };
@@ -143,7 +153,7 @@ export function parseHeader(b: Uint8Array, limits: Required<DecoderLimits>, keye
   if (h.checksumAlg !== CHECKSUM_CRC32C_XXH3) {
     throw new MigstreamError("VERSION", `unknown checksum algorithm ${h.checksumAlg}`, { offset: 10, field: "checksum_alg" });
   }
-  if (h.macAlg !== MAC_NONE && h.macAlg !== MAC_HMAC_SHA256_128) {
+  if (h.macAlg !== MAC_NONE && h.macAlg !== MAC_HMAC_SHA256_128 && h.macAlg !== MAC_AES_256_GCM) {
     throw new MigstreamError("VERSION", `unknown MAC algorithm ${h.macAlg}`, { offset: 11, field: "mac_alg" });
   }
   if (h.macAlg !== MAC_NONE && !keyed) {
@@ -152,11 +162,15 @@ export function parseHeader(b: Uint8Array, limits: Required<DecoderLimits>, keye
   if (h.macAlg === MAC_NONE && keyed) {
     throw new MigstreamError("MAC", "a key was given but the stream is not authenticated", { offset: 11, field: "mac_alg" });
   }
-  if ((h.flags & REQUIRED_FLAGS_MASK) !== 0) {
-    throw new MigstreamError("VERSION", `unknown required feature flags 0x${(h.flags & REQUIRED_FLAGS_MASK).toString(16)}`, {
+  const unknown = h.flags & REQUIRED_FLAGS_MASK & ~KNOWN_REQUIRED_FLAGS;
+  if (unknown !== 0) {
+    throw new MigstreamError("VERSION", `unknown required feature flags 0x${unknown.toString(16)}`, {
       offset: 12,
       field: "flags",
     });
+  }
+  if ((h.flags & FLAG_BOUND) !== 0 && h.macAlg === MAC_NONE) {
+    throw new MigstreamError("FORMAT", "the stream says it is bound to a connection, but it has no key to bind with", { offset: 12, field: "flags" });
   }
   if (dv.getUint16(54, true) !== 0) throw new MigstreamError("FORMAT", "reserved header field is not zero", { offset: 54, field: "reserved" });
   if (h.maxFrame < MIN_MAX_FRAME) {

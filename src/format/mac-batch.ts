@@ -1,11 +1,13 @@
 // Frames in MAC-verified batches, for StreamDecoder's asynchronous path (with
-// or without a pool). A batch's tags are computed concurrently and all of them
-// are checked before any of its frames is handed out, so a decoder never
-// interprets, let alone releases, bytes whose MAC has not been verified.
-// Unkeyed streams take the same path without the check.
+// or without a pool). A batch's tags are computed (or its sealed frames
+// opened) concurrently and all of them are checked before any of its frames
+// is handed out, so a decoder never interprets, let alone releases, bytes
+// whose MAC has not been verified. Unkeyed streams take the same path without
+// the check.
 
+import { type BindingPolicy, bindingFor } from "./binding.js";
 import type { Frame, FrameReader } from "./frames.js";
-import { frameKey, verifyTags } from "./mac.js";
+import { type Protection, protectionFor } from "./protection.js";
 
 /** Frames verified together (their MACs are computed concurrently). */
 export const MAC_BATCH_FRAMES = 32;
@@ -25,12 +27,14 @@ export interface MacBatch {
 export class MacBatchReader {
   private readonly reader: FrameReader;
   private readonly key: Uint8Array | null;
-  private macKey: CryptoKey | null = null;
+  private readonly policy: BindingPolicy;
+  private protection: Protection | null = null;
 
-  /** `key`: the checked shared key of a keyed stream, else null. */
-  constructor(reader: FrameReader, key: Uint8Array | null) {
+  /** `key`: the checked shared key of a keyed stream, else null; `policy`: which bindings this reader accepts. */
+  constructor(reader: FrameReader, key: Uint8Array | null, policy: BindingPolicy) {
     this.reader = reader;
     this.key = key;
+    this.policy = policy;
   }
 
   /**
@@ -53,7 +57,10 @@ export class MacBatchReader {
           break;
         }
         if (u === "header") {
-          if (this.key !== null) this.macKey = await frameKey(this.key, this.reader.headerBytes!);
+          // The binding rules come first: a stream this reader must not authenticate fails before any key is made.
+          const h = this.reader.header!;
+          const binding = bindingFor(h, this.policy);
+          if (this.key !== null) this.protection = await protectionFor(this.key, h, this.reader.headerBytes!, binding);
           return u;
         }
         frames.push(u);
@@ -62,9 +69,9 @@ export class MacBatchReader {
     } catch (e) {
       stop = e;
     }
-    if (this.macKey !== null && frames.length > 0) {
+    if (this.protection !== null && frames.length > 0) {
       try {
-        await verifyTags(this.macKey, frames);
+        await this.protection.open(frames);
       } catch (e) {
         return { frames: [], stop: e, more };
       }

@@ -1,7 +1,7 @@
 // Frame authentication (FORMAT.md §7) with WebCrypto HMAC-SHA-256, available in
-// Node 20+, Deno and browsers. Per stream: K_s = HMAC(K, label ‖ header); per
-// frame: tag = HMAC(K_s, frame bytes)[0..16]. Tags of a batch of frames are
-// computed concurrently (WebCrypto may run them in parallel).
+// Node 20+, Deno and browsers. Per stream: K_s = HMAC(K, label ‖ header ‖
+// binding); per frame: tag = HMAC(K_s, frame bytes)[0..16]. Tags of a batch
+// of frames are computed concurrently (WebCrypto may run them in parallel).
 
 import { MigstreamError } from "../errors.js";
 import { MAC_TAG_SIZE, MAX_KEY_SIZE, MIN_KEY_SIZE } from "./constants.js";
@@ -26,19 +26,27 @@ export function checkKey(key: unknown): Uint8Array {
   return key;
 }
 
-async function hmacKey(raw: Uint8Array): Promise<CryptoKey> {
+export async function hmacKey(raw: Uint8Array): Promise<CryptoKey> {
   return subtle().importKey("raw", raw as Bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
 }
 
-/** The per-stream frame key K_s for a stream with this 64-byte header. */
-export async function frameKey(key: Uint8Array, header: Uint8Array): Promise<CryptoKey> {
-  const label = new TextEncoder().encode(MAC_LABEL);
-  const msg = new Uint8Array(label.length + header.length);
-  msg.set(label);
-  msg.set(header, label.length);
-  const ks = new Uint8Array(await subtle().sign("HMAC", await hmacKey(checkKey(key)), msg));
-  return hmacKey(ks);
+/** HMAC-SHA-256(K, label ‖ header ‖ binding): the derivation every per-stream key uses (§7, §7.2). */
+export async function streamSecret(key: Uint8Array, label: string, header: Uint8Array, binding: Uint8Array | null = null): Promise<Uint8Array> {
+  const l = new TextEncoder().encode(label);
+  const msg = new Uint8Array(l.length + header.length + (binding?.length ?? 0));
+  msg.set(l);
+  msg.set(header, l.length);
+  if (binding) msg.set(binding, l.length + header.length);
+  return new Uint8Array(await subtle().sign("HMAC", await hmacKey(checkKey(key)), msg));
 }
+
+/** The per-stream frame key K_s for a stream with this 64-byte header (and, bound, this challenge). */
+export async function frameKey(key: Uint8Array, header: Uint8Array, binding: Uint8Array | null = null): Promise<CryptoKey> {
+  return hmacKey(await streamSecret(key, MAC_LABEL, header, binding));
+}
+
+/** WebCrypto's SubtleCrypto, or MAC when the runtime has none. */
+export { subtle };
 
 /** The 16-byte tag of `bytes`. */
 export async function tagOf(k: CryptoKey, bytes: Uint8Array): Promise<Uint8Array> {

@@ -5,6 +5,12 @@
 // transactions, and `verified` only after the whole stream — every trailer,
 // digest and MAC — checked.
 //
+// The stream ends at its verified STREAM_END, not at the end of the input
+// (FORMAT.md §2), exactly as for one device (items.ts): every device gets
+// `verified` at once, without waiting for the source to end — a network peer
+// may hold its connection open for the answer — and input bytes already read
+// past the end are counted (`onEnd`) for the caller to report.
+//
 // The head: a multi-device restore maps the stream's devices to its own
 // before it touches any, so it reads the stream up to the first frame after
 // the devices' DEVICE_BEGIN (and DEVICE_PROTOCOL) frames — our writer
@@ -19,6 +25,7 @@ import { MigstreamError } from "../errors.js";
 import { type DecoderOptions, StreamDecoder } from "../format/decoder.js";
 import type { DecodeEvent, StreamHeader } from "../format/types.js";
 import type { MigrationProtocol, ResumeItem } from "../protocol/types.js";
+import type { StreamEnd } from "./items.js";
 
 /** Default bytes of transactions waiting for one device (see the file comment). */
 export const DEVICE_QUEUE_BYTES = 4 << 20;
@@ -44,6 +51,8 @@ export interface StreamDemuxOptions extends Omit<DecoderOptions, "verifyOnly" | 
   onEvent?: (ev: DecodeEvent) => void;
   /** Most bytes of transactions waiting for one device (default DEVICE_QUEUE_BYTES; one transaction always fits). */
   queueBytes?: number;
+  /** Called once STREAM_END verified, before the devices get `verified`. */
+  onEnd?: (end: StreamEnd) => void;
 }
 
 /** One device's items between the decoder and its driver. */
@@ -141,18 +150,26 @@ export class StreamDemux {
       throw new MigstreamError("USAGE", `queueBytes must be a whole number ≥ 0 (got ${q})`, { field: "queueBytes" });
   }
 
-  /** Every decoder event of the stream, then the end-of-input check. */
+  /** Every decoder event of the stream, up to its verified STREAM_END (TRUNCATED if the input ends before). */
   async *#decode(): AsyncGenerator<DecodeEvent> {
     await init(); // kernels, and zstd where it loads (a stream may hold zstd chunks)
-    const { onEvent, queueBytes: _q, ...decoder } = this.#options;
+    const { onEvent, onEnd, queueBytes: _q, ...decoder } = this.#options;
     const dec = new StreamDecoder({ ...decoder, assemble: true, reuseOutput: false });
+    let read = 0;
     for await (const piece of this.#source) {
+      read += piece.length;
       for await (const ev of dec.writeAsync(piece)) {
         onEvent?.(ev);
         yield ev;
+        // Complete and verified: what follows in the input is not ours to read.
+        if (ev.type === "end") {
+          onEnd?.({ streamBytes: dec.offset, trailingBytes: read - dec.offset });
+          return;
+        }
       }
     }
-    dec.finish(); // TRUNCATED unless STREAM_END was read
+    dec.finish(); // TRUNCATED: the input ended before STREAM_END
+    throw new MigstreamError("INTERNAL", "the decoder accepted an input that ended without STREAM_END");
   }
 
   /** The stream's error (or the abort's), once decoding stopped on one. */
@@ -221,26 +238,52 @@ export class StreamDemux {
   }
 
   /**
-   * Decodes the rest of the stream into the devices' items; resolves once
-   * every device got `verified`. On the stream's error every device's items
-   * throw it, and so does this.
+   * After `head()`: decodes until the stream delivered its first transaction,
+   * verified (to any device), or its verified end — the stream proved itself
+   * and a restore may enter its devices. Nothing waits for a device here: the
+   * items so far (records, phases, one transaction) always fit the queues.
+   * On the stream's error every device's items throw it, and so does this.
    */
-  async run(): Promise<void> {
-    if (!this.#head || !this.#events) throw new MigstreamError("USAGE", "call head() before run()");
-    try {
-      if (this.#held) await this.#route(this.#held);
+  async proven(): Promise<void> {
+    await this.#pump("proven", (ev) => ev.type === "transaction-end" || ev.type === "end");
+  }
+
+  /** The next decoder event (the one read ahead first), or null after the stream's end. */
+  async #pull(): Promise<DecodeEvent | null> {
+    const held = this.#held;
+    if (held !== null) {
       this.#held = null;
+      return held;
+    }
+    const r = await this.#events!.next();
+    return r.done ? null : r.value;
+  }
+
+  /** Routes the stream's events to the devices up to the end, or up to the first one `enough` accepts. */
+  async #pump(caller: string, enough: (ev: DecodeEvent) => boolean): Promise<void> {
+    if (!this.#head || !this.#events) throw new MigstreamError("USAGE", `call head() before ${caller}()`);
+    try {
       for (;;) {
-        const r = await this.#events.next();
-        if (r.done) break;
-        await this.#route(r.value);
+        const ev = await this.#pull();
+        if (ev === null) return;
+        await this.#route(ev);
         if (this.#failure !== null) throw this.#failure;
+        if (enough(ev)) return;
       }
     } catch (e) {
       await this.#stop(e);
       throw this.#failure;
     }
-    // The input ended after a verified STREAM_END (finish() passed): now every device's state is verified.
+  }
+
+  /**
+   * Decodes the rest of the stream into the devices' items; resolves once
+   * every device got `verified`. On the stream's error every device's items
+   * throw it, and so does this.
+   */
+  async run(): Promise<void> {
+    await this.#pump("run", () => false);
+    // STREAM_END verified: now every device's state is verified.
     for (const q of this.#queues.values()) {
       if (!q.told) await q.push({ kind: "protocol", protocol: { generation: 1 } }, () => this.#failure);
       await q.push({ kind: "verified" }, () => this.#failure);

@@ -4,7 +4,10 @@
 // and they are started only after the whole stream verified and every one of
 // them loaded. No device is touched until the stream's head — its header and
 // every device's DEVICE_BEGIN (and protocol record) — has been checked and
-// paired with the given devices.
+// paired with the given devices, and the stream has proved itself as a
+// one-device restore's must (restore-stream.ts): its first transaction (or,
+// with none, its end) delivered and verified, its declared limits checked
+// against the devices. The stream ends at its verified STREAM_END (demux.ts).
 //
 // Pairing: the stream's devices, in the order the stream announces them (the
 // source's order), with the given devices in the order given. The number
@@ -14,10 +17,12 @@
 // Failure of the stream or of any device: every device is left not RUNNING
 // (resumeGroup), and the error names the device, or is the stream's.
 import { MigstreamError } from "../errors.js";
-import { generationName, generationOf, type MigratableDevice } from "../protocol/generation.js";
+import { generationName, generationOf, isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
 import { resumeGroup } from "../protocol/group.js";
 import type { Progress, ResumeSummary } from "../protocol/progress.js";
+import type { RegionIO } from "../protocol/region-io.js";
 import { StreamDemux, type StreamDemuxOptions, type StreamHead } from "./demux.js";
+import { checkFits, regionCapacity } from "./restore-stream.js";
 
 /** A destination device, and how errors name it. */
 export interface RestoreDevicesMember {
@@ -33,8 +38,17 @@ export interface RestoreDevicesOptions extends StreamDemuxOptions {
   signal?: AbortSignal;
   /** Progress of the device at `index` (of the given devices). */
   onProgress?: (index: number, p: Progress) => void;
-  /** Called once, after the head checked and paired, just before the first access to any device. */
+  /** Called once, after the head checked and paired and the stream proved itself, just before the first access to any device. */
   onTouch?: () => void;
+  /**
+   * Refuse (DEVICE), before touching any device, a stream whose declared
+   * `max_transaction` exceeds the data section of the largest device given,
+   * when all speak v1 (`checkFits`): no device could take such a
+   * transaction. The declaration is the stream's, not each device's: a
+   * smaller device is held to its own section by its driver. Off by default,
+   * as for one device.
+   */
+  checkFit?: boolean;
 }
 
 /** One restored device: the driver's summary and the stream device it came from. */
@@ -65,12 +79,17 @@ export async function restoreDevices(
   const head = await demux.head();
   try {
     pair(head, members);
+    await demux.proven();
+    if (options.checkFit === true) fits(head, members);
   } catch (e) {
     await demux.abort(e);
     throw e;
   }
-  const cancel = () =>
-    void demux.abort(new MigstreamError("ABORTED", "restore cancelled", { cause: options.signal?.reason }));
+  // Cancelled: the signal's reason (e.g. "interrupted (SIGHUP)") is what every device's error says.
+  const cancel = () => {
+    const why = options.signal?.reason instanceof Error ? options.signal.reason.message : "restore cancelled";
+    void demux.abort(new MigstreamError("ABORTED", why, { cause: options.signal?.reason }));
+  };
   options.signal?.addEventListener("abort", cancel, { once: true });
   options.onTouch?.();
   const pumping = demux.run();
@@ -101,6 +120,19 @@ export async function restoreDevices(
   } finally {
     options.signal?.removeEventListener("abort", cancel);
   }
+}
+
+/**
+ * The stream's declared transaction size against the largest device given,
+ * when every one speaks v1. A v2 device's data is a stream with no buffer size:
+ * a set with one declares the encoder's default, which says nothing of the
+ * v1 devices' sections (their drivers hold them to those).
+ */
+function fits(head: StreamHead, members: RestoreDevicesMember[]): void {
+  const regions = members.map((m) => m.device).filter((d): d is RegionIO => !isMigrationDevice(d));
+  if (regions.length < members.length) return;
+  const largest = regions.reduce((a, d) => (regionCapacity(d) > regionCapacity(a) ? d : a));
+  checkFits(head.header, largest);
 }
 
 /** The stream's devices against the given ones: same number, same generations (USAGE before any device is touched). */

@@ -10,7 +10,9 @@
 // the stream itself into a byte sink, ends the stream, waits for a network
 // destination's confirmation and, if anything fails after the devices were
 // stopped, puts every source back in RUNNING. saveDevicesInto is its core,
-// over an encoder the caller made.
+// over an encoder the caller made. As for one device (save-to.ts), the
+// header declares the largest transaction the devices can give and the
+// stream's first transaction goes out at once.
 import { MigstreamError } from "../errors.js";
 import { type DeviceWriter, type EncoderOptions, type EncoderStats, StreamEncoder } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
@@ -22,7 +24,7 @@ import type { PrecopyEnd } from "../protocol/policy.js";
 import type { SaveSummary } from "../protocol/progress.js";
 import type { MigrationProtocol, SaveSink } from "../protocol/types.js";
 import type { SaveV2Options } from "../protocol/v2/save.js";
-import { type SaveStep, Steps } from "./save-to.js";
+import { declaredTransaction, firstOut, type SaveStep, Steps } from "./save-to.js";
 import { type SinkOrWrite, toByteSink } from "./sink.js";
 
 /** One source device of a multi-device stream. */
@@ -56,7 +58,9 @@ async function saveDevicesInto(
 ): Promise<SavedTogether> {
   if (!Array.isArray(members) || members.length === 0)
     throw new MigstreamError("USAGE", "saveDevices: give at least one device");
-  const writers = members.map((m, i) => encoder.device(m.id ?? i, m.info));
+  // The stream's first transaction, whichever device gives it, is written out at once (firstOut).
+  const first = { pending: true };
+  const writers = members.map((m, i) => firstOut(encoder, encoder.device(m.id ?? i, m.info), first));
   const sinks: SaveSink[] = [];
   for (const [i, m] of members.entries()) {
     const p = protocolOf(m.device);
@@ -159,6 +163,8 @@ export async function saveDevices(
     const encoder = new StreamEncoder(write, {
       ...options.encoder,
       maxDevices: options.encoder?.maxDevices ?? members.length,
+      // The header declares the largest transaction the devices can give, which a destination checks before it enters its devices.
+      maxTransaction: options.encoder?.maxTransaction ?? declaredTransaction(members.map((m) => m.device)),
       reuseOutput: options.encoder?.reuseOutput ?? typeof to !== "function",
     });
     options.onEncoder?.(encoder);

@@ -5,15 +5,17 @@
 // stream could not be finished or written, or the destination did not take
 // the state), the source device is put back in RUNNING — a failed migration
 // leaves the source running.
-import { StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
+import { MAX_TRANSACTION_SIZE } from "../format/constants.js";
+import { type DeviceWriter, StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
 import { describe, withNote } from "../protocol/failure.js";
 import type { Progress, SaveSummary } from "../protocol/progress.js";
 import type { Phase } from "../protocol/types.js";
 import { restartSource, saveAny } from "../protocol/drive.js";
-import type { MigratableDevice } from "../protocol/generation.js";
+import { isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
 import type { SaveV2Options } from "../protocol/v2/save.js";
 import { MigstreamError } from "../errors.js";
+import { regionCapacity } from "./restore-stream.js";
 import { type ByteSink, type SinkOrWrite, toByteSink } from "./sink.js";
 
 /** How saveDevice encodes (the stream encoder's options) and saves (the driver's), and what it waits for. */
@@ -70,11 +72,16 @@ export async function saveDevice(region: MigratableDevice, sink: SinkOrWrite, op
   const out = toByteSink(sink);
   try {
     // A ByteSink is done with the bytes once a write settles: the encoder reuses its output blocks.
-    const reuseOutput = options.encoder?.reuseOutput ?? typeof sink !== "function";
-    const encoder = new StreamEncoder((b) => out.write(b), { ...options.encoder, reuseOutput });
+    // The header declares the largest transaction this device can give (its data section), which
+    // a destination checks against its own before it enters its device.
+    const encoder = new StreamEncoder((b) => out.write(b), {
+      ...options.encoder,
+      maxTransaction: options.encoder?.maxTransaction ?? declaredTransaction([region]),
+      reuseOutput: options.encoder?.reuseOutput ?? typeof sink !== "function",
+    });
     options.onEncoder?.(encoder);
     const steps = new Steps(() => encoder.stats.streamBytes);
-    const writer = encoder.device(options.id ?? 0, options.info);
+    const writer = firstOut(encoder, encoder.device(options.id ?? 0, options.info));
     const summary = await saveAny(region, writer, {
       ...saveOptions,
       onProgress: (p) => {
@@ -95,6 +102,42 @@ export async function saveDevice(region: MigratableDevice, sink: SinkOrWrite, op
     // A failed save already put the source back; after a completed one it is stopped.
     return Promise.reject(stopped ? withNote(err, await restartSource(region)) : err);
   }
+}
+
+/**
+ * The largest transaction the devices can give (their data sections), for
+ * the stream's header; undefined (the encoder's default) when a device
+ * speaks v2: its data is a stream with no buffer size to declare.
+ */
+export function declaredTransaction(devices: readonly MigratableDevice[]): number | undefined {
+  let most = 0;
+  for (const d of devices) {
+    if (isMigrationDevice(d)) return undefined;
+    most = Math.max(most, regionCapacity(d));
+  }
+  return Math.min(most, MAX_TRANSACTION_SIZE);
+}
+
+/**
+ * The device writer with the stream's first transaction written out at once
+ * (not held until an output block fills): a destination proves the stream —
+ * header, MACs, first data — within its handshake deadline however slow the
+ * device. Writers of one stream share `first`: only the stream's first
+ * transaction, whichever device gives it, is pushed out.
+ */
+export function firstOut(encoder: StreamEncoder, w: DeviceWriter, first: { pending: boolean } = { pending: true }): DeviceWriter {
+  return {
+    ...w,
+    phase: (p, i) => w.phase(p, i),
+    end: () => w.end(),
+    transaction: async (data) => {
+      await w.transaction(data);
+      if (first.pending) {
+        first.pending = false;
+        await encoder.writeOut();
+      }
+    },
+  };
 }
 
 /** Splits a save's progress events into steps (a new one at each phase or iteration change). */

@@ -2,6 +2,7 @@
 // transactions, the codec mix, and the sizes a report compares — raw bytes,
 // bytes on the wire, and QEMU's raw layout (each buffer with its markers).
 import { CODEC_DEDUP_REF, CODEC_ZERO, codecName } from "../codec/ids.js";
+import { FLAG_BOUND, MAC_AES_256_GCM } from "../format/constants.js";
 import type { DecodeEvent, StreamHeader } from "../format/types.js";
 import type { Phase } from "../protocol/types.js";
 
@@ -43,7 +44,12 @@ export interface DeviceStats {
 export interface StreamStats {
   header: {
     version: string;
+    /** Keyed: every frame authenticated. */
     mac: boolean;
+    /** Every frame sealed with AES-256-GCM (mac_alg 2). */
+    encrypted: boolean;
+    /** Bound to a connection's challenge (FORMAT.md §7.1). */
+    bound: boolean;
     streamId: string;
     maxFrame: number;
     maxChunk: number;
@@ -79,6 +85,8 @@ function headerStats(h: StreamHeader): NonNullable<StreamStats["header"]> {
   return {
     version: `${h.versionMajor}.${h.versionMinor}`,
     mac: h.macAlg !== 0,
+    encrypted: h.macAlg === MAC_AES_256_GCM,
+    bound: (h.flags & FLAG_BOUND) !== 0,
     streamId: hex(h.streamId),
     maxFrame: h.maxFrame,
     maxChunk: h.maxChunk,

@@ -1,7 +1,10 @@
-// The destination's answer to a network save: after the last stream byte (or
-// at the first failure) the destination sends one JSON line back on the same
-// connection saying whether the device took the state. The source keeps its
-// device stopped only on `ok: true`; otherwise it puts it back in RUNNING.
+// The destination's answer to a network save: once the stream's STREAM_END
+// verified and the device took the state (or at the first failure) the
+// destination sends one JSON line back on the same connection saying whether
+// the device took the state. The source keeps its device stopped only on
+// `ok: true`; otherwise it puts it back in RUNNING. A success may still carry
+// `trailingBytes`: bytes that followed STREAM_END on the connection, which the
+// source reports as an error — without undoing the restore.
 import { MigstreamError, type ErrorCode } from "../errors.js";
 import { MAX_DEVICES } from "../format/constants.js";
 
@@ -25,8 +28,11 @@ export interface AckDevice {
 }
 
 export type Ack =
-  | { ok: true; started: boolean; transactions: number; bytes: number; devices?: AckDevice[] }
-  | { ok: false; code: ErrorCode; message: string; offset?: number; frame?: number };
+  | { ok: true; started: boolean; transactions: number; bytes: number; devices?: AckDevice[]; trailingBytes?: number }
+  | { ok: false; code: ErrorCode; message: string; offset?: number; frame?: number; busy?: boolean };
+
+/** What a busy destination answers a second source (with `busy: true`, so that the source retries). */
+export const BUSY_MESSAGE = "the destination is busy with another source";
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
   "BAD_MAGIC", "VERSION", "CHECKSUM", "TRUNCATED", "SEQUENCE", "LIMIT", "MAC", "CODEC", "FORMAT",
@@ -76,11 +82,29 @@ export function parseAck(line: string): Ack {
   if (v.ok) {
     const ack: Ack = { ok: true, started: v.started === true, transactions: num(v.transactions) ?? 0, bytes: num(v.bytes) ?? 0 };
     const devices = ackDevices(v.devices);
-    return devices ? { ...ack, devices } : ack;
+    const trailing = num(v.trailingBytes);
+    return { ...ack, ...(devices ? { devices } : {}), ...(trailing ? { trailingBytes: trailing } : {}) };
   }
   const code = typeof v.code === "string" && KNOWN_CODES.has(v.code) ? (v.code as ErrorCode) : "INTERNAL";
   const message = typeof v.message === "string" ? v.message.slice(0, MAX_ACK_MESSAGE) : "no reason given";
-  return { ok: false, code, message, offset: num(v.offset), frame: num(v.frame) };
+  return { ok: false, code, message, offset: num(v.offset), frame: num(v.frame), ...(v.busy === true ? { busy: true } : {}) };
+}
+
+/**
+ * The error a success ack with trailing bytes stands for: the restore stands
+ * (the destination took the state), but something after the stream's end
+ * reached the destination — not from this source, which sends nothing after
+ * STREAM_END.
+ */
+export function trailingError(ack: Ack & { ok: true }): MigstreamError | null {
+  if (!ack.trailingBytes) return null;
+  const many = (ack.devices?.length ?? 1) > 1;
+  const took = many ? `its ${ack.devices!.length} devices ${ack.started ? "RUNNING" : "not started"}` : `device ${ack.started ? "RUNNING" : "left in RESUMING"}`;
+  return new MigstreamError(
+    "FORMAT",
+    `the destination took the state (${took}), but ${ack.trailingBytes} bytes followed the end of the stream on the connection (not sent by this source: something on the path added them); the source ${many ? "devices stay" : "device stays"} stopped`,
+    { field: "trailing" },
+  );
 }
 
 /** An ack's per-device entries (at most MAX_DEVICES; TRANSPORT for a malformed one), or undefined without any. */

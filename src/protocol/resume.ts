@@ -205,7 +205,7 @@ class RegionResumeRun extends ResumeRun {
     const room = this.region.size - offset;
     if (data.length > room) {
       throw new MigstreamError(
-        "LIMIT",
+        "DEVICE",
         `${step}: transaction ${this.transactions} (${data.length} bytes) is larger than the destination data section (${room} bytes at ${offset}); not split (would change transaction sizes)`,
         { step, field: "data_size" },
       );
@@ -236,11 +236,12 @@ class RegionResumeRun extends ResumeRun {
     this.counted(data.length);
   }
 
-  /** Failure: drop the partial state and stop the device, and say what happened in the error. */
+  /** Failure: drop the partial state and stop the device, and say what happened in the error (what had been written, how the device was left). */
   async fail(e: unknown): Promise<MigstreamError> {
     const err = e instanceof MigstreamError ? e : atStep(e, "resume: read stream");
     if (!this.touched) return err;
-    return withNote(err, await this.stopDevice());
+    const written = `${this.transactions} transaction${this.transactions === 1 ? "" : "s"} (${this.bytes} bytes) had been written to it before the failure`;
+    return withNote(err, `${await this.stopDevice()}; ${written}`);
   }
 
   /**

@@ -12,7 +12,8 @@ import type { MigrationProtocol, Phase, SaveSink } from "./types.js";
 
 /** Throws ABORTED naming `step` when `signal` fired. */
 export function checkAbort(signal: AbortSignal | undefined, step: string, direction: "save" | "resume"): void {
-  if (signal?.aborted) throw new MigstreamError("ABORTED", `${step}: ${direction} cancelled`, { step, cause: signal.reason });
+  // The reason (e.g. "interrupted (SIGHUP)") belongs in the report: it says why the run stopped.
+  if (signal?.aborted) throw new MigstreamError("ABORTED", `${step}: ${direction} cancelled${signal.reason instanceof Error ? ` (${signal.reason.message})` : ""}`, { step, cause: signal.reason });
 }
 
 /** Delivers one progress event; a listener that throws fails the run with USAGE. */

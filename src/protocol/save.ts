@@ -201,7 +201,8 @@ class RegionSaveRun extends SaveRun {
     // A transaction the sink failed on came before whatever failed after it.
     const first = this.sinkFailure ?? e;
     const err = first instanceof MigstreamError ? first : atStep(first, `save: ${this.phase}`);
-    if (!this.touched) return err;
+    // Stopped before the first device_state write: say so, an interruption report must not leave it open.
+    if (!this.touched) return err.code === "ABORTED" ? withNote(err, "the device was not touched") : err;
     for (let attempt = 1; ; attempt++) {
       try {
         const s = await setDeviceState(this.regs, RECOVER_MASK, STATE_RUNNING, "save: recover RUNNING");

@@ -1,10 +1,12 @@
 // Exit codes as documented (0 ok, 1 usage, 2 stream, 3 device, 4 I/O), the
 // one-line error, --json on failure, --debug stacks, --help with an example.
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureCli, releaseCli, run, sim, tempDir } from "./helpers.js";
+import { CLI, ensureCli, freePort, releaseCli, run, sim, start, tempDir, until } from "./helpers.js";
 
 let tmp: ReturnType<typeof tempDir>;
 const file = (name: string) => join(tmp.dir, name);
@@ -128,3 +130,75 @@ describe("--json, --debug, --help", () => {
     expect(u.code).toBe(1);
   });
 });
+
+describe("bounds, -q, terminals, digests", () => {
+  it("refuses chunks below 4KiB and more threads than the machine can use, saying why", async () => {
+    const c = await run(["encode", file("in.raw"), "-o", file("tiny.mig"), "--chunk-size", "1"]);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(/^migstream: USAGE: encode: --chunk-size 1 is below 4KiB: every chunk costs a frame/m);
+    expect((await run(["encode", file("in.raw"), "-o", file("page.mig"), "--chunk-size", "4KiB"])).code).toBe(0);
+    const cores = availableParallelism();
+    const most = Math.min(4 * cores, 64);
+    const t = await run(["encode", file("in.raw"), "-o", file("t.mig"), "--threads", String(most + 1)]);
+    expect(t.code).toBe(1);
+    expect(t.stderr).toMatch(new RegExp(`--threads ${most + 1} is more than this machine can use \\(${cores} cores?: at most ${most}`));
+    const d = await run(["decode", file("page.mig"), "-o", file("x.raw"), "--threads", "256"]);
+    expect(d.code).toBe(1);
+    expect(existsSync(file("tiny.mig")) || existsSync(file("t.mig")) || existsSync(file("x.raw"))).toBe(false);
+  });
+
+  it("binary output to a terminal is refused unless forced", async () => {
+    const tty = (args: string[]) => onTerminal(args);
+    const refused = await tty(["encode", file("in.raw"), "-o", "-"]);
+    expect(refused.code).toBe(1);
+    expect(refused.out).toMatch(/USAGE: encode: refusing to write binary stream data to a terminal; redirect stdout, or give -f\/--force/);
+    const dec = await tty(["decode", file("ok.mig"), "-o", "-"]);
+    expect(dec.code).toBe(1);
+    const forced = await tty(["encode", file("in.raw"), "-o", "-", "--force", "--codec", "raw"]);
+    expect(forced.code).toBe(0);
+    expect(forced.out.length).toBeGreaterThan(200_000);
+    // Not a terminal: no question asked.
+    const piped = await run(["encode", file("in.raw"), "-o", "-"]);
+    expect(piped.code).toBe(0);
+    expect(piped.bytes.length).toBeGreaterThan(1000);
+  });
+
+  it("every digest printed is 16 hex digits", async () => {
+    for (let i = 0; i < 4; i++) {
+      writeFileSync(file(`d${i}.raw`), randomBytes(5000 + i));
+      const r = await run(["encode", file(`d${i}.raw`), "-o", file(`d${i}.mig`), "--json"]);
+      expect(JSON.parse(r.stdout).trailer.framesDigest).toMatch(/^[0-9a-f]{16}$/);
+    }
+  });
+
+  it("-q prints nothing but errors: sim serve, save, restore --listen", async () => {
+    const port = await freePort();
+    const s = start(["sim", "serve", "--socket", file("q-src.sock"), "--state-size", "256KiB", "-q"]);
+    const d = await sim(tmp.dir, "q-dst", ["--state-size", "256KiB", "--empty"]);
+    await until(() => existsSync(file("q-src.sock")), 10_000);
+    try {
+      const l = start(["restore", "--device", `vfio-user:${d.socket}`, "--listen", `tcp://127.0.0.1:${port}`, "-q"]);
+      const sv = await run(["save", "--device", `vfio-user:${file("q-src.sock")}`, "--to", `tcp://127.0.0.1:${port}`, "-q", "--connect-timeout", "10000"]);
+      const r = await l.done;
+      expect([sv.code, r.code]).toEqual([0, 0]);
+      expect(sv.stdout + sv.stderr + r.stdout + r.stderr).toBe("");
+      expect(s.stdout() + s.stderr()).toBe("");
+    } finally {
+      s.child.kill("SIGTERM");
+      await Promise.all([s.done, d.stop()]);
+    }
+  });
+});
+
+/** Runs the CLI under `script` (a pty on stdin/stdout/stderr); resolves with all it printed and the exit code. */
+function onTerminal(args: string[]): Promise<{ code: number | null; out: string }> {
+  const cmd = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(" ");
+  return new Promise((resolve) => {
+    const child = spawn("script", ["-qefc", cmd, "/dev/null"], { env: { ...process.env, TERM: "xterm" }, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.setEncoding("latin1").on("data", (c: string) => (out += c));
+    child.stderr.setEncoding("latin1").on("data", (c: string) => (out += c));
+    child.stdin.end();
+    child.once("close", (code) => resolve({ code, out }));
+  });
+}

@@ -2,11 +2,12 @@
 // with tsup when older than any source), simulated devices as `sim serve`
 // processes, and small TCP tools (a byte-flipping / killing proxy).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 const DIST = join(root, "dist");
@@ -98,7 +99,7 @@ export interface Proc {
   done: Promise<Run>;
 }
 
-export function start(args: string[], opts: { env?: Record<string, string>; input?: Uint8Array } = {}): Proc {
+export function start(args: string[], opts: { env?: Record<string, string>; input?: Uint8Array; keepStdinOpen?: boolean } = {}): Proc {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: root,
     env: { ...process.env, NO_COLOR: "", ...opts.env },
@@ -111,7 +112,8 @@ export function start(args: string[], opts: { env?: Record<string, string>; inpu
   const poke = () => listeners.forEach((f) => f());
   child.stdout!.on("data", (c: Buffer) => (raw.push(c), (out += c.toString("latin1")), poke()));
   child.stderr!.setEncoding("utf8").on("data", (c: string) => ((err += c), poke()));
-  if (opts.input) child.stdin!.end(opts.input);
+  if (opts.input && opts.keepStdinOpen) child.stdin!.write(opts.input);
+  else if (opts.input) child.stdin!.end(opts.input);
   let ended = false;
   const done = new Promise<Run>((resolve) =>
     child.once("close", (code, signal) => {
@@ -163,6 +165,21 @@ export interface Sim {
   stop(): Promise<Run>;
 }
 
+/**
+ * `base` flags with `extra` after them, each flag of `extra` replacing the
+ * same flag in `base` (commands refuse a single-valued option given twice).
+ */
+export function withFlags(base: string[], extra: string[]): string[] {
+  const given = new Set(extra.filter((a) => a.startsWith("--")));
+  const kept: string[] = [];
+  for (let i = 0; i < base.length; i++) {
+    const valued = i + 1 < base.length && !base[i + 1].startsWith("--");
+    if (!given.has(base[i])) kept.push(...base.slice(i, valued ? i + 2 : i + 1));
+    if (valued) i++;
+  }
+  return [...kept, ...extra];
+}
+
 /** `migstream sim serve --socket DIR/NAME.sock ...args`, once listening. */
 export async function sim(dir: string, name: string, args: string[]): Promise<Sim> {
   const socket = join(dir, `${name}.sock`);
@@ -196,6 +213,23 @@ export function tempDir(): { dir: string; cleanup(): void } {
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * The hooks of a CLI suite: a private copy of the CLI and a temp dir for the
+ * suite's files, both gone after it. Returns the dir's path, once the suite runs.
+ */
+export function cliSuite(): { dir(): string } {
+  let tmp: ReturnType<typeof tempDir> | undefined;
+  beforeAll(() => {
+    ensureCli();
+    tmp = tempDir();
+  });
+  afterAll(() => {
+    tmp?.cleanup();
+    releaseCli();
+  });
+  return { dir: () => tmp!.dir };
+}
+
 /** The port a `restore --listen tcp://127.0.0.1:0` printed. */
 export async function listeningPort(p: Proc): Promise<number> {
   const m = await p.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/);
@@ -213,9 +247,11 @@ export interface Proxy {
  * A TCP proxy in front of 127.0.0.1:`target`. `flipAt`: XOR the source byte at
  * that stream offset with 0x01. `cutAt`: after forwarding that many source
  * bytes, call `onCut` (e.g. kill the source) and end the destination side.
- * Destination → source bytes (the ack) pass unchanged.
+ * `swallowFin`: the source's end is not passed on. `record`: collects what the
+ * source sent (a capture). Destination → source bytes (the hello, the ack)
+ * pass unchanged.
  */
-export async function proxy(target: number, o: { flipAt?: number; cutAt?: number; onCut?: () => void } = {}): Promise<Proxy> {
+export async function proxy(target: number, o: { flipAt?: number; cutAt?: number; onCut?: () => void; swallowFin?: boolean; record?: Buffer[] } = {}): Promise<Proxy> {
   let total = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (src) => {
@@ -236,6 +272,7 @@ export async function proxy(target: number, o: { flipAt?: number; cutAt?: number
         piece[o.flipAt - total] ^= 0x01;
       }
       total += piece.length;
+      o.record?.push(Buffer.from(piece));
       if (!dst.write(piece)) {
         src.pause();
         dst.once("drain", () => src.resume());
@@ -246,7 +283,8 @@ export async function proxy(target: number, o: { flipAt?: number; cutAt?: number
         dst.end();
       }
     });
-    src.on("end", () => dst.end());
+    // swallowFin: a middlebox that does not pass the source's half-close on (the destination never sees its end).
+    src.on("end", () => o.swallowFin || dst.end());
     dst.on("data", (c: Buffer) => src.destroyed || src.write(c));
     dst.on("end", () => src.destroyed || src.end());
   });
@@ -262,13 +300,79 @@ export async function proxy(target: number, o: { flipAt?: number; cutAt?: number
   };
 }
 
-/** Connects to 127.0.0.1:port; resolves with what the peer sent until it closed. */
-export function rawConnection(port: number, send?: Uint8Array): { socket: net.Socket; reply: Promise<string> } {
+/** Ends of an ack line sent after the destination's 40-byte hello (or instead of it, when busy). */
+export interface RawSource {
+  socket: net.Socket;
+  /** The hello's bytes, or null when the destination answered with an ack at once. */
+  hello: Promise<Buffer | null>;
+  /** The ack line, parsed. */
+  ack: Promise<Record<string, unknown>>;
+  /** Everything received, once the connection closed. */
+  closed: Promise<Buffer>;
+}
+
+/** A raw source: connects to 127.0.0.1:port and separates the destination's hello from its ack line. */
+export function rawSource(port: number): RawSource {
   const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
-  let got = "";
-  socket.setEncoding("utf8").on("data", (c: string) => (got += c));
   socket.on("error", () => {});
-  const reply = new Promise<string>((r) => socket.once("close", () => r(got)));
-  if (send) socket.end(send);
-  return { socket, reply };
+  let got = Buffer.alloc(0);
+  let helloDone: (b: Buffer | null) => void = () => {};
+  let ackDone: (a: Record<string, unknown>) => void = () => {};
+  const hello = new Promise<Buffer | null>((r) => (helloDone = r));
+  const ack = new Promise<Record<string, unknown>>((r) => (ackDone = r));
+  const closed = new Promise<Buffer>((r) => socket.once("close", () => r(got)));
+  socket.on("data", (c: Buffer) => {
+    got = Buffer.concat([got, c]);
+    const start = got[0] === 0x7b ? 0 : 40;
+    if (start === 40 && got.length >= 40) helloDone(got.subarray(0, 40));
+    if (start === 0) helloDone(null);
+    const nl = got.indexOf(0x0a, start);
+    if (got.length > start && got[start] === 0x7b && nl > 0) ackDone(JSON.parse(got.subarray(start, nl).toString("utf8")));
+  });
+  return { socket, hello, ack, closed };
+}
+
+/** A loopback port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** The pids whose parent is `pid` (from /proc). */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Whether process `pid` still exists (a zombie counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Polls `cond` every 50 ms for up to `ms`. */
+export async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return cond();
 }

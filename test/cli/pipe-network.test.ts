@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error plain JS module shared with scripts/make-vectors.mjs
 import { noise } from "../vectors/cases.mjs";
-import { ensureCli, listeningPort, proxy, rawConnection, releaseCli, run, start, tempDir } from "./helpers.js";
+import { ensureCli, listeningPort, proxy, rawSource, releaseCli, run, start, tempDir } from "./helpers.js";
 
 let tmp: ReturnType<typeof tempDir>;
 let input: string;
@@ -64,9 +64,11 @@ describe("encode --to / decode --listen (separate processes, 127.0.0.1)", () => 
     const wrong = await run(["encode", input, "--to", `tcp://127.0.0.1:${port}`, "--key-file", keyB]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/^migstream: MAC .*the destination failed/m);
-    await p.waitFor(/MAC .*dropped, nothing reached the output; still listening/);
-    const garbage = rawConnection(port, new TextEncoder().encode("not a stream\n".repeat(8)));
-    expect(JSON.parse((await garbage.reply).trim())).toMatchObject({ migstream: "ack", ok: false, code: "BAD_MAGIC" });
+    await p.waitFor(/MAC .*nothing reached the output; connection from .* dropped; still listening/);
+    const garbage = rawSource(port);
+    expect(await garbage.hello).not.toBeNull(); // greeted first
+    garbage.socket.end(new TextEncoder().encode("not a stream\n".repeat(8)));
+    expect(await garbage.ack).toMatchObject({ migstream: "ack", ok: false, code: "BAD_MAGIC" });
     await p.waitFor(/BAD_MAGIC at byte 0.*still listening/);
     expect(existsSync(out)).toBe(false);
     const right = await run(["encode", input, "--to", `tcp://127.0.0.1:${port}`, "--key-file", keyA, "-q"]);

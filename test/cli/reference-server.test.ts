@@ -4,26 +4,17 @@
 // printing the device's final state and digest; caps only when they fit; whole
 // buffers only; no reset or discovery while stopped.
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureCli, releaseCli, run, sim, tempDir } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { cliSuite, run, sim } from "./helpers.js";
 
-let tmp: ReturnType<typeof tempDir>;
+const suite = cliSuite();
 const EXIT = /the client left; exiting \(device (\S+), digest ([0-9a-f]{16})\)/;
-
-beforeAll(() => {
-  ensureCli();
-  tmp = tempDir();
-});
-afterAll(() => {
-  tmp?.cleanup();
-  releaseCli();
-});
 
 describe("save and restore against the reference-like server", () => {
   it("save to a file, restore from it: the destination ends with the source's state", async () => {
     const state = ["--variant", "libvfio-user", "--state-size", "2MiB", "--transaction-size", "64KiB"];
-    const [src, dst] = await Promise.all([sim(tmp.dir, "ref-src", [...state, "--seed", "9", "--dirty-rate", "3"]), sim(tmp.dir, "ref-dst", [...state, "--empty"])]);
-    const stream = join(tmp.dir, "ref.mig");
+    const [src, dst] = await Promise.all([sim(suite.dir(), "ref-src", [...state, "--seed", "9", "--dirty-rate", "3"]), sim(suite.dir(), "ref-dst", [...state, "--empty"])]);
+    const stream = join(suite.dir(), "ref.mig");
     const saved = await run(["save", "--device", `vfio-user:${src.socket}`, "-o", stream, "--codec", "lz4", "--precopy-iterations", "3"]);
     expect(saved.code, saved.stderr).toBe(0);
     const srcEnd = await src.proc.done; // it served its one client and exited

@@ -20,10 +20,11 @@ describe("ProgressLine", () => {
     }
     expect(out.split("\r\x1b[K").length - 1).toBe(1); // 100 updates within 100 ms: one draw
     t += PROGRESS_INTERVAL_MS;
-    p.update({ phase: "stop-and-copy", bytes: 1 << 20, wire: 1 << 19, pending: 0 });
+    expect(out).not.toMatch(/ratio/); // under RATIO_MIN_WIRE out: the first block's ratio says nothing
+    p.update({ phase: "stop-and-copy", bytes: 4 << 20, wire: 2 << 20, pending: 0 });
     const frames = out.split("\r\x1b[K").slice(1);
     expect(frames).toHaveLength(2);
-    expect(frames[1]).toMatch(/^save {2}stop-and-copy {2}1\.0 MiB {2}[\d.]+ [KM]iB\/s {2}ratio 2\.00x {2}pending 0 B$/);
+    expect(frames[1]).toMatch(/^save {2}stop-and-copy {2}4\.0 MiB {2}[\d.]+ [KM]iB\/s {2}ratio 2\.00x {2}pending 0 B$/);
     p.clear();
     expect(out.endsWith("\r\x1b[K")).toBe(true);
     const n = out.length;

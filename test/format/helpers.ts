@@ -95,7 +95,7 @@ export interface RawFrame {
 /** Splits a well-formed stream into its header and frames (no checks). */
 export function splitFrames(s: Uint8Array): { header: Uint8Array; frames: RawFrame[] } {
   const dv = new DataView(s.buffer, s.byteOffset, s.byteLength);
-  const tag = s[11] === 1 ? 16 : 0;
+  const tag = s[11] === 0 ? 0 : 16; // an HMAC tag (mac_alg 1) or an AES-GCM one (2)
   const frames: RawFrame[] = [];
   let at = 64;
   while (at < s.length) {

@@ -106,9 +106,10 @@ describe("versioning", () => {
       [(_, b) => (b[8] = 2), "VERSION"],
       [(_, b) => (b[8] = 0), "VERSION"],
       [(_, b) => (b[10] = 2), "VERSION"],
-      [(_, b) => (b[11] = 2), "VERSION"],
-      [(dv) => dv.setUint32(12, 1, true), "VERSION"],
+      [(_, b) => (b[11] = 3), "VERSION"], // 1 and 2 (v1.1) are known
+      [(dv) => dv.setUint32(12, 2, true), "VERSION"], // bit 0 (BOUND, v1.1) is known
       [(dv) => dv.setUint32(12, 0x8000, true), "VERSION"],
+      [(dv) => dv.setUint32(12, 1, true), "FORMAT"], // BOUND without a key
       [(dv) => dv.setUint16(54, 1, true), "FORMAT"],
       [(dv) => dv.setUint32(32, 63, true), "FORMAT"],
       [(dv) => dv.setUint32(36, 0, true), "FORMAT"],

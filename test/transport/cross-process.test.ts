@@ -4,6 +4,7 @@
 // compared with `migstream sim digest`. For each vendor variant, with pre-copy
 // dirtying, with faults in the server at representative steps, and the
 // server's clean shutdown on SIGTERM/SIGINT.
+import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +13,7 @@ import type { ResumeItem } from "../../src/protocol/index.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 import { SIM_VARIANT_NAMES } from "../../src/transport/sim/options.js";
 import { tempSocket } from "./helpers.js";
-import { cli, digestCli, digestOf, ensureCli, rejection, resumeOver, saveOver, type ServerProc, startServer } from "./sim-process.js";
+import { CLI, cli, digestCli, digestOf, ensureCli, rejection, resumeOver, saveOver, type ServerProc, startServer } from "./sim-process.js";
 
 /** Small states keep the suite fast; several transactions per save. */
 const STATE = "192KiB";
@@ -108,7 +109,11 @@ function expectFailure(e: unknown, errno: string, step: RegExp): MigstreamError 
   return err;
 }
 
-describe.concurrent("a fault in the source server fails the save; the source ends RUNNING", () => {
+// The recovery tests run their devices with --on-disconnect stay: a device keeps the state its
+// client left it in, as real hardware does, so the end states below are the driver's doing.
+const STAY = ["--on-disconnect", "stay"];
+
+describe.concurrent("a fault in the source server fails the save; the driver puts the source back in RUNNING", () => {
   const cases: Array<[fault: string, errno: string, step: RegExp, keepsState: boolean]> = [
     ["read-pending_bytes,nth=4", "EIO", /read pending_bytes/, true],
     ["read-data_offset,nth=2,errno=EBUSY", "EBUSY", /read data_offset/, true],
@@ -117,7 +122,7 @@ describe.concurrent("a fault in the source server fails the save; the source end
     ["write-device_state,to=STOP,then=error,errno=ENOTTY", "ENOTTY", /STOP/, false],
   ];
   it.each(cases)("fault %s", async (fault, errno, step, keepsState) => {
-    const src = await serve(["--state-size", STATE, "--transaction-size", TXN, "--seed", "5", "--fault", fault]);
+    const src = await serve(["--state-size", STATE, "--transaction-size", TXN, "--seed", "5", "--fault", fault, ...STAY]);
     const err = expectFailure(await rejection(saveOver(src.path)), errno, step);
     expect(err.message).toMatch(keepsState ? /device back in RUNNING/ : /reset/i);
     const s = await digestOf(src.path);
@@ -131,7 +136,7 @@ describe.concurrent("a fault in the source server fails the save; the source end
   });
 });
 
-describe.concurrent("a fault in the destination server fails the restore; the destination does not run it", () => {
+describe.concurrent("a fault in the destination server fails the restore; the driver resets and stops the destination", () => {
   let items: ResumeItem[] = [];
   let sourceDigest = "";
   beforeAll(async () => {
@@ -146,13 +151,13 @@ describe.concurrent("a fault in the destination server fails the restore; the de
     ["write-device_state,to=RUNNING,errno=EINVAL", "EINVAL", /resume: enter RUNNING/],
   ];
   it.each(cases)("fault %s", async (fault, errno, step) => {
-    const dst = await serve(["--state-size", STATE, "--transaction-size", TXN, "--empty", "--fault", fault]);
+    const dst = await serve(["--state-size", STATE, "--transaction-size", TXN, "--empty", "--fault", fault, ...STAY]);
     expectFailure(await rejection(resumeOver(dst.path, items)), errno, step);
     const d = await digestOf(dst.path);
     // None of the partial state runs: the device holds its empty reset state.
     expect(d.digest).not.toBe(sourceDigest);
     expect(d.digest).toBe(dst.initialDigest);
-    expect(d.deviceState).toMatch(/^STOP/); // never RUNNING after a failed restore, even once the client left
+    expect(d.deviceState).toMatch(/^STOP/); // never RUNNING after a failed restore: the driver reset and stopped it
     // A second restore into the same device works.
     await resumeOver(dst.path, items);
     expect((await digestOf(dst.path)).digest).toBe(sourceDigest);
@@ -160,7 +165,7 @@ describe.concurrent("a fault in the destination server fails the restore; the de
 });
 
 describe("server process lifecycle", () => {
-  it.each(["SIGTERM", "SIGINT"] as const)("%s stops it cleanly (exit 0) and removes the socket file, even with a client connected", async (signal) => {
+  it.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)("%s stops it cleanly (exit 0) and removes the socket file, even with a client connected", async (signal) => {
     const s = await serve(["--state-size", "64KiB"]);
     expect(existsSync(s.path)).toBe(true);
     const c = await connectVfioUser(s.path, { timeoutMs: 5000 });
@@ -170,6 +175,31 @@ describe("server process lifecycle", () => {
     const e = await rejection(c.read(0, 4));
     expect(isMigstreamError(e, "TRANSPORT")).toBe(true);
     await c.close();
+  });
+
+  it("--exit-with-stdin: it stops cleanly when its stdin ends (the parent holding the pipe is gone)", async () => {
+    const path = join(dir.dir, "stdin.sock");
+    const child = spawn(process.execPath, [CLI, "sim", "serve", "--socket", path, "--state-size", "64KiB", "--exit-with-stdin"], { stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (c) => (out += c));
+    while (!/listening on/.test(out)) await new Promise((r) => setTimeout(r, 20));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(child.exitCode).toBeNull(); // an open pipe with nothing in it keeps it serving
+    child.stdin!.end();
+    expect(await exited).toBe(0);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it("--on-disconnect stay keeps a finished save's STOP; recover (the default) restarts it", async () => {
+    for (const [policy, want] of [["stay", "STOP"], ["recover", "RUNNING"]] as const) {
+      const s = await serve(["--state-size", "64KiB", "--on-disconnect", policy]);
+      await saveOver(s.path, { precopy: false });
+      expect((await digestOf(s.path)).deviceState).toBe(want);
+    }
+    const bad = await cli(["sim", "serve", "--socket", join(dir.dir, "z.sock"), "--on-disconnect", "maybe"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--on-disconnect 'maybe' is not one of recover, stay/);
   });
 
   it("serves one client at a time: a second waits for the first to leave, or is refused", async () => {

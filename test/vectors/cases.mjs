@@ -7,6 +7,16 @@
 /** Fixed stream id and key of every vector (never use these outside tests). */
 export const STREAM_ID = Uint8Array.from({ length: 16 }, (_, i) => 0x10 + i);
 export const KEY = new TextEncoder().encode("migstream test vector key, 32 B!");
+/** The destination's challenge the bound vectors are bound to. */
+export const CHALLENGE = Uint8Array.from({ length: 16 }, (_, i) => 0xc0 + i);
+/**
+ * The "random" source of the encrypted vectors: an encrypting encoder draws
+ * its stream id itself (it refuses a given one), so the vectors replace its
+ * randomness with 0x20, 0x21, ... — never do this outside test vectors.
+ */
+export function fixedRandom(b) {
+  for (let i = 0; i < b.length; i++) b[i] = 0x20 + i;
+}
 
 const enc = new TextEncoder();
 
@@ -41,7 +51,7 @@ export function text(n, seed = 0) {
 const phase = (p, iteration = 0) => ({ kind: "phase", phase: p, iteration });
 const txn = (data) => ({ kind: "transaction", data });
 
-/** [{ name, note, input: DeviceInput[], options: EncoderOptions }] */
+/** [{ name, note, input: DeviceInput[], options: EncoderOptions, decode?: DecoderOptions (default: the options' key) }] */
 export function vectorCases() {
   const base = { streamId: STREAM_ID };
   const mixed = [phase("precopy"), txn(text(600, 1)), phase("stopcopy"), txn(new Uint8Array(300)), txn(new Uint8Array(0)), txn(noise(200, 9))];
@@ -101,6 +111,26 @@ export function vectorCases() {
       note: "authenticated with HMAC-SHA-256 (key: the 32 ASCII bytes of KEY)",
       input: [{ id: 0, name: "keyed", items: [phase("stopcopy"), txn(text(300, 5)), txn(noise(40, 6))] }],
       options: { ...base, codec: "lz4", chunkSize: 256, key: KEY },
+    },
+    {
+      name: "bound",
+      note: "v1.1: HMAC-SHA-256, bound to the connection challenge CHALLENGE (flag BOUND)",
+      input: [{ id: 0, name: "keyed", items: [phase("stopcopy"), txn(text(300, 5)), txn(noise(40, 6))] }],
+      options: { ...base, codec: "lz4", chunkSize: 256, key: KEY, challenge: CHALLENGE },
+      decode: { key: KEY, challenge: CHALLENGE },
+    },
+    {
+      name: "sealed",
+      note: "v1.1: every frame sealed with AES-256-GCM (mac_alg 2); stream id from fixedRandom",
+      input: [{ id: 0, name: "secret", metadata: enc.encode("vendor 0x10de"), items: [phase("precopy"), txn(text(300, 5)), phase("stopcopy"), txn(noise(40, 6)), txn(new Uint8Array(64))] }],
+      options: { codec: "lz4", chunkSize: 256, key: KEY, encrypt: true, random: fixedRandom },
+    },
+    {
+      name: "sealed-bound",
+      note: "v1.1: AES-256-GCM and bound to CHALLENGE: keys from the key, the source's stream id and the destination's challenge",
+      input: [{ id: 5, name: "secret", items: [phase("stopcopy"), txn(text(200, 7))] }],
+      options: { codec: "raw", key: KEY, encrypt: true, random: fixedRandom, challenge: CHALLENGE },
+      decode: { key: KEY, challenge: CHALLENGE },
     },
   ];
 }

@@ -4,7 +4,7 @@
 // filter it hands on each transaction only after it verified, e.g. to QEMU
 // through `-incoming "exec:..."`.
 import { MigstreamError } from "../../errors.js";
-import { DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl } from "../../network/tcp.js";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpPeer } from "../../network/tcp.js";
 import type { StreamStats } from "../../migrate/stats.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
@@ -20,7 +20,7 @@ import { note, styleFor, type Style } from "../style.js";
 export const decode: Command = {
   name: "decode",
   summary: "write a stream's raw device data back out, byte-exact",
-  help: `usage: migstream decode (IN | --listen tcp://HOST:PORT) -o OUT [--device N] [--key-file F] [--threads N] [--json] [-q]
+  help: `usage: migstream decode (IN | --listen tcp://HOST:PORT) -o OUT [--device N] [--key-file F] [--threads N] [--json] [-q] [-f]
 
 Decodes and checks the stream and writes the concatenated transactions of one
 device (default: the first) to OUT. Each transaction is written only after its
@@ -31,9 +31,12 @@ With --listen it waits for one source (\`migstream encode --to\`), decodes
 while the stream arrives and answers the source. As restore --listen: it binds
 to loopback unless an address is given (tcp://:PORT is 127.0.0.1), refuses a
 non-loopback address without --key-file unless --insecure is given, refuses
-other sources while one is served, and drops a connection that fails before
-any of its bytes were written out, then keeps listening. Port 0 picks a free
-port; the address is printed on stderr either way.
+other sources while one is served (they retry), takes a keyed stream only
+when it is bound to this connection (unless --allow-replay), and drops a
+connection that does not prove its stream within --handshake-timeout or fails
+before any of its bytes were written out, then keeps listening (--attempts N
+bounds it). Port 0 picks a free port; the address is printed on stderr (with
+-q only for port 0).
   -o, --output OUT          where the raw bytes go
   --listen tcp://HOST:PORT  receive the stream from a source instead of IN
   --device N                which device of a multi-device stream
@@ -41,8 +44,15 @@ port; the address is printed on stderr either way.
   --insecure                allow listening off loopback without a key
   --timeout MS              with --listen: longest wait for more stream bytes (default ${DEFAULT_IDLE_TIMEOUT_MS})
   --accept-timeout MS       with --listen: longest wait for a source (default: none)
+  --handshake-timeout MS    with --listen: how long a connection may take to deliver a verified
+                            stream header and first frames (default ${DEFAULT_HANDSHAKE_TIMEOUT_MS})
+  --attempts N              with --listen: give up after N failed connections (default 0: never)
+  --allow-replay            with --listen and --key-file: also take a keyed stream not bound to
+                            this connection (a stream saved earlier, replayed)
+  --require-encryption      with --listen: take only encrypted streams (--encrypt)
   --threads N               decode and verify chunks on N threads, the main one included (default: one per core)
   --json                    print a summary as JSON on stdout (not with -o -)
+  -f, --force               write to stdout even when it is a terminal
 
 examples:
   migstream decode state.mig -o state.raw
@@ -60,7 +70,12 @@ examples:
         insecure: { type: "boolean" },
         timeout: { type: "string" },
         "accept-timeout": { type: "string" },
+        "handshake-timeout": { type: "string" },
+        attempts: { type: "string" },
+        "allow-replay": { type: "boolean" },
+        "require-encryption": { type: "boolean" },
         threads: { type: "string" },
+        force: { type: "boolean", short: "f" },
       },
       { min: 0, max: 1, names: "IN" },
     );
@@ -72,24 +87,46 @@ examples:
     const addr = v.listen === undefined ? undefined : parseTcpUrl(v.listen, "--listen");
     const idleTimeoutMs = intOption("decode", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
     const acceptTimeoutMs = intOption("decode", "--accept-timeout", v["accept-timeout"], 0, 0, 2 ** 31);
+    const handshakeTimeoutMs = intOption("decode", "--handshake-timeout", v["handshake-timeout"], DEFAULT_HANDSHAKE_TIMEOUT_MS, 0, 2 ** 31);
+    const attempts = intOption("decode", "--attempts", v.attempts, 0, 0, 2 ** 31);
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
     requireKeyOffLoopback("decode", addr, key, v.insecure);
+    if (v["require-encryption"] && !key) throw usageOf("decode", "--require-encryption needs --key-file");
     const pool = decodePool("decode", v.threads);
     // The pool's workers are running: an output that cannot be opened must end them
     // too (Web Workers would keep Deno alive).
-    const out = await openOutput(v.output, io).catch(async (e) => {
+    const out = await openOutput(v.output, io, { binary: true, force: v.force, command: "decode" }).catch(async (e) => {
       await pool?.close();
       throw e;
     });
     try {
-      const job: Job = { key, want, pool, out, style, io };
+      const job: Job = { key, want, pool, out, style, io, allowReplay: v["allow-replay"] === true, requireEncryption: v["require-encryption"] === true };
       let done: Decoded;
       let from = positionals[0] === "-" ? "stdin" : positionals[0];
       if (addr) {
-        const served = await serveOneSource(io, style, addr, { command: "decode", target: "the output", idleTimeoutMs, acceptTimeoutMs }, async (peer, touched) => {
-          const d = await decodeOnce(peer.chunks(), job, touched);
-          return { result: d, ack: { ok: true, started: false, transactions: d.stats.transactions, bytes: d.bytes } };
-        });
+        const served = await serveOneSource(
+          io,
+          style,
+          addr,
+          {
+            command: "decode",
+            target: "the output",
+            idleTimeoutMs,
+            acceptTimeoutMs,
+            handshakeTimeoutMs,
+            attempts,
+            retryTouched: false, // bytes written out cannot be taken back
+            keyed: key !== undefined,
+            encrypted: job.requireEncryption,
+            signal: io.signal,
+          },
+          async (peer, touched) => {
+            const d = await decodeOnce(peer.chunks(), job, touched, peer);
+            const trailing = d.trailingBytes + peer.buffered;
+            if (trailing > 0) io.stderr.write(`migstream: warning: ${trailing} bytes followed the end of the stream from ${peer.remote}; they are not part of it and were ignored\n`);
+            return { result: d, ack: { ok: true, started: false, transactions: d.stats.transactions, bytes: d.bytes, ...(trailing > 0 ? { trailingBytes: trailing } : {}) } };
+          },
+        );
         done = served.result;
         from = served.remote;
       } else done = await decodeOnce(await openInput(positionals[0], io), job);
@@ -114,6 +151,8 @@ interface Job {
   out: Output;
   style: Style;
   io: CliIO;
+  allowReplay: boolean;
+  requireEncryption: boolean;
 }
 
 interface Decoded {
@@ -121,19 +160,31 @@ interface Decoded {
   /** Raw bytes written to the output. */
   bytes: number;
   stats: StreamStats;
+  /** Over the network: bytes read past the verified STREAM_END. */
+  trailingBytes: number;
 }
 
-/** Decodes one whole stream into the output; `touched.yes` once a byte was written. */
-async function decodeOnce(source: AsyncIterable<Uint8Array>, j: Job, touched?: { yes: boolean }): Promise<Decoded> {
+/**
+ * Decodes one whole stream into the output; `touched.yes` once a byte was
+ * written. From a network `peer`: bound to its challenge, established once
+ * the first device frames verified, done at the verified STREAM_END.
+ */
+async function decodeOnce(source: AsyncIterable<Uint8Array>, j: Job, touched?: { yes: boolean }, peer?: TcpPeer): Promise<Decoded> {
   let device = j.want;
   let seen = false;
+  const end = { trailingBytes: 0 };
   const stats = await readStream(source, {
     key: j.key,
+    challenge: peer?.challenge,
+    allowUnbound: j.allowReplay,
+    requireEncryption: j.requireEncryption,
+    stopAtEnd: peer ? end : undefined,
     verifyOnly: false,
     assemble: true,
     pool: j.pool,
     progress: new ProgressLine(j.io.stderr, j.style, "decode"),
     onEvent: async (ev) => {
+      if (ev.type === "device") peer?.established(); // header and first frames verified (and authenticated)
       if (ev.type === "device" && device < 0) device = ev.device;
       if (ev.type === "device" && ev.device === device) seen = true;
       if (ev.type === "transaction-end" && ev.device === device) {
@@ -143,5 +194,5 @@ async function decodeOnce(source: AsyncIterable<Uint8Array>, j: Job, touched?: {
     },
   });
   if (!seen) throw new MigstreamError("FORMAT", j.want < 0 ? "the stream holds no device" : `the stream holds no device ${j.want}`);
-  return { device, bytes: j.out.sink.bytes, stats };
+  return { device, bytes: j.out.sink.bytes, stats, trailingBytes: end.trailingBytes };
 }

@@ -5,7 +5,7 @@
 // stream goes through the encoder over a loopback TCP connection to the
 // destination, which restores while it arrives; then `sim digest` of both
 // must match. Prints the migration report; exit 0 only if the digests match.
-import { mkdtemp, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,13 +20,14 @@ import { openDevice, type OpenedDevice } from "../../transport/spec.js";
 import { intOption, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
-import { phaseLabel, ProgressLine } from "../progress.js";
+import { coded, phaseLabel, ProgressLine } from "../progress.js";
 import { renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
 import { startSim, type SimProc } from "../sim-procs.js";
 import { DEMO_MAX_DEVICES, demoDevices } from "../demo-devices.js";
 import { paint, styleFor } from "../style.js";
 import { bytes } from "../units.js";
+import type { EncoderStats } from "../../format/encoder.js";
 
 /** Demo defaults: big enough to show the codecs and pre-copy, small enough for seconds on 2 cores. */
 export const DEMO_STATE_SIZE = "64MiB";
@@ -105,7 +106,8 @@ export const demo: Command = savingCommand({
         await enc.close();
       }
     }
-    const dir = await mkdtemp(join(tmpdir(), "migstream-demo-"));
+    // No directory of our own: each child removes its socket file when it stops, even after we were killed.
+    const stem = join(tmpdir(), `migstream-demo-${process.pid}-${randomBytes(6).toString("hex")}`);
     const sims: SimProc[] = [];
     const devices: OpenedDevice[] = [];
     const progress = new ProgressLine(io.stderr, style, "demo");
@@ -114,8 +116,8 @@ export const demo: Command = savingCommand({
       // A v2 device streams its state: no transaction size; the stream is read in 1 MiB buffers.
       const common: Record<string, string> = v2 ? { state: stateSize, protocol: "v2" } : { state: stateSize, txn };
       const started = await Promise.allSettled([
-        startSim(cli, join(dir, "source.sock"), { ...common, seed, dirty }),
-        startSim(cli, join(dir, "destination.sock"), { ...common, empty: "1" }),
+        startSim(cli, `${stem}-source.sock`, { ...common, seed, dirty }),
+        startSim(cli, `${stem}-destination.sock`, { ...common, empty: "1" }),
       ]);
       for (const r of started) if (r.status === "fulfilled") sims.push(r.value);
       for (const r of started) if (r.status === "rejected") throw r.reason;
@@ -126,13 +128,13 @@ export const demo: Command = savingCommand({
       devices.push(dstDev);
 
       // Destination: listen on loopback, restore while the stream arrives.
-      const listener = await TcpListener.listen({ host: "127.0.0.1", port: 0 });
+      const listener = await TcpListener.listen({ host: "127.0.0.1", port: 0 }, { keyed: enc.key !== undefined, encrypted: enc.options.encrypt === true });
       const stats = new StatsCollector();
       let runningAt = 0;
       const restoring = (async (): Promise<ResumeSummary> => {
         const peer = await listener.accept();
         try {
-          const summary = await restoreDevice(dstDev, peer.chunks(), { key: enc.key, onEvent: (ev) => stats.add(ev), signal: io.signal });
+          const summary = await restoreDevice(dstDev, peer.chunks(), { key: enc.key, challenge: peer.challenge, onEvent: (ev) => stats.add(ev), signal: io.signal, checkFit: true });
           runningAt = performance.now();
           await peer.respond({ ok: true, started: summary.started, transactions: summary.transactions, bytes: summary.bytes });
           return summary;
@@ -145,15 +147,17 @@ export const demo: Command = savingCommand({
 
       // Source: save with pre-copy into the encoder, over the connection.
       const dest = await TcpDestination.connect(listener.address);
+      let encoded: EncoderStats | undefined;
       const saving = saveDevice(srcDev, dest.sink, {
-        encoder: enc.options,
+        encoder: enc.key ? { ...enc.options, challenge: dest.hello.challenge } : enc.options,
+        onEncoder: (e) => (encoded = e.stats),
         info: { name: `simulated ${protocol} device (demo source)` },
         confirm: () => dest.confirm(),
         save: {
           policy,
           signal: io.signal,
           onProgress: (p) => {
-            progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: dest.sink.bytes, pending: p.pending });
+            progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: dest.sink.bytes, pending: p.pending, coded: coded(encoded) });
           },
         },
       });
@@ -196,7 +200,6 @@ export const demo: Command = savingCommand({
       await Promise.allSettled(devices.map((d) => d.close()));
       await Promise.allSettled(sims.map((s) => s.stop()));
       await enc.close();
-      await rm(dir, { recursive: true, force: true });
     }
   },
 });

@@ -12,10 +12,10 @@ import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";
 import { ENCODING_HELP, ENCODING_OPTIONS, encodingFrom } from "../encoding.js";
 import { openInput, openOutput, type Output } from "../files.js";
-import { requireKeyOffLoopback } from "../network.js";
+import { checkHello, requireKeyOffLoopback } from "../network.js";
 import { ProgressLine } from "../progress.js";
 import { note, styleFor } from "../style.js";
-import { bytes, ratio } from "../units.js";
+import { bytes, hex64, ratio } from "../units.js";
 
 export const encode: Command = {
   name: "encode",
@@ -36,6 +36,7 @@ ${ENCODING_HELP}
   --connect-timeout MS      keep retrying a refused connection this long (default ${DEFAULT_CONNECT_TIMEOUT_MS})
   --timeout MS              longest wait for the destination to take data or answer (default ${DEFAULT_IDLE_TIMEOUT_MS})
   --json                    print a summary as JSON on stdout (not with -o -)
+  -f, --force               write to stdout even when it is a terminal
 
 examples:
   migstream encode state.raw -o state.mig --codec zstd --level 3
@@ -54,6 +55,7 @@ examples:
         insecure: { type: "boolean" },
         "connect-timeout": { type: "string" },
         timeout: { type: "string" },
+        force: { type: "boolean", short: "f" },
       },
       { min: 1, max: 1, names: "IN" },
     );
@@ -72,13 +74,17 @@ examples:
     try {
       requireKeyOffLoopback("encode", addr, enc.key, v.insecure);
       const input = (await openInput(positionals[0], io))[Symbol.asyncIterator]();
-      if (addr) dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs });
-      else out = await openOutput(v.output!, io, { copy: false });
+      if (addr) {
+        dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs, signal: io.signal });
+        checkHello(dest, enc.key !== undefined, enc.options.encrypt === true);
+      } else out = await openOutput(v.output!, io, { copy: false, binary: true, force: v.force, command: "encode" });
       const sink: ByteSink = dest ? dest.sink : out!.sink;
       // A stream that ends within its first transaction is coded on this thread: starting and
       // stopping a worker would cost more than the stream (a small QEMU guest's whole migration).
       const head = await peek(input, txnSize);
-      const options = head.ended ? enc.inline : enc.options;
+      // A keyed stream to a destination is bound to this connection's challenge (FORMAT.md §7.1).
+      const chosen = head.ended ? enc.inline : enc.options;
+      const options = dest && enc.key ? { ...chosen, challenge: dest.hello.challenge } : chosen;
       const source = chain(head.pieces, input);
       // The sink is done with each block once its write settles: the encoder reuses them.
       const encoder = new StreamEncoder((b) => sink.write(b), { ...options, maxTransaction: txnSize, reuseOutput: true });
@@ -118,7 +124,7 @@ examples:
       progress.clear();
       const st = encoder.stats;
       const confirmed = ack ? { destination: dest!.url, confirmed: { transactions: ack.transactions, bytes: ack.bytes } } : {};
-      if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, transactions: trailer.transactions, ...st, rawBytes: raw, wireBytes: sink.bytes, ...confirmed, trailer: { ...stream, framesDigest: stream.framesDigest.toString(16) } })}\n`);
+      if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, transactions: trailer.transactions, ...st, rawBytes: raw, wireBytes: sink.bytes, ...confirmed, trailer: { ...stream, framesDigest: hex64(stream.framesDigest) } })}\n`);
       else {
         const to = ack ? `; ${dest!.url} decoded and verified ${bytes(ack.bytes)}` : "";
         note(io, style, `encoded ${bytes(raw)} in ${trailer.transactions} transactions → ${bytes(sink.bytes)} (${ratio(raw, sink.bytes)}); zero ${bytes(st.zeroBytes)}, dedup ${bytes(st.dedupBytes)}${to}`);

@@ -3,7 +3,7 @@
 // destination listening with `migstream restore --listen`.
 import { MigstreamError } from "../../errors.js";
 import type { EncoderOptions, EncoderStats } from "../../format/encoder.js";
-import type { Ack } from "../../network/ack.js";
+import { type Ack, trailingError } from "../../network/ack.js";
 import { saveDevice, type SaveDeviceResult } from "../../migrate/save-to.js";
 import type { ByteSink } from "../../migrate/sink.js";
 import { parseTcpUrl, TcpDestination, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../network/tcp.js";
@@ -15,9 +15,9 @@ import type { CliIO, Command } from "../command.js";
 import { closeDevices, deviceNames, openDevices, saveDevicesWithProgress } from "../devices.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
 import { openOutput, type Output } from "../files.js";
-import { requireKeyOffLoopback } from "../network.js";
-import { phaseLabel, ProgressLine } from "../progress.js";
-import { devicesReport, renderReport, saveReport } from "../report.js";
+import { checkHello, requireKeyOffLoopback } from "../network.js";
+import { coded, phaseLabel, ProgressLine } from "../progress.js";
+import { devicesReport, type MigrationReport, renderReport, saveReport } from "../report.js";
 import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
 import { styleFor, type Style } from "../style.js";
 
@@ -53,10 +53,11 @@ ${precopyHelp(SAVE_PRECOPY)}
                              with several devices, once per --device, in the same order
 ${ENCODING_HELP}
   --insecure                 allow an unauthenticated stream to a non-loopback host
-  --connect-timeout MS       keep retrying a refused connection this long (default ${DEFAULT_CONNECT_TIMEOUT_MS})
+  --connect-timeout MS       keep retrying a refused connection, or a busy destination, this long (default ${DEFAULT_CONNECT_TIMEOUT_MS})
   --timeout MS               longest wait for the destination to take data or answer (default ${DEFAULT_IDLE_TIMEOUT_MS})
   --json                     print the report as JSON on stdout
-  -q, --quiet                no progress line, no report
+  -q, --quiet                nothing but errors
+  -f, --force                write the stream to stdout (-o -) even when it is a terminal
 
 examples:
   migstream save --device vfio-user:/run/src.sock -o state.mig
@@ -77,6 +78,7 @@ export const save: Command = savingCommand({
     insecure: { type: "boolean" },
     "connect-timeout": { type: "string" },
     timeout: { type: "string" },
+    force: { type: "boolean", short: "f" },
   },
   async run(v, io) {
     const style = styleFor(io, v);
@@ -100,20 +102,23 @@ export const save: Command = savingCommand({
     let regions: OpenedDevice[] = [];
     try {
       if (addr) {
-        dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs });
+        dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs, signal: io.signal });
+        checkHello(dest, enc.key !== undefined, enc.options.encrypt === true);
         // Interrupted while waiting on the destination: drop the connection, so the wait ends and the source restarts.
         const d = dest;
         io.signal?.addEventListener("abort", () => d.destroy(), { once: true });
       }
-      else out = await openOutput(v.output!, io, { copy: false });
+      else out = await openOutput(v.output!, io, { copy: false, binary: true, force: v.force, command: "save" });
       regions = await openDevices(specs);
       const sink: ByteSink = dest ? dest.sink : out!.sink;
+      // A keyed stream to a destination is bound to this connection's challenge (FORMAT.md §7.1).
+      const encoder = dest && enc.key ? { ...enc.options, challenge: dest.hello.challenge } : enc.options;
       const target = dest ? dest.url : v.output === "-" ? "stdout" : v.output!;
       const confirm = dest ? () => dest!.confirm(timeoutMs > 0 ? timeoutMs : DEFAULT_ACK_TIMEOUT_MS) : undefined;
       if (regions.length > 1) {
         // Several devices: one stream, one coordinated policy, one stop-and-copy window.
         const many = await saveDevicesWithProgress(io, style, "save", regions, sink, {
-          encoder: enc.options,
+          encoder,
           names,
           save: { precopy: v["no-precopy"] !== true, policy, signal: io.signal },
           confirm,
@@ -126,13 +131,11 @@ export const save: Command = savingCommand({
           devices: ack?.devices,
         });
         if (ack) rep.restored = { started: ack.started, transactions: ack.transactions, bytes: ack.bytes };
-        if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, ...rep })}\n`);
-        else if (!style.quiet) io.stderr.write(renderReport(rep, style.colorErr));
-        return 0;
+        return reported(io, style, rep, ack);
       }
       const region = regions[0];
       const result = await run(io, style, region, sink, {
-        encoder: enc.options,
+        encoder,
         name: names[0],
         save: { precopy: v["no-precopy"] !== true, policy, signal: io.signal },
         confirm,
@@ -143,9 +146,7 @@ export const save: Command = savingCommand({
         rep.restored = { started: result.ack.started, transactions: result.ack.transactions, bytes: result.ack.bytes };
         rep.downtimeEnd = result.ack.started ? "destination RUNNING" : "destination confirmed";
       }
-      if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, ...rep })}\n`);
-      else if (!style.quiet) io.stderr.write(renderReport(rep, style.colorErr));
-      return 0;
+      return reported(io, style, rep, result.ack);
     } catch (e) {
       dest?.destroy();
       await out?.abort();
@@ -156,6 +157,18 @@ export const save: Command = savingCommand({
     }
   },
 });
+
+/** Prints the report; a destination that took the state but saw bytes after the stream is an error (the sources stay stopped). */
+function reported(io: CliIO, style: Style, rep: MigrationReport, ack: (Ack & { ok: true }) | undefined): number {
+  const trailing = ack ? trailingError(ack) : null;
+  if (trailing) {
+    if (!style.json && !style.quiet) io.stderr.write(renderReport(rep, style.colorErr));
+    throw trailing; // with --json, the error object is the one JSON line
+  }
+  if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, ...rep })}\n`);
+  else if (!style.quiet) io.stderr.write(renderReport(rep, style.colorErr));
+  return 0;
+}
 
 interface RunOptions {
   encoder: EncoderOptions;
@@ -176,14 +189,14 @@ async function run(io: CliIO, style: Style, region: MigratableDevice, sink: Byte
       onEncoder: (e) => (stats = e.stats),
       confirm: o.confirm
         ? async () => {
-            progress.update({ phase: "waiting for the destination", bytes: stats?.rawBytes ?? 0, wire: sink.bytes });
+            progress.update({ phase: "waiting for the destination", bytes: stats?.rawBytes ?? 0, wire: sink.bytes, coded: coded(stats) });
             ack = await o.confirm!();
           }
         : undefined,
       save: {
         ...o.save,
         onProgress: (p) => {
-          progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: sink.bytes, pending: p.pending });
+          progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: sink.bytes, pending: p.pending, coded: coded(stats) });
         },
       },
     });

@@ -5,7 +5,7 @@ import { migStateName } from "../../protocol/v2/constants.js";
 import { openVfioUser, VfioUserMigration } from "../../transport/vfio-user/migration.js";
 import type { CliIO } from "../command.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
-import { hex64 } from "./sim-serve.js";
+import { hex64 } from "../units.js";
 
 /** The sim commands take options only. */
 const NO_POSITIONALS = { min: 0, max: 0, names: "" };
@@ -23,7 +23,7 @@ export async function simDigest(argv: string[], io: CliIO): Promise<number> {
   if (!v.socket) throw usageOf(CMD, "--socket PATH is required");
   const path = v.socket;
   const timeoutMs = intOption(CMD, "--timeout", v.timeout, DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS);
-  const d = await readSimDigest(path, timeoutMs);
+  const d = await readSimDigest(path, timeoutMs, io.signal);
   io.stdout.write(v.json ? `${JSON.stringify(d)}\n` : `${d.digest}\n`);
   return 0;
 }
@@ -38,8 +38,11 @@ export interface SimDigestInfo {
 }
 
 /** Reads a served sim device's digest region and state over vfio-user (one connection; v1 or v2, detected). */
-export async function readSimDigest(path: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SimDigestInfo> {
+export async function readSimDigest(path: string, timeoutMs = DEFAULT_TIMEOUT_MS, signal?: AbortSignal): Promise<SimDigestInfo> {
   const dev = await openVfioUser(path, { timeoutMs });
+  // A stop signal ends the wait at once (the pending read fails with TRANSPORT).
+  const stop = () => void dev.close();
+  signal?.addEventListener("abort", stop, { once: true });
   try {
     if (dev instanceof VfioUserMigration) {
       return { digest: hex64(await dev.stateDigest()), deviceState: migStateName(await dev.getState()), protocol: "v2" };
@@ -49,6 +52,7 @@ export async function readSimDigest(path: string, timeoutMs = DEFAULT_TIMEOUT_MS
     const state = new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
     return { digest, deviceState: stateName(state), migrationRegion: dev.index };
   } finally {
+    signal?.removeEventListener("abort", stop);
     await dev.close();
   }
 }

@@ -1,35 +1,39 @@
 // `migstream sim serve`: a simulated device served over vfio-user until
-// SIGTERM or SIGINT, then the socket file is removed and the exit code is 0.
+// SIGTERM, SIGINT or SIGHUP (or, with --exit-with-stdin, until its stdin ends:
+// a parent holding the pipe went away), then the socket file is removed and
+// the exit code is 0.
 // With --variant libvfio-user the server behaves as the reference server: it
 // serves its one client and exits when that client leaves, printing the
 // device's final state and digest (it has no digest region to ask).
 import { MigstreamError } from "../../errors.js";
 import { parseFault, parseMigrationFault } from "../../transport/sim/fault-spec.js";
 import { serverVariantOf, simDeviceOptions, simMigrationOptions } from "../../transport/sim/options.js";
-import { serveSim, serveSimV2 } from "../../transport/sim/serve.js";
+import { SIM_DISCONNECT_POLICIES, type SimDisconnect, serveSim, serveSimV2 } from "../../transport/sim/serve.js";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../../transport/vfio-user/server.js";
 import { DEFAULT_MIGRATION_REGION_INDEX, MAX_REGIONS, PCI_NUM_FIXED_REGIONS } from "../../transport/vfio-user/constants.js";
 import { stateName } from "../../protocol/constants.js";
 import type { CliIO } from "../command.js";
 import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
+import { hex64 } from "../units.js";
 import { migrationFlagNames } from "../../protocol/v2/support.js";
 
 /** The sim commands take options only. */
 const NO_POSITIONALS = { min: 0, max: 0, names: "" };
 const CMD = "sim serve";
-/** Signals that stop the server cleanly. */
-const STOP_SIGNALS = ["SIGTERM", "SIGINT"] as const;
-
-/** Resolves with the first stop signal received (and stops listening for the others). */
-function stopSignal(): Promise<string> {
+/** Resolves with why the server should stop: a stop signal (`signal`), or (when `stdin` is given) its end. */
+function stopped(signal: AbortSignal | undefined, stdin?: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve) => {
-    const handlers = STOP_SIGNALS.map((sig) => {
-      const on = () => {
-        for (const [s, h] of handlers) process.removeListener(s, h);
-        resolve(sig);
-      };
-      process.on(sig, on);
-      return [sig, on] as const;
-    });
+    const why = () => (signal?.reason instanceof Error ? signal.reason.message : "stopped");
+    if (signal?.aborted) return resolve(why());
+    signal?.addEventListener("abort", () => resolve(why()), { once: true });
+    if (stdin) {
+      // Nothing is read from it: its end (EOF, or an error once the writer is gone) is the signal.
+      const gone = () => resolve("stdin closed");
+      stdin.on("data", () => {});
+      stdin.once("end", gone);
+      stdin.once("error", gone);
+      stdin.once("close", gone);
+    }
   });
 }
 
@@ -47,6 +51,9 @@ export async function simServe(argv: string[], io: CliIO): Promise<number> {
     "region-index": { type: "string" },
     protocol: { type: "string" },
     "reset-to-running": { type: "boolean" },
+    "idle-timeout": { type: "string" },
+    "on-disconnect": { type: "string" },
+    "exit-with-stdin": { type: "boolean" },
     verbose: { type: "boolean" },
   }, NO_POSITIONALS);
   const protocol = v.protocol ?? "v1";
@@ -65,19 +72,22 @@ export async function simServe(argv: string[], io: CliIO): Promise<number> {
   const faults = (v.fault ?? []).map(parseFault);
   const maxDataXfer = sizeOption(CMD, "--max-transfer", v["max-transfer"]);
   const regionIndex = intOption(CMD, "--region-index", v["region-index"], DEFAULT_MIGRATION_REGION_INDEX, PCI_NUM_FIXED_REGIONS, MAX_REGIONS - 1);
+  const idleTimeoutMs = idleTimeout(v);
+  const onDisconnect = (v["on-disconnect"] ?? "recover") as SimDisconnect;
+  if (!SIM_DISCONNECT_POLICIES.includes(onDisconnect)) throw usageOf(CMD, `--on-disconnect '${v["on-disconnect"]}' is not one of ${SIM_DISCONNECT_POLICIES.join(", ")}`);
   const log = v.verbose ? (line: string) => void io.stderr.write(`${line}\n`) : undefined;
 
   // Listen for stop signals before the (possibly slow) state generation.
-  const stop = stopSignal();
+  const stop = stopped(io.signal, v["exit-with-stdin"] ? io.stdin : undefined);
   let served;
   try {
-    served = await serveSim(path, { device, faults, maxDataXfer, regionIndex, log, variant: serverVariantOf(kv.variant) });
+    served = await serveSim(path, { device, faults, maxDataXfer, regionIndex, idleTimeoutMs, onDisconnect, log, variant: serverVariantOf(kv.variant) });
   } catch (e) {
     if (e instanceof RangeError) throw new MigstreamError("LIMIT", `${CMD}: cannot allocate the device state: ${e.message}`, { cause: e });
     throw e;
   }
   const { server, device: dev } = served;
-  io.stdout.write(
+  if (!v.quiet) io.stdout.write(
     `${CMD}: listening on ${path} (state ${dev.image.size} bytes, digest ${hex64(dev.digest())}, migration region ${server.regionIndex}, digest region ${server.digestRegionIndex ?? "none"})\n`,
   );
   const sig = await Promise.race([stop, server.closed.then(() => undefined)]);
@@ -102,8 +112,17 @@ type ServeValues = {
   "max-transfer"?: string;
   "region-index"?: string;
   "reset-to-running"?: boolean;
+  "idle-timeout"?: string;
+  "on-disconnect"?: string;
+  "exit-with-stdin"?: boolean;
+  quiet?: boolean;
   verbose?: boolean;
 };
+
+/** --idle-timeout MS (default the server's). */
+function idleTimeout(v: ServeValues): number {
+  return intOption(CMD, "--idle-timeout", v["idle-timeout"], DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
+}
 
 /** `sim serve --protocol v2`: a simulated v2 device as libvfio-user serves one. */
 async function serveV2(v: ServeValues, io: CliIO): Promise<number> {
@@ -117,25 +136,26 @@ async function serveV2(v: ServeValues, io: CliIO): Promise<number> {
   if (v.variant !== undefined) kv.variant = v.variant.join(",");
   const device = simMigrationOptions(kv);
   const faults = (v.fault ?? []).map(parseMigrationFault);
+  // A v2 device keeps its state when its client leaves (as libvfio-user's does): there is nothing to recover.
+  if (v["on-disconnect"] !== undefined && v["on-disconnect"] !== "stay") throw usageOf(CMD, "--on-disconnect: a v2 device keeps its state when its client leaves (stay)");
+  const idleTimeoutMs = idleTimeout(v);
   const maxDataXfer = sizeOption(CMD, "--max-transfer", v["max-transfer"]);
   const log = v.verbose ? (line: string) => void io.stderr.write(`${line}\n`) : undefined;
-  const stop = stopSignal();
+  const stop = stopped(io.signal, v["exit-with-stdin"] ? io.stdin : undefined);
   let served;
   try {
-    served = await serveSimV2(v.socket, { device, faults, maxDataXfer, log, resetKeepsState: v["reset-to-running"] !== true });
+    served = await serveSimV2(v.socket, { device, faults, maxDataXfer, idleTimeoutMs, log, resetKeepsState: v["reset-to-running"] !== true });
   } catch (e) {
     if (e instanceof RangeError) throw new MigstreamError("LIMIT", `${CMD}: cannot allocate the device state: ${e.message}`, { cause: e });
     throw e;
   }
   const { server, device: dev } = served;
-  io.stdout.write(`${CMD}: listening on ${v.socket} (v2, state ${dev.image.size} bytes, digest ${hex64(dev.digest())}, flags ${migrationFlagNames(dev.migrationFlags)}, digest region ${server.digestRegionIndex})\n`);
+  if (!v.quiet) io.stdout.write(`${CMD}: listening on ${v.socket} (v2, state ${dev.image.size} bytes, digest ${hex64(dev.digest())}, flags ${migrationFlagNames(dev.migrationFlags)}, digest region ${server.digestRegionIndex})\n`);
   const sig = await stop;
   await server.close();
   log?.(`${CMD}: ${sig}: stopped`);
   return 0;
 }
 
-/** A u64 as 16 hex digits. */
-export function hex64(v: bigint): string {
-  return BigInt.asUintN(64, v).toString(16).padStart(16, "0");
-}
+/** A u64 as 16 hex digits (re-exported: where other modules have taken it from). */
+export { hex64 };

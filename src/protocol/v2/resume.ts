@@ -178,7 +178,8 @@ class ResumeRunV2 extends ResumeRun {
     await ch?.close().catch(() => {});
     if (this.dev.vmmOwnsStates) return withNote(err, "the VMM owns the device: it must reset it (partial state written)");
     if (!this.touched) return err;
-    return withNote(err, await stopDestination(this.dev));
+    const written = `${this.transactions} transaction${this.transactions === 1 ? "" : "s"} (${this.bytes} bytes) had been written to it before the failure`;
+    return withNote(err, `${await stopDestination(this.dev)}; ${written}`);
   }
 }
 

@@ -258,7 +258,8 @@ class SaveRunV2 extends SaveRun {
     const err = e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", `save: ${describe(e)}`, { cause: e });
     await this.closeChannel().catch(() => {});
     if (this.dev.vmmOwnsStates) return withNote(err, "the VMM owns the device: it must put it back in RUNNING");
-    if (!this.setAttempted) return err;
+    // Stopped before the first state change: say so, an interruption report must not leave it open.
+    if (!this.setAttempted) return err.code === "ABORTED" ? withNote(err, "the device was not touched") : err;
     return withNote(err, await backToRunning(this.dev, "save: recover RUNNING"));
   }
 }

@@ -1,11 +1,13 @@
 // A simulated device served over vfio-user (what `migstream sim serve` runs).
-// When a client goes away mid-migration: a source (SAVING, SAVING|RUNNING, or
-// STOP after a save) returns to RUNNING and keeps its state, as after a failed
-// or finished save, so it can be saved again and its digest still names what
-// was saved; a destination still RESUMING, or a device in ERROR, is reset (its
-// partial state dropped) and then stopped, so a broken restore never leaves a
-// RUNNING destination; a device stopped otherwise (after a failed restore the
-// driver reset and stopped it) stays stopped.
+// With the default "recover" policy, when a client goes away mid-migration: a
+// source (SAVING, SAVING|RUNNING, or STOP after a save) returns to RUNNING and
+// keeps its state, as after a failed or finished save, so it can be saved
+// again and its digest still names what was saved; a destination still
+// RESUMING, or a device in ERROR, is reset (its partial state dropped) and
+// then stopped, so a broken restore never leaves a RUNNING destination; a
+// device stopped otherwise (after a failed restore the driver reset and
+// stopped it) stays stopped. With "stay" nothing happens: the device keeps
+// the state its client left, as real hardware does.
 import { SimDevice, type Fault, type SimDeviceOptions } from "../../device/index.js";
 import { OFF_DEVICE_STATE, STATE_MASK, STATE_RUNNING, STATE_SAVING, STATE_STOP } from "../../protocol/constants.js";
 import { MigrationSimDevice, type MigrationFault, type MigrationSimOptions } from "../../device/migration-sim.js";
@@ -15,10 +17,22 @@ import { V2_DIGEST_REGION_INDEX } from "../vfio-user/constants.js";
 import { VfioUserServer, type VfioUserServerOptions } from "../vfio-user/server.js";
 import { V2Handler, type V2HandlerOptions } from "../vfio-user/server-v2.js";
 
+/**
+ * What a served sim device does when its client goes away: "recover" (the
+ * file comment's policy: a source back to RUNNING, a half-restored
+ * destination reset) or "stay" (nothing: the device keeps whatever state the
+ * client left it in, as a real device does — what tests of the driver's own
+ * recovery need).
+ */
+export type SimDisconnect = "stay" | "recover";
+export const SIM_DISCONNECT_POLICIES: readonly SimDisconnect[] = ["recover", "stay"];
+
 export interface SimServeOptions extends Omit<VfioUserServerOptions, "onDisconnect"> {
   device?: SimDeviceOptions;
   /** Faults armed when the device is created. */
   faults?: Fault[];
+  /** Default "recover". */
+  onDisconnect?: SimDisconnect;
 }
 
 const SOURCE_STATES: ReadonlySet<number> = new Set([STATE_STOP, STATE_SAVING, STATE_SAVING | STATE_RUNNING]);
@@ -81,9 +95,10 @@ export async function serveSimV2(path: string, opts: SimServeV2Options = {}): Pr
 
 /** Creates the device and serves it on `path`. */
 export async function serveSim(path: string, opts: SimServeOptions = {}): Promise<{ server: VfioUserServer; device: SimDevice }> {
-  const { device: deviceOptions, faults, ...serverOptions } = opts;
+  const { device: deviceOptions, faults, onDisconnect, ...serverOptions } = opts;
   const device = new SimDevice(deviceOptions);
   for (const f of faults ?? []) device.inject(f);
-  const server = await VfioUserServer.listen(path, device, { ...serverOptions, onDisconnect: () => recoverSim(device) });
+  const policy = onDisconnect === "stay" ? "keep" : () => recoverSim(device);
+  const server = await VfioUserServer.listen(path, device, { ...serverOptions, onDisconnect: policy });
   return { server, device };
 }

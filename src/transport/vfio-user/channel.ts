@@ -125,6 +125,11 @@ export class Channel {
     return this.ended;
   }
 
+  /** Bytes of a message received so far but not yet complete (0 between messages). */
+  get pending(): number {
+    return this.framer.pending;
+  }
+
   /**
    * Sends one whole message (one socket write, at the end of this task with
    * the others sent in it). `flushed` runs once the socket no longer needs

@@ -82,6 +82,16 @@ export const MAX_CLIENT_MSG_FDS = 1024;
 export const DEFAULT_CLIENT_WAIT_MS = 1000;
 /** Connections that may wait at once; more are refused at once. */
 export const MAX_WAITING_CLIENTS = 4;
+/**
+ * How long a client may take to send its whole VERSION message after it
+ * connected, and any later message after its first byte arrived, ms. A client
+ * idle *between* messages is never dropped (a VMM holds its connection for the
+ * device's life); one that is silent before VERSION or stops inside a message
+ * would otherwise hold the one-client server for good.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 5000;
+/** A waiting connection's wait runs at least this long past the active client's idle deadline, ms. */
+const AFTER_DEADLINE_MS = 200;
 /** Smallest max_data_xfer_size the server accepts to offer. */
 export const MIN_SERVER_DATA_XFER = 64;
 /**
@@ -173,6 +183,8 @@ export interface VfioUserServerOptions {
   clientWaitMs?: number;
   /** What a client going away does to the device (default "reset", as the reference server). */
   onDisconnect?: DisconnectPolicy;
+  /** Idle deadline before VERSION and inside a message, ms (default DEFAULT_IDLE_TIMEOUT_MS; 0: none). */
+  idleTimeoutMs?: number;
   /** Where connection events and vendor failures are logged (default: nowhere). */
   log?: (line: string) => void;
   /** Commands beyond the base set (e.g. vfio-user v2 migration). */
@@ -215,6 +227,8 @@ export class VfioUserServer {
   readonly digestRegionIndex: number | undefined;
   readonly numRegions: number;
   readonly maxDataXfer: number;
+  /** See VfioUserServerOptions.idleTimeoutMs. */
+  readonly idleTimeoutMs: number;
   readonly variant: ServerVariant;
   /** Settles once the server closed (close(), or a "libvfio-user" server's one client left). */
   readonly closed: Promise<void>;
@@ -258,6 +272,8 @@ export class VfioUserServer {
     if (!Number.isInteger(this.maxDataXfer) || this.maxDataXfer < MIN_SERVER_DATA_XFER || this.maxDataXfer > MAX_DATA_XFER_LIMIT) {
       throw new MigstreamError("USAGE", `max_data_xfer_size ${this.maxDataXfer} must be ${MIN_SERVER_DATA_XFER}..${MAX_DATA_XFER_LIMIT}`);
     }
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    if (!Number.isInteger(this.idleTimeoutMs) || this.idleTimeoutMs < 0) throw new MigstreamError("USAGE", `idle timeout ${this.idleTimeoutMs} must be a whole number of ms (0: none)`);
     this.numRegions = Math.max(REFERENCE_NUM_REGIONS, this.regionIndex + 1, (this.digestRegionIndex ?? 0) + 1);
     this.regions = this.layout();
   }
@@ -374,16 +390,18 @@ export class VfioUserServer {
     if (this.waiting.length >= MAX_WAITING_CLIENTS) return refuse();
     // The reference server never reads a second connection: it waits, unread, until the server closes.
     const waitMs = this.variant === "libvfio-user" ? undefined : (this.opts.clientWaitMs ?? DEFAULT_CLIENT_WAIT_MS);
-    const w = {
-      sock,
-      timer:
-        waitMs === undefined
-          ? undefined
-          : setTimeout(() => {
-              this.unwait(sock);
-              refuse();
-            }, waitMs),
+    // When the wait runs out while the active client is about to be dropped by its idle deadline, wait for that too.
+    const expire = () => {
+      const until = this.active?.deadlineAt ?? 0;
+      const left = until - Date.now();
+      if (until > 0 && left > -AFTER_DEADLINE_MS) {
+        w.timer = setTimeout(expire, Math.max(0, left) + AFTER_DEADLINE_MS);
+        return;
+      }
+      this.unwait(sock);
+      refuse();
     };
+    const w: { sock: NetSocket; timer: ReturnType<typeof setTimeout> | undefined } = { sock, timer: waitMs === undefined ? undefined : setTimeout(expire, waitMs) };
     sock.on("error", () => {}); // reported by the Channel once served; ignored while waiting
     sock.on("close", () => this.unwait(sock));
     this.waiting.push(w);
@@ -433,7 +451,7 @@ export class VfioUserServer {
       this.idle,
       sink !== undefined,
     );
-    sink?.attach((chunk) => conn.channel.feed(chunk));
+    sink?.attach((chunk) => conn.feed(chunk));
     this.active = conn;
   }
 
@@ -565,6 +583,11 @@ export class VfioUserServer {
     return [echo, data];
   }
 
+  /** Logs why a client was dropped by its idle deadline. */
+  dropped(why: string): void {
+    this.log(`vfio-user server: dropping the client: ${why}`);
+  }
+
   /** Reports a vendor failure (other than a plain VendorErrno) in the log. */
   logFailure(h: Header, e: unknown): void {
     if (!(e instanceof VendorErrno) && !(e instanceof Rejection)) this.log(`vfio-user server: command ${h.cmd} failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -577,9 +600,14 @@ class Connection {
   /** The client's max_data_xfer_size from its VERSION (the specification's default without one). */
   maxDataXfer = DEFAULT_MAX_DATA_XFER;
   readonly channel: Channel;
+  /** When the idle deadline fires (Date.now() ms), or 0 while none is armed. */
+  deadlineAt = 0;
   private chain: Promise<void>;
   private queued = 0;
   private paused = false;
+  /** The whole VERSION message arrived (it may still wait for the previous client's wind-down). */
+  private greeted = false;
+  private deadline: ReturnType<typeof setTimeout> | undefined;
   private readonly rx = new SpareBuffers();
   private readonly tx = new SpareBuffers();
   /** Settles when the channel ended (a reply still being sent is then given up on). */
@@ -598,15 +626,61 @@ class Connection {
     let markEnded!: () => void;
     this.ended = new Promise((resolve) => (markEnded = resolve));
     const ends = (err: MigstreamError) => {
+      this.disarm();
       markEnded();
       onEnd(err);
     };
     this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), serverMaxMessage(server.maxDataXfer), ends, (n) => this.rx.take(n), transient);
     // A msg_size out of bounds: EINVAL, then the channel closes (its byte stream cannot be followed).
     this.channel.onRefused = (h) => this.error(h, ERRNO.EINVAL, (h.flags & FLAG_NO_REPLY) !== 0);
+    // After the Channel's own "data" listener (listeners run in order): the framer has the bytes.
+    sock.on("data", () => this.watch());
+    this.watch();
+  }
+
+  /** Bytes from a socket that reads into a reused buffer (see user-buffer.ts). */
+  feed(chunk: Uint8Array): void {
+    this.channel.feed(chunk);
+    this.watch();
+  }
+
+  /**
+   * The idle deadline: armed from the connection until the whole VERSION
+   * message arrived, and from a message's first byte until it is whole; never
+   * while we ourselves stopped reading (backpressure) or between messages.
+   */
+  private watch(): void {
+    const ms = this.server.idleTimeoutMs;
+    if (ms <= 0 || this.channel.closed) return;
+    const inside = this.channel.pending > 0;
+    if (this.paused || (this.greeted && !inside)) return this.disarm();
+    if (this.deadline !== undefined) return; // a deadline runs from the start of what is awaited
+    this.deadlineAt = Date.now() + ms;
+    this.deadline = setTimeout(() => this.expire(ms), ms);
+  }
+
+  private disarm(): void {
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.deadlineAt = 0;
+  }
+
+  /** The client took too long: drop it (the server serves the next one). */
+  private expire(ms: number): void {
+    this.deadline = undefined;
+    this.deadlineAt = 0;
+    if (this.channel.closed) return;
+    const pending = this.channel.pending;
+    const why = !this.greeted
+      ? `no whole VERSION message within ${ms} ms of connecting${pending ? ` (${pending} bytes of one)` : ""}`
+      : `stalled for ${ms} ms inside a message (${pending} bytes of it received)`;
+    this.server.dropped(why);
+    this.channel.fail(new MigstreamError("TIMEOUT", `vfio-user server: ${why}`));
   }
 
   private enqueue(h: Header, p: Uint8Array): void {
+    if (h.cmd === CMD.VERSION) this.greeted = true;
+    if (this.greeted) this.disarm(); // a whole message: the next one's deadline starts at its first byte
     this.queued++;
     if (this.queued >= MAX_QUEUED_MESSAGES && !this.paused) {
       this.paused = true;
@@ -644,6 +718,7 @@ class Connection {
       if (this.paused && this.queued <= MAX_QUEUED_MESSAGES / 2) {
         this.paused = false;
         this.sock.resume();
+        this.watch();
       }
     }
   }
