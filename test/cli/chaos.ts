@@ -143,7 +143,9 @@ export async function chaosRun(dir: string, seed: number): Promise<ChaosResult> 
   const [src, dst]: Sim[] = await Promise.all([sim(dir, `c${seed}-src`, [...common, "--seed", String(seed + 1)]), sim(dir, `c${seed}-dst`, [...common, "--empty"])]);
   const fault = faultFor(seed, 2 << 20);
   const protection: Protection = (["none", "key", "encrypt"] as const)[seed % 3];
-  const keyFile = join(dir, "chaos.key");
+  // One key file per seed: seeds run at once in the same directory, and a shared file is
+  // truncated by one seed's write while another's process reads it (a 0-byte key, USAGE).
+  const keyFile = join(dir, `chaos-${seed}.key`);
   writeFileSync(keyFile, "c3".repeat(32));
   const key = protection === "none" ? [] : ["--key-file", keyFile];
   const seal = protection === "encrypt" ? ["--encrypt"] : [];
