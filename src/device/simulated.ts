@@ -264,6 +264,15 @@ export class SimDevice implements VendorRegion {
     });
   }
 
+  /**
+   * Reads as a view of the device's own memory (its data section, or a
+   * register's scratch), unchanged until the device's next access: a server
+   * sends the reply from there (VfioUserServer's ServedVendor.readView).
+   */
+  readView(offset: number, count: number): Promise<Uint8Array> {
+    return this.#access("read", offset, count, () => this.#read(offset, count), (v) => v);
+  }
+
   write(offset: number, data: Uint8Array): Promise<void> {
     return this.#access("write", offset, data.length, () => this.#write(offset, data), () => undefined);
   }

@@ -47,6 +47,14 @@ export interface RegionIO {
    * one access at a time.
    */
   readonly pipelined?: boolean;
+  /**
+   * write() of at most `maxAccess` bytes has taken a copy of `data` by the
+   * time it returns its promise (a vfio-user message is built at once), so
+   * the caller may reuse `data` before the write settles. The resume driver
+   * then decodes the next buffer while the device applies this one. Absent
+   * or false: `data` is needed until the write settles.
+   */
+  readonly writeCopies?: boolean;
   /** VFIO_DEVICE_RESET: the device returns to RUNNING, any session is dropped. */
   reset(): Promise<void>;
   /** Releases the transport (socket, fd). Idempotent. */

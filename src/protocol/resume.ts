@@ -97,14 +97,23 @@ class RegionResumeRun extends ResumeRun {
     const { rest } = await openItems(items, 1, "resume: check the stream");
     await this.enterResuming();
     let verified = false;
-    for await (const item of iterate(rest)) {
-      this.checkAbort("resume: next item");
-      if (item.kind === "transaction") await this.loadBuffer(item.data);
-      else if (item.kind === "phase") this.enterPhase(item.phase, item.iteration);
-      else if (item.kind === "verified") {
-        verified = true;
-        break; // nothing after `verified` belongs to this device's verified state
-      } else throw new MigstreamError("USAGE", `resume: unknown item kind '${(item as { kind: unknown }).kind}'`, { step: "resume: next item" });
+    try {
+      for await (const item of iterate(rest)) {
+        this.checkAbort("resume: next item");
+        if (item.kind === "transaction") await this.loadBuffer(item.data);
+        else {
+          await this.loaded(); // a phase, and `verified`, come after the buffers before them are in
+          if (item.kind === "phase") this.enterPhase(item.phase, item.iteration);
+          else if (item.kind === "verified") {
+            verified = true;
+            break; // nothing after `verified` belongs to this device's verified state
+          } else throw new MigstreamError("USAGE", `resume: unknown item kind '${(item as { kind: unknown }).kind}'`, { step: "resume: next item" });
+        }
+      }
+      await this.loaded();
+    } catch (e) {
+      // The device's failure on a buffer came before whatever failed after it (the next item, a cancel).
+      throw (await this.loadFailure()) ?? e;
     }
     if (!verified) {
       throw new MigstreamError("TRUNCATED", "resume: the items ended before the stream was verified", { step: "resume: wait verified" });
@@ -137,11 +146,46 @@ class RegionResumeRun extends ResumeRun {
   }
 
   /**
+   * The last buffer's data and data_size writes, still in flight while the
+   * next item is decoded (a transport that copies writes at once: see
+   * loadBuffer); null when none is.
+   */
+  #loading: Promise<void> | null = null;
+
+  /** Waits for the buffer in flight, if any (throws the device's failure). */
+  async loaded(): Promise<void> {
+    const p = this.#loading;
+    if (p === null) return;
+    await p;
+    if (this.#loading === p) this.#loading = null;
+  }
+
+  /** The failure of the buffer in flight, if it failed (after it settled). */
+  async loadFailure(): Promise<unknown> {
+    const p = this.#loading;
+    this.#loading = null;
+    if (p === null) return undefined;
+    return p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  }
+
+  /**
    * Steps a–c for one source buffer. A buffer larger than the destination's
    * data section is an error, not split as QEMU does: splitting turns one
    * source transaction into several data_size writes, which breaks the
    * "same order, same transaction sizes" rule vendors rely on to parse what
    * they receive.
+   *
+   * On a pipelined transport that copies writes (RegionIO.writeCopies) the
+   * data and data_size writes are left in flight when this returns: the
+   * next item is decoded meanwhile, and its data_offset read goes out right
+   * behind them (before their replies). The device sees the spec's order,
+   * data_offset, data, data_size, buffer after buffer; only our waits move.
+   * If the data_size write fails, the device may also have seen the next
+   * buffer's data_offset read (no data follows it): the resume fails on the
+   * first failure, and the device is reset as on any failure.
    */
   async loadBuffer(data: Uint8Array): Promise<void> {
     if (data.length === 0) {
@@ -150,7 +194,12 @@ class RegionResumeRun extends ResumeRun {
     }
     let step = "resume: read data_offset";
     this.checkAbort(step);
-    const offset = await this.regs.readU64("data_offset", step);
+    const offsetRead = this.regs.readU64("data_offset", step);
+    if (this.#loading !== null) {
+      offsetRead.catch(() => {}); // the previous buffer's failure is the one reported
+      await this.loaded();
+    }
+    const offset = await offsetRead;
     if (offset < HEADER_SIZE) throw protocolError(step, "data_offset", `data_offset ${offset} lies in the register header (< ${HEADER_SIZE})`);
     if (offset >= this.region.size) throw protocolError(step, "data_offset", `data_offset ${offset} is beyond the ${this.region.size}-byte region`);
     const room = this.region.size - offset;
@@ -171,13 +220,19 @@ class RegionResumeRun extends ResumeRun {
       this.checkAbort(step);
       const sized = this.regs.writeDataSize(data.length, step);
       sized.catch(() => {});
-      await written;
-      await sized;
-    } else {
-      await written;
-      this.checkAbort(step);
-      await this.regs.writeDataSize(data.length, step); // the vendor consumes the buffer before this returns
+      const both = (async () => {
+        await written;
+        await sized;
+        this.counted(data.length);
+      })();
+      if (this.region.writeCopies !== true) return both;
+      both.catch(() => {}); // awaited by loaded()
+      this.#loading = both;
+      return;
     }
+    await written;
+    this.checkAbort(step);
+    await this.regs.writeDataSize(data.length, step); // the vendor consumes the buffer before this returns
     this.counted(data.length);
   }
 

@@ -27,14 +27,20 @@ export function emitProgress(listener: ProgressListener | undefined, p: Progress
 
 /**
  * Buffers for saved data: the `buffer` save option wins, then the sink's
- * lent buffers (taken over by transaction()), else one reused buffer.
+ * lent buffers (taken over by transaction()), else two reused buffers taken
+ * in turn (one may still be in the sink while the next is read into the
+ * other: see SaveRun.handOver).
  */
 export class SaveBuffers {
-  #own = new Uint8Array(0);
+  readonly #own = [new Uint8Array(0), new Uint8Array(0)];
+  #turn = 0;
   readonly #make: ((n: number) => Uint8Array) | undefined;
+  /** Whether a buffer may be read into while the previous one is still in the sink (not with a caller's factory: it may hand out the same buffer again). */
+  readonly overlap: boolean;
 
   constructor(sink: SaveSink, factory: ((n: number) => Uint8Array) | undefined) {
     this.#make = factory ?? (sink.buffer ? (n: number) => sink.buffer!(n) : undefined);
+    this.overlap = factory === undefined;
   }
 
   /** A buffer of at least `size` bytes (a factory's is checked). */
@@ -46,8 +52,9 @@ export class SaveBuffers {
       }
       return b;
     }
-    if (this.#own.length < size) this.#own = new Uint8Array(size);
-    return this.#own;
+    const i = (this.#turn ^= 1);
+    if (this.#own[i].length < size) this.#own[i] = new Uint8Array(size);
+    return this.#own[i];
   }
 }
 
@@ -94,12 +101,43 @@ export class SaveRun {
   bytes = 0;
   readonly counts: Record<"precopy" | "stopcopy", PhaseCount> = { precopy: { transactions: 0, bytes: 0 }, stopcopy: { transactions: 0, bytes: 0 } };
   readonly buffers: SaveBuffers;
+  /** The last transaction, still in the sink while the driver reads the next one (see handOver). */
+  #sinking: Promise<void> | null = null;
+  /** Its failure, once it failed: the error a failed save reports first (it came first). */
+  sinkFailure: unknown = undefined;
 
   constructor(
     readonly sink: SaveSink,
     readonly options: SaveOptions,
   ) {
     this.buffers = new SaveBuffers(sink, options.buffer);
+  }
+
+  /**
+   * Hands one transaction to the sink once the previous one left it. When the
+   * buffers allow (SaveBuffers.overlap) it returns without waiting for this
+   * one, so the driver asks the device for the next buffer while the sink
+   * codes and writes this one: the device's round trips and the sink's work
+   * overlap instead of adding up. The device has acknowledged the buffer
+   * already (the data is ours), so nothing in the protocol's order changes.
+   * sinkDone() waits for it (before a phase, STOP, or the summary).
+   */
+  async handOver(data: Uint8Array): Promise<void> {
+    await this.sinkDone();
+    if (!this.buffers.overlap) return this.toSink(data);
+    const p = this.toSink(data);
+    this.#sinking = p;
+    p.catch((e: unknown) => {
+      this.sinkFailure ??= e;
+    });
+  }
+
+  /** Waits until the sink is done with the transaction handed over last (throws its failure). */
+  async sinkDone(): Promise<void> {
+    const p = this.#sinking;
+    if (p === null) return;
+    await p;
+    if (this.#sinking === p) this.#sinking = null;
   }
 
   /** Hands one transaction to the sink and counts it. */
@@ -119,6 +157,7 @@ export class SaveRun {
   }
 
   async enterPhase(phase: Phase, iteration: number): Promise<void> {
+    await this.sinkDone();
     this.checkAbort(`save: enter ${phase}`);
     this.phase = phase;
     this.iteration = iteration;

@@ -50,7 +50,9 @@ export async function save(region: RegionIO, sink: SaveSink, options: SaveOption
   try {
     return await run.run();
   } catch (e) {
-    throw await run.fail(e);
+    const err = await run.fail(e);
+    await run.sinkDone().catch(() => {}); // nothing is left in the sink once save() settles
+    throw err;
   }
 }
 
@@ -90,6 +92,7 @@ class RegionSaveRun extends SaveRun {
     await this.setState(~STATE_RUNNING >>> 0, STATE_SAVING, "save: enter stop-and-copy");
     await this.readPending();
     while (this.pending > 0) await this.saveBuffer();
+    await this.sinkDone();
     await this.setState(~STATE_SAVING >>> 0, 0, "save: enter STOP");
     const tEnd = now();
     await this.enterPhase("end", 0);
@@ -134,7 +137,8 @@ class RegionSaveRun extends SaveRun {
    * Steps b–f for one buffer; `pending` was just read and is > 0. Returns the
    * buffer size. On a pipelined transport data_size is asked right behind
    * data_offset, and pending_bytes right behind the data (before the sink gets
-   * it: the device sees the same sequence, two round trips sooner).
+   * it: the device sees the same sequence, two round trips sooner), and the
+   * sink takes the data while the next buffer is read (handOver).
    */
   async saveBuffer(): Promise<number> {
     const pipelined = this.region.pipelined === true;
@@ -171,7 +175,7 @@ class RegionSaveRun extends SaveRun {
     ack.catch(() => {}); // a failed data read is the one reported
     const data = await dataRead;
     await ack;
-    await this.toSink(data);
+    await this.handOver(data); // the sink codes it while the next buffer is read
     return size;
   }
 
@@ -194,7 +198,9 @@ class RegionSaveRun extends SaveRun {
 
   /** Failure: put the device back in RUNNING (it keeps its state) and say so in the error. */
   async fail(e: unknown): Promise<MigstreamError> {
-    const err = e instanceof MigstreamError ? e : atStep(e, `save: ${this.phase}`);
+    // A transaction the sink failed on came before whatever failed after it.
+    const first = this.sinkFailure ?? e;
+    const err = first instanceof MigstreamError ? first : atStep(first, `save: ${this.phase}`);
     if (!this.touched) return err;
     for (let attempt = 1; ; attempt++) {
       try {

@@ -3,8 +3,13 @@
 // carries them out one at a time in issue order (as a vfio-user server does)
 // must see exactly the accesses, in exactly the order, of a one-at-a-time
 // run; a failure is reported as the first failed step; recovery is unchanged.
+// On such a transport the save hands a buffer to the sink while it reads the
+// next one, and (when the transport copies writes at once) the resume decodes
+// the next buffer while the device takes this one: both overlaps are checked
+// here, with what the device sees unchanged.
 import { describe, expect, it } from "vitest";
 import type { SimDeviceOptions } from "../../src/device/index.js";
+import type { ResumeItem, SaveSink } from "../../src/protocol/types.js";
 import { MigstreamError } from "../../src/errors.js";
 import { ERRNO, type RegionIO } from "../../src/protocol/region-io.js";
 import { resume } from "../../src/protocol/resume.js";
@@ -56,11 +61,16 @@ class OrderedRegion implements RegionIO {
   }
 }
 
-/** A simulated device behind a trace, reached one access at a time or pipelined. */
-function device(options: SimDeviceOptions, pipelined: boolean, maxAccess?: number) {
+/** An OrderedRegion that says so (RegionIO.writeCopies): its write() copied the bytes before it returned. */
+class CopyingRegion extends OrderedRegion {
+  readonly writeCopies = true;
+}
+
+/** A simulated device behind a trace, reached one access at a time or pipelined (and copying writes). */
+function device(options: SimDeviceOptions, pipelined: boolean, maxAccess?: number, copies = false) {
   const dev = new SimDevice(options);
   const traced = new TraceRegion(new InProcessRegion(dev, { maxAccess }));
-  const io = pipelined ? new OrderedRegion(traced) : traced;
+  const io = pipelined ? (copies ? new CopyingRegion(traced) : new OrderedRegion(traced)) : traced;
   return { dev, io, trace: traced.accesses, ordered: io instanceof OrderedRegion ? io : null };
 }
 
@@ -84,7 +94,7 @@ describe("pipelined transport: same accesses, same order, same result", () => {
         const s = device(c.src, pipelined, c.maxAccess);
         const sink = new ItemSink();
         await save(s.io, sink, { precopy: c.precopy, policy: { maxIterations: 3 } });
-        const d = device(destinationFor(s.dev), pipelined, c.maxAccess);
+        const d = device(destinationFor(s.dev), pipelined, c.maxAccess, true);
         await resume(d.io, sink.verified());
         expect(d.dev.digest()).toBe(s.dev.digest());
         expect(d.dev.received).toEqual(s.dev.sent);
@@ -142,12 +152,12 @@ describe("pipelined transport: a fault is reported as the first failed step", ()
     { at: "write data", step: "resume: write data" },
     { at: "write data_size", step: "resume: write data_size" },
   ] as const;
-  for (const f of resumeFaults) {
-    it(`resume: ${f.at} fails with ENOSPC; the destination ends STOP without the partial state`, async () => {
+  for (const [f, copies] of resumeFaults.flatMap((f) => [[f, false], [f, true]] as const)) {
+    it(`resume${copies ? " (transport copies writes)" : ""}: ${f.at} fails with ENOSPC; the destination ends STOP without the partial state`, async () => {
       const s = device(SRC, true);
       const sink = new ItemSink();
       await save(s.io, sink);
-      const d = device(destinationFor(s.dev), true);
+      const d = device(destinationFor(s.dev), true, undefined, copies);
       d.dev.inject({ at: f.at, nth: 2, errno: ERRNO.ENOSPC });
       const e = await failure(resume(d.io, sink.verified()));
       expect(e.step).toBe(f.step);
@@ -159,4 +169,126 @@ describe("pipelined transport: a fault is reported as the first failed step", ()
       expect(d.dev.digest()).toBe(s.dev.digest());
     });
   }
+});
+
+/** Events of the driver, the sink and the item source, in the order they happened. */
+type Log = string[];
+
+/** A sink that records when each transaction starts and ends, and takes `ms` (a timer) over each. */
+class SlowSink extends ItemSink implements SaveSink {
+  constructor(
+    readonly log: Log,
+    readonly ms: number,
+    readonly failAt = -1,
+  ) {
+    super();
+  }
+  override async transaction(data: Uint8Array): Promise<void> {
+    const n = this.transactions.length;
+    this.log.push(`sink start ${n}`);
+    super.transaction(data);
+    await new Promise((r) => setTimeout(r, this.ms));
+    this.log.push(`sink end ${n}`);
+    if (n === this.failAt) throw new MigstreamError("IO", `sink full at transaction ${n}`);
+  }
+}
+
+/** Logs every data_offset read as it is issued, then passes it on (pipelined as the region it wraps). */
+function logOffsets(io: RegionIO, log: Log): RegionIO {
+  return {
+    get size() {
+      return io.size;
+    },
+    get maxAccess() {
+      return io.maxAccess;
+    },
+    pipelined: io.pipelined,
+    read(offset: number, count: number, into?: Uint8Array) {
+      if (offset === 16) log.push("data_offset");
+      return io.read(offset, count, into);
+    },
+    write: (offset: number, data: Uint8Array) => io.write(offset, data),
+    reset: () => io.reset(),
+    close: () => io.close(),
+  };
+}
+
+describe("pipelined transport: the sink takes a buffer while the next one is read", () => {
+  const SRC = { stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 21 };
+
+  it("save: the next buffer's data_offset goes out while the sink still has the last buffer; the stream is unchanged", async () => {
+    const plain = device(SRC, false);
+    const reference = new ItemSink();
+    await save(plain.io, reference, { precopy: false });
+    const log: Log = [];
+    const s = device(SRC, true);
+    const sink = new SlowSink(log, 2);
+    await save(logOffsets(s.io, log), sink, { precopy: false });
+    // The first buffer was still in the sink when the second one's data_offset was read.
+    const during = log.slice(log.indexOf("sink start 0"), log.indexOf("sink end 0"));
+    expect(during).toContain("data_offset");
+    // Each buffer reached the sink after the one before it left it, in order.
+    const sinkEvents = log.filter((e) => e.startsWith("sink"));
+    for (let i = 0; i < sinkEvents.length; i += 2) expect(sinkEvents.slice(i, i + 2)).toEqual([`sink start ${i / 2}`, `sink end ${i / 2}`]);
+    expect(sink.transactions).toEqual(reference.transactions);
+    expect(points(s.trace)).toEqual(points(plain.trace));
+    expectClean(s.dev);
+  });
+
+  it("save with a caller's buffer factory (it may hand out the same buffer again): no overlap", async () => {
+    const log: Log = [];
+    const s = device(SRC, true);
+    const mine = new Uint8Array(8 * KiB);
+    const sink = new SlowSink(log, 1);
+    await save(logOffsets(s.io, log), sink, { precopy: false, buffer: () => mine });
+    const during = log.slice(log.indexOf("sink start 0"), log.indexOf("sink end 0"));
+    expect(during).not.toContain("data_offset");
+    const d = device(destinationFor(s.dev), true);
+    await resume(d.io, sink.verified());
+    expect(d.dev.digest()).toBe(s.dev.digest());
+  });
+
+  it("save: a sink that fails on a buffer fails the save with its error (not the device's), the source back in RUNNING with its state", async () => {
+    const s = device(SRC, true);
+    const before = s.dev.digest();
+    const e = await failure(save(s.io, new SlowSink([], 2, 3), { precopy: false }));
+    expect(e.code).toBe("IO");
+    expect(e.step).toBe("save: sink transaction");
+    expect(e.message).toMatch(/sink full at transaction 3/);
+    expect(e.message).toMatch(/device back in RUNNING/);
+    expect(low(s.dev.state)).toBe(1);
+    expect(s.dev.digest()).toBe(before);
+    expectClean(s.dev);
+    // At most the one buffer after the failed one was read from the device.
+    expect(s.dev.sent.length).toBeLessThanOrEqual(5);
+  });
+
+  it("resume: the next buffer is decoded (asked for) before the device answered the last data_size write", async () => {
+    const s = device(SRC, false);
+    const sink = new ItemSink();
+    await save(s.io, sink, { precopy: false });
+    for (const copies of [false, true]) {
+      const log: Log = [];
+      const d = device(destinationFor(s.dev), true, undefined, copies);
+      const write = d.io.write.bind(d.io);
+      d.io.write = (offset: number, data: Uint8Array) => {
+        const p = write(offset, data);
+        if (offset === 24) void p.then(() => log.push("data_size done"));
+        return p;
+      };
+      async function* items(): AsyncGenerator<ResumeItem> {
+        for (const item of sink.verified()) {
+          log.push(`next ${item.kind}`);
+          yield item;
+        }
+      }
+      await resume(d.io, items());
+      expect(d.dev.digest()).toBe(s.dev.digest());
+      expectClean(d.dev);
+      const first = log.indexOf("data_size done");
+      const asked = log.slice(0, first).filter((e) => e === "next transaction").length;
+      // Copying transport: the second buffer was asked for while the first one's data_size was in flight.
+      expect(asked).toBe(copies ? 2 : 1);
+    }
+  });
 });

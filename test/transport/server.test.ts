@@ -109,6 +109,46 @@ describe("vfio-user server checks", () => {
     expect(vendor.log.filter((a) => a.op === "write")).toEqual([]);
   });
 
+  it("answers a read from a vendor's own memory (readView) without a copy, and changes nothing there before the reply left", async () => {
+    const t = tempSocket();
+    const vendor = new MemoryVendor(16384);
+    const SIZE = 64 << 10;
+    const big = new Uint8Array(SIZE).fill(0xab);
+    const views: Uint8Array[] = [];
+    // A vendor whose reads are views of one buffer that its next access overwrites (as a device's data section).
+    const viewing = Object.assign(vendor, {
+      size: SIZE,
+      readView: async (offset: number, count: number) => {
+        const v = big.subarray(offset, offset + count);
+        views.push(v);
+        return v;
+      },
+      write: async (offset: number, data: Uint8Array) => {
+        big.fill(data[0]);
+        big.set(data, offset);
+      },
+    });
+    const server = await VfioUserServer.listen(t.path, viewing);
+    cleanups.push(t.cleanup, () => server.close());
+    const c = await rawClient(t.path);
+    cleanups.push(() => c.close());
+    c.send(1, CMD.VERSION, version());
+    await reply(c);
+    const r = new Uint8Array(16);
+    writeAccess(r, 0, { offset: 0, region: 9, count: SIZE });
+    const w = new Uint8Array(16 + 4).fill(0x11);
+    writeAccess(w, 0, { offset: 0, region: 9, count: 4 });
+    // Back to back: the write that changes the vendor's memory is already queued behind the read.
+    c.send(2, CMD.REGION_READ, r);
+    c.send(3, CMD.REGION_WRITE, w);
+    const [h, p] = await reply(c);
+    expect([h.id, h.flags, h.size]).toEqual([2, TYPE_REPLY, HEADER_SIZE + 16 + SIZE]);
+    expect(p.subarray(16).every((b) => b === 0xab)).toBe(true);
+    expect((await reply(c))[0].id).toBe(3);
+    expect(views).toHaveLength(1);
+    expect(big[100]).toBe(0x11);
+  });
+
   it("is as strict as the reference: DEVICE_RESET with a payload, VERSION JSON without its NUL", async () => {
     const { c, vendor } = await setup();
     c.send(1, CMD.VERSION, version());

@@ -45,6 +45,8 @@ export class VfioUserRegion implements RegionIO {
   readonly maxAccess: number;
   /** The server handles messages one at a time in order, and the client matches replies by msg_id. */
   readonly pipelined = true;
+  /** A REGION_WRITE message (the data copied in) is built before write() returns its promise. */
+  readonly writeCopies = true;
 
   constructor(
     readonly session: VfioUserSession,

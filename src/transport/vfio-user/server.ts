@@ -84,6 +84,14 @@ export const DEFAULT_CLIENT_WAIT_MS = 1000;
 export const MAX_WAITING_CLIENTS = 4;
 /** Smallest max_data_xfer_size the server accepts to offer. */
 export const MIN_SERVER_DATA_XFER = 64;
+/**
+ * Smallest REGION_READ answered from the vendor's memory (readView) rather
+ * than copied into the reply (readInto): holding the connection's next
+ * message until the socket is done costs a reply its own writev (the replies
+ * to the messages of one read no longer go out together), which outweighs the
+ * copy of a small read but not of a large one.
+ */
+export const VIEW_MIN_BYTES = 256 << 10;
 
 /**
  * A VendorRegion that may also report a digest of the device state, and read
@@ -94,12 +102,24 @@ export type ServedVendor = VendorRegion & {
   digest?: () => bigint | Promise<bigint>;
   /** Reads `count` bytes at `offset` into `into`; returns how many it read. */
   readInto?: (offset: number, count: number, into: Uint8Array) => Promise<number>;
+  /**
+   * Reads `count` bytes at `offset` as a view of the vendor's own memory,
+   * unchanged until the vendor's next access (a device's data section): the
+   * reply then goes out from there, with no copy, and the server handles no
+   * other message of the connection until the socket is done with it.
+   */
+  readView?: (offset: number, count: number) => Promise<Uint8Array>;
   /** The v1 device_state (a SimDevice's), when known: DEVICE_RESET is refused while it is STOP or stop-and-copy. */
   readonly state?: number;
 };
 
-/** A handler's reply: payload parts to concatenate, or a whole spare message (SpareBuffers) with the payload in place. */
-export type Reply = Uint8Array[] | { message: Uint8Array };
+/**
+ * A handler's reply: payload parts to concatenate, a whole spare message (SpareBuffers)
+ * with the payload in place, or a spare message (header space and the first
+ * payload bytes) followed by `view`, a vendor's memory sent as it is (see
+ * ServedVendor.readView).
+ */
+export type Reply = Uint8Array[] | { message: Uint8Array; view?: Uint8Array };
 
 /**
  * Commands beyond the base set, served by a protocol extension (the v2
@@ -166,6 +186,7 @@ interface Served {
   caps: Uint8Array[];
   read?(offset: number, count: number): Promise<Uint8Array>;
   readInto?(offset: number, count: number, into: Uint8Array): Promise<number>;
+  readView?(offset: number, count: number): Promise<Uint8Array>;
   write?(offset: number, data: Uint8Array): Promise<void>;
 }
 
@@ -314,6 +335,7 @@ export class VfioUserServer {
       caps,
       read: (o, n) => v.read(o, n),
       ...(typeof v.readInto === "function" ? { readInto: (o: number, n: number, into: Uint8Array) => v.readInto!(o, n, into) } : {}),
+      ...(typeof v.readView === "function" ? { readView: (o: number, n: number) => v.readView!(o, n) } : {}),
       write: (o, d) => v.write(o, d),
     };
     this.layoutDigest(regions);
@@ -510,11 +532,19 @@ export class VfioUserServer {
     if (a.count === 0) return [];
     const op = write ? r.write : r.read;
     if (!op || !(r.flags & (write ? REGION_FLAG_WRITE : REGION_FLAG_READ))) throw new Rejection(ERRNO.EINVAL, `region ${a.region} is not ${write ? "writ" : "read"}able`);
-    const echo = p.slice(0, REGION_ACCESS_SIZE);
+    const echo = p.subarray(0, REGION_ACCESS_SIZE); // copied into the reply before `p` is released
     if (write) {
       // Like a write syscall: the vendor must be done with the bytes when its write settles.
       await r.write!(a.offset, p.subarray(REGION_ACCESS_SIZE));
       return [echo];
+    }
+    if (r.readView && (a.count >= VIEW_MIN_BYTES || !r.readInto)) {
+      // The header and the echoed access, then the vendor's bytes where they lie.
+      const view = await r.readView(a.offset, a.count);
+      if (view.length !== a.count) throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${view.length} of ${a.count} bytes`);
+      const message = c.takeBuffer(HEADER_SIZE + REGION_ACCESS_SIZE);
+      message.set(echo, HEADER_SIZE);
+      return { message, view };
     }
     if (r.readInto) {
       // Straight into the reply message: header, the echoed access, the data.
@@ -552,6 +582,8 @@ class Connection {
   private paused = false;
   private readonly rx = new SpareBuffers();
   private readonly tx = new SpareBuffers();
+  /** Settles when the channel ended (a reply still being sent is then given up on). */
+  private readonly ended: Promise<void>;
 
   constructor(
     private readonly server: VfioUserServer,
@@ -563,7 +595,13 @@ class Connection {
     transient: boolean,
   ) {
     this.chain = start;
-    this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), serverMaxMessage(server.maxDataXfer), onEnd, (n) => this.rx.take(n), transient);
+    let markEnded!: () => void;
+    this.ended = new Promise((resolve) => (markEnded = resolve));
+    const ends = (err: MigstreamError) => {
+      markEnded();
+      onEnd(err);
+    };
+    this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), serverMaxMessage(server.maxDataXfer), ends, (n) => this.rx.take(n), transient);
     // A msg_size out of bounds: EINVAL, then the channel closes (its byte stream cannot be followed).
     this.channel.onRefused = (h) => this.error(h, ERRNO.EINVAL, (h.flags & FLAG_NO_REPLY) !== 0);
   }
@@ -590,8 +628,11 @@ class Connection {
       if ((h.flags & FLAG_TYPE_MASK) !== TYPE_COMMAND) return this.error(h, ERRNO.EINVAL, noReply);
       try {
         const r = await this.server.handle(h, p, this);
-        if (!noReply && !this.channel.closed) this.reply(h, r);
-        else if (!Array.isArray(r)) this.tx.give(r.message);
+        if (!noReply && !this.channel.closed) {
+          const sent = this.reply(h, r);
+          // The vendor's memory went out as it is: nothing may change it before the socket is done.
+          if (sent) await Promise.race([sent, this.ended]);
+        } else if (!Array.isArray(r)) this.tx.give(r.message);
       } catch (e) {
         this.server.logFailure(h, e);
         this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply, e instanceof Rejection ? e.body : undefined);
@@ -616,8 +657,12 @@ class Connection {
     this.tx.give(b);
   }
 
-  /** One reply message, written with one socket write. */
-  private reply(h: Header, r: Reply): void {
+  /**
+   * One reply message, written with one socket write (with a vendor's view:
+   * two, corked together). Returns, for a view, when the socket is done with it
+   * (or the connection ended).
+   */
+  private reply(h: Header, r: Reply): Promise<void> | undefined {
     let msg: Uint8Array;
     if (Array.isArray(r)) {
       let size = HEADER_SIZE;
@@ -629,8 +674,18 @@ class Connection {
         at += part.length;
       }
     } else msg = r.message;
-    writeHeader(msg, { id: h.id, cmd: h.cmd, size: msg.length, flags: TYPE_REPLY, errno: 0 });
-    this.channel.send(msg, () => this.tx.give(msg));
+    const view = Array.isArray(r) ? undefined : r.view;
+    writeHeader(msg, { id: h.id, cmd: h.cmd, size: msg.length + (view?.length ?? 0), flags: TYPE_REPLY, errno: 0 });
+    if (view === undefined) {
+      this.channel.send(msg, () => this.tx.give(msg));
+      return undefined;
+    }
+    return new Promise<void>((done) => {
+      this.channel.sendParts(msg, view, () => {
+        this.tx.give(msg);
+        done();
+      });
+    });
   }
 
   private error(h: Header, errno: number, noReply: boolean, body?: Uint8Array): void {

@@ -78,7 +78,10 @@ interface Pending {
    */
   accept(payload: Uint8Array, tail?: Uint8Array): void;
   reject(err: MigstreamError): void;
-  timer: ReturnType<typeof setTimeout>;
+  /** When the wait for the reply ends with TIMEOUT (Date.now() ms). */
+  deadline: number;
+  /** Ends the wait with TIMEOUT. */
+  expire(): void;
   /** A REGION_READ whose data may land straight in the caller's buffer. */
   landing?: Uint8Array;
 }
@@ -103,6 +106,14 @@ export class VfioUserSession {
   /** Head of a REGION_READ reply whose data lands in the caller's buffer. */
   private readonly accessHead = new Uint8Array(REGION_ACCESS_SIZE);
   private readonly tx = new SpareBuffers();
+  /**
+   * One timer for every outstanding request (not one each: a timer per
+   * message cost as much as the rest of a request): it fires at the earliest
+   * deadline, expires what is due and re-arms for the next. Unreferenced: the
+   * socket keeps the process alive while a reply is awaited.
+   */
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timerAt = Infinity;
 
   private constructor(
     socket: import("./channel.js").NetSocket,
@@ -226,13 +237,13 @@ export class VfioUserSession {
     else msg.set(p, HEADER_SIZE);
     const read = (parse ?? copy) as (p: Uint8Array, tail?: Uint8Array) => T;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const expire = () => {
         this.pending.delete(id);
         // A reply arriving now must not write into the caller's buffer any more.
         if (landing !== undefined) this.channel.release(landing);
         this.abandon(id);
         reject(new MigstreamError("TIMEOUT", `vfio-user: no ${cmdName(cmd)} reply within ${this.timeoutMs} ms`, { step }));
-      }, this.timeoutMs);
+      };
       const accept = (payload: Uint8Array, tail?: Uint8Array) => {
         try {
           resolve(read(payload, tail));
@@ -240,15 +251,40 @@ export class VfioUserSession {
           reject(e);
         }
       };
-      this.pending.set(id, { cmd, step, accept, reject, timer, landing });
+      const deadline = Date.now() + this.timeoutMs;
+      this.pending.set(id, { cmd, step, accept, reject, deadline, expire, landing });
       try {
         this.channel.send(msg, () => this.tx.give(msg));
       } catch (e) {
-        clearTimeout(timer);
         this.pending.delete(id);
         reject(e);
+        return;
       }
+      this.armTimer(deadline);
     });
+  }
+
+  /** Makes sure the timer fires by `deadline`. */
+  private armTimer(deadline: number): void {
+    if (this.timer !== undefined && this.timerAt <= deadline) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = deadline;
+    const t = setTimeout(() => this.sweep(), Math.max(0, deadline - Date.now()));
+    (t as { unref?: () => void }).unref?.();
+    this.timer = t;
+  }
+
+  /** The timer fired: expires the requests that are due, re-arms for the earliest left. */
+  private sweep(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const p of [...this.pending.values()]) {
+      if (p.deadline <= now) p.expire();
+      else if (p.deadline < next) next = p.deadline;
+    }
+    if (next < Infinity && !this.channel.closed) this.armTimer(next);
   }
 
   /** DEVICE_GET_INFO (retried with the longer Linux ≥ 5.10 struct on EINVAL). */
@@ -369,7 +405,6 @@ export class VfioUserSession {
       return;
     }
     this.pending.delete(h.id);
-    clearTimeout(p.timer);
     if (h.cmd !== p.cmd) {
       const err = new MigstreamError("PROTOCOL", `vfio-user: reply to ${cmdName(p.cmd)} carries ${cmdName(h.cmd)}`, { step: p.step, field: "cmd" });
       p.reject(err);
@@ -388,8 +423,10 @@ export class VfioUserSession {
 
   private onEnd(err: MigstreamError): void {
     this.endError = err;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
     for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
       this.pending.delete(id);
       p.reject(new MigstreamError(err.code, `${err.message} while waiting for the ${cmdName(p.cmd)} reply`, { step: p.step, errno: err.errno, field: err.field, cause: err }));
     }
