@@ -2,7 +2,8 @@
 // the encoder coding inline, for every codec with and without dedup, also
 // when batches finish in random order; auto's sink model the same inline and
 // pooled; a worker that throws, exits or dies mid stream ends the encode with
-// a typed error, never a hang.
+// a typed error, never a hang. A batch too small to pay for a post (one
+// 64 KiB transaction) is coded on the calling thread, with the same bytes.
 import { describe, expect, it } from "vitest";
 import { decodeStream, init, isMigstreamError, StreamEncoder, type EncoderOptions } from "../../dist/index.js";
 import { WorkerPool, type ChunkCoder, type CodingPool, type FaultPlan } from "../../dist/pool.js";
@@ -74,6 +75,33 @@ async function encode(
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
+
+/**
+ * One device, one stop-and-copy phase, `count` transactions of `size` bytes
+ * (each awaited); with `lend` read into the device's buffer() (the zero-copy
+ * path a save takes); `paced`: one transaction per task, as a device over a
+ * socket gives them.
+ */
+async function encodeSized(opts: EncoderOptions, size: number, count: number, pool?: WorkerPool, lend = false, paced = false): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  const enc = new StreamEncoder((b) => void parts.push(b.slice()), { ...opts, pool, streamId: SID, maxTransaction: 1 << 20 });
+  const dev = enc.device(0, { name: "sized" });
+  await dev.phase("stopcopy", 0);
+  for (let i = 0; i < count; i++) {
+    const at = (i * 777_777) % (IMAGE.length - size);
+    const data = IMAGE.subarray(at, at + size);
+    if (!lend) await dev.transaction(data);
+    else {
+      const b = dev.buffer!(size);
+      b.set(data);
+      await dev.transaction(b);
+    }
+    if (paced) await new Promise((r) => setImmediate(r));
+  }
+  await dev.end();
+  await enc.finish();
+  return Buffer.concat(parts);
+}
 
 
 describe("StreamEncoder with a pool", () => {
@@ -218,6 +246,36 @@ describe("StreamEncoder with a pool", () => {
     await d.transaction(b);
     expect(b.buffer.byteLength).toBe(0);
     await expect(d.transaction(b)).rejects.toMatchObject({ code: "USAGE", field: "data" });
+  });
+
+  it("64 KiB and 1 MiB transactions: the same bytes inline, on workers and caller-runs, lent or copied", async () => {
+    for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1 }, { codec: "raw", dedup: true }] as EncoderOptions[]) {
+      for (const size of [64 << 10, 1 << 20]) {
+        const inline = await encodeSized(opts, size, 6);
+        for (const pool of [pools.workers, pools.caller]) {
+          for (const lend of [false, true]) {
+            const pooled = await encodeSized(opts, size, 6, pool, lend);
+            expect(same(pooled, inline), `${opts.codec} ${size} B, lend=${lend}`).toBe(true);
+          }
+        }
+      }
+    }
+  });
+
+  it("a batch too small to pay for a post is coded on the calling thread: 64 KiB transactions post nothing, 1 MiB ones post each", async () => {
+    const posts = async (pool: WorkerPool, size: number, count: number, lend: boolean, paced: boolean) => {
+      const before = pool.posted;
+      await encodeSized({ codec: "lz4" }, size, count, pool, lend, paced);
+      return pool.posted - before;
+    };
+    for (const pool of [pools.workers, pools.caller]) {
+      // One transaction per task, as a device gives them: each is a batch of its own, coded here.
+      for (const lend of [false, true]) expect(await posts(pool, 64 << 10, 8, lend, true), `64 KiB, lend=${lend}`).toBe(0);
+      // Copied transactions given within one task gather into one batch (8 chunks, 512 KiB): worth a post.
+      expect(await posts(pool, 64 << 10, 8, false, false)).toBe(1);
+      // A lent 1 MiB transaction goes out whole: one job each.
+      expect(await posts(pool, 1 << 20, 4, true, true)).toBe(4);
+    }
   });
 
   it("rejects a chunk above the limit, a bad sink rate and a bad level with typed errors", async () => {
