@@ -19,12 +19,25 @@
 // runs use a private copy of dist/, so a rebuild during the bench cannot break it.
 // Usage: node bench/e2e.mjs [MiB=512] [reps=3]
 import { spawnSync } from "node:child_process";
-import { Worker } from "node:worker_threads";
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { open } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
 import { loadPages, median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
@@ -123,7 +136,15 @@ async function* piecesAhead(path, lend) {
 /** As the CLI does: auto times the encoder's own writes. */
 function encoder(lib, pool, job, write) {
   const sinkRate = job.codec === "auto" ? "measured" : undefined;
-  return new lib.StreamEncoder(write, { codec: job.codec, level: job.level, sinkRate, pool: pool ?? undefined, streamId: STREAM_ID, maxTransaction: TXN, reuseOutput: true });
+  return new lib.StreamEncoder(write, {
+    codec: job.codec,
+    level: job.level,
+    sinkRate,
+    pool: pool ?? undefined,
+    streamId: STREAM_ID,
+    maxTransaction: TXN,
+    reuseOutput: true,
+  });
 }
 
 async function encodeFile(lib, pool, job) {
@@ -223,7 +244,7 @@ function waitQuiet() {
     pause(200);
     const b = machineCpu();
     if (!a || !b) return true;
-    const busy = (b.busy - a.busy) * TICK_S / 0.2;
+    const busy = ((b.busy - a.busy) * TICK_S) / 0.2;
     if (busy < QUIET_CORES) break;
     const waited = performance.now() - t0;
     if (waited > QUIET_WAIT_MS || quietSpent + waited > QUIET_BUDGET_MS) {
@@ -252,7 +273,14 @@ function run(argv) {
   const cpu = m ? Number(m[2]) + Number(m[3]) : 0;
   const others = c0 && c1 ? Math.max(0, ((c1.busy - c0.busy) * TICK_S - cpu) / (wall / 1000)) : 0;
   const line = r.stdout.trim().split("\n").pop();
-  return { wall, cpu, others, quiet, rss: m ? Number(m[1]) * 1024 : 0, out: line?.startsWith("{") ? JSON.parse(line) : null };
+  return {
+    wall,
+    cpu,
+    others,
+    quiet,
+    rss: m ? Number(m[1]) * 1024 : 0,
+    out: line?.startsWith("{") ? JSON.parse(line) : null,
+  };
 }
 
 /** Cores this process really gets: a spin loop's pace on two threads at once over its pace on one (median of 3). */
@@ -260,13 +288,19 @@ async function effectiveCores() {
   const src = `const { parentPort } = require("node:worker_threads"); const end = performance.now() + 300; let n = 0;
     while (performance.now() < end) for (let i = 0; i < 1000; i++) n++; parentPort.postMessage(n);`;
   const spin = (k) =>
-    Promise.all(Array.from({ length: k }, () => new Promise((res) => {
-      const w = new Worker(src, { eval: true });
-      w.once("message", (n) => {
-        res(n);
-        void w.terminate();
-      });
-    })));
+    Promise.all(
+      Array.from(
+        { length: k },
+        () =>
+          new Promise((res) => {
+            const w = new Worker(src, { eval: true });
+            w.once("message", (n) => {
+              res(n);
+              void w.terminate();
+            });
+          }),
+      ),
+    );
   const ratios = [];
   for (let i = 0; i < 3; i++) {
     const one = (await spin(1))[0];
@@ -290,7 +324,8 @@ function need(tool) {
 async function main() {
   const SIZE = Number(process.argv[2] ?? 512) * MIB;
   const REPS = Number(process.argv[3] ?? 3);
-  if (!existsSync(new URL("../dist/worker.js", import.meta.url))) throw new Error("run `npm run build` first (dist/worker.js)");
+  if (!existsSync(new URL("../dist/worker.js", import.meta.url)))
+    throw new Error("run `npm run build` first (dist/worker.js)");
   const versions = [need("zstd"), need("lz4")];
   const tBench = performance.now();
   const dir = mkdtempSync(join(tmpdir(), "migstream-e2e-"));
@@ -309,30 +344,126 @@ async function main() {
     run(ours({ op: "encode", input: file("data.raw"), output: file("zstd.mig"), codec: "zstd", level: 1, threads: 2 }));
     run(["lz4", "-1", "-q", "-f", file("data.raw"), file("data.lz4")]);
     run(["zstd", "-1", "-T1", "-q", "-f", file("data.raw"), "-o", file("data.zst")]);
-    const sizes = { lz4: size(file("lz4.mig")), zstd: size(file("zstd.mig")), nlz4: size(file("data.lz4")), nzstd: size(file("data.zst")) };
+    const sizes = {
+      lz4: size(file("lz4.mig")),
+      zstd: size(file("zstd.mig")),
+      nlz4: size(file("data.lz4")),
+      nzstd: size(file("data.zst")),
+    };
 
-    const enc = (codec, level, threads) => ours({ op: "encode", input: file("data.raw"), output: "/dev/null", codec, level, threads });
+    const enc = (codec, level, threads) =>
+      ours({ op: "encode", input: file("data.raw"), output: "/dev/null", codec, level, threads });
     const dec = (f, threads) => ours({ op: "decode", input: file(f), output: "/dev/null", threads });
     const cases = [
-      { group: "encode", name: "ours lz4", threads: 1, argv: enc("lz4", undefined, 1), size: sizes.lz4, peer: "lz4 -1" },
-      { group: "encode", name: "ours lz4", threads: 2, argv: enc("lz4", undefined, 2), size: sizes.lz4, peer: "lz4 -1" },
-      { group: "encode", name: "lz4 -1", threads: 1, argv: ["lz4", "-1", "-q", "-f", file("data.raw"), "/dev/null"], size: sizes.nlz4 },
-      { group: "encode", name: "ours zstd-1", threads: 1, argv: enc("zstd", 1, 1), size: sizes.zstd, peer: "zstd -1 -T1" },
-      { group: "encode", name: "ours zstd-1", threads: 2, argv: enc("zstd", 1, 2), size: sizes.zstd, peer: "zstd -1 -T2" },
-      { group: "encode", name: "zstd -1 -T1", threads: 1, argv: ["zstd", "-1", "-T1", "-q", "-f", "-c", file("data.raw")], out: "/dev/null", size: sizes.nzstd },
-      { group: "encode", name: "zstd -1 -T2", threads: 2, argv: ["zstd", "-1", "-T2", "-q", "-f", "-c", file("data.raw")], out: "/dev/null", size: sizes.nzstd },
+      {
+        group: "encode",
+        name: "ours lz4",
+        threads: 1,
+        argv: enc("lz4", undefined, 1),
+        size: sizes.lz4,
+        peer: "lz4 -1",
+      },
+      {
+        group: "encode",
+        name: "ours lz4",
+        threads: 2,
+        argv: enc("lz4", undefined, 2),
+        size: sizes.lz4,
+        peer: "lz4 -1",
+      },
+      {
+        group: "encode",
+        name: "lz4 -1",
+        threads: 1,
+        argv: ["lz4", "-1", "-q", "-f", file("data.raw"), "/dev/null"],
+        size: sizes.nlz4,
+      },
+      {
+        group: "encode",
+        name: "ours zstd-1",
+        threads: 1,
+        argv: enc("zstd", 1, 1),
+        size: sizes.zstd,
+        peer: "zstd -1 -T1",
+      },
+      {
+        group: "encode",
+        name: "ours zstd-1",
+        threads: 2,
+        argv: enc("zstd", 1, 2),
+        size: sizes.zstd,
+        peer: "zstd -1 -T2",
+      },
+      {
+        group: "encode",
+        name: "zstd -1 -T1",
+        threads: 1,
+        argv: ["zstd", "-1", "-T1", "-q", "-f", "-c", file("data.raw")],
+        out: "/dev/null",
+        size: sizes.nzstd,
+      },
+      {
+        group: "encode",
+        name: "zstd -1 -T2",
+        threads: 2,
+        argv: ["zstd", "-1", "-T2", "-q", "-f", "-c", file("data.raw")],
+        out: "/dev/null",
+        size: sizes.nzstd,
+      },
       { group: "decode", name: "ours lz4", threads: 1, argv: dec("lz4.mig", 1), peer: "lz4 -d" },
       { group: "decode", name: "ours lz4", threads: 2, argv: dec("lz4.mig", 2), peer: "lz4 -d" },
       { group: "decode", name: "lz4 -d", threads: 1, argv: ["lz4", "-d", "-q", "-f", file("data.lz4"), "/dev/null"] },
       { group: "decode", name: "ours zstd-1", threads: 1, argv: dec("zstd.mig", 1), peer: "zstd -d" },
       { group: "decode", name: "ours zstd-1", threads: 2, argv: dec("zstd.mig", 2), peer: "zstd -d" },
-      { group: "decode", name: "zstd -d", threads: 1, argv: ["zstd", "-d", "-q", "-f", "-c", file("data.zst")], out: "/dev/null" },
+      {
+        group: "decode",
+        name: "zstd -d",
+        threads: 1,
+        argv: ["zstd", "-d", "-q", "-f", "-c", file("data.zst")],
+        out: "/dev/null",
+      },
       // What this machine's two cores give two independent processes (the ceiling for any 2-thread speed-up).
-      { group: "ceiling", name: "2× lz4 -1 at once", threads: 2, argv: ["sh", "-c", `lz4 -1 -q -f "$0" /dev/null & lz4 -1 -q -f "$0" /dev/null; wait`, file("data.raw")], pair: "lz4 -1" },
-      { group: "ceiling", name: "2× zstd -1 -T1 at once", threads: 2, argv: ["sh", "-c", `zstd -1 -T1 -q -c "$0" > /dev/null & zstd -1 -T1 -q -c "$0" > /dev/null; wait`, file("data.raw")], pair: "zstd -1 -T1" },
+      {
+        group: "ceiling",
+        name: "2× lz4 -1 at once",
+        threads: 2,
+        argv: ["sh", "-c", `lz4 -1 -q -f "$0" /dev/null & lz4 -1 -q -f "$0" /dev/null; wait`, file("data.raw")],
+        pair: "lz4 -1",
+      },
+      {
+        group: "ceiling",
+        name: "2× zstd -1 -T1 at once",
+        threads: 2,
+        argv: [
+          "sh",
+          "-c",
+          `zstd -1 -T1 -q -c "$0" > /dev/null & zstd -1 -T1 -q -c "$0" > /dev/null; wait`,
+          file("data.raw"),
+        ],
+        pair: "zstd -1 -T1",
+      },
       // Memory: the same runs on a quarter of the input should need the same memory.
-      { group: `encode ${SIZE / 4 / MIB} MiB`, name: "ours lz4", threads: 2, argv: ours({ op: "encode", input: file("small.raw"), output: "/dev/null", codec: "lz4", threads: 2 }), small: true },
-      { group: `encode ${SIZE / 4 / MIB} MiB`, name: "ours zstd-1", threads: 2, argv: ours({ op: "encode", input: file("small.raw"), output: "/dev/null", codec: "zstd", level: 1, threads: 2 }), small: true },
+      {
+        group: `encode ${SIZE / 4 / MIB} MiB`,
+        name: "ours lz4",
+        threads: 2,
+        argv: ours({ op: "encode", input: file("small.raw"), output: "/dev/null", codec: "lz4", threads: 2 }),
+        small: true,
+      },
+      {
+        group: `encode ${SIZE / 4 / MIB} MiB`,
+        name: "ours zstd-1",
+        threads: 2,
+        argv: ours({
+          op: "encode",
+          input: file("small.raw"),
+          output: "/dev/null",
+          codec: "zstd",
+          level: 1,
+          threads: 2,
+        }),
+        small: true,
+      },
     ];
     for (const r of RATES) {
       const bytes = Math.min(r.slice ?? SIZE, SIZE);
@@ -343,7 +474,15 @@ async function main() {
           threads: 2,
           rate: r,
           input: bytes,
-          argv: ours({ op: "sink", input: file("data.raw"), bytes, codec: c.codec, level: c.level, threads: 2, rate: r.rate }),
+          argv: ours({
+            op: "sink",
+            input: file("data.raw"),
+            bytes,
+            codec: c.codec,
+            level: c.level,
+            threads: 2,
+            rate: r.rate,
+          }),
         });
       }
     }
@@ -356,16 +495,30 @@ async function main() {
           threads,
           inProcess: true,
           input: SIZE,
-          argv: ours({ op: "sink", input: file("data.raw"), bytes: SIZE, codec: c.codec, level: c.level, threads, rate: 0 }),
+          argv: ours({
+            op: "sink",
+            input: file("data.raw"),
+            bytes: SIZE,
+            codec: c.codec,
+            level: c.level,
+            threads,
+            rate: 0,
+          }),
         });
       }
     }
     // Native runs that print to stdout go to /dev/null through a shell-free redirect.
     for (const c of cases) if (c.out) c.argv = ["sh", "-c", `exec "$0" "$@" > /dev/null`, ...c.argv];
 
-    console.log(`# end-to-end benchmark: ${SIZE / MIB} MiB of mixed pages, ${REPS} interleaved repetitions, node ${process.version}, ${versions.join(", ")}`);
+    console.log(
+      `# end-to-end benchmark: ${SIZE / MIB} MiB of mixed pages, ${REPS} interleaved repetitions, node ${process.version}, ${versions.join(", ")}`,
+    );
     const coresBefore = await effectiveCores();
-    console.log(`# load average at start: ${loadavg().map((x) => x.toFixed(2)).join(" ")}; effective cores (2 spinning processes vs 1): ${coresBefore.toFixed(2)}`);
+    console.log(
+      `# load average at start: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}; effective cores (2 spinning processes vs 1): ${coresBefore.toFixed(2)}`,
+    );
     for (const c of cases) c.runs = [];
     for (let rep = 0; rep < REPS; rep++) for (const c of cases) c.runs.push(run(c.argv));
     const coresAfter = await effectiveCores();
@@ -384,10 +537,17 @@ async function main() {
       // Sink and codec-alone rows are timed inside the process; the rest spawn to exit.
       c.time = c.rate || c.inProcess ? c.inner : c.wall;
     }
-    const find = (group, name, threads) => cases.find((c) => c.group === group && c.name === name && (threads === undefined || c.threads === threads));
+    const find = (group, name, threads) =>
+      cases.find((c) => c.group === group && c.name === name && (threads === undefined || c.threads === threads));
     const rows = [];
     for (const c of cases) {
-      const row = { phase: c.group, run: c.name, threads: c.threads, "time s": c.time / 1000, "best s": (c.rate || c.inProcess ? c.bestInner : c.best) / 1000 };
+      const row = {
+        phase: c.group,
+        run: c.name,
+        threads: c.threads,
+        "time s": c.time / 1000,
+        "best s": (c.rate || c.inProcess ? c.bestInner : c.best) / 1000,
+      };
       row["pipeline s"] = c.inner === null ? "" : c.inner / 1000;
       if (c.rate) {
         const fixed = cases.filter((x) => x.group === c.group && x.name !== "auto");
@@ -403,7 +563,9 @@ async function main() {
       } else {
         const peer = c.peer ? find(c.group, c.peer) : null;
         row["vs peer"] = peer ? `${(c.time / peer.time).toFixed(2)}× ${peer.name}` : "";
-        row["size ratio"] = c.size ? `${(c.size / SIZE).toFixed(3)}${peer?.size ? ` (${(c.size / peer.size).toFixed(3)}× peer)` : ""}` : "";
+        row["size ratio"] = c.size
+          ? `${(c.size / SIZE).toFixed(3)}${peer?.size ? ` (${(c.size / peer.size).toFixed(3)}× peer)` : ""}`
+          : "";
         row["peak RSS MiB"] = (c.rss - (c.inProcess ? c.input : 0)) / MIB; // from memory: minus the input held there
       }
       row["CPU s"] = c.cpu;
@@ -425,35 +587,92 @@ async function main() {
       ["decode", "ours zstd-1", 2, "zstd -d"],
     ]) {
       const c = find(group, name, threads);
-      summary({ figure: `${group} ${SIZE / MIB} MiB file, ${name.slice(5)}, ${threads} thread${threads > 1 ? "s" : ""}`, ours: c.time / 1000, peer, theirs: find(group, peer).time / 1000, unit: "s", better: "lower" });
+      summary({
+        figure: `${group} ${SIZE / MIB} MiB file, ${name.slice(5)}, ${threads} thread${threads > 1 ? "s" : ""}`,
+        ours: c.time / 1000,
+        peer,
+        theirs: find(group, peer).time / 1000,
+        unit: "s",
+        better: "lower",
+      });
     }
     for (const r of RATES) {
       const group = cases.find((c) => c.rate === r).group;
-      const best = cases.filter((c) => c.group === group && c.name !== "auto").reduce((a, b) => (b.time < a.time ? b : a));
-      summary({ figure: `auto codec, link ${r.name}`, ours: find(group, "auto").time / 1000, peer: `best fixed codec (${best.name})`, theirs: best.time / 1000, unit: "s", better: "lower" });
+      const best = cases
+        .filter((c) => c.group === group && c.name !== "auto")
+        .reduce((a, b) => (b.time < a.time ? b : a));
+      summary({
+        figure: `auto codec, link ${r.name}`,
+        ours: find(group, "auto").time / 1000,
+        peer: `best fixed codec (${best.name})`,
+        theirs: best.time / 1000,
+        unit: "s",
+        better: "lower",
+      });
     }
 
     // ---- targets ----
     const targets = [];
     for (const c of cases.filter((x) => x.pair)) {
       const one = find("encode", c.pair);
-      targets.push([`ceiling: two independent ${c.pair} processes at once get this much of one's throughput (2.00 = two full cores)`, (2 * one.time) / c.time, () => true, "×"]);
+      targets.push([
+        `ceiling: two independent ${c.pair} processes at once get this much of one's throughput (2.00 = two full cores)`,
+        (2 * one.time) / c.time,
+        () => true,
+        "×",
+      ]);
     }
     const speedup = (g, n, f) => f(find(g, n, 1)) / f(find(g, n, 2));
-    for (const [g, n] of [["encode", "ours lz4"], ["encode", "ours zstd-1"]]) {
-      targets.push([`${g} ${n.slice(5)}: 2 threads ≥ 1.7× one thread (whole process)`, speedup(g, n, (c) => c.time), (x) => x >= 1.7, "×"]);
-      targets.push([`${g} ${n.slice(5)}: 2 threads ≥ 1.7× one thread (pipeline)`, speedup(g, n, (c) => c.inner), (x) => x >= 1.7, "×"]);
+    for (const [g, n] of [
+      ["encode", "ours lz4"],
+      ["encode", "ours zstd-1"],
+    ]) {
+      targets.push([
+        `${g} ${n.slice(5)}: 2 threads ≥ 1.7× one thread (whole process)`,
+        speedup(g, n, (c) => c.time),
+        (x) => x >= 1.7,
+        "×",
+      ]);
+      targets.push([
+        `${g} ${n.slice(5)}: 2 threads ≥ 1.7× one thread (pipeline)`,
+        speedup(g, n, (c) => c.inner),
+        (x) => x >= 1.7,
+        "×",
+      ]);
     }
-    for (const n of ["ours lz4", "ours zstd-1"]) targets.push([`from memory, ${n.slice(5)}: 2 threads ≥ 1.7× one thread (no file reads)`, speedup("from memory", n, (c) => c.time), (x) => x >= 1.7, "×"]);
-    for (const n of ["ours lz4", "ours zstd-1"]) targets.push([`decode ${n.slice(5)}: 2 threads vs one (pipeline; no target)`, speedup("decode", n, (c) => c.inner), () => true, "×"]);
-    targets.push(["our lz4 at 2 threads: time ≤ 1.0× lz4 -1", find("encode", "ours lz4", 2).time / find("encode", "lz4 -1").time, (x) => x <= 1.0, "×"]);
-    targets.push(["our zstd-1 at 2 threads: time ≤ 1.5× zstd -1 -T2", find("encode", "ours zstd-1", 2).time / find("encode", "zstd -1 -T2").time, (x) => x <= 1.5, "×"]);
+    for (const n of ["ours lz4", "ours zstd-1"])
+      targets.push([
+        `from memory, ${n.slice(5)}: 2 threads ≥ 1.7× one thread (no file reads)`,
+        speedup("from memory", n, (c) => c.time),
+        (x) => x >= 1.7,
+        "×",
+      ]);
+    for (const n of ["ours lz4", "ours zstd-1"])
+      targets.push([
+        `decode ${n.slice(5)}: 2 threads vs one (pipeline; no target)`,
+        speedup("decode", n, (c) => c.inner),
+        () => true,
+        "×",
+      ]);
+    targets.push([
+      "our lz4 at 2 threads: time ≤ 1.0× lz4 -1",
+      find("encode", "ours lz4", 2).time / find("encode", "lz4 -1").time,
+      (x) => x <= 1.0,
+      "×",
+    ]);
+    targets.push([
+      "our zstd-1 at 2 threads: time ≤ 1.5× zstd -1 -T2",
+      find("encode", "ours zstd-1", 2).time / find("encode", "zstd -1 -T2").time,
+      (x) => x <= 1.5,
+      "×",
+    ]);
     for (const r of RATES) {
       const group = cases.find((c) => c.rate === r).group;
       const fixed = cases.filter((c) => c.group === group && c.name !== "auto");
       const auto = find(group, "auto").time;
       const best = Math.min(...fixed.map((c) => c.time));
-      if (r.rate === 0 || r.rate >= 1e9) targets.push([`auto, ${r.name}: time ≤ raw's`, auto / find(group, "raw").time, (x) => x <= 1.0, "× raw"]);
+      if (r.rate === 0 || r.rate >= 1e9)
+        targets.push([`auto, ${r.name}: time ≤ raw's`, auto / find(group, "raw").time, (x) => x <= 1.0, "× raw"]);
       targets.push([`auto, ${r.name}: within 10% of the best fixed codec`, auto / best, (x) => x <= 1.1, "× best"]);
     }
     const ourRuns = cases.filter((c) => c.name.startsWith("ours") && !c.small && !c.inProcess);
@@ -467,12 +686,24 @@ async function main() {
         " MiB more",
       ]);
     }
-    targets.push([`peak RSS of all our encode/decode runs (${SIZE / MIB} MiB of input)`, peak / MIB, () => true, " MiB"]);
+    targets.push([
+      `peak RSS of all our encode/decode runs (${SIZE / MIB} MiB of input)`,
+      peak / MIB,
+      () => true,
+      " MiB",
+    ]);
     console.log("\n### targets\n");
-    for (const [what, x, ok, unit] of targets) console.log(`- ${ok(x) ? "met   " : "MISSED"} ${what}: ${x.toFixed(2)}${unit}`);
+    for (const [what, x, ok, unit] of targets)
+      console.log(`- ${ok(x) ? "met   " : "MISSED"} ${what}: ${x.toFixed(2)}${unit}`);
     const runs = cases.flatMap((c) => c.runs);
-    console.log(`\n(${runs.filter((r) => !r.quiet).length} of ${runs.length} runs started while other processes kept the cores busy (waited ${(quietSpent / 1000).toFixed(0)} s in all for quiet);`);
-    console.log(`bench ran ${((performance.now() - tBench) / 1000).toFixed(0)} s; effective cores before/after: ${coresBefore.toFixed(2)} / ${coresAfter.toFixed(2)}; load average at end: ${loadavg().map((x) => x.toFixed(2)).join(" ")})`);
+    console.log(
+      `\n(${runs.filter((r) => !r.quiet).length} of ${runs.length} runs started while other processes kept the cores busy (waited ${(quietSpent / 1000).toFixed(0)} s in all for quiet);`,
+    );
+    console.log(
+      `bench ran ${((performance.now() - tBench) / 1000).toFixed(0)} s; effective cores before/after: ${coresBefore.toFixed(2)} / ${coresAfter.toFixed(2)}; load average at end: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")})`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
     rmSync(DIST, { recursive: true, force: true });

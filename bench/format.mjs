@@ -11,7 +11,15 @@
 // HMAC-SHA-256 (--key-file) and against no key. Medians of repeated runs.
 // Usage: node bench/format.mjs [MiB=128]
 import { StreamDecoder, StreamEncoder, verifyStream } from "../dist/index.js";
-import { allocBuffer, lz4CompressBound, lz4CompressInto, lz4DecompressInto, simdActive, zstdCompress, zstdDecompress } from "../dist/kernels.js";
+import {
+  allocBuffer,
+  lz4CompressBound,
+  lz4CompressInto,
+  lz4DecompressInto,
+  simdActive,
+  zstdCompress,
+  zstdDecompress,
+} from "../dist/kernels.js";
 import { loadPages, median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
@@ -115,7 +123,9 @@ function bareCodec(name, level, chunks) {
 
 const t0 = performance.now();
 const pages = await loadPages();
-console.log(`# stream format benchmark (node ${process.version}, simd ${simdActive()}, ${SIZE / MIB} MiB, ${TXN / MIB} MiB transactions, ${CHUNK >> 10} KiB chunks)`);
+console.log(
+  `# stream format benchmark (node ${process.version}, simd ${simdActive()}, ${SIZE / MIB} MiB, ${TXN / MIB} MiB transactions, ${CHUNK >> 10} KiB chunks)`,
+);
 const mixed = pages.makeImage(SIZE, 1);
 const qemu = SIZE + QEMU_BUFFER_OVERHEAD * Math.ceil(SIZE / TXN);
 const chunks = chunksOf(mixed);
@@ -152,19 +162,46 @@ for (const c of CODECS) {
   });
 }
 for (const r of rows.filter((r) => r.codec === "lz4" || r.codec === "zstd 1")) {
-  summary({ figure: `stream encode, ${r.codec}`, ours: r["enc MB/s"], peer: `bare ${r.codec} on the same chunks`, theirs: r["bare enc MB/s"], unit: "MB/s" });
-  summary({ figure: `stream decode, ${r.codec}`, ours: r["dec MB/s"], peer: `bare ${r.codec} on the same chunks`, theirs: r["bare dec MB/s"], unit: "MB/s" });
+  summary({
+    figure: `stream encode, ${r.codec}`,
+    ours: r["enc MB/s"],
+    peer: `bare ${r.codec} on the same chunks`,
+    theirs: r["bare enc MB/s"],
+    unit: "MB/s",
+  });
+  summary({
+    figure: `stream decode, ${r.codec}`,
+    ours: r["dec MB/s"],
+    peer: `bare ${r.codec} on the same chunks`,
+    theirs: r["bare dec MB/s"],
+    unit: "MB/s",
+  });
 }
 const lz4Row = rows.find((r) => r.codec === "lz4");
-summary({ figure: "stream size, lz4", ours: lz4Row.ratio * SIZE / MIB, peer: "QEMU raw layout", theirs: qemu / MIB, unit: "MiB", better: "lower" });
-printTable(`format vs bare codec, mixed image (40% zero, 20% code, 25% heap, 15% random pages); QEMU layout = raw + ${QEMU_BUFFER_OVERHEAD} B per 1 MiB buffer`, rows);
+summary({
+  figure: "stream size, lz4",
+  ours: (lz4Row.ratio * SIZE) / MIB,
+  peer: "QEMU raw layout",
+  theirs: qemu / MIB,
+  unit: "MiB",
+  better: "lower",
+});
+printTable(
+  `format vs bare codec, mixed image (40% zero, 20% code, 25% heap, 15% random pages); QEMU layout = raw + ${QEMU_BUFFER_OVERHEAD} B per 1 MiB buffer`,
+  rows,
+);
 
 // ---- verify-only ----
 const vrows = [];
 for (const name of ["lz4", "zstd 3"]) {
   const s = streams[name];
   const ms = await timeAsync(() => verifyStream(s), 5);
-  vrows.push({ stream: name, "stream MiB": s.length / MIB, "stream GB/s": gbps(s.length, ms), "raw GB/s": gbps(SIZE, ms) });
+  vrows.push({
+    stream: name,
+    "stream MiB": s.length / MIB,
+    "stream GB/s": gbps(s.length, ms),
+    "raw GB/s": gbps(SIZE, ms),
+  });
 }
 printTable("verify-only (every check, no decompression)", vrows);
 
@@ -191,7 +228,12 @@ const sparseChunks = chunksOf(sparse);
 const sparseBare = bareCodec("lz4", 1, sparseChunks);
 const sparseBareMs = await timeAsync(sparseBare.encode, 5);
 printTable("LZ4 encode of 70%-zero data, one core", [
-  { data: `${SIZE / MIB} MiB, 70% zero pages`, "format GB/s": gbps(SIZE, sparseMs), "bare LZ4 GB/s": gbps(SIZE, sparseBareMs), ratio: (await encode(sparse, { codec: "lz4" }, true)) / SIZE },
+  {
+    data: `${SIZE / MIB} MiB, 70% zero pages`,
+    "format GB/s": gbps(SIZE, sparseMs),
+    "bare LZ4 GB/s": gbps(SIZE, sparseBareMs),
+    ratio: (await encode(sparse, { codec: "lz4" }, true)) / SIZE,
+  },
 ]);
 
 // ---- dedup scenario ----
@@ -199,7 +241,13 @@ const DEDUP_SIZE = 256 * MIB;
 /** Pre-copy of `img`, then `change(img)`, then stop-and-copy of it; returns both phases' stream bytes. */
 async function scenario(img, change, opts) {
   let n = 0;
-  const enc = new StreamEncoder((b) => void (n += b.length), { ...opts, streamId: STREAM_ID, maxDevices: 1, maxTransaction: TXN, reuseOutput: true });
+  const enc = new StreamEncoder((b) => void (n += b.length), {
+    ...opts,
+    streamId: STREAM_ID,
+    maxDevices: 1,
+    maxTransaction: TXN,
+    reuseOutput: true,
+  });
   const d = enc.device(0);
   await d.phase("precopy", 0);
   for (let at = 0; at < img.length; at += TXN) await d.transaction(img.subarray(at, at + TXN));
@@ -219,7 +267,8 @@ function dirty(run) {
     const rand = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x / 2 ** 32);
     for (let changed = 0; changed < nPages / 10; changed += run) {
       const p = Math.floor(rand() * (nPages - run));
-      for (let k = 0; k < run; k++) pages.fillPage(img.subarray((p + k) * pages.PAGE_SIZE, (p + k + 1) * pages.PAGE_SIZE), "heap", p + k + 77);
+      for (let k = 0; k < run; k++)
+        pages.fillPage(img.subarray((p + k) * pages.PAGE_SIZE, (p + k + 1) * pages.PAGE_SIZE), "heap", p + k + 77);
     }
   };
 }
@@ -231,7 +280,12 @@ for (const [label, run, chunkSize] of [
 ]) {
   const off = await scenario(pages.makeImage(DEDUP_SIZE, 4), dirty(run), { codec: "lz4" });
   const t1 = performance.now();
-  const on = await scenario(pages.makeImage(DEDUP_SIZE, 4), dirty(run), { codec: "lz4", dedup: true, chunkSize, dedupWindow: 512 * MIB });
+  const on = await scenario(pages.makeImage(DEDUP_SIZE, 4), dirty(run), {
+    codec: "lz4",
+    dedup: true,
+    chunkSize,
+    dedupWindow: 512 * MIB,
+  });
   const ms = performance.now() - t1;
   drows.push({
     scenario: label,
@@ -243,8 +297,18 @@ for (const [label, run, chunkSize] of [
   });
 }
 const scattered = drows[1];
-summary({ figure: "bytes sent, dedup, 10% of pages changed (scattered)", ours: scattered["dedup MiB"], peer: "the same without dedup", theirs: scattered["no dedup MiB"], unit: "MiB", better: "lower" });
-printTable(`dedup: ${DEDUP_SIZE / MIB} MiB sent in pre-copy, then again in stop-and-copy (LZ4; without dedup 256 KiB chunks; with dedup content-defined chunks, 512 MiB window)`, drows);
+summary({
+  figure: "bytes sent, dedup, 10% of pages changed (scattered)",
+  ours: scattered["dedup MiB"],
+  peer: "the same without dedup",
+  theirs: scattered["no dedup MiB"],
+  unit: "MiB",
+  better: "lower",
+});
+printTable(
+  `dedup: ${DEDUP_SIZE / MIB} MiB sent in pre-copy, then again in stop-and-copy (LZ4; without dedup 256 KiB chunks; with dedup content-defined chunks, 512 MiB window)`,
+  drows,
+);
 
 // ---- keyed streams: what sealing (AES-256-GCM) costs over authenticating (HMAC-SHA-256) ----
 const KEY = new Uint8Array(32).fill(0x5c);
@@ -266,7 +330,9 @@ async function encodeKeyed(data, opts) {
 async function decodeKeyed(stream, key) {
   const dec = new StreamDecoder({ key, reuseOutput: true });
   let raw = 0;
-  for (let at = 0; at < stream.length; at += 4 * MIB) for await (const ev of dec.writeAsync(stream.subarray(at, at + 4 * MIB))) if (ev.type === "chunk") raw += ev.rawLength;
+  for (let at = 0; at < stream.length; at += 4 * MIB)
+    for await (const ev of dec.writeAsync(stream.subarray(at, at + 4 * MIB)))
+      if (ev.type === "chunk") raw += ev.rawLength;
   dec.finish();
   return raw;
 }
@@ -284,14 +350,38 @@ for (const codec of ["raw", "lz4"]) {
     const encMs = await timeAsync(() => encodeKeyed(keyedData, m.opts), 3);
     const decMs = await timeAsync(() => decodeKeyed(stream, m.opts.key), 3);
     times[m.mode] = { encMs, decMs };
-    krows2.push({ codec, stream: m.mode, "enc MB/s": mbps(KEYED_SIZE, encMs), "dec MB/s": mbps(KEYED_SIZE, decMs), "stream MiB": stream.length / MIB });
+    krows2.push({
+      codec,
+      stream: m.mode,
+      "enc MB/s": mbps(KEYED_SIZE, encMs),
+      "dec MB/s": mbps(KEYED_SIZE, decMs),
+      "stream MiB": stream.length / MIB,
+    });
   }
   const hmac = times["HMAC-SHA-256 (--key-file)"];
   const aes = times["AES-256-GCM (--encrypt)"];
-  krows2.push({ codec, stream: "sealed time / HMAC time", "enc MB/s": aes.encMs / hmac.encMs, "dec MB/s": aes.decMs / hmac.decMs, "stream MiB": "" });
+  krows2.push({
+    codec,
+    stream: "sealed time / HMAC time",
+    "enc MB/s": aes.encMs / hmac.encMs,
+    "dec MB/s": aes.decMs / hmac.decMs,
+    "stream MiB": "",
+  });
   if (codec === "lz4") {
-    summary({ figure: "sealed (--encrypt) encode, lz4", ours: mbps(KEYED_SIZE, aes.encMs), peer: "the HMAC-keyed stream", theirs: mbps(KEYED_SIZE, hmac.encMs), unit: "MB/s" });
-    summary({ figure: "sealed (--encrypt) decode, lz4", ours: mbps(KEYED_SIZE, aes.decMs), peer: "the HMAC-keyed stream", theirs: mbps(KEYED_SIZE, hmac.decMs), unit: "MB/s" });
+    summary({
+      figure: "sealed (--encrypt) encode, lz4",
+      ours: mbps(KEYED_SIZE, aes.encMs),
+      peer: "the HMAC-keyed stream",
+      theirs: mbps(KEYED_SIZE, hmac.encMs),
+      unit: "MB/s",
+    });
+    summary({
+      figure: "sealed (--encrypt) decode, lz4",
+      ours: mbps(KEYED_SIZE, aes.decMs),
+      peer: "the HMAC-keyed stream",
+      theirs: mbps(KEYED_SIZE, hmac.decMs),
+      unit: "MB/s",
+    });
   }
 }
 // The peers: WebCrypto's own AES-256-GCM and HMAC-SHA-256 on 256 KiB blocks, 32 at a time (as the format batches them).
@@ -308,8 +398,23 @@ for (const codec of ["raw", "lz4"]) {
   const encMs = await timeAsync(() => run((b) => subtle.encrypt({ name: "AES-GCM", iv }, aes, b)), 3);
   const decMs = await timeAsync(() => run((_, i) => subtle.decrypt({ name: "AES-GCM", iv }, aes, sealed[i])), 3);
   const macMs = await timeAsync(() => run((b) => subtle.sign("HMAC", hmac, b)), 3);
-  krows2.push({ codec: "peer", stream: "WebCrypto AES-256-GCM alone", "enc MB/s": mbps(KEYED_SIZE, encMs), "dec MB/s": mbps(KEYED_SIZE, decMs), "stream MiB": "" });
-  krows2.push({ codec: "peer", stream: "WebCrypto HMAC-SHA-256 alone", "enc MB/s": mbps(KEYED_SIZE, macMs), "dec MB/s": mbps(KEYED_SIZE, macMs), "stream MiB": "" });
+  krows2.push({
+    codec: "peer",
+    stream: "WebCrypto AES-256-GCM alone",
+    "enc MB/s": mbps(KEYED_SIZE, encMs),
+    "dec MB/s": mbps(KEYED_SIZE, decMs),
+    "stream MiB": "",
+  });
+  krows2.push({
+    codec: "peer",
+    stream: "WebCrypto HMAC-SHA-256 alone",
+    "enc MB/s": mbps(KEYED_SIZE, macMs),
+    "dec MB/s": mbps(KEYED_SIZE, macMs),
+    "stream MiB": "",
+  });
 }
-printTable(`keyed streams, ${KEYED_SIZE / MIB} MiB of the mixed image, 256 KiB chunks, one thread (WebCrypto: ${typeof Deno === "undefined" ? "Node" : "Deno"})`, krows2);
+printTable(
+  `keyed streams, ${KEYED_SIZE / MIB} MiB of the mixed image, 256 KiB chunks, one thread (WebCrypto: ${typeof Deno === "undefined" ? "Node" : "Deno"})`,
+  krows2,
+);
 console.log(`\n(bench ran ${((performance.now() - t0) / 1000).toFixed(0)} s)`);

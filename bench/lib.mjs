@@ -84,7 +84,14 @@ export async function loadPages() {
   try {
     const out = join(dir, "pages.mjs");
     const { buildSync } = await import("esbuild");
-    buildSync({ entryPoints: [fileURLToPath(new URL("../src/device/pages.ts", import.meta.url))], bundle: true, format: "esm", platform: "neutral", outfile: out, logLevel: "error" });
+    buildSync({
+      entryPoints: [fileURLToPath(new URL("../src/device/pages.ts", import.meta.url))],
+      bundle: true,
+      format: "esm",
+      platform: "neutral",
+      outfile: out,
+      logLevel: "error",
+    });
     return await import(pathToFileURL(out).href);
   } finally {
     rmSync(dir, { recursive: true, force: true });

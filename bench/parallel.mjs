@@ -23,7 +23,8 @@ function fillImage(out) {
     const w0 = off >>> 2;
     if (u < 40) continue; // zero (SharedArrayBuffer starts zeroed)
     if (u < 60) {
-      for (let i = off; i < off + PAGE; ) for (const b of vocab[next() % vocab.length]) if (i < off + PAGE) out[i++] = b;
+      for (let i = off; i < off + PAGE; )
+        for (const b of vocab[next() % vocab.length]) if (i < off + PAGE) out[i++] = b;
     } else if (u < 85) {
       for (let w = w0; w < w0 + PAGE / 4; w += 2) {
         const r = next();
@@ -59,7 +60,8 @@ await Promise.all(pools.map((p) => p.start()));
 const reference = await encodeAll(pools[0]);
 for (const p of pools) {
   const c = await encodeAll(p);
-  if (c.coded !== reference.coded || c.hashes !== reference.hashes) throw new Error(`threads ${p.threads}: output differs`);
+  if (c.coded !== reference.coded || c.hashes !== reference.hashes)
+    throw new Error(`threads ${p.threads}: output differs`);
 }
 // Interleaved repetitions, so that load from other processes hits every pool alike.
 const times = pools.map(() => []);
@@ -76,7 +78,13 @@ const rows = counts.map((threads, i) => {
   return { threads, "MB/s": SIZE / 1e6 / (ms / 1000), ms };
 });
 for (const r of rows) r.ratio = `${(r["MB/s"] / rows[0]["MB/s"]).toFixed(2)}×`;
-summary({ figure: `pool ${CODEC} encode, ${rows.at(-1).threads} threads`, ours: rows.at(-1)["MB/s"], peer: "the same pool, 1 thread", theirs: rows[0]["MB/s"], unit: "MB/s" });
+summary({
+  figure: `pool ${CODEC} encode, ${rows.at(-1).threads} threads`,
+  ours: rows.at(-1)["MB/s"],
+  peer: "the same pool, 1 thread",
+  theirs: rows[0]["MB/s"],
+  unit: "MB/s",
+});
 printTable(
   `${CODEC} encode + xxh3, ${MIB} MiB mixed pages, ${CHUNK / 1024} KiB chunks, ${cores} cores, median of ${REPS} (coded ${((reference.coded / SIZE) * 100).toFixed(1)}%)`,
   rows,

@@ -20,7 +20,7 @@
 //
 // Usage: node bench/protocol.mjs [MiB=1024] [txnKiB=1024] [reps=3]
 // The sources are bundled with esbuild on the fly (no build step needed).
-import { rmSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bundle, bundleCli, startSim, stopSim } from "./bundle.mjs";
@@ -31,8 +31,8 @@ const TXN = Number(process.argv[3] ?? 1024) * 1024;
 const REPS = Number(process.argv[4] ?? 3);
 const SIZE = MIB * 1024 * 1024;
 /** Data copies each path makes outside the stream code (see the header). */
-const SAVE_COPIES = 2;
-const RESUME_COPIES = 2;
+const _SAVE_COPIES = 2;
+const _RESUME_COPIES = 2;
 
 const lib = await bundle("protocol", [
   'export { SimDevice } from "./src/device/index.ts";',
@@ -48,7 +48,10 @@ const lib = await bundle("protocol", [
 let stream = null;
 let streamNote = "raw-codec stream (src/format StreamEncoder → src/migrate streamItems)";
 try {
-  stream = await bundle("stream", ['export { StreamEncoder } from "./src/format/encoder.ts";', 'export { streamItems } from "./src/migrate/items.ts";']);
+  stream = await bundle("stream", [
+    'export { StreamEncoder } from "./src/format/encoder.ts";',
+    'export { streamItems } from "./src/migrate/items.ts";',
+  ]);
 } catch (e) {
   streamNote = `in-memory list of transactions (stream encoder unavailable: ${String(e.message ?? e).split("\n")[0]})`;
 }
@@ -58,14 +61,16 @@ const RUNNING = new Uint8Array([1, 0, 0, 0]);
 
 /** Sink/item wrappers that add up the time spent inside them. */
 function timedSink(sink, clock) {
-  const timed = (f) => async (...a) => {
-    const t0 = now();
-    try {
-      return await f(...a);
-    } finally {
-      clock.ms += now() - t0;
-    }
-  };
+  const timed =
+    (f) =>
+    async (...a) => {
+      const t0 = now();
+      try {
+        return await f(...a);
+      } finally {
+        clock.ms += now() - t0;
+      }
+    };
   return { phase: timed((p, i) => sink.phase(p, i)), transaction: timed((d) => sink.transaction(d)) };
 }
 
@@ -94,7 +99,8 @@ async function toRunning() {
 }
 
 function checkRestored() {
-  if (Buffer.compare(dst.image.bytes, src.image.bytes) !== 0) throw new Error("the restored state differs from the source");
+  if (Buffer.compare(dst.image.bytes, src.image.bytes) !== 0)
+    throw new Error("the restored state differs from the source");
   const v = [...src.violations, ...dst.violations];
   if (v.length > 0) throw new Error(`protocol violations: ${JSON.stringify(v[0])}`);
 }
@@ -188,9 +194,23 @@ const overheadRow = (path, t, peer) => ({
   "overhead (CPU)": share(t.cpu, peer.cpu),
   "overhead (wall)": share(t.wall, peer.wall),
 });
-console.log(`\nState ${MIB} MiB, ${TXN / 1024} KiB transactions (${txns.length} per save), medians of ${PAIRS} alternating runs after a warm-up of ≥ ${WARMUP_TXNS} transactions.`);
-summary({ figure: "save, region protocol", ours: gbps(saveT.wall), peer: "the same copies done bare", theirs: gbps(saveCopyT.wall), unit: "GB/s" });
-summary({ figure: "resume, region protocol", ours: gbps(resumeT.wall), peer: "the same copies done bare", theirs: gbps(resumeCopyT.wall), unit: "GB/s" });
+console.log(
+  `\nState ${MIB} MiB, ${TXN / 1024} KiB transactions (${txns.length} per save), medians of ${PAIRS} alternating runs after a warm-up of ≥ ${WARMUP_TXNS} transactions.`,
+);
+summary({
+  figure: "save, region protocol",
+  ours: gbps(saveT.wall),
+  peer: "the same copies done bare",
+  theirs: gbps(saveCopyT.wall),
+  unit: "GB/s",
+});
+summary({
+  figure: "resume, region protocol",
+  ours: gbps(resumeT.wall),
+  peer: "the same copies done bare",
+  theirs: gbps(resumeCopyT.wall),
+  unit: "GB/s",
+});
 printTable("Protocol overhead against the same copies done bare", [
   overheadRow("save (sink drops bytes)", saveT, saveCopyT),
   overheadRow("resume (items in memory)", resumeT, resumeCopyT),
@@ -227,7 +247,14 @@ if (!stream) {
   const row = (path, runs) => {
     const ms = median(runs.map((x) => x.ms));
     const inStream = median(runs.map((x) => x.stream));
-    return { path, ms, "GB/s": gbps(ms), "in stream code ms": inStream, "rest ms": ms - inStream, "rest GB/s": gbps(ms - inStream) };
+    return {
+      path,
+      ms,
+      "GB/s": gbps(ms),
+      "in stream code ms": inStream,
+      "rest ms": ms - inStream,
+      "rest GB/s": gbps(ms - inStream),
+    };
   };
   console.log(`\nStream: ${streamNote}; medians of ${REPS} runs.`);
   printTable("End to end through a raw-codec stream", [row("save → stream", saves), row("stream → resume", resumes)]);
@@ -245,7 +272,15 @@ function saving() {
     at += n;
     return b;
   };
-  return { items, buffer, sink: { protocol: (p) => void items.push({ kind: "protocol", protocol: p }), phase: () => {}, transaction: (d) => void items.push({ kind: "transaction", data: d }) } };
+  return {
+    items,
+    buffer,
+    sink: {
+      protocol: (p) => void items.push({ kind: "protocol", protocol: p }),
+      phase: () => {},
+      transaction: (d) => void items.push({ kind: "transaction", data: d }),
+    },
+  };
 }
 
 /** Median ms of `reps` save+resume runs of `make()`'s pair; the restored state is checked once. */
@@ -282,7 +317,18 @@ async function generationRuns(label, make, saveFn, resumeFn, reps) {
       "v1 in process",
       async () => {
         if ((v1src.state & 7) !== 1) await v1src.write(0, RUNNING);
-        return { src: new lib.InProcessRegion(v1src), dst: new lib.InProcessRegion(dst1), check: async () => void (Buffer.compare(dst1.image.bytes, image) === 0 || (() => { throw new Error("v1 restore differs"); })()), done: async () => {} };
+        return {
+          src: new lib.InProcessRegion(v1src),
+          dst: new lib.InProcessRegion(dst1),
+          check: async () =>
+            void (
+              Buffer.compare(dst1.image.bytes, image) === 0 ||
+              (() => {
+                throw new Error("v1 restore differs");
+              })()
+            ),
+          done: async () => {},
+        };
       },
       lib.save,
       lib.resume,
@@ -297,7 +343,18 @@ async function generationRuns(label, make, saveFn, resumeFn, reps) {
       async () => {
         if (v2src.state !== 2) await new lib.InProcessMigration(v2src).setState(2);
         if (v2dst.state !== 2) await new lib.InProcessMigration(v2dst).setState(2);
-        return { src: new lib.InProcessMigration(v2src), dst: new lib.InProcessMigration(v2dst), check: async () => void (Buffer.compare(v2dst.image.bytes, image) === 0 || (() => { throw new Error("v2 restore differs"); })()), done: async () => {} };
+        return {
+          src: new lib.InProcessMigration(v2src),
+          dst: new lib.InProcessMigration(v2dst),
+          check: async () =>
+            void (
+              Buffer.compare(v2dst.image.bytes, image) === 0 ||
+              (() => {
+                throw new Error("v2 restore differs");
+              })()
+            ),
+          done: async () => {},
+        };
       },
       lib.saveV2,
       lib.resumeV2,
@@ -314,13 +371,19 @@ async function generationRuns(label, make, saveFn, resumeFn, reps) {
   if (cli) {
     const dir = mkdtempSync(join(tmpdir(), "migstream-bench-v2-"));
     try {
-      for (const [gen, extra] of [["v1", ["--transaction-size", `${TXN}`]], ["v2", ["--protocol", "v2"]]]) {
+      for (const [gen, extra] of [
+        ["v1", ["--transaction-size", `${TXN}`]],
+        ["v2", ["--protocol", "v2"]],
+      ]) {
         const common = ["--state-size", `${SIZE}`, ...extra];
         rows.push(
           ...(await generationRuns(
             `${gen} vfio-user, 2 processes`,
             async () => {
-              const [a, b] = await Promise.all([startSim(cli, join(dir, `${gen}-src.sock`), [...common, "--seed", "1"]), startSim(cli, join(dir, `${gen}-dst.sock`), [...common, "--empty"])]);
+              const [a, b] = await Promise.all([
+                startSim(cli, join(dir, `${gen}-src.sock`), [...common, "--seed", "1"]),
+                startSim(cli, join(dir, `${gen}-dst.sock`), [...common, "--empty"]),
+              ]);
               const src = await lib.openVfioUser(join(dir, `${gen}-src.sock`), { timeoutMs: 60_000 });
               const dst = await lib.openVfioUser(join(dir, `${gen}-dst.sock`), { timeoutMs: 60_000 });
               return {
@@ -344,7 +407,9 @@ async function generationRuns(label, make, saveFn, resumeFn, reps) {
       rmSync(dir, { recursive: true, force: true });
     }
   }
-  console.log(`\nVFIO migration v1 against v2: ${MIB} MiB (suspend path: no pre-copy), save into memory then resume; medians of ${REPS} runs. v2/v1 is the time ratio (above 1: v2 slower).`);
+  console.log(
+    `\nVFIO migration v1 against v2: ${MIB} MiB (suspend path: no pre-copy), save into memory then resume; medians of ${REPS} runs. v2/v1 is the time ratio (above 1: v2 slower).`,
+  );
   const byPath = new Map(rows.map((r) => [r.path, r]));
   printTable(
     "v1 against v2",

@@ -21,7 +21,18 @@
 // copy of dist/ (a rebuild meanwhile cannot break them).
 // Usage: node bench/qemu.mjs [MiB in the big guest=160] [reps=5]
 import { spawn, spawnSync } from "node:child_process";
-import { closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -71,7 +82,9 @@ async function live(dir, guest, f, blob) {
     const end = await settle(dst);
     const ms = sourceMs + (performance.now() - t);
     if (info.status !== "completed" || end.status !== "paused") {
-      throw new Error(`${f.name}, ${guest.name}: migration ${info.status}, destination ${end.status}\n${src.stderr()}\n${dst.stderr()}`);
+      throw new Error(
+        `${f.name}, ${guest.name}: migration ${info.status}, destination ${end.status}\n${src.stderr()}\n${dst.stderr()}`,
+      );
     }
     return { ms, qemuMs: info["total-time"], bytes: info.ram.transferred };
   } finally {
@@ -164,8 +177,14 @@ async function main() {
     const pages = await loadPages();
     writeFileSync(file("guest.bin"), pages.makeImage(LOAD_MIB * MIB, 1));
     const blob = file("guest.bin");
-    console.log(`# migstream as QEMU's exec: filter: ${qemu}, ${lz4}, node ${process.version}; ${REPS} interleaved repetitions (start-up: ${STARTUP_REPS})`);
-    console.log(`# load average at start: ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+    console.log(
+      `# migstream as QEMU's exec: filter: ${qemu}, ${lz4}, node ${process.version}; ${REPS} interleaved repetitions (start-up: ${STARTUP_REPS})`,
+    );
+    console.log(
+      `# load average at start: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")}`,
+    );
 
     // ---- live migrations ----
     const liveRuns = new Map();
@@ -211,7 +230,10 @@ async function main() {
     const replay = new Map();
     for (let rep = 0; rep < REPS; rep++) {
       for (const f of FILTERS) {
-        for (const [dirn, cmd, input] of [["encode", f.enc, raw], ["decode", f.dec, coded[f.name]]]) {
+        for (const [dirn, cmd, input] of [
+          ["encode", f.enc, raw],
+          ["decode", f.dec, coded[f.name]],
+        ]) {
           const k = `${dirn}|${f.name}`;
           if (!replay.has(k)) replay.set(k, []);
           replay.get(k).push(timed(`cat "$0" | ${cmd} | cat > /dev/null`, input));
@@ -259,12 +281,21 @@ async function main() {
       { name: "lz4 -d -c (4 KiB)", kind: "tiny", cmd: FILTERS[1].dec, input: tinyLz4 },
       { name: "cat (4 KiB)", kind: "tiny", cmd: "cat", input: tinyRaw },
       { name: "node -e 0 (the runtime alone)", kind: "tiny", cmd: `${sh(NODE)} -e 0`, input: Buffer.alloc(0) },
-      { name: "migstream --version (runtime + CLI modules)", kind: "tiny", cmd: ours("--version"), input: Buffer.alloc(0) },
+      {
+        name: "migstream --version (runtime + CLI modules)",
+        kind: "tiny",
+        cmd: ours("--version"),
+        input: Buffer.alloc(0),
+      },
     ];
     for (const c of startupCases) c.runs = [];
     for (let rep = 0; rep < STARTUP_REPS; rep++) {
       for (const c of startupCases) {
-        c.runs.push(await (c.kind === "first" ? firstBytes(c.cmd, firstInput, false, FIRST_DATA) : firstBytes(c.cmd, c.input, true, 1)));
+        c.runs.push(
+          await (c.kind === "first"
+            ? firstBytes(c.cmd, firstInput, false, FIRST_DATA)
+            : firstBytes(c.cmd, c.input, true, 1)),
+        );
       }
     }
     const sm = (c, k) => median(c.runs.map((r) => r[k] ?? Number.NaN));
@@ -285,17 +316,59 @@ async function main() {
     const find = (n) => startupCases.find((c) => c.name === n);
     // [what, value, target (null: measured, no target), unit]
     const goals = [
-      [`live, ${big.name}: migstream lz4 within 1.25× of ${PEER} -c (issue 19)`, liveMs(big, "migstream lz4") / liveMs(big, PEER), (x) => x <= 1.25, "×"],
-      [`live, ${small.name}: migstream lz4 vs ${PEER} -c (start-up dominates)`, liveMs(small, "migstream lz4") / liveMs(small, PEER), null, "×"],
-      [`replay encode: migstream lz4 within 1.25× of ${PEER} -c (whole process)`, replayMs("encode", "migstream lz4") / replayMs("encode", PEER), (x) => x <= 1.25, "×"],
-      [`replay decode: migstream decode at least as fast as lz4 -d -c (whole process)`, replayMs("decode", "migstream lz4") / replayMs("decode", PEER), (x) => x <= 1.0, "×"],
-      ["start-up: migstream encode - -o -, process start to first byte out", sm(find("migstream encode - -o - --codec lz4"), "first"), null, " ms"],
-      ["start-up: the runtime alone (node -e 0, start to exit)", sm(find("node -e 0 (the runtime alone)"), "exit"), null, " ms"],
-      [`start-up: migstream encode, a 4 KiB stream start to exit, vs lz4 -1 -c`, sm(find("migstream encode (4 KiB stream)"), "exit") / sm(find("lz4 -1 -c (4 KiB)"), "exit"), null, "×"],
+      [
+        `live, ${big.name}: migstream lz4 within 1.25× of ${PEER} -c (issue 19)`,
+        liveMs(big, "migstream lz4") / liveMs(big, PEER),
+        (x) => x <= 1.25,
+        "×",
+      ],
+      [
+        `live, ${small.name}: migstream lz4 vs ${PEER} -c (start-up dominates)`,
+        liveMs(small, "migstream lz4") / liveMs(small, PEER),
+        null,
+        "×",
+      ],
+      [
+        `replay encode: migstream lz4 within 1.25× of ${PEER} -c (whole process)`,
+        replayMs("encode", "migstream lz4") / replayMs("encode", PEER),
+        (x) => x <= 1.25,
+        "×",
+      ],
+      [
+        `replay decode: migstream decode at least as fast as lz4 -d -c (whole process)`,
+        replayMs("decode", "migstream lz4") / replayMs("decode", PEER),
+        (x) => x <= 1.0,
+        "×",
+      ],
+      [
+        "start-up: migstream encode - -o -, process start to first byte out",
+        sm(find("migstream encode - -o - --codec lz4"), "first"),
+        null,
+        " ms",
+      ],
+      [
+        "start-up: the runtime alone (node -e 0, start to exit)",
+        sm(find("node -e 0 (the runtime alone)"), "exit"),
+        null,
+        " ms",
+      ],
+      [
+        `start-up: migstream encode, a 4 KiB stream start to exit, vs lz4 -1 -c`,
+        sm(find("migstream encode (4 KiB stream)"), "exit") / sm(find("lz4 -1 -c (4 KiB)"), "exit"),
+        null,
+        "×",
+      ],
     ];
     console.log("\n### goals\n");
-    for (const [what, x, ok, unit] of goals) console.log(`- ${ok === null ? "info  " : ok(x) ? "met   " : "MISSED"} ${what}: ${x.toFixed(unit === " ms" ? 0 : 2)}${unit}`);
-    console.log(`\n(bench ran ${((performance.now() - tBench) / 1000).toFixed(0)} s; load average at end: ${loadavg().map((x) => x.toFixed(2)).join(" ")})`);
+    for (const [what, x, ok, unit] of goals)
+      console.log(
+        `- ${ok === null ? "info  " : ok(x) ? "met   " : "MISSED"} ${what}: ${x.toFixed(unit === " ms" ? 0 : 2)}${unit}`,
+      );
+    console.log(
+      `\n(bench ran ${((performance.now() - tBench) / 1000).toFixed(0)} s; load average at end: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")})`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
     rmSync(DIST, { recursive: true, force: true });

@@ -13,7 +13,7 @@
 // SOAK_STATE (MiB, default 1024), SOAK_ITERATIONS (default 8) and SOAK_DIRTY
 // (pages per 1 MiB buffer, default 512) scale it.
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, rmSync, mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,21 +90,53 @@ const dir = mkdtempSync(join(tmpdir(), "migstream-soak-"));
 const sims = [];
 try {
   const common = ["--state-size", `${STATE_MIB}MiB`, "--transaction-size", "1MiB", "--on-disconnect", "stay"];
-  const src = proc(["sim", "serve", "--socket", join(dir, "src.sock"), ...common, "--seed", "9", "--dirty-rate", String(DIRTY)]);
+  const src = proc([
+    "sim",
+    "serve",
+    "--socket",
+    join(dir, "src.sock"),
+    ...common,
+    "--seed",
+    "9",
+    "--dirty-rate",
+    String(DIRTY),
+  ]);
   const dst = proc(["sim", "serve", "--socket", join(dir, "dst.sock"), ...common, "--empty"]);
   sims.push(src, dst);
   await Promise.all([src.waitFor(/listening/), dst.waitFor(/listening/)]);
-  const restore = proc(["restore", "--device", `vfio-user:${join(dir, "dst.sock")}`, "--listen", "tcp://127.0.0.1:0", "--json", "--attempts", "1"]);
+  const restore = proc([
+    "restore",
+    "--device",
+    `vfio-user:${join(dir, "dst.sock")}`,
+    "--listen",
+    "tcp://127.0.0.1:0",
+    "--json",
+    "--attempts",
+    "1",
+  ]);
   const port = Number((await restore.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/))[1]);
   const r = await relay(port);
   const t0 = performance.now();
   const save = proc([
-    "save", "--device", `vfio-user:${join(dir, "src.sock")}`, "--to", `tcp://127.0.0.1:${r.port}`, "--json",
-    "--precopy-iterations", String(ITERATIONS), "--codec", "raw",
+    "save",
+    "--device",
+    `vfio-user:${join(dir, "src.sock")}`,
+    "--to",
+    `tcp://127.0.0.1:${r.port}`,
+    "--json",
+    "--precopy-iterations",
+    String(ITERATIONS),
+    "--codec",
+    "raw",
   ]);
   const samples = [];
   const timer = setInterval(() => {
-    samples.push({ ms: performance.now() - t0, wire: r.counter.bytes, save: rss(save.child.pid), restore: rss(restore.child.pid) });
+    samples.push({
+      ms: performance.now() - t0,
+      wire: r.counter.bytes,
+      save: rss(save.child.pid),
+      restore: rss(restore.child.pid),
+    });
   }, SAMPLE_MS);
   const [s, d] = await Promise.all([save.done, restore.done]);
   clearInterval(timer);
@@ -134,7 +166,8 @@ try {
     rows,
   );
   // Peak over the second half of the stream against the first half (warm-up included there).
-  const half = (k, second) => Math.max(...samples.filter((x) => x[k] !== null && (x.wire > total / 2) === second).map((x) => x[k])) / MiB;
+  const half = (k, second) =>
+    Math.max(...samples.filter((x) => x[k] !== null && x.wire > total / 2 === second).map((x) => x[k])) / MiB;
   const growth = {
     save: half("save", true) / half("save", false),
     restore: half("restore", true) / half("restore", false),
@@ -144,11 +177,23 @@ try {
       `restore ${half("restore", true).toFixed(1)} / ${half("restore", false).toFixed(1)} MiB = ${growth.restore.toFixed(2)}x (limit ${SOAK_GROWTH_LIMIT}x)`,
   );
   for (const k of ["save", "restore"]) {
-    summary({ figure: `${k} peak RSS over a ${(total / GiB).toFixed(1)} GiB stream, second half`, ours: half(k, true), peer: "the same over its first half", theirs: half(k, false), unit: "MiB", better: "lower" });
+    summary({
+      figure: `${k} peak RSS over a ${(total / GiB).toFixed(1)} GiB stream, second half`,
+      ours: half(k, true),
+      peer: "the same over its first half",
+      theirs: half(k, false),
+      unit: "MiB",
+      better: "lower",
+    });
   }
-  const dig = (sock) => JSON.parse(spawnSync(process.execPath, [CLI, "sim", "digest", "--socket", sock, "--json"], { encoding: "utf8" }).stdout);
+  const dig = (sock) =>
+    JSON.parse(
+      spawnSync(process.execPath, [CLI, "sim", "digest", "--socket", sock, "--json"], { encoding: "utf8" }).stdout,
+    );
   const [a, b] = [dig(join(dir, "src.sock")), dig(join(dir, "dst.sock"))];
-  console.log(`digests: source ${a.digest} (${a.deviceState}), destination ${b.digest} (${b.deviceState}): ${a.digest === b.digest ? "match" : "DIFFER"}`);
+  console.log(
+    `digests: source ${a.digest} (${a.deviceState}), destination ${b.digest} (${b.deviceState}): ${a.digest === b.digest ? "match" : "DIFFER"}`,
+  );
   if (a.digest !== b.digest || b.deviceState !== "RUNNING") process.exitCode = 1;
   if (growth.save > SOAK_GROWTH_LIMIT || growth.restore > SOAK_GROWTH_LIMIT) {
     console.log("FAIL: peak RSS grew with the stream's length");

@@ -108,7 +108,10 @@ async function rawServer(path) {
   const big = rawMessage(0, TXN);
   const ack = rawMessage(1, 0);
   const server = net.createServer((sock) => {
-    sock.on("data", rawFramer((kind) => sock.write(kind === 0 ? big : ack)));
+    sock.on(
+      "data",
+      rawFramer((kind) => sock.write(kind === 0 ? big : ack)),
+    );
     sock.on("error", () => {});
   });
   await new Promise((r) => server.listen(path, r));
@@ -122,7 +125,10 @@ async function rawLoops(path, bytes) {
   let wake;
   const frame = rawFramer(() => wake());
   // The same receive path as the vfio-user client on Node: reads into one reusable buffer.
-  const sock = net.createConnection({ path, onread: { buffer: new Uint8Array(256 << 10), callback: (n, b) => frame(b.subarray(0, n)) } });
+  const sock = net.createConnection({
+    path,
+    onread: { buffer: new Uint8Array(256 << 10), callback: (n, b) => frame(b.subarray(0, n)) },
+  });
   await new Promise((r) => sock.once("connect", r));
   const read = rawMessage(0, 0);
   const write = rawMessage(1, TXN);
@@ -302,7 +308,9 @@ async function main() {
   const memPath = join(dir, "mem.sock");
   const rawPath = join(dir, "raw.sock");
   const sim = ["sim", "serve", "--state-size", `${STATE_MIB}MiB`, "--transaction-size", "1MiB"];
-  console.log(`# transport benchmark (node ${process.version}): ${STATE_MIB} MiB state, 1 MiB transactions, ${REPS} runs, medians`);
+  console.log(
+    `# transport benchmark (node ${process.version}): ${STATE_MIB} MiB state, 1 MiB transactions, ${REPS} runs, medians`,
+  );
   const children = await Promise.all([
     start([CLI, ...sim, "--socket", srcPath, "--seed", "1"]),
     start([CLI, ...sim, "--socket", dstPath, "--empty"]),
@@ -311,7 +319,18 @@ async function main() {
   ]);
   try {
     const rows = [];
-    const t = { save: [], restore: [], pipe: [], inSave: [], inRestore: [], read: [], write: [], rawRead: [], rawWrite: [], rtt: [] };
+    const t = {
+      save: [],
+      restore: [],
+      pipe: [],
+      inSave: [],
+      inRestore: [],
+      read: [],
+      write: [],
+      rawRead: [],
+      rawWrite: [],
+      rtt: [],
+    };
     let registerAccesses = 0;
     let bytes = 0;
     let transactions = 0;
@@ -403,31 +422,100 @@ async function main() {
 
     const m = Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
     const seqMs = m.save + m.restore;
-    rows.push({ run: "vfio-user save (2 processes)", ms: m.save, "MB/s": mbps(bytes, m.save), "vs in-process": m.inSave / m.save });
-    rows.push({ run: "vfio-user restore", ms: m.restore, "MB/s": mbps(bytes, m.restore), "vs in-process": m.inRestore / m.restore });
-    rows.push({ run: "vfio-user end to end: save then restore", ms: seqMs, "MB/s": mbps(bytes, seqMs), "vs in-process": (m.inSave + m.inRestore) / seqMs });
-    rows.push({ run: "vfio-user end to end: pipelined", ms: m.pipe, "MB/s": mbps(bytes, m.pipe), "vs in-process": (m.inSave + m.inRestore) / m.pipe });
+    rows.push({
+      run: "vfio-user save (2 processes)",
+      ms: m.save,
+      "MB/s": mbps(bytes, m.save),
+      "vs in-process": m.inSave / m.save,
+    });
+    rows.push({
+      run: "vfio-user restore",
+      ms: m.restore,
+      "MB/s": mbps(bytes, m.restore),
+      "vs in-process": m.inRestore / m.restore,
+    });
+    rows.push({
+      run: "vfio-user end to end: save then restore",
+      ms: seqMs,
+      "MB/s": mbps(bytes, seqMs),
+      "vs in-process": (m.inSave + m.inRestore) / seqMs,
+    });
+    rows.push({
+      run: "vfio-user end to end: pipelined",
+      ms: m.pipe,
+      "MB/s": mbps(bytes, m.pipe),
+      "vs in-process": (m.inSave + m.inRestore) / m.pipe,
+    });
     rows.push({ run: "peer: in-process save", ms: m.inSave, "MB/s": mbps(bytes, m.inSave), "vs in-process": 1 });
-    rows.push({ run: "peer: in-process restore", ms: m.inRestore, "MB/s": mbps(bytes, m.inRestore), "vs in-process": 1 });
-    rows.push({ run: "peer: plain 1 MiB REGION_READ loop", ms: m.read, "MB/s": mbps(bytes, m.read), "vs in-process": "" });
-    rows.push({ run: "peer: plain 1 MiB REGION_WRITE loop", ms: m.write, "MB/s": mbps(bytes, m.write), "vs in-process": "" });
-    rows.push({ run: "peer: bare node:net 1 MiB read round trips", ms: m.rawRead, "MB/s": mbps(bytes, m.rawRead), "vs in-process": "" });
-    rows.push({ run: "peer: bare node:net 1 MiB write round trips", ms: m.rawWrite, "MB/s": mbps(bytes, m.rawWrite), "vs in-process": "" });
-    summary({ figure: "vfio-user save (2 processes)", ours: mbps(bytes, m.save), peer: "in-process save", theirs: mbps(bytes, m.inSave), unit: "MB/s" });
-    summary({ figure: "vfio-user restore (2 processes)", ours: mbps(bytes, m.restore), peer: "in-process restore", theirs: mbps(bytes, m.inRestore), unit: "MB/s" });
-    summary({ figure: "vfio-user save, 1 MiB transactions", ours: mbps(bytes, m.save), peer: "bare node:net 1 MiB read round trips", theirs: mbps(bytes, m.rawRead), unit: "MB/s" });
+    rows.push({
+      run: "peer: in-process restore",
+      ms: m.inRestore,
+      "MB/s": mbps(bytes, m.inRestore),
+      "vs in-process": 1,
+    });
+    rows.push({
+      run: "peer: plain 1 MiB REGION_READ loop",
+      ms: m.read,
+      "MB/s": mbps(bytes, m.read),
+      "vs in-process": "",
+    });
+    rows.push({
+      run: "peer: plain 1 MiB REGION_WRITE loop",
+      ms: m.write,
+      "MB/s": mbps(bytes, m.write),
+      "vs in-process": "",
+    });
+    rows.push({
+      run: "peer: bare node:net 1 MiB read round trips",
+      ms: m.rawRead,
+      "MB/s": mbps(bytes, m.rawRead),
+      "vs in-process": "",
+    });
+    rows.push({
+      run: "peer: bare node:net 1 MiB write round trips",
+      ms: m.rawWrite,
+      "MB/s": mbps(bytes, m.rawWrite),
+      "vs in-process": "",
+    });
+    summary({
+      figure: "vfio-user save (2 processes)",
+      ours: mbps(bytes, m.save),
+      peer: "in-process save",
+      theirs: mbps(bytes, m.inSave),
+      unit: "MB/s",
+    });
+    summary({
+      figure: "vfio-user restore (2 processes)",
+      ours: mbps(bytes, m.restore),
+      peer: "in-process restore",
+      theirs: mbps(bytes, m.inRestore),
+      unit: "MB/s",
+    });
+    summary({
+      figure: "vfio-user save, 1 MiB transactions",
+      ours: mbps(bytes, m.save),
+      peer: "bare node:net 1 MiB read round trips",
+      theirs: mbps(bytes, m.rawRead),
+      unit: "MB/s",
+    });
     printTable(`save and restore of ${bytes} bytes (${transactions} transactions)`, rows);
-    if (cpuRows.every((r) => !Number.isNaN(r["source server ms"]))) printTable("CPU time per run (user + system; 10 ms resolution)", cpuRows);
+    if (cpuRows.every((r) => !Number.isNaN(r["source server ms"])))
+      printTable("CPU time per run (user + system; 10 ms resolution)", cpuRows);
     const regMs = registerAccesses * m.rtt;
     const socketMs = m.read + m.write + regMs;
-    console.log(`\nregister round trip (8-byte REGION_READ): ${(m.rtt * 1000).toFixed(0)} µs; ${registerAccesses} register round trips waited for per save + restore`);
+    console.log(
+      `\nregister round trip (8-byte REGION_READ): ${(m.rtt * 1000).toFixed(0)} µs; ${registerAccesses} register round trips waited for per save + restore`,
+    );
     console.log(
       `socket layer share of save then restore: ${((socketMs / seqMs) * 100).toFixed(0)}% ` +
         `(1 MiB data loops ${(m.read + m.write).toFixed(0)} ms + register round trips ${regMs.toFixed(0)} ms of ${seqMs.toFixed(0)} ms; ` +
         `device work in process: ${(m.inSave + m.inRestore).toFixed(0)} ms)`,
     );
     // End to end = from the start of the save to the end of the restore, device to device.
-    for (const [how, ms] of [["save then restore", seqMs], ["pipelined", m.pipe]]) {
+    for (const [how, ms] of [
+      ["save then restore", seqMs],
+      ["pipelined", m.pipe],
+    ]) {
       const e2e = mbps(bytes, ms);
       console.log(`target ≥ 500 MB/s end to end (${how}): ${e2e.toFixed(0)} MB/s — ${e2e >= 500 ? "met" : "not met"}`);
     }

@@ -16,13 +16,14 @@
 // /usr/bin/time at 10 ms resolution) is printed too, as on a shared machine it
 // is less disturbed by other processes.
 // Usage: node bench/zstd.mjs [MiB=64] [reps=5]
-import { buildSync } from "esbuild";
+
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { buildSync } from "esbuild";
 import { median, printTable, summary } from "./lib.mjs";
 
 const MIB = 1 << 20;
@@ -38,8 +39,18 @@ const file = (name) => join(dir, name);
 async function loadSources() {
   const entry = file("entry.ts");
   const src = fileURLToPath(new URL("../src/", import.meta.url));
-  writeFileSync(entry, `export * from ${JSON.stringify(join(src, "kernels/zstd.ts"))};\nexport { makeImage } from ${JSON.stringify(join(src, "device/pages.ts"))};\n`);
-  buildSync({ entryPoints: [entry], bundle: true, format: "esm", platform: "neutral", outfile: file("entry.mjs"), logLevel: "error" });
+  writeFileSync(
+    entry,
+    `export * from ${JSON.stringify(join(src, "kernels/zstd.ts"))};\nexport { makeImage } from ${JSON.stringify(join(src, "device/pages.ts"))};\n`,
+  );
+  buildSync({
+    entryPoints: [entry],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    outfile: file("entry.mjs"),
+    logLevel: "error",
+  });
   return import(pathToFileURL(file("entry.mjs")).href);
 }
 
@@ -64,7 +75,10 @@ function time(fn) {
 /** Wall time of a process (spawn to exit), stdout to /dev/null, and its CPU time, in ms. */
 function timeProcess(argv) {
   const t0 = performance.now();
-  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", ...argv], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", ...argv], {
+    stdio: ["ignore", "ignore", "pipe"],
+    encoding: "utf8",
+  });
   const wall = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${argv.join(" ")} failed: ${r.stderr}`);
   const [user, sys] = r.stderr.trim().split("\n").pop().split(" ").map(Number);
@@ -86,7 +100,9 @@ try {
   const chunks = [];
   for (let at = 0; at < SIZE; at += CHUNK) chunks.push(image.subarray(at, Math.min(SIZE, at + CHUNK)));
   const into = new Uint8Array(CHUNK);
-  console.log(`# zstd: ${SIZE / MIB} MiB mixed pages, ${CHUNK >> 10} KiB chunks, zstd ${z.zstdVersion()} (wasm) vs zstd-codec 0.1.5 (zstd 1.3.6) vs ${version.stdout.trim()}`);
+  console.log(
+    `# zstd: ${SIZE / MIB} MiB mixed pages, ${CHUNK >> 10} KiB chunks, zstd ${z.zstdVersion()} (wasm) vs zstd-codec 0.1.5 (zstd 1.3.6) vs ${version.stdout.trim()}`,
+  );
   console.log(`node ${process.version}, load average at start ${loadavg()[0].toFixed(2)}`);
 
   const rows = [];
@@ -95,7 +111,10 @@ try {
     const ours = chunks.map((c) => z.zstdCompress(c, level));
     const theirs = chunks.map((c) => codec.compress(c, level));
     for (let i = 0; i < chunks.length; i += 17) {
-      if (!same(codec.decompress(ours[i]), chunks[i]) || !same(z.zstdDecompress(theirs[i], chunks[i].length), chunks[i])) {
+      if (
+        !same(codec.decompress(ours[i]), chunks[i]) ||
+        !same(z.zstdDecompress(theirs[i], chunks[i].length), chunks[i])
+      ) {
         throw new Error(`level ${level}: chunk ${i} does not round-trip across the engines`);
       }
     }
@@ -104,10 +123,30 @@ try {
     spawnSync("zstd", [`-${level}`, "-T1", "-q", "-f", file("data.raw"), "-o", native]);
     spawnSync("zstd", [`-${level}`, "-T1", "-q", "-f", file("empty.raw"), "-o", nativeEmpty]);
     const runs = {
-      "ours c": () => time(() => chunks.forEach((c) => z.zstdCompress(c, level))),
-      "ours d": () => time(() => ours.forEach((f, i) => z.zstdDecompress(f, chunks[i].length, into))),
-      "codec c": () => time(() => chunks.forEach((c) => codec.compress(c, level))),
-      "codec d": () => time(() => theirs.forEach((f) => codec.decompress(f))),
+      "ours c": () =>
+        time(() =>
+          chunks.forEach((c) => {
+            z.zstdCompress(c, level);
+          }),
+        ),
+      "ours d": () =>
+        time(() =>
+          ours.forEach((f, i) => {
+            z.zstdDecompress(f, chunks[i].length, into);
+          }),
+        ),
+      "codec c": () =>
+        time(() =>
+          chunks.forEach((c) => {
+            codec.compress(c, level);
+          }),
+        ),
+      "codec d": () =>
+        time(() =>
+          theirs.forEach((f) => {
+            codec.decompress(f);
+          }),
+        ),
       "native c": () => timeProcess(["zstd", `-${level}`, "-T1", "-q", "-f", "-c", file("data.raw")]),
       "native c0": () => timeProcess(["zstd", `-${level}`, "-T1", "-q", "-f", "-c", file("empty.raw")]),
       "native d": () => timeProcess(["zstd", "-d", "-q", "-f", "-c", native]),
@@ -130,7 +169,12 @@ try {
     ];
     const net = (x, k, op, empty) => x[`${k} ${op}`] - (empty ? x[`${k} ${op}${empty}`] : 0);
     for (const [name, k, empty, size] of engines) {
-      const [wc, wd, cc, cd] = [net(m, k, "c", empty), net(m, k, "d", empty), net(c, k, "c", empty), net(c, k, "d", empty)];
+      const [wc, wd, cc, cd] = [
+        net(m, k, "c", empty),
+        net(m, k, "d", empty),
+        net(c, k, "c", empty),
+        net(c, k, "d", empty),
+      ];
       rows.push({
         level,
         engine: name,
@@ -150,7 +194,13 @@ try {
     if (!r.engine.startsWith("ours")) continue;
     for (const peer of rows.filter((x) => x.level === r.level && !x.engine.startsWith("ours"))) {
       for (const op of ["compress", "decompress"]) {
-        summary({ figure: `zstd -${r.level} ${op}, one thread`, ours: r[`${op} MB/s`], peer: peer.engine, theirs: peer[`${op} MB/s`], unit: "MB/s" });
+        summary({
+          figure: `zstd -${r.level} ${op}, one thread`,
+          ours: r[`${op} MB/s`],
+          peer: peer.engine,
+          theirs: peer[`${op} MB/s`],
+          unit: "MB/s",
+        });
       }
     }
   }

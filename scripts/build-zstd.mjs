@@ -51,7 +51,13 @@ const opt = arg("--opt") ?? "-Os";
 const simd = !args.includes("--no-simd");
 const lto = !args.includes("--no-lto");
 /** PATH without node_modules/.bin: keeps clang from running the wasm-opt found there. */
-const env = { ...process.env, PATH: (process.env.PATH ?? "").split(":").filter((d) => !d.includes("node_modules")).join(":") };
+const env = {
+  ...process.env,
+  PATH: (process.env.PATH ?? "")
+    .split(":")
+    .filter((d) => !d.includes("node_modules"))
+    .join(":"),
+};
 const out = arg("--out");
 
 const cflags = [
@@ -101,7 +107,10 @@ const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 
 /** Fetches and unpacks the pinned tarball into `dir`; returns the zstd lib directory. */
 function fetchSource(dir) {
-  const name = execFileSync("npm", ["pack", PACKAGE, "--silent"], { cwd: dir, encoding: "utf8" }).trim().split("\n").pop();
+  const name = execFileSync("npm", ["pack", PACKAGE, "--silent"], { cwd: dir, encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .pop();
   const got = sha256(readFileSync(join(dir, name)));
   if (got !== TARBALL_SHA256) throw new Error(`${name}: sha256 ${got}, expected ${TARBALL_SHA256}`);
   execFileSync("tar", ["-xzf", name], { cwd: dir });
@@ -111,7 +120,8 @@ function fetchSource(dir) {
 function sources(lib) {
   const files = [];
   for (const part of ["common", "compress", "decompress"]) {
-    for (const f of readdirSync(join(lib, part)).sort()) if (f.endsWith(".c") && !SKIP.has(f)) files.push(join(lib, part, f));
+    for (const f of readdirSync(join(lib, part)).sort())
+      if (f.endsWith(".c") && !SKIP.has(f)) files.push(join(lib, part, f));
   }
   return [...files, GLUE];
 }
@@ -126,7 +136,9 @@ async function compile(files, lib, dir) {
       const o = join(dir, `${basename(f, ".c")}.o`);
       objects.push(o);
       await new Promise((resolve, reject) =>
-        execFile(CC, [...cflags, `-I${lib}`, `-I${join(lib, "common")}`, "-c", f, "-o", o], { env }, (e, _o, err) => (e ? reject(new Error(`${f}: ${err}`)) : resolve())),
+        execFile(CC, [...cflags, `-I${lib}`, `-I${join(lib, "common")}`, "-c", f, "-o", o], { env }, (e, _o, err) =>
+          e ? reject(new Error(`${f}: ${err}`)) : resolve(),
+        ),
       );
     }
   };
@@ -137,7 +149,8 @@ async function compile(files, lib, dir) {
 function checkModule(bytes) {
   const m = new WebAssembly.Module(bytes);
   const imports = WebAssembly.Module.imports(m);
-  if (imports.length > 0) throw new Error(`the module imports ${imports.map((i) => `${i.module}.${i.name}`).join(", ")}`);
+  if (imports.length > 0)
+    throw new Error(`the module imports ${imports.map((i) => `${i.module}.${i.name}`).join(", ")}`);
 }
 
 const work = mkdtempSync(join(tmpdir(), "zstd-wasm-"));
@@ -145,7 +158,11 @@ try {
   const lib = arg("--src") ? join(arg("--src"), "deps/zstd/lib") : fetchSource(work);
   const objects = await compile(sources(lib), lib, work);
   const wasmPath = out ?? join(work, "zstd.wasm");
-  const trace = execFileSync(CC, [...ldflags, ...objects, "-o", wasmPath], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], env });
+  const trace = execFileSync(CC, [...ldflags, ...objects, "-o", wasmPath], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    env,
+  });
   const wasm = readFileSync(wasmPath);
   checkModule(wasm);
   const flags = [...cflags.slice(4)].join(" ");

@@ -20,7 +20,13 @@ const STEPS = [
     name: "wasm",
     script: "build:wasm",
     inputs: ["assembly", "asconfig.json", "scripts/embed-wasm.mjs", "package-lock.json"],
-    outputs: ["build/kernels.wasm", "build/kernels-scalar.wasm", "build/kernels.d.ts", "src/kernels/wasm-binary.generated.ts", "src/kernels/kernel-exports.generated.ts"],
+    outputs: [
+      "build/kernels.wasm",
+      "build/kernels-scalar.wasm",
+      "build/kernels.d.ts",
+      "src/kernels/wasm-binary.generated.ts",
+      "src/kernels/kernel-exports.generated.ts",
+    ],
   },
   {
     name: "ts",

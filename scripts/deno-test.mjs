@@ -12,7 +12,9 @@ import { denoRunCounts, denoTotalLine } from "./summary.mjs";
 const require = createRequire(import.meta.url);
 const denoBin = require.resolve("deno/bin.cjs");
 const dir = process.argv[2] ?? "test/deno";
-const files = readdirSync(dir).filter((f) => f.endsWith(".test.ts")).sort();
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith(".test.ts"))
+  .sort();
 const plain = files.filter((f) => !f.endsWith(".net.test.ts") && !f.endsWith(".ffi.test.ts")).map((f) => `${dir}/${f}`);
 const net = files.filter((f) => f.endsWith(".net.test.ts")).map((f) => `${dir}/${f}`);
 // The kernel driver's FFI layer: foreign calls only (it opens /dev/null and a pipe through libc itself).
@@ -22,7 +24,10 @@ let passed = 0;
 let failed = 0;
 let status = 0;
 function run(args) {
-  const r = spawnSync(process.execPath, [denoBin, "test", "--no-prompt", "--no-check", ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+  const r = spawnSync(process.execPath, [denoBin, "test", "--no-prompt", "--no-check", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
   process.stdout.write(r.stdout);
   process.stderr.write(r.stderr);
   const counts = denoRunCounts(r.stdout);
@@ -37,6 +42,7 @@ function run(args) {
 }
 if (plain.length) run(plain);
 if (ffi.length) run(["--allow-ffi", ...ffi]);
-if (net.length) run(["--allow-read", "--allow-write", "--allow-net", "--allow-env", "--allow-run", "--allow-sys", ...net]);
+if (net.length)
+  run(["--allow-read", "--allow-write", "--allow-net", "--allow-env", "--allow-run", "--allow-sys", ...net]);
 console.log(denoTotalLine(passed, failed));
 process.exit(status);

@@ -72,8 +72,13 @@ for (let seed = first; performance.now() - t0 < seconds * 1000; seed++) {
       console.error(`fuzz: FAILED at seed ${seed}: heap ${heap} bytes`);
       process.exit(1);
     }
-    console.log(`fuzz: ${cases} cases, ${((lastReport - t0) / 1000).toFixed(0)} s, heap ${(heap / 2 ** 20).toFixed(0)} MiB`);
+    console.log(
+      `fuzz: ${cases} cases, ${((lastReport - t0) / 1000).toFixed(0)} s, heap ${(heap / 2 ** 20).toFixed(0)} MiB`,
+    );
   }
 }
-const mix = [...codes].sort((a, b) => b[1] - a[1]).map(([c, n]) => `${c} ${n}`).join(", ");
+const mix = [...codes]
+  .sort((a, b) => b[1] - a[1])
+  .map(([c, n]) => `${c} ${n}`)
+  .join(", ");
 console.log(`fuzz: ${cases} cases in ${seconds} s, all typed errors or original data (${ok} decoded; ${mix})`);

@@ -25,7 +25,9 @@ for (const c of vectorCases()) {
   const same = old !== null && Buffer.compare(old, bytes) === 0;
   if (!same) stale++;
   if (!check && !same) writeFileSync(file, bytes);
-  console.log(`${c.name.padEnd(8)} ${String(bytes.length).padStart(6)} B  ${same ? "unchanged" : check ? "DIFFERS" : "written"}  ${c.note}`);
+  console.log(
+    `${c.name.padEnd(8)} ${String(bytes.length).padStart(6)} B  ${same ? "unchanged" : check ? "DIFFERS" : "written"}  ${c.note}`,
+  );
 }
 
 /** The hex dump of FORMAT.md §13: one line per structure, with its name. */
@@ -33,7 +35,10 @@ export function annotate(s) {
   const hex = (a, b) => Buffer.from(s.subarray(a, b)).toString("hex").replace(/(..)/g, "$1 ").trim();
   const lines = [];
   const row = (a, b, what) => {
-    for (let at = a; at < b; at += 16) lines.push(`${at.toString(16).padStart(4, "0")}  ${hex(at, Math.min(b, at + 16)).padEnd(47)}  ${at === a ? what : ""}`.trimEnd());
+    for (let at = a; at < b; at += 16)
+      lines.push(
+        `${at.toString(16).padStart(4, "0")}  ${hex(at, Math.min(b, at + 16)).padEnd(47)}  ${at === a ? what : ""}`.trimEnd(),
+      );
   };
   const names = { 1: "DEVICE_BEGIN", 2: "PHASE", 3: "TRANSACTION", 4: "CHUNK", 5: "DEVICE_END", 6: "STREAM_END" };
   row(0, 8, "magic");
@@ -46,7 +51,11 @@ export function annotate(s) {
   while (at < s.length) {
     const len = s.readUInt32LE(at + 8);
     const type = s[at];
-    row(at, at + 16, `${names[type] ?? "frame"} header: type, flags, device ${s.readUInt16LE(at + 2)}, seq ${s.readUInt32LE(at + 4)}, length ${len}, header_crc`);
+    row(
+      at,
+      at + 16,
+      `${names[type] ?? "frame"} header: type, flags, device ${s.readUInt16LE(at + 2)}, seq ${s.readUInt32LE(at + 4)}, length ${len}, header_crc`,
+    );
     if (len > 0) row(at + 16, at + 16 + len, `${names[type] ?? "frame"} payload`);
     row(at + 16 + len, at + 24 + len, "payload_check");
     if (tag) row(at + 24 + len, at + 24 + len + tag, "MAC tag");

@@ -15,7 +15,14 @@ let ok = true;
 
 const vitest = spawnSync(
   process.execPath,
-  ["node_modules/vitest/vitest.mjs", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  [
+    "node_modules/vitest/vitest.mjs",
+    "run",
+    "--reporter=default",
+    "--reporter=json",
+    `--outputFile.json=${report}`,
+    ...process.argv.slice(2),
+  ],
   { stdio: "inherit" },
 );
 try {
@@ -31,7 +38,10 @@ try {
 if (vitest.status !== 0) ok = false;
 
 if (process.argv.length <= 2) {
-  const deno = spawnSync(process.execPath, ["scripts/deno-test.mjs"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  const deno = spawnSync(process.execPath, ["scripts/deno-test.mjs"], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   process.stdout.write(deno.stdout);
   const total = denoTotal(deno.stdout);
   if (total) {

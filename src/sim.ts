@@ -4,10 +4,11 @@
 // a user in the same process (InProcessRegion, InProcessMigration), and a
 // link simulated at a fixed rate. Serve a VendorRegion over a socket with
 // VfioUserServer (main entry).
-export { SimDevice, type SimDeviceOptions, type Violation, type StateWrite } from "./device/simulated.js";
-export { VendorErrno, type VendorRegion } from "./device/vendor.js";
-export { InProcessRegion, type InProcessOptions } from "./transport/in-process.js";
-export { MigrationSimDevice, type MigrationSimOptions, type MigrationFault } from "./device/migration-sim.js";
+
+export { type MigrationFault, MigrationSimDevice, type MigrationSimOptions } from "./device/migration-sim.js";
 export { type MigrationVendor, walk } from "./device/migration-vendor.js";
+export { SimDevice, type SimDeviceOptions, type StateWrite, type Violation } from "./device/simulated.js";
+export { VendorErrno, type VendorRegion } from "./device/vendor.js";
+export { type ThrottledSink, type ThrottleOptions, throttle } from "./migrate/throttle.js";
+export { type InProcessOptions, InProcessRegion } from "./transport/in-process.js";
 export { InProcessMigration } from "./transport/in-process-v2.js";
-export { throttle, type ThrottledSink, type ThrottleOptions } from "./migrate/throttle.js";

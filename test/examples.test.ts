@@ -11,7 +11,9 @@ describe("README library example", () => {
 
   it("saves a v1 and a v2 device together into one stream and restores both; digests match", () => {
     const out = execFileSync(process.execPath, ["examples/devices.mjs"], { encoding: "utf8", timeout: 60_000 });
-    expect(out).toMatch(/^saved together, pre-copy ended: \w+; \d+ iterations, \d+ bytes \| \d+ iterations, \d+ bytes$/m);
+    expect(out).toMatch(
+      /^saved together, pre-copy ended: \w+; \d+ iterations, \d+ bytes \| \d+ iterations, \d+ bytes$/m,
+    );
     expect(out).toMatch(/^restored "gpu" and "nic": digests match$/m);
   });
 });

@@ -58,10 +58,26 @@ export async function run() {
   const peerOf = (r) => rows.find((x) => x.algo === r.algo && x.size === r.size && x.impl === "hash-wasm").gbps;
   printTable(
     "checksums (process image: zero, code, heap, random pages)",
-    rows.map((r) => ({ algo: r.algo, size: r.size, impl: r.impl, "GB/s": r.gbps, "vs hash-wasm": `${(r.gbps / peerOf(r)).toFixed(2)}x` })),
+    rows.map((r) => ({
+      algo: r.algo,
+      size: r.size,
+      impl: r.impl,
+      "GB/s": r.gbps,
+      "vs hash-wasm": `${(r.gbps / peerOf(r)).toFixed(2)}x`,
+    })),
   );
   const at = (algo, impl) => rows.find((r) => r.algo === algo && r.size === "64 MiB" && r.impl === impl).gbps;
-  for (const [algo, peer] of [["XXH3-64", "hash-wasm"], ["XXH64", "xxhash-wasm"], ["CRC32C", "hash-wasm"]]) {
-    summary({ figure: `${algo}, 64 MiB`, ours: at(algo, "ours (in place)"), peer, theirs: at(algo, peer), unit: "GB/s" });
+  for (const [algo, peer] of [
+    ["XXH3-64", "hash-wasm"],
+    ["XXH64", "xxhash-wasm"],
+    ["CRC32C", "hash-wasm"],
+  ]) {
+    summary({
+      figure: `${algo}, 64 MiB`,
+      ours: at(algo, "ours (in place)"),
+      peer,
+      theirs: at(algo, peer),
+      unit: "GB/s",
+    });
   }
 }

@@ -1,6 +1,6 @@
 // Content-defined chunking: ours against a plain JS gear chunker (32-bit state,
 // same FastCDC scheme), on a 1 MiB image and 1 MiB of random bytes.
-import { allocBuffer, cdcBoundaries, CdcChunker, fixedBoundaries } from "../../dist/kernels.js";
+import { allocBuffer, CdcChunker, cdcBoundaries, fixedBoundaries } from "../../dist/kernels.js";
 import { measure, printTable, rng, summary } from "../lib.mjs";
 import { makeImage } from "./image.mjs";
 
@@ -57,14 +57,28 @@ export async function run() {
     buf.view().set(data);
     const chunks = cdcBoundaries(data, OPTS).length;
     const js = measure(() => jsCdc(data, OPTS), SIZE, RUNS);
-    const add = (impl, m) => rows.push({ data: name, impl, chunks, "GB/s": m.gbps, "vs JS": `${(m.gbps / js.gbps).toFixed(1)}x` });
-    add("ours cdcBoundaries (in place)", measure(() => cdcBoundaries(buf.view(), OPTS), SIZE, RUNS));
-    add("ours cdcBoundaries (copy in)", measure(() => cdcBoundaries(data, OPTS), SIZE, RUNS));
-    add("ours CdcChunker, 64 KiB pushes", measure(() => {
-      const c = new CdcChunker(OPTS);
-      for (let o = 0; o < SIZE; o += 65536) c.push(buf.view(o, o + 65536));
-      c.finish();
-    }, SIZE, RUNS));
+    const add = (impl, m) =>
+      rows.push({ data: name, impl, chunks, "GB/s": m.gbps, "vs JS": `${(m.gbps / js.gbps).toFixed(1)}x` });
+    add(
+      "ours cdcBoundaries (in place)",
+      measure(() => cdcBoundaries(buf.view(), OPTS), SIZE, RUNS),
+    );
+    add(
+      "ours cdcBoundaries (copy in)",
+      measure(() => cdcBoundaries(data, OPTS), SIZE, RUNS),
+    );
+    add(
+      "ours CdcChunker, 64 KiB pushes",
+      measure(
+        () => {
+          const c = new CdcChunker(OPTS);
+          for (let o = 0; o < SIZE; o += 65536) c.push(buf.view(o, o + 65536));
+          c.finish();
+        },
+        SIZE,
+        RUNS,
+      ),
+    );
     add("JS gear (32-bit)", js);
     buf.free();
   }
@@ -72,5 +86,11 @@ export async function run() {
   rows.push({ data: "any", impl: "fixedBoundaries 4 KiB", chunks: SIZE / 4096, "GB/s": fixed.gbps, "vs JS": "" });
   printTable(`content-defined chunking, 1 MiB (min ${OPTS.minSize} / avg ${OPTS.avgSize} / max ${OPTS.maxSize})`, rows);
   const at = (impl) => rows.find((r) => r.data === "image" && r.impl === impl)["GB/s"];
-  summary({ figure: "content-defined chunking, 1 MiB image", ours: at("ours cdcBoundaries (in place)"), peer: "JS gear (32-bit)", theirs: at("JS gear (32-bit)"), unit: "GB/s" });
+  summary({
+    figure: "content-defined chunking, 1 MiB image",
+    ours: at("ours cdcBoundaries (in place)"),
+    peer: "JS gear (32-bit)",
+    theirs: at("JS gear (32-bit)"),
+    unit: "GB/s",
+  });
 }

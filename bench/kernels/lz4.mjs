@@ -2,7 +2,14 @@
 // (lz4_flex native) and lz4js, on a 1 MiB device-state-like image, one process run.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { allocBuffer, lz4Compress, lz4CompressBound, lz4CompressInto, lz4Decompress, lz4DecompressInto } from "../../dist/kernels.js";
+import {
+  allocBuffer,
+  lz4Compress,
+  lz4CompressBound,
+  lz4CompressInto,
+  lz4Decompress,
+  lz4DecompressInto,
+} from "../../dist/kernels.js";
 import { measure, printTable, summary } from "../lib.mjs";
 import { makeImage } from "./image.mjs";
 
@@ -135,11 +142,29 @@ export async function run() {
     for (const p of peers) {
       const m = op === "compress" ? p.c : p.d;
       const r = op === "compress" ? ref.c : ref.d;
-      rows.push({ op, impl: p.impl, "GB/s": m.gbps, "vs lz4-wasm codec": `${(m.gbps / r.gbps).toFixed(2)}x`, ratio: (SIZE / p.size).toFixed(4) });
+      rows.push({
+        op,
+        impl: p.impl,
+        "GB/s": m.gbps,
+        "vs lz4-wasm codec": `${(m.gbps / r.gbps).toFixed(2)}x`,
+        ratio: (SIZE / p.size).toFixed(4),
+      });
     }
   }
   printTable(`LZ4 block, 1 MiB device image (40% zero / 20% code / 25% heap / 15% random pages)`, rows);
   const inPlace = peers[0];
-  summary({ figure: "LZ4 block compress, 1 MiB", ours: inPlace.c.gbps, peer: ref.impl, theirs: ref.c.gbps, unit: "GB/s" });
-  summary({ figure: "LZ4 block decompress, 1 MiB", ours: inPlace.d.gbps, peer: ref.impl, theirs: ref.d.gbps, unit: "GB/s" });
+  summary({
+    figure: "LZ4 block compress, 1 MiB",
+    ours: inPlace.c.gbps,
+    peer: ref.impl,
+    theirs: ref.c.gbps,
+    unit: "GB/s",
+  });
+  summary({
+    figure: "LZ4 block decompress, 1 MiB",
+    ours: inPlace.d.gbps,
+    peer: ref.impl,
+    theirs: ref.d.gbps,
+    unit: "GB/s",
+  });
 }

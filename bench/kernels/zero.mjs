@@ -33,7 +33,15 @@ function jsPageMap32(data) {
   for (let p = 0; p < out.length; p++) {
     let acc = 0;
     for (let i = p * per, e = i + per; i < e && acc === 0; i += 8) {
-      acc = words[i] | words[i + 1] | words[i + 2] | words[i + 3] | words[i + 4] | words[i + 5] | words[i + 6] | words[i + 7];
+      acc =
+        words[i] |
+        words[i + 1] |
+        words[i + 2] |
+        words[i + 3] |
+        words[i + 4] |
+        words[i + 5] |
+        words[i + 6] |
+        words[i + 7];
     }
     out[p] = acc === 0 ? 1 : 0;
   }
@@ -50,13 +58,18 @@ export async function run() {
 
   const ref = jsPageMap32(img);
   const ours = zeroPageMap(img);
-  if (Buffer.compare(ref, ours) !== 0 || Buffer.compare(jsPageMap(img), ours) !== 0) throw new Error("zero map mismatch");
+  if (Buffer.compare(ref, ours) !== 0 || Buffer.compare(jsPageMap(img), ours) !== 0)
+    throw new Error("zero map mismatch");
 
   const rows = [
     { op: "page map, image", impl: "ours (in place)", ...measure(() => zeroPageMap(buf.view()), SIZE, RUNS) },
     { op: "page map, image", impl: "ours (copy in)", ...measure(() => zeroPageMap(img), SIZE, RUNS) },
     { op: "page map, image", impl: "JS u32 loop", ...measure(() => jsPageMap32(img), SIZE, RUNS) },
-    { op: "page map, image", impl: "JS BigUint64 loop", ...measure(() => jsPageMap(img), SIZE, { warmup: 3, reps: 7 }) },
+    {
+      op: "page map, image",
+      impl: "JS BigUint64 loop",
+      ...measure(() => jsPageMap(img), SIZE, { warmup: 3, reps: 7 }),
+    },
     { op: "count pages, all zero", impl: "ours (in place)", ...measure(() => countZeroPages(zbuf.view()), SIZE, RUNS) },
     { op: "count pages, all zero", impl: "JS u32 loop", ...measure(() => jsPageMap32(zeros), SIZE, RUNS) },
     { op: "isZero, all zero", impl: "ours (in place)", ...measure(() => isZero(zbuf.view()), SIZE, RUNS) },

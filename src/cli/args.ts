@@ -3,7 +3,7 @@
 // and size parsers every command shares. An option that takes one value
 // (anything not declared `multiple`) given twice is a USAGE error: parseArgs
 // would keep the last one and silently drop the other.
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import { type ParseArgsConfig, parseArgs } from "node:util";
 import { MigstreamError } from "../errors.js";
 import { parseSize } from "../transport/spec.js";
 
@@ -16,18 +16,24 @@ const COMMON_OPTIONS = {
 } as const;
 
 /** Parses `argv` for `command`; `positionals` bounds how many plain arguments it takes. */
-export function parseCommand<O extends Options>(command: string, argv: string[], options: O, positionals: { min: number; max: number; names: string }) {
+export function parseCommand<O extends Options>(
+  command: string,
+  argv: string[],
+  options: O,
+  positionals: { min: number; max: number; names: string },
+) {
   const all = { ...COMMON_OPTIONS, ...options };
-  let r;
-  try {
-    r = parseArgs({ args: argv, options: all, strict: true, allowPositionals: true, tokens: true });
-  } catch (e) {
-    throw usageOf(command, e instanceof Error ? e.message : String(e));
-  }
+  const r = parseOrUsage(command, () =>
+    parseArgs({ args: argv, options: all, strict: true, allowPositionals: true, tokens: true }),
+  );
   const seen = new Set<string>();
   for (const t of r.tokens ?? []) {
     if (t.kind !== "option" || (all as Options)[t.name]?.multiple === true) continue;
-    if (seen.has(t.name)) throw usageOf(command, `${t.rawName === `--${t.name}` ? t.rawName : `--${t.name} (${t.rawName})`} given twice; it takes one value`);
+    if (seen.has(t.name))
+      throw usageOf(
+        command,
+        `${t.rawName === `--${t.name}` ? t.rawName : `--${t.name} (${t.rawName})`} given twice; it takes one value`,
+      );
     seen.add(t.name);
   }
   const n = r.positionals.length;
@@ -41,7 +47,14 @@ export function usageOf(command: string, message: string): MigstreamError {
 }
 
 /** An integer option in min..max, or `fallback` when absent. */
-export function intOption(command: string, flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
+export function intOption(
+  command: string,
+  flag: string,
+  text: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (text === undefined) return fallback;
   if (!/^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(text)) throw usageOf(command, `${flag} '${text}' is not a whole number`);
   const n = Number(text);
@@ -54,6 +67,15 @@ export function sizeOption(command: string, flag: string, text: string | undefin
   if (text === undefined) return undefined;
   try {
     return parseSize(text, flag);
+  } catch (e) {
+    throw usageOf(command, e instanceof Error ? e.message : String(e));
+  }
+}
+
+/** parse(), with its error as the command's USAGE error. */
+function parseOrUsage<T>(command: string, parse: () => T): T {
+  try {
+    return parse();
   } catch (e) {
     throw usageOf(command, e instanceof Error ? e.message : String(e));
   }

@@ -8,8 +8,8 @@ import { resolveCoding } from "../codec/coding.js";
 import { CODECS, type CodecName } from "../codec/ids.js";
 import { isMigstreamError } from "../errors.js";
 import type { EncoderOptions } from "../format/encoder.js";
-import { WorkerPool } from "../parallel/pool.js";
 import { availableCores, MAX_THREADS } from "../parallel/platform.js";
+import { WorkerPool } from "../parallel/pool.js";
 import { intOption, sizeOption, usageOf } from "./args.js";
 import { readKeyFile } from "./key.js";
 
@@ -39,7 +39,10 @@ export function threadsOption(command: string, text: string | undefined): number
   if (text === undefined) return fallback;
   const n = intOption(command, "--threads", text, fallback, 1, Number.MAX_SAFE_INTEGER);
   if (n > most) {
-    throw usageOf(command, `--threads ${n} is more than this machine can use (${cores} core${cores === 1 ? "" : "s"}: at most ${most}, ${THREADS_PER_CORE} per core up to ${MAX_CLI_THREADS})`);
+    throw usageOf(
+      command,
+      `--threads ${n} is more than this machine can use (${cores} core${cores === 1 ? "" : "s"}: at most ${most}, ${THREADS_PER_CORE} per core up to ${MAX_CLI_THREADS})`,
+    );
   }
   return n;
 }
@@ -79,7 +82,9 @@ export interface Encoding {
   close(): Promise<void>;
 }
 
-type Values = { [K in keyof typeof ENCODING_OPTIONS]?: (typeof ENCODING_OPTIONS)[K]["type"] extends "boolean" ? boolean : string };
+type Values = {
+  [K in keyof typeof ENCODING_OPTIONS]?: (typeof ENCODING_OPTIONS)[K]["type"] extends "boolean" ? boolean : string;
+};
 
 /**
  * The encoding the options ask for. `startPool: false` leaves the worker pool's
@@ -93,15 +98,24 @@ export async function encodingFrom(command: string, v: Values, { startPool = tru
     codec = resolveCoding(v.codec ?? DEFAULT_CLI_CODEC, level).codec;
   } catch (e) {
     if (!isMigstreamError(e, "USAGE")) throw e;
-    throw usageOf(command, e.field === "codec" ? `--codec '${v.codec}' is not one of ${CODECS.join(", ")}` : `--level ${level}: ${e.message}`);
+    throw usageOf(
+      command,
+      e.field === "codec"
+        ? `--codec '${v.codec}' is not one of ${CODECS.join(", ")}`
+        : `--level ${level}: ${e.message}`,
+    );
   }
   const threads = threadsOption(command, v.threads);
   const chunkSize = sizeOption(command, "--chunk-size", v["chunk-size"]);
   if (chunkSize !== undefined && chunkSize < MIN_CLI_CHUNK_SIZE) {
-    throw usageOf(command, `--chunk-size ${chunkSize} is below ${MIN_CLI_CHUNK_SIZE / 1024}KiB: every chunk costs a frame and a codec pass, so smaller chunks only make the stream larger and slower`);
+    throw usageOf(
+      command,
+      `--chunk-size ${chunkSize} is below ${MIN_CLI_CHUNK_SIZE / 1024}KiB: every chunk costs a frame and a codec pass, so smaller chunks only make the stream larger and slower`,
+    );
   }
   const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
-  if (v.encrypt && !key) throw usageOf(command, "--encrypt needs --key-file (the stream's keys come from the shared key)");
+  if (v.encrypt && !key)
+    throw usageOf(command, "--encrypt needs --key-file (the stream's keys come from the shared key)");
   const pool = threads > 1 ? newPool(threads, codec === "zstd" || codec === "auto", startPool) : undefined;
   const options: EncoderOptions = {
     codec,

@@ -1,5 +1,5 @@
 // Exit codes of the migstream CLI (documented in the README).
-import { MigstreamError, type ErrorCode } from "../errors.js";
+import { type ErrorCode, MigstreamError } from "../errors.js";
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 1;
@@ -8,7 +8,15 @@ export const EXIT_DEVICE = 3; // device or protocol error
 export const EXIT_IO = 4; // I/O error (files, sockets)
 
 const STREAM_CODES: ReadonlySet<ErrorCode> = new Set([
-  "BAD_MAGIC", "VERSION", "CHECKSUM", "TRUNCATED", "SEQUENCE", "LIMIT", "MAC", "CODEC", "FORMAT",
+  "BAD_MAGIC",
+  "VERSION",
+  "CHECKSUM",
+  "TRUNCATED",
+  "SEQUENCE",
+  "LIMIT",
+  "MAC",
+  "CODEC",
+  "FORMAT",
 ]);
 const DEVICE_CODES: ReadonlySet<ErrorCode> = new Set(["PROTOCOL", "DEVICE", "ABORTED"]);
 

@@ -5,8 +5,8 @@
 // exit) is removed by an exit hook. Binary output to a terminal is refused
 // unless forced.
 import { rmSync } from "node:fs";
-import { open, rename, rm, stat } from "node:fs/promises";
-import { dirname, basename, join } from "node:path";
+import { type FileHandle, open, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { MigstreamError } from "../errors.js";
 import { type ByteSink, writableSink } from "../migrate/sink.js";
 import type { CliIO } from "./command.js";
@@ -16,19 +16,25 @@ export const READ_CHUNK = 1 << 20;
 
 function ioError(e: unknown, what: string): MigstreamError {
   const errno = (e as { code?: string }).code;
-  return new MigstreamError("IO", errno ? what : `${what}: ${e instanceof Error ? e.message : String(e)}`, { errno, cause: e });
+  return new MigstreamError("IO", errno ? what : `${what}: ${e instanceof Error ? e.message : String(e)}`, {
+    errno,
+    cause: e,
+  });
 }
 
 /** The bytes of `path` (`-`: stdin), in pieces. Fails with IO if it cannot be opened. */
 export async function openInput(path: string, io: CliIO): Promise<AsyncIterable<Uint8Array>> {
   if (path === "-") return mapErrors(io.stdin as AsyncIterable<Uint8Array>, "cannot read stdin");
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(path, "r");
   } catch (e) {
     throw ioError(e, `cannot open ${path}`);
   }
-  return mapErrors(fh.createReadStream({ highWaterMark: READ_CHUNK }) as AsyncIterable<Uint8Array>, `cannot read ${path}`);
+  return mapErrors(
+    fh.createReadStream({ highWaterMark: READ_CHUNK }) as AsyncIterable<Uint8Array>,
+    `cannot read ${path}`,
+  );
 }
 
 async function* mapErrors(src: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<Uint8Array> {
@@ -79,18 +85,28 @@ export interface Output {
  * settle once written out (see writableSink). `binary`: stream bytes, refused
  * on a terminal unless `force`.
  */
-export async function openOutput(path: string, io: CliIO, opts: { copy?: boolean; binary?: boolean; force?: boolean; command?: string } = {}): Promise<Output> {
+export async function openOutput(
+  path: string,
+  io: CliIO,
+  opts: { copy?: boolean; binary?: boolean; force?: boolean; command?: string } = {},
+): Promise<Output> {
   if (path === "-") {
     if (opts.binary && io.stdoutTTY && !opts.force) {
-      throw new MigstreamError("USAGE", `${opts.command ?? "migstream"}: refusing to write binary stream data to a terminal; redirect stdout, or give -f/--force`);
+      throw new MigstreamError(
+        "USAGE",
+        `${opts.command ?? "migstream"}: refusing to write binary stream data to a terminal; redirect stdout, or give -f/--force`,
+      );
     }
     const sink = writableSink(io.stdout as never, { label: "stdout", keepOpen: true, copy: opts.copy });
     return { sink, stdout: true, commit: () => sink.end(), abort: async () => {} };
   }
   // A device or FIFO (e.g. /dev/null) is written in place: renaming a temporary over it would replace it.
-  const special = await stat(path).then((s) => !s.isFile() && !s.isDirectory(), () => false);
+  const special = await stat(path).then(
+    (s) => !s.isFile() && !s.isDirectory(),
+    () => false,
+  );
   const tmp = special ? path : join(dirname(path), `.${basename(path)}.${process.pid}.partial`);
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(tmp, "w");
   } catch (e) {

@@ -24,7 +24,10 @@ export async function readKeyFile(path: string): Promise<Uint8Array> {
   }
   const key = keyFromFile(content);
   if (key.length < MIN_KEY_SIZE || key.length > MAX_KEY_SIZE) {
-    throw new MigstreamError("USAGE", `key file ${path}: the key has ${key.length} bytes; it needs ${MIN_KEY_SIZE} to ${MAX_KEY_SIZE} (e.g. openssl rand -hex 32 > ${path})`);
+    throw new MigstreamError(
+      "USAGE",
+      `key file ${path}: the key has ${key.length} bytes; it needs ${MIN_KEY_SIZE} to ${MAX_KEY_SIZE} (e.g. openssl rand -hex 32 > ${path})`,
+    );
   }
   return key;
 }

@@ -3,9 +3,9 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import pkg from "../../package.json" with { type: "json" };
 import { MigstreamError } from "../errors.js";
-import { commands } from "./commands/index.js";
 import type { CliIO, Command } from "./command.js";
-import { errorLine, EXIT_IO, EXIT_USAGE, exitCodeFor } from "./exit.js";
+import { commands } from "./commands/index.js";
+import { EXIT_IO, EXIT_USAGE, errorLine, exitCodeFor } from "./exit.js";
 
 /** After SIGINT/SIGTERM/SIGHUP, how long a command may take to stop cleanly before the process exits, ms. */
 export const STOP_GRACE_MS = 10_000;
@@ -56,7 +56,16 @@ function readableEnv(env: NodeJS.ProcessEnv): CliIO["env"] {
 function errorJson(e: unknown): string {
   const m = e instanceof MigstreamError ? e : undefined;
   const error = m
-    ? { code: m.code, message: m.message, offset: m.offset, frame: m.frame, device: m.device, field: m.field, step: m.step, errno: m.errno }
+    ? {
+        code: m.code,
+        message: m.message,
+        offset: m.offset,
+        frame: m.frame,
+        device: m.device,
+        field: m.field,
+        step: m.step,
+        errno: m.errno,
+      }
     : { code: exitCodeFor(e) === 4 ? "IO" : "INTERNAL", message: e instanceof Error ? e.message : String(e) };
   return JSON.stringify({ ok: false, exitCode: exitCodeFor(e), error });
 }
@@ -114,7 +123,8 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   } catch (e) {
     io.stderr.write(`migstream: ${errorLine(e)}\n`);
     if (debug && e instanceof Error && e.stack) io.stderr.write(`${e.stack}\n`);
-    if (debug && e instanceof Error && e.cause instanceof Error && e.cause.stack) io.stderr.write(`caused by: ${e.cause.stack}\n`);
+    if (debug && e instanceof Error && e.cause instanceof Error && e.cause.stack)
+      io.stderr.write(`caused by: ${e.cause.stack}\n`);
     if (rest.includes("--json")) io.stdout.write(`${errorJson(e)}\n`);
     return exitCodeFor(e);
   } finally {
@@ -152,7 +162,8 @@ if (isEntry()) {
   process.once("beforeExit", stalled);
   // A reader that goes away (`migstream inspect x | head`) is not a crash: the
   // command ends as it would; a data write to stdout fails with IO on its own.
-  for (const s of [process.stdout, process.stderr]) s.on("error", (e: NodeJS.ErrnoException) => void (e.code === "EPIPE" || s.destroy()));
+  for (const s of [process.stdout, process.stderr])
+    s.on("error", (e: NodeJS.ErrnoException) => void (e.code === "EPIPE" || s.destroy()));
   main(process.argv.slice(2), {
     stdout: process.stdout,
     stderr: process.stderr,

@@ -10,7 +10,14 @@
 // what was delivered.
 import { MigstreamError } from "../errors.js";
 import { type Ack, failureAck } from "../network/ack.js";
-import { formatTcpUrl, isLoopback, type TcpAddress, type TcpDestination, TcpListener, type TcpPeer } from "../network/tcp.js";
+import {
+  formatTcpUrl,
+  isLoopback,
+  type TcpAddress,
+  type TcpDestination,
+  TcpListener,
+  type TcpPeer,
+} from "../network/tcp.js";
 import { withNote } from "../protocol/failure.js";
 import { usageOf } from "./args.js";
 import type { CliIO } from "./command.js";
@@ -21,9 +28,17 @@ import { note, type Style } from "./style.js";
  * Device state is sensitive: a stream to or from a non-loopback address must
  * be authenticated (--key-file), unless the user said --insecure.
  */
-export function requireKeyOffLoopback(command: string, addr: TcpAddress | undefined, key: Uint8Array | undefined, insecure: boolean | undefined): void {
+export function requireKeyOffLoopback(
+  command: string,
+  addr: TcpAddress | undefined,
+  key: Uint8Array | undefined,
+  insecure: boolean | undefined,
+): void {
   if (addr && !isLoopback(addr.host) && !key && !insecure) {
-    throw usageOf(command, `${formatTcpUrl(addr)} is not a loopback address: give --key-file (device state is sensitive; the same key on both ends) or say --insecure`);
+    throw usageOf(
+      command,
+      `${formatTcpUrl(addr)} is not a loopback address: give --key-file (device state is sensitive; the same key on both ends) or say --insecure`,
+    );
   }
 }
 
@@ -33,13 +48,22 @@ export function requireKeyOffLoopback(command: string, addr: TcpAddress | undefi
  */
 export function checkHello(dest: TcpDestination, keyed: boolean, encrypted: boolean): void {
   if (dest.hello.encrypted && !encrypted) {
-    throw new MigstreamError("MAC", `${dest.url} takes only encrypted streams: add --encrypt (with --key-file); the device was not touched`);
+    throw new MigstreamError(
+      "MAC",
+      `${dest.url} takes only encrypted streams: add --encrypt (with --key-file); the device was not touched`,
+    );
   }
   if (dest.hello.keyed && !keyed) {
-    throw new MigstreamError("MAC", `${dest.url} takes only authenticated streams: give --key-file with the destination's key; the device was not touched`);
+    throw new MigstreamError(
+      "MAC",
+      `${dest.url} takes only authenticated streams: give --key-file with the destination's key; the device was not touched`,
+    );
   }
   if (!dest.hello.keyed && keyed) {
-    throw new MigstreamError("MAC", `${dest.url} holds no key and would refuse an authenticated stream: give it --key-file too, or send without one; the device was not touched`);
+    throw new MigstreamError(
+      "MAC",
+      `${dest.url} holds no key and would refuse an authenticated stream: give it --key-file too, or send without one; the device was not touched`,
+    );
   }
 }
 
@@ -68,7 +92,8 @@ export interface Served<T> {
   remote: string;
 }
 
-const reasonOf = (signal: AbortSignal | undefined): string => (signal?.reason instanceof Error ? signal.reason.message : "interrupted");
+const reasonOf = (signal: AbortSignal | undefined): string =>
+  signal?.reason instanceof Error ? signal.reason.message : "interrupted";
 
 /**
  * Listens on `addr` and serves sources one at a time until one succeeds.
@@ -92,7 +117,9 @@ export async function serveOneSource<T>(
   let reachedBy = 0;
   const stop = () => {
     void listener.close();
-    current?.abort(new MigstreamError("ABORTED", `${reasonOf(o.signal)} while receiving the stream from ${current.remote}`));
+    current?.abort(
+      new MigstreamError("ABORTED", `${reasonOf(o.signal)} while receiving the stream from ${current.remote}`),
+    );
   };
   o.signal?.addEventListener("abort", stop);
   if (!style.quiet || addr.port === 0) io.stderr.write(`${o.command}: listening on ${listener.url}\n`);
@@ -100,10 +127,15 @@ export async function serveOneSource<T>(
     for (;;) {
       let peer: TcpPeer;
       try {
-        peer = await listener.accept({ idleTimeoutMs: o.idleTimeoutMs, acceptTimeoutMs: o.acceptTimeoutMs, handshakeTimeoutMs: o.handshakeTimeoutMs });
+        peer = await listener.accept({
+          idleTimeoutMs: o.idleTimeoutMs,
+          acceptTimeoutMs: o.acceptTimeoutMs,
+          handshakeTimeoutMs: o.handshakeTimeoutMs,
+        });
       } catch (e) {
         if (!o.signal?.aborted) throw e;
-        const what = reachedBy > 0 ? `${o.target} was put back when attempt ${reachedBy} failed` : `${o.target} was not touched`;
+        const what =
+          reachedBy > 0 ? `${o.target} was put back when attempt ${reachedBy} failed` : `${o.target} was not touched`;
         throw new MigstreamError("ABORTED", `${o.command}: ${reasonOf(o.signal)} while waiting for a source; ${what}`);
       }
       current = peer;
@@ -115,14 +147,22 @@ export async function serveOneSource<T>(
         return { result, remote: peer.remote };
       } catch (e) {
         // Untouched: say so (a touched target's error says what was delivered and how it was left).
-        const err = touched.yes || !(e instanceof MigstreamError) || /not touched|nothing reached/.test(e.message) ? e : withNote(e, `nothing reached ${o.target}`);
+        const err =
+          touched.yes || !(e instanceof MigstreamError) || /not touched|nothing reached/.test(e.message)
+            ? e
+            : withNote(e, `nothing reached ${o.target}`);
         await peer.respond(failureAck(err));
         current = undefined;
         if (o.signal?.aborted || (touched.yes && !o.retryTouched)) throw err;
         failures++;
         if (touched.yes) reachedBy = failures;
         if (o.attempts > 0 && failures >= o.attempts) {
-          throw err instanceof MigstreamError ? withNote(err, `connection from ${peer.remote}; giving up after ${failures} failed attempt${failures === 1 ? "" : "s"}`) : err;
+          throw err instanceof MigstreamError
+            ? withNote(
+                err,
+                `connection from ${peer.remote}; giving up after ${failures} failed attempt${failures === 1 ? "" : "s"}`,
+              )
+            : err;
         }
         const of = o.attempts > 0 ? ` (attempt ${failures} of ${o.attempts})` : "";
         io.stderr.write(`migstream: ${errorLine(err)}; connection from ${peer.remote} dropped${of}; still listening\n`);

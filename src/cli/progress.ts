@@ -75,7 +75,13 @@ export class ProgressLine {
       bytes(s.bytes),
       t > t0 ? rate(s.bytes - b0, t - t0) : "",
     ];
-    const ratio = s.coded ? (s.coded.raw > 0 ? s.coded.raw / s.coded.stream : 0) : s.wire !== undefined && s.wire >= RATIO_MIN_WIRE ? s.bytes / s.wire : 0;
+    const ratio = s.coded
+      ? s.coded.raw > 0
+        ? s.coded.raw / s.coded.stream
+        : 0
+      : s.wire !== undefined && s.wire >= RATIO_MIN_WIRE
+        ? s.bytes / s.wire
+        : 0;
     if (ratio > 0) parts.push(`ratio ${ratio.toFixed(2)}x`);
     if (s.pending !== undefined) parts.push(`pending ${bytes(s.pending)}`);
     this.out.write(`${ERASE}${parts.filter(Boolean).join("  ")}`);

@@ -4,7 +4,7 @@ import type { CodingPool } from "../format/chunk-coders.js";
 import { StreamDecoder } from "../format/decoder.js";
 import type { DecodeEvent } from "../format/types.js";
 import { StatsCollector, type StreamStats } from "../migrate/stats.js";
-import { phaseLabel, type ProgressLine } from "./progress.js";
+import { type ProgressLine, phaseLabel } from "./progress.js";
 
 export interface ReadOptions {
   key?: Uint8Array;
@@ -31,7 +31,13 @@ export interface ReadOptions {
 /** Reads `source` to its end (or its verified STREAM_END, see `stopAtEnd`). On failure the error carries what was read so far as `stats`. */
 export async function readStream(source: AsyncIterable<Uint8Array>, o: ReadOptions): Promise<StreamStats> {
   const binding = { challenge: o.challenge, allowUnbound: o.allowUnbound, requireEncryption: o.requireEncryption };
-  const dec = new StreamDecoder({ key: o.key, verifyOnly: o.verifyOnly, assemble: o.assemble, pool: o.verifyOnly ? undefined : o.pool, ...binding });
+  const dec = new StreamDecoder({
+    key: o.key,
+    verifyOnly: o.verifyOnly,
+    assemble: o.assemble,
+    pool: o.verifyOnly ? undefined : o.pool,
+    ...binding,
+  });
   const stats = new StatsCollector();
   let phase = "header";
   let raw = 0;
@@ -59,7 +65,8 @@ export async function readStream(source: AsyncIterable<Uint8Array>, o: ReadOptio
     if (ended) o.stopAtEnd!.trailingBytes = read - dec.offset;
     else for await (const ev of dec.end()) await handle(ev);
   } catch (e) {
-    if (e !== null && typeof e === "object" && Object.isExtensible(e)) Object.defineProperty(e, "stats", { value: stats.result(dec.offset), enumerable: false });
+    if (e !== null && typeof e === "object" && Object.isExtensible(e))
+      Object.defineProperty(e, "stats", { value: stats.result(dec.offset), enumerable: false });
     throw e;
   } finally {
     o.progress?.clear();

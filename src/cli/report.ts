@@ -1,9 +1,10 @@
 // The migration report (save, demo) and the stream summary (inspect, verify,
 // restore): one data shape each, printed as text or as JSON.
-import type { AckDevice } from "../network/ack.js";
+
 import type { SaveDevicesResult } from "../migrate/save-devices.js";
-import { QEMU_BUFFER_OVERHEAD, type StreamStats } from "../migrate/stats.js";
 import type { SaveDeviceResult, SaveStep } from "../migrate/save-to.js";
+import { QEMU_BUFFER_OVERHEAD, type StreamStats } from "../migrate/stats.js";
+import type { AckDevice } from "../network/ack.js";
 import { paint } from "./style.js";
 import { bytes, duration, percent, rate, ratio, table } from "./units.js";
 
@@ -124,7 +125,12 @@ export interface DevicesEnd {
 }
 
 /** The report of one saveDevices run (several devices). */
-export function devicesReport(r: SaveDevicesResult, given: { source: string; name: string }[], destination: string, end: DevicesEnd): MigrationReport {
+export function devicesReport(
+  r: SaveDevicesResult,
+  given: { source: string; name: string }[],
+  destination: string,
+  end: DevicesEnd,
+): MigrationReport {
   const first = Math.min(...r.devices.map((d) => d.stopcopyAt));
   const ends = r.devices.map((_, i) => {
     const ms = end.devices?.[i]?.runningMs;
@@ -188,7 +194,15 @@ export function renderReport(rep: MigrationReport, color: boolean): string {
   const h = (t: string) => paint(color, "bold", t);
   const rows = [["phase", "buffers", "raw", "wire", "ratio", "time", "rate"]];
   for (const p of rep.phases) {
-    rows.push([p.phase, String(p.transactions), bytes(p.rawBytes), bytes(p.wireBytes), p.rawBytes ? ratio(p.rawBytes, p.wireBytes) : "", duration(p.ms), p.rawBytes ? rate(p.rawBytes, p.ms) : ""]);
+    rows.push([
+      p.phase,
+      String(p.transactions),
+      bytes(p.rawBytes),
+      bytes(p.wireBytes),
+      p.rawBytes ? ratio(p.rawBytes, p.wireBytes) : "",
+      duration(p.ms),
+      p.rawBytes ? rate(p.rawBytes, p.ms) : "",
+    ]);
   }
   const codecs = Object.entries(rep.chunksByCodec)
     .filter(([, n]) => n > 0)
@@ -204,7 +218,9 @@ export function renderReport(rep: MigrationReport, color: boolean): string {
     `${h("downtime")}  ${duration(rep.downtimeMs)} (stop-and-copy → ${rep.downtimeEnd}; source device stopped ${duration(rep.deviceStopMs)} into it), total ${duration(rep.totalMs)}`,
   ];
   if (rep.restored) {
-    lines.push(`${h("restored")}  ${rep.restored.transactions} buffers, ${bytes(rep.restored.bytes)}; device ${rep.restored.started ? "RUNNING" : "left for the VMM (--no-start)"}`);
+    lines.push(
+      `${h("restored")}  ${rep.restored.transactions} buffers, ${bytes(rep.restored.bytes)}; device ${rep.restored.started ? "RUNNING" : "left for the VMM (--no-start)"}`,
+    );
   }
   if (rep.digests) {
     const d = rep.digests;
@@ -217,7 +233,9 @@ export function renderReport(rep: MigrationReport, color: boolean): string {
 /** The report of devices that migrated together: one row per device, then the set's totals and its one downtime. */
 function renderDevicesReport(rep: MigrationReport, devices: DeviceRow[], color: boolean): string {
   const h = (t: string) => paint(color, "bold", t);
-  const rows = [["device", "protocol", "iterations", "pre-copy", "stop-and-copy", "coded", "stopped at", "source stop", "downtime"]];
+  const rows = [
+    ["device", "protocol", "iterations", "pre-copy", "stop-and-copy", "coded", "stopped at", "source stop", "downtime"],
+  ];
   for (const d of devices) {
     rows.push([
       `${d.id} ${d.source}`,
@@ -246,12 +264,16 @@ function renderDevicesReport(rep: MigrationReport, devices: DeviceRow[], color: 
   ];
   if (devices.some((d) => d.restored)) {
     const started = devices.filter((d) => d.restored?.started).length;
-    lines.push(`${h("restored")}  ${devices.map((d) => `${d.id}: ${d.restored ? `${d.restored.transactions} buffers, ${bytes(d.restored.bytes)}` : "?"}`).join("; ")}; ${started === devices.length ? "every device RUNNING" : started === 0 ? "devices left for the VMM (--no-start)" : `${started} of ${devices.length} RUNNING`}`);
+    lines.push(
+      `${h("restored")}  ${devices.map((d) => `${d.id}: ${d.restored ? `${d.restored.transactions} buffers, ${bytes(d.restored.bytes)}` : "?"}`).join("; ")}; ${started === devices.length ? "every device RUNNING" : started === 0 ? "devices left for the VMM (--no-start)" : `${started} of ${devices.length} RUNNING`}`,
+    );
   }
   for (const d of devices) {
     if (!d.digests) continue;
     const verdict = d.digests.match ? paint(color, "green", "match") : paint(color, "red", "DIFFER");
-    lines.push(`${h("digests")}   device ${d.id}: source ${d.digests.source}, destination ${d.digests.destination}: ${verdict}`);
+    lines.push(
+      `${h("digests")}   device ${d.id}: source ${d.digests.source}, destination ${d.digests.destination}: ${verdict}`,
+    );
   }
   return `${lines.join("\n")}\n`;
 }
@@ -262,25 +284,38 @@ export function renderStats(st: StreamStats, color: boolean, detail: boolean): s
   const lines: string[] = [];
   if (st.header && detail) {
     const x = st.header;
-    const protection = x.encrypted ? "encrypted and authenticated (AES-256-GCM)" : x.mac ? "authenticated (HMAC-SHA-256)" : "not authenticated";
-    lines.push(`${h("stream")}    format ${x.version}, ${protection}${x.bound ? ", bound to a connection" : ""}, id ${x.streamId}`);
+    const protection = x.encrypted
+      ? "encrypted and authenticated (AES-256-GCM)"
+      : x.mac
+        ? "authenticated (HMAC-SHA-256)"
+        : "not authenticated";
+    lines.push(
+      `${h("stream")}    format ${x.version}, ${protection}${x.bound ? ", bound to a connection" : ""}, id ${x.streamId}`,
+    );
     lines.push(
       `${h("limits")}    frame ${bytes(x.maxFrame)}, chunk ${bytes(x.maxChunk)}, transaction ${bytes(x.maxTransaction)}, dedup window ${bytes(x.dedupWindow)}, devices ${x.maxDevices}`,
     );
   }
   if (detail) {
     for (const d of st.devices) {
-      const proto = d.protocol === "v2" ? `VFIO migration v2${d.restartsAtStopCopy ? " (restarts at STOP_COPY: only stop-copy bytes restore)" : ""}` : "VFIO migration v1";
-      lines.push(`${h(`device ${d.id}`)}  ${d.name ? `"${d.name}"` : "(no name)"}, ${proto}, metadata ${bytes(d.metadataBytes)}, ${d.transactions} transactions, ${d.chunks} chunks`);
+      const proto =
+        d.protocol === "v2"
+          ? `VFIO migration v2${d.restartsAtStopCopy ? " (restarts at STOP_COPY: only stop-copy bytes restore)" : ""}`
+          : "VFIO migration v1";
+      lines.push(
+        `${h(`device ${d.id}`)}  ${d.name ? `"${d.name}"` : "(no name)"}, ${proto}, metadata ${bytes(d.metadataBytes)}, ${d.transactions} transactions, ${d.chunks} chunks`,
+      );
       const rows = [["phase", "buffers", "raw", "coded"]];
       for (const p of d.phases) {
-        const name = p.phase === "precopy" ? `pre-copy #${p.iteration}` : p.phase === "stopcopy" ? "stop-and-copy" : p.phase;
+        const name =
+          p.phase === "precopy" ? `pre-copy #${p.iteration}` : p.phase === "stopcopy" ? "stop-and-copy" : p.phase;
         rows.push([name, String(p.transactions), bytes(p.rawBytes), bytes(p.codedBytes)]);
       }
       if (d.phases.length) lines.push(table(rows));
     }
     const rows = [["codec", "chunks", "raw", "coded"]];
-    for (const [c, u] of Object.entries(st.codecs)) rows.push([c, String(u.chunks), bytes(u.rawBytes), bytes(u.codedBytes)]);
+    for (const [c, u] of Object.entries(st.codecs))
+      rows.push([c, String(u.chunks), bytes(u.rawBytes), bytes(u.codedBytes)]);
     if (rows.length > 1) lines.push(`${h("codecs")}`, table(rows));
   }
   lines.push(

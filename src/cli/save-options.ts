@@ -63,7 +63,14 @@ type PrecopyValues = { "precopy-iterations"?: string; "precopy-threshold"?: stri
 /** The pre-copy policy the flags give (USAGE for a bad number or size). */
 export function precopyPolicy(command: string, v: PrecopyValues, d: PrecopyDefaults): PrecopyPolicy {
   return {
-    maxIterations: intOption(command, "--precopy-iterations", v["precopy-iterations"], d.iterations, 0, MAX_PRECOPY_ITERATIONS),
+    maxIterations: intOption(
+      command,
+      "--precopy-iterations",
+      v["precopy-iterations"],
+      d.iterations,
+      0,
+      MAX_PRECOPY_ITERATIONS,
+    ),
     pendingThreshold: sizeOption(command, "--precopy-threshold", v["precopy-threshold"] ?? d.threshold) ?? 0,
   };
 }

@@ -6,7 +6,7 @@
 // A child holds a pipe from us as its stdin and stops when it ends
 // (--exit-with-stdin): if we die, even by SIGKILL, the kernel closes the pipe,
 // the child stops and removes its socket file, and nothing is left behind.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { MigstreamError } from "../errors.js";
 import { simDeviceOptions, simMigrationOptions, simProtocol } from "../transport/sim/options.js";
 import { serveSim, serveSimV2 } from "../transport/sim/serve.js";
@@ -23,7 +23,15 @@ export const SIM_DIGEST_MS = 15_000;
 const LISTENING = /listening on .*digest ([0-9a-f]{16})/;
 
 /** The `sim serve` flag of each `sim:` key (see transport/sim/options.ts). */
-const FLAGS: Record<string, string> = { state: "--state-size", seed: "--seed", txn: "--transaction-size", dirty: "--dirty-rate", variant: "--variant", empty: "--empty", protocol: "--protocol" };
+const FLAGS: Record<string, string> = {
+  state: "--state-size",
+  seed: "--seed",
+  txn: "--transaction-size",
+  dirty: "--dirty-rate",
+  variant: "--variant",
+  empty: "--empty",
+  protocol: "--protocol",
+};
 
 export interface SimDigest {
   digest: string;
@@ -55,7 +63,10 @@ export function simServeArgs(kv: Record<string, string>): string[] {
 }
 
 async function startSimHere(socket: string, kv: Record<string, string>): Promise<SimProc> {
-  const { server, device } = simProtocol(kv) === 2 ? await serveSimV2(socket, { device: simMigrationOptions(kv) }) : await serveSim(socket, { device: simDeviceOptions(kv) });
+  const { server, device } =
+    simProtocol(kv) === 2
+      ? await serveSimV2(socket, { device: simMigrationOptions(kv) })
+      : await serveSim(socket, { device: simDeviceOptions(kv) });
   return {
     socket,
     initialDigest: hex64(device.digest()),
@@ -66,7 +77,11 @@ async function startSimHere(socket: string, kv: Record<string, string>): Promise
 
 /** Starts `cli sim serve --socket PATH ...` and waits for its listening line. */
 function startSimProcess(cli: string, socket: string, kv: Record<string, string>): Promise<SimProc> {
-  const child = spawn(process.execPath, [cli, "sim", "serve", "--socket", socket, "--exit-with-stdin", ...simServeArgs(kv)], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(
+    process.execPath,
+    [cli, "sim", "serve", "--socket", socket, "--exit-with-stdin", ...simServeArgs(kv)],
+    { stdio: ["pipe", "pipe", "pipe"] },
+  );
   child.stdin!.on("error", () => {}); // nothing is written; a child gone first is noticed through "exit"
   let out = "";
   let err = "";
@@ -83,7 +98,12 @@ function startSimProcess(cli: string, socket: string, kv: Record<string, string>
     const fail = (why: string) => {
       clearTimeout(timer);
       child.kill("SIGKILL");
-      reject(new MigstreamError("DEVICE", `sim serve --socket ${socket}: ${why}${err ? `: ${err.trim().split("\n").at(-1)}` : ""}`));
+      reject(
+        new MigstreamError(
+          "DEVICE",
+          `sim serve --socket ${socket}: ${why}${err ? `: ${err.trim().split("\n").at(-1)}` : ""}`,
+        ),
+      );
     };
     const timer = setTimeout(() => fail(`not ready within ${SIM_READY_MS} ms`), SIM_READY_MS);
     child.once("error", (e) => fail(e.message));
@@ -105,14 +125,22 @@ function startSimProcess(cli: string, socket: string, kv: Record<string, string>
 /** Runs `cli sim digest --socket PATH --json`. */
 function simDigestProcess(cli: string, socket: string): Promise<SimDigest> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [cli, "sim", "digest", "--socket", socket, "--json"], { timeout: SIM_DIGEST_MS }, (e, stdout, stderr) => {
-      if (e) return reject(new MigstreamError("DEVICE", `sim digest --socket ${socket} failed: ${(stderr || e.message).trim()}`));
-      try {
-        const v = JSON.parse(stdout) as SimDigest;
-        resolve({ digest: v.digest, deviceState: v.deviceState });
-      } catch {
-        reject(new MigstreamError("DEVICE", `sim digest --socket ${socket} printed no JSON: ${stdout.trim()}`));
-      }
-    });
+    execFile(
+      process.execPath,
+      [cli, "sim", "digest", "--socket", socket, "--json"],
+      { timeout: SIM_DIGEST_MS },
+      (e, stdout, stderr) => {
+        if (e)
+          return reject(
+            new MigstreamError("DEVICE", `sim digest --socket ${socket} failed: ${(stderr || e.message).trim()}`),
+          );
+        try {
+          const v = JSON.parse(stdout) as SimDigest;
+          resolve({ digest: v.digest, deviceState: v.deviceState });
+        } catch {
+          reject(new MigstreamError("DEVICE", `sim digest --socket ${socket} printed no JSON: ${stdout.trim()}`));
+        }
+      },
+    );
   });
 }

@@ -39,8 +39,20 @@ export function percent(part: number, whole: number): string {
 /** Left-aligned table rows (first column) with right-aligned numbers. */
 export function table(rows: string[][], indent = "  "): string {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => indent + r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd()).join("\n");
+  for (const r of rows)
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, c.length);
+    });
+  return rows
+    .map(
+      (r) =>
+        indent +
+        r
+          .map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+          .join("  ")
+          .trimEnd(),
+    )
+    .join("\n");
 }
 
 /** A u64 digest as exactly 16 hex digits (leading zeros kept). */

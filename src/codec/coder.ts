@@ -27,8 +27,8 @@ import { MigstreamError } from "../errors.js";
 import { lz4CompressInto } from "../kernels/lz4.js";
 import { inKernelMemory, kernelMemory } from "../kernels/wasm.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
-import { autoChoose, reserveProbes } from "./auto/probe.js";
 import type { AutoContext } from "./auto/decide.js";
+import { autoChoose, reserveProbes } from "./auto/probe.js";
 import type { Coding } from "./coding.js";
 import { DEDUP_REF_SIZE, type DedupIndex, encodeDedupRef } from "./dedup.js";
 import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "./ids.js";
@@ -101,7 +101,8 @@ const chunkOf = (codec: number, level: number, payload: Uint8Array, chunk: Uint8
  * MAX_CHUNK_SIZE, CODEC for `zstd` where zstd did not load (see init()).
  */
 export function encodeChunk(chunk: Uint8Array, slot: Uint8Array, coding: Coding, ctx: CoderContext = {}): CodedChunk {
-  if (chunk.length > MAX_CHUNK_SIZE) throw new MigstreamError("LIMIT", `chunk of ${chunk.length} bytes exceeds ${MAX_CHUNK_SIZE}`);
+  if (chunk.length > MAX_CHUNK_SIZE)
+    throw new MigstreamError("LIMIT", `chunk of ${chunk.length} bytes exceeds ${MAX_CHUNK_SIZE}`);
   const memory = inKernelMemory(chunk) ? kernelMemory().buffer : null;
   const index = ctx.index ?? null;
   const screened = screen(chunk, slot, index, ctx.facts ?? null);
@@ -112,7 +113,8 @@ export function encodeChunk(chunk: Uint8Array, slot: Uint8Array, coding: Coding,
     // Recorded as the decoder will (every chunk carried as data); the index keeps the smaller LZ4 copy when there is one.
     index?.add(chunk, screened, c.codec === CODEC_LZ4 ? c.payload : undefined);
   }
-  if (memory !== null && kernelMemory().buffer !== memory) throw new MigstreamError("INTERNAL", "kernel memory moved while a chunk was being coded (reserveCoder first)");
+  if (memory !== null && kernelMemory().buffer !== memory)
+    throw new MigstreamError("INTERNAL", "kernel memory moved while a chunk was being coded (reserveCoder first)");
   return c;
 }
 
@@ -129,7 +131,12 @@ export function screenChunk(chunk: Uint8Array, index: DedupIndex, facts: ChunkFa
 }
 
 /** ZERO, or DEDUP_REF (its payload in `slot`, or a new array), or the hash of a chunk still to code. */
-function screen(chunk: Uint8Array, slot: Uint8Array | null, index: DedupIndex | null, facts: ChunkFacts | null): CodedChunk | bigint {
+function screen(
+  chunk: Uint8Array,
+  slot: Uint8Array | null,
+  index: DedupIndex | null,
+  facts: ChunkFacts | null,
+): CodedChunk | bigint {
   if (facts?.zero ?? isZeroChunk(chunk)) return chunkOf(CODEC_ZERO, 0, ZERO_PAYLOAD, chunk, hashOfZeros(chunk));
   const hash = facts?.hash ?? xxh3_64(chunk);
   const ord = index === null ? -1 : index.find(chunk, hash);
@@ -143,7 +150,13 @@ function screen(chunk: Uint8Array, slot: Uint8Array | null, index: DedupIndex | 
 }
 
 /** Steps 3 and 4: the chunk (not zero, not a reference) coded as `coding` says. */
-function code(chunk: Uint8Array, hash: bigint, slot: Uint8Array, coding: Coding, auto: AutoContext | undefined): CodedChunk {
+function code(
+  chunk: Uint8Array,
+  hash: bigint,
+  slot: Uint8Array,
+  coding: Coding,
+  auto: AutoContext | undefined,
+): CodedChunk {
   switch (coding.codec) {
     case "raw":
     case "zero":

@@ -26,7 +26,8 @@ export function resolveCoding(codec: unknown, level?: unknown, field = "codec"):
     throw new MigstreamError("USAGE", `unknown codec ${String(codec)} (one of ${CODECS.join(", ")})`, { field });
   }
   const name = codec as CodecName;
-  if (level !== undefined && typeof level !== "number") throw new MigstreamError("USAGE", `level must be a number, got ${String(level)}`, { field: "level" });
+  if (level !== undefined && typeof level !== "number")
+    throw new MigstreamError("USAGE", `level must be a number, got ${String(level)}`, { field: "level" });
   switch (name) {
     case "lz4": {
       const l = level ?? LZ4_DEFAULT_ACCELERATION;

@@ -380,7 +380,8 @@ export class DedupIndex extends Windowed<IndexEntry> {
     if (ord === undefined) return -1;
     const e = this.window.at(ord);
     const end = at + e.length;
-    if (end > bytes.length || anchorKey(bytes, end - ANCHOR_SIZE) !== e.tail || !this.holds(e, bytes.subarray(at, end))) return -1;
+    if (end > bytes.length || anchorKey(bytes, end - ANCHOR_SIZE) !== e.tail || !this.holds(e, bytes.subarray(at, end)))
+      return -1;
     return e.length;
   }
 
@@ -404,7 +405,11 @@ export class DedupIndex extends Windowed<IndexEntry> {
    */
   add(chunk: Uint8Array, hash: bigint, lz4?: Uint8Array): number {
     let stored = false;
-    const packed = lz4 !== undefined && lz4.length < chunk.length && this.verifyOut !== null && this.verifyOut.length >= chunk.length;
+    const packed =
+      lz4 !== undefined &&
+      lz4.length < chunk.length &&
+      this.verifyOut !== null &&
+      this.verifyOut.length >= chunk.length;
     const ordinal = this.window.record(
       chunk.length,
       () => {
@@ -507,7 +512,12 @@ export function decodeDedupRef(payload: Uint8Array): number {
  * Resolves a DEDUP_REF chunk: the referenced chunk, which must have exactly
  * rawLength bytes (CODEC otherwise), copied into `into` when given.
  */
-export function resolveDedupRef(window: DedupWindow, payload: Uint8Array, rawLength: number, into?: Uint8Array): Uint8Array {
+export function resolveDedupRef(
+  window: DedupWindow,
+  payload: Uint8Array,
+  rawLength: number,
+  into?: Uint8Array,
+): Uint8Array {
   const chunk = window.get(decodeDedupRef(payload));
   if (chunk.length !== rawLength) {
     throw new MigstreamError("CODEC", `dedup reference names a ${chunk.length}-byte chunk, expected ${rawLength}`);

@@ -4,7 +4,7 @@
 //   DedupIndex / DedupWindow               -> repeated chunks as DEDUP_REF
 // Everything is synchronous once `await init()` has loaded the kernels and zstd.
 
-import { MigstreamError, isMigstreamError } from "../errors.js";
+import { isMigstreamError, MigstreamError } from "../errors.js";
 import { init as initKernels } from "../kernels/wasm.js";
 import { MAX_CHUNK_SIZE } from "./coder.js";
 import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "./ids.js";
@@ -13,11 +13,28 @@ import { decodeRaw } from "./raw.js";
 import { decodeZero } from "./zero.js";
 import { decodeZstd, loadZstd } from "./zstd.js";
 
+export {
+  type ChunkFacts,
+  type CodedChunk,
+  type CoderContext,
+  encodeChunk,
+  MAX_CHUNK_SIZE,
+  maxCodedSize,
+  reserveCoder,
+  screenChunk,
+  slotSize,
+} from "./coder.js";
+export { type Coding, resolveCoding } from "./coding.js";
+export { DedupIndex, DedupWindow, decodeDedupRef, encodeDedupRef, resolveDedupRef } from "./dedup.js";
 export * from "./ids.js";
-export { encodeChunk, screenChunk, reserveCoder, maxCodedSize, slotSize, MAX_CHUNK_SIZE, type CodedChunk, type ChunkFacts, type CoderContext } from "./coder.js";
-export { resolveCoding, type Coding } from "./coding.js";
-export { zstdAvailable, ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL, ZSTD_DEFAULT_LEVEL, ZSTD_MAX_DECODE_SIZE, ZSTD_LEVEL_MAX_CHUNK } from "./zstd.js";
-export { DedupIndex, DedupWindow, encodeDedupRef, decodeDedupRef, resolveDedupRef } from "./dedup.js";
+export {
+  ZSTD_DEFAULT_LEVEL,
+  ZSTD_LEVEL_MAX_CHUNK,
+  ZSTD_MAX_DECODE_SIZE,
+  ZSTD_MAX_LEVEL,
+  ZSTD_MIN_LEVEL,
+  zstdAvailable,
+} from "./zstd.js";
 
 /** Options of init(). */
 export interface InitOptions {

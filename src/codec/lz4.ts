@@ -4,19 +4,22 @@
 // holds the acceleration rule and the decoder.
 
 import { isMigstreamError, MigstreamError } from "../errors.js";
-import { lz4DecompressInto, LZ4_ACCELERATION_MAX } from "../kernels/lz4.js";
+import { LZ4_ACCELERATION_MAX, lz4DecompressInto } from "../kernels/lz4.js";
 import { outputFor } from "./output.js";
 
 /** LZ4 acceleration unless a level says otherwise. */
 export const LZ4_DEFAULT_ACCELERATION = 1;
 export { LZ4_ACCELERATION_MAX };
+
 /** One LZ4 input byte decodes to at most this many bytes (a run of 255-length bytes). */
 const LZ4_MAX_EXPANSION = 255;
 
 /** Throws USAGE unless `a` is an LZ4 acceleration: an integer in 1..LZ4_ACCELERATION_MAX. */
 export function checkLz4Acceleration(a: number): void {
   if (!Number.isInteger(a) || a < 1 || a > LZ4_ACCELERATION_MAX) {
-    throw new MigstreamError("USAGE", `LZ4 acceleration must be an integer in 1..${LZ4_ACCELERATION_MAX}, got ${a}`, { field: "level" });
+    throw new MigstreamError("USAGE", `LZ4 acceleration must be an integer in 1..${LZ4_ACCELERATION_MAX}, got ${a}`, {
+      field: "level",
+    });
   }
 }
 

@@ -4,8 +4,8 @@
 // the encoder and both decoders.
 
 import { MigstreamError } from "../errors.js";
-import { isZero } from "../kernels/zero.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
+import { isZero } from "../kernels/zero.js";
 import { outputFor } from "./output.js";
 
 /** The (empty) payload of a ZERO chunk. */

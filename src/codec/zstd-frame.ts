@@ -101,7 +101,10 @@ export function checkZstdFrame(p: Uint8Array, rawLength: number): ZstdFrameInfo 
   }
   if (checksum) at += 4;
   if (at !== p.length) {
-    throw bad(at > p.length ? "truncated content checksum" : `${p.length - at} bytes after the frame`, Math.min(at, p.length));
+    throw bad(
+      at > p.length ? "truncated content checksum" : `${p.length - at} bytes after the frame`,
+      Math.min(at, p.length),
+    );
   }
   if (known + open * blockMax < rawLength) throw bad(`blocks cannot produce ${rawLength} bytes`, at);
   return { contentSize, headerSize, blocks, checksum };

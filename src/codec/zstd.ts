@@ -36,7 +36,11 @@ export const ZSTD_MAX_DECODE_SIZE = 4 << 20;
 /** Throws USAGE unless `level` is a zstd level: an integer in ZSTD_MIN_LEVEL..ZSTD_MAX_LEVEL. */
 export function checkZstdLevel(level: number): void {
   if (!Number.isInteger(level) || level < ZSTD_MIN_LEVEL || level > ZSTD_MAX_LEVEL) {
-    throw new MigstreamError("USAGE", `zstd level must be an integer in ${ZSTD_MIN_LEVEL}..${ZSTD_MAX_LEVEL}, got ${level}`, { field: "level" });
+    throw new MigstreamError(
+      "USAGE",
+      `zstd level must be an integer in ${ZSTD_MIN_LEVEL}..${ZSTD_MAX_LEVEL}, got ${level}`,
+      { field: "level" },
+    );
   }
 }
 
@@ -77,7 +81,9 @@ export function zstdAvailable(): boolean {
 
 /** The CODEC error for zstd work in a runtime where zstd did not load. */
 export function zstdUnavailable(): MigstreamError {
-  return new MigstreamError("CODEC", "zstd is unavailable in this runtime (await init() first)", { cause: failure ?? undefined });
+  return new MigstreamError("CODEC", "zstd is unavailable in this runtime (await init() first)", {
+    cause: failure ?? undefined,
+  });
 }
 
 /**

@@ -1,6 +1,6 @@
 // The simulated device's internal state: an image of pages with a dirty map
 // (one byte per page) and the "running device" that keeps changing pages.
-import { fillPage, PAGE_SIZE, pageKindAt, type PageKind, type PageMix, DEFAULT_MIX } from "./pages.js";
+import { DEFAULT_MIX, fillPage, PAGE_SIZE, type PageKind, type PageMix, pageKindAt } from "./pages.js";
 
 export class DeviceImage {
   readonly size: number;

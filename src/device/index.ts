@@ -1,17 +1,28 @@
 // The simulated vendor device.
-export { type VendorRegion, VendorErrno } from "./vendor.js";
+
+export { FAULT_POINTS, type Fault, type FaultPoint } from "./faults.js";
+export { type MatrixName, transitionAllowed } from "./matrix.js";
 export {
-  SimDevice,
-  type SimDeviceOptions,
-  type Violation,
-  type StateWrite,
+  DEFAULT_MIX,
+  fillImage,
+  fillPage,
+  makeImage,
+  PAGE_KINDS,
+  PAGE_SIZE,
+  type PageKind,
+  type PageMix,
+  pageKindAt,
+} from "./pages.js";
+export type { TxnRecord } from "./restore-session.js";
+export {
+  DEFAULT_DATA_OFFSET,
   DEFAULT_STATE_SIZE,
   DEFAULT_TXN_SIZE,
-  DEFAULT_DATA_OFFSET,
-  MAX_STATE_SIZE,
   MAX_DATA_SIZE,
+  MAX_STATE_SIZE,
+  SimDevice,
+  type SimDeviceOptions,
+  type StateWrite,
+  type Violation,
 } from "./simulated.js";
-export { type Fault, type FaultPoint, FAULT_POINTS } from "./faults.js";
-export type { TxnRecord } from "./restore-session.js";
-export { transitionAllowed, type MatrixName } from "./matrix.js";
-export { PAGE_SIZE, PAGE_KINDS, DEFAULT_MIX, fillImage, fillPage, makeImage, pageKindAt, type PageKind, type PageMix } from "./pages.js";
+export { VendorErrno, type VendorRegion } from "./vendor.js";

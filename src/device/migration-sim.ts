@@ -20,13 +20,20 @@
 import { MigstreamError } from "../errors.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 import { ERRNO } from "../protocol/region-io.js";
-import { MIG_STATE, type MigState, migStateName, MIGRATION_P2P, MIGRATION_PRE_COPY, MIGRATION_STOP_COPY } from "../protocol/v2/constants.js";
+import {
+  MIG_STATE,
+  MIGRATION_P2P,
+  MIGRATION_PRE_COPY,
+  MIGRATION_STOP_COPY,
+  type MigState,
+  migStateName,
+} from "../protocol/v2/constants.js";
 import type { PrecopyInfo } from "../protocol/v2/device-io.js";
 import { hasSession, isSaving, sessionEffect, stateSupported } from "../protocol/v2/fsm.js";
-import { faultErrno, FaultPlan } from "./faults.js";
+import { FaultPlan, faultErrno } from "./faults.js";
 import { DeviceImage } from "./image.js";
-import type { MigrationVendor } from "./migration-vendor.js";
 import { StreamConsumer, StreamProducer } from "./migration-stream.js";
+import type { MigrationVendor } from "./migration-vendor.js";
 import { DEFAULT_MIX, fillImage, type PageMix } from "./pages.js";
 import { DEFAULT_STATE_SIZE, MAX_STATE_SIZE } from "./simulated.js";
 import { VendorErrno } from "./vendor.js";
@@ -136,7 +143,9 @@ export class MigrationSimDevice implements MigrationVendor {
     return this.#consumer?.taken ?? this.#lastReceived;
   }
 
-  readonly #o: Required<Omit<MigrationSimOptions, "image" | "empty" | "mix" | "stateSize" | "fixedAccess">> & { fixedAccess: number };
+  readonly #o: Required<Omit<MigrationSimOptions, "image" | "empty" | "mix" | "stateSize" | "fixedAccess">> & {
+    fixedAccess: number;
+  };
   #state: MigState = MIG_STATE.RUNNING;
   #producer: StreamProducer | null = null;
   #consumer: StreamConsumer | null = null;
@@ -150,7 +159,8 @@ export class MigrationSimDevice implements MigrationVendor {
   constructor(options: MigrationSimOptions = {}) {
     const seed = options.seed ?? 1;
     const fixed = options.fixedAccess ?? 0;
-    if (!Number.isInteger(fixed) || fixed < 0 || fixed > 1 << 20) throw usage(`fixedAccess must be 0..1 MiB (got ${fixed})`);
+    if (!Number.isInteger(fixed) || fixed < 0 || fixed > 1 << 20)
+      throw usage(`fixedAccess must be 0..1 MiB (got ${fixed})`);
     const dirty = options.dirtyPerMiB ?? 0;
     if (!Number.isInteger(dirty) || dirty < 0) throw usage(`dirtyPerMiB must be a whole number (got ${dirty})`);
     this.#o = {
@@ -166,12 +176,14 @@ export class MigrationSimDevice implements MigrationVendor {
       enomsg: options.enomsg ?? false,
       endDigest: options.endDigest ?? true,
     };
-    this.migrationFlags = MIGRATION_STOP_COPY | (this.#o.precopy ? MIGRATION_PRE_COPY : 0) | (this.#o.p2p ? MIGRATION_P2P : 0);
+    this.migrationFlags =
+      MIGRATION_STOP_COPY | (this.#o.precopy ? MIGRATION_PRE_COPY : 0) | (this.#o.p2p ? MIGRATION_P2P : 0);
     const mix = options.mix ?? DEFAULT_MIX;
     let bytes = options.image;
     if (bytes === undefined) {
       const n = options.stateSize ?? DEFAULT_STATE_SIZE;
-      if (!Number.isSafeInteger(n) || n < 0 || n > MAX_STATE_SIZE) throw usage(`stateSize must be 0..${MAX_STATE_SIZE} (got ${n})`);
+      if (!Number.isSafeInteger(n) || n < 0 || n > MAX_STATE_SIZE)
+        throw usage(`stateSize must be 0..${MAX_STATE_SIZE} (got ${n})`);
       bytes = new Uint8Array(n);
       if (!options.empty) fillImage(bytes, seed, mix);
     } else if (options.empty) bytes.fill(0);
@@ -215,7 +227,13 @@ export class MigrationSimDevice implements MigrationVendor {
   /** Device activity: changes `pages` pages if the device is running; returns how many changed. */
   run(pages: number): number {
     const s = this.#state;
-    if (s !== MIG_STATE.RUNNING && s !== MIG_STATE.RUNNING_P2P && s !== MIG_STATE.PRE_COPY && s !== MIG_STATE.PRE_COPY_P2P) return 0;
+    if (
+      s !== MIG_STATE.RUNNING &&
+      s !== MIG_STATE.RUNNING_P2P &&
+      s !== MIG_STATE.PRE_COPY &&
+      s !== MIG_STATE.PRE_COPY_P2P
+    )
+      return 0;
     this.image.touch(pages);
     return pages;
   }
@@ -229,9 +247,18 @@ export class MigrationSimDevice implements MigrationVendor {
 
   async arc(to: MigState): Promise<void> {
     const from = this.#state;
-    if (from === MIG_STATE.ERROR) throw this.#violation(`${migStateName(from)} → ${migStateName(to)}`, ERRNO.EINVAL, "the device is in ERROR: only a reset leaves it");
+    if (from === MIG_STATE.ERROR)
+      throw this.#violation(
+        `${migStateName(from)} → ${migStateName(to)}`,
+        ERRNO.EINVAL,
+        "the device is in ERROR: only a reset leaves it",
+      );
     if (!stateSupported(to, this.migrationFlags) || !this.#direct(from, to)) {
-      throw this.#violation(`${migStateName(from)} → ${migStateName(to)}`, ERRNO.EINVAL, "not a direct arc of this device");
+      throw this.#violation(
+        `${migStateName(from)} → ${migStateName(to)}`,
+        ERRNO.EINVAL,
+        "not a direct arc of this device",
+      );
     }
     const f = this.faults.hit("set state", from, to);
     if (f) {
@@ -248,14 +275,31 @@ export class MigrationSimDevice implements MigrationVendor {
     const S = MIG_STATE;
     const key = `${from}>${to}`;
     const arcs = new Set([
-      `${S.RUNNING}>${S.STOP}`, `${S.STOP}>${S.RUNNING}`, `${S.STOP}>${S.STOP_COPY}`, `${S.STOP_COPY}>${S.STOP}`,
-      `${S.STOP}>${S.RESUMING}`, `${S.RESUMING}>${S.STOP}`, `${S.RUNNING}>${S.RUNNING_P2P}`, `${S.RUNNING_P2P}>${S.RUNNING}`,
-      `${S.RUNNING_P2P}>${S.STOP}`, `${S.STOP}>${S.RUNNING_P2P}`, `${S.RUNNING}>${S.PRE_COPY}`, `${S.PRE_COPY}>${S.RUNNING}`,
-      `${S.PRE_COPY}>${S.STOP_COPY}`, `${S.RUNNING_P2P}>${S.PRE_COPY_P2P}`, `${S.PRE_COPY_P2P}>${S.RUNNING_P2P}`,
-      `${S.PRE_COPY}>${S.PRE_COPY_P2P}`, `${S.PRE_COPY_P2P}>${S.PRE_COPY}`, `${S.PRE_COPY_P2P}>${S.STOP_COPY}`,
+      `${S.RUNNING}>${S.STOP}`,
+      `${S.STOP}>${S.RUNNING}`,
+      `${S.STOP}>${S.STOP_COPY}`,
+      `${S.STOP_COPY}>${S.STOP}`,
+      `${S.STOP}>${S.RESUMING}`,
+      `${S.RESUMING}>${S.STOP}`,
+      `${S.RUNNING}>${S.RUNNING_P2P}`,
+      `${S.RUNNING_P2P}>${S.RUNNING}`,
+      `${S.RUNNING_P2P}>${S.STOP}`,
+      `${S.STOP}>${S.RUNNING_P2P}`,
+      `${S.RUNNING}>${S.PRE_COPY}`,
+      `${S.PRE_COPY}>${S.RUNNING}`,
+      `${S.PRE_COPY}>${S.STOP_COPY}`,
+      `${S.RUNNING_P2P}>${S.PRE_COPY_P2P}`,
+      `${S.PRE_COPY_P2P}>${S.RUNNING_P2P}`,
+      `${S.PRE_COPY}>${S.PRE_COPY_P2P}`,
+      `${S.PRE_COPY_P2P}>${S.PRE_COPY}`,
+      `${S.PRE_COPY_P2P}>${S.STOP_COPY}`,
     ]);
     // With P2P, RUNNING ↔ STOP and PRE_COPY → STOP_COPY go through the P2P states.
-    if (this.migrationFlags & MIGRATION_P2P && (key === `${S.RUNNING}>${S.STOP}` || key === `${S.STOP}>${S.RUNNING}` || key === `${S.PRE_COPY}>${S.STOP_COPY}`)) return false;
+    if (
+      this.migrationFlags & MIGRATION_P2P &&
+      (key === `${S.RUNNING}>${S.STOP}` || key === `${S.STOP}>${S.RUNNING}` || key === `${S.PRE_COPY}>${S.STOP_COPY}`)
+    )
+      return false;
     return arcs.has(key);
   }
 
@@ -263,7 +307,8 @@ export class MigrationSimDevice implements MigrationVendor {
   #transition(from: MigState, to: MigState): void {
     const fx = sessionEffect(from, to);
     if (fx === "opens" && isSaving(to)) this.#startSave();
-    else if (fx === "continues" && to === MIG_STATE.STOP_COPY && this.#o.restarts) this.#startSave(); // the stream starts over
+    else if (fx === "continues" && to === MIG_STATE.STOP_COPY && this.#o.restarts)
+      this.#startSave(); // the stream starts over
     else if (fx === "ends" && isSaving(from)) this.#endSave();
     if (to === MIG_STATE.RESUMING) {
       this.image.zero(); // the restore replaces the whole state
@@ -311,7 +356,8 @@ export class MigrationSimDevice implements MigrationVendor {
     return this.#alone(() => {
       const s = this.#state;
       const p = this.#producer;
-      if (!isSaving(s) || p === null) throw this.#violation(`read of ${into.length} bytes`, ERRNO.EINVAL, `data read in ${migStateName(s)}`);
+      if (!isSaving(s) || p === null)
+        throw this.#violation(`read of ${into.length} bytes`, ERRNO.EINVAL, `data read in ${migStateName(s)}`);
       this.#checkSize(into.length, "read");
       const f = this.faults.hit("read data");
       if (f && f.short === undefined) throw new VendorErrno(faultErrno(f), "injected fault: read data");
@@ -329,7 +375,12 @@ export class MigrationSimDevice implements MigrationVendor {
   writeData(data: Uint8Array): Promise<number> {
     return this.#alone(() => {
       const c = this.#consumer;
-      if (this.#state !== MIG_STATE.RESUMING || c === null) throw this.#violation(`write of ${data.length} bytes`, ERRNO.EINVAL, `data write in ${migStateName(this.#state)}`);
+      if (this.#state !== MIG_STATE.RESUMING || c === null)
+        throw this.#violation(
+          `write of ${data.length} bytes`,
+          ERRNO.EINVAL,
+          `data write in ${migStateName(this.#state)}`,
+        );
       this.#checkSize(data.length, "write");
       const f = this.faults.hit("write data");
       if (f && f.short === undefined) throw new VendorErrno(faultErrno(f), "injected fault: write data");
@@ -341,7 +392,8 @@ export class MigrationSimDevice implements MigrationVendor {
         this.rejected.push(why);
         throw new VendorErrno(ERRNO.EINVAL, why);
       }
-      if (this.#o.writeEinval) throw new VendorErrno(ERRNO.EINVAL, "partial write (the device applied the bytes and answered 0)");
+      if (this.#o.writeEinval)
+        throw new VendorErrno(ERRNO.EINVAL, "partial write (the device applied the bytes and answered 0)");
       return take;
     });
   }
@@ -394,7 +446,8 @@ export class MigrationSimDevice implements MigrationVendor {
 
   #checkSize(n: number, op: string): void {
     const fixed = this.#o.fixedAccess;
-    if (fixed > 0 && n !== fixed) throw this.#violation(`${op} of ${n} bytes`, ERRNO.EINVAL, `this device takes exactly ${fixed} bytes per ${op}`);
+    if (fixed > 0 && n !== fixed)
+      throw this.#violation(`${op} of ${n} bytes`, ERRNO.EINVAL, `this device takes exactly ${fixed} bytes per ${op}`);
   }
 
   /** One data access at a time (a second while one runs is EBUSY). */

@@ -9,9 +9,9 @@
 //     END  (32):     u32 type 2, u32 0, u64 state size, u64 digest, u64 flags (bit 0: digest present)
 //   END is the last record; nothing follows it.
 import { xxh3_64 } from "../kernels/xxh3.js";
-import { DATA_RECORD, END_RECORD, REC_DATA, REC_END, writeDataRecordHeader, writeEndRecord } from "./records.js";
 import type { DeviceImage } from "./image.js";
 import { PAGE_SIZE } from "./pages.js";
+import { DATA_RECORD, END_RECORD, REC_DATA, REC_END, writeDataRecordHeader, writeEndRecord } from "./records.js";
 
 const STREAM_MAGIC = 0x56534953; // "SIMV"
 const STREAM_HEADER = 16;
@@ -90,7 +90,7 @@ export class StreamProducer {
   /** Queues the next record: a run of dirty pages, or END once stopped and clean. */
   #refill(stopped: boolean): boolean {
     const img = this.image;
-    let p = img.nextDirty(this.#cursor);
+    const p = img.nextDirty(this.#cursor);
     if (p >= 0 && p < this.#cursor) this.firstSweep = false; // wrapped around
     if (p < 0) {
       this.firstSweep = false;
@@ -98,7 +98,11 @@ export class StreamProducer {
       const total = this.produced + this.queued + END_RECORD;
       const pad = this.padTo > 0 ? (this.padTo - (total % this.padTo)) % this.padTo : 0;
       const rec = new Uint8Array(END_RECORD + pad); // zeros after END
-      writeEndRecord(rec, 0, { transactions: 0, imageSize: img.size, digest: this.digest ? xxh3_64(img.bytes) : undefined });
+      writeEndRecord(rec, 0, {
+        transactions: 0,
+        imageSize: img.size,
+        digest: this.digest ? xxh3_64(img.bytes) : undefined,
+      });
       this.ended = true;
       return this.#queue(rec);
     }
@@ -190,7 +194,8 @@ export class StreamConsumer {
     const dv = new DataView(this.#head.buffer);
     if (!this.#sawHeader) {
       if (dv.getUint32(0, true) !== STREAM_MAGIC) return "bad stream magic";
-      if (Number(dv.getBigUint64(8, true)) !== this.image.size) return `stream for a ${dv.getBigUint64(8, true)}-byte state, this device holds ${this.image.size}`;
+      if (Number(dv.getBigUint64(8, true)) !== this.image.size)
+        return `stream for a ${dv.getBigUint64(8, true)}-byte state, this device holds ${this.image.size}`;
       this.#sawHeader = true;
       this.#headFill = 0;
       return undefined;
@@ -208,7 +213,8 @@ export class StreamConsumer {
     }
     const len = dv.getUint32(4, true);
     const at = Number(dv.getBigUint64(8, true));
-    if (len === 0 || at > this.image.size || len > this.image.size - at) return `DATA record ${len}@${at} outside the ${this.image.size}-byte state`;
+    if (len === 0 || at > this.image.size || len > this.image.size - at)
+      return `DATA record ${len}@${at} outside the ${this.image.size}-byte state`;
     this.#dataAt = at;
     this.#dataLeft = len;
     return undefined;
@@ -224,7 +230,8 @@ export class StreamConsumer {
     if (this.rejected !== undefined) return this.rejected;
     if (!this.end) return this.#sawHeader ? "no END record: the restored state is incomplete" : "no stream received";
     if (this.#dataLeft > 0 || this.#headFill > 0) return "the stream ends inside a record";
-    if (checkDigest && this.end.digest !== undefined && xxh3_64(this.image.bytes) !== this.end.digest) return "restored state digest mismatch";
+    if (checkDigest && this.end.digest !== undefined && xxh3_64(this.image.bytes) !== this.end.digest)
+      return "restored state digest mismatch";
     return undefined;
   }
 }

@@ -3,10 +3,11 @@
 // migration ops). The simulated v2 device implements it; the in-process
 // transport and the vfio-user server put the user-side interface in front of
 // it, walking each SET through `walk` as the kernel core and libvfio-user do.
+
+import { ERRNO } from "../protocol/region-io.js";
 import { type MigState, migStateName } from "../protocol/v2/constants.js";
 import type { PrecopyInfo } from "../protocol/v2/device-io.js";
 import { pathTo, sessionEffect } from "../protocol/v2/fsm.js";
-import { ERRNO } from "../protocol/region-io.js";
 import { VendorErrno } from "./vendor.js";
 
 /**
@@ -69,10 +70,15 @@ export interface WalkResult {
  * with no arc run; same state: nothing runs. A failing arc rejects with its
  * errno; the arcs before it stay done (`onArc` hears of each one done).
  */
-export async function walk(v: MigrationVendor, to: MigState, onArc?: (from: MigState, to: MigState) => void): Promise<WalkResult> {
+export async function walk(
+  v: MigrationVendor,
+  to: MigState,
+  onArc?: (from: MigState, to: MigState) => void,
+): Promise<WalkResult> {
   const from = v.state;
   const hops = pathTo(from, to, v.migrationFlags);
-  if (hops === undefined) throw new VendorErrno(ERRNO.EINVAL, `no path from ${migStateName(from)} to ${migStateName(to)} on this device`);
+  if (hops === undefined)
+    throw new VendorErrno(ERRNO.EINVAL, `no path from ${migStateName(from)} to ${migStateName(to)} on this device`);
   let opened = false;
   let ended = false;
   let at = from;

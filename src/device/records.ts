@@ -37,7 +37,15 @@ export interface EndRecord {
 }
 
 /** Writes a transaction header for `payloadLength` bytes of payload following it in `buf`. */
-export function writeTxnHeader(buf: Uint8Array, at: number, seq: number, session: number, payloadLength: number, checksum: boolean, prevOptional = false): void {
+export function writeTxnHeader(
+  buf: Uint8Array,
+  at: number,
+  seq: number,
+  session: number,
+  payloadLength: number,
+  checksum: boolean,
+  prevOptional = false,
+): void {
   const dv = new DataView(buf.buffer, buf.byteOffset + at, TXN_HEADER);
   dv.setUint32(0, TXN_MAGIC, true);
   dv.setUint32(4, seq, true);
@@ -85,11 +93,13 @@ export function parseTxn(txn: Uint8Array, imageSize: number): ParsedTxn | string
   const seq = dv.getUint32(4, true);
   const session = dv.getUint32(8, true);
   const payloadLength = dv.getUint32(12, true);
-  if (payloadLength !== txn.length - TXN_HEADER) return `payload length ${payloadLength} does not match data_size ${txn.length}`;
+  if (payloadLength !== txn.length - TXN_HEADER)
+    return `payload length ${payloadLength} does not match data_size ${txn.length}`;
   const flags = dv.getUint32(24, true);
   if (flags & ~(FLAG_CHECKSUM | FLAG_PREV_OPTIONAL) || dv.getUint32(28, true) !== 0) return "bad transaction flags";
   if (flags & FLAG_CHECKSUM) {
-    if (xxh3_64(txn.subarray(TXN_HEADER)) !== dv.getBigUint64(16, true)) return `checksum mismatch in transaction ${seq}`;
+    if (xxh3_64(txn.subarray(TXN_HEADER)) !== dv.getBigUint64(16, true))
+      return `checksum mismatch in transaction ${seq}`;
   } else if (dv.getBigUint64(16, true) !== 0n) return "checksum field set without the flag";
   const out: ParsedTxn = { seq, session, prevOptional: (flags & FLAG_PREV_OPTIONAL) !== 0, data: [], end: undefined };
   let at = TXN_HEADER;
@@ -103,7 +113,8 @@ export function parseTxn(txn: Uint8Array, imageSize: number): ParsedTxn | string
       const imageOffset = Number(dv.getBigUint64(at + 8, true));
       const start = at + DATA_RECORD;
       if (length === 0 || length > txn.length - start) return `DATA record at ${at} overruns the transaction`;
-      if (imageOffset > imageSize || length > imageSize - imageOffset) return `DATA record at ${at} is outside the ${imageSize}-byte state`;
+      if (imageOffset > imageSize || length > imageSize - imageOffset)
+        return `DATA record at ${at} is outside the ${imageSize}-byte state`;
       out.data.push({ imageOffset, start, length });
       at = start + length;
     } else if (type === REC_END) {

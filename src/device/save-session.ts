@@ -3,6 +3,9 @@
 // of contiguous dirty pages as one DATA record, a page split across
 // transactions when a transaction fills up. In stop-and-copy the last
 // transaction carries the END record.
+
+import type { DeviceImage } from "./image.js";
+import { PAGE_SIZE } from "./pages.js";
 import {
   DATA_RECORD,
   END_RECORD,
@@ -11,8 +14,6 @@ import {
   writeEndRecord,
   writeTxnHeader,
 } from "./records.js";
-import type { DeviceImage } from "./image.js";
-import { PAGE_SIZE } from "./pages.js";
 
 /** A prepared buffer: where it is, what it covers, how the user has handled it. */
 export interface SaveBuffer {

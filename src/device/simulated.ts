@@ -22,6 +22,7 @@
 // each transaction when data_size is written and validates the whole state on
 // RESUMING → RUNNING.
 import { MigstreamError } from "../errors.js";
+import { xxh3_64 } from "../kernels/xxh3.js";
 import {
   FIELDS,
   type Field,
@@ -35,12 +36,11 @@ import {
   stateSetError,
 } from "../protocol/constants.js";
 import { ERRNO } from "../protocol/region-io.js";
-import { xxh3_64 } from "../kernels/xxh3.js";
-import { type Fault, faultErrno, type FaultPoint, FaultPlan } from "./faults.js";
-import { MIN_TXN } from "./records.js";
+import { type Fault, FaultPlan, type FaultPoint, faultErrno } from "./faults.js";
 import { DeviceImage } from "./image.js";
 import { type MatrixName, transitionAllowed } from "./matrix.js";
 import { DEFAULT_MIX, fillImage, PAGE_SIZE, type PageMix } from "./pages.js";
+import { MIN_TXN } from "./records.js";
 import { RestoreSession, type TxnRecord } from "./restore-session.js";
 import { type SaveBuffer, SaveSession } from "./save-session.js";
 import { VendorErrno, type VendorRegion } from "./vendor.js";
@@ -120,7 +120,8 @@ function usage(message: string): MigstreamError {
 }
 
 function checkInt(name: string, v: number, min: number, max: number): number {
-  if (!Number.isInteger(v) || v < min || v > max) throw usage(`${name} must be an integer in ${min}..${max} (got ${v})`);
+  if (!Number.isInteger(v) || v < min || v > max)
+    throw usage(`${name} must be an integer in ${min}..${max} (got ${v})`);
   return v;
 }
 
@@ -245,7 +246,8 @@ export class SimDevice implements VendorRegion {
 
   /** Device activity: changes `pages` pages if the device is running; returns how many changed. */
   run(pages: number): number {
-    if ((this.#state & STATE_RUNNING) === 0 || stateIsError(this.#state) || (this.#state & STATE_RESUMING) !== 0) return 0;
+    if ((this.#state & STATE_RUNNING) === 0 || stateIsError(this.#state) || (this.#state & STATE_RESUMING) !== 0)
+      return 0;
     this.image.touch(pages);
     return pages;
   }
@@ -253,15 +255,27 @@ export class SimDevice implements VendorRegion {
   // ---- VendorRegion --------------------------------------------------------
 
   read(offset: number, count: number): Promise<Uint8Array> {
-    return this.#access("read", offset, count, () => this.#read(offset, count), (v) => v.slice());
+    return this.#access(
+      "read",
+      offset,
+      count,
+      () => this.#read(offset, count),
+      (v) => v.slice(),
+    );
   }
 
   /** Reads straight into `into` (the in-process transport's zero-copy path); returns the bytes read. */
   readInto(offset: number, count: number, into: Uint8Array): Promise<number> {
-    return this.#access("read", offset, count, () => this.#read(offset, count), (v) => {
-      into.set(v);
-      return v.length;
-    });
+    return this.#access(
+      "read",
+      offset,
+      count,
+      () => this.#read(offset, count),
+      (v) => {
+        into.set(v);
+        return v.length;
+      },
+    );
   }
 
   /**
@@ -270,11 +284,23 @@ export class SimDevice implements VendorRegion {
    * sends the reply from there (VfioUserServer's ServedVendor.readView).
    */
   readView(offset: number, count: number): Promise<Uint8Array> {
-    return this.#access("read", offset, count, () => this.#read(offset, count), (v) => v);
+    return this.#access(
+      "read",
+      offset,
+      count,
+      () => this.#read(offset, count),
+      (v) => v,
+    );
   }
 
   write(offset: number, data: Uint8Array): Promise<void> {
-    return this.#access("write", offset, data.length, () => this.#write(offset, data), () => undefined);
+    return this.#access(
+      "write",
+      offset,
+      data.length,
+      () => this.#write(offset, data),
+      () => undefined,
+    );
   }
 
   async reset(): Promise<void> {
@@ -296,8 +322,17 @@ export class SimDevice implements VendorRegion {
    * access is refused with EBUSY. `done` turns the result into the reply.
    * Accesses that do not block complete synchronously (one promise each).
    */
-  #access<T, R>(op: "read" | "write", offset: number, count: number, f: () => T | Promise<T>, done: (v: T) => R): Promise<R> {
-    if (this.#busy) return Promise.reject(this.#violation(op, offset, count, ERRNO.EBUSY, "access while another access is in progress"));
+  #access<T, R>(
+    op: "read" | "write",
+    offset: number,
+    count: number,
+    f: () => T | Promise<T>,
+    done: (v: T) => R,
+  ): Promise<R> {
+    if (this.#busy)
+      return Promise.reject(
+        this.#violation(op, offset, count, ERRNO.EBUSY, "access while another access is in progress"),
+      );
     this.#busy = true;
     let r: T | Promise<T>;
     try {
@@ -329,24 +364,46 @@ export class SimDevice implements VendorRegion {
     }
     if (offset < HEADER_SIZE) {
       const name = FIELD_AT[offset];
-      if (name === undefined) throw this.#violation(op, offset, count, ERRNO.EINVAL, `misaligned header access at ${offset}`);
+      if (name === undefined)
+        throw this.#violation(op, offset, count, ERRNO.EINVAL, `misaligned header access at ${offset}`);
       const width = FIELDS[name].width;
-      if (count !== width) throw this.#violation(op, offset, count, ERRNO.EINVAL, `${name} accessed with width ${count} (native ${width})`);
+      if (count !== width)
+        throw this.#violation(
+          op,
+          offset,
+          count,
+          ERRNO.EINVAL,
+          `${name} accessed with width ${count} (native ${width})`,
+        );
       return name;
     }
     if (offset >= this.dataOffset && offset + count <= this.size) return "data";
-    throw this.#violation(op, offset, count, ERRNO.EFAULT, `access ${count}@${offset} is outside the header and the data section`);
+    throw this.#violation(
+      op,
+      offset,
+      count,
+      ERRNO.EFAULT,
+      `access ${count}@${offset} is outside the header and the data section`,
+    );
   }
 
   #read(offset: number, count: number): Uint8Array | Promise<Uint8Array> {
     const what = this.#classify("read", offset, count);
     if (what === "reserved") {
-      if (this.#o.reservedEinval) throw this.#violation("read", offset, count, ERRNO.EINVAL, "reserved field accessed (this vendor returns EINVAL)");
+      if (this.#o.reservedEinval)
+        throw this.#violation(
+          "read",
+          offset,
+          count,
+          ERRNO.EINVAL,
+          "reserved field accessed (this vendor returns EINVAL)",
+        );
       return new Uint8Array(4); // spec: reads 0
     }
     const point: FaultPoint = what === "data" ? "read data" : `read ${what}`;
     const f = this.faults.hit(point);
-    if (f && f.short === undefined && f.value === undefined) throw new VendorErrno(faultErrno(f), `injected fault: ${point}`);
+    if (f && f.short === undefined && f.value === undefined)
+      throw new VendorErrno(faultErrno(f), `injected fault: ${point}`);
     if (what === "data_offset" && this.#o.dataOffsetDelayMs > 0) {
       return this.#readDataOffsetSlowly(offset).then((v) => this.#lie(f, what, this.#u64(v)));
     }
@@ -396,18 +453,31 @@ export class SimDevice implements VendorRegion {
     const what = this.#classify("write", offset, data.length);
     const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
     switch (what) {
-      case "device_state":
-        return this.#writeState(dv.getUint32(0, true));
+      case "device_state": {
+        this.#writeState(dv.getUint32(0, true));
+        return;
+      }
       case "reserved":
-        if (this.#o.reservedEinval) throw this.#violation("write", offset, 4, ERRNO.EINVAL, "reserved field accessed (this vendor returns EINVAL)");
+        if (this.#o.reservedEinval)
+          throw this.#violation(
+            "write",
+            offset,
+            4,
+            ERRNO.EINVAL,
+            "reserved field accessed (this vendor returns EINVAL)",
+          );
         return; // spec: writes ignored
       case "pending_bytes":
       case "data_offset":
         throw this.#violation("write", offset, 8, ERRNO.EINVAL, `${what} is read-only`);
-      case "data_size":
-        return this.#writeDataSize(offset, dv.getBigUint64(0, true));
-      case "data":
-        return this.#writeData(offset, data);
+      case "data_size": {
+        this.#writeDataSize(offset, dv.getBigUint64(0, true));
+        return;
+      }
+      case "data": {
+        this.#writeData(offset, data);
+        return;
+      }
     }
   }
 
@@ -418,11 +488,25 @@ export class SimDevice implements VendorRegion {
     const to = value & STATE_MASK;
     const log: StateWrite = { from, value, ok: false };
     this.stateWrites.push(log);
-    if (stateIsError(from)) throw this.#violation("write", 0, 4, ERRNO.EINVAL, "device is in ERROR: only reset leaves it");
+    if (stateIsError(from))
+      throw this.#violation("write", 0, 4, ERRNO.EINVAL, "device is in ERROR: only reset leaves it");
     if ((value & ~STATE_MASK) >>> 0 !== this.#o.reservedBits) {
-      throw this.#violation("write", 0, 4, ERRNO.EINVAL, `reserved bits 0x${((value & ~STATE_MASK) >>> 0).toString(16)} not supported (device keeps 0x${this.#o.reservedBits.toString(16)})`);
+      throw this.#violation(
+        "write",
+        0,
+        4,
+        ERRNO.EINVAL,
+        `reserved bits 0x${((value & ~STATE_MASK) >>> 0).toString(16)} not supported (device keeps 0x${this.#o.reservedBits.toString(16)})`,
+      );
     }
-    if (!transitionAllowed(from, to, this.#o.matrix)) throw this.#violation("write", 0, 4, ERRNO.EINVAL, `transition ${stateName(from)} → ${stateName(to)} is not allowed`);
+    if (!transitionAllowed(from, to, this.#o.matrix))
+      throw this.#violation(
+        "write",
+        0,
+        4,
+        ERRNO.EINVAL,
+        `transition ${stateName(from)} → ${stateName(to)} is not allowed`,
+      );
     const f = this.faults.hit("write device_state", from & STATE_MASK, to);
     if (f) {
       if (f.then === "error") {
@@ -502,7 +586,13 @@ export class SimDevice implements VendorRegion {
   #session(op: "read" | "write", offset: number, count: number, what: string): SaveSession {
     const s = this.#save;
     if (!s || (this.#state & STATE_SAVING) === 0 || stateIsError(this.#state)) {
-      throw this.#violation(op, offset, count, ERRNO.EINVAL, `${what} outside a save session (device ${stateName(this.#state)})`);
+      throw this.#violation(
+        op,
+        offset,
+        count,
+        ERRNO.EINVAL,
+        `${what} outside a save session (device ${stateName(this.#state)})`,
+      );
     }
     return s;
   }
@@ -522,7 +612,8 @@ export class SimDevice implements VendorRegion {
   }
 
   #consume(s: SaveSession, b: SaveBuffer, offset: number): void {
-    if (b.bytesRead < b.size) this.#note("read", offset, 8, `buffer ${b.seq} acknowledged after reading ${b.bytesRead} of ${b.size} bytes`);
+    if (b.bytesRead < b.size)
+      this.#note("read", offset, 8, `buffer ${b.seq} acknowledged after reading ${b.bytesRead} of ${b.size} bytes`);
     s.consume();
     this.sent.push({ seq: b.seq, size: b.size });
     if (!s.stopped) this.image.touch(this.#o.dirtyPerTxn); // the device kept running meanwhile
@@ -543,8 +634,10 @@ export class SimDevice implements VendorRegion {
     }
     const s = this.#session("read", offset, 8, "data_offset read");
     if (s.buffer) return s.buffer.offset; // same buffer until acknowledged
-    if (this.#pendingRead === null) throw this.#violation("read", offset, 8, ERRNO.EINVAL, "data_offset read before pending_bytes");
-    if (this.#pendingRead === 0) throw this.#violation("read", offset, 8, ERRNO.EINVAL, "data_offset read when pending_bytes was 0");
+    if (this.#pendingRead === null)
+      throw this.#violation("read", offset, 8, ERRNO.EINVAL, "data_offset read before pending_bytes");
+    if (this.#pendingRead === 0)
+      throw this.#violation("read", offset, 8, ERRNO.EINVAL, "data_offset read when pending_bytes was 0");
     this.prepares++;
     const digest = this.#o.endDigest ? () => xxh3_64(this.image.bytes) : undefined;
     s.fill(this.#section, this.dataOffset, this.#nextTxnSize(), { checksum: this.#o.checksums, digest });
@@ -580,7 +673,13 @@ export class SimDevice implements VendorRegion {
     const b = s.buffer;
     if (!b) throw this.#violation("read", offset, count, ERRNO.EINVAL, "data read before data_offset");
     if (offset < b.offset || offset + count > b.offset + b.size) {
-      throw this.#violation("read", offset, count, ERRNO.EINVAL, `data read ${count}@${offset} outside the buffer [${b.offset}, ${b.offset + b.size})`);
+      throw this.#violation(
+        "read",
+        offset,
+        count,
+        ERRNO.EINVAL,
+        `data read ${count}@${offset} outside the buffer [${b.offset}, ${b.offset + b.size})`,
+      );
     }
     if (this.#o.wholeBufferOnly && (offset !== b.offset || count !== b.size)) {
       throw this.#violation("read", offset, count, ERRNO.EINVAL, "this vendor wants the whole buffer in one read");
@@ -595,9 +694,16 @@ export class SimDevice implements VendorRegion {
   #resuming(op: "read" | "write", offset: number, count: number, what: string): RestoreSession {
     const r = this.#restore;
     if (!r || this.#state !== (this.#o.reservedBits | STATE_RESUMING)) {
-      throw this.#violation(op, offset, count, ERRNO.EINVAL, `${what} outside RESUMING (device ${stateName(this.#state)})`);
+      throw this.#violation(
+        op,
+        offset,
+        count,
+        ERRNO.EINVAL,
+        `${what} outside RESUMING (device ${stateName(this.#state)})`,
+      );
     }
-    if (!this.#resumeOffsetRead) throw this.#violation(op, offset, count, ERRNO.EINVAL, `${what} before reading data_offset`);
+    if (!this.#resumeOffsetRead)
+      throw this.#violation(op, offset, count, ERRNO.EINVAL, `${what} before reading data_offset`);
     return r;
   }
 
@@ -607,7 +713,13 @@ export class SimDevice implements VendorRegion {
     if (f) throw new VendorErrno(faultErrno(f), "injected fault: write data");
     const at = offset - this.dataOffset;
     if (this.#o.wholeBufferOnly && (at !== 0 || this.#written.length > 0)) {
-      throw this.#violation("write", offset, data.length, ERRNO.EINVAL, "this vendor wants the whole buffer in one write at data_offset");
+      throw this.#violation(
+        "write",
+        offset,
+        data.length,
+        ERRNO.EINVAL,
+        "this vendor wants the whole buffer in one write at data_offset",
+      );
     }
     this.#section.set(data, at);
     this.#written.push([at, at + data.length]);
@@ -620,7 +732,14 @@ export class SimDevice implements VendorRegion {
     }
     const n = Number(value);
     const have = covered(this.#written, n);
-    if (have < n) throw this.#violation("write", offset, 8, ERRNO.EINVAL, `data_size ${n} but only ${have} bytes written from data_offset`);
+    if (have < n)
+      throw this.#violation(
+        "write",
+        offset,
+        8,
+        ERRNO.EINVAL,
+        `data_size ${n} but only ${have} bytes written from data_offset`,
+      );
     const f = this.faults.hit("write data_size");
     if (f) throw new VendorErrno(faultErrno(f), "injected fault: write data_size");
     this.#resumeOffsetRead = false;

@@ -6,8 +6,8 @@
 // Frame n: header (clear, the AAD) ‖ AES-GCM(K_e, IV ⊕ u64le(n), payload ‖ payload_check) ‖ tag.
 // A batch of frames is sealed or opened concurrently.
 import { MigstreamError } from "../errors.js";
-import { FRAME_CHECK_SIZE, FRAME_HEADER_SIZE, MAC_TAG_SIZE, frameName } from "./constants.js";
 import { view } from "./bytes.js";
+import { FRAME_CHECK_SIZE, FRAME_HEADER_SIZE, frameName, MAC_TAG_SIZE } from "./constants.js";
 import type { Frame, TagSlot } from "./frames.js";
 import { streamSecret, subtle } from "./mac.js";
 
@@ -24,7 +24,10 @@ export interface AeadKeys {
 }
 
 export async function aeadKeys(key: Uint8Array, header: Uint8Array, binding: Uint8Array | null): Promise<AeadKeys> {
-  const [k, iv] = await Promise.all([streamSecret(key, AEAD_KEY_LABEL, header, binding), streamSecret(key, AEAD_IV_LABEL, header, binding)]);
+  const [k, iv] = await Promise.all([
+    streamSecret(key, AEAD_KEY_LABEL, header, binding),
+    streamSecret(key, AEAD_IV_LABEL, header, binding),
+  ]);
   const aes = await subtle().importKey("raw", k as Bytes, { name: "AES-GCM" }, false, ["encrypt", "decrypt"]);
   return { key: aes, iv: iv.slice(0, AEAD_NONCE_SIZE) };
 }
@@ -53,10 +56,16 @@ export async function sealSlots(k: AeadKeys, slots: readonly TagSlot[]): Promise
     slots.map((s) => {
       const header = s.buf.subarray(s.start, s.start + FRAME_HEADER_SIZE);
       const seq = view(header).getUint32(4, true);
-      return subtle().encrypt(params(k, seq, header), k.key, s.buf.subarray(s.start + FRAME_HEADER_SIZE, s.end) as Bytes);
+      return subtle().encrypt(
+        params(k, seq, header),
+        k.key,
+        s.buf.subarray(s.start + FRAME_HEADER_SIZE, s.end) as Bytes,
+      );
     }),
   );
-  slots.forEach((s, i) => s.buf.set(new Uint8Array(sealed[i]), s.start + FRAME_HEADER_SIZE));
+  slots.forEach((s, i) => {
+    s.buf.set(new Uint8Array(sealed[i]), s.start + FRAME_HEADER_SIZE);
+  });
 }
 
 /**
@@ -67,19 +76,27 @@ export async function sealSlots(k: AeadKeys, slots: readonly TagSlot[]): Promise
 export async function openFrames(k: AeadKeys, frames: readonly Frame[]): Promise<void> {
   const opened = await Promise.allSettled(
     frames.map((f) => {
-      const sealed = new Uint8Array(f.bytes.buffer, f.bytes.byteOffset + FRAME_HEADER_SIZE, f.length + FRAME_CHECK_SIZE + MAC_TAG_SIZE);
+      const sealed = new Uint8Array(
+        f.bytes.buffer,
+        f.bytes.byteOffset + FRAME_HEADER_SIZE,
+        f.length + FRAME_CHECK_SIZE + MAC_TAG_SIZE,
+      );
       return subtle().decrypt(params(k, f.seq, f.bytes.subarray(0, FRAME_HEADER_SIZE)), k.key, sealed as Bytes);
     }),
   );
   frames.forEach((f, i) => {
     const r = opened[i];
     if (r.status === "rejected") {
-      throw new MigstreamError("MAC", `${frameName(f.type)} frame failed to open (wrong key, a frame altered, moved, or from another stream or connection)`, {
-        offset: f.offset,
-        frame: f.seq,
-        device: f.device,
-        field: "tag",
-      });
+      throw new MigstreamError(
+        "MAC",
+        `${frameName(f.type)} frame failed to open (wrong key, a frame altered, moved, or from another stream or connection)`,
+        {
+          offset: f.offset,
+          frame: f.seq,
+          device: f.device,
+          field: "tag",
+        },
+      );
     }
     const plain = new Uint8Array(r.value);
     f.payload = plain.subarray(0, f.length);

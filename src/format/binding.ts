@@ -22,13 +22,19 @@ const NONE: BindingPolicy = { challenge: null, allowUnbound: false, requireSeale
 /** A challenge option, checked (USAGE unless CHALLENGE_SIZE bytes). */
 export function checkChallenge(c: unknown, field = "challenge"): Uint8Array {
   if (!(c instanceof Uint8Array) || c.length !== CHALLENGE_SIZE) {
-    throw new MigstreamError("USAGE", `${field} must be ${CHALLENGE_SIZE} bytes (a destination's challenge)`, { field });
+    throw new MigstreamError("USAGE", `${field} must be ${CHALLENGE_SIZE} bytes (a destination's challenge)`, {
+      field,
+    });
   }
   return c.slice();
 }
 
 /** The policy from decoder options. */
-export function bindingPolicy(o: { challenge?: Uint8Array; allowUnbound?: boolean; requireEncryption?: boolean }): BindingPolicy {
+export function bindingPolicy(o: {
+  challenge?: Uint8Array;
+  allowUnbound?: boolean;
+  requireEncryption?: boolean;
+}): BindingPolicy {
   if (o.challenge === undefined && !o.allowUnbound && !o.requireEncryption) return NONE;
   return {
     challenge: o.challenge === undefined ? null : checkChallenge(o.challenge),
@@ -45,11 +51,19 @@ export function bindingPolicy(o: { challenge?: Uint8Array; allowUnbound?: boolea
 export function bindingFor(h: StreamHeader, p: BindingPolicy): Uint8Array | null {
   const at = { offset: 12, field: "flags" };
   if (p.requireSealed && h.macAlg !== MAC_AES_256_GCM) {
-    throw new MigstreamError("MAC", "only an encrypted stream is taken here, and this one is not (the source needs --encrypt)", { offset: 11, field: "mac_alg" });
+    throw new MigstreamError(
+      "MAC",
+      "only an encrypted stream is taken here, and this one is not (the source needs --encrypt)",
+      { offset: 11, field: "mac_alg" },
+    );
   }
   if ((h.flags & FLAG_BOUND) !== 0) {
     if (p.challenge === null) {
-      throw new MigstreamError("MAC", "the stream is bound to a network connection's challenge: it authenticates only on that connection, not from a file or on another connection", at);
+      throw new MigstreamError(
+        "MAC",
+        "the stream is bound to a network connection's challenge: it authenticates only on that connection, not from a file or on another connection",
+        at,
+      );
     }
     return p.challenge;
   }

@@ -5,14 +5,15 @@
 import type { CodedChunk } from "../codec/coder.js";
 import { CODEC_DEDUP_REF, CODEC_NAMES, CODEC_ZERO } from "../codec/ids.js";
 import { MigstreamError } from "../errors.js";
+import type { MigrationProtocol } from "../protocol/types.js";
 import {
   CHUNK_HEADER_SIZE,
   DEVICE_END_PAYLOAD_SIZE,
   DEVICE_PROTOCOL_PAYLOAD_SIZE,
   FRAME_CHUNK,
-  FRAME_DEVICE_PROTOCOL,
   FRAME_DEVICE_BEGIN,
   FRAME_DEVICE_END,
+  FRAME_DEVICE_PROTOCOL,
   FRAME_HEADER_SIZE,
   FRAME_PHASE,
   FRAME_STREAM_END,
@@ -35,7 +36,6 @@ import {
   writeTransaction,
 } from "./payloads.js";
 import type { DeviceTrailer, StreamTrailer } from "./types.js";
-import type { MigrationProtocol } from "../protocol/types.js";
 
 /** Where a CHUNK frame's coded payload starts: after the frame and chunk headers. */
 export const CHUNK_PAYLOAD_OFFSET = FRAME_HEADER_SIZE + CHUNK_HEADER_SIZE;
@@ -155,7 +155,8 @@ export class FrameBuilder {
 
   /** Returns a written output block (reuse mode) to the pool. */
   recycle(out: Uint8Array): void {
-    if (this.pool !== null && out.byteOffset === 0 && out.buffer.byteLength >= this.blockSize) this.pool.push(new Uint8Array(out.buffer));
+    if (this.pool !== null && out.byteOffset === 0 && out.buffer.byteLength >= this.blockSize)
+      this.pool.push(new Uint8Array(out.buffer));
   }
 
   /** Room for a frame with a payload of `length` bytes; returns its offset in `this.block`. */
@@ -189,7 +190,15 @@ export class FrameBuilder {
     const at = this.reserve(len);
     writeDeviceBegin(this.block, at + FRAME_HEADER_SIZE, name, metadata);
     this.seal(at, FRAME_DEVICE_BEGIN, id, len);
-    this.devices.set(id, { frames: 1, transactions: 0, chunks: 0, rawBytes: 0, codedBytes: 0, digest: new RecordHasher(), txn: -1 });
+    this.devices.set(id, {
+      frames: 1,
+      transactions: 0,
+      chunks: 0,
+      rawBytes: 0,
+      codedBytes: 0,
+      digest: new RecordHasher(),
+      txn: -1,
+    });
     this.deviceCount++;
   }
 
@@ -223,7 +232,13 @@ export class FrameBuilder {
     const len = CHUNK_HEADER_SIZE + coded;
     const at = this.reserve(len);
     const p = at + FRAME_HEADER_SIZE;
-    writeChunkHeader(this.block, p, { codec: c.codec, level: c.level, rawLength: c.rawLength, codedLength: coded, rawHash: c.hash });
+    writeChunkHeader(this.block, p, {
+      codec: c.codec,
+      level: c.level,
+      rawLength: c.rawLength,
+      codedLength: coded,
+      rawHash: c.hash,
+    });
     this.block.set(c.payload, p + CHUNK_HEADER_SIZE);
     this.seal(at, FRAME_CHUNK, id, len);
     this.account(d, c.codec, c.rawLength, coded, c.hash);
@@ -241,7 +256,13 @@ export class FrameBuilder {
     const len = CHUNK_HEADER_SIZE + coded;
     const size = this.fw.size(len) - this.fw.tagSize;
     const f = frame.view(0, size);
-    writeChunkHeader(f, FRAME_HEADER_SIZE, { codec: c.codec, level: c.level, rawLength: c.rawLength, codedLength: coded, rawHash: c.hash });
+    writeChunkHeader(f, FRAME_HEADER_SIZE, {
+      codec: c.codec,
+      level: c.level,
+      rawLength: c.rawLength,
+      codedLength: coded,
+      rawHash: c.hash,
+    });
     this.fw.seal(f, 0, FRAME_CHUNK, id, len, false);
     this.stats.frames = this.fw.seq;
     const at = this.reserve(len);

@@ -36,7 +36,12 @@ export interface ChunkCoder {
   encode(raw: Uint8Array, coding: Coding, auto?: AutoContext): Promise<CodedChunk>;
   release?(chunk: CodedChunk): void;
   lend?(n: number): Uint8Array;
-  encodeOwned?(buffer: Uint8Array, chunks: readonly { offset: number; length: number }[], coding: Coding, auto?: AutoContext): Promise<CodedChunk>[] | null;
+  encodeOwned?(
+    buffer: Uint8Array,
+    chunks: readonly { offset: number; length: number }[],
+    coding: Coding,
+    auto?: AutoContext,
+  ): Promise<CodedChunk>[] | null;
 }
 
 /** One chunk to decode and verify. */

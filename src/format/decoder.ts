@@ -8,14 +8,14 @@
 // (with a pool: `inFlight` chunks), the dedup windows; never the whole stream.
 
 import { init } from "../codec/index.js";
-import { plain } from "./bytes.js";
 import { MigstreamError } from "../errors.js";
+import { bindingPolicy } from "./binding.js";
+import { plain } from "./bytes.js";
 import type { CodingPool } from "./chunk-coders.js";
 import { FrameReader } from "./frames.js";
 import type { StreamHeader } from "./header.js";
 import { Interpreter } from "./interpreter.js";
-import { resolveLimits, type DecoderLimits } from "./limits.js";
-import { bindingPolicy } from "./binding.js";
+import { type DecoderLimits, resolveLimits } from "./limits.js";
 import { checkKey } from "./mac.js";
 import { MacBatchReader } from "./mac-batch.js";
 import { PARALLEL_DECODE_IN_FLIGHT, ParallelDecoding } from "./parallel-decode.js";
@@ -86,8 +86,10 @@ export class StreamDecoder {
     this.reuse = options.reuseOutput === true;
     const pool = options.pool;
     if (pool === undefined) return;
-    if (typeof pool?.decoder !== "function") throw new MigstreamError("USAGE", "pool must be a WorkerPool (decoder())", { field: "pool" });
-    if (this.verifyOnly) throw new MigstreamError("USAGE", "verifyOnly decodes nothing: it takes no pool", { field: "pool" });
+    if (typeof pool?.decoder !== "function")
+      throw new MigstreamError("USAGE", "pool must be a WorkerPool (decoder())", { field: "pool" });
+    if (this.verifyOnly)
+      throw new MigstreamError("USAGE", "verifyOnly decodes nothing: it takes no pool", { field: "pool" });
     const inFlight = options.inFlight ?? PARALLEL_DECODE_IN_FLIGHT;
     if (!Number.isInteger(inFlight) || inFlight < 1) {
       throw new MigstreamError("USAGE", `inFlight must be a positive integer, got ${inFlight}`, { field: "inFlight" });
@@ -134,7 +136,10 @@ export class StreamDecoder {
     this.synchronous("writeAsync");
     this.guard();
     if (this.key !== null) {
-      throw new MigstreamError("USAGE", "authenticated streams need the asynchronous API (writeAsync / decodeStreamAsync): WebCrypto is asynchronous");
+      throw new MigstreamError(
+        "USAGE",
+        "authenticated streams need the asynchronous API (writeAsync / decodeStreamAsync): WebCrypto is asynchronous",
+      );
     }
     this.reader.push(plain(data));
     try {
@@ -254,7 +259,8 @@ class Collector {
 }
 
 function oneShotOptions(options: DecoderOptions): DecoderOptions {
-  if (options.verifyOnly) throw new MigstreamError("USAGE", "decodeStream returns data; use verifyStream to check without decompressing");
+  if (options.verifyOnly)
+    throw new MigstreamError("USAGE", "decodeStream returns data; use verifyStream to check without decompressing");
   return { ...options, assemble: true, reuseOutput: false };
 }
 

@@ -131,8 +131,16 @@ class Planner {
         const found = this.resync(prev, runEnd, to);
         if (found !== null) {
           this.found = true;
-          this.run(prev, run.filter((r) => r.end < found.at), found.at, true);
-          this.units.push({ end: found.at + found.length, facts: { zero: false, hash: xxh3_64(this.src.view(found.at, found.at + found.length)) } });
+          this.run(
+            prev,
+            run.filter((r) => r.end < found.at),
+            found.at,
+            true,
+          );
+          this.units.push({
+            end: found.at + found.length,
+            facts: { zero: false, hash: xxh3_64(this.src.view(found.at, found.at + found.length)) },
+          });
           return found.at + found.length;
         }
       }
@@ -175,7 +183,10 @@ class Planner {
       this.units.push({ end, facts: null });
       return;
     }
-    if (this.lastPhase) return this.grouped(from, run, end);
+    if (this.lastPhase) {
+      this.grouped(from, run, end);
+      return;
+    }
     for (const r of run) this.units.push({ end: r.end, facts: r.facts });
     if (run.length === 0 || run[run.length - 1].end < end) this.units.push({ end, facts: null });
   }
@@ -203,7 +214,13 @@ class Planner {
  * zero runs, resynced and merged as described above; no unit longer than
  * `maxUnit`. `lastPhase`: new data goes in large units (auto, stop-and-copy or later).
  */
-export function planUnits(src: ByteSource, chunker: Chunker, index: DedupIndex, maxUnit: number, lastPhase: boolean): Unit[] {
+export function planUnits(
+  src: ByteSource,
+  chunker: Chunker,
+  index: DedupIndex,
+  maxUnit: number,
+  lastPhase: boolean,
+): Unit[] {
   const p = new Planner(src, chunker, index, maxUnit, lastPhase);
   const zeroFacts: ChunkFacts = { zero: true, hash: 0n };
   const runs = zeroRuns(src);

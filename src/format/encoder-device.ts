@@ -2,7 +2,7 @@
 // otherwise) and where its chunks are coded on this thread (inline.ts, with
 // the transaction staged in kernel memory for dedup planning).
 
-import type { CodedChunk, ChunkFacts } from "../codec/coder.js";
+import type { ChunkFacts, CodedChunk } from "../codec/coder.js";
 import { DedupIndex } from "../codec/dedup.js";
 import { CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "../codec/ids.js";
 import { MigstreamError } from "../errors.js";
@@ -12,8 +12,8 @@ import type { FrameBuilder } from "./builder.js";
 import { plain } from "./bytes.js";
 import { arraySource, type ByteSource, Chunker } from "./chunking.js";
 import { MAX_NAME_LENGTH, PHASES, phaseCode } from "./constants.js";
-import { planUnits, plainUnits, type Unit } from "./encoder-dedup.js";
-import { intOption, usage, type Settings } from "./encoder-options.js";
+import { plainUnits, planUnits, type Unit } from "./encoder-dedup.js";
+import { intOption, type Settings, usage } from "./encoder-options.js";
 import { InlineChunks } from "./inline.js";
 import type { DeviceInfo } from "./types.js";
 
@@ -54,7 +54,13 @@ export class DeviceState {
   /** The units one transaction is sent as (chunks; with dedup, some merged: encoder-dedup.ts). */
   plan(src: ByteSource): Unit[] {
     if (this.index === null || !this.chunker.contentDefined) return plainUnits(this.chunker.ends(src));
-    return planUnits(src, this.chunker, this.index, this.chunkSize, this.largeLastUnits && this.phase >= phaseCode("stopcopy"));
+    return planUnits(
+      src,
+      this.chunker,
+      this.index,
+      this.chunkSize,
+      this.largeLastUnits && this.phase >= phaseCode("stopcopy"),
+    );
   }
 
   /** A protocol record goes before any phase, at most once. */
@@ -63,7 +69,10 @@ export class DeviceState {
     if (this.protocolSet) throw usage(`device ${this.id}: protocol recorded twice`, "protocol");
     if (this.phase >= 0) throw usage(`device ${this.id}: protocol recorded after the first phase`, "protocol");
     if (p?.generation !== 1 && !(p?.generation === 2 && typeof p.restartsAtStopCopy === "boolean")) {
-      throw usage(`device ${this.id}: protocol ${JSON.stringify(p)} is neither { generation: 1 } nor { generation: 2, restartsAtStopCopy }`, "protocol");
+      throw usage(
+        `device ${this.id}: protocol ${JSON.stringify(p)} is neither { generation: 1 } nor { generation: 2, restartsAtStopCopy }`,
+        "protocol",
+      );
     }
     this.protocolSet = true;
   }
@@ -82,7 +91,10 @@ export class DeviceState {
     if (code < this.phase) throw usage(`device ${this.id}: phase ${phase} after ${last}`, "phase");
     if (this.phase === phaseCode("end")) throw usage(`device ${this.id}: phase ${phase} after end`, "phase");
     if (code === this.phase && !(phase === "precopy" && iteration > this.iteration)) {
-      throw usage(`device ${this.id}: phase ${phase} iteration ${iteration} repeats (pre-copy iterations must grow)`, "iteration");
+      throw usage(
+        `device ${this.id}: phase ${phase} iteration ${iteration} repeats (pre-copy iterations must grow)`,
+        "iteration",
+      );
     }
     return code;
   }
@@ -98,10 +110,14 @@ export class DeviceState {
     if (this.phase < 0) throw usage(`device ${this.id}: transaction before any phase`);
     if (this.phase === phaseCode("end")) throw usage(`device ${this.id}: transaction after the end phase`);
     if (data.length > maxTransaction) {
-      throw new MigstreamError("LIMIT", `transaction of ${data.length} bytes exceeds the declared maxTransaction ${maxTransaction}`, {
-        device: this.id,
-        field: "maxTransaction",
-      });
+      throw new MigstreamError(
+        "LIMIT",
+        `transaction of ${data.length} bytes exceeds the declared maxTransaction ${maxTransaction}`,
+        {
+          device: this.id,
+          field: "maxTransaction",
+        },
+      );
     }
   }
 
@@ -113,13 +129,18 @@ export class DeviceState {
 /** The name and metadata of a device as DEVICE_BEGIN carries them (USAGE or LIMIT when they do not fit). */
 export function nameBytes(info: DeviceInfo | undefined, s: Settings): { name: Uint8Array; metadata: Uint8Array } {
   const name = utf8.encode(info?.name ?? "");
-  if (name.length > MAX_NAME_LENGTH) throw usage(`device name has ${name.length} UTF-8 bytes, at most ${MAX_NAME_LENGTH}`, "name");
+  if (name.length > MAX_NAME_LENGTH)
+    throw usage(`device name has ${name.length} UTF-8 bytes, at most ${MAX_NAME_LENGTH}`, "name");
   const metadata = info?.metadata ?? new Uint8Array(0);
   if (!(metadata instanceof Uint8Array)) throw usage("device metadata must be a Uint8Array", "metadata");
   if (metadata.length > s.fields.maxMetadata) {
-    throw new MigstreamError("LIMIT", `device metadata of ${metadata.length} bytes exceeds the declared maxMetadata ${s.fields.maxMetadata}`, {
-      field: "maxMetadata",
-    });
+    throw new MigstreamError(
+      "LIMIT",
+      `device metadata of ${metadata.length} bytes exceeds the declared maxMetadata ${s.fields.maxMetadata}`,
+      {
+        field: "maxMetadata",
+      },
+    );
   }
   return { name, metadata: plain(metadata) };
 }
@@ -128,15 +149,17 @@ export function checkDeviceId(id: unknown, devices: Map<number, unknown>, s: Set
   const n = intOption(id, "device id", 0, 0xffff);
   if (devices.has(n)) throw usage(`device ${n} was already started`, "device");
   if (devices.size >= s.fields.maxDevices) {
-    throw new MigstreamError("LIMIT", `more than the declared maxDevices ${s.fields.maxDevices} devices`, { field: "maxDevices" });
+    throw new MigstreamError("LIMIT", `more than the declared maxDevices ${s.fields.maxDevices} devices`, {
+      field: "maxDevices",
+    });
   }
   return n;
 }
 
-
 /** Checks what a ChunkCoder returned for a chunk of `raw` bytes (`hash`: known already, so not ZERO either). */
 export function checkCoded(c: CodedChunk, raw: number, hash: bigint | null): CodedChunk {
-  const allowed = hash === null ? c.codec <= CODEC_ZSTD : c.codec === CODEC_RAW || c.codec === CODEC_LZ4 || c.codec === CODEC_ZSTD;
+  const allowed =
+    hash === null ? c.codec <= CODEC_ZSTD : c.codec === CODEC_RAW || c.codec === CODEC_LZ4 || c.codec === CODEC_ZSTD;
   const bad =
     !allowed ||
     c.rawLength !== raw ||
@@ -145,10 +168,13 @@ export function checkCoded(c: CodedChunk, raw: number, hash: bigint | null): Cod
     (c.codec === CODEC_RAW && c.payload.length !== raw) ||
     (c.codec === CODEC_ZERO && c.payload.length !== 0) ||
     (hash !== null && c.hash !== hash);
-  if (bad) throw new MigstreamError("INTERNAL", `the chunk coder returned an invalid result (codec ${c.codec}, ${c.rawLength} bytes)`);
+  if (bad)
+    throw new MigstreamError(
+      "INTERNAL",
+      `the chunk coder returned an invalid result (codec ${c.codec}, ${c.rawLength} bytes)`,
+    );
   return c;
 }
-
 
 /** Codes chunks on this thread (inline.ts). */
 export class ChunkCoding {

@@ -4,7 +4,7 @@
 
 import { AutoSink, type SinkRate } from "../codec/auto/sink.js";
 import { MAX_CHUNK_SIZE } from "../codec/coder.js";
-import { resolveCoding, type Coding } from "../codec/coding.js";
+import { type Coding, resolveCoding } from "../codec/coding.js";
 import { MAX_DEDUP_WINDOW } from "../codec/dedup.js";
 import type { CodecName } from "../codec/ids.js";
 import { MigstreamError } from "../errors.js";
@@ -25,7 +25,7 @@ import {
 } from "./constants.js";
 import type { HeaderFields } from "./header.js";
 import { checkKey } from "./mac.js";
-import { protect, type ProtectOptions } from "./protect-options.js";
+import { type ProtectOptions, protect } from "./protect-options.js";
 import type { DeviceInput } from "./types.js";
 
 /** Options of StreamEncoder and the one-shot encoders (checked once: USAGE or LIMIT); protection (key, encrypt, challenge, streamId) as ProtectOptions says. */
@@ -115,8 +115,18 @@ export function settings(o: EncoderOptions, known: Known | null): Settings {
   const dedupWindow = dedup ? window : 0;
   const key = o.key === undefined ? null : checkKey(o.key);
   const p = protect(o, key);
-  const maxTransaction = intOption(o.maxTransaction ?? known?.maxTransaction ?? DEFAULT_MAX_TRANSACTION, "maxTransaction", 0, MAX_TRANSACTION_SIZE);
-  const maxMetadata = intOption(o.maxMetadata ?? known?.maxMetadata ?? DEFAULT_MAX_METADATA, "maxMetadata", 0, MAX_METADATA_SIZE);
+  const maxTransaction = intOption(
+    o.maxTransaction ?? known?.maxTransaction ?? DEFAULT_MAX_TRANSACTION,
+    "maxTransaction",
+    0,
+    MAX_TRANSACTION_SIZE,
+  );
+  const maxMetadata = intOption(
+    o.maxMetadata ?? known?.maxMetadata ?? DEFAULT_MAX_METADATA,
+    "maxMetadata",
+    0,
+    MAX_METADATA_SIZE,
+  );
   const maxDevices = intOption(o.maxDevices ?? known?.devices ?? DEFAULT_MAX_DEVICES, "maxDevices", 0, MAX_DEVICES);
   if (dedupWindow * maxDevices > MAX_DEDUP_MEMORY) {
     throw new MigstreamError(
@@ -126,7 +136,8 @@ export function settings(o: EncoderOptions, known: Known | null): Settings {
     );
   }
   const pool = o.pool ?? null;
-  if (pool !== null && (typeof pool.coder !== "function" || !(pool.threads >= 1))) throw usage("pool must be a WorkerPool (threads, coder())", "pool");
+  if (pool !== null && (typeof pool.coder !== "function" || !(pool.threads >= 1)))
+    throw usage("pool must be a WorkerPool (threads, coder())", "pool");
   return {
     reuseOutput: o.reuseOutput === true,
     coding,
@@ -151,7 +162,10 @@ export function settings(o: EncoderOptions, known: Known | null): Settings {
 }
 
 /** Declared limits of a one-shot encoder: from the options, else from its input. */
-export function declared(o: EncoderOptions, k: Known): Pick<EncoderOptions, "maxTransaction" | "maxMetadata" | "maxDevices"> {
+export function declared(
+  o: EncoderOptions,
+  k: Known,
+): Pick<EncoderOptions, "maxTransaction" | "maxMetadata" | "maxDevices"> {
   return {
     maxTransaction: o.maxTransaction ?? k.maxTransaction,
     maxMetadata: o.maxMetadata ?? k.maxMetadata,
@@ -166,8 +180,9 @@ export function survey(devices: DeviceInput[]): Known {
   for (const d of devices) {
     if (d === null || typeof d !== "object" || !Array.isArray(d.items)) throw usage("each device needs an items array");
     maxMetadata = Math.max(maxMetadata, d.metadata?.length ?? 0);
-    for (const it of d.items) if (it?.kind === "transaction" && it.data instanceof Uint8Array) maxTransaction = Math.max(maxTransaction, it.data.length);
+    for (const it of d.items)
+      if (it?.kind === "transaction" && it.data instanceof Uint8Array)
+        maxTransaction = Math.max(maxTransaction, it.data.length);
   }
   return { maxTransaction, maxMetadata, devices: devices.length };
 }
-

@@ -13,16 +13,16 @@
 // (CODER_IN_FLIGHT) and each device's dedup index (at most dedupWindow bytes);
 // never the whole stream.
 
-import { screenChunk, type CodedChunk } from "../codec/coder.js";
+import { type CodedChunk, screenChunk } from "../codec/coder.js";
 import { init } from "../codec/index.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
 import type { MigrationProtocol, Phase } from "../protocol/types.js";
-import { FrameBuilder, type EncoderStats } from "./builder.js";
+import { type EncoderStats, FrameBuilder } from "./builder.js";
 import { concat, plain } from "./bytes.js";
 import type { ChunkCoder } from "./chunk-coders.js";
 import { arraySource } from "./chunking.js";
-import { checkCoded, checkDeviceId, ChunkCoding, DeviceState, nameBytes } from "./encoder-device.js";
-import { declared, intOption, settings, survey, usage, type EncoderOptions, type Settings } from "./encoder-options.js";
+import { ChunkCoding, checkCoded, checkDeviceId, DeviceState, nameBytes } from "./encoder-device.js";
+import { declared, type EncoderOptions, intOption, type Settings, settings, survey, usage } from "./encoder-options.js";
 import { type Protection, protectionFor } from "./protection.js";
 import type { DeviceInfo, DeviceInput, DeviceTrailer, StreamTrailer } from "./types.js";
 
@@ -281,7 +281,11 @@ export class StreamEncoder {
   private async transaction(d: DeviceState, input: Uint8Array): Promise<void> {
     this.check();
     d.checkTransaction(input, this.s.fields.maxTransaction);
-    if (this.handedOver.has(input.buffer)) throw usage(`device ${d.id}: this buffer was taken over by an earlier transaction (get a new one from buffer())`, "data");
+    if (this.handedOver.has(input.buffer))
+      throw usage(
+        `device ${d.id}: this buffer was taken over by an earlier transaction (get a new one from buffer())`,
+        "data",
+      );
     const data = plain(input);
     await this.guarded(d, async () => {
       await this.started;
@@ -351,7 +355,8 @@ export class StreamEncoder {
     const chunks = coder.encodeOwned(data, spans, this.s.coding, this.autoContext());
     if (chunks === null) return false;
     this.handedOver.add(buffer);
-    if (chunks.length !== spans.length) throw new MigstreamError("INTERNAL", `the chunk coder returned ${chunks.length} chunks for ${spans.length}`);
+    if (chunks.length !== spans.length)
+      throw new MigstreamError("INTERNAL", `the chunk coder returned ${chunks.length} chunks for ${spans.length}`);
     for (let i = 0; i < spans.length; i++) {
       const n = spans[i].length;
       const chunk = chunks[i].then((c) => checkCoded(c, n, null));
@@ -434,7 +439,6 @@ function* schedule(devices: DeviceInput[]): Generator<{ d: number; item: number 
   }
 }
 
-
 /**
  * Encodes devices held in memory into one stream (synchronous, unkeyed, coded
  * on this thread). zstd and auto need `await init()` first. Throws USAGE for
@@ -444,7 +448,8 @@ export function encodeStream(devices: DeviceInput[], options: EncoderOptions = {
   if (options.key !== undefined) {
     throw usage("authenticated streams need encodeStreamAsync (WebCrypto is asynchronous)", "key");
   }
-  if (options.pool !== undefined) throw usage("encodeStream codes on this thread; use encodeStreamAsync with a pool", "pool");
+  if (options.pool !== undefined)
+    throw usage("encodeStream codes on this thread; use encodeStreamAsync with a pool", "pool");
   const s = settings(options, survey(devices));
   const b = new FrameBuilder(s.fields);
   const coding = new ChunkCoding(s);

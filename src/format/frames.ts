@@ -10,12 +10,12 @@ import {
   FRAME_CHECK_SIZE,
   FRAME_HEADER_SIZE,
   FRAME_STREAM_END,
+  frameName,
   HEADER_SIZE,
   MAC_AES_256_GCM,
   MAC_NONE,
   MAC_TAG_SIZE,
   MAX_FRAMES,
-  frameName,
 } from "./constants.js";
 import { crcSmall } from "./crc.js";
 import { checkMagic, parseHeader, type StreamHeader } from "./header.js";
@@ -64,7 +64,10 @@ export class FrameWriter {
   seal(out: Uint8Array, at: number, type: number, device: number, length: number, track = true): number {
     if (this.seq > MAX_FRAMES) throw new MigstreamError("LIMIT", `a stream holds at most ${MAX_FRAMES + 1} frames`);
     if (length > this.header.maxFrame) {
-      throw new MigstreamError("INTERNAL", `${frameName(type)} frame of ${length} bytes exceeds declared max_frame ${this.header.maxFrame}`);
+      throw new MigstreamError(
+        "INTERNAL",
+        `${frameName(type)} frame of ${length} bytes exceeds declared max_frame ${this.header.maxFrame}`,
+      );
     }
     const dv = view(out);
     out[at] = type;
@@ -175,7 +178,10 @@ export class FrameReader {
   /** Sets the next input piece; call `next()` until it returns null before pushing again. */
   push(data: Uint8Array): void {
     if (this.pos < this.input.length) {
-      throw new MigstreamError("USAGE", "the previous write was not fully consumed (iterate its events to the end first)");
+      throw new MigstreamError(
+        "USAGE",
+        "the previous write was not fully consumed (iterate its events to the end first)",
+      );
     }
     this.input = data;
     this.pos = 0;
@@ -201,7 +207,11 @@ export class FrameReader {
     if (at === 0) throw new MigstreamError("TRUNCATED", "the stream is empty", { offset: 0 });
     const frame = this.total > 0 ? this.seq - 1 : this.seq;
     const what =
-      this.header === null ? "in the stream header" : this.partLen > 0 ? `inside frame ${frame}` : `before frame ${frame} (no STREAM_END)`;
+      this.header === null
+        ? "in the stream header"
+        : this.partLen > 0
+          ? `inside frame ${frame}`
+          : `before frame ${frame} (no STREAM_END)`;
     throw new MigstreamError("TRUNCATED", `the stream ends ${what}, after ${at} bytes`, { offset: at, frame });
   }
 
@@ -306,7 +316,7 @@ export class FrameReader {
     this.unitOffset += total;
     const dv = view(b);
     const length = dv.getUint32(8, true);
-    const hcrc = dv.getUint32(12, true);
+    const _hcrc = dv.getUint32(12, true);
     const payload = b.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);
     const check = dv.getBigUint64(FRAME_HEADER_SIZE + length, true);
     const seq = dv.getUint32(4, true);
@@ -334,24 +344,43 @@ export class FrameReader {
     const dv = view(hb);
     const offset = this.unitOffset;
     if (crcSmall(hb, 0, 12, this.crc) !== dv.getUint32(12, true)) {
-      throw new MigstreamError("CHECKSUM", "frame header CRC mismatch", { offset, frame: this.seq, field: "header_crc" });
+      throw new MigstreamError("CHECKSUM", "frame header CRC mismatch", {
+        offset,
+        frame: this.seq,
+        field: "header_crc",
+      });
     }
     const type = hb[0];
     const seq = dv.getUint32(4, true);
     const device = dv.getUint16(2, true);
     if (seq !== this.seq) {
       const what = seq > this.seq ? `${seq - this.seq} frame(s) missing` : "a frame repeated or moved";
-      throw new MigstreamError("SEQUENCE", `expected frame ${this.seq}, found frame ${seq} (${what})`, { offset, frame: seq, device, field: "seq" });
-    }
-    if (hb[1] !== 0) throw new MigstreamError("FORMAT", `frame flags 0x${hb[1].toString(16)} are reserved`, { offset, frame: seq, device, field: "flags" });
-    const length = dv.getUint32(8, true);
-    if (length > this.header!.maxFrame) {
-      throw new MigstreamError("LIMIT", `${frameName(type)} frame of ${length} bytes exceeds declared max_frame ${this.header!.maxFrame}`, {
+      throw new MigstreamError("SEQUENCE", `expected frame ${this.seq}, found frame ${seq} (${what})`, {
         offset,
         frame: seq,
         device,
-        field: "length",
+        field: "seq",
       });
+    }
+    if (hb[1] !== 0)
+      throw new MigstreamError("FORMAT", `frame flags 0x${hb[1].toString(16)} are reserved`, {
+        offset,
+        frame: seq,
+        device,
+        field: "flags",
+      });
+    const length = dv.getUint32(8, true);
+    if (length > this.header!.maxFrame) {
+      throw new MigstreamError(
+        "LIMIT",
+        `${frameName(type)} frame of ${length} bytes exceeds declared max_frame ${this.header!.maxFrame}`,
+        {
+          offset,
+          frame: seq,
+          device,
+          field: "length",
+        },
+      );
     }
     this.seq++;
     return FRAME_HEADER_SIZE + length + FRAME_CHECK_SIZE + this.tagSize;

@@ -92,7 +92,8 @@ function mangling(b: Uint8Array): string | null {
   if (at([0x09, 0x4d, 0x49, 0x47])) return "the high bit of byte 0 was stripped (7-bit transfer)";
   if (at([0x89, 0x4d, 0x49, 0x47, 0x0a, 0x1a])) return "CR LF was converted to LF (text-mode transfer)";
   if (at([0x89, 0x4d, 0x49, 0x47, 0x0d, 0x0d, 0x0a])) return "LF was converted to CR LF (text-mode transfer)";
-  if (at([0x89, 0x4d, 0x49, 0x47, 0x0d, 0x0a, 0x1a, 0x0d, 0x0a])) return "LF was converted to CR LF (text-mode transfer)";
+  if (at([0x89, 0x4d, 0x49, 0x47, 0x0d, 0x0a, 0x1a, 0x0d, 0x0a]))
+    return "LF was converted to CR LF (text-mode transfer)";
   return null;
 }
 
@@ -125,15 +126,22 @@ export function parseHeader(b: Uint8Array, limits: Required<DecoderLimits>, keye
   checkMagic(b);
   const major = b[8];
   if (major !== VERSION_MAJOR) {
-    throw new MigstreamError("VERSION", `stream format version ${major}.${b[9]} is not supported (this reader: ${VERSION_MAJOR}.x)`, {
-      offset: 8,
-      field: "version_major",
-    });
+    throw new MigstreamError(
+      "VERSION",
+      `stream format version ${major}.${b[9]} is not supported (this reader: ${VERSION_MAJOR}.x)`,
+      {
+        offset: 8,
+        field: "version_major",
+      },
+    );
   }
   const dv = view(b);
   const check = dv.getBigUint64(HEADER_CHECK_OFFSET, true);
   if (xxh3_64(b.subarray(0, HEADER_CHECK_OFFSET)) !== check) {
-    throw new MigstreamError("CHECKSUM", "stream header check mismatch", { offset: HEADER_CHECK_OFFSET, field: "header_check" });
+    throw new MigstreamError("CHECKSUM", "stream header check mismatch", {
+      offset: HEADER_CHECK_OFFSET,
+      field: "header_check",
+    });
   }
   const h: StreamHeader = {
     versionMajor: major,
@@ -151,7 +159,10 @@ export function parseHeader(b: Uint8Array, limits: Required<DecoderLimits>, keye
     check,
   };
   if (h.checksumAlg !== CHECKSUM_CRC32C_XXH3) {
-    throw new MigstreamError("VERSION", `unknown checksum algorithm ${h.checksumAlg}`, { offset: 10, field: "checksum_alg" });
+    throw new MigstreamError("VERSION", `unknown checksum algorithm ${h.checksumAlg}`, {
+      offset: 10,
+      field: "checksum_alg",
+    });
   }
   if (h.macAlg !== MAC_NONE && h.macAlg !== MAC_HMAC_SHA256_128 && h.macAlg !== MAC_AES_256_GCM) {
     throw new MigstreamError("VERSION", `unknown MAC algorithm ${h.macAlg}`, { offset: 11, field: "mac_alg" });
@@ -160,7 +171,10 @@ export function parseHeader(b: Uint8Array, limits: Required<DecoderLimits>, keye
     throw new MigstreamError("MAC", "the stream is authenticated: a key is required", { offset: 11, field: "mac_alg" });
   }
   if (h.macAlg === MAC_NONE && keyed) {
-    throw new MigstreamError("MAC", "a key was given but the stream is not authenticated", { offset: 11, field: "mac_alg" });
+    throw new MigstreamError("MAC", "a key was given but the stream is not authenticated", {
+      offset: 11,
+      field: "mac_alg",
+    });
   }
   const unknown = h.flags & REQUIRED_FLAGS_MASK & ~KNOWN_REQUIRED_FLAGS;
   if (unknown !== 0) {
@@ -170,16 +184,24 @@ export function parseHeader(b: Uint8Array, limits: Required<DecoderLimits>, keye
     });
   }
   if ((h.flags & FLAG_BOUND) !== 0 && h.macAlg === MAC_NONE) {
-    throw new MigstreamError("FORMAT", "the stream says it is bound to a connection, but it has no key to bind with", { offset: 12, field: "flags" });
+    throw new MigstreamError("FORMAT", "the stream says it is bound to a connection, but it has no key to bind with", {
+      offset: 12,
+      field: "flags",
+    });
   }
-  if (dv.getUint16(54, true) !== 0) throw new MigstreamError("FORMAT", "reserved header field is not zero", { offset: 54, field: "reserved" });
+  if (dv.getUint16(54, true) !== 0)
+    throw new MigstreamError("FORMAT", "reserved header field is not zero", { offset: 54, field: "reserved" });
   if (h.maxFrame < MIN_MAX_FRAME) {
-    throw new MigstreamError("FORMAT", `max_frame ${h.maxFrame} is below ${MIN_MAX_FRAME}`, { offset: 32, field: "max_frame" });
+    throw new MigstreamError("FORMAT", `max_frame ${h.maxFrame} is below ${MIN_MAX_FRAME}`, {
+      offset: 32,
+      field: "max_frame",
+    });
   }
   if (h.maxChunk < 1) throw new MigstreamError("FORMAT", "max_chunk is 0", { offset: 36, field: "max_chunk" });
   if (h.maxFrame > limits.maxFrameSize) throw over("max_frame", h.maxFrame, limits.maxFrameSize);
   if (h.maxChunk > limits.maxChunkSize) throw over("max_chunk", h.maxChunk, limits.maxChunkSize);
-  if (h.maxTransaction > limits.maxTransactionSize) throw over("max_transaction", h.maxTransaction, limits.maxTransactionSize);
+  if (h.maxTransaction > limits.maxTransactionSize)
+    throw over("max_transaction", h.maxTransaction, limits.maxTransactionSize);
   if (h.dedupWindow > limits.maxWindow) throw over("dedup_window", h.dedupWindow, limits.maxWindow);
   if (h.maxMetadata > limits.maxMetadataSize) throw over("max_metadata", h.maxMetadata, limits.maxMetadataSize);
   if (h.maxDevices > limits.maxDevices) throw over("max_devices", h.maxDevices, limits.maxDevices);

@@ -1,8 +1,31 @@
 // The stream format (docs/FORMAT.md): encoder, decoder, Web Streams and the
 // shapes a caller needs.
-export { StreamEncoder, encodeStream, encodeStreamAsync, type EncoderOptions, type DeviceWriter, type EncoderStats } from "./encoder.js";
-export { StreamDecoder, decodeStream, decodeStreamAsync, verifyStream, type DecoderOptions } from "./decoder.js";
-export type { ChunkCoder, ChunkDecoder, ChunkDecodeRequest, CodingPool } from "./chunk-coders.js";
+
+export type { ChunkCoder, ChunkDecodeRequest, ChunkDecoder, CodingPool } from "./chunk-coders.js";
+export { type DecoderOptions, decodeStream, decodeStreamAsync, StreamDecoder, verifyStream } from "./decoder.js";
+export {
+  type DeviceWriter,
+  type EncoderOptions,
+  type EncoderStats,
+  encodeStream,
+  encodeStreamAsync,
+  StreamEncoder,
+} from "./encoder.js";
 export type { DecoderLimits } from "./limits.js";
-export type { DeviceInfo, DeviceItem, DeviceInput, DeviceTrailer, StreamTrailer, DecodedDevice, DecodedStream, DecodeEvent, StreamHeader } from "./types.js";
-export { MigrationEncoderStream, MigrationDecoderStream, type EncoderStreamOptions, type DecoderStreamOptions } from "./streams.js";
+export {
+  type DecoderStreamOptions,
+  type EncoderStreamOptions,
+  MigrationDecoderStream,
+  MigrationEncoderStream,
+} from "./streams.js";
+export type {
+  DecodedDevice,
+  DecodedStream,
+  DecodeEvent,
+  DeviceInfo,
+  DeviceInput,
+  DeviceItem,
+  DeviceTrailer,
+  StreamHeader,
+  StreamTrailer,
+} from "./types.js";

@@ -6,7 +6,7 @@
 // place and copied out once.
 
 import type { AutoContext } from "../codec/auto/decide.js";
-import { encodeChunk, reserveCoder, slotSize, type ChunkFacts } from "../codec/coder.js";
+import { type ChunkFacts, encodeChunk, reserveCoder, slotSize } from "../codec/coder.js";
 import type { Coding } from "../codec/coding.js";
 import type { DedupIndex } from "../codec/dedup.js";
 import { CODEC_RAW, CODEC_ZERO } from "../codec/ids.js";
@@ -43,7 +43,16 @@ export class InlineChunks {
    * frames it. `index`: dedup, in stream order; `facts`: what the dedup plan
    * already knows about these bytes; `auto`: auto's context for this chunk.
    */
-  encode(b: FrameBuilder, id: number, src: ByteSource, start: number, end: number, index: DedupIndex | null, facts: ChunkFacts | null, auto?: AutoContext): void {
+  encode(
+    b: FrameBuilder,
+    id: number,
+    src: ByteSource,
+    start: number,
+    end: number,
+    index: DedupIndex | null,
+    facts: ChunkFacts | null,
+    auto?: AutoContext,
+  ): void {
     this.buffers();
     index?.reserve(this.chunkSize); // before any view is taken: it may allocate kernel memory
     const n = end - start;

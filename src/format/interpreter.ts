@@ -3,9 +3,17 @@
 // the codec rules and a lengths-only dedup window), trailers and digests.
 // Takes frames that already passed the frame layer's checks and MAC, in order.
 
-import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_MAX_ID, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
+import { DEDUP_REF_SIZE, DedupWindow, decodeDedupRef, resolveDedupRef } from "../codec/dedup.js";
+import {
+  CODEC_DEDUP_REF,
+  CODEC_LZ4,
+  CODEC_MAX_ID,
+  CODEC_RAW,
+  CODEC_ZERO,
+  CODEC_ZSTD,
+  codecName,
+} from "../codec/ids.js";
 import { decodeChunk } from "../codec/index.js";
-import { decodeDedupRef, DedupWindow, DEDUP_REF_SIZE, resolveDedupRef } from "../codec/dedup.js";
 import { hashOfZeros } from "../codec/zero.js";
 import { ZSTD_MAX_DECODE_SIZE, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from "../codec/zstd.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
@@ -14,10 +22,10 @@ import { xxh3_64 } from "../kernels/xxh3.js";
 import {
   CHUNK_HEADER_SIZE,
   FRAME_CHUNK,
-  FRAME_HEADER_SIZE,
   FRAME_DEVICE_BEGIN,
   FRAME_DEVICE_END,
   FRAME_DEVICE_PROTOCOL,
+  FRAME_HEADER_SIZE,
   FRAME_PHASE,
   FRAME_SKIPPABLE,
   FRAME_STREAM_END,
@@ -95,7 +103,13 @@ function badHash(f: Frame, codec: number): MigstreamError {
 function atFrame(e: unknown, f: Frame): never {
   if (isMigstreamError(e) && e.frame === undefined) {
     const offset = e.offset === undefined ? f.offset : f.offset + FRAME_HEADER_SIZE + CHUNK_HEADER_SIZE + e.offset;
-    throw new MigstreamError(e.code, e.message, { offset, frame: f.seq, device: f.device, field: e.field ?? "payload", cause: e });
+    throw new MigstreamError(e.code, e.message, {
+      offset,
+      frame: f.seq,
+      device: f.device,
+      field: e.field ?? "payload",
+      cause: e,
+    });
   }
   throw e;
 }
@@ -146,7 +160,9 @@ export class Interpreter {
             field: "type",
           });
         }
-        out = [{ type: "skipped", frameType: f.type, device: f.device, length: f.length, frame: f.seq, offset: f.offset }];
+        out = [
+          { type: "skipped", frameType: f.type, device: f.device, length: f.length, frame: f.seq, offset: f.offset },
+        ];
     }
     this.framesDigest.u64(f.check);
     return out;
@@ -185,7 +201,11 @@ export class Interpreter {
 
   private notInTxn(d: DeviceState, f: Frame, what: string): void {
     if (d.txn !== null) {
-      throw formatError(f, `${what} inside transaction ${d.txn.index} (${d.txn.chunks - d.txn.chunksSeen} chunk(s) missing)`, "type");
+      throw formatError(
+        f,
+        `${what} inside transaction ${d.txn.index} (${d.txn.chunks - d.txn.chunksSeen} chunk(s) missing)`,
+        "type",
+      );
     }
   }
 
@@ -210,7 +230,9 @@ export class Interpreter {
     }
     d.phase = p.code;
     d.iteration = p.iteration;
-    return [{ type: "phase", device: f.device, phase: p.phase, iteration: p.iteration, frame: f.seq, offset: f.offset }];
+    return [
+      { type: "phase", device: f.device, phase: p.phase, iteration: p.iteration, frame: f.seq, offset: f.offset },
+    ];
   }
 
   private transaction(f: Frame): DecodeEvent[] {
@@ -220,7 +242,12 @@ export class Interpreter {
     if (d.phase === END_CODE) throw formatError(f, "TRANSACTION after the end phase", "type");
     const { size, chunks } = readTransaction(f);
     if (size > this.header.maxTransaction) {
-      throw formatError(f, `transaction of ${size} bytes exceeds max_transaction ${this.header.maxTransaction}`, "size", "LIMIT");
+      throw formatError(
+        f,
+        `transaction of ${size} bytes exceeds max_transaction ${this.header.maxTransaction}`,
+        "size",
+        "LIMIT",
+      );
     }
     const minChunks = Math.ceil(size / this.header.maxChunk);
     if ((size === 0) !== (chunks === 0) || chunks > size || chunks < minChunks) {
@@ -230,7 +257,14 @@ export class Interpreter {
     this.totals.transactions++;
     const ev: DecodeEvent[] = [{ type: "transaction", device: f.device, size, chunks, frame: f.seq, offset: f.offset }];
     if (size === 0) {
-      ev.push({ type: "transaction-end", device: f.device, size: 0, data: this.opts.assemble && !this.opts.verifyOnly ? new Uint8Array(0) : undefined, frame: f.seq, offset: f.offset });
+      ev.push({
+        type: "transaction-end",
+        device: f.device,
+        size: 0,
+        data: this.opts.assemble && !this.opts.verifyOnly ? new Uint8Array(0) : undefined,
+        frame: f.seq,
+        offset: f.offset,
+      });
       return ev;
     }
     d.txn = {
@@ -261,7 +295,11 @@ export class Interpreter {
       throw formatError(f, `chunk of ${raw} bytes exceeds max_chunk ${this.header.maxChunk}`, "raw_length", "LIMIT");
     }
     if (raw > t.size - t.filled) {
-      throw formatError(f, `chunk of ${raw} bytes overruns its transaction (${t.size - t.filled} bytes left)`, "raw_length");
+      throw formatError(
+        f,
+        `chunk of ${raw} bytes overruns its transaction (${t.size - t.filled} bytes left)`,
+        "raw_length",
+      );
     }
     if (c.codec === CODEC_ZSTD && raw > ZSTD_MAX_DECODE_SIZE) {
       // Checked here too so that verification and decoding agree.
@@ -269,8 +307,19 @@ export class Interpreter {
     }
     const coded = c.codedLength;
     const codedOk =
-      c.codec === CODEC_RAW ? coded === raw : c.codec === CODEC_ZERO ? coded === 0 : c.codec === CODEC_DEDUP_REF ? coded === DEDUP_REF_SIZE : coded > 0;
-    if (!codedOk) throw formatError(f, `coded_length ${coded} is invalid for a ${raw}-byte ${codecName(c.codec)} chunk`, "coded_length");
+      c.codec === CODEC_RAW
+        ? coded === raw
+        : c.codec === CODEC_ZERO
+          ? coded === 0
+          : c.codec === CODEC_DEDUP_REF
+            ? coded === DEDUP_REF_SIZE
+            : coded > 0;
+    if (!codedOk)
+      throw formatError(
+        f,
+        `coded_length ${coded} is invalid for a ${raw}-byte ${codecName(c.codec)} chunk`,
+        "coded_length",
+      );
     if (c.codec === CODEC_DEDUP_REF && this.header.dedupWindow === 0) {
       throw formatError(f, "dedup reference in a stream without a dedup window", "codec");
     }
@@ -283,13 +332,16 @@ export class Interpreter {
           const ord = decodeDedupRef(payload);
           const len = d.tracker!.lengthOf(ord);
           if (len === -1) throw formatError(f, `dedup reference to chunk ${ord}, which was never recorded`, "dedupRef");
-          if (len === -2) throw formatError(f, `dedup reference to chunk ${ord}, already outside the window`, "dedupRef", "LIMIT");
-          if (len !== raw) throw formatError(f, `dedup reference names a ${len}-byte chunk, expected ${raw}`, "dedupRef", "CODEC");
+          if (len === -2)
+            throw formatError(f, `dedup reference to chunk ${ord}, already outside the window`, "dedupRef", "LIMIT");
+          if (len !== raw)
+            throw formatError(f, `dedup reference names a ${len}-byte chunk, expected ${raw}`, "dedupRef", "CODEC");
         } else if (recorded) {
           d.tracker?.add(raw);
         }
       } else {
-        const into = t.buf !== null ? t.buf.subarray(t.filled, t.filled + raw) : this.opts.reuse ? this.reused(raw) : undefined;
+        const into =
+          t.buf !== null ? t.buf.subarray(t.filled, t.filled + raw) : this.opts.reuse ? this.reused(raw) : undefined;
         // A resolved reference without `into` is the window's own copy: hand out a copy of it.
         if (c.codec === CODEC_LZ4) {
           // Decoded and hashed in kernel memory, copied out once.
@@ -322,14 +374,35 @@ export class Interpreter {
     t.filled += raw;
     t.chunksSeen++;
     const ev: DecodeEvent[] = [
-      { type: "chunk", device: f.device, codec: c.codec, level: c.level, rawLength: raw, codedLength: coded, data, frame: f.seq, offset: f.offset },
+      {
+        type: "chunk",
+        device: f.device,
+        codec: c.codec,
+        level: c.level,
+        rawLength: raw,
+        codedLength: coded,
+        data,
+        frame: f.seq,
+        offset: f.offset,
+      },
     ];
     if (t.chunksSeen === t.chunks || t.filled === t.size) {
       if (t.chunksSeen !== t.chunks || t.filled !== t.size) {
-        throw formatError(f, `transaction ${t.index} declared ${t.chunks} chunk(s) for ${t.size} bytes, got ${t.chunksSeen} for ${t.filled}`, "chunks");
+        throw formatError(
+          f,
+          `transaction ${t.index} declared ${t.chunks} chunk(s) for ${t.size} bytes, got ${t.chunksSeen} for ${t.filled}`,
+          "chunks",
+        );
       }
       d.txn = null;
-      ev.push({ type: "transaction-end", device: f.device, size: t.size, data: t.buf ?? undefined, frame: f.seq, offset: f.offset });
+      ev.push({
+        type: "transaction-end",
+        device: f.device,
+        size: t.size,
+        data: t.buf ?? undefined,
+        frame: f.seq,
+        offset: f.offset,
+      });
     }
     return ev;
   }
@@ -343,7 +416,8 @@ export class Interpreter {
 
   /** The reused output buffer (reuse mode), with room for `n` bytes (≤ max_chunk). */
   private reused(n: number): Uint8Array {
-    if (this.reuseBuf === null || this.reuseBuf.length < n) this.reuseBuf = new Uint8Array(Math.max(n, Math.min(this.header.maxChunk, STAGE_MIN)));
+    if (this.reuseBuf === null || this.reuseBuf.length < n)
+      this.reuseBuf = new Uint8Array(Math.max(n, Math.min(this.header.maxChunk, STAGE_MIN)));
     return this.reuseBuf.subarray(0, n);
   }
 

@@ -41,7 +41,8 @@ export function resolveLimits(o: DecoderLimits = {}): Required<DecoderLimits> {
   for (const k of Object.keys(FORMAT_LIMITS) as (keyof DecoderLimits)[]) {
     const v = o[k];
     if (v === undefined) continue;
-    if (!Number.isSafeInteger(v) || v < 0) throw new MigstreamError("USAGE", `${k} must be a non-negative integer, got ${v}`, { field: k });
+    if (!Number.isSafeInteger(v) || v < 0)
+      throw new MigstreamError("USAGE", `${k} must be a non-negative integer, got ${v}`, { field: k });
     if (v > FORMAT_LIMITS[k]) {
       throw new MigstreamError("USAGE", `${k} ${v} is above the format's limit ${FORMAT_LIMITS[k]}`, { field: k });
     }

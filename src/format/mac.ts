@@ -21,7 +21,9 @@ function subtle(): SubtleCrypto {
 export function checkKey(key: unknown): Uint8Array {
   if (!(key instanceof Uint8Array)) throw new MigstreamError("USAGE", "key must be a Uint8Array", { field: "key" });
   if (key.length < MIN_KEY_SIZE || key.length > MAX_KEY_SIZE) {
-    throw new MigstreamError("USAGE", `key must have ${MIN_KEY_SIZE}..${MAX_KEY_SIZE} bytes, got ${key.length}`, { field: "key" });
+    throw new MigstreamError("USAGE", `key must have ${MIN_KEY_SIZE}..${MAX_KEY_SIZE} bytes, got ${key.length}`, {
+      field: "key",
+    });
   }
   return key;
 }
@@ -31,7 +33,12 @@ export async function hmacKey(raw: Uint8Array): Promise<CryptoKey> {
 }
 
 /** HMAC-SHA-256(K, label ‖ header ‖ binding): the derivation every per-stream key uses (§7, §7.2). */
-export async function streamSecret(key: Uint8Array, label: string, header: Uint8Array, binding: Uint8Array | null = null): Promise<Uint8Array> {
+export async function streamSecret(
+  key: Uint8Array,
+  label: string,
+  header: Uint8Array,
+  binding: Uint8Array | null = null,
+): Promise<Uint8Array> {
   const l = new TextEncoder().encode(label);
   const msg = new Uint8Array(l.length + header.length + (binding?.length ?? 0));
   msg.set(l);
@@ -41,7 +48,11 @@ export async function streamSecret(key: Uint8Array, label: string, header: Uint8
 }
 
 /** The per-stream frame key K_s for a stream with this 64-byte header (and, bound, this challenge). */
-export async function frameKey(key: Uint8Array, header: Uint8Array, binding: Uint8Array | null = null): Promise<CryptoKey> {
+export async function frameKey(
+  key: Uint8Array,
+  header: Uint8Array,
+  binding: Uint8Array | null = null,
+): Promise<CryptoKey> {
   return hmacKey(await streamSecret(key, MAC_LABEL, header, binding));
 }
 
@@ -57,7 +68,9 @@ export async function tagOf(k: CryptoKey, bytes: Uint8Array): Promise<Uint8Array
 /** Computes and writes the tags of sealed frames. */
 export async function fillTags(k: CryptoKey, slots: readonly TagSlot[]): Promise<void> {
   const tags = await Promise.all(slots.map((s) => tagOf(k, s.buf.subarray(s.start, s.end))));
-  slots.forEach((s, i) => s.buf.set(tags[i], s.end));
+  slots.forEach((s, i) => {
+    s.buf.set(tags[i], s.end);
+  });
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

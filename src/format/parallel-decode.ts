@@ -16,8 +16,8 @@
 // buffer of max_chunk bytes, recycled when the decoder owns its data), the
 // dedup windows, and with `assemble` one transaction per device.
 
-import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
 import { DedupWindow, decodeDedupRef, resolveDedupRef } from "../codec/dedup.js";
+import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
 import { init } from "../codec/index.js";
 import { hashOfZeros } from "../codec/zero.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
@@ -25,7 +25,7 @@ import { xxh3_64 } from "../kernels/xxh3.js";
 import { plain } from "./bytes.js";
 import type { ChunkDecoder } from "./chunk-coders.js";
 import { CHUNK_HEADER_SIZE, FRAME_HEADER_SIZE } from "./constants.js";
-import type { FrameReader, Frame } from "./frames.js";
+import type { Frame, FrameReader } from "./frames.js";
 import { Interpreter } from "./interpreter.js";
 import type { MacBatchReader } from "./mac-batch.js";
 import { readChunkHeader } from "./payloads.js";
@@ -174,14 +174,16 @@ export class ParallelDecoding {
       p.hash = c.rawHash;
       const payload = f.payload.subarray(CHUNK_HEADER_SIZE);
       if (ev.codec === CODEC_DEDUP_REF) p.ordinal = decodeDedupRef(payload);
-      else if (ev.codec === CODEC_RAW || ev.codec === CODEC_LZ4 || ev.codec === CODEC_ZSTD) p.job = this.submit(ev, payload, c.rawHash);
+      else if (ev.codec === CODEC_RAW || ev.codec === CODEC_LZ4 || ev.codec === CODEC_ZSTD)
+        p.job = this.submit(ev, payload, c.rawHash);
     }
     this.pending.push(p);
   }
 
   private submit(ev: ChunkEvent, payload: Uint8Array, hash: bigint): Promise<Uint8Array> {
     let job: Promise<Uint8Array>;
-    if (this.decoder.copiesInput) job = this.decoder.decode({ codec: ev.codec, payload, rawLength: ev.rawLength, hash });
+    if (this.decoder.copiesInput)
+      job = this.decoder.decode({ codec: ev.codec, payload, rawLength: ev.rawLength, hash });
     else {
       // The payload goes in a buffer of its own with room for the raw bytes (reused once released).
       const cap = Math.max(this.reader.header!.maxChunk, payload.length, ev.rawLength);
@@ -221,7 +223,8 @@ export class ParallelDecoding {
     }
     if (recycle !== null && (this.reuse || this.assemble)) {
       if (this.decoder.release) this.decoder.release(recycle);
-      else if (recycle.buffer.byteLength >= this.reader.header!.maxChunk && this.free.length < this.inFlight) this.free.push(recycle.buffer as ArrayBuffer);
+      else if (recycle.buffer.byteLength >= this.reader.header!.maxChunk && this.free.length < this.inFlight)
+        this.free.push(recycle.buffer as ArrayBuffer);
     }
   }
 
@@ -313,5 +316,11 @@ function atChunk(e: unknown, ev: ChunkEvent): unknown {
   if (!isMigstreamError(e) || e.frame !== undefined) return e;
   if (e.code === "CHECKSUM" && e.field === "xxh3") return badHash(ev);
   const offset = e.offset === undefined ? ev.offset : ev.offset + FRAME_HEADER_SIZE + CHUNK_HEADER_SIZE + e.offset;
-  return new MigstreamError(e.code, e.message, { offset, frame: ev.frame, device: ev.device, field: e.field ?? "payload", cause: e });
+  return new MigstreamError(e.code, e.message, {
+    offset,
+    frame: ev.frame,
+    device: ev.device,
+    field: e.field ?? "payload",
+    cause: e,
+  });
 }

@@ -9,24 +9,30 @@ import {
   CHUNK_HEADER_SIZE,
   DEVICE_END_PAYLOAD_SIZE,
   DEVICE_PROTOCOL_PAYLOAD_SIZE,
+  END_MARKER,
+  frameName,
+  PHASE_PAYLOAD_SIZE,
+  PHASES,
   PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY,
   PROTOCOL_GENERATION_V2,
-  END_MARKER,
-  PHASES,
-  PHASE_PAYLOAD_SIZE,
   STREAM_END_PAYLOAD_SIZE,
   TRANSACTION_PAYLOAD_SIZE,
-  frameName,
 } from "./constants.js";
 import type { Frame } from "./frames.js";
 import type { DeviceTrailer, StreamTrailer } from "./types.js";
 
-export function formatError(f: Frame, message: string, field?: string, code: "FORMAT" | "LIMIT" | "CHECKSUM" | "CODEC" = "FORMAT"): MigstreamError {
+export function formatError(
+  f: Frame,
+  message: string,
+  field?: string,
+  code: "FORMAT" | "LIMIT" | "CHECKSUM" | "CODEC" = "FORMAT",
+): MigstreamError {
   return new MigstreamError(code, message, { offset: f.offset, frame: f.seq, device: f.device, field });
 }
 
 function expectSize(f: Frame, size: number): DataView {
-  if (f.length !== size) throw formatError(f, `${frameName(f.type)} payload has ${f.length} bytes, expected ${size}`, "length");
+  if (f.length !== size)
+    throw formatError(f, `${frameName(f.type)} payload has ${f.length} bytes, expected ${size}`, "length");
   return view(f.payload);
 }
 
@@ -55,7 +61,12 @@ export function readDeviceBegin(f: Frame, maxMetadata: number): { name: string; 
   }
   const metadata = f.payload.slice(1 + n);
   if (metadata.length > maxMetadata) {
-    throw formatError(f, `device metadata of ${metadata.length} bytes exceeds max_metadata ${maxMetadata}`, "metadata", "LIMIT");
+    throw formatError(
+      f,
+      `device metadata of ${metadata.length} bytes exceeds max_metadata ${maxMetadata}`,
+      "metadata",
+      "LIMIT",
+    );
   }
   return { name, metadata };
 }
@@ -88,11 +99,18 @@ export function readDeviceProtocol(f: Frame): MigrationProtocol {
   expectSize(f, DEVICE_PROTOCOL_PAYLOAD_SIZE);
   const [generation, flags] = f.payload;
   if (generation > PROTOCOL_GENERATION_V2) {
-    throw new MigstreamError("VERSION", `device ${f.device}: migration protocol generation ${generation} is unknown to this reader`, { offset: f.offset, frame: f.seq, field: "generation" });
+    throw new MigstreamError(
+      "VERSION",
+      `device ${f.device}: migration protocol generation ${generation} is unknown to this reader`,
+      { offset: f.offset, frame: f.seq, field: "generation" },
+    );
   }
-  if (generation !== PROTOCOL_GENERATION_V2) throw formatError(f, `DEVICE_PROTOCOL generation ${generation} (a v1 device carries no record)`, "generation");
-  if (flags & ~PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY) throw formatError(f, `DEVICE_PROTOCOL flags 0x${flags.toString(16)}`, "flags");
-  for (let i = 2; i < DEVICE_PROTOCOL_PAYLOAD_SIZE; i++) if (f.payload[i] !== 0) throw formatError(f, "reserved DEVICE_PROTOCOL bytes are not zero", "reserved");
+  if (generation !== PROTOCOL_GENERATION_V2)
+    throw formatError(f, `DEVICE_PROTOCOL generation ${generation} (a v1 device carries no record)`, "generation");
+  if (flags & ~PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY)
+    throw formatError(f, `DEVICE_PROTOCOL flags 0x${flags.toString(16)}`, "flags");
+  for (let i = 2; i < DEVICE_PROTOCOL_PAYLOAD_SIZE; i++)
+    if (f.payload[i] !== 0) throw formatError(f, "reserved DEVICE_PROTOCOL bytes are not zero", "reserved");
   return { generation: 2, restartsAtStopCopy: (flags & PROTOCOL_FLAG_RESTARTS_AT_STOP_COPY) !== 0 };
 }
 
@@ -128,7 +146,8 @@ export function writeChunkHeader(out: Uint8Array, at: number, c: ChunkHeader): v
 }
 
 export function readChunkHeader(f: Frame): ChunkHeader {
-  if (f.length < CHUNK_HEADER_SIZE) throw formatError(f, `CHUNK payload of ${f.length} bytes is shorter than its header`, "length");
+  if (f.length < CHUNK_HEADER_SIZE)
+    throw formatError(f, `CHUNK payload of ${f.length} bytes is shorter than its header`, "length");
   const dv = view(f.payload);
   if (dv.getUint16(2, true) !== 0) throw formatError(f, "reserved CHUNK field is not zero", "reserved");
   const c: ChunkHeader = {
@@ -139,7 +158,11 @@ export function readChunkHeader(f: Frame): ChunkHeader {
     rawHash: dv.getBigUint64(12, true),
   };
   if (c.codedLength !== f.length - CHUNK_HEADER_SIZE) {
-    throw formatError(f, `coded_length ${c.codedLength} does not match the payload (${f.length - CHUNK_HEADER_SIZE})`, "coded_length");
+    throw formatError(
+      f,
+      `coded_length ${c.codedLength} does not match the payload (${f.length - CHUNK_HEADER_SIZE})`,
+      "coded_length",
+    );
   }
   return c;
 }

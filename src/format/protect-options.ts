@@ -34,20 +34,31 @@ export interface Protect {
 
 function systemRandom(b: Uint8Array): void {
   const c = globalThis.crypto;
-  if (c?.getRandomValues === undefined) throw new MigstreamError("INTERNAL", "crypto.getRandomValues is unavailable: pass streamId");
+  if (c?.getRandomValues === undefined)
+    throw new MigstreamError("INTERNAL", "crypto.getRandomValues is unavailable: pass streamId");
   c.getRandomValues(b as Uint8Array<ArrayBuffer>);
 }
 
 /** The header fields and binding `o` asks for (`key`: the checked key, or null). */
 export function protect(o: ProtectOptions, key: Uint8Array | null): Protect {
   const encrypt = o.encrypt === true;
-  if (encrypt && key === null) throw new MigstreamError("USAGE", "encrypt needs a key (the shared key the stream's keys come from)", { field: "encrypt" });
-  if (o.challenge !== undefined && key === null) throw new MigstreamError("USAGE", "a challenge binds a keyed stream: give a key too", { field: "challenge" });
+  if (encrypt && key === null)
+    throw new MigstreamError("USAGE", "encrypt needs a key (the shared key the stream's keys come from)", {
+      field: "encrypt",
+    });
+  if (o.challenge !== undefined && key === null)
+    throw new MigstreamError("USAGE", "a challenge binds a keyed stream: give a key too", { field: "challenge" });
   const binding = o.challenge === undefined ? null : checkChallenge(o.challenge);
-  if (o.random !== undefined && typeof o.random !== "function") throw new MigstreamError("USAGE", "random must be a function filling a Uint8Array", { field: "random" });
+  if (o.random !== undefined && typeof o.random !== "function")
+    throw new MigstreamError("USAGE", "random must be a function filling a Uint8Array", { field: "random" });
   let streamId: Uint8Array;
   if (o.streamId !== undefined) {
-    if (encrypt) throw new MigstreamError("USAGE", "an encrypted stream's id is its source's fresh value: it is always drawn at random (do not pass streamId)", { field: "streamId" });
+    if (encrypt)
+      throw new MigstreamError(
+        "USAGE",
+        "an encrypted stream's id is its source's fresh value: it is always drawn at random (do not pass streamId)",
+        { field: "streamId" },
+      );
     if (!(o.streamId instanceof Uint8Array) || o.streamId.length !== STREAM_ID_SIZE) {
       throw new MigstreamError("USAGE", `streamId must be ${STREAM_ID_SIZE} bytes`, { field: "streamId" });
     }

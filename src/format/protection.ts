@@ -23,7 +23,12 @@ export interface Protection {
 }
 
 /** The protection of a stream with this header (its 64 `headerBytes`), keyed with `key`, bound to `binding` (or null). */
-export async function protectionFor(key: Uint8Array, header: StreamHeader, headerBytes: Uint8Array, binding: Uint8Array | null): Promise<Protection> {
+export async function protectionFor(
+  key: Uint8Array,
+  header: StreamHeader,
+  headerBytes: Uint8Array,
+  binding: Uint8Array | null,
+): Promise<Protection> {
   if (header.macAlg === MAC_HMAC_SHA256_128) {
     const k = await frameKey(key, headerBytes, binding);
     return { seal: (slots) => fillTags(k, slots), open: (frames) => verifyTags(k, frames) };

@@ -6,11 +6,11 @@
 // checks (and MAC) passed. Memory: one transaction buffer (encoder), one frame
 // and one chunk (decoder), plus dedup windows.
 
+import { init } from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
 import { DEFAULT_TRANSACTION_SIZE, MAX_TRANSACTION_SIZE } from "./constants.js";
-import { StreamDecoder, type DecoderOptions } from "./decoder.js";
-import { init } from "../codec/index.js";
-import { StreamEncoder, type DeviceWriter, type EncoderOptions } from "./encoder.js";
+import { type DecoderOptions, StreamDecoder } from "./decoder.js";
+import { type DeviceWriter, type EncoderOptions, StreamEncoder } from "./encoder.js";
 import type { DecodeEvent, DeviceInfo } from "./types.js";
 
 /** StreamEncoder's options, the device's name and metadata, and how the input is cut. */
@@ -33,10 +33,18 @@ export class MigrationEncoderStream extends TransformStream<Uint8Array, Uint8Arr
   constructor(options: EncoderStreamOptions = {}) {
     const size = options.transactionSize ?? DEFAULT_TRANSACTION_SIZE;
     if (!Number.isInteger(size) || size < 1 || size > MAX_TRANSACTION_SIZE) {
-      throw new MigstreamError("USAGE", `transactionSize must be an integer in 1..${MAX_TRANSACTION_SIZE}, got ${size}`, { field: "transactionSize" });
+      throw new MigstreamError(
+        "USAGE",
+        `transactionSize must be an integer in 1..${MAX_TRANSACTION_SIZE}, got ${size}`,
+        { field: "transactionSize" },
+      );
     }
     let out: TransformStreamDefaultController<Uint8Array> | null = null;
-    const enc = new StreamEncoder((b) => out!.enqueue(b), { ...options, maxTransaction: options.maxTransaction ?? size, maxDevices: options.maxDevices ?? 1 });
+    const enc = new StreamEncoder((b) => out!.enqueue(b), {
+      ...options,
+      maxTransaction: options.maxTransaction ?? size,
+      maxDevices: options.maxDevices ?? 1,
+    });
     let dev: DeviceWriter | null = null;
     let buf: Uint8Array | null = null;
     let fill = 0;
@@ -48,7 +56,8 @@ export class MigrationEncoderStream extends TransformStream<Uint8Array, Uint8Arr
       },
       transform: async (piece, c) => {
         out = c;
-        if (!(piece instanceof Uint8Array)) throw new MigstreamError("USAGE", "MigrationEncoderStream takes Uint8Array chunks");
+        if (!(piece instanceof Uint8Array))
+          throw new MigstreamError("USAGE", "MigrationEncoderStream takes Uint8Array chunks");
         let at = 0;
         // Whole transactions straight from the input when nothing is buffered.
         while (fill === 0 && piece.length - at >= size) {
@@ -87,9 +96,13 @@ export class MigrationDecoderStream extends TransformStream<Uint8Array, Uint8Arr
     const emit = (ev: DecodeEvent, c: TransformStreamDefaultController<Uint8Array>) => {
       if (ev.type === "device" && want === undefined) {
         if (chosen !== null) {
-          throw new MigstreamError("USAGE", `the stream carries several devices (${chosen}, ${ev.device}): pass { device }`, {
-            device: ev.device,
-          });
+          throw new MigstreamError(
+            "USAGE",
+            `the stream carries several devices (${chosen}, ${ev.device}): pass { device }`,
+            {
+              device: ev.device,
+            },
+          );
         }
         chosen = ev.device;
       } else if (ev.type === "chunk" && ev.device === chosen && ev.data !== undefined) {
@@ -101,7 +114,8 @@ export class MigrationDecoderStream extends TransformStream<Uint8Array, Uint8Arr
         await init();
       },
       transform: async (piece, c) => {
-        if (!(piece instanceof Uint8Array)) throw new MigstreamError("USAGE", "MigrationDecoderStream takes Uint8Array chunks");
+        if (!(piece instanceof Uint8Array))
+          throw new MigstreamError("USAGE", "MigrationDecoderStream takes Uint8Array chunks");
         for await (const ev of dec.writeAsync(piece)) emit(ev, c);
       },
       flush: async (c) => {

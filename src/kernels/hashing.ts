@@ -13,7 +13,8 @@ const U64_MAX = (1n << 64n) - 1n;
 const U32_MAX = 0xffffffff;
 
 export function checkBytes(data: unknown, where: string): asserts data is Uint8Array {
-  if (!(data instanceof Uint8Array)) throw new MigstreamError("USAGE", `${where}: data must be a Uint8Array`, { field: "data" });
+  if (!(data instanceof Uint8Array))
+    throw new MigstreamError("USAGE", `${where}: data must be a Uint8Array`, { field: "data" });
 }
 
 /** Validates an unsigned 64-bit seed. */

@@ -78,7 +78,11 @@ function decodeError(kind: number, at: number, capacity: number): MigstreamError
     case ERR_OFFSET:
       return new MigstreamError("CODEC", `LZ4 match offset at byte ${at} points before the start of output`, where);
     case ERR_OUTPUT:
-      return new MigstreamError("CODEC", `LZ4 block decodes to more than the expected ${capacity} bytes (at byte ${at})`, where);
+      return new MigstreamError(
+        "CODEC",
+        `LZ4 block decodes to more than the expected ${capacity} bytes (at byte ${at})`,
+        where,
+      );
     default:
       return new MigstreamError("CODEC", `LZ4 block malformed at byte ${at}`, where);
   }

@@ -110,7 +110,11 @@ function bump(n: number): number {
   const k = kernels();
   const ptr = heapTop;
   const end = ptr + align(Math.max(n, 1), 64);
-  if (end > MAX_KERNEL_MEMORY) throw new MigstreamError("LIMIT", `kernel memory limit: cannot allocate ${n} bytes (at most ${MAX_KERNEL_MEMORY} in all)`);
+  if (end > MAX_KERNEL_MEMORY)
+    throw new MigstreamError(
+      "LIMIT",
+      `kernel memory limit: cannot allocate ${n} bytes (at most ${MAX_KERNEL_MEMORY} in all)`,
+    );
   const have = k.memory.buffer.byteLength;
   if (end > have) {
     try {
@@ -134,7 +138,8 @@ function sizeClass(n: number): number {
 
 /** Allocates a block of at least `n` bytes; release it with `freeBlock`. */
 export function allocBlock(n: number): { ptr: number; capacity: number } {
-  if (!Number.isSafeInteger(n) || n < 0) throw new MigstreamError("USAGE", `cannot allocate ${n} bytes of kernel memory`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new MigstreamError("USAGE", `cannot allocate ${n} bytes of kernel memory`);
   const capacity = sizeClass(n);
   const list = freeLists.get(capacity);
   const ptr = list && list.length > 0 ? (list.pop() as number) : bump(capacity);
@@ -143,7 +148,10 @@ export function allocBlock(n: number): { ptr: number; capacity: number } {
 
 export function freeBlock(ptr: number, capacity: number): void {
   let list = freeLists.get(capacity);
-  if (!list) freeLists.set(capacity, (list = []));
+  if (!list) {
+    list = [];
+    freeLists.set(capacity, list);
+  }
   list.push(ptr);
 }
 

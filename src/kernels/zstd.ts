@@ -111,7 +111,10 @@ function ensure(x: ZstdExports, s: Scratch, n: number, what: string): Scratch {
   const cap = Math.max(n, 64);
   const ptr = x.zs_malloc(cap) >>> 0;
   if (ptr === 0) {
-    throw new MigstreamError("LIMIT", `zstd ${what} buffer of ${n} bytes does not fit in ${ZSTD_WASM_MAX_MEMORY >>> 20} MiB of wasm memory`);
+    throw new MigstreamError(
+      "LIMIT",
+      `zstd ${what} buffer of ${n} bytes does not fit in ${ZSTD_WASM_MAX_MEMORY >>> 20} MiB of wasm memory`,
+    );
   }
   s.ptr = ptr;
   s.capacity = cap;
@@ -131,7 +134,12 @@ export function zstdInput(n: number): Uint8Array {
 
 /** Pointer to `data` in the instance: in place when it lies in the input buffer, else copied there. */
 function place(x: ZstdExports, data: Uint8Array): number {
-  if (data.buffer === x.memory.buffer && data.byteOffset >= input.ptr && data.byteOffset + data.length <= input.ptr + input.capacity && input.ptr !== 0) {
+  if (
+    data.buffer === x.memory.buffer &&
+    data.byteOffset >= input.ptr &&
+    data.byteOffset + data.length <= input.ptr + input.capacity &&
+    input.ptr !== 0
+  ) {
     return data.byteOffset;
   }
   // A view elsewhere in this memory would be detached by a growth below: take a copy first.
@@ -166,7 +174,10 @@ function run(what: string, f: (x: ZstdExports) => number): number {
   if (x.zs_is_error(r) === 0) return r;
   const name = errorName(x, r);
   if (r === ERROR_MEMORY) {
-    throw new MigstreamError("LIMIT", `zstd ${what}: ${name} (wasm memory is limited to ${ZSTD_WASM_MAX_MEMORY >>> 20} MiB)`);
+    throw new MigstreamError(
+      "LIMIT",
+      `zstd ${what}: ${name} (wasm memory is limited to ${ZSTD_WASM_MAX_MEMORY >>> 20} MiB)`,
+    );
   }
   throw new MigstreamError("CODEC", `zstd ${what}: ${name}`);
 }
@@ -175,8 +186,10 @@ function run(what: string, f: (x: ZstdExports) => number): number {
 function takeOut(x: ZstdExports, ptr: number, n: number, into: Uint8Array | undefined, what: string): Uint8Array {
   const src = new Uint8Array(x.memory.buffer, ptr, n);
   if (into === undefined) return src.slice();
-  if (into.buffer === x.memory.buffer) throw new MigstreamError("USAGE", `zstd ${what} cannot be written into zstd's own memory`);
-  if (into.length < n) throw new MigstreamError("LIMIT", `zstd ${what} of ${n} bytes does not fit the ${into.length}-byte output`);
+  if (into.buffer === x.memory.buffer)
+    throw new MigstreamError("USAGE", `zstd ${what} cannot be written into zstd's own memory`);
+  if (into.length < n)
+    throw new MigstreamError("LIMIT", `zstd ${what} of ${n} bytes does not fit the ${into.length}-byte output`);
   const out = into.subarray(0, n);
   out.set(src);
   return out;
@@ -184,7 +197,10 @@ function takeOut(x: ZstdExports, ptr: number, n: number, into: Uint8Array | unde
 
 function checkLevel(level: number): void {
   if (!Number.isInteger(level) || level < ZSTD_WASM_MIN_LEVEL || level > ZSTD_WASM_MAX_LEVEL) {
-    throw new MigstreamError("USAGE", `zstd level must be an integer in ${ZSTD_WASM_MIN_LEVEL}..${ZSTD_WASM_MAX_LEVEL}, got ${level}`);
+    throw new MigstreamError(
+      "USAGE",
+      `zstd level must be an integer in ${ZSTD_WASM_MIN_LEVEL}..${ZSTD_WASM_MAX_LEVEL}, got ${level}`,
+    );
   }
 }
 
@@ -216,7 +232,8 @@ export function zstdDecompress(frame: Uint8Array, rawLength: number, into?: Uint
   const src = place(x, frame);
   const dst = ensure(x, output, rawLength, "output").ptr;
   const size = run("decompress", (w) => w.zs_decompress(src, frame.length, dst, rawLength));
-  if (size !== rawLength) throw new MigstreamError("CODEC", `zstd frame decoded to ${size} bytes, expected ${rawLength}`);
+  if (size !== rawLength)
+    throw new MigstreamError("CODEC", `zstd frame decoded to ${size} bytes, expected ${rawLength}`);
   return takeOut(x, dst, size, into, "output");
 }
 

@@ -12,7 +12,7 @@
 // open for the answer. Input bytes already read past the end are counted
 // (`onEnd`) for the caller to report; they are not part of the stream.
 import { MigstreamError } from "../errors.js";
-import { StreamDecoder, type DecoderOptions } from "../format/decoder.js";
+import { type DecoderOptions, StreamDecoder } from "../format/decoder.js";
 import type { DecodeEvent } from "../format/types.js";
 import type { ResumeItem } from "../protocol/types.js";
 
@@ -39,7 +39,10 @@ export interface StreamEnd {
  * of one reused buffer, valid until the next item is asked for (as resume()
  * consumes them).
  */
-export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: StreamItemsOptions = {}): AsyncGenerator<ResumeItem> {
+export async function* streamItems(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  options: StreamItemsOptions = {},
+): AsyncGenerator<ResumeItem> {
   const dec = new StreamDecoder({ ...options, assemble: true });
   let device = options.device ?? -1;
   let seen = false;
@@ -74,9 +77,13 @@ export async function* streamItems(source: AsyncIterable<Uint8Array> | Iterable<
           break;
         case "end":
           if (!seen) {
-            throw new MigstreamError("FORMAT", device < 0 ? "the stream holds no device" : `the stream holds no device ${device}`, {
-              device: device < 0 ? undefined : device,
-            });
+            throw new MigstreamError(
+              "FORMAT",
+              device < 0 ? "the stream holds no device" : `the stream holds no device ${device}`,
+              {
+                device: device < 0 ? undefined : device,
+              },
+            );
           }
           // Complete and verified: what follows in the input is not ours to read.
           options.onEnd?.({ streamBytes: dec.offset, trailingBytes: read - dec.offset });

@@ -14,11 +14,11 @@ import type { StreamHeader } from "../format/header.js";
 import { HEADER_SIZE as REGION_HEADER_SIZE } from "../protocol/constants.js";
 import { resumeAny } from "../protocol/drive.js";
 import { generationName, generationOf, isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
+import type { ResumeSummary } from "../protocol/progress.js";
 import type { RegionIO } from "../protocol/region-io.js";
 import type { ResumeOptions } from "../protocol/resume.js";
-import type { ResumeSummary } from "../protocol/progress.js";
 import type { ResumeItem } from "../protocol/types.js";
-import { streamItems, type StreamItemsOptions } from "./items.js";
+import { type StreamItemsOptions, streamItems } from "./items.js";
 
 /**
  * `reuseOutput` defaults to true here: the resume driver writes each
@@ -68,9 +68,13 @@ function checkGeneration(held: readonly ResumeItem[], region: MigratableDevice):
   const got = rec?.kind === "protocol" ? rec.protocol.generation : 1;
   const want = generationOf(region);
   if (got !== want) {
-    throw new MigstreamError("USAGE", `the stream holds a ${generationName(got)} device's state; this device speaks ${generationName(want)}; the device was not touched`, {
-      field: "generation",
-    });
+    throw new MigstreamError(
+      "USAGE",
+      `the stream holds a ${generationName(got)} device's state; this device speaks ${generationName(want)}; the device was not touched`,
+      {
+        field: "generation",
+      },
+    );
   }
 }
 
@@ -106,9 +110,14 @@ export async function restoreDevice(
     }
     checkGeneration(held, region);
     // A stream of several devices declares the largest transaction of any: it says nothing of this one (its driver holds it to its section).
-    if (header !== null && options.checkFit === true && devices <= 1 && !isMigrationDevice(region)) checkFits(header, region);
+    if (header !== null && options.checkFit === true && devices <= 1 && !isMigrationDevice(region))
+      checkFits(header, region);
     options.onTouch?.();
-    return await resumeAny(region, prepend(held, items), { start: options.start, signal: options.signal, onProgress: options.onProgress });
+    return await resumeAny(region, prepend(held, items), {
+      start: options.start,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
   } finally {
     await items.return(undefined).catch(() => {});
   }

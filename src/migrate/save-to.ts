@@ -5,18 +5,19 @@
 // stream could not be finished or written, or the destination did not take
 // the state), the source device is put back in RUNNING — a failed migration
 // leaves the source running.
+
+import { MigstreamError } from "../errors.js";
 import { MAX_TRANSACTION_SIZE } from "../format/constants.js";
-import { type DeviceWriter, StreamEncoder, type EncoderOptions, type EncoderStats } from "../format/encoder.js";
+import { type DeviceWriter, type EncoderOptions, type EncoderStats, StreamEncoder } from "../format/encoder.js";
 import type { DeviceInfo, DeviceTrailer, StreamTrailer } from "../format/types.js";
+import { restartSource, saveAny } from "../protocol/drive.js";
 import { describe, withNote } from "../protocol/failure.js";
+import { isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
 import type { Progress, SaveSummary } from "../protocol/progress.js";
 import type { Phase } from "../protocol/types.js";
-import { restartSource, saveAny } from "../protocol/drive.js";
-import { isMigrationDevice, type MigratableDevice } from "../protocol/generation.js";
 import type { SaveV2Options } from "../protocol/v2/save.js";
-import { MigstreamError } from "../errors.js";
 import { regionCapacity } from "./restore-stream.js";
-import { type ByteSink, type SinkOrWrite, toByteSink } from "./sink.js";
+import { type SinkOrWrite, toByteSink } from "./sink.js";
 
 /** How saveDevice encodes (the stream encoder's options) and saves (the driver's), and what it waits for. */
 export interface SaveDeviceOptions {
@@ -65,7 +66,11 @@ export interface SaveDeviceResult {
  * unless `encoder.reuseOutput`). The device is left stopped after success,
  * RUNNING after a failure.
  */
-export async function saveDevice(region: MigratableDevice, sink: SinkOrWrite, options: SaveDeviceOptions = {}): Promise<SaveDeviceResult> {
+export async function saveDevice(
+  region: MigratableDevice,
+  sink: SinkOrWrite,
+  options: SaveDeviceOptions = {},
+): Promise<SaveDeviceResult> {
   let stopped = false;
   let stopcopyAt = 0;
   const saveOptions = options.save ?? {};
@@ -95,7 +100,16 @@ export async function saveDevice(region: MigratableDevice, sink: SinkOrWrite, op
     const stream = await encoder.finish();
     await out.end();
     await options.confirm?.();
-    return { summary, steps: steps.list, device: trailer, stream, stats: encoder.stats, wireBytes: out.bytes, stopcopyAt, doneAt: performance.now() };
+    return {
+      summary,
+      steps: steps.list,
+      device: trailer,
+      stream,
+      stats: encoder.stats,
+      wireBytes: out.bytes,
+      stopcopyAt,
+      doneAt: performance.now(),
+    };
   } catch (e) {
     out.destroy();
     const err = e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", describe(e), { cause: e });
@@ -125,7 +139,11 @@ export function declaredTransaction(devices: readonly MigratableDevice[]): numbe
  * device. Writers of one stream share `first`: only the stream's first
  * transaction, whichever device gives it, is pushed out.
  */
-export function firstOut(encoder: StreamEncoder, w: DeviceWriter, first: { pending: boolean } = { pending: true }): DeviceWriter {
+export function firstOut(
+  encoder: StreamEncoder,
+  w: DeviceWriter,
+  first: { pending: boolean } = { pending: true },
+): DeviceWriter {
   return {
     ...w,
     phase: (p, i) => w.phase(p, i),

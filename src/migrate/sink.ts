@@ -99,7 +99,10 @@ export function writableSink(stream: Writable, options: WritableSinkOptions): By
       stream.on("close", closed);
       const ms = options.drainTimeoutMs ?? 0;
       if (ms > 0) {
-        timer = setTimeout(() => done(new MigstreamError("TIMEOUT", `${label}: the destination took no data for ${ms} ms`)), ms);
+        timer = setTimeout(
+          () => done(new MigstreamError("TIMEOUT", `${label}: the destination took no data for ${ms} ms`)),
+          ms,
+        );
       }
     });
 
@@ -120,7 +123,10 @@ export function writableSink(stream: Writable, options: WritableSinkOptions): By
       stream.on("close", closed);
       const ms = options.drainTimeoutMs ?? 0;
       if (ms > 0) {
-        timer = setTimeout(() => done(new MigstreamError("TIMEOUT", `${label}: the destination took no data for ${ms} ms`)), ms);
+        timer = setTimeout(
+          () => done(new MigstreamError("TIMEOUT", `${label}: the destination took no data for ${ms} ms`)),
+          ms,
+        );
       }
       stream.write(buf, (e) => done(e ? systemError(e, code, label) : undefined));
     });

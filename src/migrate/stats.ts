@@ -131,7 +131,9 @@ export class StatsCollector {
         break;
       }
       case "phase":
-        this.#devices.get(ev.device)?.phases.push({ phase: ev.phase, iteration: ev.iteration, transactions: 0, rawBytes: 0, codedBytes: 0 });
+        this.#devices
+          .get(ev.device)
+          ?.phases.push({ phase: ev.phase, iteration: ev.iteration, transactions: 0, rawBytes: 0, codedBytes: 0 });
         break;
       case "transaction": {
         const d = this.#devices.get(ev.device);
@@ -146,7 +148,8 @@ export class StatsCollector {
         const d = this.#devices.get(ev.device);
         if (!d) break;
         const name = codecName(ev.codec);
-        const c = (this.#codecs[name] ??= { chunks: 0, rawBytes: 0, codedBytes: 0 });
+        this.#codecs[name] ??= { chunks: 0, rawBytes: 0, codedBytes: 0 };
+        const c = this.#codecs[name];
         c.chunks++;
         c.rawBytes += ev.rawLength;
         c.codedBytes += ev.codedLength;

@@ -30,8 +30,13 @@ export interface ThrottledSink {
  * bytes queue up, drain at that rate, and a write settles once no more than
  * `buffer` bytes are queued.
  */
-export function throttle(bytesPerSecond: number, write?: (bytes: Uint8Array) => void | Promise<void>, options: ThrottleOptions = {}): ThrottledSink {
-  if (!(bytesPerSecond > 0)) throw new MigstreamError("USAGE", `rate must be > 0 bytes/s, got ${bytesPerSecond}`, { field: "rate" });
+export function throttle(
+  bytesPerSecond: number,
+  write?: (bytes: Uint8Array) => void | Promise<void>,
+  options: ThrottleOptions = {},
+): ThrottledSink {
+  if (!(bytesPerSecond > 0))
+    throw new MigstreamError("USAGE", `rate must be > 0 bytes/s, got ${bytesPerSecond}`, { field: "rate" });
   const now = options.now ?? clock;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const msPerByte = 1000 / bytesPerSecond;

@@ -5,7 +5,7 @@
 // `ok: true`; otherwise it puts it back in RUNNING. A success may still carry
 // `trailingBytes`: bytes that followed STREAM_END on the connection, which the
 // source reports as an error — without undoing the restore.
-import { MigstreamError, type ErrorCode } from "../errors.js";
+import { type ErrorCode, MigstreamError } from "../errors.js";
 import { MAX_DEVICES } from "../format/constants.js";
 
 /** Longest ack line accepted (bytes, newline included): room for a device entry of each of MAX_DEVICES devices. */
@@ -35,8 +35,23 @@ export type Ack =
 export const BUSY_MESSAGE = "the destination is busy with another source";
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  "BAD_MAGIC", "VERSION", "CHECKSUM", "TRUNCATED", "SEQUENCE", "LIMIT", "MAC", "CODEC", "FORMAT",
-  "PROTOCOL", "DEVICE", "TRANSPORT", "TIMEOUT", "ABORTED", "USAGE", "IO", "INTERNAL",
+  "BAD_MAGIC",
+  "VERSION",
+  "CHECKSUM",
+  "TRUNCATED",
+  "SEQUENCE",
+  "LIMIT",
+  "MAC",
+  "CODEC",
+  "FORMAT",
+  "PROTOCOL",
+  "DEVICE",
+  "TRANSPORT",
+  "TIMEOUT",
+  "ABORTED",
+  "USAGE",
+  "IO",
+  "INTERNAL",
 ]);
 
 /**
@@ -44,14 +59,22 @@ const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
  * them), and each device with how long ago (performance.now() clock) it
  * entered RUNNING.
  */
-export function devicesAck(devices: readonly { id: number; started: boolean; transactions: number; bytes: number; startedAt: number }[]): Ack & { ok: true } {
+export function devicesAck(
+  devices: readonly { id: number; started: boolean; transactions: number; bytes: number; startedAt: number }[],
+): Ack & { ok: true } {
   const now = performance.now();
   return {
     ok: true,
     started: devices.every((d) => d.started),
     transactions: devices.reduce((a, d) => a + d.transactions, 0),
     bytes: devices.reduce((a, d) => a + d.bytes, 0),
-    devices: devices.map((d) => ({ id: d.id, started: d.started, transactions: d.transactions, bytes: d.bytes, ...(d.started ? { runningMs: now - d.startedAt } : {}) })),
+    devices: devices.map((d) => ({
+      id: d.id,
+      started: d.started,
+      transactions: d.transactions,
+      bytes: d.bytes,
+      ...(d.started ? { runningMs: now - d.startedAt } : {}),
+    })),
   };
 }
 
@@ -60,7 +83,11 @@ export function failureAck(e: unknown): Ack {
   if (e instanceof MigstreamError) {
     return { ok: false, code: e.code, message: e.message.slice(0, MAX_ACK_MESSAGE), offset: e.offset, frame: e.frame };
   }
-  return { ok: false, code: "INTERNAL", message: (e instanceof Error ? e.message : String(e)).slice(0, MAX_ACK_MESSAGE) };
+  return {
+    ok: false,
+    code: "INTERNAL",
+    message: (e instanceof Error ? e.message : String(e)).slice(0, MAX_ACK_MESSAGE),
+  };
 }
 
 export function encodeAck(ack: Ack): Uint8Array {
@@ -80,14 +107,26 @@ export function parseAck(line: string): Ack {
   }
   const num = (x: unknown) => (typeof x === "number" && Number.isSafeInteger(x) && x >= 0 ? x : undefined);
   if (v.ok) {
-    const ack: Ack = { ok: true, started: v.started === true, transactions: num(v.transactions) ?? 0, bytes: num(v.bytes) ?? 0 };
+    const ack: Ack = {
+      ok: true,
+      started: v.started === true,
+      transactions: num(v.transactions) ?? 0,
+      bytes: num(v.bytes) ?? 0,
+    };
     const devices = ackDevices(v.devices);
     const trailing = num(v.trailingBytes);
     return { ...ack, ...(devices ? { devices } : {}), ...(trailing ? { trailingBytes: trailing } : {}) };
   }
   const code = typeof v.code === "string" && KNOWN_CODES.has(v.code) ? (v.code as ErrorCode) : "INTERNAL";
   const message = typeof v.message === "string" ? v.message.slice(0, MAX_ACK_MESSAGE) : "no reason given";
-  return { ok: false, code, message, offset: num(v.offset), frame: num(v.frame), ...(v.busy === true ? { busy: true } : {}) };
+  return {
+    ok: false,
+    code,
+    message,
+    offset: num(v.offset),
+    frame: num(v.frame),
+    ...(v.busy === true ? { busy: true } : {}),
+  };
 }
 
 /**
@@ -99,7 +138,9 @@ export function parseAck(line: string): Ack {
 export function trailingError(ack: Ack & { ok: true }): MigstreamError | null {
   if (!ack.trailingBytes) return null;
   const many = (ack.devices?.length ?? 1) > 1;
-  const took = many ? `its ${ack.devices!.length} devices ${ack.started ? "RUNNING" : "not started"}` : `device ${ack.started ? "RUNNING" : "left in RESUMING"}`;
+  const took = many
+    ? `its ${ack.devices!.length} devices ${ack.started ? "RUNNING" : "not started"}`
+    : `device ${ack.started ? "RUNNING" : "left in RESUMING"}`;
   return new MigstreamError(
     "FORMAT",
     `the destination took the state (${took}), but ${ack.trailingBytes} bytes followed the end of the stream on the connection (not sent by this source: something on the path added them); the source ${many ? "devices stay" : "device stays"} stopped`,
@@ -118,13 +159,24 @@ function ackDevices(x: unknown): AckDevice[] | undefined {
     const id = count(d.id);
     const transactions = count(d.transactions);
     const bytes = count(d.bytes);
-    if (id === undefined || id > 0xffff || transactions === undefined || bytes === undefined || typeof d.started !== "boolean") throw bad();
-    const ms = typeof d.runningMs === "number" && Number.isFinite(d.runningMs) && d.runningMs >= 0 ? d.runningMs : undefined;
+    if (
+      id === undefined ||
+      id > 0xffff ||
+      transactions === undefined ||
+      bytes === undefined ||
+      typeof d.started !== "boolean"
+    )
+      throw bad();
+    const ms =
+      typeof d.runningMs === "number" && Number.isFinite(d.runningMs) && d.runningMs >= 0 ? d.runningMs : undefined;
     return { id, started: d.started, transactions, bytes, ...(ms === undefined ? {} : { runningMs: ms }) };
   });
 }
 
 /** The error a failure ack stands for, on the source side. */
 export function ackError(ack: Ack & { ok: false }): MigstreamError {
-  return new MigstreamError(ack.code, `the destination failed: "${ack.message}"`, { offset: ack.offset, frame: ack.frame });
+  return new MigstreamError(ack.code, `the destination failed: "${ack.message}"`, {
+    offset: ack.offset,
+    frame: ack.frame,
+  });
 }

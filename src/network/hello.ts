@@ -40,13 +40,15 @@ export interface Hello {
 export function newChallenge(): Uint8Array {
   const c = new Uint8Array(CHALLENGE_SIZE);
   const crypto = globalThis.crypto;
-  if (crypto?.getRandomValues === undefined) throw new MigstreamError("INTERNAL", "crypto.getRandomValues is unavailable: no challenge can be made");
+  if (crypto?.getRandomValues === undefined)
+    throw new MigstreamError("INTERNAL", "crypto.getRandomValues is unavailable: no challenge can be made");
   crypto.getRandomValues(c);
   return c;
 }
 
 export function encodeHello(h: Hello): Uint8Array {
-  if (h.challenge.length !== CHALLENGE_SIZE) throw new MigstreamError("USAGE", `a challenge has ${CHALLENGE_SIZE} bytes`);
+  if (h.challenge.length !== CHALLENGE_SIZE)
+    throw new MigstreamError("USAGE", `a challenge has ${CHALLENGE_SIZE} bytes`);
   const b = new Uint8Array(HELLO_SIZE);
   b.set(HELLO_MAGIC, 0);
   b[8] = HELLO_VERSION;
@@ -67,11 +69,19 @@ export function parseHello(b: Uint8Array, from: string): Hello {
   const bad = (code: "VERSION" | "CHECKSUM" | "FORMAT" | "TRANSPORT", what: string, offset: number, field: string) =>
     new MigstreamError(code, `${from}: ${what}`, { offset, field });
   if (!mayBeHello(b)) throw bad("TRANSPORT", "not a migstream destination (no hello)", 0, "magic");
-  if (b[8] !== HELLO_VERSION) throw bad("VERSION", `hello version ${b[8]} is not supported (this source: ${HELLO_VERSION})`, 8, "version");
+  if (b[8] !== HELLO_VERSION)
+    throw bad("VERSION", `hello version ${b[8]} is not supported (this source: ${HELLO_VERSION})`, 8, "version");
   const dv = new DataView(b.buffer, b.byteOffset, HELLO_SIZE);
-  if (xxh3_64(b.subarray(0, 32)) !== dv.getBigUint64(32, true)) throw bad("CHECKSUM", "hello check mismatch", 32, "check");
+  if (xxh3_64(b.subarray(0, 32)) !== dv.getBigUint64(32, true))
+    throw bad("CHECKSUM", "hello check mismatch", 32, "check");
   const flags = b[9];
-  if ((flags & ~KNOWN_FLAGS) !== 0) throw bad("VERSION", `the destination requires features this source does not know (hello flags 0x${flags.toString(16)})`, 9, "flags");
+  if ((flags & ~KNOWN_FLAGS) !== 0)
+    throw bad(
+      "VERSION",
+      `the destination requires features this source does not know (hello flags 0x${flags.toString(16)})`,
+      9,
+      "flags",
+    );
   for (let i = 10; i < 16; i++) if (b[i] !== 0) throw bad("FORMAT", "reserved hello bytes are not zero", i, "reserved");
   return { keyed: (flags & HELLO_KEYED) !== 0, encrypted: (flags & HELLO_ENCRYPTED) !== 0, challenge: b.slice(16, 32) };
 }

@@ -13,10 +13,10 @@
 // dropped before it can reach the device.
 import type * as Net from "node:net";
 import { MigstreamError } from "../errors.js";
+import { type ByteSink, writableSink } from "../migrate/sink.js";
 import { builtin } from "../transport/builtin.js";
 import { type Ack, ackError, BUSY_MESSAGE, encodeAck, MAX_ACK_BYTES, parseAck } from "./ack.js";
-import { encodeHello, type Hello, HELLO_SIZE, mayBeHello, newChallenge, parseHello } from "./hello.js";
-import { type ByteSink, writableSink } from "../migrate/sink.js";
+import { encodeHello, HELLO_SIZE, type Hello, mayBeHello, newChallenge, parseHello } from "./hello.js";
 
 /** Where a listener binds when the URL names no host. */
 export const DEFAULT_LISTEN_HOST = "127.0.0.1";
@@ -48,7 +48,8 @@ export function parseTcpUrl(text: string, what = "address"): TcpAddress {
   if (!m) throw new MigstreamError("USAGE", `${what}: '${text}' is not tcp://HOST:PORT`);
   const host = m[1].startsWith("[") ? m[1].slice(1, -1) : m[1] || DEFAULT_LISTEN_HOST;
   const port = Number(m[2]);
-  if (!Number.isInteger(port) || port > 65535) throw new MigstreamError("USAGE", `${what}: port ${m[2]} is out of range`);
+  if (!Number.isInteger(port) || port > 65535)
+    throw new MigstreamError("USAGE", `${what}: port ${m[2]} is out of range`);
   return { host, port };
 }
 
@@ -128,7 +129,10 @@ export class TcpListener {
 
   #arrive(s: Net.Socket): void {
     s.on("error", () => {}); // reported through the peer's reader
-    if (this.#busy) return this.#refuse(s);
+    if (this.#busy) {
+      this.#refuse(s);
+      return;
+    }
     this.#busy = true;
     // The hello goes out at once: the source waits for it before it sends anything.
     const challenge = newChallenge();
@@ -157,10 +161,13 @@ export class TcpListener {
       if (this.#waiter) throw new MigstreamError("USAGE", "accept() is already waiting");
       arrival = await new Promise<Arrival>((resolve, reject) => {
         const ms = options.acceptTimeoutMs ?? 0;
-        const timer = ms > 0 ? setTimeout(() => {
-          this.#waiter = null;
-          reject(new MigstreamError("TIMEOUT", `no source connected to ${this.url} within ${ms} ms`));
-        }, ms) : undefined;
+        const timer =
+          ms > 0
+            ? setTimeout(() => {
+                this.#waiter = null;
+                reject(new MigstreamError("TIMEOUT", `no source connected to ${this.url} within ${ms} ms`));
+              }, ms)
+            : undefined;
         this.#waiter = {
           resolve: (a) => {
             clearTimeout(timer);
@@ -293,16 +300,26 @@ export class TcpPeer {
       const idle = this.#idleTimeoutMs;
       const shake = this.#handshakeUntil > 0 ? this.#handshakeUntil - Date.now() : Infinity;
       const ms = Math.min(idle > 0 ? idle : Infinity, shake);
-      const timer = ms < Infinity
-        ? setTimeout(() => {
-            this.#wake = null;
-            reject(
-              shake <= idle || idle <= 0
-                ? new MigstreamError("TIMEOUT", `no verified stream header from ${this.remote} within the handshake deadline`, { offset: this.received })
-                : new MigstreamError("TIMEOUT", `no stream bytes from ${this.remote} for ${idle} ms`, { offset: this.received }),
-            );
-          }, Math.max(0, ms))
-        : undefined;
+      const timer =
+        ms < Infinity
+          ? setTimeout(
+              () => {
+                this.#wake = null;
+                reject(
+                  shake <= idle || idle <= 0
+                    ? new MigstreamError(
+                        "TIMEOUT",
+                        `no verified stream header from ${this.remote} within the handshake deadline`,
+                        { offset: this.received },
+                      )
+                    : new MigstreamError("TIMEOUT", `no stream bytes from ${this.remote} for ${idle} ms`, {
+                        offset: this.received,
+                      }),
+                );
+              },
+              Math.max(0, ms),
+            )
+          : undefined;
       this.#wake = () => {
         clearTimeout(timer);
         resolve();
@@ -389,14 +406,26 @@ function greeting(socket: Net.Socket, url: string, timeoutMs: number, signal?: A
           // "{": a failure ack line (a busy or failing destination).
           const nl = got.indexOf(0x0a);
           if (nl < 0) {
-            if (got.length > MAX_ACK_BYTES) throw new MigstreamError("TRANSPORT", `${url}: the destination sent more than ${MAX_ACK_BYTES} bytes without an ack line`);
+            if (got.length > MAX_ACK_BYTES)
+              throw new MigstreamError(
+                "TRANSPORT",
+                `${url}: the destination sent more than ${MAX_ACK_BYTES} bytes without an ack line`,
+              );
             return;
           }
           const ack = parseAck(new TextDecoder().decode(got.subarray(0, nl)));
-          if (ack.ok) throw new MigstreamError("TRANSPORT", `${url}: the destination confirmed a restore before any stream was sent`);
+          if (ack.ok)
+            throw new MigstreamError(
+              "TRANSPORT",
+              `${url}: the destination confirmed a restore before any stream was sent`,
+            );
           return done(null, { ack });
         }
-        if (!mayBeHello(got)) throw new MigstreamError("TRANSPORT", `${url}: not a migstream destination (it answered neither a hello nor an ack)`);
+        if (!mayBeHello(got))
+          throw new MigstreamError(
+            "TRANSPORT",
+            `${url}: not a migstream destination (it answered neither a hello nor an ack)`,
+          );
         if (got.length < HELLO_SIZE) return;
         done(null, { hello: parseHello(got.subarray(0, HELLO_SIZE), url), rest: got.slice(HELLO_SIZE) });
       } catch (e) {
@@ -404,13 +433,18 @@ function greeting(socket: Net.Socket, url: string, timeoutMs: number, signal?: A
       }
     };
     const onError = (e: Error) => done(netError(e, url));
-    const onClose = () => done(new MigstreamError("TRANSPORT", `${url}: the destination closed the connection without a hello`));
+    const onClose = () =>
+      done(new MigstreamError("TRANSPORT", `${url}: the destination closed the connection without a hello`));
     socket.on("data", onData);
     socket.on("error", onError);
     socket.on("close", onClose);
     signal?.addEventListener("abort", onAbort);
     if (signal?.aborted) onAbort();
-    if (timeoutMs > 0) timer = setTimeout(() => done(new MigstreamError("TIMEOUT", `${url}: no hello from the destination within ${timeoutMs} ms`)), timeoutMs);
+    if (timeoutMs > 0)
+      timer = setTimeout(
+        () => done(new MigstreamError("TIMEOUT", `${url}: no hello from the destination within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
   });
 }
 
@@ -464,7 +498,10 @@ export class TcpDestination {
       const nl = all.indexOf(0x0a);
       if (nl < 0) {
         if (all.length > MAX_ACK_BYTES) {
-          this.#error ??= new MigstreamError("TRANSPORT", `${url}: the destination sent more than ${MAX_ACK_BYTES} bytes without an ack line`);
+          this.#error ??= new MigstreamError(
+            "TRANSPORT",
+            `${url}: the destination sent more than ${MAX_ACK_BYTES} bytes without an ack line`,
+          );
           socket.destroy();
         }
         return;
@@ -567,7 +604,12 @@ export class TcpDestination {
         continue;
       }
       const e = ackError(g.ack);
-      throw g.ack.busy === true ? new MigstreamError(e.code, `${e.message}${busy > 0 ? ` (asked ${busy + 1} times within ${connectMs} ms)` : ""}`) : e;
+      throw g.ack.busy === true
+        ? new MigstreamError(
+            e.code,
+            `${e.message}${busy > 0 ? ` (asked ${busy + 1} times within ${connectMs} ms)` : ""}`,
+          )
+        : e;
     }
   }
 
@@ -587,9 +629,14 @@ export class TcpDestination {
           return ack;
         }
         if (this.#error) throw this.#error;
-        if (this.#ended) throw new MigstreamError("TRANSPORT", `${this.url}: the destination closed the connection without confirming the restore`);
+        if (this.#ended)
+          throw new MigstreamError(
+            "TRANSPORT",
+            `${this.url}: the destination closed the connection without confirming the restore`,
+          );
         const left = deadline - Date.now();
-        if (left <= 0) throw new MigstreamError("TIMEOUT", `${this.url}: no answer from the destination within ${timeoutMs} ms`);
+        if (left <= 0)
+          throw new MigstreamError("TIMEOUT", `${this.url}: no answer from the destination within ${timeoutMs} ms`);
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, left);
           this.#wake = () => {

@@ -8,7 +8,7 @@
 // steady stream allocates nothing.
 
 import { MigstreamError } from "../errors.js";
-import { fromWireError, type BatchResult } from "./jobs.js";
+import { type BatchResult, fromWireError } from "./jobs.js";
 
 /** A batch is sent once its chunks reach this many bytes. */
 const BATCH_BYTES = 1 << 20;
@@ -66,7 +66,13 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
    * caller's bytes are copied before add returns). Batches hold one `key`;
    * `meta` is called when a new batch begins.
    */
-  add(room: number, key: string, span: (offset: number) => S, fill: (into: Uint8Array) => void, meta: () => M): Promise<T> {
+  add(
+    room: number,
+    key: string,
+    span: (offset: number) => S,
+    fill: (into: Uint8Array) => void,
+    meta: () => M,
+  ): Promise<T> {
     let b = this.current;
     if (b !== null && (b.key !== key || b.used + room > b.buffer.byteLength || b.spans.length >= this.maxChunks)) {
       this.flush();
@@ -101,7 +107,12 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
    * of `chunks` chunks: it starts a buffer from lend(), small enough.
    */
   adoptable(view: Uint8Array, chunks: number): boolean {
-    return view.byteOffset === 0 && this.lent.has(view.buffer as ArrayBuffer) && view.length <= ADOPT_MAX_BYTES && chunks <= 2 * this.maxChunks;
+    return (
+      view.byteOffset === 0 &&
+      this.lent.has(view.buffer as ArrayBuffer) &&
+      view.length <= ADOPT_MAX_BYTES &&
+      chunks <= 2 * this.maxChunks
+    );
   }
 
   /**
@@ -165,7 +176,9 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
         // The failed chunk, and the ones after it that were never coded.
         b.waiters[i].reject(fromWireError(r.failed.error));
       } else {
-        b.waiters[i].reject(new MigstreamError("INTERNAL", `batch came back with ${r.items.length} of ${b.spans.length} chunks`));
+        b.waiters[i].reject(
+          new MigstreamError("INTERNAL", `batch came back with ${r.items.length} of ${b.spans.length} chunks`),
+        );
       }
     }
   }

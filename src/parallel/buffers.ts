@@ -16,7 +16,9 @@ export function isShared(view: Uint8Array): boolean {
 
 /** True when `view` covers all of its (non-shared, non-kernel) ArrayBuffer. */
 function spansBuffer(view: Uint8Array): boolean {
-  return !isShared(view) && !inKernelMemory(view) && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength;
+  return (
+    !isShared(view) && !inKernelMemory(view) && view.byteOffset === 0 && view.byteLength === view.buffer.byteLength
+  );
 }
 
 /**

@@ -13,12 +13,24 @@
 // room when the caller sent it `whole`). A job allocates nothing.
 
 import type { AutoContext } from "../codec/auto/decide.js";
-import { CODEC_LZ4, CODEC_RAW, CODEC_ZSTD, decodeChunk, encodeChunk, init, MAX_CHUNK_SIZE, reserveCoder, slotSize, type CodedChunk, type Coding } from "../codec/index.js";
+import {
+  CODEC_LZ4,
+  CODEC_RAW,
+  CODEC_ZSTD,
+  type CodedChunk,
+  type Coding,
+  decodeChunk,
+  encodeChunk,
+  init,
+  MAX_CHUNK_SIZE,
+  reserveCoder,
+  slotSize,
+} from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
 import { allocBuffer, inKernelMemory, type KernelBuffer } from "../kernels/wasm.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 import { isShared } from "./buffers.js";
-import { toWireError, type BatchItem, type BatchResult, type DecodeSpan, type EncodeSpan } from "./jobs.js";
+import { type BatchItem, type BatchResult, type DecodeSpan, type EncodeSpan, toWireError } from "./jobs.js";
 
 function hex(h: bigint): string {
   return h.toString(16).padStart(16, "0");
@@ -73,14 +85,27 @@ export async function encodeJob(raw: Uint8Array, coding: Coding, auto?: AutoCont
 }
 
 function checkSpan(buffer: Uint8Array, offset: number, length: number): Uint8Array {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > buffer.length) {
-    throw new MigstreamError("USAGE", `batch span ${offset}+${length} lies outside its ${buffer.length}-byte buffer`, { field: "spans" });
+  if (
+    !Number.isSafeInteger(offset) ||
+    !Number.isSafeInteger(length) ||
+    offset < 0 ||
+    length < 0 ||
+    offset + length > buffer.length
+  ) {
+    throw new MigstreamError("USAGE", `batch span ${offset}+${length} lies outside its ${buffer.length}-byte buffer`, {
+      field: "spans",
+    });
   }
   return buffer.subarray(offset, offset + length);
 }
 
 /** Codes each span in turn, its payload written over its raw bytes; stops at the first failure. */
-export async function encodeBatchJob(buffer: Uint8Array, spans: EncodeSpan[], coding: Coding, auto?: AutoContext): Promise<BatchResult> {
+export async function encodeBatchJob(
+  buffer: Uint8Array,
+  spans: EncodeSpan[],
+  coding: Coding,
+  auto?: AutoContext,
+): Promise<BatchResult> {
   await prepare(coding);
   const items: BatchItem[] = [];
   for (let i = 0; i < spans.length; i++) {
@@ -145,7 +170,13 @@ function hasRoom(payload: Uint8Array, rawLength: number): boolean {
  * payload's) with at least rawLength bytes, before it returns: for decoding on
  * the calling thread. The codec must be loaded (see init()).
  */
-export function decodeIntoRoom(codec: number, payload: Uint8Array, rawLength: number, hash: bigint, room: Uint8Array): Uint8Array {
+export function decodeIntoRoom(
+  codec: number,
+  payload: Uint8Array,
+  rawLength: number,
+  hash: bigint,
+  room: Uint8Array,
+): Uint8Array {
   const raw = decodeInto(codec, payload, rawLength, hash, room);
   if (raw.buffer === room.buffer && raw.byteOffset === room.byteOffset) return raw;
   const out = room.subarray(0, raw.length); // RAW verified in place, or a codec that decoded elsewhere
@@ -153,18 +184,36 @@ export function decodeIntoRoom(codec: number, payload: Uint8Array, rawLength: nu
   return out;
 }
 
-export async function decodeJob(codec: number, payload: Uint8Array, rawLength: number, hash: bigint): Promise<Uint8Array> {
+export async function decodeJob(
+  codec: number,
+  payload: Uint8Array,
+  rawLength: number,
+  hash: bigint,
+): Promise<Uint8Array> {
   await init({ zstd: codec === CODEC_ZSTD });
-  return decodeInto(codec, payload, rawLength, hash, hasRoom(payload, rawLength) ? new Uint8Array(payload.buffer, 0, rawLength) : null);
+  return decodeInto(
+    codec,
+    payload,
+    rawLength,
+    hash,
+    hasRoom(payload, rawLength) ? new Uint8Array(payload.buffer, 0, rawLength) : null,
+  );
 }
 
 /**
  * Decodes and verifies one chunk. With `room` (at least rawLength bytes,
  * starting where the payload starts) the raw bytes are written there.
  */
-function decodeInto(codec: number, payload: Uint8Array, rawLength: number, hash: bigint, room: Uint8Array | null): Uint8Array {
+function decodeInto(
+  codec: number,
+  payload: Uint8Array,
+  rawLength: number,
+  hash: bigint,
+  room: Uint8Array | null,
+): Uint8Array {
   if (room !== null && room.length < rawLength) room = null;
-  if (codec === CODEC_LZ4 && room !== null && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE) return fastDecodeLz4(payload, rawLength, hash, room);
+  if (codec === CODEC_LZ4 && room !== null && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE)
+    return fastDecodeLz4(payload, rawLength, hash, room);
   if (codec === CODEC_RAW && payload.length === rawLength && !isShared(payload)) {
     // The payload is the chunk: verify it in place.
     const got = xxh3_64(payload);
@@ -172,7 +221,10 @@ function decodeInto(codec: number, payload: Uint8Array, rawLength: number, hash:
     return payload;
   }
   // zstd copies the frame into its own memory first, so it may write over the payload (no fresh buffer: allocating 256 KiB costs more than decoding it here).
-  let raw = codec === CODEC_ZSTD && room !== null ? decodeChunk(codec, payload, rawLength, room.subarray(0, rawLength)) : decodeChunk(codec, payload, rawLength);
+  let raw =
+    codec === CODEC_ZSTD && room !== null
+      ? decodeChunk(codec, payload, rawLength, room.subarray(0, rawLength))
+      : decodeChunk(codec, payload, rawLength);
   const got = xxh3_64(raw);
   if (got !== hash) throw mismatch(got, hash);
   if (room !== null && raw.buffer !== room.buffer) {

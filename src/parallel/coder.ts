@@ -16,16 +16,23 @@
 // the context of its first chunk.
 
 import type { AutoContext } from "../codec/auto/decide.js";
-import { MAX_CHUNK_SIZE, type CodedChunk } from "../codec/coder.js";
+import { type CodedChunk, MAX_CHUNK_SIZE } from "../codec/coder.js";
 import type { Coding } from "../codec/coding.js";
 import { CODEC_LZ4, CODEC_RAW } from "../codec/ids.js";
 import { MigstreamError } from "../errors.js";
 import type { ChunkCoder, ChunkDecodeRequest, ChunkDecoder } from "../format/chunk-coders.js";
 import { CODER_IN_FLIGHT } from "../format/encoder.js";
 import { PARALLEL_DECODE_IN_FLIGHT } from "../format/parallel-decode.js";
-import { Batcher, BATCH_MAX_CHUNKS } from "./batch.js";
+import { BATCH_MAX_CHUNKS, Batcher } from "./batch.js";
 import { decodeIntoRoom } from "./codec-job.js";
-import { fromWireError, toWireError, type DecodeSpan, type EncodeOptions, type EncodeSpan, type FaultPlan } from "./jobs.js";
+import {
+  type DecodeSpan,
+  type EncodeOptions,
+  type EncodeSpan,
+  type FaultPlan,
+  fromWireError,
+  toWireError,
+} from "./jobs.js";
 import type { WorkerPool } from "./pool.js";
 
 /** Chunks per batch: enough to save messages, few enough that every thread has work queued. */
@@ -52,32 +59,54 @@ export interface PoolCoderOptions {
 }
 
 /** A ChunkCoder that codes on `pool`, in batches (WorkerPool.coder). */
-export function poolCoder(pool: WorkerPool, options: PoolCoderOptions = {}): ChunkCoder & { lend(n: number): Uint8Array } {
+export function poolCoder(
+  pool: WorkerPool,
+  options: PoolCoderOptions = {},
+): ChunkCoder & { lend(n: number): Uint8Array } {
   const faults = options.__test;
   let sent = 0;
   const batcher = new Batcher<EncodeSpan, CodedChunk, EncodeOptions>(
     batchChunks(pool, CODER_IN_FLIGHT),
-    (buffer, spans, options) => pool.submit({ op: "encodeBatch", buffer, spans, options: { ...options, __test: faults?.(sent++) } }),
+    (buffer, spans, options) =>
+      pool.submit({ op: "encodeBatch", buffer, spans, options: { ...options, __test: faults?.(sent++) } }),
     (r, i, span) => {
       const it = r.items[i];
-      return { codec: it.codec, level: it.level, payload: r.buffer.subarray(span.offset, span.offset + it.length), rawLength: span.length, hash: it.hash };
+      return {
+        codec: it.codec,
+        level: it.level,
+        payload: r.buffer.subarray(span.offset, span.offset + it.length),
+        rawLength: span.length,
+        hash: it.hash,
+      };
     },
   );
   return {
     encode(raw, coding, auto) {
-      if (!(raw instanceof Uint8Array)) return Promise.reject(new MigstreamError("USAGE", "raw must be a Uint8Array", { field: "raw" }));
+      if (!(raw instanceof Uint8Array))
+        return Promise.reject(new MigstreamError("USAGE", "raw must be a Uint8Array", { field: "raw" }));
       const n = raw.length;
       if (n > MAX_CHUNK_SIZE) return Promise.reject(tooLarge(n));
       // A batch holds one coding and is coded with auto's context as it stood when the batch began.
-      return batcher.add(n, `${coding.codec}/${coding.level}`, (offset) => ({ offset, length: n }), (into) => into.set(raw), () => jobOptions(coding, auto, undefined));
+      return batcher.add(
+        n,
+        `${coding.codec}/${coding.level}`,
+        (offset) => ({ offset, length: n }),
+        (into) => into.set(raw),
+        () => jobOptions(coding, auto, undefined),
+      );
     },
     lend(n) {
-      if (!Number.isSafeInteger(n) || n < 0 || n > MAX_CHUNK_SIZE * BATCH_MAX_CHUNKS) throw new MigstreamError("USAGE", `cannot lend a ${n}-byte buffer`, { field: "size" });
+      if (!Number.isSafeInteger(n) || n < 0 || n > MAX_CHUNK_SIZE * BATCH_MAX_CHUNKS)
+        throw new MigstreamError("USAGE", `cannot lend a ${n}-byte buffer`, { field: "size" });
       return batcher.lend(n);
     },
     encodeOwned(buffer, chunks, coding, auto) {
       if (!batcher.adoptable(buffer, chunks.length) || chunks.some((c) => c.length > MAX_CHUNK_SIZE)) return null;
-      return batcher.adopt(buffer, chunks.map((c) => ({ offset: c.offset, length: c.length })), jobOptions(coding, auto, undefined));
+      return batcher.adopt(
+        buffer,
+        chunks.map((c) => ({ offset: c.offset, length: c.length })),
+        jobOptions(coding, auto, undefined),
+      );
     },
     release(chunk) {
       batcher.release(chunk.payload);
@@ -141,8 +170,17 @@ export function poolDecoder(pool: WorkerPool, options: PoolDecoderOptions = {}):
       const { codec, payload, rawLength, hash } = req;
       if (cheapInline && (codec === CODEC_LZ4 || codec === CODEC_RAW)) return here(req);
       // Room for the raw bytes where the payload goes (a claimed size beyond the chunk limit gets none: the job fails with LIMIT).
-      const room = Math.max(payload.length, Number.isSafeInteger(rawLength) && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE ? rawLength : 0);
-      return batcher.add(room, "decode", (offset) => ({ offset, coded: payload.length, codec, rawLength, hash }), (into) => into.set(payload), none);
+      const room = Math.max(
+        payload.length,
+        Number.isSafeInteger(rawLength) && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE ? rawLength : 0,
+      );
+      return batcher.add(
+        room,
+        "decode",
+        (offset) => ({ offset, coded: payload.length, codec, rawLength, hash }),
+        (into) => into.set(payload),
+        none,
+      );
     },
     release(data) {
       const buf = data.buffer as ArrayBuffer;

@@ -6,7 +6,7 @@ import type { AutoContext } from "../codec/auto/decide.js";
 import type { CodedChunk } from "../codec/coder.js";
 import type { Coding } from "../codec/coding.js";
 import type { CodecName } from "../codec/ids.js";
-import { MigstreamError, type ErrorCode } from "../errors.js";
+import { type ErrorCode, MigstreamError } from "../errors.js";
 
 /**
  * Test-only fault injection. Ignored (the job fails with USAGE) unless the pool

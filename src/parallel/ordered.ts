@@ -17,7 +17,9 @@ export class OrderedPipeline<T, R> {
     maxInFlight: number,
   ) {
     if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
-      throw new MigstreamError("USAGE", `maxInFlight must be a positive integer, got ${maxInFlight}`, { field: "maxInFlight" });
+      throw new MigstreamError("USAGE", `maxInFlight must be a positive integer, got ${maxInFlight}`, {
+        field: "maxInFlight",
+      });
     }
     this.maxInFlight = maxInFlight;
   }

@@ -8,8 +8,12 @@ export const MAX_THREADS = 256;
 
 export type Platform = "node" | "web" | "none";
 
-// biome-ignore lint: process is only typed when present.
-type NodeProcess = { versions?: { node?: string }; getBuiltinModule?: (id: string) => any; env?: Record<string, string | undefined> };
+type NodeProcess = {
+  versions?: { node?: string };
+  // biome-ignore lint/suspicious/noExplicitAny: each caller destructures the module it asked for by name.
+  getBuiltinModule?: (id: string) => any;
+  env?: Record<string, string | undefined>;
+};
 
 function nodeProcess(): NodeProcess | undefined {
   if ("Deno" in globalThis) return undefined; // Deno has a `process` too; it gets Web Workers.
@@ -35,7 +39,11 @@ export function availableCores(): number {
 /** Reads an environment flag ("1"/"true") where the runtime allows it, without prompting. */
 export function envFlag(name: string): boolean {
   let v: string | undefined;
-  const deno = (globalThis as { Deno?: { env: { get(k: string): string | undefined }; permissions: { querySync?(d: object): { state: string } } } }).Deno;
+  const deno = (
+    globalThis as {
+      Deno?: { env: { get(k: string): string | undefined }; permissions: { querySync?(d: object): { state: string } } };
+    }
+  ).Deno;
   if (deno) {
     try {
       if (deno.permissions.querySync?.({ name: "env", variable: name }).state === "granted") v = deno.env.get(name);

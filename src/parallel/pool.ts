@@ -29,28 +29,28 @@
 // directory); without it the pool fails with INTERNAL "could not start". No
 // other permission is needed (env only to read MIGSTREAM_FAULT_INJECTION).
 
+import { type CodedChunk, init, resolveCoding } from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
+import type { ChunkCoder, ChunkDecoder, CodingPool } from "../format/chunk-coders.js";
+import { afterTask } from "./batch.js";
 import { detachFromKernel, isShared, own } from "./buffers.js";
+import { type PoolCoderOptions, type PoolDecoderOptions, poolCoder, poolDecoder } from "./coder.js";
 import { FAULT_ENV, type JobContext } from "./job-faults.js";
 import {
-  fromWireError,
-  toWireError,
   type DecodeRequest,
   type EncodeOptions,
+  fromWireError,
   type PoolJob,
   type Reply,
   type Request,
   type ResultOf,
+  toWireError,
   type WireJob,
   type WireResult,
 } from "./jobs.js";
 import { OrderedPipeline } from "./ordered.js";
 import { availableCores, envFlag, MAX_THREADS, platform, spawnWorker, type WorkerHandle } from "./platform.js";
 import { runJob } from "./run-job.js";
-import { poolCoder, poolDecoder, type PoolCoderOptions, type PoolDecoderOptions } from "./coder.js";
-import type { ChunkCoder, ChunkDecoder, CodingPool } from "../format/chunk-coders.js";
-import { afterTask } from "./batch.js";
-import { init, resolveCoding, type CodedChunk } from "../codec/index.js";
 
 /** Default ordered-pipeline window per thread. */
 const DEFAULT_IN_FLIGHT_PER_THREAD = 4;
@@ -251,12 +251,17 @@ export class WorkerPool implements CodingPool {
   }
 
   /** Ordered encode of a stream of raw chunks, all with the same options. */
-  encodeOrdered(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: EncodeOptions): AsyncGenerator<CodedChunk, void, undefined> {
+  encodeOrdered(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    options: EncodeOptions,
+  ): AsyncGenerator<CodedChunk, void, undefined> {
     return new OrderedPipeline((raw: Uint8Array) => this.encode(raw, options), this.maxInFlight).map(source);
   }
 
   /** Ordered decode of a stream of coded chunks. */
-  decodeOrdered(source: AsyncIterable<DecodeRequest> | Iterable<DecodeRequest>): AsyncGenerator<Uint8Array, void, undefined> {
+  decodeOrdered(
+    source: AsyncIterable<DecodeRequest> | Iterable<DecodeRequest>,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
     return new OrderedPipeline((r: DecodeRequest) => this.decode(r), this.maxInFlight).map(source);
   }
 
@@ -292,7 +297,13 @@ export class WorkerPool implements CodingPool {
       case "encode": {
         const o = job.options;
         const coding = resolveCoding(o.codec, o.level);
-        return { op: "encode", raw: own(bytes(job.raw, "raw"), copy(o), o.whole), coding, auto: o.auto, test: o.__test };
+        return {
+          op: "encode",
+          raw: own(bytes(job.raw, "raw"), copy(o), o.whole),
+          coding,
+          auto: o.auto,
+          test: o.__test,
+        };
       }
       case "decode":
         return {
@@ -310,7 +321,12 @@ export class WorkerPool implements CodingPool {
         return { op: "encodeBatch", buffer, spans: job.spans, coding, auto: o.auto, test: o.__test };
       }
       case "decodeBatch":
-        return { op: "decodeBatch", buffer: own(bytes(job.buffer, "buffer"), copy(job), true), spans: job.spans, test: job.__test };
+        return {
+          op: "decodeBatch",
+          buffer: own(bytes(job.buffer, "buffer"), copy(job), true),
+          spans: job.spans,
+          test: job.__test,
+        };
       case "__echo":
         return { op: "__echo", data: own(bytes(job.data, "data"), copy(job), job.whole), test: job.__test };
       default:
@@ -339,7 +355,13 @@ export class WorkerPool implements CodingPool {
     while (this.queue.length > 0 && !this.broken) {
       let slot: Slot | undefined;
       for (const s of this.slots) {
-        if (s.ready && !s.dead && s.inflight.size < WORKER_QUEUE_DEPTH && (!slot || s.inflight.size < slot.inflight.size)) slot = s;
+        if (
+          s.ready &&
+          !s.dead &&
+          s.inflight.size < WORKER_QUEUE_DEPTH &&
+          (!slot || s.inflight.size < slot.inflight.size)
+        )
+          slot = s;
       }
       if (slot) this.post(slot, this.queue.shift() as Pending);
       else if (!this.callerBusy) this.runHere(this.queue.shift() as Pending);
@@ -367,7 +389,8 @@ export class WorkerPool implements CodingPool {
 
   private enqueue(job: WireJob): Promise<WireResult> {
     return new Promise<WireResult>((resolve, reject) => {
-      const view = job.op === "encode" ? job.raw : job.op === "decode" ? job.payload : job.op === "__echo" ? job.data : job.buffer;
+      const view =
+        job.op === "encode" ? job.raw : job.op === "decode" ? job.payload : job.op === "__echo" ? job.data : job.buffer;
       // own() left the pool this buffer alone (a copy, or moved from the caller): it can travel whole.
       const transfer = isShared(view) ? [] : [view.buffer as ArrayBuffer];
       this.queue.push({ id: this.nextId++, job, transfer, resolve, reject });
@@ -381,12 +404,16 @@ export class WorkerPool implements CodingPool {
    * thread takes the job meanwhile, so start-up never stalls the stream).
    */
   private dispatch(): void {
-    if (this.callerRuns) return this.dispatchSharing();
+    if (this.callerRuns) {
+      this.dispatchSharing();
+      return;
+    }
     while (this.queue.length > 0 && !this.broken) {
       let slot = this.slots.find((s) => s.inflight.size === 0);
       if (!slot && this.slots.length < this.workerLimit) slot = this.spawn();
       if (!slot) {
-        for (const s of this.slots) if (s.inflight.size < WORKER_QUEUE_DEPTH && (!slot || s.inflight.size < slot.inflight.size)) slot = s;
+        for (const s of this.slots)
+          if (s.inflight.size < WORKER_QUEUE_DEPTH && (!slot || s.inflight.size < slot.inflight.size)) slot = s;
       }
       if (!slot && this.callerRuns && !this.callerBusy) {
         this.runHere(this.queue.shift() as Pending);
@@ -469,7 +496,10 @@ export class WorkerPool implements CodingPool {
     if (this.jobTimeoutMs === 0 || (slot.ready && slot.inflight.size === 0)) return;
     const ms = slot.ready ? this.jobTimeoutMs : Math.max(this.jobTimeoutMs, WORKER_START_TIMEOUT_MS);
     const what = slot.ready ? "did not answer" : "did not start";
-    slot.timer = setTimeout(() => this.fail(slot, new MigstreamError("TIMEOUT", `${slot.name} ${what} within ${ms} ms`)), ms);
+    slot.timer = setTimeout(
+      () => this.fail(slot, new MigstreamError("TIMEOUT", `${slot.name} ${what} within ${ms} ms`)),
+      ms,
+    );
   }
 
   /** A worker died or hung: fail its jobs, drop it, carry on with a fresh one. */
@@ -482,7 +512,9 @@ export class WorkerPool implements CodingPool {
     slot.handle.terminate().catch(() => {});
     const detail = cause instanceof Error ? cause.message : String(cause);
     const error =
-      cause instanceof MigstreamError ? cause : new MigstreamError("INTERNAL", `${slot.name} died: ${detail}`, { cause });
+      cause instanceof MigstreamError
+        ? cause
+        : new MigstreamError("INTERNAL", `${slot.name} died: ${detail}`, { cause });
     const jobs = [...slot.inflight.values()];
     slot.inflight.clear();
     if (!slot.ready) {

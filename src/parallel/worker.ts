@@ -2,11 +2,11 @@
 // so it gets its own kernel instance and its own zstd instance. Jobs run one at
 // a time in arrival order; results and errors go back with the job id.
 
-import { initSync } from "../kernels/wasm.js";
 import { init } from "../codec/index.js";
+import { initSync } from "../kernels/wasm.js";
 import { postable } from "./buffers.js";
 import { FAULT_EXIT_CODE, type JobContext } from "./job-faults.js";
-import { toWireError, type Reply, type Request, type WireResult } from "./jobs.js";
+import { type Reply, type Request, toWireError, type WireResult } from "./jobs.js";
 import { hostPort } from "./platform.js";
 import { runJob } from "./run-job.js";
 

@@ -55,7 +55,16 @@ export function stateSetError(s: number): number {
   return ((s & ~STATE_MASK) | STATE_ERROR) >>> 0;
 }
 
-const STATE_NAMES = ["STOP", "RUNNING", "SAVING", "SAVING|RUNNING", "RESUMING", "RESUMING|RUNNING", "ERROR", "RESUMING|SAVING|RUNNING"];
+const STATE_NAMES = [
+  "STOP",
+  "RUNNING",
+  "SAVING",
+  "SAVING|RUNNING",
+  "RESUMING",
+  "RESUMING|RUNNING",
+  "ERROR",
+  "RESUMING|SAVING|RUNNING",
+];
 
 /** `RUNNING`, `SAVING|RUNNING`, ...; reserved bits shown in hex when set. */
 export function stateName(s: number): string {

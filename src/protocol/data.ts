@@ -59,15 +59,23 @@ async function inOrder(all: readonly Promise<unknown>[]): Promise<void> {
  * once (before this returns its promise), so an access issued right after the
  * call follows the last piece.
  */
-export function readData(io: RegionIO, offset: number, size: number, into: Uint8Array, step: string): Promise<Uint8Array> {
+export function readData(
+  io: RegionIO,
+  offset: number,
+  size: number,
+  into: Uint8Array,
+  step: string,
+): Promise<Uint8Array> {
   const max = pieceSize(io);
   if (io.pipelined === true) {
     const pieces: Promise<void>[] = [];
-    for (let done = 0; done < size; done += max) pieces.push(readPiece(io, offset + done, into.subarray(done, Math.min(size, done + max)), step));
+    for (let done = 0; done < size; done += max)
+      pieces.push(readPiece(io, offset + done, into.subarray(done, Math.min(size, done + max)), step));
     return inOrder(pieces).then(() => into.subarray(0, size));
   }
   return (async () => {
-    for (let done = 0; done < size; done += max) await readPiece(io, offset + done, into.subarray(done, Math.min(size, done + max)), step);
+    for (let done = 0; done < size; done += max)
+      await readPiece(io, offset + done, into.subarray(done, Math.min(size, done + max)), step);
     return into.subarray(0, size);
   })();
 }
@@ -81,10 +89,12 @@ export function writeData(io: RegionIO, offset: number, data: Uint8Array, step: 
   const n = data.length;
   if (io.pipelined === true) {
     const pieces: Promise<void>[] = [];
-    for (let done = 0; done < n; done += max) pieces.push(writePiece(io, offset + done, data.subarray(done, Math.min(n, done + max)), step));
+    for (let done = 0; done < n; done += max)
+      pieces.push(writePiece(io, offset + done, data.subarray(done, Math.min(n, done + max)), step));
     return inOrder(pieces);
   }
   return (async () => {
-    for (let done = 0; done < n; done += max) await writePiece(io, offset + done, data.subarray(done, Math.min(n, done + max)), step);
+    for (let done = 0; done < n; done += max)
+      await writePiece(io, offset + done, data.subarray(done, Math.min(n, done + max)), step);
   })();
 }

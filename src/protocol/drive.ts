@@ -4,19 +4,20 @@
 // coordinator can drive a set of devices of either generation through these
 // functions (one call per device; each unwinds its own device on failure),
 // and undo a device's completed part when another device of the set failed.
+
+import { STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "./constants.js";
 import { describe } from "./failure.js";
 import type { MigratableDevice } from "./generation.js";
 import { isMigrationDevice } from "./generation.js";
 import type { ResumeSummary, SaveSummary } from "./progress.js";
 import type { RegionIO } from "./region-io.js";
 import { Registers } from "./registers.js";
-import { resume, startResumed, stopResumed, type ResumeOptions } from "./resume.js";
+import { type ResumeOptions, resume, startResumed, stopResumed } from "./resume.js";
 import { save } from "./save.js";
 import { setDeviceState } from "./state.js";
-import { STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "./constants.js";
 import type { ResumeItem, SaveSink } from "./types.js";
 import { resumeV2, startResumedV2, stopDestination } from "./v2/resume.js";
-import { backToRunning, saveV2, type SaveV2Options } from "./v2/save.js";
+import { backToRunning, type SaveV2Options, saveV2 } from "./v2/save.js";
 
 /** Saves any device into `sink` (v1: migration region driver; v2: device-feature driver). */
 export function saveAny(dev: MigratableDevice, sink: SaveSink, options: SaveV2Options = {}): Promise<SaveSummary> {
@@ -24,7 +25,11 @@ export function saveAny(dev: MigratableDevice, sink: SaveSink, options: SaveV2Op
 }
 
 /** Restores any device from `items`; a stream of the other generation is refused before the device is touched. */
-export function resumeAny(dev: MigratableDevice, items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, options: ResumeOptions = {}): Promise<ResumeSummary> {
+export function resumeAny(
+  dev: MigratableDevice,
+  items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>,
+  options: ResumeOptions = {},
+): Promise<ResumeSummary> {
   return isMigrationDevice(dev) ? resumeV2(dev, items, options) : resume(dev, items, options);
 }
 
@@ -55,7 +60,12 @@ export async function restartSource(dev: MigratableDevice): Promise<string> {
 
 async function restartRegion(region: RegionIO): Promise<string> {
   try {
-    const s = await setDeviceState(new Registers(region), ~(STATE_SAVING | STATE_RESUMING) >>> 0, STATE_RUNNING, "save: restart source");
+    const s = await setDeviceState(
+      new Registers(region),
+      ~(STATE_SAVING | STATE_RESUMING) >>> 0,
+      STATE_RUNNING,
+      "save: restart source",
+    );
     return `source device back in ${stateName(s)}`;
   } catch (e) {
     return `putting the source device back in RUNNING failed: ${describe(e)}`;

@@ -4,8 +4,8 @@
 // to a v2 device or the reverse.
 import { MigstreamError } from "../errors.js";
 import type { RegionIO } from "./region-io.js";
-import type { MigrationDevice } from "./v2/device-io.js";
 import type { MigrationProtocol, ResumeItem } from "./types.js";
+import type { MigrationDevice } from "./v2/device-io.js";
 
 /** A device either driver can migrate: a v1 migration region or a v2 device. */
 export type MigratableDevice = RegionIO | MigrationDevice;
@@ -22,7 +22,9 @@ export function isMigrationDevice(d: MigratableDevice): d is MigrationDevice {
 
 /** The protocol record a save of `d` writes (FORMAT.md §5.8): what its destination needs to replay it. */
 export function protocolOf(d: MigratableDevice): MigrationProtocol {
-  return isMigrationDevice(d) ? { generation: 2, restartsAtStopCopy: d.restartsAtStopCopy === true } : { generation: 1 };
+  return isMigrationDevice(d)
+    ? { generation: 2, restartsAtStopCopy: d.restartsAtStopCopy === true }
+    : { generation: 1 };
 }
 
 const NAME = { 1: "v1 (migration region)", 2: "v2 (device feature + data stream)" } as const;
@@ -44,14 +46,19 @@ export async function openItems(
   step: string,
 ): Promise<{ protocol: MigrationProtocol; rest: AsyncIterator<ResumeItem> }> {
   const it: AsyncIterator<ResumeItem> | Iterator<ResumeItem> =
-    Symbol.asyncIterator in items ? (items as AsyncIterable<ResumeItem>)[Symbol.asyncIterator]() : (items as Iterable<ResumeItem>)[Symbol.iterator]();
+    Symbol.asyncIterator in items
+      ? (items as AsyncIterable<ResumeItem>)[Symbol.asyncIterator]()
+      : (items as Iterable<ResumeItem>)[Symbol.iterator]();
   let first = await it.next();
   let protocol: MigrationProtocol = { generation: 1 };
   if (!first.done && first.value.kind === "protocol") {
     protocol = first.value.protocol;
     first = await it.next();
     if (!first.done && first.value.kind === "protocol") {
-      throw new MigstreamError("FORMAT", `${step}: the stream records this device's protocol twice`, { step, field: "protocol" });
+      throw new MigstreamError("FORMAT", `${step}: the stream records this device's protocol twice`, {
+        step,
+        field: "protocol",
+      });
     }
   }
   if (protocol.generation !== want) {

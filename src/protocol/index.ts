@@ -1,26 +1,33 @@
 // The VFIO migration protocol drivers (user side): v1 migration region and v2 device feature + data stream.
 export * from "./constants.js";
-export { type RegionIO, ERRNO, type ErrnoName, errnoName } from "./region-io.js";
-export type { Phase, SaveSink, ResumeItem, MigrationProtocol } from "./types.js";
-export { Registers, MIN_ACCESS } from "./registers.js";
 export { readData, writeData } from "./data.js";
-export { setDeviceState, KEEP_ALL, CLEAR_LOW } from "./state.js";
-export { Precopy, DEFAULT_MAX_PRECOPY_ITERATIONS, type PrecopyPolicy, type PrecopyEnd, type StopSignal, type PrecopyControl } from "./policy.js";
-export type { Progress, ProgressListener, PhaseCount, SaveSummary, ResumeSummary } from "./progress.js";
-export { save, type SaveOptions } from "./save.js";
-export { resume, startResumed, stopResumed, type ResumeOptions } from "./resume.js";
-export { type MigratableDevice, generationOf, isMigrationDevice, generationName, protocolOf } from "./generation.js";
-export { saveAny, resumeAny, startAny, stopResumedAny, restartSource } from "./drive.js";
-export { PrecopyGroup, GROUP_POLL_MS } from "./precopy-group.js";
+export { restartSource, resumeAny, saveAny, startAny, stopResumedAny } from "./drive.js";
+export { generationName, generationOf, isMigrationDevice, type MigratableDevice, protocolOf } from "./generation.js";
 export {
-  saveGroup,
-  resumeGroup,
-  type GroupSaveMember,
-  type GroupSaveOptions,
-  type GroupSaveSummary,
   type GroupResumeMember,
   type GroupResumeOptions,
   type GroupResumeSummary,
+  type GroupSaveMember,
+  type GroupSaveOptions,
+  type GroupSaveSummary,
+  resumeGroup,
+  saveGroup,
 } from "./group.js";
+export {
+  DEFAULT_MAX_PRECOPY_ITERATIONS,
+  Precopy,
+  type PrecopyControl,
+  type PrecopyEnd,
+  type PrecopyPolicy,
+  type StopSignal,
+} from "./policy.js";
+export { GROUP_POLL_MS, PrecopyGroup } from "./precopy-group.js";
+export type { PhaseCount, Progress, ProgressListener, ResumeSummary, SaveSummary } from "./progress.js";
+export { ERRNO, type ErrnoName, errnoName, type RegionIO } from "./region-io.js";
+export { MIN_ACCESS, Registers } from "./registers.js";
+export { type ResumeOptions, resume, startResumed, stopResumed } from "./resume.js";
+export { type SaveOptions, save } from "./save.js";
+export { CLEAR_LOW, KEEP_ALL, setDeviceState } from "./state.js";
+export type { MigrationProtocol, Phase, ResumeItem, SaveSink } from "./types.js";
 /** The VFIO v2 driver: saveV2 / resumeV2 over a MigrationDevice (device feature state machine and data stream), and its constants. */
 export * as v2 from "./v2/index.js";

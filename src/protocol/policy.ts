@@ -44,7 +44,11 @@ export type PrecopyEnd = "converged" | "iterations" | "time" | "stop-signal" | "
  *   when the run is cancelled.
  */
 export interface PrecopyControl {
-  beforeIteration(done: number, pending: number, elapsedMs: number): PrecopyEnd | undefined | Promise<PrecopyEnd | undefined>;
+  beforeIteration(
+    done: number,
+    pending: number,
+    elapsedMs: number,
+  ): PrecopyEnd | undefined | Promise<PrecopyEnd | undefined>;
   interrupt(elapsedMs: number, pending?: number): PrecopyEnd | undefined;
   stopCopy?(): Promise<void>;
 }
@@ -94,6 +98,7 @@ export class Precopy implements PrecopyControl {
 }
 
 function check(name: string, v: number): number {
-  if (typeof v !== "number" || Number.isNaN(v) || v < 0) throw new MigstreamError("USAGE", `pre-copy policy: ${name} must be a number ≥ 0 (got ${v})`);
+  if (typeof v !== "number" || Number.isNaN(v) || v < 0)
+    throw new MigstreamError("USAGE", `pre-copy policy: ${name} must be a number ≥ 0 (got ${v})`);
   return v;
 }

@@ -36,7 +36,10 @@ export class Registers {
 
   constructor(readonly io: RegionIO) {
     if (!(io.maxAccess >= MIN_ACCESS)) {
-      throw new MigstreamError("USAGE", `transport maxAccess ${io.maxAccess} is below the ${MIN_ACCESS}-byte register width`);
+      throw new MigstreamError(
+        "USAGE",
+        `transport maxAccess ${io.maxAccess} is below the ${MIN_ACCESS}-byte register width`,
+      );
     }
   }
 
@@ -50,7 +53,10 @@ export class Registers {
       throw atStep(e, step, field);
     }
     if (got.length !== width) {
-      throw new MigstreamError("TRANSPORT", `${step}: short read of ${field} (${got.length} of ${width} bytes)`, { step, field });
+      throw new MigstreamError("TRANSPORT", `${step}: short read of ${field} (${got.length} of ${width} bytes)`, {
+        step,
+        field,
+      });
     }
     if (got.buffer !== slot.buf.buffer || got.byteOffset !== 0) slot.buf.set(got);
     return slot.view;
@@ -76,7 +82,8 @@ export class Registers {
   async readU64(field: "pending_bytes" | "data_offset" | "data_size", step: string): Promise<number> {
     const dv = await this.#read(field, step);
     const hi = dv.getUint32(4, true);
-    if (hi > MAX_SAFE_HIGH) throw protocolError(step, field, `${field} 0x${dv.getBigUint64(0, true).toString(16)} is beyond 2^53`);
+    if (hi > MAX_SAFE_HIGH)
+      throw protocolError(step, field, `${field} 0x${dv.getBigUint64(0, true).toString(16)} is beyond 2^53`);
     return hi * 0x1_0000_0000 + dv.getUint32(0, true);
   }
 

@@ -13,13 +13,13 @@ import { MigstreamError } from "../errors.js";
 import { HEADER_SIZE, STATE_MASK, STATE_RESUMING, STATE_RUNNING, STATE_STOP, stateName } from "./constants.js";
 import { writeData } from "./data.js";
 import { atStep, describe, protocolError, withNote } from "./failure.js";
+import { iterate, openItems } from "./generation.js";
 import type { ProgressListener, ResumeSummary } from "./progress.js";
 import type { RegionIO } from "./region-io.js";
 import { Registers } from "./registers.js";
+import { ResumeRun } from "./run.js";
 import { CLEAR_LOW, setDeviceState } from "./state.js";
 import type { ResumeItem } from "./types.js";
-import { iterate, openItems } from "./generation.js";
-import { ResumeRun } from "./run.js";
 
 /** Options of resume(): whether to start the device, cancellation, progress. */
 export interface ResumeOptions {
@@ -34,7 +34,11 @@ export interface ResumeOptions {
 }
 
 /** Restores the device behind `region` from `items` (one device's part of a verified stream). */
-export async function resume(region: RegionIO, items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, options: ResumeOptions = {}): Promise<ResumeSummary> {
+export async function resume(
+  region: RegionIO,
+  items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>,
+  options: ResumeOptions = {},
+): Promise<ResumeSummary> {
   const run = new RegionResumeRun(region, options);
   try {
     return await run.run(items);
@@ -52,7 +56,11 @@ export async function startResumed(region: RegionIO): Promise<void> {
   const step = "resume: enter RUNNING";
   const s = await run.regs.readState(step);
   if ((s & STATE_MASK) !== STATE_RESUMING) {
-    throw new MigstreamError("USAGE", `${step}: device_state is ${stateName(s)}; startResumed needs a device left in RESUMING`, { step, field: "device_state" });
+    throw new MigstreamError(
+      "USAGE",
+      `${step}: device_state is ${stateName(s)}; startResumed needs a device left in RESUMING`,
+      { step, field: "device_state" },
+    );
   }
   run.touched = true;
   run.entered = true;
@@ -107,7 +115,10 @@ class RegionResumeRun extends ResumeRun {
           else if (item.kind === "verified") {
             verified = true;
             break; // nothing after `verified` belongs to this device's verified state
-          } else throw new MigstreamError("USAGE", `resume: unknown item kind '${(item as { kind: unknown }).kind}'`, { step: "resume: next item" });
+          } else
+            throw new MigstreamError("USAGE", `resume: unknown item kind '${(item as { kind: unknown }).kind}'`, {
+              step: "resume: next item",
+            });
         }
       }
       await this.loaded();
@@ -116,7 +127,9 @@ class RegionResumeRun extends ResumeRun {
       throw (await this.loadFailure()) ?? e;
     }
     if (!verified) {
-      throw new MigstreamError("TRUNCATED", "resume: the items ended before the stream was verified", { step: "resume: wait verified" });
+      throw new MigstreamError("TRUNCATED", "resume: the items ended before the stream was verified", {
+        step: "resume: wait verified",
+      });
     }
     const start = this.options.start !== false;
     if (start) await this.enterRunning();
@@ -132,7 +145,11 @@ class RegionResumeRun extends ResumeRun {
     const low = s & STATE_MASK;
     if (low !== STATE_RUNNING && low !== STATE_STOP) {
       this.touched = false; // not ours to touch (e.g. a resume left in RESUMING, or ERROR)
-      throw new MigstreamError("USAGE", `${step}: device_state is ${stateName(s)}; a resume starts from RUNNING or STOP`, { step, field: "device_state" });
+      throw new MigstreamError(
+        "USAGE",
+        `${step}: device_state is ${stateName(s)}; a resume starts from RUNNING or STOP`,
+        { step, field: "device_state" },
+      );
     }
     this.entered = true;
     await setDeviceState(this.regs, CLEAR_LOW, STATE_RESUMING, step);
@@ -200,8 +217,10 @@ class RegionResumeRun extends ResumeRun {
       await this.loaded();
     }
     const offset = await offsetRead;
-    if (offset < HEADER_SIZE) throw protocolError(step, "data_offset", `data_offset ${offset} lies in the register header (< ${HEADER_SIZE})`);
-    if (offset >= this.region.size) throw protocolError(step, "data_offset", `data_offset ${offset} is beyond the ${this.region.size}-byte region`);
+    if (offset < HEADER_SIZE)
+      throw protocolError(step, "data_offset", `data_offset ${offset} lies in the register header (< ${HEADER_SIZE})`);
+    if (offset >= this.region.size)
+      throw protocolError(step, "data_offset", `data_offset ${offset} is beyond the ${this.region.size}-byte region`);
     const room = this.region.size - offset;
     if (data.length > room) {
       throw new MigstreamError(

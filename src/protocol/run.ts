@@ -13,7 +13,12 @@ import type { MigrationProtocol, Phase, SaveSink } from "./types.js";
 /** Throws ABORTED naming `step` when `signal` fired. */
 export function checkAbort(signal: AbortSignal | undefined, step: string, direction: "save" | "resume"): void {
   // The reason (e.g. "interrupted (SIGHUP)") belongs in the report: it says why the run stopped.
-  if (signal?.aborted) throw new MigstreamError("ABORTED", `${step}: ${direction} cancelled${signal.reason instanceof Error ? ` (${signal.reason.message})` : ""}`, { step, cause: signal.reason });
+  if (signal?.aborted)
+    throw new MigstreamError(
+      "ABORTED",
+      `${step}: ${direction} cancelled${signal.reason instanceof Error ? ` (${signal.reason.message})` : ""}`,
+      { step, cause: signal.reason },
+    );
 }
 
 /** Delivers one progress event; a listener that throws fails the run with USAGE. */
@@ -49,11 +54,15 @@ export class SaveBuffers {
     if (this.#make) {
       const b = this.#make(size);
       if (!(b instanceof Uint8Array) || b.length < size) {
-        throw new MigstreamError("USAGE", `save: the buffer factory returned ${b instanceof Uint8Array ? `${b.length} bytes` : "no Uint8Array"} for a ${size}-byte buffer`);
+        throw new MigstreamError(
+          "USAGE",
+          `save: the buffer factory returned ${b instanceof Uint8Array ? `${b.length} bytes` : "no Uint8Array"} for a ${size}-byte buffer`,
+        );
       }
       return b;
     }
-    const i = (this.#turn ^= 1);
+    this.#turn ^= 1;
+    const i = this.#turn;
     if (this.#own[i].length < size) this.#own[i] = new Uint8Array(size);
     return this.#own[i];
   }
@@ -62,7 +71,11 @@ export class SaveBuffers {
 /** The sink's failure, keeping its code when it is ours, as `cause`. */
 export function sinkError(e: unknown, step: string, what: string): MigstreamError {
   const ours = e instanceof MigstreamError ? e : undefined;
-  return new MigstreamError(ours?.code ?? "IO", `${step}: ${what}: ${describe(e)}`, { step, errno: ours?.errno, cause: e });
+  return new MigstreamError(ours?.code ?? "IO", `${step}: ${what}: ${describe(e)}`, {
+    step,
+    errno: ours?.errno,
+    cause: e,
+  });
 }
 
 /** Tells the sink which protocol produced the data (before the first phase). */
@@ -100,7 +113,10 @@ export class SaveRun {
   pendingReads = 0;
   transactions = 0;
   bytes = 0;
-  readonly counts: Record<"precopy" | "stopcopy", PhaseCount> = { precopy: { transactions: 0, bytes: 0 }, stopcopy: { transactions: 0, bytes: 0 } };
+  readonly counts: Record<"precopy" | "stopcopy", PhaseCount> = {
+    precopy: { transactions: 0, bytes: 0 },
+    stopcopy: { transactions: 0, bytes: 0 },
+  };
   readonly buffers: SaveBuffers;
   /** The last transaction, still in the sink while the driver reads the next one (see handOver). */
   #sinking: Promise<void> | null = null;
@@ -171,7 +187,14 @@ export class SaveRun {
   }
 
   progress(): void {
-    emitProgress(this.options.onProgress, { direction: "save", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes, pending: this.pending });
+    emitProgress(this.options.onProgress, {
+      direction: "save",
+      phase: this.phase,
+      iteration: this.iteration,
+      transactions: this.transactions,
+      bytes: this.bytes,
+      pending: this.pending,
+    });
   }
 
   checkAbort(step: string): void {
@@ -193,7 +216,12 @@ export class SaveRun {
       precopyEnd,
       precopy: this.counts.precopy,
       stopcopy: this.counts.stopcopy,
-      times: { setup: t.setupEnd - t.t0, precopy: t.precopyEnd - t.setupEnd, stopcopy: t.stopcopyEnd - t.precopyEnd, total: now() - t.t0 },
+      times: {
+        setup: t.setupEnd - t.t0,
+        precopy: t.precopyEnd - t.setupEnd,
+        stopcopy: t.stopcopyEnd - t.precopyEnd,
+        total: now() - t.t0,
+      },
       downtimeMs: t.stopcopyEnd - t.stopcopyStart,
       pendingReads: this.pendingReads,
     };
@@ -226,7 +254,13 @@ export class ResumeRun {
   }
 
   progress(): void {
-    emitProgress(this.options.onProgress, { direction: "resume", phase: this.phase, iteration: this.iteration, transactions: this.transactions, bytes: this.bytes });
+    emitProgress(this.options.onProgress, {
+      direction: "resume",
+      phase: this.phase,
+      iteration: this.iteration,
+      transactions: this.transactions,
+      bytes: this.bytes,
+    });
   }
 
   checkAbort(step: string): void {
@@ -234,6 +268,12 @@ export class ResumeRun {
   }
 
   summary(started: boolean): ResumeSummary {
-    return { transactions: this.transactions, bytes: this.bytes, skipped: this.skipped, started, times: { total: now() - this.t0 } };
+    return {
+      transactions: this.transactions,
+      bytes: this.bytes,
+      skipped: this.skipped,
+      started,
+      times: { total: now() - this.t0 },
+    };
   }
 }

@@ -10,11 +10,11 @@ import { MigstreamError } from "../errors.js";
 import { HEADER_SIZE, STATE_MASK, STATE_RESUMING, STATE_RUNNING, STATE_SAVING, stateName } from "./constants.js";
 import { readData } from "./data.js";
 import { atStep, describe, protocolError, withNote } from "./failure.js";
+import { protocolOf } from "./generation.js";
 import { Precopy, type PrecopyControl, type PrecopyEnd, type PrecopyPolicy, type StopSignal } from "./policy.js";
 import type { ProgressListener, SaveSummary } from "./progress.js";
 import type { RegionIO } from "./region-io.js";
 import { Registers } from "./registers.js";
-import { protocolOf } from "./generation.js";
 import { recordProtocol, SaveRun } from "./run.js";
 import { KEEP_ALL, setDeviceState } from "./state.js";
 import type { SaveSink } from "./types.js";
@@ -96,7 +96,13 @@ class RegionSaveRun extends SaveRun {
     await this.setState(~STATE_SAVING >>> 0, 0, "save: enter STOP");
     const tEnd = now();
     await this.enterPhase("end", 0);
-    return this.summary(precopyEnd, { t0, setupEnd: tSetup, precopyEnd: tPrecopy, stopcopyStart: tStop, stopcopyEnd: tEnd });
+    return this.summary(precopyEnd, {
+      t0,
+      setupEnd: tSetup,
+      precopyEnd: tPrecopy,
+      stopcopyStart: tStop,
+      stopcopyEnd: tEnd,
+    });
   }
 
   /** A save starts from RUNNING (the transitions every vendor accepts: §7). */
@@ -151,17 +157,27 @@ class RegionSaveRun extends SaveRun {
       sizeRead.catch(() => {}); // a failure before it is the one reported
     }
     const offset = await offsetRead;
-    if (offset < HEADER_SIZE) throw protocolError(step, "data_offset", `data_offset ${offset} lies in the register header (< ${HEADER_SIZE})`);
-    if (offset >= this.region.size) throw protocolError(step, "data_offset", `data_offset ${offset} is beyond the ${this.region.size}-byte region`);
+    if (offset < HEADER_SIZE)
+      throw protocolError(step, "data_offset", `data_offset ${offset} lies in the register header (< ${HEADER_SIZE})`);
+    if (offset >= this.region.size)
+      throw protocolError(step, "data_offset", `data_offset ${offset} is beyond the ${this.region.size}-byte region`);
     step = "save: read data_size";
     if (sizeRead === null) this.checkAbort(step);
     const size = await (sizeRead ?? this.regs.readU64("data_size", step));
     if (size === 0) {
       const where = this.phase === "precopy" ? `pre-copy iteration ${this.iteration}` : "stop-and-copy";
-      throw protocolError(step, "data_size", `pending_bytes is ${this.pending} but data_size is 0 (${where}); the vendor gives nothing`);
+      throw protocolError(
+        step,
+        "data_size",
+        `pending_bytes is ${this.pending} but data_size is 0 (${where}); the vendor gives nothing`,
+      );
     }
     if (size > this.region.size - offset) {
-      throw protocolError(step, "data_size", `data_offset ${offset} + data_size ${size} exceeds the ${this.region.size}-byte region`);
+      throw protocolError(
+        step,
+        "data_size",
+        `data_offset ${offset} + data_size ${size} exceeds the ${this.region.size}-byte region`,
+      );
     }
     step = "save: read data";
     this.checkAbort(step);
@@ -208,7 +224,8 @@ class RegionSaveRun extends SaveRun {
         const s = await setDeviceState(this.regs, RECOVER_MASK, STATE_RUNNING, "save: recover RUNNING");
         return withNote(err, `device back in ${stateName(s)}`);
       } catch (r) {
-        if (attempt >= RECOVER_ATTEMPTS) return withNote(err, `putting the device back in RUNNING failed: ${describe(r)}`);
+        if (attempt >= RECOVER_ATTEMPTS)
+          return withNote(err, `putting the device back in RUNNING failed: ${describe(r)}`);
       }
     }
   }

@@ -22,15 +22,22 @@ export const CLEAR_LOW = ~STATE_MASK >>> 0;
 export async function setDeviceState(regs: Registers, mask: number, value: number, step: string): Promise<number> {
   const cur = await regs.readState(step);
   if (stateIsError(cur)) {
-    const e = new MigstreamError("DEVICE", `${step}: device_state reads ERROR before the write`, { step, field: "device_state" });
+    const e = new MigstreamError("DEVICE", `${step}: device_state reads ERROR before the write`, {
+      step,
+      field: "device_state",
+    });
     throw withNote(e, await resetAfterError(regs, step));
   }
   const next = ((cur & mask) | value) >>> 0;
   if (!stateValid(next)) {
-    throw new MigstreamError("PROTOCOL", `${step}: refusing to request invalid device_state ${stateName(next)} (device is ${stateName(cur)})`, {
-      step,
-      field: "device_state",
-    });
+    throw new MigstreamError(
+      "PROTOCOL",
+      `${step}: refusing to request invalid device_state ${stateName(next)} (device is ${stateName(cur)})`,
+      {
+        step,
+        field: "device_state",
+      },
+    );
   }
   if (next === cur) return cur;
   try {

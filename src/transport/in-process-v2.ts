@@ -4,15 +4,15 @@
 // new data channel (the data_fd), one that ends it makes the old channel fail
 // with ENODEV, a reset ends every session and leaves the device RUNNING, and
 // PRECOPY_INFO / MIG_DATA_SIZE are offered. Vendor errnos become DEVICE errors.
-import { MigstreamError } from "../errors.js";
+
 import { type MigrationVendor, transportFault, walk } from "../device/migration-vendor.js";
 import { VendorErrno } from "../device/vendor.js";
+import { MigstreamError } from "../errors.js";
 import { errnoName } from "../protocol/region-io.js";
-import { type MigState, MIG_STATE } from "../protocol/v2/constants.js";
+import { MIG_STATE, type MigState } from "../protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice } from "../protocol/v2/device-io.js";
-import { SessionChannel } from "./session-channel.js";
 import { sessionEffect } from "../protocol/v2/fsm.js";
-
+import { SessionChannel } from "./session-channel.js";
 
 export interface InProcessMigrationOptions {
   /** Largest data access (default: the vendor's fixed size, else Infinity). */
@@ -27,9 +27,17 @@ export interface InProcessMigrationOptions {
 }
 
 function deviceError(label: string, what: string, e: unknown): MigstreamError {
-  if (e instanceof VendorErrno) return new MigstreamError("DEVICE", `${label}: ${what}: ${errnoName(e.errno)} (${e.message})`, { errno: errnoName(e.errno), cause: e });
+  if (e instanceof VendorErrno)
+    return new MigstreamError("DEVICE", `${label}: ${what}: ${errnoName(e.errno)} (${e.message})`, {
+      errno: errnoName(e.errno),
+      cause: e,
+    });
   if (e instanceof MigstreamError) return e;
-  return new MigstreamError("INTERNAL", `${label}: ${what}: the device threw ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  return new MigstreamError(
+    "INTERNAL",
+    `${label}: ${what}: the device threw ${e instanceof Error ? e.message : String(e)}`,
+    { cause: e },
+  );
 }
 
 /** A v2 MigrationDevice straight over a MigrationVendor in the same process (each SET walked arc by arc, as the kernel does). */
@@ -73,7 +81,6 @@ export class InProcessMigration implements MigrationDevice {
       throw deviceError(this.label, what, e);
     }
   }
-
 
   migrationFlags(): Promise<number> {
     return this.#call("GET MIGRATION", async () => {
@@ -122,9 +129,12 @@ export class InProcessMigration implements MigrationDevice {
     const v = this.vendor;
     const label = this.label;
     return new SessionChannel(`${label} data fd`, {
-      read: (into) => v.readData(into).catch((e) => Promise.reject(deviceError(label, `read of ${into.length} bytes`, e))),
+      read: (into) =>
+        v.readData(into).catch((e) => Promise.reject(deviceError(label, `read of ${into.length} bytes`, e))),
       write: (d) => v.writeData(d).catch((e) => Promise.reject(deviceError(label, `write of ${d.length} bytes`, e))),
-      ...(this.#info && s !== MIG_STATE.RESUMING ? { precopyInfo: () => this.#call("PRECOPY_INFO", () => v.precopyInfo()) } : {}),
+      ...(this.#info && s !== MIG_STATE.RESUMING
+        ? { precopyInfo: () => this.#call("PRECOPY_INFO", () => v.precopyInfo()) }
+        : {}),
     });
   }
 

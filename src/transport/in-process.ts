@@ -1,9 +1,10 @@
 // The in-process transport: a RegionIO straight over a VendorRegion (the
 // simulated device) in the same process. Vendor errnos become DEVICE errors; a
 // short read (fewer bytes than asked) is a TRANSPORT error, as with an fd.
+
+import { VendorErrno, type VendorRegion } from "../device/vendor.js";
 import { MigstreamError } from "../errors.js";
 import { errnoName, type RegionIO } from "../protocol/region-io.js";
-import { VendorErrno, type VendorRegion } from "../device/vendor.js";
 
 /** A vendor that can read straight into the caller's buffer (one copy fewer). */
 type ReadIntoVendor = VendorRegion & { readInto(offset: number, count: number, into: Uint8Array): Promise<number> };
@@ -30,12 +31,14 @@ export class InProcessRegion implements RegionIO {
     this.size = vendor.size;
     this.maxAccess = options.maxAccess ?? Infinity;
     this.label = options.label ?? "sim";
-    if (!(this.maxAccess >= 1)) throw new MigstreamError("USAGE", `in-process region: maxAccess must be ≥ 1 (got ${this.maxAccess})`);
+    if (!(this.maxAccess >= 1))
+      throw new MigstreamError("USAGE", `in-process region: maxAccess must be ≥ 1 (got ${this.maxAccess})`);
   }
 
   async read(offset: number, count: number, into?: Uint8Array): Promise<Uint8Array> {
     this.#check(offset, count, "read");
-    if (into && into.length < count) throw new MigstreamError("USAGE", `${this.label}: read of ${count} bytes into a ${into.length}-byte buffer`);
+    if (into && into.length < count)
+      throw new MigstreamError("USAGE", `${this.label}: read of ${count} bytes into a ${into.length}-byte buffer`);
     const v = this.vendor as Partial<ReadIntoVendor>;
     let got: Uint8Array;
     try {
@@ -53,7 +56,11 @@ export class InProcessRegion implements RegionIO {
       throw this.#deviceError(e, `read of ${count} bytes at ${offset}`, offset);
     }
     if (got.length !== count) {
-      throw new MigstreamError("TRANSPORT", `${this.label}: short read: ${got.length} of ${count} bytes at region offset ${offset}`, { offset });
+      throw new MigstreamError(
+        "TRANSPORT",
+        `${this.label}: short read: ${got.length} of ${count} bytes at region offset ${offset}`,
+        { offset },
+      );
     }
     return got;
   }
@@ -86,16 +93,34 @@ export class InProcessRegion implements RegionIO {
 
   #check(offset: number, count: number, what: string): void {
     this.#open(what);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(count) || offset < 0 || count < 0 || offset + count > this.size) {
-      throw new MigstreamError("USAGE", `${this.label}: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte migration region`, { offset });
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(count) ||
+      offset < 0 ||
+      count < 0 ||
+      offset + count > this.size
+    ) {
+      throw new MigstreamError(
+        "USAGE",
+        `${this.label}: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte migration region`,
+        { offset },
+      );
     }
   }
 
   #deviceError(e: unknown, what: string, offset?: number): MigstreamError {
     if (e instanceof VendorErrno) {
-      return new MigstreamError("DEVICE", `${this.label}: ${what}: ${errnoName(e.errno)} (${e.message})`, { errno: errnoName(e.errno), offset, cause: e });
+      return new MigstreamError("DEVICE", `${this.label}: ${what}: ${errnoName(e.errno)} (${e.message})`, {
+        errno: errnoName(e.errno),
+        offset,
+        cause: e,
+      });
     }
     if (e instanceof MigstreamError) return e;
-    return new MigstreamError("INTERNAL", `${this.label}: ${what}: the device threw ${e instanceof Error ? e.message : String(e)}`, { offset, cause: e });
+    return new MigstreamError(
+      "INTERNAL",
+      `${this.label}: ${what}: the device threw ${e instanceof Error ? e.message : String(e)}`,
+      { offset, cause: e },
+    );
   }
 }

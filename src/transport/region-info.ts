@@ -9,7 +9,6 @@
 // argsz 32, and ask again with the returned argsz whenever it is larger than
 // the one sent, whatever the flags say; read the caps only when CAPS is set.
 import { MigstreamError } from "../errors.js";
-import { decodeRegionInfo, decodeSparseCap, decodeTypeCap, type RegionInfo } from "./vfio-user/wire.js";
 import {
   CAP_SPARSE_MMAP,
   CAP_TYPE,
@@ -21,6 +20,7 @@ import {
   REGION_SUBTYPE_MIGRATION,
   REGION_TYPE_MIGRATION,
 } from "./vfio-user/constants.js";
+import { decodeRegionInfo, decodeSparseCap, decodeTypeCap, type RegionInfo } from "./vfio-user/wire.js";
 
 /** Re-asks with a grown argsz before giving up on a region. */
 const MAX_ARGSZ_RETRIES = 4;
@@ -50,17 +50,28 @@ export interface DiscoveredRegion {
  * the answer says it needs as long as that is larger than the one sent
  * (bounded by MAX_REGION_INFO_SIZE and MAX_ARGSZ_RETRIES).
  */
-export async function queryRegionInfo(query: RegionInfoQuery, index: number, step = `region info ${index}`): Promise<RegionInfo> {
+export async function queryRegionInfo(
+  query: RegionInfoQuery,
+  index: number,
+  step = `region info ${index}`,
+): Promise<RegionInfo> {
   let argsz = REGION_INFO_SIZE;
   for (let attempt = 0; ; attempt++) {
     const info = decodeRegionInfo(await query(index, argsz), argsz);
     if (info.index !== index && info.index !== 0) {
       // Servers echo the index; 0 is tolerated for servers that leave it unset.
-      throw new MigstreamError("PROTOCOL", `region info: asked for region ${index}, got region ${info.index}`, { step, field: "index" });
+      throw new MigstreamError("PROTOCOL", `region info: asked for region ${index}, got region ${info.index}`, {
+        step,
+        field: "index",
+      });
     }
     if (!info.truncated) return info;
     if (info.argsz > MAX_REGION_INFO_SIZE || attempt >= MAX_ARGSZ_RETRIES) {
-      throw new MigstreamError("PROTOCOL", `region info: region ${index} still needs argsz ${info.argsz} after ${attempt + 1} requests (last sent ${argsz})`, { step, field: "argsz" });
+      throw new MigstreamError(
+        "PROTOCOL",
+        `region info: region ${index} still needs argsz ${info.argsz} after ${attempt + 1} requests (last sent ${argsz})`,
+        { step, field: "argsz" },
+      );
     }
     argsz = info.argsz;
   }
@@ -83,13 +94,28 @@ export function describeRegion(info: RegionInfo, index: number): DiscoveredRegio
  */
 export function migrationRegionOf(regions: readonly DiscoveredRegion[], step = "discovery"): DiscoveredRegion {
   const where = { step };
-  const region = regions.find((r) => r.type?.type === REGION_TYPE_MIGRATION && r.type.subtype === REGION_SUBTYPE_MIGRATION);
+  const region = regions.find(
+    (r) => r.type?.type === REGION_TYPE_MIGRATION && r.type.subtype === REGION_SUBTYPE_MIGRATION,
+  );
   if (!region) {
-    throw new MigstreamError("PROTOCOL", `no migration region (type ${REGION_TYPE_MIGRATION}/${REGION_SUBTYPE_MIGRATION}) among ${regions.length} regions`, where);
+    throw new MigstreamError(
+      "PROTOCOL",
+      `no migration region (type ${REGION_TYPE_MIGRATION}/${REGION_SUBTYPE_MIGRATION}) among ${regions.length} regions`,
+      where,
+    );
   }
-  if (region.size === 0) throw new MigstreamError("PROTOCOL", `migration region ${region.index} has size 0 (migration not supported)`, where);
+  if (region.size === 0)
+    throw new MigstreamError(
+      "PROTOCOL",
+      `migration region ${region.index} has size 0 (migration not supported)`,
+      where,
+    );
   if ((region.flags & (REGION_FLAG_READ | REGION_FLAG_WRITE)) !== (REGION_FLAG_READ | REGION_FLAG_WRITE)) {
-    throw new MigstreamError("PROTOCOL", `migration region ${region.index} is not readable and writable (flags 0x${region.flags.toString(16)})`, where);
+    throw new MigstreamError(
+      "PROTOCOL",
+      `migration region ${region.index} is not readable and writable (flags 0x${region.flags.toString(16)})`,
+      where,
+    );
   }
   return region;
 }
@@ -101,7 +127,10 @@ export function migrationRegionOf(regions: readonly DiscoveredRegion[], step = "
  */
 export async function findMigrationRegion(query: RegionInfoQuery, numRegions: number): Promise<DiscoveredRegion> {
   if (!Number.isInteger(numRegions) || numRegions < 0 || numRegions > MAX_REGIONS) {
-    throw new MigstreamError("PROTOCOL", `device reports ${numRegions} regions (limit ${MAX_REGIONS})`, { step: "device info", field: "num_regions" });
+    throw new MigstreamError("PROTOCOL", `device reports ${numRegions} regions (limit ${MAX_REGIONS})`, {
+      step: "device info",
+      field: "num_regions",
+    });
   }
   const regions: DiscoveredRegion[] = [];
   for (let i = 0; i < numRegions; i++) regions.push(describeRegion(await queryRegionInfo(query, i), i));

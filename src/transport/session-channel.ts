@@ -28,8 +28,12 @@ export class SessionChannel implements DataChannel {
   }
 
   async #check(what: string): Promise<void> {
-    if (this.closed) throw new MigstreamError("USAGE", `${this.label}: ${what} on a closed data fd`, { errno: "EBADF" });
-    if (!this.alive) throw new MigstreamError("DEVICE", `${this.label}: ${what}: ENODEV (the data session ended)`, { errno: "ENODEV" });
+    if (this.closed)
+      throw new MigstreamError("USAGE", `${this.label}: ${what} on a closed data fd`, { errno: "EBADF" });
+    if (!this.alive)
+      throw new MigstreamError("DEVICE", `${this.label}: ${what}: ENODEV (the data session ended)`, {
+        errno: "ENODEV",
+      });
   }
 
   async read(into: Uint8Array): Promise<number> {

@@ -45,7 +45,8 @@ function usage(spec: string, why: string): MigstreamError {
 /** Parses `4096`, `0x1000`, `64MiB`, `1GiB`. Throws USAGE naming `what`. */
 export function parseSize(text: string, what = "size"): number {
   const m = /^\s*(0x[0-9a-f]+|\d+)\s*(b|kib|mib|gib)?\s*$/i.exec(text);
-  if (!m) throw new MigstreamError("USAGE", `${what}: '${text}' is not a number (decimal, 0x-hex, optional KiB/MiB/GiB)`);
+  if (!m)
+    throw new MigstreamError("USAGE", `${what}: '${text}' is not a number (decimal, 0x-hex, optional KiB/MiB/GiB)`);
   const n = Number(m[1]) * UNITS[(m[2] ?? "").toLowerCase()];
   if (!Number.isSafeInteger(n)) throw new MigstreamError("USAGE", `${what}: '${text}' is too large`);
   return n;
@@ -65,7 +66,8 @@ function keyValues(spec: string, parts: string[]): Record<string, string> {
 }
 
 function only(spec: string, kv: Record<string, string>, allowed: string[]): void {
-  for (const k of Object.keys(kv)) if (!allowed.includes(k)) throw usage(spec, `unknown option '${k}' (known: ${allowed.join(", ")})`);
+  for (const k of Object.keys(kv))
+    if (!allowed.includes(k)) throw usage(spec, `unknown option '${k}' (known: ${allowed.join(", ")})`);
 }
 
 export function parseDeviceSpec(spec: string): DeviceSpec {
@@ -77,7 +79,9 @@ export function parseDeviceSpec(spec: string): DeviceSpec {
     try {
       return f();
     } catch (e) {
-      throw e instanceof MigstreamError && e.code === "USAGE" && !e.message.startsWith("bad device spec") ? usage(spec, e.message) : e;
+      throw e instanceof MigstreamError && e.code === "USAGE" && !e.message.startsWith("bad device spec")
+        ? usage(spec, e.message)
+        : e;
     }
   };
   switch (kind) {
@@ -91,8 +95,10 @@ export function parseDeviceSpec(spec: string): DeviceSpec {
       if (!path) throw usage(spec, "missing socket path");
       const kv = keyValues(spec, opts);
       only(spec, kv, ["timeout", "access", "stopcopy", "write-errors"]);
-      if (kv.stopcopy !== undefined && kv.stopcopy !== "restarts" && kv.stopcopy !== "continues") throw usage(spec, `stopcopy=${kv.stopcopy} is neither restarts nor continues`);
-      if (kv["write-errors"] !== undefined && kv["write-errors"] !== "applied") throw usage(spec, `write-errors=${kv["write-errors"]} must be 'applied'`);
+      if (kv.stopcopy !== undefined && kv.stopcopy !== "restarts" && kv.stopcopy !== "continues")
+        throw usage(spec, `stopcopy=${kv.stopcopy} is neither restarts nor continues`);
+      if (kv["write-errors"] !== undefined && kv["write-errors"] !== "applied")
+        throw usage(spec, `write-errors=${kv["write-errors"]} must be 'applied'`);
       return wrap(() => ({
         kind,
         path,
@@ -109,14 +115,25 @@ export function parseDeviceSpec(spec: string): DeviceSpec {
       if (kv.protocol === "v2") {
         // A v2 data fd the VMM handed over: no region, no offset.
         only(spec, kv, ["protocol", "stopcopy"]);
-        if (kv.stopcopy !== undefined && kv.stopcopy !== "restarts" && kv.stopcopy !== "continues") throw usage(spec, `stopcopy=${kv.stopcopy} is neither restarts nor continues`);
+        if (kv.stopcopy !== undefined && kv.stopcopy !== "restarts" && kv.stopcopy !== "continues")
+          throw usage(spec, `stopcopy=${kv.stopcopy} is neither restarts nor continues`);
         return { kind: "data-fd", fd: Number(n), ...(kv.stopcopy === "restarts" ? { restartsAtStopCopy: true } : {}) };
       }
-      if (kv.protocol !== undefined && kv.protocol !== "v1") throw usage(spec, `protocol=${kv.protocol} is neither v1 nor v2`);
+      if (kv.protocol !== undefined && kv.protocol !== "v1")
+        throw usage(spec, `protocol=${kv.protocol} is neither v1 nor v2`);
       delete kv.protocol;
       only(spec, kv, ["offset", "size"]);
-      if (kv.offset === undefined || kv.size === undefined) throw usage(spec, "fd: needs offset= and size= (from VFIO_DEVICE_GET_REGION_INFO), or protocol=v2 for a v2 data fd");
-      return wrap(() => ({ kind, fd: Number(n), offset: parseSize(kv.offset, "offset"), size: parseSize(kv.size, "size") }));
+      if (kv.offset === undefined || kv.size === undefined)
+        throw usage(
+          spec,
+          "fd: needs offset= and size= (from VFIO_DEVICE_GET_REGION_INFO), or protocol=v2 for a v2 data fd",
+        );
+      return wrap(() => ({
+        kind,
+        fd: Number(n),
+        offset: parseSize(kv.offset, "offset"),
+        size: parseSize(kv.size, "size"),
+      }));
     }
     case "file": {
       const [path, ...opts] = rest.split(",");

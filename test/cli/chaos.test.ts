@@ -39,7 +39,8 @@ afterAll(() => {
     counts.set(k, (counts.get(k) ?? 0) + 1);
   }
   const kinds = new Map<string, number>();
-  for (const r of results) kinds.set(`${r.fault.kind} ${r.fault.direction}`, (kinds.get(`${r.fault.kind} ${r.fault.direction}`) ?? 0) + 1);
+  for (const r of results)
+    kinds.set(`${r.fault.kind} ${r.fault.direction}`, (kinds.get(`${r.fault.kind} ${r.fault.direction}`) ?? 0) + 1);
   const prot = new Map<string, number>();
   for (const r of results) prot.set(r.protection, (prot.get(r.protection) ?? 0) + 1);
   const ms = results.map((r) => r.ms).sort((a, b) => a - b);

@@ -140,7 +140,10 @@ async function chaosProxy(target: number, f: Fault): Promise<{ port: number; clo
 export async function chaosRun(dir: string, seed: number): Promise<ChaosResult> {
   const timeout = String(CHAOS_TIMEOUT_MS);
   const common = ["--state-size", "2MiB", "--transaction-size", "64KiB", "--on-disconnect", "stay"];
-  const [src, dst]: Sim[] = await Promise.all([sim(dir, `c${seed}-src`, [...common, "--seed", String(seed + 1)]), sim(dir, `c${seed}-dst`, [...common, "--empty"])]);
+  const [src, dst]: Sim[] = await Promise.all([
+    sim(dir, `c${seed}-src`, [...common, "--seed", String(seed + 1)]),
+    sim(dir, `c${seed}-dst`, [...common, "--empty"]),
+  ]);
   const fault = faultFor(seed, 2 << 20);
   const protection: Protection = (["none", "key", "encrypt"] as const)[seed % 3];
   // One key file per seed: seeds run at once in the same directory, and a shared file is
@@ -152,16 +155,44 @@ export async function chaosRun(dir: string, seed: number): Promise<ChaosResult> 
   const t0 = Date.now();
   let proxy: { port: number; close(): void } | undefined;
   try {
-    const restore = start(["restore", "--device", `vfio-user:${dst.socket}`, "--listen", "tcp://127.0.0.1:0", "--attempts", "1", "--timeout", timeout, ...key]);
+    const restore = start([
+      "restore",
+      "--device",
+      `vfio-user:${dst.socket}`,
+      "--listen",
+      "tcp://127.0.0.1:0",
+      "--attempts",
+      "1",
+      "--timeout",
+      timeout,
+      ...key,
+    ]);
     const port = await listeningPort(restore);
     proxy = await chaosProxy(port, fault);
-    const save = start(["save", "--device", `vfio-user:${src.socket}`, "--to", `tcp://127.0.0.1:${proxy.port}`, "--codec", "raw", "--timeout", timeout, "--connect-timeout", timeout, ...key, ...seal]);
+    const save = start([
+      "save",
+      "--device",
+      `vfio-user:${src.socket}`,
+      "--to",
+      `tcp://127.0.0.1:${proxy.port}`,
+      "--codec",
+      "raw",
+      "--timeout",
+      timeout,
+      "--connect-timeout",
+      timeout,
+      ...key,
+      ...seal,
+    ]);
     // Nothing may wait past its timeouts: both end well within the bound, or the run is a violation.
     const bound = new Promise<"late">((r) => setTimeout(() => r("late"), CHAOS_RUN_BOUND_MS).unref());
     const ended = await Promise.race([Promise.all([save.done, restore.done]), bound]);
     const ms = Date.now() - t0;
     if (ended === "late") {
-      const still = [save.child.exitCode === null && save.child.signalCode === null ? "save" : "", restore.child.exitCode === null && restore.child.signalCode === null ? "restore" : ""].filter(Boolean);
+      const still = [
+        save.child.exitCode === null && save.child.signalCode === null ? "save" : "",
+        restore.child.exitCode === null && restore.child.signalCode === null ? "restore" : "",
+      ].filter(Boolean);
       save.child.kill("SIGKILL");
       restore.child.kill("SIGKILL");
       const violation = `${still.join(" and ")} still running after ${CHAOS_RUN_BOUND_MS} ms\nsave: ${save.stderr().trim()}\nrestore: ${restore.stderr().trim()}`;
@@ -178,7 +209,8 @@ export async function chaosRun(dir: string, seed: number): Promise<ChaosResult> 
       else if (a.deviceState === "RUNNING" && s.code !== 0 && r.code === 0) outcome = "migrated, answer lost";
     } else if (a.deviceState === "RUNNING" && srcKept && s.code !== 0 && r.code !== 0) {
       if (b.deviceState === "STOP" && b.digest === dst.initialDigest) outcome = "failed, destination reset";
-      else if (b.deviceState === "RUNNING" && b.digest === dst.initialDigest && !/had been written/.test(r.stderr)) outcome = "failed, destination untouched";
+      else if (b.deviceState === "RUNNING" && b.digest === dst.initialDigest && !/had been written/.test(r.stderr))
+        outcome = "failed, destination untouched";
     }
     const violation = outcome
       ? null

@@ -35,7 +35,11 @@ describe("migstream demo", () => {
     expect(rep.destinationState).toBe("RUNNING");
     expect(rep.iterations).toBeGreaterThanOrEqual(2); // the source dirtied during pre-copy
     expect(rep.rawBytes).toBeGreaterThan(8 << 20); // pages were resent
-    expect(rep.phases.map((p: { phase: string }) => p.phase)).toEqual(["setup", ...Array.from({ length: rep.iterations }, (_, i) => `pre-copy #${i}`), "stop-and-copy"]);
+    expect(rep.phases.map((p: { phase: string }) => p.phase)).toEqual([
+      "setup",
+      ...Array.from({ length: rep.iterations }, (_, i) => `pre-copy #${i}`),
+      "stop-and-copy",
+    ]);
     expect(rep.phases.reduce((n: number, p: { rawBytes: number }) => n + p.rawBytes, 0)).toBe(rep.rawBytes);
     expect(rep.phases.reduce((n: number, p: { transactions: number }) => n + p.transactions, 0)).toBe(rep.transactions);
     expect(rep.qemuBytes).toBe(rep.rawBytes + 24 * rep.transactions);
@@ -61,7 +65,10 @@ describe("migstream demo", () => {
 function onTerminal(args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   const cmd = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(" ");
   return new Promise((resolve) => {
-    const child = spawn("script", ["-qefc", cmd, "/dev/null"], { env: { ...process.env, TERM: "xterm", ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("script", ["-qefc", cmd, "/dev/null"], {
+      env: { ...process.env, TERM: "xterm", ...env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let out = "";
     child.stdout.setEncoding("utf8").on("data", (c: string) => (out += c));
     child.stderr.setEncoding("utf8").on("data", (c: string) => (out += c));
@@ -82,7 +89,8 @@ describe("progress on a terminal", () => {
     for (const l of lines) expect(l).toMatch(/^demo {2}\S/);
     // A phase change is drawn at once, however short the phase (a fast machine ends pre-copy #0 within one interval).
     expect(lines.some((f) => /^demo {2}pre-copy #0 {2}/.test(f))).toBe(true);
-    const full = /^demo {2}(pre-copy #\d+|stop-and-copy) {2}[\d.]+ [KM]iB {2}[\d.]+ (B|KiB|MiB)\/s {2}ratio [\d.]+x {2}pending [\d.]+ [KM]?i?B$/;
+    const full =
+      /^demo {2}(pre-copy #\d+|stop-and-copy) {2}[\d.]+ [KM]iB {2}[\d.]+ (B|KiB|MiB)\/s {2}ratio [\d.]+x {2}pending [\d.]+ [KM]?i?B$/;
     expect(lines.filter((f) => /stop-and-copy/.test(f)).at(-1)).toMatch(full);
     expect(out).toMatch(/\x1b\[1m/); // colour on a terminal
     // The line never reaches the report: the report begins right after an erase, on its own line.

@@ -27,7 +27,17 @@ describe("exit codes", () => {
   it("0 ok, 1 usage", async () => {
     expect((await run(["encode", file("in.raw"), "-o", file("ok.mig")])).code).toBe(0);
     expect((await run(["verify", file("ok.mig"), "-q"])).code).toBe(0);
-    for (const args of [[], ["nope"], ["verify"], ["verify", "a", "b"], ["encode", file("in.raw")], ["encode", file("in.raw"), "-o", "x", "--codec", "gzip"], ["save", "--device", "sim:"], ["verify", "--bogus", "x"], ["restore", "--device", "bad-spec", "x"]]) {
+    for (const args of [
+      [],
+      ["nope"],
+      ["verify"],
+      ["verify", "a", "b"],
+      ["encode", file("in.raw")],
+      ["encode", file("in.raw"), "-o", "x", "--codec", "gzip"],
+      ["save", "--device", "sim:"],
+      ["verify", "--bogus", "x"],
+      ["restore", "--device", "bad-spec", "x"],
+    ]) {
       const r = await run(args);
       expect(r.code, args.join(" ")).toBe(1);
       if (args.length > 1) expect(r.stderr, args.join(" ")).toMatch(/^migstream: USAGE/m);
@@ -62,7 +72,9 @@ describe("exit codes", () => {
       sim(tmp.dir, "b", ["--state-size", "512KiB", "--transaction-size", "64KiB", "--empty"]),
     ]);
     try {
-      expect((await run(["save", "--device", `vfio-user:${a.socket}`, "-o", file("a.mig"), "--no-precopy"])).code).toBe(0);
+      expect((await run(["save", "--device", `vfio-user:${a.socket}`, "-o", file("a.mig"), "--no-precopy"])).code).toBe(
+        0,
+      );
       const r = await run(["restore", "--device", `vfio-user:${b.socket}`, file("a.mig")]);
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/^migstream: DEVICE /m);
@@ -79,7 +91,15 @@ describe("exit codes", () => {
     const d = await run(["restore", "--device", `vfio-user:${file("none.sock")}`, file("ok.mig")]);
     expect(d.code).toBe(4);
     expect(d.stderr).toMatch(/^migstream: TRANSPORT/);
-    const s = await run(["save", "--device", `vfio-user:${file("none.sock")}`, "--to", "tcp://127.0.0.1:1", "--connect-timeout", "0"]);
+    const s = await run([
+      "save",
+      "--device",
+      `vfio-user:${file("none.sock")}`,
+      "--to",
+      "tcp://127.0.0.1:1",
+      "--connect-timeout",
+      "0",
+    ]);
     expect(s.code).toBe(4);
     expect(s.stderr).toMatch(/^migstream: TRANSPORT .*ECONNREFUSED/);
   });
@@ -111,7 +131,9 @@ describe("--json, --debug, --help", () => {
     const top = await run(["--help"]);
     expect(top.code).toBe(0);
     const names = [...top.stdout.matchAll(/^ {2}([a-z-]+) {2,}/gm)].map((m) => m[1]);
-    expect(names).toEqual(expect.arrayContaining(["demo", "save", "restore", "encode", "decode", "verify", "inspect", "sim", "bench"]));
+    expect(names).toEqual(
+      expect.arrayContaining(["demo", "save", "restore", "encode", "decode", "verify", "inspect", "sim", "bench"]),
+    );
     for (const n of names) {
       const h = await run([n, "--help"]);
       expect(h.code, n).toBe(0);
@@ -124,7 +146,9 @@ describe("--json, --debug, --help", () => {
     const r = await run(["bench", "--list", "--json"]);
     expect(r.code).toBe(0);
     const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-    const expected = Object.keys(pkg.scripts).filter((s: string) => s.startsWith("bench:")).map((s: string) => s.slice(6));
+    const expected = Object.keys(pkg.scripts)
+      .filter((s: string) => s.startsWith("bench:"))
+      .map((s: string) => s.slice(6));
     expect(JSON.parse(r.stdout)).toEqual(expected);
     const u = await run(["bench", "no-such-suite"]);
     expect(u.code).toBe(1);
@@ -141,7 +165,9 @@ describe("bounds, -q, terminals, digests", () => {
     const most = Math.min(4 * cores, 64);
     const t = await run(["encode", file("in.raw"), "-o", file("t.mig"), "--threads", String(most + 1)]);
     expect(t.code).toBe(1);
-    expect(t.stderr).toMatch(new RegExp(`--threads ${most + 1} is more than this machine can use \\(${cores} cores?: at most ${most}`));
+    expect(t.stderr).toMatch(
+      new RegExp(`--threads ${most + 1} is more than this machine can use \\(${cores} cores?: at most ${most}`),
+    );
     const d = await run(["decode", file("page.mig"), "-o", file("x.raw"), "--threads", "256"]);
     expect(d.code).toBe(1);
     expect(existsSync(file("tiny.mig")) || existsSync(file("t.mig")) || existsSync(file("x.raw"))).toBe(false);
@@ -151,7 +177,9 @@ describe("bounds, -q, terminals, digests", () => {
     const tty = (args: string[]) => onTerminal(args);
     const refused = await tty(["encode", file("in.raw"), "-o", "-"]);
     expect(refused.code).toBe(1);
-    expect(refused.out).toMatch(/USAGE: encode: refusing to write binary stream data to a terminal; redirect stdout, or give -f\/--force/);
+    expect(refused.out).toMatch(
+      /USAGE: encode: refusing to write binary stream data to a terminal; redirect stdout, or give -f\/--force/,
+    );
     const dec = await tty(["decode", file("ok.mig"), "-o", "-"]);
     expect(dec.code).toBe(1);
     const forced = await tty(["encode", file("in.raw"), "-o", "-", "--force", "--codec", "raw"]);
@@ -178,7 +206,16 @@ describe("bounds, -q, terminals, digests", () => {
     await until(() => existsSync(file("q-src.sock")), 10_000);
     try {
       const l = start(["restore", "--device", `vfio-user:${d.socket}`, "--listen", `tcp://127.0.0.1:${port}`, "-q"]);
-      const sv = await run(["save", "--device", `vfio-user:${file("q-src.sock")}`, "--to", `tcp://127.0.0.1:${port}`, "-q", "--connect-timeout", "10000"]);
+      const sv = await run([
+        "save",
+        "--device",
+        `vfio-user:${file("q-src.sock")}`,
+        "--to",
+        `tcp://127.0.0.1:${port}`,
+        "-q",
+        "--connect-timeout",
+        "10000",
+      ]);
       const r = await l.done;
       expect([sv.code, r.code]).toEqual([0, 0]);
       expect(sv.stdout + sv.stderr + r.stdout + r.stderr).toBe("");
@@ -194,7 +231,10 @@ describe("bounds, -q, terminals, digests", () => {
 function onTerminal(args: string[]): Promise<{ code: number | null; out: string }> {
   const cmd = [process.execPath, CLI, ...args].map((a) => `'${a}'`).join(" ");
   return new Promise((resolve) => {
-    const child = spawn("script", ["-qefc", cmd, "/dev/null"], { env: { ...process.env, TERM: "xterm" }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("script", ["-qefc", cmd, "/dev/null"], {
+      env: { ...process.env, TERM: "xterm" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     let out = "";
     child.stdout.setEncoding("latin1").on("data", (c: string) => (out += c));
     child.stderr.setEncoding("latin1").on("data", (c: string) => (out += c));

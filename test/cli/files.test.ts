@@ -22,14 +22,19 @@ function sample(): Uint8Array {
 }
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+  return (
+    Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0
+  );
 }
 
 beforeAll(async () => {
   ensureCli();
   tmp = tempDir();
   const state = ["--state-size", "4MiB", "--transaction-size", "128KiB"];
-  [src, dst] = await Promise.all([sim(tmp.dir, "src", [...state, "--seed", "3", "--dirty-rate", "4"]), sim(tmp.dir, "dst", [...state, "--empty"])]);
+  [src, dst] = await Promise.all([
+    sim(tmp.dir, "src", [...state, "--seed", "3", "--dirty-rate", "4"]),
+    sim(tmp.dir, "dst", [...state, "--empty"]),
+  ]);
   writeFileSync(file("key"), randomBytes(32));
 });
 
@@ -41,7 +46,17 @@ afterAll(async () => {
 
 describe("save to a file, then restore from it", () => {
   it("restores the source's state exactly; verify and inspect agree with the report", async () => {
-    const s = await run(["save", "--device", `vfio-user:${src.socket}`, "-o", file("state.mig"), "--dedup", "--key-file", file("key"), "--json"]);
+    const s = await run([
+      "save",
+      "--device",
+      `vfio-user:${src.socket}`,
+      "-o",
+      file("state.mig"),
+      "--dedup",
+      "--key-file",
+      file("key"),
+      "--json",
+    ]);
     expect(s.code).toBe(0);
     const rep = JSON.parse(s.stdout);
     expect(rep.downtimeEnd).toBe("stream written");
@@ -51,7 +66,14 @@ describe("save to a file, then restore from it", () => {
     const v = await run(["verify", file("state.mig"), "--key-file", file("key"), "--full", "--json"]);
     expect(v.code).toBe(0);
     const verified = JSON.parse(v.stdout);
-    expect(verified).toMatchObject({ ok: true, full: true, complete: true, rawBytes: rep.rawBytes, wireBytes: rep.wireBytes, transactions: rep.transactions });
+    expect(verified).toMatchObject({
+      ok: true,
+      full: true,
+      complete: true,
+      rawBytes: rep.rawBytes,
+      wireBytes: rep.wireBytes,
+      transactions: rep.transactions,
+    });
 
     const i = await run(["inspect", file("state.mig"), "--key-file", file("key"), "--json"]);
     expect(i.code).toBe(0);
@@ -68,7 +90,15 @@ describe("save to a file, then restore from it", () => {
     expect(chunks).toBe(st.chunks);
     expect(st.qemuBytes).toBe(st.rawBytes + 24 * st.transactions);
 
-    const r = await run(["restore", "--device", `vfio-user:${dst.socket}`, file("state.mig"), "--key-file", file("key"), "--json"]);
+    const r = await run([
+      "restore",
+      "--device",
+      `vfio-user:${dst.socket}`,
+      file("state.mig"),
+      "--key-file",
+      file("key"),
+      "--json",
+    ]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, started: true, bytes: rep.rawBytes });
     expect(await digest(dst)).toEqual({ ...srcState, deviceState: "RUNNING" });
@@ -134,7 +164,10 @@ describe("encode / decode / verify / inspect", () => {
   it("a damaged stream: verify exits 2 naming byte and frame; decode leaves no output file; inspect summarises up to the damage", async () => {
     const raw = sample();
     writeFileSync(file("in.raw"), raw);
-    expect((await run(["encode", file("in.raw"), "-o", file("good.mig"), "--codec", "lz4", "--transaction-size", "256KiB"])).code).toBe(0);
+    expect(
+      (await run(["encode", file("in.raw"), "-o", file("good.mig"), "--codec", "lz4", "--transaction-size", "256KiB"]))
+        .code,
+    ).toBe(0);
     const bytes = readFileSync(file("good.mig"));
     for (const at of [3, 100, Math.floor(bytes.length * 0.6), bytes.length - 5]) {
       const bad = Buffer.from(bytes);

@@ -2,7 +2,17 @@
 // with tsup when older than any source), simulated devices as `sim serve`
 // processes, and small TCP tools (a byte-flipping / killing proxy).
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -60,7 +70,10 @@ export function ensureCli(): void {
     }
     try {
       if (stale()) {
-        const r = spawnSync(process.execPath, [join(root, "node_modules/tsup/dist/cli-default.js")], { cwd: root, encoding: "utf8" });
+        const r = spawnSync(process.execPath, [join(root, "node_modules/tsup/dist/cli-default.js")], {
+          cwd: root,
+          encoding: "utf8",
+        });
         if (r.status !== 0) throw new Error(`tsup failed:\n${r.stdout}\n${r.stderr}`);
       }
       mkdirSync(SNAPSHOTS, { recursive: true });
@@ -99,7 +112,10 @@ export interface Proc {
   done: Promise<Run>;
 }
 
-export function start(args: string[], opts: { env?: Record<string, string>; input?: Uint8Array; keepStdinOpen?: boolean } = {}): Proc {
+export function start(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: Uint8Array; keepStdinOpen?: boolean } = {},
+): Proc {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: root,
     env: { ...process.env, NO_COLOR: "", ...opts.env },
@@ -109,7 +125,10 @@ export function start(args: string[], opts: { env?: Record<string, string>; inpu
   let err = "";
   const raw: Buffer[] = [];
   const listeners = new Set<() => void>();
-  const poke = () => listeners.forEach((f) => f());
+  const poke = () =>
+    listeners.forEach((f) => {
+      f();
+    });
   child.stdout!.on("data", (c: Buffer) => (raw.push(c), (out += c.toString("latin1")), poke()));
   child.stderr!.setEncoding("utf8").on("data", (c: string) => ((err += c), poke()));
   if (opts.input && opts.keepStdinOpen) child.stdin!.write(opts.input);
@@ -251,7 +270,10 @@ export interface Proxy {
  * source sent (a capture). Destination → source bytes (the hello, the ack)
  * pass unchanged.
  */
-export async function proxy(target: number, o: { flipAt?: number; cutAt?: number; onCut?: () => void; swallowFin?: boolean; record?: Buffer[] } = {}): Promise<Proxy> {
+export async function proxy(
+  target: number,
+  o: { flipAt?: number; cutAt?: number; onCut?: () => void; swallowFin?: boolean; record?: Buffer[] } = {},
+): Promise<Proxy> {
   let total = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (src) => {
@@ -327,7 +349,8 @@ export function rawSource(port: number): RawSource {
     if (start === 40 && got.length >= 40) helloDone(got.subarray(0, 40));
     if (start === 0) helloDone(null);
     const nl = got.indexOf(0x0a, start);
-    if (got.length > start && got[start] === 0x7b && nl > 0) ackDone(JSON.parse(got.subarray(start, nl).toString("utf8")));
+    if (got.length > start && got[start] === 0x7b && nl > 0)
+      ackDone(JSON.parse(got.subarray(start, nl).toString("utf8")));
   });
   return { socket, hello, ack, closed };
 }

@@ -16,7 +16,13 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { name: string; version: string };
 const deno = createRequire(import.meta.url).resolve("deno/bin.cjs");
 /** npm without network side trips (the tarball has no dependencies). */
-const npmEnv = { ...process.env, npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false", NO_COLOR: "1" };
+const npmEnv = {
+  ...process.env,
+  npm_config_update_notifier: "false",
+  npm_config_fund: "false",
+  npm_config_audit: "false",
+  NO_COLOR: "1",
+};
 /** Bound on each command (demo included). */
 const RUN_MS = 120_000;
 
@@ -24,8 +30,18 @@ const work = mkdtempSync(join(tmpdir(), "migstream-installed-"));
 const project = join(work, "project");
 let installLog = "";
 
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> {
-  return spawnSync(cmd, args, { cwd: opts.cwd ?? project, env: opts.env ?? npmEnv, encoding: "utf8", timeout: RUN_MS, maxBuffer: 64 << 20 });
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, {
+    cwd: opts.cwd ?? project,
+    env: opts.env ?? npmEnv,
+    encoding: "utf8",
+    timeout: RUN_MS,
+    maxBuffer: 64 << 20,
+  });
 }
 
 /** The README's Deno command (`deno run ... npm:<package> ...`), as an argument list after `deno`. */
@@ -83,57 +99,76 @@ describe("the packed and installed package", () => {
   describe.each(WAYS)("run as %s", (_name, how) => {
     const cli = (args: string[]) => run(...how(args));
 
-    it("--version and -V print the package version", () => {
-      for (const flag of ["--version", "-V"]) {
-        const r = cli([flag]);
+    it(
+      "--version and -V print the package version",
+      () => {
+        for (const flag of ["--version", "-V"]) {
+          const r = cli([flag]);
+          expect(r.status, r.stderr).toBe(0);
+          expect(r.stdout.trim()).toBe(pkg.version);
+        }
+      },
+      RUN_MS,
+    );
+
+    it(
+      "a failing verify exits non-zero: a missing file (4), a damaged stream (2)",
+      () => {
+        const missing = cli(["verify", join(work, "does-not-exist.mig")]);
+        expect(missing.status).toBe(4);
+        expect(missing.stderr).toMatch(/IO.*does-not-exist/);
+        const input = join(work, `verify-${_name.length}.bin`);
+        writeFileSync(
+          input,
+          new Uint8Array(300_000).map((_, i) => (i * 31) & 0xff),
+        );
+        const stream = `${input}.mig`;
+        expect(cli(["encode", input, "-o", stream]).status).toBe(0);
+        const bytes = readFileSync(stream);
+        bytes[Math.floor(bytes.length / 2)] ^= 0x40;
+        writeFileSync(stream, bytes);
+        const damaged = cli(["verify", stream]);
+        expect(damaged.status, damaged.stderr).toBe(2);
+        expect(damaged.stderr).toMatch(/CHECKSUM|CODEC|FORMAT|SEQUENCE/);
+      },
+      RUN_MS,
+    );
+
+    it(
+      "encode then decode gives the input back byte for byte",
+      () => {
+        const input = join(work, `roundtrip-${_name.length}.bin`);
+        const data = new Uint8Array(3 << 20);
+        let x = 0x9e3779b9;
+        for (let i = 0; i < data.length; i++) {
+          // runs of zeros, repeats and noise: every codec path gets something
+          if ((i >> 16) % 3 === 0) continue;
+          x ^= x << 13;
+          x ^= x >>> 17;
+          x ^= x << 5;
+          data[i] = (i >> 16) % 3 === 1 ? i & 0x3f : x & 0xff;
+        }
+        writeFileSync(input, data);
+        for (const codec of ["auto", "zstd", "lz4"]) {
+          const enc = cli(["encode", input, "-o", `${input}.${codec}.mig`, "--codec", codec]);
+          expect(enc.status, enc.stderr).toBe(0);
+          const dec = cli(["decode", `${input}.${codec}.mig`, "-o", `${input}.${codec}.out`]);
+          expect(dec.status, dec.stderr).toBe(0);
+          expect(readFileSync(`${input}.${codec}.out`).equals(Buffer.from(data))).toBe(true);
+        }
+      },
+      RUN_MS,
+    );
+
+    it(
+      "demo completes: the destination's digest matches the source's",
+      () => {
+        const r = cli(["demo", "--state-size", "16MiB"]);
         expect(r.status, r.stderr).toBe(0);
-        expect(r.stdout.trim()).toBe(pkg.version);
-      }
-    }, RUN_MS);
-
-    it("a failing verify exits non-zero: a missing file (4), a damaged stream (2)", () => {
-      const missing = cli(["verify", join(work, "does-not-exist.mig")]);
-      expect(missing.status).toBe(4);
-      expect(missing.stderr).toMatch(/IO.*does-not-exist/);
-      const input = join(work, `verify-${_name.length}.bin`);
-      writeFileSync(input, new Uint8Array(300_000).map((_, i) => (i * 31) & 0xff));
-      const stream = `${input}.mig`;
-      expect(cli(["encode", input, "-o", stream]).status).toBe(0);
-      const bytes = readFileSync(stream);
-      bytes[Math.floor(bytes.length / 2)] ^= 0x40;
-      writeFileSync(stream, bytes);
-      const damaged = cli(["verify", stream]);
-      expect(damaged.status, damaged.stderr).toBe(2);
-      expect(damaged.stderr).toMatch(/CHECKSUM|CODEC|FORMAT|SEQUENCE/);
-    }, RUN_MS);
-
-    it("encode then decode gives the input back byte for byte", () => {
-      const input = join(work, `roundtrip-${_name.length}.bin`);
-      const data = new Uint8Array(3 << 20);
-      let x = 0x9e3779b9;
-      for (let i = 0; i < data.length; i++) {
-        // runs of zeros, repeats and noise: every codec path gets something
-        if ((i >> 16) % 3 === 0) continue;
-        x ^= x << 13;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        data[i] = (i >> 16) % 3 === 1 ? i & 0x3f : x & 0xff;
-      }
-      writeFileSync(input, data);
-      for (const codec of ["auto", "zstd", "lz4"]) {
-        const enc = cli(["encode", input, "-o", `${input}.${codec}.mig`, "--codec", codec]);
-        expect(enc.status, enc.stderr).toBe(0);
-        const dec = cli(["decode", `${input}.${codec}.mig`, "-o", `${input}.${codec}.out`]);
-        expect(dec.status, dec.stderr).toBe(0);
-        expect(readFileSync(`${input}.${codec}.out`).equals(Buffer.from(data))).toBe(true);
-      }
-    }, RUN_MS);
-
-    it("demo completes: the destination's digest matches the source's", () => {
-      const r = cli(["demo", "--state-size", "16MiB"]);
-      expect(r.status, r.stderr).toBe(0);
-      expect(r.stdout).toMatch(/digests +source ([0-9a-f]{16}), destination \1: match/);
-      expect(r.stdout).toMatch(/^verified: /m);
-    }, RUN_MS);
+        expect(r.stdout).toMatch(/digests +source ([0-9a-f]{16}), destination \1: match/);
+        expect(r.stdout).toMatch(/^verified: /m);
+      },
+      RUN_MS,
+    );
   });
 });

@@ -10,7 +10,21 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeHello } from "../../src/network/hello.js";
-import { digest, ensureCli, releaseCli, listeningPort, proxy, rawSource, run, type Sim, sim, start, tempDir, until, withFlags } from "./helpers.js";
+import {
+  digest,
+  ensureCli,
+  listeningPort,
+  proxy,
+  rawSource,
+  releaseCli,
+  run,
+  type Sim,
+  sim,
+  start,
+  tempDir,
+  until,
+  withFlags,
+} from "./helpers.js";
 
 const STATE = ["--state-size", "4MiB", "--transaction-size", "256KiB", "--on-disconnect", "stay"];
 const KEY_A = "a1".repeat(32);
@@ -40,7 +54,10 @@ afterAll(async () => {
 /** A fresh source (seeded, dirtying during pre-copy unless told) and an empty destination. */
 async function pair(src: string[] = ["--dirty-rate", "8"], dst: string[] = []): Promise<[Sim, Sim]> {
   const k = n++;
-  const p = await Promise.all([sim(tmp.dir, `src${k}`, withFlags([...STATE, "--seed", "7"], src)), sim(tmp.dir, `dst${k}`, withFlags([...STATE, "--empty"], dst))]);
+  const p = await Promise.all([
+    sim(tmp.dir, `src${k}`, withFlags([...STATE, "--seed", "7"], src)),
+    sim(tmp.dir, `dst${k}`, withFlags([...STATE, "--empty"], dst)),
+  ]);
   sims.push(...p);
   return p;
 }
@@ -58,11 +75,21 @@ async function listen(dst: Sim, extra: string[] = []) {
   return { p, port: await listeningPort(p) };
 }
 
-const save = (src: Sim, port: number, extra: string[] = []) => ["save", "--device", `vfio-user:${src.socket}`, "--to", `tcp://127.0.0.1:${port}`, ...extra];
+const save = (src: Sim, port: number, extra: string[] = []) => [
+  "save",
+  "--device",
+  `vfio-user:${src.socket}`,
+  "--to",
+  `tcp://127.0.0.1:${port}`,
+  ...extra,
+];
 
 describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
   it("migrates unkeyed (lz4), and keyed (auto); digests equal; both report JSON; the source is left stopped", async () => {
-    for (const [key, codec] of [[[], "lz4"], [["--key-file", keyA], "auto"]] as const) {
+    for (const [key, codec] of [
+      [[], "lz4"],
+      [["--key-file", keyA], "auto"],
+    ] as const) {
       const [src, dst] = await pair();
       const { p, port } = await listen(dst, [...key, "--json"]);
       const s = await run(save(src, port, ["--json", "--codec", codec, ...key]));
@@ -97,18 +124,24 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     expect(s.code).toBe(2);
     // The answer arrives while the source is in pre-copy (its driver puts the device back in RUNNING), or,
     // on a loaded machine, before its first state write (at "phase precopy 0": nothing to put back).
-    expect(s.stderr).toMatch(/^migstream: MAC .*the destination failed: .*nothing reached the device("|.*; device back in RUNNING)$/m);
+    expect(s.stderr).toMatch(
+      /^migstream: MAC .*the destination failed: .*nothing reached the device("|.*; device back in RUNNING)$/m,
+    );
     await p.waitFor(/MAC .*nothing reached the device; connection from .* dropped; still listening/);
     expect(p.child.exitCode).toBeNull();
     expect(await digest(src)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
     // An unkeyed source against a keyed listener learns it from the hello, before it touches its device.
     const u = await run(save(src, port));
     expect(u.code).toBe(2);
-    expect(u.stderr).toMatch(/^migstream: MAC: tcp:\/\/127\.0\.0\.1:\d+ takes only authenticated streams: give --key-file .*the device was not touched/m);
+    expect(u.stderr).toMatch(
+      /^migstream: MAC: tcp:\/\/127\.0\.0\.1:\d+ takes only authenticated streams: give --key-file .*the device was not touched/m,
+    );
     p.child.kill("SIGTERM");
     const r = await p.done;
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^migstream: ABORTED: restore: interrupted \(SIGTERM\) while waiting for a source; the device was not touched$/m);
+    expect(r.stderr).toMatch(
+      /^migstream: ABORTED: restore: interrupted \(SIGTERM\) while waiting for a source; the device was not touched$/m,
+    );
     expect(await digest(dst)).toEqual(dstBefore); // RUNNING, never entered RESUMING
   });
 
@@ -126,7 +159,12 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     await hold.hello;
     const busy = rawSource(port);
     expect(await busy.hello).toBeNull();
-    expect(await busy.ack).toMatchObject({ ok: false, code: "TRANSPORT", busy: true, message: expect.stringMatching(/busy/) });
+    expect(await busy.ack).toMatchObject({
+      ok: false,
+      code: "TRANSPORT",
+      busy: true,
+      message: expect.stringMatching(/busy/),
+    });
     // A real source now: refused "busy", it retries until the silent one is dropped at the deadline, then migrates.
     const t0 = Date.now();
     const s = await run(save(src, port, ["--connect-timeout", "15000", "--no-precopy"]));
@@ -134,8 +172,14 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     expect(Date.now() - t0).toBeLessThan(15000);
     const r = await p.done;
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/TIMEOUT.*within the handshake deadline; nothing reached the device; connection from .* dropped; still listening/);
-    expect(await hold.ack).toMatchObject({ ok: false, code: "TIMEOUT", message: expect.stringMatching(/handshake deadline/) }); // told why
+    expect(r.stderr).toMatch(
+      /TIMEOUT.*within the handshake deadline; nothing reached the device; connection from .* dropped; still listening/,
+    );
+    expect(await hold.ack).toMatchObject({
+      ok: false,
+      code: "TIMEOUT",
+      message: expect.stringMatching(/handshake deadline/),
+    }); // told why
     const d = await digest(dst);
     expect(d).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
     expect(d.digest).not.toBe(dstBefore.digest);
@@ -154,7 +198,9 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     const r = await p.done;
     expect(Date.now() - t0).toBeLessThan(4000);
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/^migstream: TIMEOUT .*within the handshake deadline; nothing reached the device; connection from .*giving up after 1 failed attempt$/m);
+    expect(r.stderr).toMatch(
+      /^migstream: TIMEOUT .*within the handshake deadline; nothing reached the device; connection from .*giving up after 1 failed attempt$/m,
+    );
     expect(await c.ack).toMatchObject({ ok: false, code: "TIMEOUT" });
     expect(await digest(dst)).toEqual(before); // never entered: its state and RUNNING kept
   });
@@ -166,9 +212,13 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     const s = await run(save(src, port, ["--no-precopy"]));
     const r = await p.done;
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^migstream: DEVICE .*field max_transaction\): the stream declares transactions of up to \d+ bytes, but the device's migration region \(\d+ bytes\) has room for at most \d+; the device was not touched/m);
+    expect(r.stderr).toMatch(
+      /^migstream: DEVICE .*field max_transaction\): the stream declares transactions of up to \d+ bytes, but the device's migration region \(\d+ bytes\) has room for at most \d+; the device was not touched/m,
+    );
     expect(s.code).toBe(3);
-    expect(s.stderr).toMatch(/the destination failed: "the stream declares transactions .*the device was not touched.*"; device back in RUNNING/);
+    expect(s.stderr).toMatch(
+      /the destination failed: "the stream declares transactions .*the device was not touched.*"; device back in RUNNING/,
+    );
     expect(await digest(dst)).toEqual(before);
     expect(await digest(src)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
   });
@@ -183,7 +233,9 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     await px.close();
     expect(s.signal).toBe("SIGKILL");
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^migstream: TRUNCATED .*device reset \(partial state dropped\); device left in STOP; \d+ transactions \(\d+ bytes\) had been written to it before the failure/m);
+    expect(r.stderr).toMatch(
+      /^migstream: TRUNCATED .*device reset \(partial state dropped\); device left in STOP; \d+ transactions \(\d+ bytes\) had been written to it before the failure/m,
+    );
     await notRunningWithData(dst);
     // Nobody recovered the source: a real device stays where the dead client left it, and so does ours.
     expect((await digest(src)).deviceState).not.toBe("RUNNING");
@@ -198,7 +250,9 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
       await px.close();
       // A stream error (2), not the device refusing bad data (3): the decoder caught it first.
       // Keyed too: the frame's payload check fails before its MAC is even computed.
-      await p.waitFor(/^migstream: CHECKSUM at byte \d+ \(frame \d+, device 0, field payload_check\).*device reset.*device left in STOP.*; connection from .* dropped; still listening/m);
+      await p.waitFor(
+        /^migstream: CHECKSUM at byte \d+ \(frame \d+, device 0, field payload_check\).*device reset.*device left in STOP.*; connection from .* dropped; still listening/m,
+      );
       expect(s.code).toBe(2);
       expect(s.stderr).toMatch(/the destination failed: ".*device left in STOP.*"; (source )?device back in RUNNING/);
       // (The listener still holds the destination device: its state is read once the run ends.)
@@ -245,7 +299,9 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
   it("a source that never half-closes: the restore completes at STREAM_END; the ack comes on the same connection; bytes after the end are reported, not applied", async () => {
     const [src, dst] = await pair(["--dirty-rate", "0"]);
     const saved = join(tmp.dir, "whole.mig");
-    expect((await run(["save", "--device", `vfio-user:${src.socket}`, "-o", saved, "--no-precopy", "--codec", "lz4"])).code).toBe(0);
+    expect(
+      (await run(["save", "--device", `vfio-user:${src.socket}`, "-o", saved, "--no-precopy", "--codec", "lz4"])).code,
+    ).toBe(0);
     const stream = readFileSync(saved);
     for (const trailing of [0, 100]) {
       const { p, port } = await listen(dst, ["--timeout", "3000"]);
@@ -259,7 +315,13 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
       const r = await p.done;
       c.socket.destroy();
       expect(r.code, r.stderr).toBe(0);
-      if (trailing) expect(r.stderr).toMatch(new RegExp(`^migstream: warning: ${trailing} bytes followed the end of the stream \\(at byte ${stream.length}\\)`, "m"));
+      if (trailing)
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `^migstream: warning: ${trailing} bytes followed the end of the stream \\(at byte ${stream.length}\\)`,
+            "m",
+          ),
+        );
       else expect(r.stderr).not.toMatch(/warning/);
       expect(await digest(dst)).toMatchObject({ digest: src.initialDigest, deviceState: "RUNNING" });
     }
@@ -271,14 +333,20 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     const fake = createServer({ allowHalfOpen: true }, (c) => {
       c.write(encodeHello({ keyed: false, encrypted: false, challenge: new Uint8Array(16) }));
       c.on("data", () => {});
-      c.on("end", () => c.end(`${JSON.stringify({ migstream: "ack", ok: true, started: true, transactions: 16, bytes: 4 << 20, trailingBytes: 5 })}\n`));
+      c.on("end", () =>
+        c.end(
+          `${JSON.stringify({ migstream: "ack", ok: true, started: true, transactions: 16, bytes: 4 << 20, trailingBytes: 5 })}\n`,
+        ),
+      );
     });
     await new Promise<void>((r) => fake.listen(0, "127.0.0.1", () => r()));
     const port = (fake.address() as import("node:net").AddressInfo).port;
     const s = await run(save(src, port, ["--no-precopy"]));
     fake.close();
     expect(s.code).toBe(2);
-    expect(s.stderr).toMatch(/^migstream: FORMAT \(field trailing\): the destination took the state \(device RUNNING\), but 5 bytes followed the end of the stream .*; the source device stays stopped$/m);
+    expect(s.stderr).toMatch(
+      /^migstream: FORMAT \(field trailing\): the destination took the state \(device RUNNING\), but 5 bytes followed the end of the stream .*; the source device stays stopped$/m,
+    );
     expect((await digest(src)).deviceState).toBe("STOP");
   });
 
@@ -297,7 +365,10 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
   it("a saved keyed stream sent by a process without the key is refused before the device is touched; so is a captured live one; --allow-replay takes a saved one", async () => {
     const [src, dst] = await pair(["--dirty-rate", "0"], ["--empty", "--seed", "3"]);
     const saved = join(tmp.dir, "old.mig");
-    expect((await run(["save", "--device", `vfio-user:${src.socket}`, "-o", saved, "--no-precopy", "--key-file", keyA])).code).toBe(0);
+    expect(
+      (await run(["save", "--device", `vfio-user:${src.socket}`, "-o", saved, "--no-precopy", "--key-file", keyA]))
+        .code,
+    ).toBe(0);
     const before = await digest(dst);
     const replay = async (bytes: Uint8Array, extra: string[] = []) => {
       const { p, port } = await listen(dst, ["--key-file", keyA, "--attempts", "1", ...extra]);
@@ -310,9 +381,15 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     };
     // The stream saved earlier: not bound to this connection.
     const a = await replay(readFileSync(saved));
-    expect(a.ack).toMatchObject({ ok: false, code: "MAC", message: expect.stringMatching(/not bound to this connection/) });
+    expect(a.ack).toMatchObject({
+      ok: false,
+      code: "MAC",
+      message: expect.stringMatching(/not bound to this connection/),
+    });
     expect(a.r.code).toBe(2);
-    expect(a.r.stderr).toMatch(/^migstream: MAC .*not bound to this connection: a stream saved or captured earlier \(a replay\) is refused.*--allow-replay; nothing reached the device; connection from .*giving up after 1 failed attempt$/m);
+    expect(a.r.stderr).toMatch(
+      /^migstream: MAC .*not bound to this connection: a stream saved or captured earlier \(a replay\) is refused.*--allow-replay; nothing reached the device; connection from .*giving up after 1 failed attempt$/m,
+    );
     expect(await digest(dst)).toEqual(before);
     // A live keyed migration, captured on the way, then replayed: bound to another connection's challenge.
     const [src2, dst2] = await pair(["--dirty-rate", "0"]);
@@ -328,7 +405,14 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     expect(await digest(dst)).toEqual(before);
     // The captured stream cannot be restored from a file either.
     writeFileSync(join(tmp.dir, "captured.mig"), Buffer.concat(capture));
-    const f = await run(["restore", "--device", `vfio-user:${dst.socket}`, join(tmp.dir, "captured.mig"), "--key-file", keyA]);
+    const f = await run([
+      "restore",
+      "--device",
+      `vfio-user:${dst.socket}`,
+      join(tmp.dir, "captured.mig"),
+      "--key-file",
+      keyA,
+    ]);
     expect(f.code).toBe(2);
     expect(f.stderr).toMatch(/bound to a network connection's challenge/);
     expect(await digest(dst)).toEqual(before);
@@ -376,7 +460,9 @@ describe("save --to / restore --listen (separate processes, 127.0.0.1)", () => {
     const [src, dst] = await pair();
     const r = await run(["restore", "--device", `vfio-user:${dst.socket}`, "--listen", "tcp://0.0.0.0:0"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^migstream: USAGE: restore: tcp:\/\/0\.0\.0\.0:0 is not a loopback address: give --key-file/m);
+    expect(r.stderr).toMatch(
+      /^migstream: USAGE: restore: tcp:\/\/0\.0\.0\.0:0 is not a loopback address: give --key-file/m,
+    );
     const s = await run(["save", "--device", `vfio-user:${src.socket}`, "--to", "tcp://192.0.2.1:7000"]);
     expect(s.code).toBe(1);
     expect(s.stderr).toMatch(/not a loopback address/);

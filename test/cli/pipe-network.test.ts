@@ -45,7 +45,17 @@ describe("encode --to / decode --listen (separate processes, 127.0.0.1)", () => 
   it("carries a file byte-exact with a key; the source reports what the destination verified", async () => {
     const out = join(tmp.dir, "keyed.raw");
     const { p, port } = await listen(out, ["--key-file", keyA, "--json"]);
-    const s = await run(["encode", input, "--to", `tcp://127.0.0.1:${port}`, "--codec", "lz4", "--key-file", keyA, "--json"]);
+    const s = await run([
+      "encode",
+      input,
+      "--to",
+      `tcp://127.0.0.1:${port}`,
+      "--codec",
+      "lz4",
+      "--key-file",
+      keyA,
+      "--json",
+    ]);
     const r = await p.done;
     expect(s.code).toBe(0);
     expect(r.code).toBe(0);
@@ -53,9 +63,19 @@ describe("encode --to / decode --listen (separate processes, 127.0.0.1)", () => 
     expect(readFileSync(out).equals(readFileSync(input))).toBe(true);
     const sent = JSON.parse(s.stdout);
     const got = JSON.parse(r.stdout.trim().split("\n").pop()!);
-    expect(sent).toMatchObject({ ok: true, rawBytes: size, destination: `tcp://127.0.0.1:${port}`, confirmed: { bytes: size, transactions: 4 } });
+    expect(sent).toMatchObject({
+      ok: true,
+      rawBytes: size,
+      destination: `tcp://127.0.0.1:${port}`,
+      confirmed: { bytes: size, transactions: 4 },
+    });
     expect(sent.wireBytes).toBeLessThan(size); // the zero and text parts compress
-    expect(got).toMatchObject({ ok: true, device: 0, bytes: size, from: expect.stringMatching(/^tcp:\/\/127\.0\.0\.1:\d+$/) });
+    expect(got).toMatchObject({
+      ok: true,
+      device: 0,
+      bytes: size,
+      from: expect.stringMatching(/^tcp:\/\/127\.0\.0\.1:\d+$/),
+    });
   });
 
   it("drops a wrong key and garbage with nothing written, keeps listening, then serves the right source", async () => {
@@ -94,7 +114,9 @@ describe("encode --to / decode --listen (separate processes, 127.0.0.1)", () => 
   it("refuses a non-loopback address without a key, unless --insecure; -o and --to exclude each other", async () => {
     const d = await run(["decode", "--listen", "tcp://0.0.0.0:0", "-o", "-"]);
     expect(d.code).toBe(1);
-    expect(d.stderr).toMatch(/^migstream: USAGE: decode: tcp:\/\/0\.0\.0\.0:0 is not a loopback address: give --key-file/m);
+    expect(d.stderr).toMatch(
+      /^migstream: USAGE: decode: tcp:\/\/0\.0\.0\.0:0 is not a loopback address: give --key-file/m,
+    );
     const e = await run(["encode", input, "--to", "tcp://192.0.2.1:7000"]);
     expect(e.code).toBe(1);
     expect(e.stderr).toMatch(/^migstream: USAGE: encode: tcp:\/\/192\.0\.2\.1:7000 is not a loopback address/m);

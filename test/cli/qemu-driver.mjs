@@ -80,7 +80,10 @@ class Qmp {
   cmd(execute, args) {
     if (this.#closed) return Promise.reject(this.#closed);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`QMP ${execute}: no answer within ${QEMU_WAIT_MS} ms`)), QEMU_WAIT_MS);
+      const t = setTimeout(
+        () => reject(new Error(`QMP ${execute}: no answer within ${QEMU_WAIT_MS} ms`)),
+        QEMU_WAIT_MS,
+      );
       this.#waiters.push((msg) => {
         clearTimeout(t);
         if (msg.error) reject(new Error(`QMP ${execute}: ${msg.error.desc}`));
@@ -103,7 +106,18 @@ class Qmp {
  */
 export async function startQemu({ dir, name, mem = 64, load, incoming }) {
   const qmpPath = join(dir, `${name}.qmp`);
-  const args = ["-machine", "pc,accel=tcg", "-m", String(mem), "-nographic", "-nodefaults", "-no-user-config", "-S", "-qmp", `unix:${qmpPath},server=on,wait=off`];
+  const args = [
+    "-machine",
+    "pc,accel=tcg",
+    "-m",
+    String(mem),
+    "-nographic",
+    "-nodefaults",
+    "-no-user-config",
+    "-S",
+    "-qmp",
+    `unix:${qmpPath},server=on,wait=off`,
+  ];
   if (load) args.push("-device", `loader,file=${load},addr=${LOAD_ADDR},force-raw=on`);
   if (incoming) args.push("-incoming", incoming);
   const child = spawn(QEMU, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -170,7 +184,8 @@ export async function migrate(vm, uri) {
   const end = Date.now() + QEMU_WAIT_MS;
   for (;;) {
     const m = await vm.qmp.cmd("query-migrate");
-    if (m.status === "completed" || m.status === "failed" || m.status === "cancelled") return { info: m, ms: performance.now() - t0 };
+    if (m.status === "completed" || m.status === "failed" || m.status === "cancelled")
+      return { info: m, ms: performance.now() - t0 };
     if (Date.now() > end) throw new Error(`migration still ${m.status} after ${QEMU_WAIT_MS} ms`);
     await sleep(5);
   }

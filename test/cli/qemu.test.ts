@@ -14,9 +14,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI, ensureCli, proxy, releaseCli, tempDir } from "./helpers.js";
 // @ts-expect-error plain JS module shared with scripts/make-vectors.mjs
 import { noise } from "../vectors/cases.mjs";
+import { CLI, ensureCli, proxy, releaseCli, tempDir } from "./helpers.js";
 // @ts-expect-error plain JS module shared with bench/qemu.mjs
 import { LOAD_ADDR, migrate, QEMU, qemuVersion, runThenStop, settle, sh, startQemu } from "./qemu-driver.mjs";
 
@@ -218,7 +218,9 @@ describe.skipIf(!QEMU_VERSION)(`QEMU exec: migration through migstream (${QEMU_V
     // QEMU's RAM pages carry no checksum: what the case above guards against is real. The filter finds
     // a run of the file's bytes in QEMU's stream (inside one page) and flips the byte after it.
     const at = (3 * LOAD_SIZE) / 4 + 100;
-    const needle = read(blob).subarray(at - 32, at).toString("hex");
+    const needle = read(blob)
+      .subarray(at - 32, at)
+      .toString("hex");
     const flip = `const parts = []; process.stdin.on("data", (b) => parts.push(b)).on("end", () => {
       const s = Buffer.concat(parts); const i = s.indexOf(Buffer.from("${needle}", "hex"));
       if (i < 0) process.exit(3); s[i + 32] ^= 1; process.stdout.write(s); })`;

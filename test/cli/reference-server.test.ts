@@ -13,9 +13,22 @@ const EXIT = /the client left; exiting \(device (\S+), digest ([0-9a-f]{16})\)/;
 describe("save and restore against the reference-like server", () => {
   it("save to a file, restore from it: the destination ends with the source's state", async () => {
     const state = ["--variant", "libvfio-user", "--state-size", "2MiB", "--transaction-size", "64KiB"];
-    const [src, dst] = await Promise.all([sim(suite.dir(), "ref-src", [...state, "--seed", "9", "--dirty-rate", "3"]), sim(suite.dir(), "ref-dst", [...state, "--empty"])]);
+    const [src, dst] = await Promise.all([
+      sim(suite.dir(), "ref-src", [...state, "--seed", "9", "--dirty-rate", "3"]),
+      sim(suite.dir(), "ref-dst", [...state, "--empty"]),
+    ]);
     const stream = join(suite.dir(), "ref.mig");
-    const saved = await run(["save", "--device", `vfio-user:${src.socket}`, "-o", stream, "--codec", "lz4", "--precopy-iterations", "3"]);
+    const saved = await run([
+      "save",
+      "--device",
+      `vfio-user:${src.socket}`,
+      "-o",
+      stream,
+      "--codec",
+      "lz4",
+      "--precopy-iterations",
+      "3",
+    ]);
     expect(saved.code, saved.stderr).toBe(0);
     const srcEnd = await src.proc.done; // it served its one client and exited
     expect(srcEnd.code).toBe(0);

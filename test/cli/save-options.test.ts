@@ -23,18 +23,32 @@ const D = { iterations: 8, threshold: "256KiB" };
 describe("precopyPolicy", () => {
   it("takes the command's defaults when the flags are absent", () => {
     expect(precopyPolicy("demo", {}, D)).toEqual({ maxIterations: 8, pendingThreshold: 256 * 1024 });
-    expect(precopyPolicy("save", {}, { iterations: 16, threshold: "0" })).toEqual({ maxIterations: 16, pendingThreshold: 0 });
+    expect(precopyPolicy("save", {}, { iterations: 16, threshold: "0" })).toEqual({
+      maxIterations: 16,
+      pendingThreshold: 0,
+    });
   });
 
   it("reads the flags: whole numbers and sizes", () => {
-    expect(precopyPolicy("save", { "precopy-iterations": "0x10", "precopy-threshold": "1MiB" }, D)).toEqual({ maxIterations: 16, pendingThreshold: 1 << 20 });
-    expect(precopyPolicy("save", { "precopy-iterations": String(MAX_PRECOPY_ITERATIONS) }, D).maxIterations).toBe(MAX_PRECOPY_ITERATIONS);
+    expect(precopyPolicy("save", { "precopy-iterations": "0x10", "precopy-threshold": "1MiB" }, D)).toEqual({
+      maxIterations: 16,
+      pendingThreshold: 1 << 20,
+    });
+    expect(precopyPolicy("save", { "precopy-iterations": String(MAX_PRECOPY_ITERATIONS) }, D).maxIterations).toBe(
+      MAX_PRECOPY_ITERATIONS,
+    );
   });
 
   it("bad values are USAGE errors naming the command and the flag", () => {
     const cases: [Record<string, string>, string][] = [
-      [{ "precopy-iterations": "abc" }, "demo: --precopy-iterations 'abc' is not a whole number (see migstream demo --help)"],
-      [{ "precopy-iterations": String(MAX_PRECOPY_ITERATIONS + 1) }, `demo: --precopy-iterations ${MAX_PRECOPY_ITERATIONS + 1} is outside 0..${MAX_PRECOPY_ITERATIONS}`],
+      [
+        { "precopy-iterations": "abc" },
+        "demo: --precopy-iterations 'abc' is not a whole number (see migstream demo --help)",
+      ],
+      [
+        { "precopy-iterations": String(MAX_PRECOPY_ITERATIONS + 1) },
+        `demo: --precopy-iterations ${MAX_PRECOPY_ITERATIONS + 1} is outside 0..${MAX_PRECOPY_ITERATIONS}`,
+      ],
       [{ "precopy-threshold": "1QiB" }, "demo: --precopy-threshold: '1QiB' is not a number"],
     ];
     for (const [v, message] of cases) {

@@ -7,7 +7,13 @@ import type { Style } from "../../src/cli/style.js";
 import { styleFor } from "../../src/cli/style.js";
 import { bytes, duration, ratio } from "../../src/cli/units.js";
 
-const style = (progress: boolean, colorErr = false): Style => ({ quiet: false, json: false, color: false, colorErr, progress });
+const style = (progress: boolean, colorErr = false): Style => ({
+  quiet: false,
+  json: false,
+  color: false,
+  colorErr,
+  progress,
+});
 
 describe("ProgressLine", () => {
   it("draws at most once per interval, redraws in place and erases at the end", () => {
@@ -53,7 +59,14 @@ describe("ProgressLine", () => {
     p.update({ phase: "x", bytes: 1 });
     p.clear();
     expect(out).toBe("");
-    const io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, isTTY: true, stdoutTTY: true, env: {} };
+    const io = {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      stdin: process.stdin,
+      isTTY: true,
+      stdoutTTY: true,
+      env: {},
+    };
     expect(styleFor(io, { quiet: true }).progress).toBe(false);
     expect(styleFor(io, {}).progress).toBe(true);
     expect(styleFor({ ...io, env: { NO_COLOR: "1" } }, {}).color).toBe(false);
@@ -65,7 +78,9 @@ describe("ProgressLine", () => {
 describe("key files", () => {
   it("reads hex text (whitespace ignored) or raw bytes", () => {
     const hex = new TextEncoder().encode("00112233445566778899aabbccddeeff\n00112233\n");
-    expect(Array.from(keyFromFile(hex))).toEqual([0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 0x11, 0x22, 0x33]);
+    expect(Array.from(keyFromFile(hex))).toEqual([
+      0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 0x11, 0x22, 0x33,
+    ]);
     const raw = Uint8Array.from({ length: 32 }, (_, i) => i * 7);
     expect(keyFromFile(raw)).toBe(raw);
     // Short hex text is taken as bytes (then refused by the length check).

@@ -53,7 +53,9 @@ describe("resolveCoding (levels checked once, here)", () => {
       ["zero", 0, "level"],
       ["lz4", "9", "level"],
     ] as const) {
-      expect(() => resolveCoding(codec, level), `${codec} ${level}`).toThrow(expect.objectContaining({ code: "USAGE", field }));
+      expect(() => resolveCoding(codec, level), `${codec} ${level}`).toThrow(
+        expect.objectContaining({ code: "USAGE", field }),
+      );
     }
     expect([...CODECS]).toEqual(["raw", "zero", "lz4", "zstd", "auto"]);
   });
@@ -131,6 +133,8 @@ describe("encodeChunk", () => {
   });
 
   it("refuses a chunk above MAX_CHUNK_SIZE with LIMIT", () => {
-    expect(() => encodeChunk(new Uint8Array((8 << 20) + 1), slot(8), resolveCoding("raw"))).toThrow(expect.objectContaining({ code: "LIMIT" }));
+    expect(() => encodeChunk(new Uint8Array((8 << 20) + 1), slot(8), resolveCoding("raw"))).toThrow(
+      expect.objectContaining({ code: "LIMIT" }),
+    );
   });
 });

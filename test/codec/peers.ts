@@ -44,7 +44,8 @@ export function zstdCliEncodeStdin(data: Uint8Array, level: number): Uint8Array 
 /** A chunk of `size` bytes made of pages of one kind. */
 export function chunkOf(kind: PageKind, size: number, seed = 1): Uint8Array {
   const out = new Uint8Array(size);
-  for (let off = 0, p = 0; off < size; off += 4096, p++) fillPage(out.subarray(off, Math.min(size, off + 4096)), kind, seed * 7919 + p + 1);
+  for (let off = 0, p = 0; off < size; off += 4096, p++)
+    fillPage(out.subarray(off, Math.min(size, off + 4096)), kind, seed * 7919 + p + 1);
   return out;
 }
 

@@ -7,22 +7,24 @@ import {
   CODEC_RAW,
   CODEC_ZERO,
   CODEC_ZSTD,
+  type CodecName,
   decodeChunk,
   encodeChunk,
   init,
   maxCodedSize,
   resolveCoding,
   slotSize,
-  zstdAvailable,
   ZSTD_LEVEL_MAX_CHUNK,
-  type CodecName,
+  zstdAvailable,
 } from "../../src/codec/index.js";
 import { makeImage, PAGE_KINDS } from "../../src/device/pages.js";
 import { chunkOf, SIZES } from "./peers.js";
 
 /** Byte equality without vitest's per-element deep compare (slow on MiB buffers). */
 function same(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+  return (
+    Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0
+  );
 }
 
 beforeAll(async () => {
@@ -37,7 +39,9 @@ interface Mode {
 
 /** Codes `chunk` as `mode` says, into a slot of its own. */
 function encodeAs(chunk: Uint8Array, mode: Mode) {
-  return encodeChunk(chunk, new Uint8Array(slotSize(chunk.length)), resolveCoding(mode.codec, mode.level), { auto: mode.auto });
+  return encodeChunk(chunk, new Uint8Array(slotSize(chunk.length)), resolveCoding(mode.codec, mode.level), {
+    auto: mode.auto,
+  });
 }
 
 const MODES: Mode[] = [
@@ -88,7 +92,8 @@ describe("round trip", () => {
             if (mode.codec === "lz4") expect(c.codec, what).toBe(CODEC_LZ4);
             if (mode.codec === "zstd") expect(c.codec, what).toBe(CODEC_ZSTD);
           }
-          if (mode.codec === "raw" || mode.codec === "zero") expect(c.codec, what).toBe(allZero ? CODEC_ZERO : CODEC_RAW);
+          if (mode.codec === "raw" || mode.codec === "zero")
+            expect(c.codec, what).toBe(allZero ? CODEC_ZERO : CODEC_RAW);
           expect(same(decodeChunk(c.codec, c.payload, size), chunk), what).toBe(true);
           // Into a caller buffer larger than the chunk: only its prefix is written.
           const into = new Uint8Array(size + 5).fill(0xee);
@@ -104,7 +109,12 @@ describe("round trip", () => {
   it("a coded payload is a prefix of the slot, RAW the chunk itself, ZERO empty; the slot's old bytes never matter", () => {
     for (const kind of PAGE_KINDS) {
       const chunk = makeImage(256 << 10, 7 + kind.length, { zero: 0, code: 0, heap: 0, random: 0, [kind]: 1 });
-      for (const mode of [{ codec: "lz4" }, { codec: "zstd", level: 1 }, { codec: "zstd", level: 3 }, { codec: "auto", auto: { sinkRate: 1e6 } }] as Mode[]) {
+      for (const mode of [
+        { codec: "lz4" },
+        { codec: "zstd", level: 1 },
+        { codec: "zstd", level: 3 },
+        { codec: "auto", auto: { sinkRate: 1e6 } },
+      ] as Mode[]) {
         const want = encodeAs(chunk, mode);
         const slot = new Uint8Array(slotSize(chunk.length)).fill(0xa5);
         const got = encodeChunk(chunk, slot, resolveCoding(mode.codec, mode.level), { auto: mode.auto });

@@ -1,5 +1,13 @@
 // LZ4, zero map and CDC kernels from the built package under Deno, no permissions.
-import { cdcBoundaries, CdcChunker, countZeroPages, isZero, lz4Compress, lz4Decompress, zeroPageMap } from "../../dist/kernels.js";
+import {
+  CdcChunker,
+  cdcBoundaries,
+  countZeroPages,
+  isZero,
+  lz4Compress,
+  lz4Decompress,
+  zeroPageMap,
+} from "../../dist/kernels.js";
 import { assert, sample as sampleOf } from "./helpers.ts";
 
 const sample = (n: number) => sampleOf(n, 12345);

@@ -35,7 +35,10 @@ Deno.test("kernel: GET MIGRATION on a non-VFIO fd is ENOTTY; the save reports no
     const m = (e as Error).message;
     assert(/no v2 migration \(GET MIGRATION: ENOTTY\)/.test(m), m);
   }
-  assert(calls.every((r) => r === v2.VFIO_DEVICE_FEATURE), `only VFIO_DEVICE_FEATURE (0x3b75) was issued: ${calls.map((c) => c.toString(16))}`);
+  assert(
+    calls.every((r) => r === v2.VFIO_DEVICE_FEATURE),
+    `only VFIO_DEVICE_FEATURE (0x3b75) was issued: ${calls.map((c) => c.toString(16))}`,
+  );
   let reset: { errno?: string } | undefined;
   try {
     await dev.reset();

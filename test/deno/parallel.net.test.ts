@@ -39,10 +39,14 @@ Deno.test("pool turns worker deaths into typed errors", async () => {
   try {
     await pool.start();
     // An uncaught error raises the worker's error event: INTERNAL.
-    const e1 = await pool.submit({ op: "__echo", data: new Uint8Array(1), __test: { crashAfter: 0, crash: "uncaught" } }).catch((e) => e);
+    const e1 = await pool
+      .submit({ op: "__echo", data: new Uint8Array(1), __test: { crashAfter: 0, crash: "uncaught" } })
+      .catch((e) => e);
     assert(isMigstreamError(e1, "INTERNAL"), `uncaught: ${e1}`);
     // A Web Worker that exits sends no event: the watchdog catches it.
-    const e2 = await pool.submit({ op: "__echo", data: new Uint8Array(1), __test: { crashAfter: 0, crash: "exit" } }).catch((e) => e);
+    const e2 = await pool
+      .submit({ op: "__echo", data: new Uint8Array(1), __test: { crashAfter: 0, crash: "exit" } })
+      .catch((e) => e);
     assert(isMigstreamError(e2, "TIMEOUT"), `exit: ${e2}`);
     const ok = await pool.submit({ op: "__echo", data: new Uint8Array([42]) });
     assert(ok[0] === 42, "pool recovers with fresh workers");
@@ -61,7 +65,10 @@ Deno.test("codec jobs in Deno workers match the inline path", async () => {
       const a = await inline.encode(raw, { codec, copy: true });
       const b = await pool.encode(raw, { codec, copy: true });
       assert(a.codec === b.codec && a.level === b.level && a.hash === b.hash, `${codec}: same choice and hash`);
-      assert(a.payload.length === b.payload.length && a.payload.every((x, i) => x === b.payload[i]), `${codec}: same payload`);
+      assert(
+        a.payload.length === b.payload.length && a.payload.every((x, i) => x === b.payload[i]),
+        `${codec}: same payload`,
+      );
       const back = await pool.decode(b);
       assert(back.length === raw.length && back.every((x, i) => x === raw[i]), `${codec}: round trip`);
     }

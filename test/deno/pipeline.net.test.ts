@@ -28,7 +28,13 @@ function data(): Uint8Array {
 
 async function encode(input: Uint8Array, pool?: WorkerPool): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  const enc = new StreamEncoder((b: Uint8Array) => void parts.push(b.slice()), { codec: "lz4", chunkSize: 65536, pool, streamId: new Uint8Array(16), maxTransaction: 1 << 20 });
+  const enc = new StreamEncoder((b: Uint8Array) => void parts.push(b.slice()), {
+    codec: "lz4",
+    chunkSize: 65536,
+    pool,
+    streamId: new Uint8Array(16),
+    maxTransaction: 1 << 20,
+  });
   const d = enc.device(0);
   await d.phase("stopcopy", 0);
   for (let at = 0; at < input.length; at += 1 << 20) await d.transaction(input.subarray(at, at + (1 << 20)));
@@ -57,11 +63,22 @@ Deno.test("encoding and decoding on a pool of Web Workers match the inline encod
 
     const want: string[] = [];
     const dec = new StreamDecoder({ assemble: true });
-    for await (const ev of dec.writeAsync(inline)) want.push(JSON.stringify({ ...ev, data: "data" in ev && ev.data ? Array.from(ev.data.subarray(0, 64)) : undefined }, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
+    for await (const ev of dec.writeAsync(inline))
+      want.push(
+        JSON.stringify(
+          { ...ev, data: "data" in ev && ev.data ? Array.from(ev.data.subarray(0, 64)) : undefined },
+          (_, v) => (typeof v === "bigint" ? v.toString() : v),
+        ),
+      );
     dec.finish();
     const got: string[] = [];
     for await (const ev of new StreamDecoder({ assemble: true, pool: workers }).events([inline])) {
-      got.push(JSON.stringify({ ...ev, data: "data" in ev && ev.data ? Array.from(ev.data.subarray(0, 64)) : undefined }, (_, v) => (typeof v === "bigint" ? v.toString() : v)));
+      got.push(
+        JSON.stringify(
+          { ...ev, data: "data" in ev && ev.data ? Array.from(ev.data.subarray(0, 64)) : undefined },
+          (_, v) => (typeof v === "bigint" ? v.toString() : v),
+        ),
+      );
     }
     assert(got.length === want.length && got.every((g, i) => g === want[i]), "same decode events");
 

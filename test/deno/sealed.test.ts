@@ -40,8 +40,13 @@ Deno.test("sealed and bound streams round-trip under Deno's WebCrypto", async ()
   for (const o of [{ encrypt: true }, { encrypt: true, challenge: CHALLENGE }, { challenge: CHALLENGE }]) {
     const s = await encodeStreamAsync(input, { codec: "lz4", chunkSize: 16384, key: KEY, ...o });
     const d = await decodeStreamAsync(s, { key: KEY, challenge: o.challenge });
-    const got = d.devices[0].items.filter((i: { kind: string }) => i.kind === "transaction").map((i: { data: Uint8Array }) => i.data);
-    assert(same(got[0], data.subarray(0, 120_000)) && same(got[1], data.subarray(120_000)), `round trip ${JSON.stringify(Object.keys(o))}`);
+    const got = d.devices[0].items
+      .filter((i: { kind: string }) => i.kind === "transaction")
+      .map((i: { data: Uint8Array }) => i.data);
+    assert(
+      same(got[0], data.subarray(0, 120_000)) && same(got[1], data.subarray(120_000)),
+      `round trip ${JSON.stringify(Object.keys(o))}`,
+    );
     if (o.encrypt) assert(!new TextDecoder("latin1").decode(s).includes("secret device"), "the name is sealed");
   }
 });
@@ -57,7 +62,10 @@ Deno.test("every tamper of a sealed stream fails before its frame comes out", as
     const frame = starts.filter((a) => a <= i).length - 1;
     const r = await events(bad, { key: KEY });
     assert(r.code === "MAC" || r.code === "CHECKSUM", `byte ${i}: ${r.code}`);
-    assert(r.out.every((e) => e.frame === undefined || e.frame < frame), `byte ${i}: nothing from frame ${frame} on`);
+    assert(
+      r.out.every((e) => e.frame === undefined || e.frame < frame),
+      `byte ${i}: nothing from frame ${frame} on`,
+    );
   }
   const wrong = await events(s, { key: new Uint8Array(32).fill(9) });
   assert(wrong.code === "MAC", "a wrong key fails");

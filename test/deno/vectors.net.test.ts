@@ -16,9 +16,17 @@ Deno.test("the golden vectors decode under Deno, sealed and bound ones included"
   for (const c of vectorCases()) {
     const bytes = await Deno.readFile(new URL(`../vectors/${c.name}.mstream`, import.meta.url));
     const d = await decodeStreamAsync(bytes, c.decode ?? (c.options.key ? { key: c.options.key } : {}));
-    const want = c.input.map((dev: { items: { kind: string; data?: Uint8Array }[] }) => dev.items.filter((i) => i.kind === "transaction").map((i) => i.data!));
-    const got = d.devices.map((dev: { items: { kind: string; data?: Uint8Array }[] }) => dev.items.filter((i) => i.kind === "transaction").map((i) => i.data!));
-    assert(JSON.stringify(got.map((g: Uint8Array[]) => g.map((x) => Array.from(x)))) === JSON.stringify(want.map((g: Uint8Array[]) => g.map((x) => Array.from(x)))), `${c.name} decodes to its input`);
+    const want = c.input.map((dev: { items: { kind: string; data?: Uint8Array }[] }) =>
+      dev.items.filter((i) => i.kind === "transaction").map((i) => i.data!),
+    );
+    const got = d.devices.map((dev: { items: { kind: string; data?: Uint8Array }[] }) =>
+      dev.items.filter((i) => i.kind === "transaction").map((i) => i.data!),
+    );
+    assert(
+      JSON.stringify(got.map((g: Uint8Array[]) => g.map((x) => Array.from(x)))) ===
+        JSON.stringify(want.map((g: Uint8Array[]) => g.map((x) => Array.from(x)))),
+      `${c.name} decodes to its input`,
+    );
     if (bytes[11] === 2) sealed++;
     if ((bytes[12] & 1) === 1) {
       let code = "";

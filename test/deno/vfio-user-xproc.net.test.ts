@@ -6,7 +6,7 @@
 // sockets, and the digests the servers print check the destination against
 // the source.
 import { connectVfioUser } from "../../dist/index.js";
-import { resume, save, type ResumeItem } from "../../dist/protocol.js";
+import { type ResumeItem, resume, save } from "../../dist/protocol.js";
 
 const CLI = new URL("../../dist/cli.js", import.meta.url).pathname;
 /** What the installed CLI needs under Deno, and nothing broader. */
@@ -90,17 +90,24 @@ async function exists(path: string): Promise<boolean> {
 Deno.test("save from one sim server process, restore into another, under Deno", async () => {
   const dir = await Deno.makeTempDir();
   const common = ["--state-size", "256KiB", "--transaction-size", "32KiB", "--variant", "libvfio-user"];
-  const servers = await Promise.all([serve(`${dir}/src.sock`, [...common, "--seed", "5", "--dirty-rate", "2"]), serve(`${dir}/dst.sock`, [...common, "--empty"])]);
+  const servers = await Promise.all([
+    serve(`${dir}/src.sock`, [...common, "--seed", "5", "--dirty-rate", "2"]),
+    serve(`${dir}/dst.sock`, [...common, "--empty"]),
+  ]);
   const [src, dst] = servers;
   try {
     const items: ResumeItem[] = [];
     const s = await connectVfioUser(src.path, { timeoutMs: 10_000 });
     let transactions = 0;
     try {
-      const summary = await save(s, {
-        phase: (phase, iteration) => void items.push({ kind: "phase", phase, iteration }),
-        transaction: (data) => void items.push({ kind: "transaction", data: data.slice() }),
-      }, { policy: { maxIterations: 2 } });
+      const summary = await save(
+        s,
+        {
+          phase: (phase, iteration) => void items.push({ kind: "phase", phase, iteration }),
+          transaction: (data) => void items.push({ kind: "transaction", data: data.slice() }),
+        },
+        { policy: { maxIterations: 2 } },
+      );
       transactions = summary.transactions;
       assert(summary.precopy.transactions > 0, "pre-copy sent data");
     } finally {

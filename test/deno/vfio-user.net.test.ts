@@ -43,13 +43,22 @@ Deno.test("vfio-user client ↔ server exchange under Deno", async () => {
       const data = new Uint8Array(200_000).map((_, i) => (i * 13) & 0xff);
       await c.write(4096, data);
       const back = await c.read(4096, data.length);
-      assert(back.every((b, i) => b === data[i]), "read back what was written (split into 64 KiB messages)");
+      assert(
+        back.every((b, i) => b === data[i]),
+        "read back what was written (split into 64 KiB messages)",
+      );
       assert((await c.stateDigest()) === vendor.digest(), "digest region");
       await c.reset();
       assert(vendor.resets === 1, "reset forwarded");
-      const e = await c.read(0, 8).then(() => undefined, (x) => x);
+      const e = await c.read(0, 8).then(
+        () => undefined,
+        (x) => x,
+      );
       assert(e === undefined, "register read works");
-      const bad = await c.session.regionRead(11, vendor.size - 4, 8).then(() => undefined, (x) => x);
+      const bad = await c.session.regionRead(11, vendor.size - 4, 8).then(
+        () => undefined,
+        (x) => x,
+      );
       assert(isMigstreamError(bad, "DEVICE") && bad.errno === "EINVAL", `error reply carries errno: ${bad}`);
     } finally {
       await c.close();

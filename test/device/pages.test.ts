@@ -1,7 +1,15 @@
 // The seeded page generator behind the simulated device, the tests and the benches.
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MIX, fillImage, fillPage, makeImage, PAGE_KINDS, PAGE_SIZE, pageKindAt } from "../../src/device/pages.js";
+import {
+  DEFAULT_MIX,
+  fillImage,
+  fillPage,
+  makeImage,
+  PAGE_KINDS,
+  PAGE_SIZE,
+  pageKindAt,
+} from "../../src/device/pages.js";
 
 const lz4js = createRequire(import.meta.url)("lz4js") as {
   compressBound(n: number): number;

@@ -36,11 +36,11 @@ describe("simulated device transaction format", () => {
   });
 
   const broken: Record<string, [(b: Uint8Array) => Uint8Array, RegExp]> = {
-    "short": [(b) => b.subarray(0, 20), /shorter than its header/],
-    "bad magic": [(b) => (b[0] ^= 1, b), /magic/],
+    short: [(b) => b.subarray(0, 20), /shorter than its header/],
+    "bad magic": [(b) => ((b[0] ^= 1), b), /magic/],
     "length mismatch (split)": [(b) => b.subarray(0, b.length - 1), /does not match data_size/],
-    "payload bit flip": [(b) => (b[TXN_HEADER + DATA_RECORD + 5] ^= 0x10, b), /checksum mismatch/],
-    "unknown flags": [(b) => (b[24] |= 0x80, b), /flags/],
+    "payload bit flip": [(b) => ((b[TXN_HEADER + DATA_RECORD + 5] ^= 0x10), b), /checksum mismatch/],
+    "unknown flags": [(b) => ((b[24] |= 0x80), b), /flags/],
   };
   for (const [name, [mangle, why]] of Object.entries(broken)) {
     it(`rejects a transaction: ${name}`, () => {

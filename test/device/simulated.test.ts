@@ -1,8 +1,8 @@
 // The simulated device's own behaviour: option checks, its strictness log,
 // fault plans, buffer sizes, and the in-process transport in front of it.
 import { describe, expect, it } from "vitest";
-import { SimDevice } from "../../src/device/index.js";
 import { FaultPlan } from "../../src/device/faults.js";
+import { SimDevice } from "../../src/device/index.js";
 import { MIN_TXN } from "../../src/device/records.js";
 import { MigstreamError } from "../../src/errors.js";
 import { ERRNO } from "../../src/protocol/region-io.js";
@@ -24,7 +24,15 @@ async function rejects(p: Promise<unknown> | (() => unknown), code: string): Pro
 
 describe("simulated device options", () => {
   it("rejects impossible layouts and sizes as USAGE", async () => {
-    const bad = [{ dataOffset: 16 }, { txnSize: MIN_TXN - 1 }, { txnSize: [9000, 100] as const }, { dataSize: 10 }, { reservedBits: 3 }, { stateSize: -1 }, { dirtyPerTxn: 1.5 }];
+    const bad = [
+      { dataOffset: 16 },
+      { txnSize: MIN_TXN - 1 },
+      { txnSize: [9000, 100] as const },
+      { dataSize: 10 },
+      { reservedBits: 3 },
+      { stateSize: -1 },
+      { dirtyPerTxn: 1.5 },
+    ];
     for (const o of bad) await rejects(() => new SimDevice(o), "USAGE");
   });
 

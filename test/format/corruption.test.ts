@@ -2,15 +2,10 @@
 // truncation, and every swap, drop and duplication of frames is detected with
 // a typed error — never a crash, never wrong output.
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  decodeStream,
-  decodeStreamAsync,
-  verifyStream,
-  type DecodedStream,
-} from "../../src/format/index.js";
 import { isMigstreamError } from "../../src/errors.js";
+import { type DecodedStream, decodeStream, decodeStreamAsync, verifyStream } from "../../src/format/index.js";
 import { ALL_CODES, errorOf, errorOfAsync, expectSameDevices, KEY, reframe, same, splitFrames } from "./helpers.js";
-import { smallStreams, type SmallStream } from "./small-streams.js";
+import { type SmallStream, smallStreams } from "./small-streams.js";
 
 type Stream = SmallStream & { bytes: Uint8Array };
 let streams: Stream[] = [];

@@ -6,12 +6,20 @@
 // with dedup sends no more than auto without where there is nothing to dedup.
 import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
+import { CODEC_DEDUP_REF } from "../../src/codec/ids.js";
 import { init } from "../../src/codec/index.js";
 import { fillPage, makeImage, PAGE_SIZE } from "../../src/device/pages.js";
-import { arraySource, Chunker, zeroRuns, ZERO_RUN_WINDOW } from "../../src/format/chunking.js";
-import { decodeStream, encodeStream, encodeStreamAsync, StreamDecoder, StreamEncoder, type DeviceInput, type EncoderOptions } from "../../src/format/index.js";
-import { CODEC_DEDUP_REF } from "../../src/codec/ids.js";
-import { expectSameDevices, prng, same, SID } from "./helpers.js";
+import { arraySource, Chunker, ZERO_RUN_WINDOW, zeroRuns } from "../../src/format/chunking.js";
+import {
+  type DeviceInput,
+  decodeStream,
+  type EncoderOptions,
+  encodeStream,
+  encodeStreamAsync,
+  StreamDecoder,
+  StreamEncoder,
+} from "../../src/format/index.js";
+import { expectSameDevices, prng, SID, same } from "./helpers.js";
 
 beforeAll(async () => {
   await init();
@@ -103,7 +111,8 @@ describe("a state sent again with scattered single pages changed", () => {
     const records = (img: Uint8Array, skew: number) => {
       const n = img.length / PAGE_SIZE;
       const out = new Uint8Array(skew + n * (24 + PAGE_SIZE)).fill(0x5c);
-      for (let p = 0; p < n; p++) out.set(img.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), skew + p * (24 + PAGE_SIZE) + 24);
+      for (let p = 0; p < n; p++)
+        out.set(img.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE), skew + p * (24 + PAGE_SIZE) + 24);
       return out;
     };
     const input = scenario(records(a, 0), records(b, 100));
@@ -120,18 +129,30 @@ describe("devices coding concurrently", () => {
     const y = changed(makeImage(2 * MiB, 9), 0.2, 5);
     const parts: Uint8Array[] = [];
     // RAW output: an output block fills in the middle of most transactions (where coding could yield).
-    const enc = new StreamEncoder((p) => void parts.push(p), { ...DEDUP, codec: "raw", maxDevices: 2, maxTransaction: TXN });
+    const enc = new StreamEncoder((p) => void parts.push(p), {
+      ...DEDUP,
+      codec: "raw",
+      maxDevices: 2,
+      maxTransaction: TXN,
+    });
     const dx = enc.device(1);
     const dy = enc.device(2);
     await Promise.all([dx.phase("stopcopy", 0), dy.phase("stopcopy", 0)]);
     // Both devices' transactions in flight at once, twice over (the second round dedups).
     for (let round = 0; round < 2; round++) {
-      for (let at = 0; at < x.length; at += TXN) await Promise.all([dx.transaction(x.subarray(at, at + TXN)), dy.transaction(y.subarray(at, at + TXN))]);
+      for (let at = 0; at < x.length; at += TXN)
+        await Promise.all([dx.transaction(x.subarray(at, at + TXN)), dy.transaction(y.subarray(at, at + TXN))]);
     }
     await Promise.all([dx.end(), dy.end()]);
     await enc.finish();
     const s = new Uint8Array(Buffer.concat(parts));
-    const twice = (d: Uint8Array) => [0, 1].flatMap(() => Array.from({ length: d.length / TXN }, (_, i) => ({ kind: "transaction" as const, data: d.subarray(i * TXN, (i + 1) * TXN) })));
+    const twice = (d: Uint8Array) =>
+      [0, 1].flatMap(() =>
+        Array.from({ length: d.length / TXN }, (_, i) => ({
+          kind: "transaction" as const,
+          data: d.subarray(i * TXN, (i + 1) * TXN),
+        })),
+      );
     const phase = { kind: "phase" as const, phase: "stopcopy" as const, iteration: 0 };
     expectSameDevices(decodeStream(s), [
       { id: 1, items: [phase, ...twice(x)] },
@@ -149,22 +170,30 @@ describe("auto with dedup", () => {
   /** One device's stop-and-copy of `data` in 1 MiB transactions. */
   const stopcopy = (data: Uint8Array): DeviceInput[] => {
     const items: DeviceInput["items"] = [{ kind: "phase", phase: "stopcopy", iteration: 0 }];
-    for (let at = 0; at < data.length; at += MiB) items.push({ kind: "transaction", data: data.subarray(at, at + MiB) });
+    for (let at = 0; at < data.length; at += MiB)
+      items.push({ kind: "transaction", data: data.subarray(at, at + MiB) });
     return [{ id: 0, items }];
   };
 
   it("sends no more than auto without dedup where there is nothing to dedup (this program's binary, a page image), for any sink rate", () => {
     // The report that asked for it: node's binary with --dedup went all RAW (0.99×) where plain auto gave 2.18×.
     const binary = new Uint8Array(readFileSync(process.execPath).subarray(0, 12 * MiB));
-    for (const [what, data] of [["node binary", binary], ["page image", makeImage(12 * MiB, 31)]] as const) {
+    for (const [what, data] of [
+      ["node binary", binary],
+      ["page image", makeImage(12 * MiB, 31)],
+    ] as const) {
       for (const sinkRate of [20e6, 125e6, 1e9]) {
         const o: EncoderOptions = { codec: "auto", sinkRate, streamId: SID };
         const plain = encodeStream(stopcopy(data), o);
         const dedup = encodeStream(stopcopy(data), { ...o, dedup: true });
         const repeats = verifyDedupBytes(dedup);
         expect(repeats, `${what}: hardly anything to dedup`).toBeLessThan(0.01 * data.length);
-        expect(dedup.length, `${what} at ${sinkRate / 1e6} MB/s: dedup ${dedup.length} vs ${plain.length}`).toBeLessThanOrEqual(plain.length);
-        if (sinkRate <= 125e6) expect(data.length / dedup.length, `${what} at ${sinkRate / 1e6} MB/s`).toBeGreaterThan(1.3); // compressed, not RAW
+        expect(
+          dedup.length,
+          `${what} at ${sinkRate / 1e6} MB/s: dedup ${dedup.length} vs ${plain.length}`,
+        ).toBeLessThanOrEqual(plain.length);
+        if (sinkRate <= 125e6)
+          expect(data.length / dedup.length, `${what} at ${sinkRate / 1e6} MB/s`).toBeGreaterThan(1.3); // compressed, not RAW
       }
     }
   });
@@ -173,6 +202,7 @@ describe("auto with dedup", () => {
 /** Bytes a stream sends as DEDUP_REF chunks. */
 function verifyDedupBytes(s: Uint8Array): number {
   let n = 0;
-  for (const ev of new StreamDecoder({ verifyOnly: true }).write(s)) if (ev.type === "chunk" && ev.codec === CODEC_DEDUP_REF) n += ev.rawLength;
+  for (const ev of new StreamDecoder({ verifyOnly: true }).write(s))
+    if (ev.type === "chunk" && ev.codec === CODEC_DEDUP_REF) n += ev.rawLength;
   return n;
 }

@@ -13,7 +13,17 @@
 // metadata may differ, since the re-sealing forges the checks).
 
 /** Error codes a decoder may raise on bad input. */
-export const STREAM_CODES = ["BAD_MAGIC", "VERSION", "CHECKSUM", "TRUNCATED", "SEQUENCE", "LIMIT", "MAC", "CODEC", "FORMAT"];
+export const STREAM_CODES = [
+  "BAD_MAGIC",
+  "VERSION",
+  "CHECKSUM",
+  "TRUNCATED",
+  "SEQUENCE",
+  "LIMIT",
+  "MAC",
+  "CODEC",
+  "FORMAT",
+];
 
 /** Decoder limits used while fuzzing: small, so over-declarations hit LIMIT instead of allocating. */
 export const FUZZ_LIMITS = {
@@ -75,7 +85,14 @@ export function frames(s) {
     const len = dv.getUint32(at + 8, true);
     const size = 24 + len + tag;
     if (at + size > s.length) break;
-    out.push({ type: s[at], flags: s[at + 1], device: dv.getUint16(at + 2, true), payload: s.slice(at + 16, at + 16 + len), start: at, end: at + size });
+    out.push({
+      type: s[at],
+      flags: s[at + 1],
+      device: dv.getUint16(at + 2, true),
+      payload: s.slice(at + 16, at + 16 + len),
+      start: at,
+      end: at + size,
+    });
     at += size;
   }
   return out;
@@ -98,7 +115,9 @@ export function reseal(api, header, list) {
       pdv.setBigUint64(0, BigInt(i), true);
       const all = new Uint8Array(checks.length * 8);
       const adv = new DataView(all.buffer);
-      checks.forEach((c, j) => adv.setBigUint64(j * 8, c, true));
+      checks.forEach((c, j) => {
+        adv.setBigUint64(j * 8, c, true);
+      });
       pdv.setBigUint64(48, api.xxh3_64(all), true);
     }
     const b = new Uint8Array(24 + payload.length);
@@ -195,7 +214,12 @@ function mutateSealed(api, s, rnd, corpus) {
     }
     case 2: {
       const p = list[i].payload;
-      if (p.length >= 4) new DataView(p.buffer).setUint32(rnd.int(p.length - 3), [0, 1, 0xffffffff, 255, 256, 4096][rnd.int(6)] >>> 0, true);
+      if (p.length >= 4)
+        new DataView(p.buffer).setUint32(
+          rnd.int(p.length - 3),
+          [0, 1, 0xffffffff, 255, 256, 4096][rnd.int(6)] >>> 0,
+          true,
+        );
       break;
     }
     case 3:
@@ -229,7 +253,8 @@ function mutateSealed(api, s, rnd, corpus) {
 
 function transactionBytes(decoded) {
   const m = new Map();
-  for (const d of decoded.devices) m.set(d.id, concat(d.items.filter((x) => x.kind === "transaction").map((x) => x.data)));
+  for (const d of decoded.devices)
+    m.set(d.id, concat(d.items.filter((x) => x.kind === "transaction").map((x) => x.data)));
   return m;
 }
 
@@ -263,7 +288,8 @@ export async function fuzzCase(api, corpus, entry, rnd) {
   const keyed = entry.key !== undefined;
   const sealed = !keyed && rnd() < 0.4;
   let bytes = entry.bytes;
-  for (let k = 1 + (rnd() < 0.2 ? rnd.int(3) : 0); k > 0; k--) bytes = sealed ? mutateSealed(api, bytes, rnd, corpus) : mutateBytes(bytes, rnd, corpus);
+  for (let k = 1 + (rnd() < 0.2 ? rnd.int(3) : 0); k > 0; k--)
+    bytes = sealed ? mutateSealed(api, bytes, rnd, corpus) : mutateBytes(bytes, rnd, corpus);
   const options = { ...FUZZ_LIMITS, ...(keyed ? { key: entry.key } : {}) };
   const mode = rnd.int(4); // 0: one-shot, 1: pieces, 2: verify-only, 3: one-shot async
   let got;
@@ -291,7 +317,8 @@ export async function fuzzCase(api, corpus, entry, rnd) {
       const have = got.get(id) ?? new Uint8Array(0);
       if (!sameBytes(have, want)) throw new Error(`${entry.name}: device ${id} decoded to different bytes`);
     }
-    for (const id of got.keys()) if (!entry.want.has(id)) throw new Error(`${entry.name}: an extra device ${id} appeared`);
+    for (const id of got.keys())
+      if (!entry.want.has(id)) throw new Error(`${entry.name}: an extra device ${id} appeared`);
   }
   return { outcome: "ok", code: null };
 }
@@ -307,8 +334,20 @@ export async function makeCorpus(api, makeImage) {
     ["lz4", [[0, [text, img.subarray(0, 40_000), new Uint8Array(0)]]], { codec: "lz4", chunkSize: 4096 }],
     ["zstd", [[0, [img.subarray(0, 60_000), text]]], { codec: "zstd", level: 3, chunkSize: 8192 }],
     ["auto", [[0, [img.subarray(100_000, 200_000)]]], { codec: "auto", chunkSize: 16384 }],
-    ["dedup", [[5, [img.subarray(0, 30_000), img.subarray(0, 30_000), img.subarray(77, 30_000)]]], { codec: "lz4", dedup: true, chunkSize: 4096, dedupWindow: 65536 }],
-    ["multi", [[1, [text.subarray(0, 300)]], [2, [img.subarray(0, 5000), text.subarray(5)]], [65535, []]], { codec: "lz4", chunkSize: 1024 }],
+    [
+      "dedup",
+      [[5, [img.subarray(0, 30_000), img.subarray(0, 30_000), img.subarray(77, 30_000)]]],
+      { codec: "lz4", dedup: true, chunkSize: 4096, dedupWindow: 65536 },
+    ],
+    [
+      "multi",
+      [
+        [1, [text.subarray(0, 300)]],
+        [2, [img.subarray(0, 5000), text.subarray(5)]],
+        [65535, []],
+      ],
+      { codec: "lz4", chunkSize: 1024 },
+    ],
     ["mac", [[0, [text.subarray(0, 500), img.subarray(0, 9000)]]], { codec: "lz4", chunkSize: 2048, key }],
   ];
   const corpus = [];
@@ -317,10 +356,16 @@ export async function makeCorpus(api, makeImage) {
       id,
       name: `dev${id}`,
       metadata: Uint8Array.of(id & 0xff, 1, 2),
-      items: [{ kind: "phase", phase: "precopy", iteration: 0 }, ...txns.map((data) => ({ kind: "transaction", data })), { kind: "phase", phase: "stopcopy", iteration: 0 }],
+      items: [
+        { kind: "phase", phase: "precopy", iteration: 0 },
+        ...txns.map((data) => ({ kind: "transaction", data })),
+        { kind: "phase", phase: "stopcopy", iteration: 0 },
+      ],
     }));
     const bytes = await api.encodeStreamAsync(input, { ...opts, streamId: sid });
-    const want = new Map(input.map((d) => [d.id, concat(d.items.filter((x) => x.kind === "transaction").map((x) => x.data))]));
+    const want = new Map(
+      input.map((d) => [d.id, concat(d.items.filter((x) => x.kind === "transaction").map((x) => x.data))]),
+    );
     corpus.push({ name, bytes, want, key: opts.key });
   }
   return corpus;

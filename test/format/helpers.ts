@@ -4,17 +4,27 @@
 // encoder would never write.
 import { expect } from "vitest";
 import { makeImage } from "../../src/device/pages.js";
-import { isMigstreamError, type ErrorCode, type MigstreamError } from "../../src/errors.js";
+import { type ErrorCode, isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import { crcSmall } from "../../src/format/crc.js";
 import { payloadSeed } from "../../src/format/frames.js";
-import { xxh3_64 } from "../../src/kernels/xxh3.js";
 import type { DecodedStream, DeviceInput } from "../../src/format/index.js";
 import { frameKey, tagOf } from "../../src/format/mac.js";
+import { xxh3_64 } from "../../src/kernels/xxh3.js";
 
 export const SID = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
 export const KEY = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
 
-export const ALL_CODES: readonly ErrorCode[] = ["BAD_MAGIC", "VERSION", "CHECKSUM", "TRUNCATED", "SEQUENCE", "LIMIT", "MAC", "CODEC", "FORMAT"];
+export const ALL_CODES: readonly ErrorCode[] = [
+  "BAD_MAGIC",
+  "VERSION",
+  "CHECKSUM",
+  "TRUNCATED",
+  "SEQUENCE",
+  "LIMIT",
+  "MAC",
+  "CODEC",
+  "FORMAT",
+];
 
 /** Runs `f`; returns its MigstreamError (fails the test if it returns or throws anything else). */
 export function errorOf(f: () => unknown): MigstreamError {
@@ -133,7 +143,11 @@ export interface ReframeOptions {
 }
 
 /** Builds a stream from a header and frames, sealing each frame per FORMAT.md §4 (and §7 with a key). */
-export async function reframe(header: Uint8Array, frames: Omit<RawFrame, "offset" | "size">[], o: ReframeOptions = {}): Promise<Uint8Array> {
+export async function reframe(
+  header: Uint8Array,
+  frames: Omit<RawFrame, "offset" | "size">[],
+  o: ReframeOptions = {},
+): Promise<Uint8Array> {
   const hdv = new DataView(header.buffer, header.byteOffset, 64);
   const seed = hdv.getBigUint64(56, true);
   const crc = Number(seed & 0xffffffffn);
@@ -151,7 +165,9 @@ export async function reframe(header: Uint8Array, frames: Omit<RawFrame, "offset
       pdv.setBigUint64(0, BigInt(seq), true);
       const all = new Uint8Array(checks.length * 8);
       const adv = new DataView(all.buffer);
-      checks.forEach((c, j) => adv.setBigUint64(j * 8, c, true));
+      checks.forEach((c, j) => {
+        adv.setBigUint64(j * 8, c, true);
+      });
       pdv.setBigUint64(48, xxh3_64(all), true);
     }
     const b = new Uint8Array(16 + payload.length + 8 + (keyed ? 16 : 0));

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { decodeChunk, init } from "../../src/codec/index.js";
 import { isMigstreamError, MigstreamError } from "../../src/errors.js";
 import { FRAME_CHUNK } from "../../src/format/constants.js";
-import { encodeStreamAsync, StreamDecoder, type ChunkDecoder, type DecodeEvent } from "../../src/format/index.js";
+import { type ChunkDecoder, type DecodeEvent, encodeStreamAsync, StreamDecoder } from "../../src/format/index.js";
 import { MAC_BATCH_FRAMES } from "../../src/format/mac-batch.js";
 import { xxh3_64 } from "../../src/kernels/xxh3.js";
 import { image, KEY, prng, SID, splitFrames, splitRandom } from "./helpers.js";
@@ -37,7 +37,11 @@ const DECODERS: [string, Decode][] = [
   [
     "StreamDecoder with a pool",
     async (pieces, events) => {
-      const pool = { threads: 1, decoder: () => local, coder: () => ({ encode: () => Promise.reject(new Error("not a coder")) }) };
+      const pool = {
+        threads: 1,
+        decoder: () => local,
+        coder: () => ({ encode: () => Promise.reject(new Error("not a coder")) }),
+      };
       const dec = new StreamDecoder({ key: KEY, pool, inFlight: 4 });
       for await (const ev of dec.events(pieces)) events.push(ev);
     },
@@ -49,7 +53,19 @@ let frames: ReturnType<typeof splitFrames>["frames"];
 beforeAll(async () => {
   await init();
   const data = image(400_000, 5);
-  stream = await encodeStreamAsync([{ id: 1, name: "d", items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data }] }], { key: KEY, streamId: SID, codec: "lz4", chunkSize: 4096 });
+  stream = await encodeStreamAsync(
+    [
+      {
+        id: 1,
+        name: "d",
+        items: [
+          { kind: "phase", phase: "stopcopy", iteration: 0 },
+          { kind: "transaction", data },
+        ],
+      },
+    ],
+    { key: KEY, streamId: SID, codec: "lz4", chunkSize: 4096 },
+  );
   frames = splitFrames(stream).frames;
 });
 
@@ -70,7 +86,12 @@ async function run(decode: Decode, pieces: Uint8Array[]) {
 
 /** Asserts `e` is the error a decoder must give for frame `seq` (code, frame, field, offset). */
 function expectAt(e: MigstreamError | null, code: string, seq: number, field: string): void {
-  expect({ code: e?.code, frame: e?.frame, field: e?.field, offset: e?.offset }).toEqual({ code, frame: seq, field, offset: frames[seq].offset });
+  expect({ code: e?.code, frame: e?.frame, field: e?.field, offset: e?.offset }).toEqual({
+    code,
+    frame: seq,
+    field,
+    offset: frames[seq].offset,
+  });
 }
 
 /** Seqs of the chunk frames in [from, to). */

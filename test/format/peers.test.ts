@@ -4,7 +4,7 @@
 import { createRequire } from "node:module";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CODEC_LZ4, CODEC_ZSTD, init } from "../../src/codec/index.js";
-import { decodeStream, encodeStream, type DeviceInput } from "../../src/format/index.js";
+import { type DeviceInput, decodeStream, encodeStream } from "../../src/format/index.js";
 import { xxh3_64 } from "../../src/kernels/xxh3.js";
 import { lz4jsDecode, zstdCliDecode, zstdCliEncode } from "../codec/peers.js";
 import { editHeader, expectSameDevices, image, reframe, same, splitFrames } from "./helpers.js";
@@ -99,7 +99,10 @@ describe("independent codecs", () => {
       if (f.type === 6) new DataView(f.payload.buffer).setBigUint64(40, BigInt(coded), true);
     }
     expect(k).toBe(raws.length);
-    const s = await reframe(editHeader(base.header, () => {}), frames);
+    const s = await reframe(
+      editHeader(base.header, () => {}),
+      frames,
+    );
     expectSameDevices(decodeStream(s), input);
   });
 });

@@ -3,9 +3,9 @@
 // reader enforces: once, before the first PHASE, generation 2, flag bit 0
 // only, reserved bytes zero, a later generation VERSION.
 import { describe, expect, it } from "vitest";
-import { decodeStream, encodeStream, StreamEncoder } from "../../src/format/index.js";
 import { FRAME_DEVICE_PROTOCOL } from "../../src/format/constants.js";
 import type { Frame } from "../../src/format/frames.js";
+import { decodeStream, encodeStream, StreamEncoder } from "../../src/format/index.js";
 import { readDeviceProtocol } from "../../src/format/payloads.js";
 import type { DeviceInput } from "../../src/format/types.js";
 
@@ -14,7 +14,17 @@ const phase = (p: "precopy" | "stopcopy") => ({ kind: "phase" as const, phase: p
 
 function frame(payload: number[]): Frame {
   const p = Uint8Array.from(payload);
-  return { type: FRAME_DEVICE_PROTOCOL, device: 3, seq: 1, length: p.length, offset: 100, bytes: p, payload: p, check: 0n, tag: null };
+  return {
+    type: FRAME_DEVICE_PROTOCOL,
+    device: 3,
+    seq: 1,
+    length: p.length,
+    offset: 100,
+    bytes: p,
+    payload: p,
+    check: 0n,
+    tag: null,
+  };
 }
 
 describe("DEVICE_PROTOCOL", () => {
@@ -27,7 +37,10 @@ describe("DEVICE_PROTOCOL", () => {
     const d = decodeStream(bytes);
     expect(d.devices.map((x) => x.protocol)).toEqual([{ generation: 2, restartsAtStopCopy: false }, { generation: 1 }]);
     // The same stream without the v1 record is byte-identical: v1 is the frame's absence.
-    const plain = encodeStream([input[0], { id: 1, items: input[1].items }], { codec: "raw", streamId: new Uint8Array(16) });
+    const plain = encodeStream([input[0], { id: 1, items: input[1].items }], {
+      codec: "raw",
+      streamId: new Uint8Array(16),
+    });
     expect(Buffer.compare(plain, bytes)).toBe(0);
   });
 
@@ -43,11 +56,21 @@ describe("DEVICE_PROTOCOL", () => {
 
   it("a reader refuses a bad record: generation, flags, reserved bytes, size", () => {
     expect(readDeviceProtocol(frame([2, 1, 0, 0, 0, 0, 0, 0]))).toEqual({ generation: 2, restartsAtStopCopy: true });
-    expect(() => readDeviceProtocol(frame([3, 0, 0, 0, 0, 0, 0, 0]))).toThrow(expect.objectContaining({ code: "VERSION", field: "generation" }));
-    expect(() => readDeviceProtocol(frame([1, 0, 0, 0, 0, 0, 0, 0]))).toThrow(expect.objectContaining({ code: "FORMAT", field: "generation" }));
-    expect(() => readDeviceProtocol(frame([2, 2, 0, 0, 0, 0, 0, 0]))).toThrow(expect.objectContaining({ code: "FORMAT", field: "flags" }));
-    expect(() => readDeviceProtocol(frame([2, 0, 0, 0, 0, 9, 0, 0]))).toThrow(expect.objectContaining({ code: "FORMAT", field: "reserved" }));
-    expect(() => readDeviceProtocol(frame([2, 0, 0, 0]))).toThrow(expect.objectContaining({ code: "FORMAT", field: "length" }));
+    expect(() => readDeviceProtocol(frame([3, 0, 0, 0, 0, 0, 0, 0]))).toThrow(
+      expect.objectContaining({ code: "VERSION", field: "generation" }),
+    );
+    expect(() => readDeviceProtocol(frame([1, 0, 0, 0, 0, 0, 0, 0]))).toThrow(
+      expect.objectContaining({ code: "FORMAT", field: "generation" }),
+    );
+    expect(() => readDeviceProtocol(frame([2, 2, 0, 0, 0, 0, 0, 0]))).toThrow(
+      expect.objectContaining({ code: "FORMAT", field: "flags" }),
+    );
+    expect(() => readDeviceProtocol(frame([2, 0, 0, 0, 0, 9, 0, 0]))).toThrow(
+      expect.objectContaining({ code: "FORMAT", field: "reserved" }),
+    );
+    expect(() => readDeviceProtocol(frame([2, 0, 0, 0]))).toThrow(
+      expect.objectContaining({ code: "FORMAT", field: "length" }),
+    );
   });
   // A record after the first PHASE, or twice: structure.test.ts (FORMAT at that frame).
 });

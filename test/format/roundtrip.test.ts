@@ -2,26 +2,37 @@
 // devices interleaved, dedup, MAC, streamed decoding at random split points,
 // the coder pipeline, and the one-shot sync/async encoders agreeing byte for byte.
 import { beforeAll, describe, expect, it } from "vitest";
-import { init, CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "../../src/codec/index.js";
-import { encodeJob } from "../../src/parallel/codec-job.js";
-import { WorkerPool } from "../../src/parallel/index.js";
 import type { AutoContext } from "../../src/codec/auto/decide.js";
 import type { Coding } from "../../src/codec/coding.js";
+import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, init } from "../../src/codec/index.js";
 import {
+  type ChunkCoder,
+  type CodingPool,
+  type DecodeEvent,
+  type DeviceInput,
   decodeStream,
   decodeStreamAsync,
+  type EncoderOptions,
   encodeStream,
   encodeStreamAsync,
   StreamDecoder,
   StreamEncoder,
   verifyStream,
-  type ChunkCoder,
-  type CodingPool,
-  type DecodeEvent,
-  type DeviceInput,
-  type EncoderOptions,
 } from "../../src/format/index.js";
-import { errorOf, errorOfAsync, expectSameDevices, image, KEY, prng, same, SID, splitFrames, splitRandom } from "./helpers.js";
+import { encodeJob } from "../../src/parallel/codec-job.js";
+import { WorkerPool } from "../../src/parallel/index.js";
+import {
+  errorOf,
+  errorOfAsync,
+  expectSameDevices,
+  image,
+  KEY,
+  prng,
+  SID,
+  same,
+  splitFrames,
+  splitRandom,
+} from "./helpers.js";
 
 beforeAll(async () => {
   await init();
@@ -43,7 +54,11 @@ function oneDevice(txnSizes: number[], data = IMG): DeviceInput[] {
 
 /** Codec ids used by the CHUNK frames of a stream. */
 function codecsOf(s: Uint8Array): Set<number> {
-  return new Set(splitFrames(s).frames.filter((f) => f.type === 4).map((f) => f.payload[0]));
+  return new Set(
+    splitFrames(s)
+      .frames.filter((f) => f.type === 4)
+      .map((f) => f.payload[0]),
+  );
 }
 
 /** Raw bytes of the stop-and-copy chunks sent without their data (DEDUP_REF or ZERO). */
@@ -53,7 +68,8 @@ function stopcopyBytesNotSent(s: Uint8Array): number {
   const dec = new StreamDecoder({ verifyOnly: true });
   for (const ev of dec.write(s)) {
     if (ev.type === "phase") phase = ev.phase;
-    if (ev.type === "chunk" && phase === "stopcopy" && (ev.codec === CODEC_DEDUP_REF || ev.codec === CODEC_ZERO)) n += ev.rawLength;
+    if (ev.type === "chunk" && phase === "stopcopy" && (ev.codec === CODEC_DEDUP_REF || ev.codec === CODEC_ZERO))
+      n += ev.rawLength;
   }
   return n;
 }
@@ -83,7 +99,8 @@ describe("codecs and chunk sizes", () => {
         for (const c of used) expect([CODEC_RAW, CODEC_ZERO, CODEC_LZ4, CODEC_ZSTD]).toContain(c);
         if (name.startsWith("zstd")) {
           const lv = Number(name.split(" ")[1]);
-          for (const f of splitFrames(s).frames) if (f.type === 4 && f.payload[0] === CODEC_ZSTD) expect(f.payload[1]).toBeLessThanOrEqual(lv);
+          for (const f of splitFrames(s).frames)
+            if (f.type === 4 && f.payload[0] === CODEC_ZSTD) expect(f.payload[1]).toBeLessThanOrEqual(lv);
         }
         // verify-only agrees with the full decode on the totals.
         expect(verifyStream(s)).toEqual(d.trailer);
@@ -128,7 +145,14 @@ describe("several devices", () => {
     const a = oneDevice([1000, 2000, 3000])[0];
     const input: DeviceInput[] = [
       { ...a, id: 7, name: "a" },
-      { id: 3, name: "b", items: [{ kind: "phase", phase: "setup", iteration: 0 }, { kind: "transaction", data: IMG.subarray(5, 60_000) }] },
+      {
+        id: 3,
+        name: "b",
+        items: [
+          { kind: "phase", phase: "setup", iteration: 0 },
+          { kind: "transaction", data: IMG.subarray(5, 60_000) },
+        ],
+      },
       { id: 65535, name: "c ✓", items: [] },
     ];
     const s = encodeStream(input);
@@ -141,16 +165,22 @@ describe("several devices", () => {
   it("StreamEncoder devices written concurrently decode per device", async () => {
     const rnd = prng(11);
     const parts: Uint8Array[] = [];
-    const enc = new StreamEncoder(async (b) => {
-      if (rnd() < 0.5) await new Promise((r) => setTimeout(r, 0));
-      parts.push(b.slice());
-    }, { streamId: SID, chunkSize: 8192 });
+    const enc = new StreamEncoder(
+      async (b) => {
+        if (rnd() < 0.5) await new Promise((r) => setTimeout(r, 0));
+        parts.push(b.slice());
+      },
+      { streamId: SID, chunkSize: 8192 },
+    );
     const inputs: DeviceInput[] = [0, 1, 2].map((id) => ({
       id: id * 100,
       name: `d${id}`,
       items: [
         { kind: "phase", phase: "precopy", iteration: 0 },
-        ...Array.from({ length: 6 }, (_, k) => ({ kind: "transaction" as const, data: IMG.subarray(id * 1000 + k * 20_000, id * 1000 + k * 20_000 + 5000 * (k + id + 1)) })),
+        ...Array.from({ length: 6 }, (_, k) => ({
+          kind: "transaction" as const,
+          data: IMG.subarray(id * 1000 + k * 20_000, id * 1000 + k * 20_000 + 5000 * (k + id + 1)),
+        })),
         { kind: "phase", phase: "precopy", iteration: 3 },
         { kind: "transaction", data: IMG.subarray(0, 10) },
       ],
@@ -238,8 +268,20 @@ describe("dedup", () => {
 
   it("dedup across devices never happens (each device has its own window)", () => {
     const two: DeviceInput[] = [
-      { id: 1, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: X }] },
-      { id: 2, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: X }] },
+      {
+        id: 1,
+        items: [
+          { kind: "phase", phase: "stopcopy", iteration: 0 },
+          { kind: "transaction", data: X },
+        ],
+      },
+      {
+        id: 2,
+        items: [
+          { kind: "phase", phase: "stopcopy", iteration: 0 },
+          { kind: "transaction", data: X },
+        ],
+      },
     ];
     const s = encodeStream(two, { dedup: true });
     expect(codecsOf(s).has(CODEC_DEDUP_REF)).toBe(false);
@@ -305,19 +347,23 @@ describe("streamed decoding", () => {
       { id: 4, items: oneDevice([50_000, 3, 120_000])[0].items },
       { id: 5, items: oneDevice([8000, 8000])[0].items },
     ];
-    const want = new Map(input.map((d) => [d.id, Buffer.concat(d.items.flatMap((i) => (i.kind === "transaction" ? [i.data] : [])))]));
+    const want = new Map(
+      input.map((d) => [d.id, Buffer.concat(d.items.flatMap((i) => (i.kind === "transaction" ? [i.data] : [])))]),
+    );
     const plain = encodeStream(input, { dedup: true, chunkSize: 4096, codec: "auto" });
     const keyed = await encodeStreamAsync(input, { key: KEY, chunkSize: 8192 });
     for (let seed = 1; seed <= 12; seed++) {
       for (const [k, v] of await decodeInPieces(plain, seed, "sync")) expect(same(v, want.get(k)!)).toBe(true);
       for (const [k, v] of await decodeInPieces(plain, seed + 100, "async")) expect(same(v, want.get(k)!)).toBe(true);
-      for (const [k, v] of await decodeInPieces(keyed, seed + 200, "async", KEY)) expect(same(v, want.get(k)!)).toBe(true);
+      for (const [k, v] of await decodeInPieces(keyed, seed + 200, "async", KEY))
+        expect(same(v, want.get(k)!)).toBe(true);
       expect((await decodeInPieces(plain, seed + 300, "verify")).size).toBe(0);
     }
     // One byte at a time.
     const dec = new StreamDecoder();
     let n = 0;
-    for (let i = 0; i < plain.length; i++) for (const ev of dec.write(plain.subarray(i, i + 1))) if (ev.type === "chunk") n++;
+    for (let i = 0; i < plain.length; i++)
+      for (const ev of dec.write(plain.subarray(i, i + 1))) if (ev.type === "chunk") n++;
     dec.finish();
     expect(n).toBe(verifyStream(plain).chunks);
   });
@@ -350,7 +396,11 @@ describe("coder pipeline", () => {
 
   it("writes the same bytes as inline coding, with and without dedup", async () => {
     const input = oneDevice([100_000, 5, 300_000, 64_000]);
-    for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 3 }, { codec: "lz4", dedup: true }] as EncoderOptions[]) {
+    for (const opts of [
+      { codec: "lz4" },
+      { codec: "zstd", level: 3 },
+      { codec: "lz4", dedup: true },
+    ] as EncoderOptions[]) {
       const o = { ...opts, streamId: SID, chunkSize: 8192 };
       const coder = slowCoder(5);
       const a = await encodeStreamAsync(input, { ...o, pool: poolOf(coder) });
@@ -362,7 +412,9 @@ describe("coder pipeline", () => {
   it("works with the worker pool's encode jobs (inline) as its coder", async () => {
     const pool = new WorkerPool({ threads: 1 });
     try {
-      const coder: ChunkCoder = { encode: (raw, coding) => pool.encode(raw, { codec: coding.codec, level: coding.level, copy: true }) };
+      const coder: ChunkCoder = {
+        encode: (raw, coding) => pool.encode(raw, { codec: coding.codec, level: coding.level, copy: true }),
+      };
       const input = oneDevice([200_000, 1, 9000]);
       const a = await encodeStreamAsync(input, { pool: poolOf(coder), streamId: SID, chunkSize: 16384, key: KEY });
       expectSameDevices(await decodeStreamAsync(a, { key: KEY }), input);
@@ -383,7 +435,17 @@ describe("coder pipeline", () => {
     const e = await errorOfAsync(() => encodeStreamAsync(input, { pool: poolOf(coder), chunkSize: 4096 }));
     expect(e.code).toBe("CODEC");
     // A coder returning nonsense is caught.
-    const liar: ChunkCoder = { encode: async (raw) => ({ codec: CODEC_LZ4, level: 0, payload: new Uint8Array(raw.length + 1), rawLength: raw.length, hash: 0n }) };
-    expect((await errorOfAsync(() => encodeStreamAsync(input, { pool: poolOf(liar), chunkSize: 4096 }))).code).toBe("INTERNAL");
+    const liar: ChunkCoder = {
+      encode: async (raw) => ({
+        codec: CODEC_LZ4,
+        level: 0,
+        payload: new Uint8Array(raw.length + 1),
+        rawLength: raw.length,
+        hash: 0n,
+      }),
+    };
+    expect((await errorOfAsync(() => encodeStreamAsync(input, { pool: poolOf(liar), chunkSize: 4096 }))).code).toBe(
+      "INTERNAL",
+    );
   });
 });

@@ -7,14 +7,14 @@ import { isMigstreamError } from "../../src/errors.js";
 import { nonceOf } from "../../src/format/aead.js";
 import { crcSmall } from "../../src/format/crc.js";
 import {
+  type DecodeEvent,
+  type DeviceInput,
   decodeStreamAsync,
+  type EncoderOptions,
   encodeStream,
   encodeStreamAsync,
   MigrationDecoderStream,
   StreamDecoder,
-  type DecodeEvent,
-  type DeviceInput,
-  type EncoderOptions,
 } from "../../src/format/index.js";
 import { ALL_CODES, errorOfAsync, expectSameDevices, image, KEY, prng, splitRandom } from "./helpers.js";
 
@@ -26,7 +26,18 @@ const txn = (data: Uint8Array) => ({ kind: "transaction" as const, data });
 function devices(): DeviceInput[] {
   const a = image(300_000, 3);
   return [
-    { id: 1, name: "nic0 secret-name", metadata: new TextEncoder().encode("metadata: key=4242"), items: [phase("precopy"), txn(a.subarray(0, 100_000)), phase("stopcopy"), txn(a.subarray(100_000)), txn(new Uint8Array(0))] },
+    {
+      id: 1,
+      name: "nic0 secret-name",
+      metadata: new TextEncoder().encode("metadata: key=4242"),
+      items: [
+        phase("precopy"),
+        txn(a.subarray(0, 100_000)),
+        phase("stopcopy"),
+        txn(a.subarray(100_000)),
+        txn(new Uint8Array(0)),
+      ],
+    },
     { id: 9, name: "gpu", items: [phase("stopcopy"), txn(a.subarray(0, 50_000)), txn(a.subarray(0, 50_000))] },
   ];
 }
@@ -55,7 +66,10 @@ function reseq(frame: Uint8Array, seq: number, header: Uint8Array): Uint8Array {
 }
 
 /** Decodes `s`; returns the events it let out and the error that stopped it (null: it succeeded). */
-async function attempt(s: Uint8Array, o: { key?: Uint8Array; challenge?: Uint8Array; allowUnbound?: boolean; requireEncryption?: boolean } = { key: KEY }) {
+async function attempt(
+  s: Uint8Array,
+  o: { key?: Uint8Array; challenge?: Uint8Array; allowUnbound?: boolean; requireEncryption?: boolean } = { key: KEY },
+) {
   const dec = new StreamDecoder({ ...o, assemble: true });
   const events: DecodeEvent[] = [];
   try {
@@ -71,7 +85,12 @@ async function attempt(s: Uint8Array, o: { key?: Uint8Array; challenge?: Uint8Ar
 describe("sealed streams (AES-256-GCM)", () => {
   it("round-trip across codecs, dedup, several devices and any split; verify and the Web Streams decoder too", async () => {
     const input = devices();
-    for (const o of [{ codec: "raw" }, { codec: "lz4" }, { codec: "zstd", level: 3 }, { codec: "lz4", dedup: true, chunkSize: 4096 }] as EncoderOptions[]) {
+    for (const o of [
+      { codec: "raw" },
+      { codec: "lz4" },
+      { codec: "zstd", level: 3 },
+      { codec: "lz4", dedup: true, chunkSize: 4096 },
+    ] as EncoderOptions[]) {
       const s = await encodeStreamAsync(input, { ...o, key: KEY, encrypt: true });
       expect(s[11]).toBe(2);
       expect(s[9]).toBe(1);
@@ -97,7 +116,8 @@ describe("sealed streams (AES-256-GCM)", () => {
 
   it("hide device data, names and metadata, which an HMAC-keyed stream shows", async () => {
     const input = devices();
-    const has = (s: Uint8Array, t: string | Uint8Array) => Buffer.from(s).includes(typeof t === "string" ? Buffer.from(t) : Buffer.from(t));
+    const has = (s: Uint8Array, t: string | Uint8Array) =>
+      Buffer.from(s).includes(typeof t === "string" ? Buffer.from(t) : Buffer.from(t));
     const raw = input[0].items[1] as { data: Uint8Array };
     const mac = await encodeStreamAsync(input, { codec: "raw", key: KEY });
     const sealed = await encodeStreamAsync(input, { codec: "raw", key: KEY, encrypt: true });
@@ -116,7 +136,9 @@ describe("sealed streams (AES-256-GCM)", () => {
     // Same plaintext, other keys: no 16-byte block of ciphertext in common past the headers.
     const first = frameSpans(a).find((f) => a[f.at] === 4)!;
     expect(Buffer.from(b).includes(Buffer.from(a.subarray(first.at + 40, first.at + 56)))).toBe(false);
-    const e = await errorOfAsync(() => encodeStreamAsync(input, { key: KEY, encrypt: true, streamId: new Uint8Array(16) }));
+    const e = await errorOfAsync(() =>
+      encodeStreamAsync(input, { key: KEY, encrypt: true, streamId: new Uint8Array(16) }),
+    );
     expect(e.code).toBe("USAGE");
     expect(e.message).toMatch(/always drawn at random/);
     const iv = Uint8Array.from({ length: 12 }, (_, i) => 0xf0 + i);
@@ -125,7 +147,9 @@ describe("sealed streams (AES-256-GCM)", () => {
   });
 
   it("every flipped byte fails the stream, and nothing from the damaged frame or after it comes out", async () => {
-    const input: DeviceInput[] = [{ id: 0, name: "s", items: [phase("stopcopy"), txn(image(3000, 5)), txn(image(2000, 6))] }];
+    const input: DeviceInput[] = [
+      { id: 0, name: "s", items: [phase("stopcopy"), txn(image(3000, 5)), txn(image(2000, 6))] },
+    ];
     const s = await encodeStreamAsync(input, { codec: "lz4", chunkSize: 4096, key: KEY, encrypt: true });
     const spans = frameSpans(s);
     const rnd = prng(11);
@@ -138,7 +162,8 @@ describe("sealed streams (AES-256-GCM)", () => {
       const frame = spans.findIndex((f) => i >= f.at && i < f.at + f.size);
       if (frame < 0) expect(r.events, `byte ${i} (header)`).toEqual([]);
       else {
-        for (const ev of r.events) if ("frame" in ev) expect(ev.frame, `byte ${i} in frame ${frame}`).toBeLessThan(frame);
+        for (const ev of r.events)
+          if ("frame" in ev) expect(ev.frame, `byte ${i} in frame ${frame}`).toBeLessThan(frame);
         // In the ciphertext or tag the cause is the tag; in the clear frame header its CRC.
         const inHeader = i - spans[frame].at < 16;
         expect(r.error!.code, `byte ${i}`).toBe(inHeader ? "CHECKSUM" : "MAC");
@@ -161,7 +186,8 @@ describe("sealed streams (AES-256-GCM)", () => {
     const header = s.subarray(0, 64);
     const spans = frameSpans(s);
     const frame = (src: Uint8Array, f: { at: number; size: number }) => src.subarray(f.at, f.at + f.size);
-    const build = (list: Uint8Array[]) => new Uint8Array(Buffer.concat([header, ...list.map((f, i) => reseq(f, i, header))]));
+    const build = (list: Uint8Array[]) =>
+      new Uint8Array(Buffer.concat([header, ...list.map((f, i) => reseq(f, i, header))]));
     const all = spans.map((f) => frame(s, f));
     const k = 4;
     const cases: [string, Uint8Array[]][] = [
@@ -185,7 +211,9 @@ describe("sealed streams (AES-256-GCM)", () => {
   it("need a key, and the asynchronous API", async () => {
     const input = devices();
     expect((await errorOfAsync(async () => encodeStream(input, { key: KEY, encrypt: true }))).code).toBe("USAGE");
-    expect((await errorOfAsync(() => encodeStreamAsync(input, { encrypt: true }))).message).toMatch(/encrypt needs a key/);
+    expect((await errorOfAsync(() => encodeStreamAsync(input, { encrypt: true }))).message).toMatch(
+      /encrypt needs a key/,
+    );
     const s = await encodeStreamAsync(input, { key: KEY, encrypt: true });
     expect((await attempt(s, {})).error?.code).toBe("MAC");
     expect((await attempt(s, { key: new Uint8Array(32).fill(1) })).error).toMatchObject({ code: "MAC", frame: 0 });
@@ -225,14 +253,22 @@ describe("streams bound to a connection's challenge", () => {
     const input = devices();
     const mac = await encodeStreamAsync(input, { key: KEY, challenge: CHALLENGE });
     const sealed = await encodeStreamAsync(input, { key: KEY, encrypt: true, challenge: CHALLENGE });
-    expect((await attempt(mac, { key: KEY, challenge: CHALLENGE, requireEncryption: true })).error?.message).toMatch(/only an encrypted stream/);
+    expect((await attempt(mac, { key: KEY, challenge: CHALLENGE, requireEncryption: true })).error?.message).toMatch(
+      /only an encrypted stream/,
+    );
     expect((await attempt(sealed, { key: KEY, challenge: CHALLENGE, requireEncryption: true })).error).toBeNull();
   });
 
   it("refuses bad binding options", async () => {
     const input = devices();
-    expect((await errorOfAsync(() => encodeStreamAsync(input, { challenge: CHALLENGE }))).message).toMatch(/binds a keyed stream/);
-    expect((await errorOfAsync(() => encodeStreamAsync(input, { key: KEY, challenge: new Uint8Array(8) }))).code).toBe("USAGE");
-    expect((await errorOfAsync(async () => new StreamDecoder({ key: KEY, challenge: new Uint8Array(3) }))).code).toBe("USAGE");
+    expect((await errorOfAsync(() => encodeStreamAsync(input, { challenge: CHALLENGE }))).message).toMatch(
+      /binds a keyed stream/,
+    );
+    expect((await errorOfAsync(() => encodeStreamAsync(input, { key: KEY, challenge: new Uint8Array(8) }))).code).toBe(
+      "USAGE",
+    );
+    expect((await errorOfAsync(async () => new StreamDecoder({ key: KEY, challenge: new Uint8Array(3) }))).code).toBe(
+      "USAGE",
+    );
   });
 });

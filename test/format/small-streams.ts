@@ -2,7 +2,7 @@
 // golden vectors: each codec, several devices, dedup, MAC. Deterministic.
 import { init } from "../../src/codec/index.js";
 import { fillPage } from "../../src/device/pages.js";
-import { encodeStreamAsync, type DeviceInput, type EncoderOptions } from "../../src/format/index.js";
+import { type DeviceInput, type EncoderOptions, encodeStreamAsync } from "../../src/format/index.js";
 import { KEY, SID } from "./helpers.js";
 
 const text = new TextEncoder().encode(
@@ -46,8 +46,17 @@ export function smallCases(): SmallStream[] {
     {
       name: "multi",
       input: [
-        { id: 2, name: "nic", items: [{ kind: "phase", phase: "setup", iteration: 0 }, txn(text.subarray(0, 200)), txn(Uint8Array.of(7))] },
-        { id: 40000, name: "", metadata: Uint8Array.of(1), items: [{ kind: "phase", phase: "stopcopy", iteration: 2 }, txn(text.subarray(50, 300))] },
+        {
+          id: 2,
+          name: "nic",
+          items: [{ kind: "phase", phase: "setup", iteration: 0 }, txn(text.subarray(0, 200)), txn(Uint8Array.of(7))],
+        },
+        {
+          id: 40000,
+          name: "",
+          metadata: Uint8Array.of(1),
+          items: [{ kind: "phase", phase: "stopcopy", iteration: 2 }, txn(text.subarray(50, 300))],
+        },
       ],
       options: { codec: "lz4", chunkSize: 256, streamId: SID },
     },
@@ -70,7 +79,17 @@ export function smallCases(): SmallStream[] {
     },
     {
       name: "mac",
-      input: [{ id: 0, name: "keyed", items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, txn(text.subarray(0, 300)), txn(heap.subarray(0, 100))] }],
+      input: [
+        {
+          id: 0,
+          name: "keyed",
+          items: [
+            { kind: "phase", phase: "stopcopy", iteration: 0 },
+            txn(text.subarray(0, 300)),
+            txn(heap.subarray(0, 100)),
+          ],
+        },
+      ],
       options: { codec: "lz4", chunkSize: 256, key: KEY, streamId: SID },
     },
   ];

@@ -12,7 +12,7 @@ import {
   StreamDecoder,
   StreamEncoder,
 } from "../../src/format/index.js";
-import { errorOf, errorOfAsync, image, KEY, prng, same, SID, splitFrames, splitRandom } from "./helpers.js";
+import { errorOf, errorOfAsync, image, KEY, prng, SID, same, splitFrames, splitRandom } from "./helpers.js";
 
 beforeAll(async () => {
   await init();
@@ -46,7 +46,11 @@ describe("Web Streams", () => {
     ] as const) {
       const data = seed === 3 ? DATA.subarray(0, 3000) : DATA;
       const rnd = prng(seed);
-      const stream = await collect(source(splitRandom(data, rnd, 90_000)).pipeThrough(new MigrationEncoderStream({ ...opts, streamId: SID, name: "file" })));
+      const stream = await collect(
+        source(splitRandom(data, rnd, 90_000)).pipeThrough(
+          new MigrationEncoderStream({ ...opts, streamId: SID, name: "file" }),
+        ),
+      );
       // Transactions have exactly transactionSize bytes, the last one the rest.
       const d = opts.key ? null : decodeStream(stream);
       if (d) {
@@ -56,7 +60,11 @@ describe("Web Streams", () => {
         expect(sizes.reduce((a, b) => a + b, 0)).toBe(data.length);
         expect(d.devices[0].name).toBe("file");
       }
-      const back = await collect(source(splitRandom(stream, rnd, 5000)).pipeThrough(new MigrationDecoderStream(opts.key ? { key: opts.key } : {})));
+      const back = await collect(
+        source(splitRandom(stream, rnd, 5000)).pipeThrough(
+          new MigrationDecoderStream(opts.key ? { key: opts.key } : {}),
+        ),
+      );
       expect(same(back, data)).toBe(true);
     }
   });
@@ -74,29 +82,72 @@ describe("Web Streams", () => {
     bad[s.length >> 1] ^= 4;
     const e = await errorOfAsync(() => collect(source([bad]).pipeThrough(new MigrationDecoderStream())));
     expect(e.code).toBe("CHECKSUM");
-    const t = await errorOfAsync(() => collect(source([s.subarray(0, s.length - 1)]).pipeThrough(new MigrationDecoderStream())));
+    const t = await errorOfAsync(() =>
+      collect(source([s.subarray(0, s.length - 1)]).pipeThrough(new MigrationDecoderStream())),
+    );
     expect(t.code).toBe("TRUNCATED");
   });
 
   it("picks one device of several, or asks which", async () => {
     const s = encodeStream([
-      { id: 1, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: DATA.subarray(0, 1000) }] },
-      { id: 2, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: DATA.subarray(5000, 7000) }] },
+      {
+        id: 1,
+        items: [
+          { kind: "phase", phase: "stopcopy", iteration: 0 },
+          { kind: "transaction", data: DATA.subarray(0, 1000) },
+        ],
+      },
+      {
+        id: 2,
+        items: [
+          { kind: "phase", phase: "stopcopy", iteration: 0 },
+          { kind: "transaction", data: DATA.subarray(5000, 7000) },
+        ],
+      },
     ]);
-    expect(same(await collect(source([s]).pipeThrough(new MigrationDecoderStream({ device: 2 }))), DATA.subarray(5000, 7000))).toBe(true);
-    expect((await errorOfAsync(() => collect(source([s]).pipeThrough(new MigrationDecoderStream())))).code).toBe("USAGE");
+    expect(
+      same(
+        await collect(source([s]).pipeThrough(new MigrationDecoderStream({ device: 2 }))),
+        DATA.subarray(5000, 7000),
+      ),
+    ).toBe(true);
+    expect((await errorOfAsync(() => collect(source([s]).pipeThrough(new MigrationDecoderStream())))).code).toBe(
+      "USAGE",
+    );
   });
 });
 
 describe("StreamDecoder.events", () => {
   it("yields checked events from an async source, ending with end", async () => {
-    const s = encodeStream([{ id: 5, items: [{ kind: "phase", phase: "setup", iteration: 0 }, { kind: "transaction", data: DATA.subarray(0, 9000) }] }], { chunkSize: 4096 });
+    const s = encodeStream(
+      [
+        {
+          id: 5,
+          items: [
+            { kind: "phase", phase: "setup", iteration: 0 },
+            { kind: "transaction", data: DATA.subarray(0, 9000) },
+          ],
+        },
+      ],
+      { chunkSize: 4096 },
+    );
     async function* pieces() {
       for (const p of splitRandom(s, prng(9), 700)) yield p;
     }
     const types: string[] = [];
     for await (const ev of new StreamDecoder().events(pieces())) types.push(ev.type);
-    expect(types).toEqual(["header", "device", "phase", "transaction", "chunk", "chunk", "chunk", "transaction-end", "device-end", "end"]);
+    expect(types).toEqual([
+      "header",
+      "device",
+      "phase",
+      "transaction",
+      "chunk",
+      "chunk",
+      "chunk",
+      "transaction-end",
+      "device-end",
+      "end",
+    ]);
     const bad = s.slice(0, -1);
     const e = await errorOfAsync(async () => {
       for await (const _ of new StreamDecoder().events([bad])) void _;
@@ -161,7 +212,9 @@ describe("encoder rules", () => {
     ]) {
       expect(errorOf(() => new StreamEncoder(w, o as never)).code, JSON.stringify(o)).toBe("USAGE");
     }
-    expect(errorOf(() => new StreamEncoder(w, { dedup: true, dedupWindow: 2 ** 30, maxDevices: 5 })).code).toBe("LIMIT");
+    expect(errorOf(() => new StreamEncoder(w, { dedup: true, dedupWindow: 2 ** 30, maxDevices: 5 })).code).toBe(
+      "LIMIT",
+    );
   });
 
   it("a failing write fails the call and every later one", async () => {
@@ -196,10 +249,13 @@ describe("encoder rules", () => {
   it("the header comes first, is random per stream unless fixed, and output blocks stay bounded", async () => {
     const blocks: number[] = [];
     const out: Uint8Array[] = [];
-    const enc = new StreamEncoder((b) => {
-      blocks.push(b.length);
-      out.push(b);
-    }, { codec: "raw" });
+    const enc = new StreamEncoder(
+      (b) => {
+        blocks.push(b.length);
+        out.push(b);
+      },
+      { codec: "raw" },
+    );
     const a = enc.device(0);
     await a.phase("stopcopy", 0);
     for (let i = 0; i < 5; i++) await a.transaction(DATA.subarray(0, 600_000));
@@ -243,10 +299,22 @@ describe("encoder rules", () => {
 
   it("decoder reuseOutput: chunk data is one reused buffer, correct when copied in time", () => {
     const x = image(300_000, 6);
-    const s = encodeStream([{ id: 0, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: x }, { kind: "transaction", data: x }] }], {
-      dedup: true,
-      chunkSize: 16384,
-    });
+    const s = encodeStream(
+      [
+        {
+          id: 0,
+          items: [
+            { kind: "phase", phase: "stopcopy", iteration: 0 },
+            { kind: "transaction", data: x },
+            { kind: "transaction", data: x },
+          ],
+        },
+      ],
+      {
+        dedup: true,
+        chunkSize: 16384,
+      },
+    );
     const dec = new StreamDecoder({ reuseOutput: true });
     const got: Uint8Array[] = [];
     const buffers = new Set<ArrayBufferLike>();
@@ -286,10 +354,22 @@ describe("encoder rules", () => {
 describe("decoder events carry data the caller may keep", () => {
   it("chunk data of a dedup reference is a copy, not the window's", () => {
     const x = image(20_000, 2);
-    const s = encodeStream([{ id: 0, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: x }, { kind: "transaction", data: x }] }], {
-      dedup: true,
-      chunkSize: 4096,
-    });
+    const s = encodeStream(
+      [
+        {
+          id: 0,
+          items: [
+            { kind: "phase", phase: "stopcopy", iteration: 0 },
+            { kind: "transaction", data: x },
+            { kind: "transaction", data: x },
+          ],
+        },
+      ],
+      {
+        dedup: true,
+        chunkSize: 4096,
+      },
+    );
     const dec = new StreamDecoder();
     const got: Uint8Array[] = [];
     for (const ev of dec.write(s)) {
@@ -305,7 +385,18 @@ describe("decoder events carry data the caller may keep", () => {
   it("Node Buffers in and out never alias (Buffer#slice shares memory)", async () => {
     const meta = Buffer.from("metadata bytes");
     const x = Buffer.from(image(30_000, 8));
-    const s = Buffer.from(encodeStream([{ id: 0, metadata: meta, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: x }] }]));
+    const s = Buffer.from(
+      encodeStream([
+        {
+          id: 0,
+          metadata: meta,
+          items: [
+            { kind: "phase", phase: "stopcopy", iteration: 0 },
+            { kind: "transaction", data: x },
+          ],
+        },
+      ]),
+    );
     const d = decodeStream(s);
     s.fill(0);
     expect(Buffer.from(d.devices[0].metadata).toString()).toBe("metadata bytes");
@@ -324,7 +415,9 @@ describe("decoder events carry data the caller may keep", () => {
     await a.transaction(buf);
     await a.end();
     await enc.finish();
-    const back = decodeStream(Buffer.concat(parts)).devices[0].items.flatMap((i) => (i.kind === "transaction" ? [i.data] : []));
+    const back = decodeStream(Buffer.concat(parts)).devices[0].items.flatMap((i) =>
+      i.kind === "transaction" ? [i.data] : [],
+    );
     expect(same(back[0], first) && same(back[1], second)).toBe(true);
   });
 });

@@ -4,13 +4,13 @@
 // the frame where it is reported.
 import { beforeAll, describe, expect, it } from "vitest";
 import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD } from "../../src/codec/index.js";
-import { decodeStream, encodeStream, StreamDecoder, verifyStream, type DecodeEvent } from "../../src/format/index.js";
+import { type DecodeEvent, decodeStream, encodeStream, StreamDecoder, verifyStream } from "../../src/format/index.js";
 import { xxh3_64 } from "../../src/kernels/xxh3.js";
-import { editHeader, errorOf, expectSameDevices, reframe, splitFrames, type RawFrame } from "./helpers.js";
-import { smallStreams, type SmallStream } from "./small-streams.js";
+import { editHeader, errorOf, expectSameDevices, type RawFrame, reframe, splitFrames } from "./helpers.js";
+import { type SmallStream, smallStreams } from "./small-streams.js";
 
 type Stream = SmallStream & { bytes: Uint8Array };
-let byName: Record<string, Stream> = {};
+const byName: Record<string, Stream> = {};
 beforeAll(async () => {
   for (const s of await smallStreams()) byName[s.name] = s;
 });
@@ -24,11 +24,31 @@ function le(n: number, bytes: number): number[] {
 }
 const u64 = (n: bigint) => le(Number(n & 0xffffffffn), 4).concat(le(Number(n >> 32n), 4));
 
-const frame = (type: number, device: number, payload: ArrayLike<number>): F => ({ type, flags: 0, device, seq: 0, payload: Uint8Array.from(payload) });
+const frame = (type: number, device: number, payload: ArrayLike<number>): F => ({
+  type,
+  flags: 0,
+  device,
+  seq: 0,
+  payload: Uint8Array.from(payload),
+});
 const phaseF = (device: number, code: number, it = 0) => frame(2, device, [code, 0, 0, 0, ...le(it, 4)]);
 const txnF = (device: number, size: number, chunks: number) => frame(3, device, [...le(size, 4), ...le(chunks, 4)]);
-function chunkF(device: number, codec: number, raw: Uint8Array, coded: Uint8Array, o: { level?: number; rawLength?: number; hash?: bigint } = {}): F {
-  const head = [codec, o.level ?? 0, 0, 0, ...le(o.rawLength ?? raw.length, 4), ...le(coded.length, 4), ...u64(o.hash ?? xxh3_64(raw))];
+function chunkF(
+  device: number,
+  codec: number,
+  raw: Uint8Array,
+  coded: Uint8Array,
+  o: { level?: number; rawLength?: number; hash?: bigint } = {},
+): F {
+  const head = [
+    codec,
+    o.level ?? 0,
+    0,
+    0,
+    ...le(o.rawLength ?? raw.length, 4),
+    ...le(coded.length, 4),
+    ...u64(o.hash ?? xxh3_64(raw)),
+  ];
   return frame(4, device, [...head, ...coded]);
 }
 
@@ -119,9 +139,11 @@ describe("versioning", () => {
       expect(e.offset).toBeLessThan(64);
     }
     // The major version is checked before the header check: a v2 header is VERSION even if its check is stale.
-    expect(errorOf(() => decodeStream(Buffer.concat([editHeader(header, (_, b) => (b[8] = 2), true), byName.lz4.bytes.subarray(64)]))).code).toBe(
-      "VERSION",
-    );
+    expect(
+      errorOf(() =>
+        decodeStream(Buffer.concat([editHeader(header, (_, b) => (b[8] = 2), true), byName.lz4.bytes.subarray(64)])),
+      ).code,
+    ).toBe("VERSION");
   });
 
   it("a mangled magic is BAD_MAGIC and names the mangling; a short prefix is TRUNCATED", () => {
@@ -176,10 +198,18 @@ describe("limits", () => {
       [44, 2 ** 30 + 1],
       [48, (1 << 20) + 1],
     ] as const) {
-      const e = errorOf(() => decodeStream(Buffer.concat([editHeader(header, (dv) => dv.setUint32(at, v, true)), byName.lz4.bytes.subarray(64)])));
+      const e = errorOf(() =>
+        decodeStream(
+          Buffer.concat([editHeader(header, (dv) => dv.setUint32(at, v, true)), byName.lz4.bytes.subarray(64)]),
+        ),
+      );
       expect(e.code).toBe("LIMIT");
     }
-    const e = errorOf(() => decodeStream(Buffer.concat([editHeader(header, (dv) => dv.setUint16(52, 4097, true)), byName.lz4.bytes.subarray(64)])));
+    const e = errorOf(() =>
+      decodeStream(
+        Buffer.concat([editHeader(header, (dv) => dv.setUint16(52, 4097, true)), byName.lz4.bytes.subarray(64)]),
+      ),
+    );
     expect(e.code).toBe("LIMIT");
     expect(frames.length).toBeGreaterThan(5);
   });
@@ -200,16 +230,36 @@ describe("limits", () => {
     await expectRejected(await reframe(meta, [frame(1, 1, [0, 1, 2, 3]), ...frames.slice(-1)]), "LIMIT", 0);
     // A transaction larger than max_transaction.
     const txn = editHeader(header, (dv) => dv.setUint32(40, 100, true));
-    await expectRejected(await reframe(txn, [frame(1, 1, [0]), phaseF(1, 2), txnF(1, 101, 1), ...frames.slice(-1)]), "LIMIT", 2);
+    await expectRejected(
+      await reframe(txn, [frame(1, 1, [0]), phaseF(1, 2), txnF(1, 101, 1), ...frames.slice(-1)]),
+      "LIMIT",
+      2,
+    );
     // A chunk larger than max_chunk.
     const chunk = editHeader(header, (dv) => dv.setUint32(36, 100, true));
-    await expectRejected(await reframe(chunk, [frame(1, 1, [0]), phaseF(1, 2), txnF(1, 101, 2), chunkF(1, CODEC_RAW, raw, raw), ...frames.slice(-1)]), "LIMIT", 3);
+    await expectRejected(
+      await reframe(chunk, [
+        frame(1, 1, [0]),
+        phaseF(1, 2),
+        txnF(1, 101, 2),
+        chunkF(1, CODEC_RAW, raw, raw),
+        ...frames.slice(-1),
+      ]),
+      "LIMIT",
+      3,
+    );
     // A zstd chunk above what zstd may decode.
     const big = editHeader(header, (dv) => {
       dv.setUint32(36, 8 << 20, true);
       dv.setUint32(40, 8 << 20, true);
     });
-    const zl = [frame(1, 1, [0]), phaseF(1, 2), txnF(1, 5 << 20, 1), chunkF(1, CODEC_ZSTD, raw, new Uint8Array(20), { level: 3, rawLength: 5 << 20 }), ...frames.slice(-1)];
+    const zl = [
+      frame(1, 1, [0]),
+      phaseF(1, 2),
+      txnF(1, 5 << 20, 1),
+      chunkF(1, CODEC_ZSTD, raw, new Uint8Array(20), { level: 3, rawLength: 5 << 20 }),
+      ...frames.slice(-1),
+    ];
     await expectRejected(await reframe(big, zl), "LIMIT", 3);
   });
 
@@ -241,31 +291,130 @@ describe("structure rules", () => {
     ["device opened twice", () => [begin, begin], "FORMAT", 1],
     ["frame of an ended device", () => [begin, phaseF(1, 2), emptyDeviceEnd(1, 3), phaseF(1, 3)], "FORMAT", 3],
     ["device opened again after its end", () => [begin, phaseF(1, 2), emptyDeviceEnd(1, 3), begin], "FORMAT", 3],
-    ["PHASE inside a transaction", () => [begin, phaseF(1, 2), txnF(1, 64, 2), chunkF(1, CODEC_RAW, raw, raw), phaseF(1, 3)], "FORMAT", 4],
-    ["DEVICE_END inside a transaction", () => [begin, phaseF(1, 2), txnF(1, 64, 2), chunkF(1, CODEC_RAW, raw, raw), lz4Frames().frames.at(-2)!], "FORMAT", 4],
+    [
+      "PHASE inside a transaction",
+      () => [begin, phaseF(1, 2), txnF(1, 64, 2), chunkF(1, CODEC_RAW, raw, raw), phaseF(1, 3)],
+      "FORMAT",
+      4,
+    ],
+    [
+      "DEVICE_END inside a transaction",
+      () => [begin, phaseF(1, 2), txnF(1, 64, 2), chunkF(1, CODEC_RAW, raw, raw), lz4Frames().frames.at(-2)!],
+      "FORMAT",
+      4,
+    ],
     ["STREAM_END with an open device", () => [begin, phaseF(1, 2), ...end().slice(1)], "FORMAT", 2],
     ["STREAM_END naming a device", () => [{ ...end()[1], device: 1 }], "FORMAT", 0],
     ["chunks = 0 for a non-empty transaction", () => [begin, phaseF(1, 2), txnF(1, 32, 0)], "FORMAT", 2],
     ["more chunks than bytes", () => [begin, phaseF(1, 2), txnF(1, 2, 3)], "FORMAT", 2],
     ["fewer chunks than max_chunk allows", () => [begin, phaseF(1, 2), txnF(1, 513, 1)], "FORMAT", 2],
     ["chunk count mismatch", () => [begin, phaseF(1, 2), txnF(1, 32, 2), chunkF(1, CODEC_RAW, raw, raw)], "FORMAT", 3],
-    ["chunk overrunning its transaction", () => [begin, phaseF(1, 2), txnF(1, 31, 1), chunkF(1, CODEC_RAW, raw, raw)], "FORMAT", 3],
-    ["chunk raw_length 0", () => [begin, phaseF(1, 2), txnF(1, 1, 1), chunkF(1, CODEC_RAW, raw, raw.subarray(0, 0), { rawLength: 0 })], "FORMAT", 3],
+    [
+      "chunk overrunning its transaction",
+      () => [begin, phaseF(1, 2), txnF(1, 31, 1), chunkF(1, CODEC_RAW, raw, raw)],
+      "FORMAT",
+      3,
+    ],
+    [
+      "chunk raw_length 0",
+      () => [begin, phaseF(1, 2), txnF(1, 1, 1), chunkF(1, CODEC_RAW, raw, raw.subarray(0, 0), { rawLength: 0 })],
+      "FORMAT",
+      3,
+    ],
     ["unknown codec", () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, 5, raw, raw)], "CODEC", 3],
-    ["level on a non-zstd chunk", () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_RAW, raw, raw, { level: 1 })], "FORMAT", 3],
-    ["zstd level 0", () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_ZSTD, raw, raw.subarray(0, 10), { level: 0 })], "FORMAT", 3],
-    ["zstd level 20", () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_ZSTD, raw, raw.subarray(0, 10), { level: 20 })], "FORMAT", 3],
-    ["RAW with a short payload", () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_RAW, raw, raw.subarray(1), { rawLength: 32 })], "FORMAT", 3],
-    ["ZERO with a payload", () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_ZERO, new Uint8Array(32), Uint8Array.of(0))], "FORMAT", 3],
-    ["LZ4 with an empty payload", () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_LZ4, raw, new Uint8Array(0))], "FORMAT", 3],
-    ["DEDUP_REF without a window", () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_DEDUP_REF, raw, new Uint8Array(8))], "FORMAT", 3],
-    ["CHUNK reserved field", () => [begin, phaseF(1, 2), txnF(1, 32, 1), { ...chunkF(1, CODEC_RAW, raw, raw), payload: (() => { const c = chunkF(1, CODEC_RAW, raw, raw).payload; c[2] = 1; return c; })() }], "FORMAT", 3],
-    ["coded_length not matching the payload", () => [begin, phaseF(1, 2), txnF(1, 32, 1), { ...chunkF(1, CODEC_RAW, raw, raw), payload: (() => { const c = chunkF(1, CODEC_RAW, raw, raw).payload; c[8] = 31; return c; })() }], "FORMAT", 3],
-    ["CHUNK shorter than its header", () => [begin, phaseF(1, 2), txnF(1, 32, 1), frame(4, 1, new Uint8Array(19))], "FORMAT", 3],
+    [
+      "level on a non-zstd chunk",
+      () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_RAW, raw, raw, { level: 1 })],
+      "FORMAT",
+      3,
+    ],
+    [
+      "zstd level 0",
+      () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_ZSTD, raw, raw.subarray(0, 10), { level: 0 })],
+      "FORMAT",
+      3,
+    ],
+    [
+      "zstd level 20",
+      () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_ZSTD, raw, raw.subarray(0, 10), { level: 20 })],
+      "FORMAT",
+      3,
+    ],
+    [
+      "RAW with a short payload",
+      () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_RAW, raw, raw.subarray(1), { rawLength: 32 })],
+      "FORMAT",
+      3,
+    ],
+    [
+      "ZERO with a payload",
+      () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_ZERO, new Uint8Array(32), Uint8Array.of(0))],
+      "FORMAT",
+      3,
+    ],
+    [
+      "LZ4 with an empty payload",
+      () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_LZ4, raw, new Uint8Array(0))],
+      "FORMAT",
+      3,
+    ],
+    [
+      "DEDUP_REF without a window",
+      () => [begin, phaseF(1, 2), txnF(1, 32, 1), chunkF(1, CODEC_DEDUP_REF, raw, new Uint8Array(8))],
+      "FORMAT",
+      3,
+    ],
+    [
+      "CHUNK reserved field",
+      () => [
+        begin,
+        phaseF(1, 2),
+        txnF(1, 32, 1),
+        {
+          ...chunkF(1, CODEC_RAW, raw, raw),
+          payload: (() => {
+            const c = chunkF(1, CODEC_RAW, raw, raw).payload;
+            c[2] = 1;
+            return c;
+          })(),
+        },
+      ],
+      "FORMAT",
+      3,
+    ],
+    [
+      "coded_length not matching the payload",
+      () => [
+        begin,
+        phaseF(1, 2),
+        txnF(1, 32, 1),
+        {
+          ...chunkF(1, CODEC_RAW, raw, raw),
+          payload: (() => {
+            const c = chunkF(1, CODEC_RAW, raw, raw).payload;
+            c[8] = 31;
+            return c;
+          })(),
+        },
+      ],
+      "FORMAT",
+      3,
+    ],
+    [
+      "CHUNK shorter than its header",
+      () => [begin, phaseF(1, 2), txnF(1, 32, 1), frame(4, 1, new Uint8Array(19))],
+      "FORMAT",
+      3,
+    ],
     ["empty DEVICE_BEGIN", () => [frame(1, 1, [])], "FORMAT", 0],
     ["device name overrunning the payload", () => [frame(1, 1, [5, 65, 66])], "FORMAT", 0],
     ["device name not UTF-8", () => [frame(1, 1, [2, 0xc3, 0x28])], "FORMAT", 0],
-    ["TRANSACTION of the wrong size", () => [begin, phaseF(1, 2), frame(3, 1, [1, 0, 0, 0, 1, 0, 0, 0, 0])], "FORMAT", 2],
+    [
+      "TRANSACTION of the wrong size",
+      () => [begin, phaseF(1, 2), frame(3, 1, [1, 0, 0, 0, 1, 0, 0, 0, 0])],
+      "FORMAT",
+      2,
+    ],
     ["non-zero frame flags", () => [begin, { ...phaseF(1, 2), flags: 1 }], "FORMAT", 1],
   ];
   for (const [name, build, code, at] of cases) {
@@ -284,13 +433,15 @@ describe("structure rules", () => {
       return l;
     };
     // DEVICE_END: frames, transactions, chunks, raw and coded bytes; then its digest.
-    for (const at of [0, 8, 16, 24, 32]) await expectRejected(await reframe(header, edit(n - 2, at, 1)), "FORMAT", n - 2);
+    for (const at of [0, 8, 16, 24, 32])
+      await expectRejected(await reframe(header, edit(n - 2, at, 1)), "FORMAT", n - 2);
     await expectRejected(await reframe(header, edit(n - 2, 40, 1)), "CHECKSUM", n - 2);
     await expectRejected(await reframe(header, edit(n - 2, 47, 0x80)), "CHECKSUM", n - 2);
     // A count above 2^53 - 1.
     await expectRejected(await reframe(header, edit(n - 2, 7, 0x40)), "FORMAT", n - 2);
     // STREAM_END: devices, transactions, chunks, raw and coded bytes; the frame count; the digest; the marker.
-    for (const at of [8, 16, 24, 32, 40]) await expectRejected(await reframe(header, edit(n - 1, at, 1)), "FORMAT", n - 1);
+    for (const at of [8, 16, 24, 32, 40])
+      await expectRejected(await reframe(header, edit(n - 1, at, 1)), "FORMAT", n - 1);
     await expectRejected(await reframe(header, edit(n - 1, 0, 1), { fixTrailer: false }), "FORMAT", n - 1);
     await expectRejected(await reframe(header, edit(n - 1, 48, 1), { fixTrailer: false }), "CHECKSUM", n - 1);
     await expectRejected(await reframe(header, edit(n - 1, 60, 1)), "FORMAT", n - 1);
@@ -326,7 +477,9 @@ describe("structure rules", () => {
     l[i].payload[20] = 99;
     await expectRejected(await reframe(header, l), "FORMAT", i);
     // Point the reference at the other recorded chunk, which has another length.
-    const recorded = frames.filter((f) => f.type === 4 && f.payload[0] === CODEC_RAW).map((f) => new DataView(f.payload.buffer).getUint32(4, true));
+    const recorded = frames
+      .filter((f) => f.type === 4 && f.payload[0] === CODEC_RAW)
+      .map((f) => new DataView(f.payload.buffer).getUint32(4, true));
     const target = m(frames, i);
     expect(recorded[target.other]).not.toBe(recorded[target.was]);
     await expectRejected(await reframe(header, target.list), "CODEC", i);

@@ -8,13 +8,25 @@ import { readFileSync } from "node:fs";
 import { createXXHash3 } from "hash-wasm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { init } from "../../src/codec/index.js";
-import { decodeStreamAsync, encodeStream, encodeStreamAsync, verifyStream, type DeviceInput, type EncoderOptions } from "../../src/format/index.js";
-import { expectSameDevices, same } from "./helpers.js";
+import {
+  type DeviceInput,
+  decodeStreamAsync,
+  type EncoderOptions,
+  encodeStream,
+  encodeStreamAsync,
+  verifyStream,
+} from "../../src/format/index.js";
 // @ts-expect-error plain JS module shared with scripts/make-vectors.mjs
 import { KEY, vectorCases } from "../vectors/cases.mjs";
+import { expectSameDevices, same } from "./helpers.js";
 
 const dir = new URL("../vectors/", import.meta.url);
-const cases = vectorCases() as { name: string; input: DeviceInput[]; options: EncoderOptions; decode?: { key: Uint8Array; challenge?: Uint8Array } }[];
+const cases = vectorCases() as {
+  name: string;
+  input: DeviceInput[];
+  options: EncoderOptions;
+  decode?: { key: Uint8Array; challenge?: Uint8Array };
+}[];
 /** How a vector is read: its `decode` options, else its key. */
 const reading = (c: (typeof cases)[number]) => c.decode ?? (c.options.key ? { key: c.options.key } : {});
 const load = (name: string) => new Uint8Array(readFileSync(new URL(`${name}.mstream`, dir)));
@@ -111,7 +123,10 @@ function reference(s: Uint8Array, o: { key?: Uint8Array; challenge?: Uint8Array 
   const macAlg = s[11];
   const tag = macAlg === 0 ? 0 : 16;
   const binding = (le32(s, 12) & 1) === 1 ? Buffer.from(o.challenge!) : Buffer.alloc(0);
-  const derive = (label: string) => createHmac("sha256", o.key!).update(Buffer.concat([Buffer.from(label), s.subarray(0, 64), binding])).digest();
+  const derive = (label: string) =>
+    createHmac("sha256", o.key!)
+      .update(Buffer.concat([Buffer.from(label), s.subarray(0, 64), binding]))
+      .digest();
   const ks = o.key && macAlg === 1 && !seedsOnly ? derive("migstream/1 frame-mac") : null;
   const ke = o.key && macAlg === 2 && !seedsOnly ? derive("migstream/1 aes-256-gcm key") : null;
   const iv = o.key && macAlg === 2 && !seedsOnly ? derive("migstream/1 aes-256-gcm iv").subarray(0, 12) : null;
@@ -147,7 +162,10 @@ function reference(s: Uint8Array, o: { key?: Uint8Array; challenge?: Uint8Array 
       const check = le64(checkBytes, 0);
       expect(xxh3(payload, pseed)).toBe(check);
       if (ks) {
-        const t = createHmac("sha256", ks).update(s.subarray(at, at + 24 + len)).digest().subarray(0, 16);
+        const t = createHmac("sha256", ks)
+          .update(s.subarray(at, at + 24 + len))
+          .digest()
+          .subarray(0, 16);
         expect(Buffer.compare(t, s.subarray(at + 24 + len, at + 40 + len))).toBe(0);
       }
       if (type === 3) txnIndex.set(dev, (txnIndex.get(dev) ?? -1) + 1);
@@ -159,7 +177,11 @@ function reference(s: Uint8Array, o: { key?: Uint8Array; challenge?: Uint8Array 
         expect([...payload.subarray(2)]).toEqual([0, 0, 0, 0, 0, 0]);
       }
       if (type === 4) {
-        const rec = Buffer.concat([u64(le64(payload, 12)), payload.subarray(4, 8), Buffer.from(Uint32Array.of(txnIndex.get(dev)!).buffer)]);
+        const rec = Buffer.concat([
+          u64(le64(payload, 12)),
+          payload.subarray(4, 8),
+          Buffer.from(Uint32Array.of(txnIndex.get(dev)!).buffer),
+        ]);
         records.set(dev, [...(records.get(dev) ?? []), rec]);
       }
       if (type === 5) expect(le64(payload, 40)).toBe(xxh3(Buffer.concat(records.get(dev) ?? []), 0n));

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { makeImage } from "../../src/device/pages.js";
 import { isMigstreamError } from "../../src/errors.js";
 import {
   CDC_MAX_SIZE,
@@ -11,7 +12,6 @@ import {
   fixedBoundaries,
 } from "../../src/kernels/chunk.js";
 import { allocBuffer } from "../../src/kernels/wasm.js";
-import { makeImage } from "../../src/device/pages.js";
 import { randomBytes, textBytes } from "./data.js";
 
 // Reference chunker written from the description in assembly/chunk.ts, with its

@@ -99,7 +99,12 @@ describe("raw kernels stay inside their buffers", () => {
         } else {
           expect(n).toBeLessThanOrEqual(cap);
         }
-        expect(a.u8().subarray(dst + cap, dst + cap + GUARD).every((b) => b === GUARD_BYTE)).toBe(true);
+        expect(
+          a
+            .u8()
+            .subarray(dst + cap, dst + cap + GUARD)
+            .every((b) => b === GUARD_BYTE),
+        ).toBe(true);
       }
       expect(rejected).toBeGreaterThan(500);
     });
@@ -115,7 +120,13 @@ describe("raw kernels stay inside their buffers", () => {
           const src = a.atMemoryEnd(data);
           const n = k.lz4_compress(src, data.length, dst, cap, 1) >>> 0;
           expect(n, name).toBe(cap === ref.length ? ref.length : 0);
-          expect(a.u8().subarray(dst + cap, dst + cap + GUARD).every((b) => b === GUARD_BYTE), name).toBe(true);
+          expect(
+            a
+              .u8()
+              .subarray(dst + cap, dst + cap + GUARD)
+              .every((b) => b === GUARD_BYTE),
+            name,
+          ).toBe(true);
         }
       }
     });

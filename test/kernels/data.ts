@@ -19,7 +19,8 @@ export function randomBytes(n: number, seed: number): Uint8Array {
   return out;
 }
 
-const WORDS = "the of device state region migration vfio page dirty bitmap stop copy resume pending data offset size".split(" ");
+const WORDS =
+  "the of device state region migration vfio page dirty bitmap stop copy resume pending data offset size".split(" ");
 
 /** Text-like bytes: words from a small vocabulary with spaces and newlines. */
 export function textBytes(n: number, seed: number): Uint8Array {

@@ -2,7 +2,8 @@ import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isMigstreamError, MigstreamError } from "../../src/errors.js";
+import { makeImage } from "../../src/device/pages.js";
+import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import {
   LZ4_MAX_INPUT_SIZE,
   lz4Compress,
@@ -12,7 +13,6 @@ import {
   lz4DecompressInto,
 } from "../../src/kernels/lz4.js";
 import { allocBuffer } from "../../src/kernels/wasm.js";
-import { makeImage } from "../../src/device/pages.js";
 import { corpus, firstDiff, randomBytes, rng, textBytes } from "./data.js";
 import {
   lz4jsCompress,
@@ -47,7 +47,10 @@ function expectCode(fn: () => unknown, code: string): MigstreamError {
 
 /** Data with repeats: random fragments copied from earlier positions. */
 const repetitive = fc
-  .tuple(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 300 })), { maxLength: 40 }))
+  .tuple(
+    fc.uint8Array({ minLength: 1, maxLength: 64 }),
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 300 })), { maxLength: 40 }),
+  )
   .map(([seed, ops]) => {
     const out: number[] = Array.from(seed);
     for (const [at, len] of ops) {
@@ -123,9 +126,13 @@ describe("lz4 block round trips", () => {
 
   it("round-trips arbitrary and repetitive inputs (property)", () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 3000 }), repetitive), fc.integer({ min: 1, max: 20 }), (data, a) => {
-        expect(firstDiff(lz4Decompress(lz4Compress(data, a), data.length), data)).toBe(-1);
-      }),
+      fc.property(
+        fc.oneof(fc.uint8Array({ maxLength: 3000 }), repetitive),
+        fc.integer({ min: 1, max: 20 }),
+        (data, a) => {
+          expect(firstDiff(lz4Decompress(lz4Compress(data, a), data.length), data)).toBe(-1);
+        },
+      ),
       { numRuns: 300 },
     );
   });

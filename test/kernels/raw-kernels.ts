@@ -5,7 +5,11 @@
 import { readFileSync } from "node:fs";
 
 // biome-ignore lint: raw export table
-export type RawKernels = Record<string, any> & { memory: WebAssembly.Memory; heapBase(): number; simdEnabled(): number };
+export type RawKernels = Record<string, any> & {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  simdEnabled(): number;
+};
 
 export type Build = "simd" | "scalar";
 export const BUILDS: readonly Build[] = ["simd", "scalar"];

@@ -3,7 +3,17 @@
 // recycled, failures typed MigstreamErrors like the rest of the library.
 import { describe, expect, it } from "vitest";
 import { isMigstreamError } from "../../src/errors.js";
-import { allocBuffer, initSync, inputPtr, inKernelMemory, MAX_KERNEL_MEMORY, memU8, scratch, SLOT_IN, simdActive } from "../../src/kernels/wasm.js";
+import {
+  allocBuffer,
+  initSync,
+  inKernelMemory,
+  inputPtr,
+  MAX_KERNEL_MEMORY,
+  memU8,
+  SLOT_IN,
+  scratch,
+  simdActive,
+} from "../../src/kernels/wasm.js";
 
 describe("kernel module and arena", () => {
   it("loads the SIMD build where the engine supports it", () => {
@@ -42,7 +52,9 @@ describe("kernel module and arena", () => {
     const b = allocBuffer(900);
     expect(b.ptr).toBe(p);
     b.free();
-    expect(() => b.view()).toThrow(expect.objectContaining({ code: "USAGE", message: expect.stringMatching(/after free/) }));
+    expect(() => b.view()).toThrow(
+      expect.objectContaining({ code: "USAGE", message: expect.stringMatching(/after free/) }),
+    );
   });
 
   it("fails with a typed error beyond the memory ceiling (LIMIT), allocating nothing", () => {

@@ -160,7 +160,9 @@ describe("xxh3_64", () => {
           arena.reset();
           const state = arena.alloc(k.xxh3_state_size());
           const p = arena.put(data);
-          expect(BigInt.asUintN(64, k.xxh3_oneshot(p, len, seed)), `build simd=${k.simdEnabled()} len ${len}`).toBe(want);
+          expect(BigInt.asUintN(64, k.xxh3_oneshot(p, len, seed)), `build simd=${k.simdEnabled()} len ${len}`).toBe(
+            want,
+          );
           k.xxh3_init(state, seed);
           k.xxh3_update(state, p, len >> 1);
           k.xxh3_update(state, p + (len >> 1), len - (len >> 1));

@@ -143,7 +143,9 @@ describe("xxh64", () => {
           arena.reset();
           const state = arena.alloc(k.xxh64_state_size());
           const p = arena.put(data);
-          expect(BigInt.asUintN(64, k.xxh64_oneshot(p, len, seed)), `build simd=${k.simdEnabled()} len ${len}`).toBe(want);
+          expect(BigInt.asUintN(64, k.xxh64_oneshot(p, len, seed)), `build simd=${k.simdEnabled()} len ${len}`).toBe(
+            want,
+          );
           k.xxh64_init(state, seed);
           k.xxh64_update(state, p, len >> 1);
           k.xxh64_update(state, p + (len >> 1), len - (len >> 1));

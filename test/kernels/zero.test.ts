@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { isMigstreamError } from "../../src/errors.js";
-import { countZeroPages, isZero, ZERO_MAX_PAGE_SIZE, zeroPageMap, zeroPrefixLength } from "../../src/kernels/zero.js";
-import { allocBuffer } from "../../src/kernels/wasm.js";
 import { makeImage } from "../../src/device/pages.js";
+import { isMigstreamError } from "../../src/errors.js";
+import { allocBuffer } from "../../src/kernels/wasm.js";
+import { countZeroPages, isZero, ZERO_MAX_PAGE_SIZE, zeroPageMap, zeroPrefixLength } from "../../src/kernels/zero.js";
 import { rng } from "./data.js";
 
 // Plain JS references.
@@ -14,13 +14,17 @@ function refPrefix(d: Uint8Array): number {
 }
 function refPageMap(d: Uint8Array, page: number): Uint8Array {
   const out = new Uint8Array(Math.ceil(d.length / page));
-  for (let p = 0; p < out.length; p++) out[p] = refPrefix(d.subarray(p * page, (p + 1) * page)) === Math.min(page, d.length - p * page) ? 1 : 0;
+  for (let p = 0; p < out.length; p++)
+    out[p] = refPrefix(d.subarray(p * page, (p + 1) * page)) === Math.min(page, d.length - p * page) ? 1 : 0;
   return out;
 }
 
 /** Mostly-zero buffers with a few non-zero bytes at random places. */
 const sparse = fc
-  .tuple(fc.integer({ min: 0, max: 20_000 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }))
+  .tuple(
+    fc.integer({ min: 0, max: 20_000 }),
+    fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }),
+  )
   .map(([n, marks]) => {
     const d = new Uint8Array(n);
     for (const [at, v] of marks) if (n) d[at % n] = v;

@@ -1,11 +1,13 @@
 // Our zstd WebAssembly build (src/kernels/zstd.ts): round trips, the frame
 // shape the format expects, cross-checks against the zstd CLI and zstd-codec
 // (zstd 1.3.6, emscripten) in both directions, corrupt input, memory limits.
-import type { ZstdSimple } from "zstd-codec";
+
 import { createRequire } from "node:module";
 import { beforeAll, describe, expect, it } from "vitest";
+import type { ZstdSimple } from "zstd-codec";
 import { ZSTD_LEVEL_MAX_CHUNK } from "../../src/codec/zstd.js";
 import { checkZstdFrame } from "../../src/codec/zstd-frame.js";
+import { makeImage } from "../../src/device/pages.js";
 import { isMigstreamError } from "../../src/errors.js";
 import {
   ZSTD_WASM_MAX_BUFFER,
@@ -17,7 +19,6 @@ import {
   zstdVersion,
   zstdWasmBound,
 } from "../../src/kernels/zstd.js";
-import { makeImage } from "../../src/device/pages.js";
 import { zstdCliDecode, zstdCliEncode } from "../codec/peers.js";
 import { firstDiff, randomBytes, rng, textBytes } from "./data.js";
 
@@ -168,7 +169,10 @@ describe("zstd wasm on bad input", () => {
     expect(codeOf(() => zstdDecompress(new Uint8Array(0), 10))).toBe("CODEC");
     expect(codeOf(() => zstdDecompress(randomBytes(1000, 1), 10))).toBe("CODEC");
     for (const cut of [1, 4, 6, 20, frame.length >> 1, frame.length - 1]) {
-      expect(codeOf(() => zstdDecompress(frame.subarray(0, cut), raw.length)), `cut at ${cut}`).toBe("CODEC");
+      expect(
+        codeOf(() => zstdDecompress(frame.subarray(0, cut), raw.length)),
+        `cut at ${cut}`,
+      ).toBe("CODEC");
     }
     expect(codeOf(() => zstdDecompress(frame, raw.length - 1))).toBe("CODEC"); // output does not fit
     expect(codeOf(() => zstdDecompress(frame, raw.length + 1))).toBe("CODEC"); // decodes short

@@ -32,7 +32,9 @@ describe("the stream's protocol record against the device", () => {
     const bytes = await streamOf(new InProcessRegion(new SimDevice({ stateSize: 32 << 10, txnSize: 8 << 10 })));
     const dst = new MigrationSimDevice({ stateSize: 32 << 10, empty: true });
     let touched = false;
-    await expect(restoreDevice(new InProcessMigration(dst), bytes, { onTouch: () => (touched = true) })).rejects.toMatchObject({ code: "USAGE", field: "generation" });
+    await expect(
+      restoreDevice(new InProcessMigration(dst), bytes, { onTouch: () => (touched = true) }),
+    ).rejects.toMatchObject({ code: "USAGE", field: "generation" });
     expect(touched).toBe(false); // refused on the stream's head, before the device would be touched
     expect(dst.arcs).toEqual([]); // the device saw nothing
     expect(dst.state).toBe(MIG_STATE.RUNNING);
@@ -41,7 +43,10 @@ describe("the stream's protocol record against the device", () => {
   it("a v2 stream into a v1 device: USAGE, the device untouched", async () => {
     const bytes = await streamOf(new InProcessMigration(new MigrationSimDevice({ stateSize: 32 << 10 })));
     const dst = new SimDevice({ stateSize: 32 << 10, txnSize: 8 << 10, empty: true });
-    await expect(restoreDevice(new InProcessRegion(dst), bytes)).rejects.toMatchObject({ code: "USAGE", field: "generation" });
+    await expect(restoreDevice(new InProcessRegion(dst), bytes)).rejects.toMatchObject({
+      code: "USAGE",
+      field: "generation",
+    });
     expect(dst.stateWrites).toEqual([]);
     expect(dst.state & 7).toBe(1);
   });

@@ -31,7 +31,9 @@ function lazyWritable(delayMs = 2): { stream: Writable; taken: Uint8Array[] } {
 }
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+  return (
+    Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0
+  );
 }
 
 describe("writableSink without copies", () => {
@@ -45,7 +47,9 @@ describe("writableSink without copies", () => {
       expect(taken.length).toBe(round + 1); // taken before the write settled
     }
     await sink.end();
-    taken.forEach((t, i) => expect(t.every((x) => x === i + 1)).toBe(true));
+    taken.forEach((t, i) => {
+      expect(t.every((x) => x === i + 1)).toBe(true);
+    });
     expect(sink.bytes).toBe(5000);
   });
 
@@ -55,7 +59,11 @@ describe("writableSink without copies", () => {
     const e = await sink.write(new Uint8Array(10)).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(MigstreamError);
     expect((e as MigstreamError).code).toBe("TIMEOUT");
-    const gone = new Writable({ write(_c, _e, cb) { cb(); } });
+    const gone = new Writable({
+      write(_c, _e, cb) {
+        cb();
+      },
+    });
     const s2 = writableSink(gone, { label: "gone", copy: false, code: "TRANSPORT" });
     gone.destroy();
     const e2 = await s2.write(new Uint8Array(10)).catch((x: unknown) => x);
@@ -68,14 +76,23 @@ describe("saveDevice reuses the encoder's output blocks", () => {
     const src = new SimDevice({ stateSize: 3 << 20, txnSize: 256 << 10, seed: 4 });
     const { stream, taken } = lazyWritable(1);
     const sink = writableSink(stream, { label: "lazy", copy: false });
-    const r = await saveDevice(new InProcessRegion(src), sink, { encoder: { codec: "raw", streamId: new Uint8Array(16) }, save: { precopy: false } });
+    const r = await saveDevice(new InProcessRegion(src), sink, {
+      encoder: { codec: "raw", streamId: new Uint8Array(16) },
+      save: { precopy: false },
+    });
     expect(r.wireBytes).toBeGreaterThan(3 << 20); // raw: more than one output block, each reused
     const bytes = new Uint8Array(Buffer.concat(taken));
     const decoded = decodeStream(bytes);
     expect(decoded.devices[0].items.filter((i) => i.kind === "transaction").length).toBe(r.summary.transactions);
     // Restore from small pieces: frames span pieces (gathered into reused buffers) and
     // transactions are assembled into one reused buffer while the device takes them.
-    const dst = new SimDevice({ stateSize: 3 << 20, txnSize: 256 << 10, empty: true, dataOffset: src.dataOffset, dataSize: src.dataSize });
+    const dst = new SimDevice({
+      stateSize: 3 << 20,
+      txnSize: 256 << 10,
+      empty: true,
+      dataOffset: src.dataOffset,
+      dataSize: src.dataSize,
+    });
     const pieces: Uint8Array[] = [];
     for (let at = 0, k = 0; at < bytes.length; k++) {
       const n = 1 + ((k * 7919) % 70_000);

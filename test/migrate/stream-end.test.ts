@@ -19,7 +19,11 @@ import { InProcessRegion } from "../../src/transport/in-process.js";
 async function savedStream(): Promise<{ bytes: Uint8Array; src: SimDevice }> {
   const src = new SimDevice({ stateSize: 1 << 20, txnSize: 64 << 10, seed: 3 });
   const parts: Uint8Array[] = [];
-  await saveDevice(new InProcessRegion(src), (b) => void parts.push(b.slice()), { encoder: { codec: "lz4" }, info: { name: "src" }, save: { precopy: false } });
+  await saveDevice(new InProcessRegion(src), (b) => void parts.push(b.slice()), {
+    encoder: { codec: "lz4" },
+    info: { name: "src" },
+    save: { precopy: false },
+  });
   return { bytes: new Uint8Array(Buffer.concat(parts)), src };
 }
 
@@ -30,7 +34,14 @@ async function* neverEnding(pieces: Uint8Array[], pulled: { after: boolean }): A
   await new Promise(() => {});
 }
 
-const dstFor = (src: SimDevice) => new SimDevice({ stateSize: 1 << 20, txnSize: 64 << 10, empty: true, dataOffset: src.dataOffset, dataSize: src.dataSize });
+const dstFor = (src: SimDevice) =>
+  new SimDevice({
+    stateSize: 1 << 20,
+    txnSize: 64 << 10,
+    empty: true,
+    dataOffset: src.dataOffset,
+    dataSize: src.dataSize,
+  });
 
 describe("a restore ends at STREAM_END", () => {
   it("completes without the input ending, and never asks for more input", async () => {
@@ -39,7 +50,11 @@ describe("a restore ends at STREAM_END", () => {
     const pulled = { after: false };
     let end: StreamEnd | undefined;
     const half = bytes.length >> 1;
-    const summary = await restoreDevice(new InProcessRegion(dst), neverEnding([bytes.subarray(0, half), bytes.subarray(half)], pulled), { onEnd: (e) => (end = e) });
+    const summary = await restoreDevice(
+      new InProcessRegion(dst),
+      neverEnding([bytes.subarray(0, half), bytes.subarray(half)], pulled),
+      { onEnd: (e) => (end = e) },
+    );
     expect(summary.started).toBe(true);
     expect(dst.digest()).toBe(src.digest());
     expect(dst.state & 7).toBe(STATE_RUNNING);
@@ -52,7 +67,11 @@ describe("a restore ends at STREAM_END", () => {
     const dst = dstFor(src);
     const garbage = new Uint8Array(333).fill(0xee);
     let end: StreamEnd | undefined;
-    const summary = await restoreDevice(new InProcessRegion(dst), neverEnding([Buffer.concat([bytes, garbage])], { after: false }), { onEnd: (e) => (end = e) });
+    const summary = await restoreDevice(
+      new InProcessRegion(dst),
+      neverEnding([Buffer.concat([bytes, garbage])], { after: false }),
+      { onEnd: (e) => (end = e) },
+    );
     expect(summary.started).toBe(true);
     expect(dst.digest()).toBe(src.digest());
     expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 333 });
@@ -62,7 +81,9 @@ describe("a restore ends at STREAM_END", () => {
     const { bytes, src } = await savedStream();
     const dst = dstFor(src);
     const before = dst.digest();
-    const e = await restoreDevice(new InProcessRegion(dst), [bytes.subarray(0, bytes.length - 10)]).catch((x: unknown) => x);
+    const e = await restoreDevice(new InProcessRegion(dst), [bytes.subarray(0, bytes.length - 10)]).catch(
+      (x: unknown) => x,
+    );
     expect(isMigstreamError(e, "TRUNCATED")).toBe(true);
     expect(dst.state & 7).toBe(STATE_STOP);
     expect(dst.digest()).toBe(before);
@@ -70,10 +91,24 @@ describe("a restore ends at STREAM_END", () => {
 
   it("streamItems hands out `verified` right after STREAM_END of another writer's stream (the one-shot encoder)", async () => {
     const data = new Uint8Array(100_000).map((_, i) => i % 251);
-    const bytes = await encodeStreamAsync([{ id: 0, items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data }] }], { codec: "raw" });
+    const bytes = await encodeStreamAsync(
+      [
+        {
+          id: 0,
+          items: [
+            { kind: "phase", phase: "stopcopy", iteration: 0 },
+            { kind: "transaction", data },
+          ],
+        },
+      ],
+      { codec: "raw" },
+    );
     let end: StreamEnd | undefined;
     const kinds: string[] = [];
-    for await (const it of streamItems(neverEnding([bytes, new Uint8Array(5)], { after: false }), { onEnd: (e) => (end = e) })) kinds.push(it.kind);
+    for await (const it of streamItems(neverEnding([bytes, new Uint8Array(5)], { after: false }), {
+      onEnd: (e) => (end = e),
+    }))
+      kinds.push(it.kind);
     expect(kinds).toEqual(["protocol", "phase", "transaction", "verified"]); // a v1 device's protocol record first
     expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 0 }); // the 5 bytes came in a later piece, never asked for
   });
@@ -105,11 +140,19 @@ describe("a restore ends at STREAM_END", () => {
 
   it("several devices: StreamDemux hands every device `verified` right after STREAM_END, counts what follows, never asks for more", async () => {
     const data = (n: number, k: number) => new Uint8Array(n).map((_, i) => (i * k) % 251);
-    const dev = (id: number, n: number) => ({ id, items: [{ kind: "phase" as const, phase: "stopcopy" as const, iteration: 0 }, { kind: "transaction" as const, data: data(n, id + 3) }] });
+    const dev = (id: number, n: number) => ({
+      id,
+      items: [
+        { kind: "phase" as const, phase: "stopcopy" as const, iteration: 0 },
+        { kind: "transaction" as const, data: data(n, id + 3) },
+      ],
+    });
     const bytes = await encodeStreamAsync([dev(0, 70_000), dev(1, 30_000)], { codec: "lz4" });
     const pulled = { after: false };
     let end: StreamEnd | undefined;
-    const demux = new StreamDemux(neverEnding([Buffer.concat([bytes, new Uint8Array(21)])], pulled), { onEnd: (e) => (end = e) });
+    const demux = new StreamDemux(neverEnding([Buffer.concat([bytes, new Uint8Array(21)])], pulled), {
+      onEnd: (e) => (end = e),
+    });
     const head = await demux.head();
     expect(head.devices.map((d) => d.id)).toEqual([0, 1]);
     const kinds = head.devices.map(() => [] as string[]);
@@ -135,12 +178,21 @@ describe("a restore ends at STREAM_END", () => {
     const bytes = new Uint8Array(Buffer.concat(parts));
     const dsts = srcs.map(dstFor);
     let end: StreamEnd | undefined;
-    const r = await restoreDevices(dsts.map((d) => ({ device: new InProcessRegion(d) })), neverEnding([bytes], { after: false }), { onEnd: (e) => (end = e) });
+    const r = await restoreDevices(
+      dsts.map((d) => ({ device: new InProcessRegion(d) })),
+      neverEnding([bytes], { after: false }),
+      { onEnd: (e) => (end = e) },
+    );
     expect(r.devices.every((d) => d.started)).toBe(true);
-    dsts.forEach((d, i) => expect(d.digest()).toBe(srcs[i].digest()));
+    dsts.forEach((d, i) => {
+      expect(d.digest()).toBe(srcs[i].digest());
+    });
     expect(end).toEqual({ streamBytes: bytes.length, trailingBytes: 0 });
     const cut = srcs.map(dstFor);
-    const e = await restoreDevices(cut.map((d) => ({ device: new InProcessRegion(d) })), [bytes.subarray(0, bytes.length - 10)]).catch((x: unknown) => x);
+    const e = await restoreDevices(
+      cut.map((d) => ({ device: new InProcessRegion(d) })),
+      [bytes.subarray(0, bytes.length - 10)],
+    ).catch((x: unknown) => x);
     expect(isMigstreamError(e, "TRUNCATED")).toBe(true);
     for (const d of cut) expect(d.state & 7).not.toBe(STATE_RUNNING);
   });

@@ -1,6 +1,6 @@
 // The throttled link that simulates slow sinks, on a fake clock.
 import { describe, expect, it } from "vitest";
-import { throttle, THROTTLE_BUFFER } from "../../src/migrate/throttle.js";
+import { THROTTLE_BUFFER, throttle } from "../../src/migrate/throttle.js";
 import { fakeClock as clock } from "./clock.js";
 
 const MIB = 1 << 20;

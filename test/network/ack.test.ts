@@ -8,10 +8,17 @@ describe("ack lines", () => {
   it("round-trip, and anything else is a TRANSPORT error", () => {
     const ok = { ok: true as const, started: true, transactions: 3, bytes: 99 };
     expect(parseAck(new TextDecoder().decode(encodeAck(ok)).trim())).toEqual(ok);
-    const fail = parseAck(new TextDecoder().decode(encodeAck({ ok: false, code: "CHECKSUM", message: "x".repeat(5000), offset: 12, frame: 3 })).trim());
+    const fail = parseAck(
+      new TextDecoder()
+        .decode(encodeAck({ ok: false, code: "CHECKSUM", message: "x".repeat(5000), offset: 12, frame: 3 }))
+        .trim(),
+    );
     expect(fail).toMatchObject({ ok: false, code: "CHECKSUM", offset: 12, frame: 3 });
     expect((fail as { message: string }).message.length).toBe(MAX_ACK_MESSAGE);
-    expect(parseAck('{"migstream":"ack","ok":false,"code":"EVIL"}')).toMatchObject({ code: "INTERNAL", message: "no reason given" });
+    expect(parseAck('{"migstream":"ack","ok":false,"code":"EVIL"}')).toMatchObject({
+      code: "INTERNAL",
+      message: "no reason given",
+    });
     for (const bad of ["", "{}", "[1]", "null", '{"migstream":"ack"}', "HTTP/1.1 200 OK"]) {
       let e: unknown;
       try {

@@ -12,15 +12,14 @@ import { SimDevice } from "../../src/device/index.js";
 import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import { crcSmall } from "../../src/format/crc.js";
 import { payloadSeed } from "../../src/format/frames.js";
-import { failureAck } from "../../src/network/ack.js";
-import { HELLO_SIZE } from "../../src/network/hello.js";
+import { xxh3_64 } from "../../src/kernels/xxh3.js";
 import { restoreDevice } from "../../src/migrate/restore-stream.js";
 import { saveDevice } from "../../src/migrate/save-to.js";
+import { failureAck } from "../../src/network/ack.js";
+import { HELLO_SIZE } from "../../src/network/hello.js";
 import { TcpDestination, TcpListener } from "../../src/network/tcp.js";
 import { OFF_DATA_SIZE, STATE_MASK, STATE_RUNNING, STATE_STOP } from "../../src/protocol/constants.js";
-import type { RegionIO } from "../../src/protocol/region-io.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";
-import { xxh3_64 } from "../../src/kernels/xxh3.js";
 
 const KEY = Uint8Array.from({ length: 32 }, (_, i) => 0x33 ^ i);
 const cleanups: Array<() => unknown> = [];
@@ -117,13 +116,19 @@ interface Mitm {
  * the third transaction, and (with `challenge`) changes the hello's challenge
  * on its way to the source, fixing its check.
  */
-async function mitm(target: number, o: { tamper?: Tamper; challenge?: boolean; onFrame?: (conn: number, f: Seen, header: Uint8Array) => Seen } = {}): Promise<Mitm> {
+async function mitm(
+  target: number,
+  o: { tamper?: Tamper; challenge?: boolean; onFrame?: (conn: number, f: Seen, header: Uint8Array) => Seen } = {},
+): Promise<Mitm> {
   const state: Mitm = { port: 0, hit: null };
   let conns = 0;
   const server = net.createServer({ allowHalfOpen: true }, (src) => {
     const conn = conns++;
     const dst = net.connect({ host: "127.0.0.1", port: target, allowHalfOpen: true });
-    cleanups.push(() => src.destroy(), () => dst.destroy());
+    cleanups.push(
+      () => src.destroy(),
+      () => dst.destroy(),
+    );
     src.on("error", () => dst.destroy());
     dst.on("error", () => src.destroy());
     // Destination → source: the hello (maybe changed), then the answer.
@@ -204,7 +209,13 @@ async function migrate(listener: TcpListener, via: number, src: SimDevice, dst: 
 }
 
 /** The destination failed before the tampered transaction's data reached it, and is not running. */
-function expectCaught(m: Awaited<ReturnType<typeof migrate>>, dst: SimDevice, src: SimDevice, beforeTxn: number | null, what: string) {
+function expectCaught(
+  m: Awaited<ReturnType<typeof migrate>>,
+  dst: SimDevice,
+  src: SimDevice,
+  beforeTxn: number | null,
+  what: string,
+) {
   expect(m.r.status, what).toBe("rejected");
   const e = (m.r as PromiseRejectedResult).reason as MigstreamError;
   expect(isMigstreamError(e), what).toBe(true);
@@ -226,7 +237,19 @@ function expectCaught(m: Awaited<ReturnType<typeof migrate>>, dst: SimDevice, sr
 
 const TAMPERS: Record<string, Tamper> = {
   // A byte of the chunk's payload changed (an HMAC frame's payload check recomputed to match).
-  altered: (f, i) => f.map((x, j) => (j === i ? { ...x, bytes: (() => { const b = x.bytes.slice(); b[40] ^= 0x5a; return b; })() } : x)),
+  altered: (f, i) =>
+    f.map((x, j) =>
+      j === i
+        ? {
+            ...x,
+            bytes: (() => {
+              const b = x.bytes.slice();
+              b[40] ^= 0x5a;
+              return b;
+            })(),
+          }
+        : x,
+    ),
   dropped: (f, i) => f.filter((_, j) => j !== i),
   reordered: (f, i) => [...f.slice(0, i), f[i + 1], f[i], ...f.slice(i + 2)],
   replayed: (f, i) => [...f.slice(0, i + 1), f[i], ...f.slice(i + 1)],
@@ -264,7 +287,10 @@ describe("a man in the middle of a live keyed migration", () => {
       const b = devs();
       const la = await TcpListener.listen({ host: "127.0.0.1", port: 0 }, { keyed: true });
       const lb = await TcpListener.listen({ host: "127.0.0.1", port: 0 }, { keyed: true });
-      cleanups.push(() => la.close(), () => lb.close());
+      cleanups.push(
+        () => la.close(),
+        () => lb.close(),
+      );
       const stash: Uint8Array[] = [];
       let spliced = 0;
       const onFrame = (conn: number, f: Seen): Seen => {
@@ -279,7 +305,10 @@ describe("a man in the middle of a live keyed migration", () => {
       // Connection 0 goes to la, connection 1 to lb: two proxies sharing the stash.
       const p0 = await mitm(la.address.port, { onFrame: (_c, f) => onFrame(0, f) });
       const p1 = await mitm(lb.address.port, { onFrame: (_c, f) => onFrame(1, f) });
-      const [m0, m1] = await Promise.all([migrate(la, p0.port, a.src, a.dst, encrypt), migrate(lb, p1.port, b.src, b.dst, encrypt)]);
+      const [m0, m1] = await Promise.all([
+        migrate(la, p0.port, a.src, a.dst, encrypt),
+        migrate(lb, p1.port, b.src, b.dst, encrypt),
+      ]);
       expect(m0.r.status).toBe("fulfilled"); // the donor connection itself is untouched
       expect(spliced).toBeGreaterThan(0);
       // The first CHUNK of transaction 1 is foreign: at most transaction 0 was applied.

@@ -22,7 +22,9 @@ describe("tcp addresses", () => {
   });
 
   it("tells loopback from other addresses", () => {
-    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"]) expect(isLoopback(h), h).toBe(true);
-    for (const h of ["0.0.0.0", "10.0.0.1", "::", "example.org", "128.0.0.1", "::ffff:10.0.0.1"]) expect(isLoopback(h), h).toBe(false);
+    for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost", "::ffff:127.0.0.1"])
+      expect(isLoopback(h), h).toBe(true);
+    for (const h of ["0.0.0.0", "10.0.0.1", "::", "example.org", "128.0.0.1", "::ffff:10.0.0.1"])
+      expect(isLoopback(h), h).toBe(false);
   });
 });

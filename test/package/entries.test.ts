@@ -62,7 +62,10 @@ let imported: Record<string, string[]> = {};
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "migstream-pack-"));
-  const tgz = execFileSync("npm", ["pack", "--silent", "--pack-destination", dir], { cwd: root, encoding: "utf8" }).trim().split("\n").pop()!;
+  const tgz = execFileSync("npm", ["pack", "--silent", "--pack-destination", dir], { cwd: root, encoding: "utf8" })
+    .trim()
+    .split("\n")
+    .pop()!;
   const pkg = join(dir, "node_modules", "vfio-migstream");
   mkdirSync(pkg, { recursive: true });
   execFileSync("tar", ["-xzf", join(dir, tgz), "-C", pkg, "--strip-components=1"]);
@@ -83,11 +86,18 @@ describe("the packed package", () => {
     for (const name of Object.keys(ENTRIES)) expect(imported[name]?.length, name).toBeGreaterThan(0);
     expect(imported["vfio-migstream"]).toEqual([...ROOT_VALUES].sort());
     // Tuning constants, test hooks and the kernels stay off the root.
-    for (const n of imported["vfio-migstream"]) expect(n).not.toMatch(/^(SINK_|AUTO_|WORKER_|FAULT_|CODER_|BATCH_|__)|^(lz4|zstd|xxh|crc32c|allocBuffer|initSync|ready)/);
+    for (const n of imported["vfio-migstream"])
+      expect(n).not.toMatch(
+        /^(SINK_|AUTO_|WORKER_|FAULT_|CODER_|BATCH_|__)|^(lz4|zstd|xxh|crc32c|allocBuffer|initSync|ready)/,
+      );
     expect(imported["vfio-migstream/pool"]).toContain("WorkerPool");
-    expect(imported["vfio-migstream/sim"]).toEqual(expect.arrayContaining(["SimDevice", "InProcessRegion", "throttle"]));
+    expect(imported["vfio-migstream/sim"]).toEqual(
+      expect.arrayContaining(["SimDevice", "InProcessRegion", "throttle"]),
+    );
     expect(imported["vfio-migstream/protocol"]).toEqual(expect.arrayContaining(["save", "resume", "startResumed"]));
-    expect(imported["vfio-migstream/kernels"]).toEqual(expect.arrayContaining(["init", "initSync", "lz4CompressInto", "zstdCompress", "xxh3_64"]));
+    expect(imported["vfio-migstream/kernels"]).toEqual(
+      expect.arrayContaining(["init", "initSync", "lz4CompressInto", "zstdCompress", "xxh3_64"]),
+    );
   });
 
   it("every name every entry exports (types too) has a doc comment", () => {

@@ -4,8 +4,8 @@
 import { createRequire } from "node:module";
 import { xxhash3 } from "hash-wasm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isMigstreamError, type CodecName } from "../../dist/index.js";
-import { WorkerPool, type CodedChunk } from "../../dist/pool.js";
+import { type CodecName, isMigstreamError } from "../../dist/index.js";
+import { type CodedChunk, WorkerPool } from "../../dist/pool.js";
 import { makeImage } from "../../src/device/pages.js";
 import { ensureDist, rng, within } from "./dist.js";
 
@@ -52,7 +52,9 @@ async function encodeAll(pool: WorkerPool, raws: Uint8Array[], codec: CodecName)
   const out: CodedChunk[] = [];
   const auto = codec === "auto" ? SLOW_SINK : undefined;
   // copy: true keeps `raws` usable for the other pool.
-  for await (const c of pool.mapOrdered(raws.map((raw) => ({ op: "encode" as const, raw, options: { codec, copy: true, auto } })))) {
+  for await (const c of pool.mapOrdered(
+    raws.map((raw) => ({ op: "encode" as const, raw, options: { codec, copy: true, auto } })),
+  )) {
     out.push(c);
   }
   return out;
@@ -75,7 +77,9 @@ describe("codec jobs", () => {
   });
 
   it("batches: each chunk coded as alone, results in place; decode batches verify; the first failure is named", async () => {
-    const raws = chunks(21).filter((c) => c.length > 0 && c.length <= 262_144).slice(0, 6);
+    const raws = chunks(21)
+      .filter((c) => c.length > 0 && c.length <= 262_144)
+      .slice(0, 6);
     for (const codec of ["lz4", "zstd", "auto"] as const) {
       const single = await encodeAll(inline, raws, codec);
       const total = raws.reduce((n, r) => n + r.length, 0);
@@ -100,12 +104,19 @@ describe("codec jobs", () => {
       const room = new Uint8Array(total);
       const dspans = spans.map((sp, i) => {
         room.set(single[i].payload, sp.offset);
-        return { offset: sp.offset, coded: single[i].payload.length, codec: single[i].codec, rawLength: sp.length, hash: single[i].hash };
+        return {
+          offset: sp.offset,
+          coded: single[i].payload.length,
+          codec: single[i].codec,
+          rawLength: sp.length,
+          hash: single[i].hash,
+        };
       });
       dspans[3] = { ...dspans[3], hash: dspans[3].hash ^ 1n };
       const back = await workers.submit({ op: "decodeBatch", buffer: room, spans: dspans });
       expect(back.items.length).toBe(3);
-      back.items.forEach((it, i) => expect(Buffer.compare(back.buffer.subarray(spans[i].offset, spans[i].offset + it.length), raws[i])).toBe(0));
+      for (const [i, it] of back.items.entries())
+        expect(Buffer.compare(back.buffer.subarray(spans[i].offset, spans[i].offset + it.length), raws[i])).toBe(0);
       expect(back.failed).toMatchObject({ index: 3, error: { code: "CHECKSUM" } });
     }
   });
@@ -124,8 +135,11 @@ describe("codec jobs", () => {
       // Every chunk decodes back through the workers, verified against its hash.
       const back: Uint8Array[] = [];
       for await (const r of workers.decodeOrdered(b)) back.push(r);
-      back.forEach((r, i) => expect(Buffer.from(r).equals(Buffer.from(raws[i]))).toBe(true));
-      if (codec === "zero") expect(b.some((c) => c.codec === CODEC_ZERO) && b.some((c) => c.codec === CODEC_RAW)).toBe(true);
+      back.forEach((r, i) => {
+        expect(Buffer.from(r).equals(Buffer.from(raws[i]))).toBe(true);
+      });
+      if (codec === "zero")
+        expect(b.some((c) => c.codec === CODEC_ZERO) && b.some((c) => c.codec === CODEC_RAW)).toBe(true);
       if (codec === "lz4") expect(b.some((c) => c.codec === CODEC_LZ4)).toBe(true);
       // zstd loads in every worker as it does inline (auto picks it for a slow sink).
       if (codec === "zstd" || codec === "auto") expect(b.some((c) => c.codec === CODEC_ZSTD)).toBe(true);
@@ -171,7 +185,9 @@ describe("codec jobs", () => {
     for (const [what, make, code] of cases) {
       for (const pool of [inline, workers]) {
         const err = await within(pool.decode(make()), 10_000, what).catch((e) => e);
-        expect(isMigstreamError(err, code as never), `${what} (${pool.inline ? "inline" : "workers"}): ${err}`).toBe(true);
+        expect(isMigstreamError(err, code as never), `${what} (${pool.inline ? "inline" : "workers"}): ${err}`).toBe(
+          true,
+        );
       }
     }
     const bad = await workers.encode(raw.slice(), { codec: "nope" as CodecName }).catch((e) => e);
@@ -195,6 +211,8 @@ describe("codec jobs", () => {
     ).catch((e) => e);
     expect(isMigstreamError(err, "CHECKSUM")).toBe(true);
     expect(got.length).toBeLessThanOrEqual(bad);
-    got.forEach((v, i) => expect(Buffer.from(v).equals(Buffer.from(raws[i]))).toBe(true));
+    got.forEach((v, i) => {
+      expect(Buffer.from(v).equals(Buffer.from(raws[i]))).toBe(true);
+    });
   });
 });

@@ -5,17 +5,17 @@
 // frame, field) as without a pool; a dying worker fails it with a typed error.
 import { describe, expect, it } from "vitest";
 import {
-  encodeStreamAsync,
-  init,
-  isMigstreamError,
-  StreamDecoder,
   type CodingPool,
   type DecodeEvent,
   type DecoderOptions,
   type DeviceInput,
   type EncoderOptions,
+  encodeStreamAsync,
+  init,
+  isMigstreamError,
+  StreamDecoder,
 } from "../../dist/index.js";
-import { WorkerPool, type ChunkDecoder, type PoolDecoderOptions } from "../../dist/pool.js";
+import { type ChunkDecoder, type PoolDecoderOptions, WorkerPool } from "../../dist/pool.js";
 import { makeImage } from "../../src/device/pages.js";
 import { rng, usePools, within } from "./dist.js";
 
@@ -41,8 +41,27 @@ function input(): DeviceInput[] {
   const img = makeImage(1 << 20, 9);
   const zeros = new Uint8Array(200_000);
   return [
-    { id: 3, name: "a", items: [{ kind: "phase", phase: "precopy", iteration: 0 }, { kind: "transaction", data: img.subarray(0, 400_000) }, { kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: img.subarray(400_000) }, { kind: "transaction", data: new Uint8Array(0) }] },
-    { id: 7, metadata: new Uint8Array([9, 9]), items: [{ kind: "phase", phase: "stopcopy", iteration: 0 }, { kind: "transaction", data: img.subarray(0, 300_000) }, { kind: "transaction", data: zeros }, { kind: "transaction", data: img.subarray(100_000, 350_001) }] },
+    {
+      id: 3,
+      name: "a",
+      items: [
+        { kind: "phase", phase: "precopy", iteration: 0 },
+        { kind: "transaction", data: img.subarray(0, 400_000) },
+        { kind: "phase", phase: "stopcopy", iteration: 0 },
+        { kind: "transaction", data: img.subarray(400_000) },
+        { kind: "transaction", data: new Uint8Array(0) },
+      ],
+    },
+    {
+      id: 7,
+      metadata: new Uint8Array([9, 9]),
+      items: [
+        { kind: "phase", phase: "stopcopy", iteration: 0 },
+        { kind: "transaction", data: img.subarray(0, 300_000) },
+        { kind: "transaction", data: zeros },
+        { kind: "transaction", data: img.subarray(100_000, 350_001) },
+      ],
+    },
   ];
 }
 
@@ -55,7 +74,8 @@ const STREAMS: [string, EncoderOptions][] = [
 ];
 const streams = new Map<string, Uint8Array>();
 async function stream(name: string): Promise<Uint8Array> {
-  if (!streams.has(name)) streams.set(name, await encodeStreamAsync(input(), { ...STREAMS.find((s) => s[0] === name)![1], streamId: SID }));
+  if (!streams.has(name))
+    streams.set(name, await encodeStreamAsync(input(), { ...STREAMS.find((s) => s[0] === name)![1], streamId: SID }));
   return streams.get(name)!;
 }
 
@@ -94,10 +114,16 @@ async function parallel(s: Uint8Array, o: DecoderOptions, pool: CodingPool, seed
 }
 
 /** Runs a decode; returns the events before the error and the error (or null). */
-async function outcome(run: (take: (ev: DecodeEvent) => void) => Promise<void>): Promise<{ events: number; error: { code: string; frame?: number; field?: string; offset?: number } | null }> {
+async function outcome(
+  run: (take: (ev: DecodeEvent) => void) => Promise<void>,
+): Promise<{ events: number; error: { code: string; frame?: number; field?: string; offset?: number } | null }> {
   let events = 0;
   try {
-    await within(run(() => void events++), 20_000, "decode");
+    await within(
+      run(() => void events++),
+      20_000,
+      "decode",
+    );
     return { events, error: null };
   } catch (e) {
     if (!isMigstreamError(e)) throw e;
@@ -110,7 +136,12 @@ describe("StreamDecoder with a pool", () => {
     it(`${name}: the same events and bytes as without a pool (plain, assembled, reused)`, async () => {
       const s = await stream(name);
       const key = name.includes("keyed") ? KEY : undefined;
-      for (const o of [{}, { assemble: true }, { reuseOutput: true }, { assemble: true, reuseOutput: true }] as DecoderOptions[]) {
+      for (const o of [
+        {},
+        { assemble: true },
+        { reuseOutput: true },
+        { assemble: true, reuseOutput: true },
+      ] as DecoderOptions[]) {
         const want = await inline(s, { ...o, key });
         expect(want.length).toBeGreaterThan(10);
         expect(await parallel(s, { ...o, key }, pools.workers, 2)).toEqual(want);
@@ -141,7 +172,9 @@ describe("StreamDecoder with a pool", () => {
     };
     for (const name of ["lz4 + dedup", "zstd"]) {
       const s = await stream(name);
-      expect(await parallel(s, { assemble: true, inFlight: 5 }, decodingOn(shuffled), 6)).toEqual(await inline(s, { assemble: true }));
+      expect(await parallel(s, { assemble: true, inFlight: 5 }, decodingOn(shuffled), 6)).toEqual(
+        await inline(s, { assemble: true }),
+      );
     }
     expect(most).toBeGreaterThan(1);
     expect(most).toBeLessThanOrEqual(5);
@@ -165,7 +198,11 @@ describe("StreamDecoder with a pool", () => {
         });
         const b = await outcome(async (take) => {
           // LZ4 chunks on this thread (the default) and on the workers, in turn.
-          const dec = new StreamDecoder({ key, assemble: true, pool: tuned(pools.workers, { cheapInline: trial % 2 === 0 }) });
+          const dec = new StreamDecoder({
+            key,
+            assemble: true,
+            pool: tuned(pools.workers, { cheapInline: trial % 2 === 0 }),
+          });
           for await (const ev of dec.events(pieces(input, trial + 100))) take(ev);
         });
         expect(a.error, `${name} trial ${trial}`).not.toBeNull();
@@ -179,7 +216,9 @@ describe("StreamDecoder with a pool", () => {
     const s = await stream("lz4");
     // The decoder (the pool) verifies each chunk's hash: a wrong expected hash stands in for corrupt bytes.
     let n = 0;
-    const wrong: ChunkDecoder = { decode: (req) => pools.workers.decode({ ...req, copy: true, hash: ++n === 9 ? req.hash ^ 1n : req.hash }) };
+    const wrong: ChunkDecoder = {
+      decode: (req) => pools.workers.decode({ ...req, copy: true, hash: ++n === 9 ? req.hash ^ 1n : req.hash }),
+    };
     const b = await outcome(async (take) => {
       for await (const ev of new StreamDecoder({ pool: decodingOn(wrong) }).events([s])) take(ev);
     });
@@ -191,7 +230,10 @@ describe("StreamDecoder with a pool", () => {
     it(`a worker that dies (${crash}) while decoding fails the decode with INTERNAL, no hang`, async () => {
       const s = await stream("zstd");
       let n = 0;
-      const dying: ChunkDecoder = { decode: (req) => pools.faulty.decode({ ...req, copy: true, __test: ++n === 6 ? { crashAfter: 0, crash } : undefined }) };
+      const dying: ChunkDecoder = {
+        decode: (req) =>
+          pools.faulty.decode({ ...req, copy: true, __test: ++n === 6 ? { crashAfter: 0, crash } : undefined }),
+      };
       const b = await outcome(async (take) => {
         for await (const ev of new StreamDecoder({ pool: decodingOn(dying) }).events([s])) take(ev);
       });
@@ -200,19 +242,29 @@ describe("StreamDecoder with a pool", () => {
   }
 
   it("rejects bad options with USAGE, the synchronous methods too, and refuses use after a failure", async () => {
-    expect(() => new StreamDecoder({ pool: {} as never })).toThrow(expect.objectContaining({ code: "USAGE", field: "pool" }));
-    expect(() => new StreamDecoder({ pool: pools.workers, inFlight: 0 })).toThrow(expect.objectContaining({ code: "USAGE", field: "inFlight" }));
-    expect(() => new StreamDecoder({ pool: pools.workers, verifyOnly: true })).toThrow(expect.objectContaining({ code: "USAGE", field: "pool" }));
+    expect(() => new StreamDecoder({ pool: {} as never })).toThrow(
+      expect.objectContaining({ code: "USAGE", field: "pool" }),
+    );
+    expect(() => new StreamDecoder({ pool: pools.workers, inFlight: 0 })).toThrow(
+      expect.objectContaining({ code: "USAGE", field: "inFlight" }),
+    );
+    expect(() => new StreamDecoder({ pool: pools.workers, verifyOnly: true })).toThrow(
+      expect.objectContaining({ code: "USAGE", field: "pool" }),
+    );
     const sync = new StreamDecoder({ pool: pools.workers });
     expect(() => [...sync.write(new Uint8Array(10))]).toThrow(expect.objectContaining({ code: "USAGE" }));
     expect(() => sync.finish()).toThrow(expect.objectContaining({ code: "USAGE" }));
     const dec = new StreamDecoder({ pool: pools.workers });
     const junk = new Uint8Array(100).fill(7);
-    await expect((async () => {
-      for await (const _ of dec.writeAsync(junk));
-    })()).rejects.toMatchObject({ code: "BAD_MAGIC" });
-    await expect((async () => {
-      for await (const _ of dec.writeAsync(junk));
-    })()).rejects.toMatchObject({ code: "USAGE" });
+    await expect(
+      (async () => {
+        for await (const _ of dec.writeAsync(junk));
+      })(),
+    ).rejects.toMatchObject({ code: "BAD_MAGIC" });
+    await expect(
+      (async () => {
+        for await (const _ of dec.writeAsync(junk));
+      })(),
+    ).rejects.toMatchObject({ code: "USAGE" });
   });
 });

@@ -1,11 +1,12 @@
 // The pool loads its worker from the built dist/worker.js, so these tests run
 // against dist/. Rebuilds it (tsup) when missing or older than any source.
-import { afterAll, beforeAll } from "vitest";
+
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 /** Test files run in parallel: one builds, the others wait for it (at most this long). */
@@ -15,7 +16,9 @@ function stale(): boolean {
   const worker = `${root}dist/worker.js`;
   const built = existsSync(worker) ? statSync(worker).mtimeMs : 0;
   const src = `${root}src/`;
-  return readdirSync(src, { recursive: true, encoding: "utf8" }).some((f) => f.endsWith(".ts") && statSync(src + f).mtimeMs > built);
+  return readdirSync(src, { recursive: true, encoding: "utf8" }).some(
+    (f) => f.endsWith(".ts") && statSync(src + f).mtimeMs > built,
+  );
 }
 
 const pause = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -32,7 +35,10 @@ export function ensureDist(): void {
       continue;
     }
     try {
-      const r = spawnSync(process.execPath, [`${root}node_modules/tsup/dist/cli-default.js`], { cwd: root, encoding: "utf8" });
+      const r = spawnSync(process.execPath, [`${root}node_modules/tsup/dist/cli-default.js`], {
+        cwd: root,
+        encoding: "utf8",
+      });
       if (r.status !== 0) throw new Error(`tsup failed:\n${r.stdout}\n${r.stderr}`);
     } finally {
       rmdirSync(lock);

@@ -5,8 +5,8 @@
 // a typed error, never a hang. A batch too small to pay for a post (one
 // 64 KiB transaction) is coded on the calling thread, with the same bytes.
 import { describe, expect, it } from "vitest";
-import { decodeStream, init, isMigstreamError, StreamEncoder, type EncoderOptions } from "../../dist/index.js";
-import { WorkerPool, type ChunkCoder, type CodingPool, type FaultPlan } from "../../dist/pool.js";
+import { decodeStream, type EncoderOptions, init, isMigstreamError, StreamEncoder } from "../../dist/index.js";
+import { type ChunkCoder, type CodingPool, type FaultPlan, WorkerPool } from "../../dist/pool.js";
 import { throttle } from "../../dist/sim.js";
 import { AUTO_UNSETTLED_IN_FLIGHT } from "../../src/codec/auto/sink.js";
 import { makeImage } from "../../src/device/pages.js";
@@ -82,9 +82,21 @@ const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
  * path a save takes); `paced`: one transaction per task, as a device over a
  * socket gives them.
  */
-async function encodeSized(opts: EncoderOptions, size: number, count: number, pool?: WorkerPool, lend = false, paced = false): Promise<Uint8Array> {
+async function encodeSized(
+  opts: EncoderOptions,
+  size: number,
+  count: number,
+  pool?: WorkerPool,
+  lend = false,
+  paced = false,
+): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  const enc = new StreamEncoder((b) => void parts.push(b.slice()), { ...opts, pool, streamId: SID, maxTransaction: 1 << 20 });
+  const enc = new StreamEncoder((b) => void parts.push(b.slice()), {
+    ...opts,
+    pool,
+    streamId: SID,
+    maxTransaction: 1 << 20,
+  });
   const dev = enc.device(0, { name: "sized" });
   await dev.phase("stopcopy", 0);
   for (let i = 0; i < count; i++) {
@@ -102,7 +114,6 @@ async function encodeSized(opts: EncoderOptions, size: number, count: number, po
   await enc.finish();
   return Buffer.concat(parts);
 }
-
 
 describe("StreamEncoder with a pool", () => {
   const cases: [string, EncoderOptions][] = [
@@ -176,7 +187,12 @@ describe("StreamEncoder with a pool", () => {
     expect(most).toBe(AUTO_UNSETTLED_IN_FLIGHT);
     // A 10 MB/s link (slower than the pool codes) that blocks once 256 KiB are queued: measured after a few MiB.
     most = 0;
-    await encode({ codec: "auto", sinkRate: "measured", chunkSize: 16_384 }, counted, undefined, throttle(10e6, undefined, { buffer: 256 << 10 }));
+    await encode(
+      { codec: "auto", sinkRate: "measured", chunkSize: 16_384 },
+      counted,
+      undefined,
+      throttle(10e6, undefined, { buffer: 256 << 10 }),
+    );
     expect(most).toBe(CODER_IN_FLIGHT);
     // Other codecs measure nothing: all of CODER_IN_FLIGHT from the start.
     most = 0;
@@ -187,7 +203,10 @@ describe("StreamEncoder with a pool", () => {
   it("keeps stream order when batches finish in random order", async () => {
     const r = rng(17);
     const pool = faulty(pools.faulty, () => ({ delayMs: Math.floor(r() * 8) }));
-    for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1, dedup: true, chunkSize: 16_384 }] as EncoderOptions[]) {
+    for (const opts of [
+      { codec: "lz4" },
+      { codec: "zstd", level: 1, dedup: true, chunkSize: 16_384 },
+    ] as EncoderOptions[]) {
       expect(same(await encode(opts, pool), await encode(opts))).toBe(true);
     }
   });
@@ -197,7 +216,9 @@ describe("StreamEncoder with a pool", () => {
       const r = rng(crash.length);
       for (let round = 0; round < 2; round++) {
         const bad = 2 + Math.floor(r() * 6);
-        const pool = faulty(pools.faulty, (n) => (n === bad ? { crashAfter: 0, crash } : { delayMs: Math.floor(r() * 4) }));
+        const pool = faulty(pools.faulty, (n) =>
+          n === bad ? { crashAfter: 0, crash } : { delayMs: Math.floor(r() * 4) },
+        );
         const err = await within(encode({ codec: "lz4", chunkSize: 65_536 }, pool), 15_000, `encode (${crash})`).then(
           () => null,
           (e) => e,
@@ -210,7 +231,12 @@ describe("StreamEncoder with a pool", () => {
   }
 
   it("zero copy: a transaction read into device.buffer() moves to a worker whole and gives the same bytes", async () => {
-    for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1 }, { codec: "auto" }, { codec: "raw", dedup: true, chunkSize: 16_384 }] as EncoderOptions[]) {
+    for (const opts of [
+      { codec: "lz4" },
+      { codec: "zstd", level: 1 },
+      { codec: "auto" },
+      { codec: "raw", dedup: true, chunkSize: 16_384 },
+    ] as EncoderOptions[]) {
       // auto: compared with a copying encode on two threads too (it weighs threads).
       const copied = await encode(opts, opts.codec === "auto" ? pools.workers : undefined);
       for (const pool of [pools.workers, pools.caller]) {
@@ -249,7 +275,11 @@ describe("StreamEncoder with a pool", () => {
   });
 
   it("64 KiB and 1 MiB transactions: the same bytes inline, on workers and caller-runs, lent or copied", async () => {
-    for (const opts of [{ codec: "lz4" }, { codec: "zstd", level: 1 }, { codec: "raw", dedup: true }] as EncoderOptions[]) {
+    for (const opts of [
+      { codec: "lz4" },
+      { codec: "zstd", level: 1 },
+      { codec: "raw", dedup: true },
+    ] as EncoderOptions[]) {
       for (const size of [64 << 10, 1 << 20]) {
         const inline = await encodeSized(opts, size, 6);
         for (const pool of [pools.workers, pools.caller]) {
@@ -270,7 +300,8 @@ describe("StreamEncoder with a pool", () => {
     };
     for (const pool of [pools.workers, pools.caller]) {
       // One transaction per task, as a device gives them: each is a batch of its own, coded here.
-      for (const lend of [false, true]) expect(await posts(pool, 64 << 10, 8, lend, true), `64 KiB, lend=${lend}`).toBe(0);
+      for (const lend of [false, true])
+        expect(await posts(pool, 64 << 10, 8, lend, true), `64 KiB, lend=${lend}`).toBe(0);
       // Copied transactions given within one task gather into one batch (8 chunks, 512 KiB): worth a post.
       expect(await posts(pool, 64 << 10, 8, false, false)).toBe(1);
       // A lent 1 MiB transaction goes out whole: one job each.
@@ -280,10 +311,18 @@ describe("StreamEncoder with a pool", () => {
 
   it("rejects a chunk above the limit, a bad sink rate and a bad level with typed errors", async () => {
     const coder = pools.workers.coder();
-    await expect(coder.encode(new Uint8Array((8 << 20) + 1), { codec: "lz4", level: 1 })).rejects.toMatchObject({ code: "LIMIT" });
-    expect(() => new StreamEncoder(() => {}, { codec: "auto", sinkRate: 0, pool: pools.workers })).toThrow(expect.objectContaining({ code: "USAGE", field: "sinkRate" }));
-    expect(() => new StreamEncoder(() => {}, { codec: "lz4", level: 0, pool: pools.workers })).toThrow(expect.objectContaining({ code: "USAGE", field: "level" }));
-    await expect(pools.workers.encode(new Uint8Array(10), { codec: "lz4", level: 0 })).rejects.toMatchObject({ code: "USAGE" });
+    await expect(coder.encode(new Uint8Array((8 << 20) + 1), { codec: "lz4", level: 1 })).rejects.toMatchObject({
+      code: "LIMIT",
+    });
+    expect(() => new StreamEncoder(() => {}, { codec: "auto", sinkRate: 0, pool: pools.workers })).toThrow(
+      expect.objectContaining({ code: "USAGE", field: "sinkRate" }),
+    );
+    expect(() => new StreamEncoder(() => {}, { codec: "lz4", level: 0, pool: pools.workers })).toThrow(
+      expect.objectContaining({ code: "USAGE", field: "level" }),
+    );
+    await expect(pools.workers.encode(new Uint8Array(10), { codec: "lz4", level: 0 })).rejects.toMatchObject({
+      code: "USAGE",
+    });
   });
 });
 

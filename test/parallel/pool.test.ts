@@ -2,7 +2,7 @@
 // backpressure, transfer semantics, crash handling, watchdog, close.
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { isMigstreamError } from "../../dist/index.js";
-import { WorkerPool, type PoolJob, type PoolOptions } from "../../dist/pool.js";
+import { type PoolJob, type PoolOptions, WorkerPool } from "../../dist/pool.js";
 import { WORKER_QUEUE_DEPTH } from "../../src/parallel/pool.js";
 import { ensureDist, rng, within } from "./dist.js";
 
@@ -34,7 +34,9 @@ describe("WorkerPool (workers)", () => {
   it("yields results in submission order under random per-job delays", async () => {
     const r = rng(7);
     const p = pool({ threads: 2, maxInFlight: 6 });
-    const jobs = Array.from({ length: 60 }, (_, i) => echo(bytes(100 + i, i), { __test: { delayMs: Math.floor(r() * 12) } }));
+    const jobs = Array.from({ length: 60 }, (_, i) =>
+      echo(bytes(100 + i, i), { __test: { delayMs: Math.floor(r() * 12) } }),
+    );
     const out: Uint8Array[] = [];
     for await (const v of p.mapOrdered(jobs)) out.push(v);
     expect(out.length).toBe(60);
@@ -125,9 +127,11 @@ describe("WorkerPool (workers)", () => {
     it(`a worker that dies (${crash}) fails its jobs with INTERNAL and is replaced`, async () => {
       const p = pool({ threads: 2 });
       await p.start();
-      const err = await within(p.submit(echo(bytes(4, 0), { __test: { crashAfter: 0, crash } })), 10_000, "crashed job").catch(
-        (e) => e,
-      );
+      const err = await within(
+        p.submit(echo(bytes(4, 0), { __test: { crashAfter: 0, crash } })),
+        10_000,
+        "crashed job",
+      ).catch((e) => e);
       expect(isMigstreamError(err, "INTERNAL")).toBe(true);
       expect(err.message).toMatch(crash === "exit" ? /exited with code 70/ : /injected uncaught error/);
       expect((await within(p.submit(echo(bytes(4, 6))), 10_000, "next job"))[0]).toBe(6);
@@ -177,7 +181,9 @@ describe("WorkerPool (workers)", () => {
   it("the watchdog ends a silent worker with TIMEOUT", async () => {
     const p = pool({ threads: 2, jobTimeoutMs: 150 });
     await p.start();
-    const err = await within(p.submit(echo(bytes(1, 0), { __test: { delayMs: 3000 } })), 5000, "watchdog").catch((e) => e);
+    const err = await within(p.submit(echo(bytes(1, 0), { __test: { delayMs: 3000 } })), 5000, "watchdog").catch(
+      (e) => e,
+    );
     expect(isMigstreamError(err, "TIMEOUT")).toBe(true);
     expect((await p.submit(echo(bytes(1, 8))))[0]).toBe(8);
   });
@@ -214,7 +220,10 @@ describe("WorkerPool (workers)", () => {
     expect(() => new WorkerPool({ threads: 1.5 })).toThrow(expect.objectContaining({ code: "USAGE" }));
     expect(() => new WorkerPool({ maxInFlight: 0 })).toThrow(expect.objectContaining({ field: "maxInFlight" }));
     const p = pool({ threads: 2 });
-    return expect(p.submit(echo([1, 2] as unknown as Uint8Array))).rejects.toMatchObject({ code: "USAGE", field: "data" });
+    return expect(p.submit(echo([1, 2] as unknown as Uint8Array))).rejects.toMatchObject({
+      code: "USAGE",
+      field: "data",
+    });
   });
 });
 
@@ -255,12 +264,18 @@ describe("WorkerPool (callerRuns)", () => {
     const p = pool({ threads: 2, callerRuns: true, maxInFlight: 8 });
     await p.start();
     expect(p.workers).toBe(1);
-    const jobs = Array.from({ length: 40 }, (_, i) => echo(bytes(50 + i, i), { __test: { delayMs: Math.floor(r() * 6) } }));
+    const jobs = Array.from({ length: 40 }, (_, i) =>
+      echo(bytes(50 + i, i), { __test: { delayMs: Math.floor(r() * 6) } }),
+    );
     const out: Uint8Array[] = [];
     for await (const v of p.mapOrdered(jobs)) out.push(v);
-    out.forEach((v, i) => expect(v.length === 50 + i && v.every((b) => b === i)).toBe(true));
+    out.forEach((v, i) => {
+      expect(v.length === 50 + i && v.every((b) => b === i)).toBe(true);
+    });
     // Slow jobs fill the worker's queue; the next runs here: its "exit" fault throws (inline) instead of ending a worker.
-    const slow = Array.from({ length: WORKER_QUEUE_DEPTH }, (_, i) => p.submit(echo(bytes(1, i + 1), { __test: { delayMs: 30 } })));
+    const slow = Array.from({ length: WORKER_QUEUE_DEPTH }, (_, i) =>
+      p.submit(echo(bytes(1, i + 1), { __test: { delayMs: 30 } })),
+    );
     const c = await p.submit(echo(bytes(1, 99), { __test: { crashAfter: 0, crash: "exit" } })).catch((e) => e);
     expect(isMigstreamError(c, "INTERNAL")).toBe(true);
     expect(c.message).toMatch(/injected fault/);
@@ -271,7 +286,9 @@ describe("WorkerPool (callerRuns)", () => {
   it("a dying worker fails its jobs with INTERNAL; the calling thread and a fresh worker carry on", async () => {
     const p = pool({ threads: 2, callerRuns: true });
     await p.start();
-    const jobs = Array.from({ length: 12 }, (_, i) => p.submit(echo(bytes(8, i), { __test: i === 0 ? { crashAfter: 0, crash: "exit" } : { delayMs: 2 } })));
+    const jobs = Array.from({ length: 12 }, (_, i) =>
+      p.submit(echo(bytes(8, i), { __test: i === 0 ? { crashAfter: 0, crash: "exit" } : { delayMs: 2 } })),
+    );
     const settled = await within(Promise.allSettled(jobs), 10_000, "jobs");
     const failed = settled.filter((x) => x.status === "rejected");
     expect(failed.length).toBeGreaterThan(0);

@@ -85,7 +85,13 @@ describe("layout and register access discipline", () => {
   it("C8: a wrong-width access is EINVAL with no state change and no side effect", async () => {
     const dev = await deviceIn(3);
     const wrong = async () => {
-      for (const [off, n] of [[0, 2], [0, 8], [8, 4], [16, 4], [24, 4]]) {
+      for (const [off, n] of [
+        [0, 2],
+        [0, 8],
+        [8, 4],
+        [16, 4],
+        [24, 4],
+      ]) {
         expect(await vendorErrno(dev.read(off, n))).toBe(ERRNO.EINVAL);
         expect(await vendorErrno(dev.write(off, new Uint8Array(n)))).toBe(ERRNO.EINVAL);
       }
@@ -175,7 +181,19 @@ describe("layout and register access discipline", () => {
 
 describe("state machine", () => {
   it("C15: every transition QEMU uses succeeds", async () => {
-    const pairs: Array<[number, number]> = [[1, 3], [3, 2], [1, 2], [0, 2], [2, 0], [1, 0], [0, 1], [2, 1], [3, 1], [1, 4], [0, 4]];
+    const pairs: Array<[number, number]> = [
+      [1, 3],
+      [3, 2],
+      [1, 2],
+      [0, 2],
+      [2, 0],
+      [1, 0],
+      [0, 1],
+      [2, 1],
+      [3, 1],
+      [1, 4],
+      [0, 4],
+    ];
     for (const [from, to] of pairs) {
       const dev = await deviceIn(from);
       await setState(dev, to);
@@ -224,7 +242,15 @@ describe("state machine", () => {
   });
 
   it("C17: transitions outside the matrix are EINVAL with no side effects", async () => {
-    for (const [from, to] of [[2, 3], [0, 3], [4, 2], [3, 4], [2, 4], [4, 0], [4, 3]]) {
+    for (const [from, to] of [
+      [2, 3],
+      [0, 3],
+      [4, 2],
+      [3, 4],
+      [2, 4],
+      [4, 0],
+      [4, 3],
+    ]) {
       const dev = await deviceIn(from);
       const pending = from === 2 || from === 3 ? await rd64(dev, OFF.pending) : -1;
       expect(await vendorErrno(setState(dev, to)), `${from}→${to}`).toBe(ERRNO.EINVAL);
@@ -364,12 +390,16 @@ describe("saving", () => {
 
   it("C28: pending_bytes may grow during pre-copy; the driver keeps iterating", async () => {
     const pend: number[] = [];
-    const r = await roundTrip({ ...small, dirtyPerTxn: 6 }, {}, {
-      policy: { maxIterations: 4 },
-      onProgress: (p) => {
-        if (p.phase === "precopy" && p.pending !== undefined) pend.push(p.pending);
+    const r = await roundTrip(
+      { ...small, dirtyPerTxn: 6 },
+      {},
+      {
+        policy: { maxIterations: 4 },
+        onProgress: (p) => {
+          if (p.phase === "precopy" && p.pending !== undefined) pend.push(p.pending);
+        },
       },
-    });
+    );
     expect(pend.some((v, i) => i > 0 && v > pend[i - 1])).toBe(true);
     expect(r.summary.iterations).toBe(4);
   });
@@ -393,7 +423,10 @@ describe("saving", () => {
     const stop = await drain(src);
     await setState(src, 0);
     // The destination may or may not have got the outstanding buffer.
-    for (const txns of [[...pre, outstanding, ...stop], [...pre, ...stop]]) {
+    for (const txns of [
+      [...pre, outstanding, ...stop],
+      [...pre, ...stop],
+    ]) {
       const dst = await deviceIn(4, { ...small, empty: true } as typeof small);
       for (const t of txns) await feed(dst, t);
       await setState(dst, 1);
@@ -566,7 +599,16 @@ describe("resuming", () => {
     const seq = d.trace.map((a) => a.point.replace(/^(read|write) /, "")).join(",");
     const n = sink.transactions.length;
     // A state check read, then the read-modify-write of 1 → 4 (read, write); the same RMW for 4 → 1 at the end.
-    expect(seq).toBe(["device_state", "device_state", "device_state", ...Array(n).fill("data_offset,data,data_size"), "device_state", "device_state"].join(","));
+    expect(seq).toBe(
+      [
+        "device_state",
+        "device_state",
+        "device_state",
+        ...Array(n).fill("data_offset,data,data_size"),
+        "device_state",
+        "device_state",
+      ].join(","),
+    );
     expect(d.dev.stateWrites.map((w) => low(w.value))).toEqual([4, 1]);
     expect(d.dev.digest()).toBe(s.dev.digest());
     expectClean(s.dev, d.dev);

@@ -8,11 +8,21 @@
 // and the errno when there is one.
 import { describe, expect, it } from "vitest";
 import type { FaultPoint } from "../../src/device/faults.js";
-import { errnoName, ERRNO } from "../../src/protocol/region-io.js";
+import { ERRNO, errnoName } from "../../src/protocol/region-io.js";
 import { resume } from "../../src/protocol/resume.js";
-import { save, type SaveOptions } from "../../src/protocol/save.js";
+import { type SaveOptions, save } from "../../src/protocol/save.js";
 import type { ResumeItem } from "../../src/protocol/types.js";
-import { destinationFor, expectClean, type FaultCase as Case, faultCases, failure, ItemSink, KiB, low, sim } from "./helpers.js";
+import {
+  type FaultCase as Case,
+  destinationFor,
+  expectClean,
+  failure,
+  faultCases,
+  ItemSink,
+  KiB,
+  low,
+  sim,
+} from "./helpers.js";
 
 const SRC = { stateSize: 24 * KiB, txnSize: 8 * KiB, seed: 11 };
 /** Two data accesses per 8 KiB buffer: faults can strike mid-buffer. */
@@ -64,7 +74,14 @@ describe("fault at every step of a save", () => {
 
   it("covers both phases, mid-buffer data reads and every transition", () => {
     const points = new Set(list.map((c) => c.fault.at));
-    expect([...points].sort()).toEqual(["read data", "read data_offset", "read data_size", "read device_state", "read pending_bytes", "write device_state"]);
+    expect([...points].sort()).toEqual([
+      "read data",
+      "read data_offset",
+      "read data_size",
+      "read device_state",
+      "read pending_bytes",
+      "write device_state",
+    ]);
     expect(list.filter((c) => c.fault.at === "write device_state").length).toBe(2 * 3); // 1→3, 3→2, 2→0
     expect(clean.saveTrace.filter((a) => a.point === "read data").length).toBeGreaterThanOrEqual(8);
   });
@@ -106,7 +123,13 @@ describe("fault at every step of a resume", () => {
 
   it("covers every access kind of the resume path", () => {
     const points = new Set(list.map((c) => c.fault.at));
-    expect([...points].sort()).toEqual(["read data_offset", "read device_state", "write data", "write data_size", "write device_state"]);
+    expect([...points].sort()).toEqual([
+      "read data_offset",
+      "read device_state",
+      "write data",
+      "write data_size",
+      "write device_state",
+    ]);
     expect(list.filter((c) => c.fault.at === "write device_state").length).toBe(2 * 2); // 1→4, 4→1
   });
 
@@ -145,7 +168,9 @@ describe("double faults", () => {
     const s = sim(SRC);
     const before = s.dev.digest();
     // Reads of device_state: 1 check, 2 before 1→3, 3 before 3→2, 4 the recovery's.
-    s.dev.inject({ at: "read data_size", nth: 2, errno: ERRNO.EIO }).inject({ at: "read device_state", nth: 4, errno: ERRNO.EBUSY });
+    s.dev
+      .inject({ at: "read data_size", nth: 2, errno: ERRNO.EIO })
+      .inject({ at: "read device_state", nth: 4, errno: ERRNO.EBUSY });
     const e = await failure(save(s.io, new ItemSink(), saveOptions()));
     expect(e.step).toBe("save: read data_size");
     expect(s.dev.faults.fired.length).toBe(2);

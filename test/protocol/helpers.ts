@@ -2,22 +2,25 @@
 // transport, a sink that records a save as the ResumeItems a stream decoder
 // would yield, an access trace, and the round-trip checks.
 import { expect } from "vitest";
-import { SimDevice, type SimDeviceOptions } from "../../src/device/index.js";
 import type { Fault, FaultPoint } from "../../src/device/faults.js";
+import { SimDevice, type SimDeviceOptions } from "../../src/device/index.js";
 import { VendorErrno } from "../../src/device/vendor.js";
 import { MigstreamError } from "../../src/errors.js";
 import { FIELDS, STATE_MASK } from "../../src/protocol/constants.js";
-import { ERRNO, errnoName } from "../../src/protocol/region-io.js";
 import type { RegionIO } from "../../src/protocol/region-io.js";
-import { resume, type ResumeOptions } from "../../src/protocol/resume.js";
-import { save, type SaveOptions } from "../../src/protocol/save.js";
+import { ERRNO, errnoName } from "../../src/protocol/region-io.js";
+import { type ResumeOptions, resume } from "../../src/protocol/resume.js";
+import { type SaveOptions, save } from "../../src/protocol/save.js";
 import type { MigrationProtocol, Phase, ResumeItem, SaveSink } from "../../src/protocol/types.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";
 
 export const KiB = 1024;
 
 /** A simulated device and an in-process region over it. */
-export function sim(options: SimDeviceOptions = {}, maxAccess?: number): { dev: SimDevice; io: RegionIO; trace: Access[] } {
+export function sim(
+  options: SimDeviceOptions = {},
+  maxAccess?: number,
+): { dev: SimDevice; io: RegionIO; trace: Access[] } {
   const dev = new SimDevice(options);
   const traced = new TraceRegion(new InProcessRegion(dev, { maxAccess }));
   return { dev, io: traced, trace: traced.accesses };
@@ -48,7 +51,9 @@ export class ItemSink implements SaveSink {
     return this.items.flatMap((i) => (i.kind === "transaction" ? [i.data] : []));
   }
   get phases(): string[] {
-    return this.items.flatMap((i) => (i.kind === "phase" ? [`${i.phase}${i.phase === "precopy" ? i.iteration : ""}`] : []));
+    return this.items.flatMap((i) =>
+      i.kind === "phase" ? [`${i.phase}${i.phase === "precopy" ? i.iteration : ""}`] : [],
+    );
   }
 }
 

@@ -9,13 +9,13 @@
 // here, with what the device sees unchanged.
 import { describe, expect, it } from "vitest";
 import type { SimDeviceOptions } from "../../src/device/index.js";
-import type { ResumeItem, SaveSink } from "../../src/protocol/types.js";
+import { SimDevice } from "../../src/device/index.js";
 import { MigstreamError } from "../../src/errors.js";
 import { ERRNO, type RegionIO } from "../../src/protocol/region-io.js";
 import { resume } from "../../src/protocol/resume.js";
 import { save } from "../../src/protocol/save.js";
+import type { ResumeItem, SaveSink } from "../../src/protocol/types.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";
-import { SimDevice } from "../../src/device/index.js";
 import { type Access, destinationFor, expectClean, failure, ItemSink, KiB, low, TraceRegion } from "./helpers.js";
 
 /**
@@ -79,9 +79,14 @@ const points = (t: Access[]) => t.map((a) => `${a.point}@${a.offset}+${a.count}`
 const CASES: Record<string, { src: SimDeviceOptions; maxAccess?: number; precopy?: boolean }> = {
   reference: { src: { stateSize: 96 * KiB, txnSize: 16 * KiB, seed: 3 } },
   "dirtying during pre-copy": { src: { stateSize: 96 * KiB, txnSize: 16 * KiB, seed: 4, dirtyPerTxn: 3 } },
-  "data split at a 4 KiB access limit": { src: { stateSize: 64 * KiB, txnSize: 16 * KiB, seed: 5 }, maxAccess: 4 * KiB },
+  "data split at a 4 KiB access limit": {
+    src: { stateSize: 64 * KiB, txnSize: 16 * KiB, seed: 5 },
+    maxAccess: 4 * KiB,
+  },
   "ack needs data_size (mlx5 v1 style)": { src: { stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 6, ack: "data_size" } },
-  "ack on the pending read after data_offset": { src: { stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 7, ack: "data_offset" } },
+  "ack on the pending read after data_offset": {
+    src: { stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 7, ack: "data_offset" },
+  },
   "whole-buffer-only data access": { src: { stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 8, wholeBufferOnly: true } },
   "suspend (no pre-copy)": { src: { stateSize: 64 * KiB, txnSize: 8 * KiB, seed: 9 }, precopy: false },
 };
@@ -152,7 +157,13 @@ describe("pipelined transport: a fault is reported as the first failed step", ()
     { at: "write data", step: "resume: write data" },
     { at: "write data_size", step: "resume: write data_size" },
   ] as const;
-  for (const [f, copies] of resumeFaults.flatMap((f) => [[f, false], [f, true]] as const)) {
+  for (const [f, copies] of resumeFaults.flatMap(
+    (f) =>
+      [
+        [f, false],
+        [f, true],
+      ] as const,
+  )) {
     it(`resume${copies ? " (transport copies writes)" : ""}: ${f.at} fails with ENOSPC; the destination ends STOP without the partial state`, async () => {
       const s = device(SRC, true);
       const sink = new ItemSink();
@@ -229,7 +240,8 @@ describe("pipelined transport: the sink takes a buffer while the next one is rea
     expect(during).toContain("data_offset");
     // Each buffer reached the sink after the one before it left it, in order.
     const sinkEvents = log.filter((e) => e.startsWith("sink"));
-    for (let i = 0; i < sinkEvents.length; i += 2) expect(sinkEvents.slice(i, i + 2)).toEqual([`sink start ${i / 2}`, `sink end ${i / 2}`]);
+    for (let i = 0; i < sinkEvents.length; i += 2)
+      expect(sinkEvents.slice(i, i + 2)).toEqual([`sink start ${i / 2}`, `sink end ${i / 2}`]);
     expect(sink.transactions).toEqual(reference.transactions);
     expect(points(s.trace)).toEqual(points(plain.trace));
     expectClean(s.dev);

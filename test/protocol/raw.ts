@@ -61,4 +61,7 @@ export async function saveByHand(dev: SimDevice): Promise<Uint8Array[]> {
   return txns;
 }
 
-export const txnItems = (txns: Uint8Array[]): ResumeItem[] => [...txns.map((data) => ({ kind: "transaction" as const, data })), { kind: "verified" }];
+export const txnItems = (txns: Uint8Array[]): ResumeItem[] => [
+  ...txns.map((data) => ({ kind: "transaction" as const, data })),
+  { kind: "verified" },
+];

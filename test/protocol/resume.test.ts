@@ -19,7 +19,8 @@ async function saved(): Promise<{ items: ResumeItem[]; digest: bigint }> {
 }
 
 const dest = () => sim({ ...small, empty: true });
-const writes = (dev: { stateWrites: Array<{ value: number; ok: boolean }> }) => dev.stateWrites.filter((w) => w.ok).map((w) => low(w.value));
+const writes = (dev: { stateWrites: Array<{ value: number; ok: boolean }> }) =>
+  dev.stateWrites.filter((w) => w.ok).map((w) => low(w.value));
 
 describe("RUNNING only after the stream verified", () => {
   it("the device stays in RESUMING until `verified` arrives, then starts", async () => {
@@ -62,7 +63,9 @@ describe("RUNNING only after the stream verified", () => {
     const d = dest();
     const extra: ResumeItem = { kind: "transaction", data: new Uint8Array(64).fill(7) };
     const summary = await resume(d.io, [...items, extra]);
-    expect(summary.transactions).toBe(items.length - 1 - items.filter((i) => i.kind === "phase" || i.kind === "protocol").length);
+    expect(summary.transactions).toBe(
+      items.length - 1 - items.filter((i) => i.kind === "phase" || i.kind === "protocol").length,
+    );
     expect(d.dev.digest()).toBe(digest);
     expectClean(d.dev);
   });

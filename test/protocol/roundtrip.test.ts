@@ -3,11 +3,10 @@
 // changing its state. The "stream" is the in-memory list of ResumeItems.
 import { describe, expect, it } from "vitest";
 import type { SimDeviceOptions } from "../../src/device/index.js";
-import { startResumed } from "../../src/protocol/resume.js";
+import { resume, startResumed } from "../../src/protocol/resume.js";
 import type { SaveOptions } from "../../src/protocol/save.js";
-import { destinationFor, ItemSink, KiB, low, roundTrip, sim, expectClean } from "./helpers.js";
 import { save } from "../../src/protocol/save.js";
-import { resume } from "../../src/protocol/resume.js";
+import { destinationFor, expectClean, ItemSink, KiB, low, roundTrip, sim } from "./helpers.js";
 
 const STATE = 256 * KiB;
 
@@ -59,7 +58,13 @@ describe("round trips over every vendor variant", () => {
 
   it("round-trips through a transport that splits data accesses (8 B, 1000 B and 4 KiB pieces)", async () => {
     for (const maxAccess of [8, 1000, 4096]) {
-      await roundTrip({ stateSize: 32 * KiB, txnSize: 8 * KiB, seed: maxAccess }, {}, { policy: { maxIterations: 2 } }, {}, maxAccess);
+      await roundTrip(
+        { stateSize: 32 * KiB, txnSize: 8 * KiB, seed: maxAccess },
+        {},
+        { policy: { maxIterations: 2 } },
+        {},
+        maxAccess,
+      );
     }
   });
 });
@@ -92,7 +97,11 @@ describe("pre-copy with a source that keeps changing its state", () => {
   });
 
   it("converges when the device stops dirtying (pending reaches 0 before stop-and-copy)", async () => {
-    const r = await roundTrip({ stateSize: 64 * KiB, txnSize: 8 * KiB, dirtyPerTxn: 1 }, {}, { policy: { maxIterations: 100, pendingThreshold: 4 * KiB } });
+    const r = await roundTrip(
+      { stateSize: 64 * KiB, txnSize: 8 * KiB, dirtyPerTxn: 1 },
+      {},
+      { policy: { maxIterations: 100, pendingThreshold: 4 * KiB } },
+    );
     expect(r.summary.precopyEnd).toBe("converged");
     expect(r.summary.stopcopy.transactions).toBeGreaterThanOrEqual(1); // at least the END record
   });

@@ -3,14 +3,15 @@
 import { describe, expect, it } from "vitest";
 import { MigstreamError } from "../../src/errors.js";
 import type { Progress } from "../../src/protocol/progress.js";
+import { resume } from "../../src/protocol/resume.js";
 import { save } from "../../src/protocol/save.js";
 import type { Phase, SaveSink } from "../../src/protocol/types.js";
 import { destinationFor, expectClean, failure, ItemSink, KiB, low, roundTrip, sim } from "./helpers.js";
-import { resume } from "../../src/protocol/resume.js";
 import { setState } from "./raw.js";
 
 const small = { stateSize: 32 * KiB, txnSize: 8 * KiB, seed: 9 };
-const transitions = (dev: { stateWrites: Array<{ from: number; value: number }> }) => dev.stateWrites.map((w) => `${low(w.from)}>${low(w.value)}`);
+const transitions = (dev: { stateWrites: Array<{ from: number; value: number }> }) =>
+  dev.stateWrites.map((w) => `${low(w.from)}>${low(w.value)}`);
 
 describe("cancel", () => {
   it("an already aborted signal fails before any device access", async () => {
@@ -151,14 +152,22 @@ describe("pre-copy policy", () => {
     const r = await roundTrip(small, {}, { policy: { pendingThreshold: small.stateSize } });
     expect(r.summary.precopyEnd).toBe("converged");
     expect(r.summary.precopy.transactions).toBe(0);
-    const r2 = await roundTrip({ ...small, dirtyPerTxn: 1 }, {}, { policy: { pendingThreshold: 12 * KiB, maxIterations: 50 } });
+    const r2 = await roundTrip(
+      { ...small, dirtyPerTxn: 1 },
+      {},
+      { policy: { pendingThreshold: 12 * KiB, maxIterations: 50 } },
+    );
     expect(r2.summary.precopyEnd).toBe("converged");
     expect(r2.summary.precopy.transactions).toBeGreaterThan(0);
   });
 
   it("the time budget ends pre-copy at a transaction boundary", async () => {
     const t0 = performance.now();
-    const r = await roundTrip({ ...dirty, dataOffsetDelayMs: 15 }, {}, { policy: { timeBudgetMs: 40, maxIterations: 1000 } });
+    const r = await roundTrip(
+      { ...dirty, dataOffsetDelayMs: 15 },
+      {},
+      { policy: { timeBudgetMs: 40, maxIterations: 1000 } },
+    );
     expect(r.summary.precopyEnd).toBe("time");
     expect(r.summary.precopy.transactions).toBeGreaterThanOrEqual(2);
     expect(r.summary.precopy.transactions).toBeLessThanOrEqual(4);
@@ -168,13 +177,17 @@ describe("pre-copy policy", () => {
 
   it("the VMM's stop signal (a flag or a promise) ends pre-copy", async () => {
     const flag = { aborted: false };
-    const r = await roundTrip(dirty, {}, {
-      stopCopy: flag,
-      policy: { maxIterations: 1000 },
-      onProgress: (p) => {
-        if (p.transactions === 5) flag.aborted = true;
+    const r = await roundTrip(
+      dirty,
+      {},
+      {
+        stopCopy: flag,
+        policy: { maxIterations: 1000 },
+        onProgress: (p) => {
+          if (p.transactions === 5) flag.aborted = true;
+        },
       },
-    });
+    );
     expect(r.summary.precopyEnd).toBe("stop-signal");
     expect(r.summary.precopy.transactions).toBe(5);
 
@@ -204,9 +217,18 @@ describe("pre-copy policy", () => {
 describe("progress and buffers", () => {
   it("reports every phase and transaction with growing byte counts", async () => {
     const events: Progress[] = [];
-    const r = await roundTrip({ ...small, dirtyPerTxn: 2 }, {}, { policy: { maxIterations: 2 }, onProgress: (p) => events.push({ ...p }) });
+    const r = await roundTrip(
+      { ...small, dirtyPerTxn: 2 },
+      {},
+      { policy: { maxIterations: 2 }, onProgress: (p) => events.push({ ...p }) },
+    );
     expect(events.every((e) => e.direction === "save")).toBe(true);
-    expect(events.map((e) => e.phase).filter((p, i, a) => p !== a[i - 1])).toEqual(["setup", "precopy", "stopcopy", "end"]);
+    expect(events.map((e) => e.phase).filter((p, i, a) => p !== a[i - 1])).toEqual([
+      "setup",
+      "precopy",
+      "stopcopy",
+      "end",
+    ]);
     for (let i = 1; i < events.length; i++) expect(events[i].bytes).toBeGreaterThanOrEqual(events[i - 1].bytes);
     const last = events.at(-1)!;
     expect(last.transactions).toBe(r.summary.transactions);
@@ -218,12 +240,16 @@ describe("progress and buffers", () => {
   it("reads into a caller's buffer factory, and refuses one that is too small", async () => {
     const pool = new Uint8Array(64 * KiB);
     let calls = 0;
-    const r = await roundTrip(small, {}, {
-      buffer: (n) => {
-        calls++;
-        return pool.subarray(0, n);
+    const r = await roundTrip(
+      small,
+      {},
+      {
+        buffer: (n) => {
+          calls++;
+          return pool.subarray(0, n);
+        },
       },
-    });
+    );
     expect(calls).toBe(r.summary.transactions);
     const s = sim(small);
     const e = await failure(save(s.io, new ItemSink(), { buffer: () => new Uint8Array(16) }));

@@ -5,19 +5,26 @@
 // pre-copy save and restore obeys the rule, and the strict server refuses the
 // violation (so a client breaking the rule fails against it).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import { SimDevice } from "../../src/device/index.js";
-import { type Phase, resume, type ResumeItem, save } from "../../src/protocol/index.js";
+import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
+import { type Phase, type ResumeItem, resume, save } from "../../src/protocol/index.js";
 import { InProcessRegion } from "../../src/transport/in-process.js";
 import type { SimRegion } from "../../src/transport/sim/open.js";
-import { openDevice } from "../../src/transport/spec.js";
 import { variantOptions } from "../../src/transport/sim/options.js";
+import { openDevice } from "../../src/transport/spec.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
-import { decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, newMessage, writeAccess } from "../../src/transport/vfio-user/wire.js";
 import { CMD, FLAG_ERROR, HEADER_SIZE, REGION_FLAG_CAPS, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
 import { serverMaxMessage } from "../../src/transport/vfio-user/reference.js";
-import { rawClient, reply, type Raw } from "./raw-client.js";
-import { migrateStrict, type Migration, type Strict, strictServer, type Traced } from "./strict-server.js";
+import {
+  decodeRegionInfo,
+  decodeVersion,
+  encodeRegionInfoRequest,
+  encodeVersion,
+  newMessage,
+  writeAccess,
+} from "../../src/transport/vfio-user/wire.js";
+import { type Raw, rawClient, reply } from "./raw-client.js";
+import { type Migration, migrateStrict, type Strict, strictServer, type Traced } from "./strict-server.js";
 
 const REGION = 9;
 const DATA_OFFSET = 4096;
@@ -117,7 +124,9 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
     const raw = await rawClient(s.path);
     raw.send(1, CMD.VERSION, encodeVersion(0, 2));
     const text = new TextDecoder().decode((await reply(raw))[1].subarray(4));
-    expect(text).toBe('{ "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576, "migration": { "pgsize": 4096 } } }\0');
+    expect(text).toBe(
+      '{ "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576, "migration": { "pgsize": 4096 } } }\0',
+    );
     raw.close();
     const r = await connectVfioUser((await strictServerExtra()).path, { timeoutMs: 5000 });
     await r.close();
@@ -151,7 +160,8 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
     // With a small limit offered, our client keeps to it (buffers of 16 KiB fit whole).
     const small = await migrateStrict({ maxDataXfer: 16 << 10 });
     extra.push(small.src, small.dst);
-    for (const t of [...small.src.trace, ...small.dst.trace]) if (t.access) expect(t.access.count).toBeLessThanOrEqual(16 << 10);
+    for (const t of [...small.src.trace, ...small.dst.trace])
+      if (t.access) expect(t.access.count).toBeLessThanOrEqual(16 << 10);
     expect(small.dst.device.digest()).toBe(small.src.device.digest());
     // The strict server: a count above its limit → EINVAL; a msg_size above a whole REGION_WRITE → EINVAL, then closed.
     const { c } = await rawStrict();
@@ -168,7 +178,11 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
     const s = await strictServer();
     extra.push(s);
     const r = await connectVfioUser(s.path, { timeoutMs: 5000 });
-    const sock = r.session.channel.socket as unknown as { write: (...a: unknown[]) => boolean; cork: () => void; uncork: () => void };
+    const sock = r.session.channel.socket as unknown as {
+      write: (...a: unknown[]) => boolean;
+      cork: () => void;
+      uncork: () => void;
+    };
     const write = sock.write.bind(sock);
     const cork = sock.cork.bind(sock);
     const uncork = sock.uncork.bind(sock);
@@ -249,10 +263,12 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
 
   it("R11 region info asked with argsz 32, again with the reply's argsz whenever larger, whatever the flags", async () => {
     const asked = (t: Traced[]) =>
-      t.filter((x) => x.h.cmd === CMD.DEVICE_GET_REGION_INFO).map((x) => {
-        const dv = new DataView(x.payload.buffer);
-        return [dv.getUint32(8, true), dv.getUint32(0, true)];
-      });
+      t
+        .filter((x) => x.h.cmd === CMD.DEVICE_GET_REGION_INFO)
+        .map((x) => {
+          const dv = new DataView(x.payload.buffer);
+          return [dv.getUint32(8, true), dv.getUint32(0, true)];
+        });
     const src = asked(m.src.trace);
     // Ten regions asked at 32; the migration region again at 48 (its type cap).
     expect(src.filter(([, a]) => a === 32).map(([i]) => i)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
@@ -281,7 +297,15 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
 
   it("R13 only VERSION, DEVICE_GET_INFO, DEVICE_GET_REGION_INFO, REGION_READ/WRITE (and DEVICE_RESET): no mmap, no fds", () => {
     const used = new Set(all.map((t) => t.h.cmd));
-    for (const cmd of used) expect([CMD.VERSION, CMD.DEVICE_GET_INFO, CMD.DEVICE_GET_REGION_INFO, CMD.REGION_READ, CMD.REGION_WRITE, CMD.DEVICE_RESET]).toContain(cmd);
+    for (const cmd of used)
+      expect([
+        CMD.VERSION,
+        CMD.DEVICE_GET_INFO,
+        CMD.DEVICE_GET_REGION_INFO,
+        CMD.REGION_READ,
+        CMD.REGION_WRITE,
+        CMD.DEVICE_RESET,
+      ]).toContain(cmd);
   });
 
   it("R14 registers at their native width, never `reserved`", async () => {
@@ -300,11 +324,16 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
 
   it("R15 each buffer's data in one access of the whole buffer at data_offset", async () => {
     // Every data access starts at data_offset and is the only one of its buffer; its count is the buffer's size.
-    for (const t of all) if (t.access?.region === REGION && t.access.offset >= DATA_OFFSET) expect(t.access.offset).toBe(DATA_OFFSET);
+    for (const t of all)
+      if (t.access?.region === REGION && t.access.offset >= DATA_OFFSET) expect(t.access.offset).toBe(DATA_OFFSET);
     expect(tokens(m.src.trace)).not.toMatch(/D D/);
     expect(tokens(m.dst.trace)).not.toMatch(/D D/);
     const sizes = m.items.flatMap((i) => (i.kind === "transaction" ? [i.data.length] : []));
-    expect(m.dst.trace.filter((t) => t.h.cmd === CMD.REGION_WRITE && t.access!.offset >= DATA_OFFSET).map((t) => t.access!.count)).toEqual(sizes);
+    expect(
+      m.dst.trace
+        .filter((t) => t.h.cmd === CMD.REGION_WRITE && t.access!.offset >= DATA_OFFSET)
+        .map((t) => t.access!.count),
+    ).toEqual(sizes);
     // The strict device refuses half a buffer.
     const dev = new SimDevice({ ...variantOptions("libvfio-user"), stateSize: 64 << 10, txnSize: 16 << 10 });
     const io = new InProcessRegion(dev);
@@ -366,10 +395,15 @@ describe("vfio-user client rules, against the strict (reference-like) server", (
   });
 
   it("R20 no DEVICE_RESET (nor discovery) while the device is STOP or stop-and-copy", async () => {
-    for (const t of all) if (t.h.cmd !== CMD.REGION_READ && t.h.cmd !== CMD.REGION_WRITE) expect([0, 2]).not.toContain(t.state & 7);
+    for (const t of all)
+      if (t.h.cmd !== CMD.REGION_READ && t.h.cmd !== CMD.REGION_WRITE) expect([0, 2]).not.toContain(t.state & 7);
     // A failed restore resets the destination while it is RESUMING (accepted), then stops it.
     const dst = await strictServerExtra({ empty: true });
-    const bad = m.items.map((i) => (i.kind === "transaction" && i === m.items.find((x) => x.kind === "transaction") ? { ...i, data: i.data.map((b) => b ^ 1) } : i));
+    const bad = m.items.map((i) =>
+      i.kind === "transaction" && i === m.items.find((x) => x.kind === "transaction")
+        ? { ...i, data: i.data.map((b) => b ^ 1) }
+        : i,
+    );
     const r = await connectVfioUser(dst.path, { timeoutMs: 5000 });
     const e = (await resume(r, bad).then(
       () => undefined,

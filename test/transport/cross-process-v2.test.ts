@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cli, ensureCli, startServer, type ServerProc } from "./sim-process.js";
+import { cli, ensureCli, type ServerProc, startServer } from "./sim-process.js";
 
 let dir: string;
 const procs: ServerProc[] = [];
@@ -56,7 +56,9 @@ describe.concurrent("save from a v2 server process, restore into another (CLI, s
       const saved = await cli(["save", "--device", `vfio-user:${src.path}${declare}`, "-o", file, "--json"]);
       expect(saved.code, saved.stderr).toBe(0);
       const inspected = await cli(["inspect", file]);
-      expect(inspected.stdout).toMatch(variant === "restarts" ? /VFIO migration v2 \(restarts at STOP_COPY/ : /VFIO migration v2,/);
+      expect(inspected.stdout).toMatch(
+        variant === "restarts" ? /VFIO migration v2 \(restarts at STOP_COPY/ : /VFIO migration v2,/,
+      );
       const restored = await cli(["restore", "--device", `vfio-user:${dst.path}${declare}`, file, "--json"]);
       expect(restored.code, restored.stderr).toBe(0);
       const [s, d] = [await digest(src), await digest(dst)];
@@ -89,8 +91,15 @@ describe.concurrent("save from a v2 server process, restore into another (CLI, s
 });
 
 describe.concurrent("faults in the v2 server processes", () => {
-    // nth counts every client: `sim digest` makes one GET MIGRATION (detection) and one GET state, the save's detection one more.
-  const SOURCE_FAULTS = ["get-migration,nth=3,errno=ENOTTY", "get-state,nth=2,errno=EIO", "set-state,to=PRE_COPY,errno=EBUSY", "set-state,from=PRE_COPY,to=STOP_COPY,errno=EIO", "read-data,nth=3,errno=EIO", "set-state,from=STOP_COPY,to=STOP,errno=EPERM"];
+  // nth counts every client: `sim digest` makes one GET MIGRATION (detection) and one GET state, the save's detection one more.
+  const SOURCE_FAULTS = [
+    "get-migration,nth=3,errno=ENOTTY",
+    "get-state,nth=2,errno=EIO",
+    "set-state,to=PRE_COPY,errno=EBUSY",
+    "set-state,from=PRE_COPY,to=STOP_COPY,errno=EIO",
+    "read-data,nth=3,errno=EIO",
+    "set-state,from=STOP_COPY,to=STOP,errno=EPERM",
+  ];
   for (const fault of SOURCE_FAULTS) {
     it(`source: ${fault} — the save fails, the source ends RUNNING with its state`, async () => {
       const src = await serve(["--state-size", "1MiB", "--seed", "3", "--max-transfer", "64KiB", "--fault", fault]);
@@ -104,7 +113,12 @@ describe.concurrent("faults in the v2 server processes", () => {
     });
   }
 
-  const DEST_FAULTS = ["set-state,to=RESUMING,errno=EBUSY", "write-data,nth=2,errno=EIO", "set-state,from=RESUMING,to=STOP,errno=EINVAL", "get-migration,nth=3,errno=EIO"];
+  const DEST_FAULTS = [
+    "set-state,to=RESUMING,errno=EBUSY",
+    "write-data,nth=2,errno=EIO",
+    "set-state,from=RESUMING,to=STOP,errno=EINVAL",
+    "get-migration,nth=3,errno=EIO",
+  ];
   for (const fault of DEST_FAULTS) {
     it(`destination: ${fault} — the restore fails, the destination is not RUNNING on partial data`, async () => {
       const src = await serve(["--state-size", "1MiB", "--seed", "4"]);
@@ -115,7 +129,8 @@ describe.concurrent("faults in the v2 server processes", () => {
       const r = await cli(["restore", "--device", `vfio-user:${dst.path},timeout=5000`, file]);
       expect(r.code).not.toBe(0);
       const after = await digest(dst);
-      if (fault.startsWith("get-migration")) expect(after).toEqual(empty); // refused before any SET
+      if (fault.startsWith("get-migration"))
+        expect(after).toEqual(empty); // refused before any SET
       else {
         expect(after.deviceState).not.toBe("RUNNING");
         expect(after.digest).toBe(empty.digest); // reset: none of the partial state

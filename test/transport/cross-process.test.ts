@@ -10,10 +10,21 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import type { ResumeItem } from "../../src/protocol/index.js";
-import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 import { SIM_VARIANT_NAMES } from "../../src/transport/sim/options.js";
+import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 import { tempSocket } from "./helpers.js";
-import { CLI, cli, digestCli, digestOf, ensureCli, rejection, resumeOver, saveOver, type ServerProc, startServer } from "./sim-process.js";
+import {
+  CLI,
+  cli,
+  digestCli,
+  digestOf,
+  ensureCli,
+  rejection,
+  resumeOver,
+  type ServerProc,
+  saveOver,
+  startServer,
+} from "./sim-process.js";
 
 /** Small states keep the suite fast; several transactions per save. */
 const STATE = "192KiB";
@@ -33,7 +44,10 @@ async function serve(args: string[]): Promise<ServerProc> {
 function pair(extra: string[] = [], src: string[] = [], dst: string[] = []): Promise<[ServerProc, ServerProc]> {
   const common = ["--state-size", STATE, ...extra];
   const txn = (side: string[]) => (side.includes("--transaction-size") ? [] : ["--transaction-size", TXN]);
-  return Promise.all([serve([...common, ...txn(src), "--seed", "7", ...src]), serve([...common, ...txn(dst), "--empty", ...dst])]);
+  return Promise.all([
+    serve([...common, ...txn(src), "--seed", "7", ...src]),
+    serve([...common, ...txn(dst), "--empty", ...dst]),
+  ]);
 }
 
 beforeAll(() => ensureCli());
@@ -65,7 +79,11 @@ const CASES: Record<string, Case> = {
   mlx5: { src: ["--dirty-rate", "2"], maxIterations: 2, dirty: true },
   "sticky-zero": { src: ["--dirty-rate", "2"], dirty: true },
   // Every access split at 4 KiB: the region accepts any split of the data section.
-  packed: { both: ["--max-transfer", "4KiB", "--region-index", "12"], src: ["--transaction-size", "6KiB-20KiB"], dst: ["--transaction-size", "20KiB"] },
+  packed: {
+    both: ["--max-transfer", "4KiB", "--region-index", "12"],
+    src: ["--transaction-size", "6KiB-20KiB"],
+    dst: ["--transaction-size", "20KiB"],
+  },
 };
 
 describe.concurrent("save from one server process, restore into another", () => {
@@ -73,13 +91,20 @@ describe.concurrent("save from one server process, restore into another", () => 
     const c = CASES[variant] ?? {};
     const [src, dst] = await pair(["--variant", variant, ...(c.both ?? [])], c.src, c.dst);
     expect(src.initialDigest).not.toBe(dst.initialDigest);
-    const { items, summary } = await saveOver(src.path, c.maxIterations === undefined ? {} : { policy: { maxIterations: c.maxIterations } });
+    const { items, summary } = await saveOver(
+      src.path,
+      c.maxIterations === undefined ? {} : { policy: { maxIterations: c.maxIterations } },
+    );
     expect(summary.transactions).toBeGreaterThan(3);
     expect(items.filter((i) => i.kind === "transaction")).toHaveLength(summary.transactions);
     const restored = await resumeOver(dst.path, items);
     expect(restored.transactions).toBe(summary.transactions);
     expect(restored.started).toBe(true);
-    const read = c.reference ? (p: ServerProc) => p.exitReport() : c.cli ? (p: ServerProc) => digestCli(p.path) : (p: ServerProc) => digestOf(p.path);
+    const read = c.reference
+      ? (p: ServerProc) => p.exitReport()
+      : c.cli
+        ? (p: ServerProc) => digestCli(p.path)
+        : (p: ServerProc) => digestOf(p.path);
     const [s, d] = await Promise.all([read(src), read(dst)]);
     expect(d.digest).toBe(s.digest);
     expect(d.deviceState).toMatch(/^RUNNING/);
@@ -122,7 +147,17 @@ describe.concurrent("a fault in the source server fails the save; the driver put
     ["write-device_state,to=STOP,then=error,errno=ENOTTY", "ENOTTY", /STOP/, false],
   ];
   it.each(cases)("fault %s", async (fault, errno, step, keepsState) => {
-    const src = await serve(["--state-size", STATE, "--transaction-size", TXN, "--seed", "5", "--fault", fault, ...STAY]);
+    const src = await serve([
+      "--state-size",
+      STATE,
+      "--transaction-size",
+      TXN,
+      "--seed",
+      "5",
+      "--fault",
+      fault,
+      ...STAY,
+    ]);
     const err = expectFailure(await rejection(saveOver(src.path)), errno, step);
     expect(err.message).toMatch(keepsState ? /device back in RUNNING/ : /reset/i);
     const s = await digestOf(src.path);
@@ -165,21 +200,28 @@ describe.concurrent("a fault in the destination server fails the restore; the dr
 });
 
 describe("server process lifecycle", () => {
-  it.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)("%s stops it cleanly (exit 0) and removes the socket file, even with a client connected", async (signal) => {
-    const s = await serve(["--state-size", "64KiB"]);
-    expect(existsSync(s.path)).toBe(true);
-    const c = await connectVfioUser(s.path, { timeoutMs: 5000 });
-    const ended = await s.stop(signal);
-    expect(ended).toEqual({ code: 0, signal: null });
-    expect(existsSync(s.path)).toBe(false);
-    const e = await rejection(c.read(0, 4));
-    expect(isMigstreamError(e, "TRANSPORT")).toBe(true);
-    await c.close();
-  });
+  it.each(["SIGTERM", "SIGINT", "SIGHUP"] as const)(
+    "%s stops it cleanly (exit 0) and removes the socket file, even with a client connected",
+    async (signal) => {
+      const s = await serve(["--state-size", "64KiB"]);
+      expect(existsSync(s.path)).toBe(true);
+      const c = await connectVfioUser(s.path, { timeoutMs: 5000 });
+      const ended = await s.stop(signal);
+      expect(ended).toEqual({ code: 0, signal: null });
+      expect(existsSync(s.path)).toBe(false);
+      const e = await rejection(c.read(0, 4));
+      expect(isMigstreamError(e, "TRANSPORT")).toBe(true);
+      await c.close();
+    },
+  );
 
   it("--exit-with-stdin: it stops cleanly when its stdin ends (the parent holding the pipe is gone)", async () => {
     const path = join(dir.dir, "stdin.sock");
-    const child = spawn(process.execPath, [CLI, "sim", "serve", "--socket", path, "--state-size", "64KiB", "--exit-with-stdin"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [CLI, "sim", "serve", "--socket", path, "--state-size", "64KiB", "--exit-with-stdin"],
+      { stdio: ["pipe", "pipe", "pipe"] },
+    );
     let out = "";
     child.stdout!.on("data", (c) => (out += c));
     while (!/listening on/.test(out)) await new Promise((r) => setTimeout(r, 20));
@@ -192,7 +234,10 @@ describe("server process lifecycle", () => {
   });
 
   it("--on-disconnect stay keeps a finished save's STOP; recover (the default) restarts it", async () => {
-    for (const [policy, want] of [["stay", "STOP"], ["recover", "RUNNING"]] as const) {
+    for (const [policy, want] of [
+      ["stay", "STOP"],
+      ["recover", "RUNNING"],
+    ] as const) {
       const s = await serve(["--state-size", "64KiB", "--on-disconnect", policy]);
       await saveOver(s.path, { precopy: false });
       expect((await digestOf(s.path)).deviceState).toBe(want);

@@ -2,9 +2,23 @@
 // net.createServer, requests framed with our Framer, replies written by the
 // test's handler exactly as it wants (split, wrong ids, truncated...).
 import * as net from "node:net";
-import { encodeRegionInfoReply, encodeTypeCap, encodeVersion, type Header, newMessage, readAccess } from "../../src/transport/vfio-user/wire.js";
-import { CMD, FLAG_ERROR, HEADER_SIZE, REGION_FLAG_READ, REGION_FLAG_WRITE, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
+import {
+  CMD,
+  FLAG_ERROR,
+  HEADER_SIZE,
+  REGION_FLAG_READ,
+  REGION_FLAG_WRITE,
+  TYPE_REPLY,
+} from "../../src/transport/vfio-user/constants.js";
 import { Framer } from "../../src/transport/vfio-user/framer.js";
+import {
+  encodeRegionInfoReply,
+  encodeTypeCap,
+  encodeVersion,
+  type Header,
+  newMessage,
+  readAccess,
+} from "../../src/transport/vfio-user/wire.js";
 
 export type Handler = (h: Header, payload: Uint8Array, sock: net.Socket) => void;
 
@@ -63,14 +77,24 @@ export function simpleDevice(index = 9, size = 8192): FakeDevice {
     numRegions: Math.max(10, index + 1),
     regionInfo: (i, argsz) =>
       i === index
-        ? encodeRegionInfoReply({ flags: REGION_FLAG_READ | REGION_FLAG_WRITE, index: i, size }, [encodeTypeCap(3, 1)], argsz)
+        ? encodeRegionInfoReply(
+            { flags: REGION_FLAG_READ | REGION_FLAG_WRITE, index: i, size },
+            [encodeTypeCap(3, 1)],
+            argsz,
+          )
         : encodeRegionInfoReply({ flags: 0, index: i, size: 0 }, [], argsz),
     read: (_r, _o, n) => new Uint8Array(n).fill(0xab),
   };
 }
 
 /** Answers the standard commands for `dev`; returns false for anything it did not answer. */
-export function answer(dev: FakeDevice, h: Header, p: Uint8Array, sock: net.Socket, caps: object = { capabilities: { max_data_xfer_size: 1 << 20 } }): boolean {
+export function answer(
+  dev: FakeDevice,
+  h: Header,
+  p: Uint8Array,
+  sock: net.Socket,
+  caps: object = { capabilities: { max_data_xfer_size: 1 << 20 } },
+): boolean {
   switch (h.cmd) {
     case CMD.VERSION:
       sock.write(reply(h, encodeVersion(0, 2, caps)));

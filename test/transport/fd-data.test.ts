@@ -2,8 +2,7 @@
 // machine). The CLI runs as a child with a stream fd at 3, as a VMM would
 // start it; this test plays the VMM: it SETs the simulated device's states
 // itself, pumps the device's data through the fd, and checks the result.
-import { spawn } from "node:child_process";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +14,7 @@ import { walk } from "../../src/device/migration-vendor.js";
 import { MIG_STATE } from "../../src/protocol/v2/constants.js";
 import { HandedOverDataFd } from "../../src/transport/fd/data-fd.js";
 import { parseDeviceSpec } from "../../src/transport/spec.js";
-import { cli, CLI, ensureCli } from "./sim-process.js";
+import { CLI, cli, ensureCli } from "./sim-process.js";
 
 let dir: string;
 beforeAll(() => {
@@ -39,7 +38,10 @@ async function stopCopyBytes(dev: MigrationSimDevice): Promise<Uint8Array> {
 }
 
 /** Runs the CLI with a stream (socket) fd at 3; resolves with its exit code and stderr. */
-function withFd3(args: string[], io: (fd3: Readable & Writable) => void): Promise<{ code: number | null; stderr: string }> {
+function withFd3(
+  args: string[],
+  io: (fd3: Readable & Writable) => void,
+): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr!.setEncoding("utf8").on("data", (c: string) => (stderr += c));
@@ -50,7 +52,11 @@ function withFd3(args: string[], io: (fd3: Readable & Writable) => void): Promis
 describe("a v2 data fd handed over by the VMM", () => {
   it("parses as its own spec form; offset/size are not asked for", () => {
     expect(parseDeviceSpec("fd:3,protocol=v2")).toEqual({ kind: "data-fd", fd: 3 });
-    expect(parseDeviceSpec("fd:4,protocol=v2,stopcopy=restarts")).toEqual({ kind: "data-fd", fd: 4, restartsAtStopCopy: true });
+    expect(parseDeviceSpec("fd:4,protocol=v2,stopcopy=restarts")).toEqual({
+      kind: "data-fd",
+      fd: 4,
+      restartsAtStopCopy: true,
+    });
     expect(() => parseDeviceSpec("fd:3,protocol=v2,offset=0")).toThrow(/unknown option 'offset'/);
   });
 
@@ -65,7 +71,9 @@ describe("a v2 data fd handed over by the VMM", () => {
     const dst = new MigrationSimDevice({ stateSize: 512 << 10, empty: true });
     await walk(dst, MIG_STATE.RESUMING); // the VMM: SET RESUMING, then hand the data fd over
     const got: Buffer[] = [];
-    const restored = await withFd3(["restore", "--device", "fd:3,protocol=v2", file], (fd3) => fd3.on("data", (c: Buffer) => got.push(c)));
+    const restored = await withFd3(["restore", "--device", "fd:3,protocol=v2", file], (fd3) =>
+      fd3.on("data", (c: Buffer) => got.push(c)),
+    );
     expect(restored.code, restored.stderr).toBe(0);
     expect(restored.stderr).toMatch(/left to the VMM/);
     const stream = Buffer.concat(got);

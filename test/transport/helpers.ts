@@ -75,7 +75,8 @@ export function pattern(n: number, seed = 1): Uint8Array {
 /** Byte equality without vitest's slow element-wise diff; reports the first difference. */
 export function sameBytes(a: Uint8Array, b: Uint8Array): string {
   if (a.length !== b.length) return `lengths ${a.length} vs ${b.length}`;
-  if (Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length))) return "same";
+  if (Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length)))
+    return "same";
   let i = 0;
   while (a[i] === b[i]) i++;
   return `first difference at ${i}: ${a[i]} vs ${b[i]}`;

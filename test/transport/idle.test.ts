@@ -8,9 +8,9 @@ import * as net from "node:net";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
-import { encodeVersion, newMessage, writeAccess } from "../../src/transport/vfio-user/wire.js";
 import { CMD, HEADER_SIZE, REGION_ACCESS_SIZE } from "../../src/transport/vfio-user/constants.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
+import { encodeVersion, newMessage, writeAccess } from "../../src/transport/vfio-user/wire.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";
 import { digestCli, ensureCli, type ServerProc, startServer } from "./sim-process.js";
 
@@ -60,7 +60,9 @@ describe("vfio-user server idle deadline (in process)", () => {
     cleanups.push(() => dev.close());
     expect(Date.now() - t0).toBeLessThan(3000);
     expect((await dev.read(0, 4)).length).toBe(4);
-    expect(logs.some((l) => /dropping the client: no whole VERSION message within 400 ms of connecting$/.test(l))).toBe(true);
+    expect(logs.some((l) => /dropping the client: no whole VERSION message within 400 ms of connecting$/.test(l))).toBe(
+      true,
+    );
   });
 
   it("drops a client that sent part of VERSION, and one that stops inside a later message", async () => {
@@ -68,7 +70,9 @@ describe("vfio-user server idle deadline (in process)", () => {
     const partial = await rawClient(path);
     partial.sock.write(versionMessage().subarray(0, 20));
     expect(await partial.closed).toBeLessThan(2000);
-    expect(logs.some((l) => /no whole VERSION message within 300 ms of connecting \(20 bytes of one\)/.test(l))).toBe(true);
+    expect(logs.some((l) => /no whole VERSION message within 300 ms of connecting \(20 bytes of one\)/.test(l))).toBe(
+      true,
+    );
 
     const half = await rawClient(path);
     half.sock.write(versionMessage());
@@ -98,7 +102,12 @@ describe("vfio-user server idle deadline (in process)", () => {
     const until = Date.now() + 1200;
     let n = 0;
     while (Date.now() < until) {
-      await Promise.all([dev.write(4096, block), dev.write(4096, block), dev.write(4096, block), dev.write(4096, block)]);
+      await Promise.all([
+        dev.write(4096, block),
+        dev.write(4096, block),
+        dev.write(4096, block),
+        dev.write(4096, block),
+      ]);
       n += 4;
     }
     expect(n).toBeGreaterThan(8);
@@ -117,7 +126,13 @@ describe("sim serve --idle-timeout (processes)", () => {
   });
 
   it("a silent and a half-message client are dropped and `sim digest` is served next", async () => {
-    const s = await startServer(join(dir.dir, "idle.sock"), ["--state-size", "64KiB", "--idle-timeout", "500", "--verbose"]);
+    const s = await startServer(join(dir.dir, "idle.sock"), [
+      "--state-size",
+      "64KiB",
+      "--idle-timeout",
+      "500",
+      "--verbose",
+    ]);
     procs.push(s);
     for (const send of [null, versionMessage().subarray(0, 10)]) {
       const c = await rawClient(s.path);
@@ -130,6 +145,8 @@ describe("sim serve --idle-timeout (processes)", () => {
       expect(await c.closed).toBeLessThan(3000);
     }
     expect(s.stderr()).toMatch(/dropping the client: no whole VERSION message within 500 ms of connecting\n/);
-    expect(s.stderr()).toMatch(/dropping the client: no whole VERSION message within 500 ms of connecting \(10 bytes of one\)/);
+    expect(s.stderr()).toMatch(
+      /dropping the client: no whole VERSION message within 500 ms of connecting \(10 bytes of one\)/,
+    );
   });
 });

@@ -2,9 +2,22 @@
 // (vfio-migration-v2.md §1.1–§1.6), and the driver's handling of what the
 // kernel writes back (the new data_fd of a SET, errno as -errno).
 import { describe, expect, it } from "vitest";
-import { MIG_STATE, VFIO_DEVICE_FEATURE, VFIO_DEVICE_RESET, VFIO_MIG_GET_PRECOPY_INFO } from "../../src/protocol/v2/constants.js";
+import {
+  MIG_STATE,
+  VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_RESET,
+  VFIO_MIG_GET_PRECOPY_INFO,
+} from "../../src/protocol/v2/constants.js";
 import { KernelMigration, type Syscalls } from "../../src/transport/kernel/device.js";
-import { getMigrationRequest, getStateRequest, precopyInfoOf, precopyInfoRequest, setStateRequest, stateOf, dataSizeRequest } from "../../src/transport/kernel/uapi.js";
+import {
+  dataSizeRequest,
+  getMigrationRequest,
+  getStateRequest,
+  precopyInfoOf,
+  precopyInfoRequest,
+  setStateRequest,
+  stateOf,
+} from "../../src/transport/kernel/uapi.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -20,7 +33,7 @@ describe("VFIO v2 UAPI buffers", () => {
     expect(hex(getStateRequest())).toBe("10000000" + "02000100" + "0000000000000000");
     expect(hex(setStateRequest(MIG_STATE.STOP_COPY))).toBe("10000000" + "02000200" + "03000000" + "ffffffff");
     expect(hex(dataSizeRequest())).toBe("10000000" + "09000100" + "0000000000000000");
-    expect(hex(precopyInfoRequest())).toBe("18000000" + "00000000" + "00".repeat(16));
+    expect(hex(precopyInfoRequest())).toBe(`1800000000000000${"00".repeat(16)}`);
   });
 
   it("reads back the state, the new data_fd, and the precopy counters", () => {
@@ -42,7 +55,8 @@ describe("KernelMigration over a scripted kernel", () => {
       closed,
       ioctl(_fd, req, arg) {
         if (fail[req]) return -fail[req];
-        if (req === VFIO_DEVICE_FEATURE && arg && (new DataView(arg.buffer).getUint32(4, true) & 0x20000)) new DataView(arg.buffer).setInt32(12, 7, true);
+        if (req === VFIO_DEVICE_FEATURE && arg && new DataView(arg.buffer).getUint32(4, true) & 0x20000)
+          new DataView(arg.buffer).setInt32(12, 7, true);
         return 0;
       },
       read: (_fd, into) => (into.fill(1), into.length),

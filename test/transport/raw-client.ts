@@ -1,9 +1,9 @@
 // A raw vfio-user client for server tests: writes whatever message a test
 // builds (well-formed or not) and reads replies framed by msg_size.
 import * as net from "node:net";
-import { type Header, newMessage } from "../../src/transport/vfio-user/wire.js";
 import { HEADER_SIZE } from "../../src/transport/vfio-user/constants.js";
 import { Framer } from "../../src/transport/vfio-user/framer.js";
+import { type Header, newMessage } from "../../src/transport/vfio-user/wire.js";
 
 export interface Raw {
   send(id: number, cmd: number, payload: Uint8Array, flags?: number): void;

@@ -8,8 +8,13 @@
 import { describe, expect, it } from "vitest";
 import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import { findMigrationRegion, queryRegionInfo, type RegionInfoQuery } from "../../src/transport/region-info.js";
+import {
+  REGION_FLAG_CAPS,
+  REGION_FLAG_MMAP,
+  REGION_FLAG_READ,
+  REGION_FLAG_WRITE,
+} from "../../src/transport/vfio-user/constants.js";
 import { decodeRegionInfo, encodeSparseCap, encodeTypeCap } from "../../src/transport/vfio-user/wire.js";
-import { REGION_FLAG_CAPS, REGION_FLAG_MMAP, REGION_FLAG_READ, REGION_FLAG_WRITE } from "../../src/transport/vfio-user/constants.js";
 
 interface KernelRegion {
   flags: number;
@@ -59,7 +64,10 @@ function kernel(regions: KernelRegion[], asked: Array<[number, number]> = []): R
 
 /** A vfio-pci device: BARs, ROM, config, VGA (9 fixed regions), then device-specific ones. */
 function pciDevice(extra: KernelRegion[]): KernelRegion[] {
-  const fixed = Array.from({ length: 9 }, (_, i): KernelRegion => ({ flags: i === 7 ? RW : 0, size: i === 7 ? 256 : 0, offset: indexOffset(i), caps: [] }));
+  const fixed = Array.from(
+    { length: 9 },
+    (_, i): KernelRegion => ({ flags: i === 7 ? RW : 0, size: i === 7 ? 256 : 0, offset: indexOffset(i), caps: [] }),
+  );
   return [...fixed, ...extra];
 }
 
@@ -87,7 +95,13 @@ describe("fd region discovery under the kernel's conventions", () => {
     const caps = [encodeTypeCap(3, 1), encodeSparseCap([{ offset: 0x1000, size: 0x2000 }])];
     const query = kernel(pciDevice([migration(caps)]), asked);
     const first = decodeRegionInfo(await query(9, 32), 32);
-    expect([first.flags & REGION_FLAG_CAPS, first.capOffset, first.argsz, first.truncated, first.caps]).toEqual([REGION_FLAG_CAPS, 0, 80, true, []]);
+    expect([first.flags & REGION_FLAG_CAPS, first.capOffset, first.argsz, first.truncated, first.caps]).toEqual([
+      REGION_FLAG_CAPS,
+      0,
+      80,
+      true,
+      [],
+    ]);
     asked.length = 0;
     const r = await findMigrationRegion(query, 10);
     expect(asked.filter(([i]) => i === 9)).toEqual([
@@ -124,15 +138,29 @@ describe("fd region discovery under the kernel's conventions", () => {
 
   it("K4 the region's offset and size are the ones reported (on any index), never index << 40", async () => {
     const other = migration([encodeTypeCap(0x8000_10de, 1)], { offset: indexOffset(9) });
-    const r = await findMigrationRegion(kernel(pciDevice([other, { flags: 0, size: 0, offset: indexOffset(10), caps: [] }, migration([encodeTypeCap(3, 1)])])), 12);
+    const r = await findMigrationRegion(
+      kernel(
+        pciDevice([other, { flags: 0, size: 0, offset: indexOffset(10), caps: [] }, migration([encodeTypeCap(3, 1)])]),
+      ),
+      12,
+    );
     expect([r.index, r.offset, r.size]).toEqual([11, 0x7_1234_5000n, 0x3000]);
     expect(r.offset).not.toBe(indexOffset(11));
   });
 
   it("K5 no migration region, a zero-sized one, or one not read/write is a PROTOCOL error", async () => {
     expect((await failure(findMigrationRegion(kernel(pciDevice([])), 9))).message).toMatch(/no migration region/);
-    expect((await failure(findMigrationRegion(kernel(pciDevice([migration([encodeTypeCap(3, 1)], { size: 0 })])), 10))).message).toMatch(/size 0/);
-    expect((await failure(findMigrationRegion(kernel(pciDevice([migration([encodeTypeCap(3, 1)], { flags: REGION_FLAG_READ })])), 10))).message).toMatch(/not readable and writable/);
+    expect(
+      (await failure(findMigrationRegion(kernel(pciDevice([migration([encodeTypeCap(3, 1)], { size: 0 })])), 10)))
+        .message,
+    ).toMatch(/size 0/);
+    expect(
+      (
+        await failure(
+          findMigrationRegion(kernel(pciDevice([migration([encodeTypeCap(3, 1)], { flags: REGION_FLAG_READ })])), 10),
+        )
+      ).message,
+    ).toMatch(/not readable and writable/);
   });
 
   it("K6 an argsz that keeps growing is bounded (PROTOCOL on argsz), and an ioctl failure fails the query", async () => {

@@ -1,9 +1,24 @@
 // The server against a raw client: the reference server's checks, argsz
 // semantics, NO_REPLY, and misbehaving clients dropped without harm.
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeDeviceInfo, decodeRegionInfo, decodeVersion, encodeRegionInfoRequest, encodeVersion, type Header, newMessage, writeAccess } from "../../src/transport/vfio-user/wire.js";
-import { CMD, FLAG_ERROR, FLAG_NO_REPLY, HEADER_SIZE, REGION_FLAG_CAPS, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
+import {
+  CMD,
+  FLAG_ERROR,
+  FLAG_NO_REPLY,
+  HEADER_SIZE,
+  REGION_FLAG_CAPS,
+  TYPE_REPLY,
+} from "../../src/transport/vfio-user/constants.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
+import {
+  decodeDeviceInfo,
+  decodeRegionInfo,
+  decodeVersion,
+  encodeRegionInfoRequest,
+  encodeVersion,
+  newMessage,
+  writeAccess,
+} from "../../src/transport/vfio-user/wire.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";
 import { rawClient, reply } from "./raw-client.js";
 
@@ -47,7 +62,10 @@ describe("vfio-user server checks", () => {
   });
 
   it("refuses a foreign page size and a bad VERSION JSON, then drops the client", async () => {
-    for (const body of [encodeVersion(0, 2, { capabilities: { migration: { pgsize: 8192 } } }), new Uint8Array([0, 0, 2, 0, 0x7b, 0])]) {
+    for (const body of [
+      encodeVersion(0, 2, { capabilities: { migration: { pgsize: 8192 } } }),
+      new Uint8Array([0, 0, 2, 0, 0x7b, 0]),
+    ]) {
       const { c } = await setup();
       c.send(1, CMD.VERSION, body);
       const [h] = await reply(c);

@@ -6,14 +6,25 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { resume, type ResumeOptions, save, type SaveOptions, stateName } from "../../src/protocol/index.js";
 import type { ResumeItem, ResumeSummary, SaveSummary } from "../../src/protocol/index.js";
+import { type ResumeOptions, resume, type SaveOptions, save, stateName } from "../../src/protocol/index.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
 export const CLI = `${root}dist/cli.js`;
 /** Sources bundled into dist/cli.js that this suite depends on. */
-const SOURCES = ["src/cli", "src/cli/commands", "src/transport", "src/transport/sim", "src/transport/vfio-user", "src/device", "src/protocol", "src/protocol/v2", "src/migrate", "src/format"];
+const SOURCES = [
+  "src/cli",
+  "src/cli/commands",
+  "src/transport",
+  "src/transport/sim",
+  "src/transport/vfio-user",
+  "src/device",
+  "src/protocol",
+  "src/protocol/v2",
+  "src/migrate",
+  "src/format",
+];
 /** Another test file may be building: wait at most this long. */
 const BUILD_WAIT_MS = 120_000;
 /** Bound on a server process becoming ready. */
@@ -23,7 +34,12 @@ const LOCK = join(tmpdir(), "migstream-parallel-tsup.lock");
 
 function newest(dir: string): number {
   const d = `${root}${dir}/`;
-  return Math.max(0, ...readdirSync(d).filter((f) => f.endsWith(".ts")).map((f) => statSync(d + f).mtimeMs));
+  return Math.max(
+    0,
+    ...readdirSync(d)
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => statSync(d + f).mtimeMs),
+  );
 }
 
 function stale(): boolean {
@@ -45,7 +61,10 @@ export function ensureCli(): void {
       continue;
     }
     try {
-      const r = spawnSync(process.execPath, [`${root}node_modules/tsup/dist/cli-default.js`], { cwd: root, encoding: "utf8" });
+      const r = spawnSync(process.execPath, [`${root}node_modules/tsup/dist/cli-default.js`], {
+        cwd: root,
+        encoding: "utf8",
+      });
       if (r.status !== 0) throw new Error(`tsup failed:\n${r.stdout}\n${r.stderr}`);
     } finally {
       rmdirSync(LOCK);
@@ -68,11 +87,15 @@ export interface ServerProc {
 
 /** Starts `migstream sim serve --socket PATH ...args` and waits for its listening line. */
 export function startServer(path: string, args: string[] = []): Promise<ServerProc> {
-  const child = spawn(process.execPath, [CLI, "sim", "serve", "--socket", path, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, "sim", "serve", "--socket", path, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let out = "";
   let err = "";
   child.stderr!.on("data", (c) => (err += c));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   return new Promise<ServerProc>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -91,7 +114,8 @@ export function startServer(path: string, args: string[] = []): Promise<ServerPr
         async exitReport() {
           const how = await exited;
           const r = /the client left; exiting \(device (.+), digest ([0-9a-f]{16})\)/.exec(out);
-          if (!r || how.code !== 0) throw new Error(`sim serve ended (${how.code ?? how.signal}) without its exit report: ${out}${err}`);
+          if (!r || how.code !== 0)
+            throw new Error(`sim serve ended (${how.code ?? how.signal}) without its exit report: ${out}${err}`);
           return { deviceState: r[1], digest: r[2] };
         },
         stop(signal = "SIGTERM") {
@@ -139,16 +163,25 @@ export async function digestCli(path: string): Promise<DigestReport> {
 export async function digestOf(path: string): Promise<DigestReport> {
   const dev = await connectVfioUser(path, { timeoutMs: 10_000 });
   try {
-    const digest = BigInt.asUintN(64, await dev.stateDigest()).toString(16).padStart(16, "0");
+    const digest = BigInt.asUintN(64, await dev.stateDigest())
+      .toString(16)
+      .padStart(16, "0");
     const b = await dev.read(0, 4);
-    return { digest, deviceState: stateName(new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true)), migrationRegion: dev.index };
+    return {
+      digest,
+      deviceState: stateName(new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true)),
+      migrationRegion: dev.index,
+    };
   } finally {
     await dev.close();
   }
 }
 
 /** Saves the device at `path` over vfio-user into a list of resume items (copies of each transaction). */
-export async function saveOver(path: string, options: SaveOptions = {}): Promise<{ items: ResumeItem[]; summary: SaveSummary }> {
+export async function saveOver(
+  path: string,
+  options: SaveOptions = {},
+): Promise<{ items: ResumeItem[]; summary: SaveSummary }> {
   const items: ResumeItem[] = [];
   const dev = await connectVfioUser(path, { timeoutMs: 10_000 });
   try {
@@ -168,7 +201,11 @@ export async function saveOver(path: string, options: SaveOptions = {}): Promise
 }
 
 /** Resumes the device at `path` over vfio-user from `items`. */
-export async function resumeOver(path: string, items: ResumeItem[], options: ResumeOptions = {}): Promise<ResumeSummary> {
+export async function resumeOver(
+  path: string,
+  items: ResumeItem[],
+  options: ResumeOptions = {},
+): Promise<ResumeSummary> {
   const dev = await connectVfioUser(path, { timeoutMs: 10_000 });
   try {
     return await resume(dev, items, options);

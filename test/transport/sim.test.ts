@@ -3,11 +3,11 @@
 import { describe, expect, it } from "vitest";
 import { SimDevice } from "../../src/device/index.js";
 import { isMigstreamError } from "../../src/errors.js";
-import { resume, type ResumeItem, save, STATE_RESUMING, STATE_RUNNING, STATE_STOP } from "../../src/protocol/index.js";
+import { type ResumeItem, resume, STATE_RESUMING, STATE_RUNNING, STATE_STOP, save } from "../../src/protocol/index.js";
 import { parseFault } from "../../src/transport/sim/fault-spec.js";
 import { SIM_VARIANT_NAMES, SIM_VARIANTS, simDeviceOptions, variantOptions } from "../../src/transport/sim/options.js";
 import { recoverSim, serveSim } from "../../src/transport/sim/serve.js";
-import { openDevice, type OpenedDevice, parseDeviceSpec } from "../../src/transport/spec.js";
+import { type OpenedDevice, openDevice, parseDeviceSpec } from "../../src/transport/spec.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 import { tempSocket } from "./helpers.js";
 
@@ -35,7 +35,16 @@ async function saveItems(region: Parameters<typeof save>[0] | OpenedDevice): Pro
 
 describe("sim options", () => {
   it("maps spec keys to device options", () => {
-    expect(simDeviceOptions({ state: "64KiB", seed: "0x10", txn: "4KiB-8KiB", dirty: "2", empty: "1", "data-size": "16KiB" })).toEqual({
+    expect(
+      simDeviceOptions({
+        state: "64KiB",
+        seed: "0x10",
+        txn: "4KiB-8KiB",
+        dirty: "2",
+        empty: "1",
+        "data-size": "16KiB",
+      }),
+    ).toEqual({
       stateSize: 65536,
       seed: 16,
       txnSize: [4096, 8192],
@@ -76,7 +85,13 @@ describe("sim options", () => {
 describe("fault specs", () => {
   it("parses points, keys, errno names and states", () => {
     expect(parseFault("read-data,nth=3,errno=EBUSY")).toEqual({ at: "read data", nth: 3, errno: 16 });
-    expect(parseFault("write-device_state,to=STOP,from=PRECOPY,then=error,errno=25")).toEqual({ at: "write device_state", to: 0, from: 3, then: "error", errno: 25 });
+    expect(parseFault("write-device_state,to=STOP,from=PRECOPY,then=error,errno=25")).toEqual({
+      at: "write device_state",
+      to: 0,
+      from: 3,
+      then: "error",
+      errno: 25,
+    });
     expect(parseFault("read data_offset")).toEqual({ at: "read data_offset" });
     expect(parseFault("read-pending_bytes,value=0x10")).toEqual({ at: "read pending_bytes", value: 16n });
     expect(parseFault("reset")).toEqual({ at: "reset" });
@@ -96,8 +111,13 @@ describe("fault specs", () => {
 
 describe("sim: device specs (in-process)", () => {
   it("are checked when parsed", () => {
-    expect(parseDeviceSpec("sim:state=64KiB,variant=mlx5+packed,empty=1")).toEqual({ kind: "sim", options: { state: "64KiB", variant: "mlx5+packed", empty: "1" } });
-    expect(usageOf(() => parseDeviceSpec("sim:state=64KiB,variant=acme"))).toMatch(/^bad device spec 'sim:state=64KiB,variant=acme'.*unknown variant/);
+    expect(parseDeviceSpec("sim:state=64KiB,variant=mlx5+packed,empty=1")).toEqual({
+      kind: "sim",
+      options: { state: "64KiB", variant: "mlx5+packed", empty: "1" },
+    });
+    expect(usageOf(() => parseDeviceSpec("sim:state=64KiB,variant=acme"))).toMatch(
+      /^bad device spec 'sim:state=64KiB,variant=acme'.*unknown variant/,
+    );
   });
 
   it("save from one and resume into another gives the same digest", async () => {
@@ -116,7 +136,14 @@ describe("served sim device: a client going away", () => {
   async function served(opts: Parameters<typeof serveSim>[1] = {}) {
     const t = tempSocket();
     const s = await serveSim(t.path, { device: { stateSize: 64 << 10, txnSize: 8192, seed: 3 }, ...opts });
-    return { ...s, path: t.path, async close() { await s.server.close(); t.cleanup(); } };
+    return {
+      ...s,
+      path: t.path,
+      async close() {
+        await s.server.close();
+        t.cleanup();
+      },
+    };
   }
 
   it("after a finished save: back to RUNNING with the saved state, at once for the next client", async () => {
@@ -148,11 +175,14 @@ describe("served sim device: a client going away", () => {
       const c = await connectVfioUser(s.path, { timeoutMs: 5000 });
       // Resume without `verified`... but stop the client after three transactions.
       const partial = items.slice(0, 4).filter((i) => i.kind !== "verified");
-      const running = resume(c, (async function* () {
-        yield* partial;
-        await c.close(); // the client dies mid-stream
-        yield { kind: "verified" } as ResumeItem;
-      })());
+      const running = resume(
+        c,
+        (async function* () {
+          yield* partial;
+          await c.close(); // the client dies mid-stream
+          yield { kind: "verified" } as ResumeItem;
+        })(),
+      );
       await expect(running).rejects.toThrow();
       expect(s.device.received.length).toBeGreaterThan(0);
       const c2 = await connectVfioUser(s.path, { timeoutMs: 5000 });
@@ -170,7 +200,10 @@ describe("served sim device: a client going away", () => {
     const s = await served({ faults: [parseFault("read-data,short=5")] });
     try {
       const c = await connectVfioUser(s.path, { timeoutMs: 5000 });
-      const e = await save(c, { phase() {}, transaction() {} }).then(() => undefined, (x: unknown) => x);
+      const e = await save(c, { phase() {}, transaction() {} }).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
       expect(isMigstreamError(e, "DEVICE")).toBe(true);
       expect((e as { errno?: string }).errno).toBe("EINVAL");
       expect((e as { step?: string }).step).toMatch(/read data/);

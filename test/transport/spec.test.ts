@@ -3,9 +3,9 @@ import * as fs from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { isMigstreamError } from "../../src/errors.js";
-import { FdRegion } from "../../src/transport/fd/region.js";
-import { openDevice, type OpenedDevice, parseDeviceSpec, parseSize } from "../../src/transport/spec.js";
 import type { RegionIO } from "../../src/protocol/region-io.js";
+import { FdRegion } from "../../src/transport/fd/region.js";
+import { type OpenedDevice, openDevice, parseDeviceSpec, parseSize } from "../../src/transport/spec.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";
 
@@ -32,12 +32,29 @@ describe("device specs", () => {
   });
 
   it("parses every form", () => {
-    expect(parseDeviceSpec("sim:state=64MiB,seed=1,txn=1MiB")).toEqual({ kind: "sim", options: { state: "64MiB", seed: "1", txn: "1MiB" } });
+    expect(parseDeviceSpec("sim:state=64MiB,seed=1,txn=1MiB")).toEqual({
+      kind: "sim",
+      options: { state: "64MiB", seed: "1", txn: "1MiB" },
+    });
     expect(parseDeviceSpec("sim:")).toEqual({ kind: "sim", options: {} });
     expect(parseDeviceSpec("vfio-user:/tmp/a.sock")).toEqual({ kind: "vfio-user", path: "/tmp/a.sock" });
-    expect(parseDeviceSpec("vfio-user:/tmp/a.sock,timeout=500")).toEqual({ kind: "vfio-user", path: "/tmp/a.sock", timeoutMs: 500 });
-    expect(parseDeviceSpec("fd:3,offset=0x90000000000,size=0x2000")).toEqual({ kind: "fd", fd: 3, offset: 0x90000000000, size: 0x2000 });
-    expect(parseDeviceSpec("file:/proc/1/fd/7,offset=4096,size=1MiB")).toEqual({ kind: "file", path: "/proc/1/fd/7", offset: 4096, size: 1 << 20 });
+    expect(parseDeviceSpec("vfio-user:/tmp/a.sock,timeout=500")).toEqual({
+      kind: "vfio-user",
+      path: "/tmp/a.sock",
+      timeoutMs: 500,
+    });
+    expect(parseDeviceSpec("fd:3,offset=0x90000000000,size=0x2000")).toEqual({
+      kind: "fd",
+      fd: 3,
+      offset: 0x90000000000,
+      size: 0x2000,
+    });
+    expect(parseDeviceSpec("file:/proc/1/fd/7,offset=4096,size=1MiB")).toEqual({
+      kind: "file",
+      path: "/proc/1/fd/7",
+      offset: 4096,
+      size: 1 << 20,
+    });
     expect(parseDeviceSpec("file:/x.bin")).toEqual({ kind: "file", path: "/x.bin", offset: 0 });
   });
 

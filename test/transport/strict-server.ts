@@ -3,13 +3,20 @@
 // with variant "libvfio-user" (one client, then it closes), and every message
 // it handled recorded with the device_state at that moment. A migration over
 // a pair of them is what the client-rule tests inspect.
-import { type SimDeviceOptions, SimDevice } from "../../src/device/index.js";
-import { resume, type ResumeItem, type ResumeSummary, save, type SaveOptions, type SaveSummary } from "../../src/protocol/index.js";
+import { SimDevice, type SimDeviceOptions } from "../../src/device/index.js";
+import {
+  type ResumeItem,
+  type ResumeSummary,
+  resume,
+  type SaveOptions,
+  type SaveSummary,
+  save,
+} from "../../src/protocol/index.js";
 import { variantOptions } from "../../src/transport/sim/options.js";
-import { type Access, type Header, readAccess } from "../../src/transport/vfio-user/wire.js";
 import { connectVfioUser, type VfioUserRegion } from "../../src/transport/vfio-user/client.js";
 import { CMD } from "../../src/transport/vfio-user/constants.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
+import { type Access, type Header, readAccess } from "../../src/transport/vfio-user/wire.js";
 import { tempSocket } from "./helpers.js";
 
 /** One message the strict server handled. */
@@ -65,7 +72,9 @@ export interface Migration {
 }
 
 /** Saves a dirtying source over vfio-user with pre-copy, then resumes an empty destination, each on its one connection. */
-export async function migrateStrict(opts: { device?: SimDeviceOptions; maxDataXfer?: number; save?: SaveOptions } = {}): Promise<Migration> {
+export async function migrateStrict(
+  opts: { device?: SimDeviceOptions; maxDataXfer?: number; save?: SaveOptions } = {},
+): Promise<Migration> {
   const src = await strictServer({ seed: 11, dirtyPerTxn: 3, ...opts.device }, opts.maxDataXfer);
   const dst = await strictServer({ empty: true, ...opts.device }, opts.maxDataXfer);
   const items: ResumeItem[] = [];

@@ -4,8 +4,22 @@ import type * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { isMigstreamError, type MigstreamError } from "../../src/errors.js";
 import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
-import { encodeRegionInfoReply, encodeSparseCap, encodeTypeCap, encodeVersion, type Header, newMessage } from "../../src/transport/vfio-user/wire.js";
-import { CMD, FLAG_ERROR, REGION_FLAG_READ, REGION_FLAG_WRITE, TYPE_COMMAND, TYPE_REPLY } from "../../src/transport/vfio-user/constants.js";
+import {
+  CMD,
+  FLAG_ERROR,
+  REGION_FLAG_READ,
+  REGION_FLAG_WRITE,
+  TYPE_COMMAND,
+  TYPE_REPLY,
+} from "../../src/transport/vfio-user/constants.js";
+import {
+  encodeRegionInfoReply,
+  encodeSparseCap,
+  encodeTypeCap,
+  encodeVersion,
+  type Header,
+  newMessage,
+} from "../../src/transport/vfio-user/wire.js";
 import { answer, errorReply, type Fake, fakeServer, reply, simpleDevice } from "./fake-server.js";
 import { tempSocket } from "./helpers.js";
 
@@ -14,7 +28,9 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function serve(handler: (h: Header, p: Uint8Array, s: net.Socket) => void): Promise<{ path: string; fake: Fake }> {
+async function serve(
+  handler: (h: Header, p: Uint8Array, s: net.Socket) => void,
+): Promise<{ path: string; fake: Fake }> {
   const sock = tempSocket();
   const fake = await fakeServer(sock.path, handler);
   cleanups.push(sock.cleanup, () => fake.close());
@@ -95,7 +111,9 @@ describe("vfio-user client robustness", () => {
     cleanups.push(() => c.close());
     const e = await failure(c.read(0, 100));
     expect(e.code).toBe("TRANSPORT");
-    expect(e.message).toMatch(/closed by the peer \(40 bytes of a message unreceived\) while waiting for the REGION_READ reply/);
+    expect(e.message).toMatch(
+      /closed by the peer \(40 bytes of a message unreceived\) while waiting for the REGION_READ reply/,
+    );
   });
 
   it("refuses an oversized msg_size at the header, allocating nothing for it", async () => {
@@ -260,7 +278,8 @@ describe("vfio-user client robustness", () => {
 
     const greedy = simpleDevice();
     let ask = 40;
-    greedy.regionInfo = (i) => encodeRegionInfoReply({ flags: 3, index: i, size: 8192 }, [new Uint8Array((ask += 8))], 0);
+    greedy.regionInfo = (i) =>
+      encodeRegionInfoReply({ flags: 3, index: i, size: 8192 }, [new Uint8Array((ask += 8))], 0);
     const { path: p2 } = await serve((h, p, s) => answer(greedy, h, p, s));
     const e = await failure(connectVfioUser(p2, { timeoutMs: 2000 }));
     expect(e.code).toBe("PROTOCOL");
@@ -271,7 +290,11 @@ describe("vfio-user client robustness", () => {
     const dev = simpleDevice(9);
     dev.regionInfo = (i) =>
       i === 9
-        ? encodeRegionInfoReply({ flags: 3, index: 9, size: 8192 }, [encodeSparseCap([{ offset: 4096, size: 4096 }]), encodeTypeCap(3, 1)], 1 << 16)
+        ? encodeRegionInfoReply(
+            { flags: 3, index: 9, size: 8192 },
+            [encodeSparseCap([{ offset: 4096, size: 4096 }]), encodeTypeCap(3, 1)],
+            1 << 16,
+          )
         : encodeRegionInfoReply({ flags: 0, index: i, size: 0 }, [], 32);
     const { path, fake } = await serve((h, p, s) => answer(dev, h, p, s));
     const c = await connectVfioUser(path, { timeoutMs: 2000 });
@@ -301,7 +324,8 @@ describe("vfio-user client robustness", () => {
     ];
     for (const [size, flags, msg] of cases) {
       const dev = simpleDevice();
-      dev.regionInfo = (i, argsz) => encodeRegionInfoReply({ flags, index: i, size }, i === 9 ? [encodeTypeCap(3, 1)] : [], argsz);
+      dev.regionInfo = (i, argsz) =>
+        encodeRegionInfoReply({ flags, index: i, size }, i === 9 ? [encodeTypeCap(3, 1)] : [], argsz);
       const { path } = await serve((h, p, s) => answer(dev, h, p, s));
       const e = await failure(connectVfioUser(path, { timeoutMs: 2000 }));
       expect(e.code).toBe("PROTOCOL");

@@ -4,19 +4,26 @@
 // behaviour is checked with raw messages, not only through our own client.
 import * as net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { MigrationSimDevice, type MigrationSimOptions } from "../../src/device/migration-sim.js";
+import type { MigrationSimOptions } from "../../src/device/migration-sim.js";
 import { MigstreamError } from "../../src/errors.js";
 import { ERRNO } from "../../src/protocol/region-io.js";
-import { FEATURE, FEATURE_GET, FEATURE_PROBE, FEATURE_SET, MIG_STATE, type MigState } from "../../src/protocol/v2/constants.js";
+import {
+  FEATURE,
+  FEATURE_GET,
+  FEATURE_PROBE,
+  FEATURE_SET,
+  MIG_STATE,
+  type MigState,
+} from "../../src/protocol/v2/constants.js";
 import { resumeV2 } from "../../src/protocol/v2/resume.js";
 import { saveV2 } from "../../src/protocol/v2/save.js";
 import { serveSimV2 } from "../../src/transport/sim/serve.js";
 import { VfioUserRegion } from "../../src/transport/vfio-user/client.js";
-import { encodeVersion, newMessage, readHeader, type Header } from "../../src/transport/vfio-user/wire.js";
 import { CMD, FLAG_ERROR, HEADER_SIZE, TYPE_COMMAND } from "../../src/transport/vfio-user/constants.js";
 import { Framer } from "../../src/transport/vfio-user/framer.js";
 import { openVfioUser, VfioUserMigration } from "../../src/transport/vfio-user/migration.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
+import { encodeVersion, type Header, newMessage } from "../../src/transport/vfio-user/wire.js";
 import { ItemSink } from "../protocol/helpers.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";
 
@@ -30,7 +37,10 @@ afterEach(async () => {
 async function v2Server(device: MigrationSimOptions = {}, extra: { resetKeepsState?: boolean } = {}) {
   const t = tempSocket();
   const served = await serveSimV2(t.path, { device: { stateSize: 64 * KiB, seed: 5, ...device }, ...extra });
-  cleanups.push(() => t.cleanup(), () => served.server.close());
+  cleanups.push(
+    () => t.cleanup(),
+    () => served.server.close(),
+  );
   return { path: t.path, ...served };
 }
 
@@ -80,10 +90,15 @@ function feature(flags: number, argsz: number, extra?: (dv: DataView) => void, s
 }
 
 function setState(s: number): Uint8Array {
-  return feature(FEATURE_SET | FEATURE.MIG_DEVICE_STATE, 16, (dv) => {
-    dv.setUint32(8, s, true);
-    dv.setInt32(12, -1, true);
-  }, 16);
+  return feature(
+    FEATURE_SET | FEATURE.MIG_DEVICE_STATE,
+    16,
+    (dv) => {
+      dv.setUint32(8, s, true);
+      dv.setInt32(12, -1, true);
+    },
+    16,
+  );
 }
 
 function migData(size: number, data?: Uint8Array): Uint8Array {
@@ -119,7 +134,9 @@ describe("telling v1 from v2 (§3.1)", () => {
     cleanups.push(() => server.close());
     const e = (await openVfioUser(t.path, { timeoutMs: 5000 }).catch((x) => x)) as MigstreamError;
     expect(e).toBeInstanceOf(MigstreamError);
-    expect(e.message).toMatch(/no migration region .* nor v2 migration \(DEVICE_FEATURE GET MIGRATION: ENOTSUP\): the server has no migration/);
+    expect(e.message).toMatch(
+      /no migration region .* nor v2 migration \(DEVICE_FEATURE GET MIGRATION: ENOTSUP\): the server has no migration/,
+    );
   });
 });
 
@@ -137,7 +154,12 @@ describe("the v2 server, message by message (§3.2–§3.6)", () => {
     expect(r.p).toEqual(set); // the request echoed
     const probe = feature(FEATURE_PROBE | FEATURE_GET | FEATURE_SET | FEATURE.MIG_DEVICE_STATE, 16);
     expect((await c.send(CMD.DEVICE_FEATURE, probe)).p).toEqual(probe);
-    for (const bad of [FEATURE_GET | FEATURE_SET | FEATURE.MIG_DEVICE_STATE, FEATURE.MIG_DEVICE_STATE, FEATURE_GET | FEATURE.MIG_DATA_SIZE, 0x80000 | FEATURE_GET | FEATURE.MIGRATION]) {
+    for (const bad of [
+      FEATURE_GET | FEATURE_SET | FEATURE.MIG_DEVICE_STATE,
+      FEATURE.MIG_DEVICE_STATE,
+      FEATURE_GET | FEATURE.MIG_DATA_SIZE,
+      0x80000 | FEATURE_GET | FEATURE.MIGRATION,
+    ]) {
       const e = await c.send(CMD.DEVICE_FEATURE, feature(bad, 16));
       expect(e.h.flags & FLAG_ERROR).toBeTruthy();
       expect(e.h.errno).toBe(ERRNO.EINVAL);
@@ -216,7 +238,8 @@ describe("the v2 server, message by message (§3.2–§3.6)", () => {
     const d = await v2Client(path);
     expect(await d.setState(S.RUNNING)).toBeNull();
     expect(device.arcs).toEqual([]);
-    for (const s of [0, 5, 7, 8, 200]) expect(((await d.setState(s as MigState).catch((x) => x)) as MigstreamError).errno).toBe("EINVAL");
+    for (const s of [0, 5, 7, 8, 200])
+      expect(((await d.setState(s as MigState).catch((x) => x)) as MigstreamError).errno).toBe("EINVAL");
     expect(device.arcs).toEqual([]);
     expect(device.state).toBe(S.RUNNING);
   });
@@ -228,7 +251,14 @@ describe("the v2 server, message by message (§3.2–§3.6)", () => {
     await first.close();
     const c = await rawClient(path);
     expect((await c.send(CMD.DEVICE_RESET, new Uint8Array(0))).h.errno).toBe(ERRNO.EINVAL); // refused while stopped
-    expect((await c.send(CMD.DEVICE_GET_INFO, new Uint8Array(16).fill(0).map((_, i) => (i === 0 ? 16 : 0)))).h.errno).toBe(ERRNO.EINVAL);
+    expect(
+      (
+        await c.send(
+          CMD.DEVICE_GET_INFO,
+          new Uint8Array(16).fill(0).map((_, i) => (i === 0 ? 16 : 0)),
+        )
+      ).h.errno,
+    ).toBe(ERRNO.EINVAL);
     await c.close();
     const again = await v2Client(path);
     expect(await again.getState()).toBe(S.STOP);
@@ -255,7 +285,8 @@ describe("the v2 server, message by message (§3.2–§3.6)", () => {
     await sc.close();
     await resumeV2(await v2Client(dst.path), sink.verified());
     expect(dst.device.digest()).toBe(src.device.digest());
-    for (const f of [...src.handler.features, ...dst.handler.features]) expect([FEATURE.MIGRATION, FEATURE.MIG_DEVICE_STATE]).toContain(f & 0xffff);
+    for (const f of [...src.handler.features, ...dst.handler.features])
+      expect([FEATURE.MIGRATION, FEATURE.MIG_DEVICE_STATE]).toContain(f & 0xffff);
     const c = await rawClient(src.path);
     const probe = feature(FEATURE_PROBE | FEATURE_SET | FEATURE.DMA_LOGGING_START, 16);
     expect((await c.send(CMD.DEVICE_FEATURE, probe)).h.errno).toBe(0);
@@ -268,7 +299,11 @@ describe("saving and restoring over vfio-user v2, every simulated behaviour", ()
     ["no PRE_COPY", { precopy: false }, {}],
     ["P2P", { p2p: true }, {}],
     ["restarts at STOP_COPY (declared)", { restarts: true, dirtyPerMiB: 64 }, { restartsAtStopCopy: true }],
-    ["fixed 64-byte access + EINVAL on applied writes (the gpio sample, declared)", { stateSize: 4 * KiB, fixedAccess: 64, writeEinval: true }, { fixedAccess: 64, writeErrorsApplied: true }],
+    [
+      "fixed 64-byte access + EINVAL on applied writes (the gpio sample, declared)",
+      { stateSize: 4 * KiB, fixedAccess: 64, writeEinval: true },
+      { fixedAccess: 64, writeErrorsApplied: true },
+    ],
     ["short reads", { shortReads: true }, {}],
     ["ENOMSG for nothing now", { enomsg: true, dirtyPerMiB: 64 }, {}],
   ];

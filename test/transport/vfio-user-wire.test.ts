@@ -3,6 +3,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { isMigstreamError } from "../../src/errors.js";
+import { REGION_FLAG_CAPS } from "../../src/transport/vfio-user/constants.js";
+import { Framer } from "../../src/transport/vfio-user/framer.js";
 import {
   decodeRegionInfo,
   decodeSparseCap,
@@ -15,8 +17,6 @@ import {
   type Header,
   newMessage,
 } from "../../src/transport/vfio-user/wire.js";
-import { REGION_FLAG_CAPS } from "../../src/transport/vfio-user/constants.js";
-import { Framer } from "../../src/transport/vfio-user/framer.js";
 
 describe("vfio-user wire layouts", () => {
   it("lays out the header little-endian", () => {
@@ -31,16 +31,35 @@ describe("vfio-user wire layouts", () => {
     expect(decodeVersion(b)).toEqual({ major: 0, minor: 2, caps: { max_data_xfer_size: 4096 } });
     // No JSON at all, and JSON without its NUL, both parse.
     expect(decodeVersion(new Uint8Array([0, 0, 1, 0]))).toEqual({ major: 0, minor: 1, caps: {} });
-    expect(decodeVersion(new Uint8Array([0, 0, 2, 0, ...new TextEncoder().encode('{"capabilities":{"a":1}}')])).caps).toEqual({ a: 1 });
+    expect(
+      decodeVersion(new Uint8Array([0, 0, 2, 0, ...new TextEncoder().encode('{"capabilities":{"a":1}}')])).caps,
+    ).toEqual({ a: 1 });
   });
 
   it("builds the reference server's migration region reply: type cap at 32, next 48, argsz 80", () => {
-    const b = encodeRegionInfoReply({ flags: 3, index: 9, size: 0x2000 }, [encodeTypeCap(3, 1), encodeSparseCap([{ offset: 4096, size: 4096 }])], 80);
+    const b = encodeRegionInfoReply(
+      { flags: 3, index: 9, size: 0x2000 },
+      [encodeTypeCap(3, 1), encodeSparseCap([{ offset: 4096, size: 4096 }])],
+      80,
+    );
     expect(b.length).toBe(80);
     const dv = new DataView(b.buffer);
-    expect([dv.getUint32(0, true), dv.getUint32(4, true), dv.getUint32(8, true), dv.getUint32(12, true)]).toEqual([80, 3 | REGION_FLAG_CAPS, 9, 32]);
-    expect([dv.getUint16(32, true), dv.getUint16(34, true), dv.getUint32(36, true), dv.getUint32(40, true), dv.getUint32(44, true)]).toEqual([2, 1, 48, 3, 1]);
-    expect([dv.getUint16(48, true), dv.getUint16(50, true), dv.getUint32(52, true), dv.getUint32(56, true)]).toEqual([1, 1, 0, 1]);
+    expect([dv.getUint32(0, true), dv.getUint32(4, true), dv.getUint32(8, true), dv.getUint32(12, true)]).toEqual([
+      80,
+      3 | REGION_FLAG_CAPS,
+      9,
+      32,
+    ]);
+    expect([
+      dv.getUint16(32, true),
+      dv.getUint16(34, true),
+      dv.getUint32(36, true),
+      dv.getUint32(40, true),
+      dv.getUint32(44, true),
+    ]).toEqual([2, 1, 48, 3, 1]);
+    expect([dv.getUint16(48, true), dv.getUint16(50, true), dv.getUint32(52, true), dv.getUint32(56, true)]).toEqual([
+      1, 1, 0, 1,
+    ]);
     const info = decodeRegionInfo(b);
     expect(info.caps.map((c) => [c.id, c.at])).toEqual([
       [2, 32],
@@ -70,20 +89,24 @@ describe("vfio-user wire layouts", () => {
 
   it("never loops or reads out of bounds on arbitrary cap chains", () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 32, maxLength: 200 }), fc.integer({ min: 0, max: 300 }), (raw, capOffset) => {
-        const b = raw.slice();
-        const dv = new DataView(b.buffer);
-        dv.setUint32(0, b.length, true);
-        dv.setUint32(4, REGION_FLAG_CAPS, true);
-        dv.setUint32(12, capOffset, true);
-        dv.setBigUint64(16, 0n, true);
-        try {
-          const info = decodeRegionInfo(b);
-          for (const c of info.caps) expect(c.at + 8 + c.body.length).toBeLessThanOrEqual(b.length);
-        } catch (e) {
-          expect(isMigstreamError(e, "PROTOCOL")).toBe(true);
-        }
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 200 }),
+        fc.integer({ min: 0, max: 300 }),
+        (raw, capOffset) => {
+          const b = raw.slice();
+          const dv = new DataView(b.buffer);
+          dv.setUint32(0, b.length, true);
+          dv.setUint32(4, REGION_FLAG_CAPS, true);
+          dv.setUint32(12, capOffset, true);
+          dv.setBigUint64(16, 0n, true);
+          try {
+            const info = decodeRegionInfo(b);
+            for (const c of info.caps) expect(c.at + 8 + c.body.length).toBeLessThanOrEqual(b.length);
+          } catch (e) {
+            expect(isMigstreamError(e, "PROTOCOL")).toBe(true);
+          }
+        },
+      ),
     );
   });
 });
@@ -178,7 +201,12 @@ describe("vfio-user framer", () => {
     const stream = messages(6);
     for (const transient of [true, false]) {
       const kept: Uint8Array[] = [];
-      const f = new Framer((_h, p) => kept.push(p), 1 << 20, (n) => new Uint8Array(n), transient);
+      const f = new Framer(
+        (_h, p) => kept.push(p),
+        1 << 20,
+        (n) => new Uint8Array(n),
+        transient,
+      );
       const chunk = stream.slice(); // every message lies whole inside it
       f.push(chunk);
       chunk.fill(0xee); // the reader reuses its buffer

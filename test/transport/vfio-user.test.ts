@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { isMigstreamError } from "../../src/errors.js";
 import { ERRNO } from "../../src/protocol/region-io.js";
-import { connectVfioUser, type VfioUserRegion } from "../../src/transport/vfio-user/client.js";
+import { connectVfioUser } from "../../src/transport/vfio-user/client.js";
 import { CMD, DIGEST_REGION_TYPE, REGION_FLAG_CAPS } from "../../src/transport/vfio-user/constants.js";
 import { VfioUserServer, type VfioUserServerOptions } from "../../src/transport/vfio-user/server.js";
 import { MemoryVendor, pattern, sameBytes, tempSocket } from "./helpers.js";
@@ -98,9 +98,13 @@ describe("vfio-user client ↔ server", () => {
     const chunks = Array.from({ length: 12 }, (_, i) => pattern(200_000 - i * 1000, 100 + i));
     const offsets = chunks.map((_, i) => 4096 + i * 250_000);
     await Promise.all(chunks.map((c, i) => client.session.regionWrite(client.index, offsets[i], c)));
-    chunks.forEach((c, i) => expect(sameBytes(vendor.mem.subarray(offsets[i], offsets[i] + c.length), c)).toBe("same"));
+    chunks.forEach((c, i) => {
+      expect(sameBytes(vendor.mem.subarray(offsets[i], offsets[i] + c.length), c)).toBe("same");
+    });
     const back = await Promise.all(chunks.map((c, i) => client.session.regionRead(client.index, offsets[i], c.length)));
-    back.forEach((b, i) => expect(sameBytes(b, chunks[i])).toBe("same"));
+    back.forEach((b, i) => {
+      expect(sameBytes(b, chunks[i])).toBe("same");
+    });
   });
 
   it("refuses accesses outside the region before sending anything", async () => {
@@ -109,7 +113,9 @@ describe("vfio-user client ↔ server", () => {
     expect(isMigstreamError(await rejects(client.write(-1, new Uint8Array(1))), "USAGE")).toBe(true);
     expect(vendor.log).toEqual([]);
     // A session-level access past max_data_xfer_size is refused too.
-    expect(isMigstreamError(await rejects(client.session.regionRead(client.index, 0, client.maxAccess + 1)), "USAGE")).toBe(true);
+    expect(
+      isMigstreamError(await rejects(client.session.regionRead(client.index, 0, client.maxAccess + 1)), "USAGE"),
+    ).toBe(true);
   });
 
   it("turns error replies into DEVICE errors carrying the errno and step", async () => {
@@ -117,7 +123,12 @@ describe("vfio-user client ↔ server", () => {
     vendor.failAt.set(16, ERRNO.EIO);
     vendor.failAt.set(24, ERRNO.EBUSY);
     const e1 = await rejects(client.read(16, 8));
-    expect(isMigstreamError(e1, "DEVICE") && e1.errno === "EIO" && /REGION_READ/.test(e1.message) && e1.step?.includes("0x10")).toBe(true);
+    expect(
+      isMigstreamError(e1, "DEVICE") &&
+        e1.errno === "EIO" &&
+        /REGION_READ/.test(e1.message) &&
+        e1.step?.includes("0x10"),
+    ).toBe(true);
     const e2 = await rejects(client.write(24, new Uint8Array(8)));
     expect(isMigstreamError(e2, "DEVICE") && e2.errno === "EBUSY").toBe(true);
     // The server's own checks: an access past the region end gets EINVAL.

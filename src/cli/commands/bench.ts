@@ -18,11 +18,17 @@ function suites(): { root: string; names: string[] } {
     if (existsSync(p)) {
       const pkg = JSON.parse(readFileSync(p, "utf8")) as { name?: string; scripts?: Record<string, string> };
       if (pkg.name === PACKAGE_NAME) {
-        const names = Object.keys(pkg.scripts ?? {}).filter((s) => s.startsWith(PREFIX)).map((s) => s.slice(PREFIX.length));
+        const names = Object.keys(pkg.scripts ?? {})
+          .filter((s) => s.startsWith(PREFIX))
+          .map((s) => s.slice(PREFIX.length));
         return { root: d, names };
       }
     }
-    if (dirname(d) === d) throw new MigstreamError("IO", "bench: the benchmarks come with the source checkout (no package.json of vfio-migstream above this CLI)");
+    if (dirname(d) === d)
+      throw new MigstreamError(
+        "IO",
+        "bench: the benchmarks come with the source checkout (no package.json of vfio-migstream above this CLI)",
+      );
   }
 }
 
@@ -51,13 +57,19 @@ examples:
   migstream bench --list
   migstream bench kernels`,
   async run(argv, io) {
-    const { values: v, positionals } = parseCommand("bench", argv, { list: { type: "boolean" } }, { min: 0, max: 64, names: "" });
+    const { values: v, positionals } = parseCommand(
+      "bench",
+      argv,
+      { list: { type: "boolean" } },
+      { min: 0, max: 64, names: "" },
+    );
     const { root, names } = suites();
     if (v.list) {
       io.stdout.write(v.json ? `${JSON.stringify(names)}\n` : `${names.join("\n")}\n`);
       return 0;
     }
-    for (const p of positionals) if (!names.includes(p)) throw usageOf("bench", `no suite '${p}' (suites: ${names.join(", ") || "none"})`);
+    for (const p of positionals)
+      if (!names.includes(p)) throw usageOf("bench", `no suite '${p}' (suites: ${names.join(", ") || "none"})`);
     const todo = positionals.length ? positionals : names;
     if (todo.length === 0) throw new MigstreamError("IO", "bench: this checkout defines no bench:* scripts");
     const failed: string[] = [];
@@ -65,7 +77,8 @@ examples:
       if (!v.quiet) io.stderr.write(`bench: ${name}\n`);
       if ((await runScript(root, name, io)) !== 0) failed.push(name);
     }
-    if (failed.length) throw new MigstreamError("IO", `bench: suite${failed.length > 1 ? "s" : ""} ${failed.join(", ")} failed`);
+    if (failed.length)
+      throw new MigstreamError("IO", `bench: suite${failed.length > 1 ? "s" : ""} ${failed.join(", ")} failed`);
     return 0;
   },
 };

@@ -4,18 +4,18 @@
 // filter it hands on each transaction only after it verified, e.g. to QEMU
 // through `-incoming "exec:..."`.
 import { MigstreamError } from "../../errors.js";
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpPeer } from "../../network/tcp.js";
 import type { StreamStats } from "../../migrate/stats.js";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpPeer } from "../../network/tcp.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
-import { openInput, openOutput, type Output } from "../files.js";
-import { readKeyFile } from "../key.js";
 import { decodePool } from "../encoding.js";
+import { type Output, openInput, openOutput } from "../files.js";
+import { readKeyFile } from "../key.js";
 import { requireKeyOffLoopback, serveOneSource } from "../network.js";
 import { ProgressLine } from "../progress.js";
 import { readStream } from "../read-stream.js";
 import { renderStats } from "../report.js";
-import { note, styleFor, type Style } from "../style.js";
+import { note, type Style, styleFor } from "../style.js";
 
 export const decode: Command = {
   name: "decode",
@@ -80,14 +80,22 @@ examples:
       { min: 0, max: 1, names: "IN" },
     );
     const style = styleFor(io, v);
-    if ((positionals.length === 1) === (v.listen !== undefined)) throw usageOf("decode", "give exactly one of IN and --listen tcp://HOST:PORT");
+    if ((positionals.length === 1) === (v.listen !== undefined))
+      throw usageOf("decode", "give exactly one of IN and --listen tcp://HOST:PORT");
     if (v.output === undefined) throw usageOf("decode", "missing -o OUT");
     if (v.output === "-" && style.json) throw usageOf("decode", "--json needs stdout, and -o - writes the data there");
     const want = v.device === undefined ? -1 : intOption("decode", "--device", v.device, 0, 0, 0xffff);
     const addr = v.listen === undefined ? undefined : parseTcpUrl(v.listen, "--listen");
     const idleTimeoutMs = intOption("decode", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
     const acceptTimeoutMs = intOption("decode", "--accept-timeout", v["accept-timeout"], 0, 0, 2 ** 31);
-    const handshakeTimeoutMs = intOption("decode", "--handshake-timeout", v["handshake-timeout"], DEFAULT_HANDSHAKE_TIMEOUT_MS, 0, 2 ** 31);
+    const handshakeTimeoutMs = intOption(
+      "decode",
+      "--handshake-timeout",
+      v["handshake-timeout"],
+      DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      0,
+      2 ** 31,
+    );
     const attempts = intOption("decode", "--attempts", v.attempts, 0, 0, 2 ** 31);
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
     requireKeyOffLoopback("decode", addr, key, v.insecure);
@@ -100,7 +108,16 @@ examples:
       throw e;
     });
     try {
-      const job: Job = { key, want, pool, out, style, io, allowReplay: v["allow-replay"] === true, requireEncryption: v["require-encryption"] === true };
+      const job: Job = {
+        key,
+        want,
+        pool,
+        out,
+        style,
+        io,
+        allowReplay: v["allow-replay"] === true,
+        requireEncryption: v["require-encryption"] === true,
+      };
       let done: Decoded;
       let from = positionals[0] === "-" ? "stdin" : positionals[0];
       if (addr) {
@@ -123,16 +140,36 @@ examples:
           async (peer, touched) => {
             const d = await decodeOnce(peer.chunks(), job, touched, peer);
             const trailing = d.trailingBytes + peer.buffered;
-            if (trailing > 0) io.stderr.write(`migstream: warning: ${trailing} bytes followed the end of the stream from ${peer.remote}; they are not part of it and were ignored\n`);
-            return { result: d, ack: { ok: true, started: false, transactions: d.stats.transactions, bytes: d.bytes, ...(trailing > 0 ? { trailingBytes: trailing } : {}) } };
+            if (trailing > 0)
+              io.stderr.write(
+                `migstream: warning: ${trailing} bytes followed the end of the stream from ${peer.remote}; they are not part of it and were ignored\n`,
+              );
+            return {
+              result: d,
+              ack: {
+                ok: true,
+                started: false,
+                transactions: d.stats.transactions,
+                bytes: d.bytes,
+                ...(trailing > 0 ? { trailingBytes: trailing } : {}),
+              },
+            };
           },
         );
         done = served.result;
         from = served.remote;
       } else done = await decodeOnce(await openInput(positionals[0], io), job);
       await out.commit();
-      if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, device: done.device, from, bytes: done.bytes, ...done.stats })}\n`);
-      else note(io, style, `decoded device ${done.device} from ${from}: ${done.bytes} bytes\n${renderStats(done.stats, false, false).trimEnd()}`);
+      if (style.json)
+        io.stdout.write(
+          `${JSON.stringify({ ok: true, device: done.device, from, bytes: done.bytes, ...done.stats })}\n`,
+        );
+      else
+        note(
+          io,
+          style,
+          `decoded device ${done.device} from ${from}: ${done.bytes} bytes\n${renderStats(done.stats, false, false).trimEnd()}`,
+        );
       return 0;
     } catch (e) {
       await out.abort();
@@ -169,7 +206,12 @@ interface Decoded {
  * written. From a network `peer`: bound to its challenge, established once
  * the first device frames verified, done at the verified STREAM_END.
  */
-async function decodeOnce(source: AsyncIterable<Uint8Array>, j: Job, touched?: { yes: boolean }, peer?: TcpPeer): Promise<Decoded> {
+async function decodeOnce(
+  source: AsyncIterable<Uint8Array>,
+  j: Job,
+  touched?: { yes: boolean },
+  peer?: TcpPeer,
+): Promise<Decoded> {
   let device = j.want;
   let seen = false;
   const end = { trailingBytes: 0 };
@@ -193,6 +235,10 @@ async function decodeOnce(source: AsyncIterable<Uint8Array>, j: Job, touched?: {
       }
     },
   });
-  if (!seen) throw new MigstreamError("FORMAT", j.want < 0 ? "the stream holds no device" : `the stream holds no device ${j.want}`);
+  if (!seen)
+    throw new MigstreamError(
+      "FORMAT",
+      j.want < 0 ? "the stream holds no device" : `the stream holds no device ${j.want}`,
+    );
   return { device, bytes: j.out.sink.bytes, stats, trailingBytes: end.trailingBytes };
 }

@@ -10,24 +10,24 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MigstreamError } from "../../errors.js";
-import { failureAck } from "../../network/ack.js";
+import type { EncoderStats } from "../../format/encoder.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
 import { saveDevice } from "../../migrate/save-to.js";
 import { StatsCollector } from "../../migrate/stats.js";
+import { failureAck } from "../../network/ack.js";
 import { TcpDestination, TcpListener } from "../../network/tcp.js";
 import type { ResumeSummary } from "../../protocol/progress.js";
-import { openDevice, type OpenedDevice } from "../../transport/spec.js";
+import { type OpenedDevice, openDevice } from "../../transport/spec.js";
 import { intOption, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";
-import { ENCODING_HELP, encodingFrom } from "../encoding.js";
-import { coded, phaseLabel, ProgressLine } from "../progress.js";
-import { renderReport, saveReport } from "../report.js";
-import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
-import { startSim, type SimProc } from "../sim-procs.js";
 import { DEMO_MAX_DEVICES, demoDevices } from "../demo-devices.js";
+import { ENCODING_HELP, encodingFrom } from "../encoding.js";
+import { coded, ProgressLine, phaseLabel } from "../progress.js";
+import { renderReport, saveReport } from "../report.js";
+import { type PrecopyDefaults, precopyHelp, precopyPolicy, savingCommand } from "../save-options.js";
+import { type SimProc, startSim } from "../sim-procs.js";
 import { paint, styleFor } from "../style.js";
 import { bytes } from "../units.js";
-import type { EncoderStats } from "../../format/encoder.js";
 
 /** Demo defaults: big enough to show the codecs and pre-copy, small enough for seconds on 2 cores. */
 export const DEMO_STATE_SIZE = "64MiB";
@@ -94,14 +94,24 @@ export const demo: Command = savingCommand({
     const policy = precopyPolicy("demo", v, DEMO_PRECOPY);
     const protocol = v.protocol ?? "v1";
     const count = intOption("demo", "--devices", v.devices, 1, 1, DEMO_MAX_DEVICES);
-    if (protocol !== "v1" && protocol !== "v2" && protocol !== "mixed") throw usageOf("demo", `--protocol ${protocol} is none of v1, v2, mixed`);
+    if (protocol !== "v1" && protocol !== "v2" && protocol !== "mixed")
+      throw usageOf("demo", `--protocol ${protocol} is none of v1, v2, mixed`);
     if (protocol === "mixed" && count < 2) throw usageOf("demo", "--protocol mixed needs --devices 2 or more");
     const v2 = protocol === "v2";
     const enc = await encodingFrom("demo", v);
     const cli = fileURLToPath(import.meta.url); // the bundled CLI (dist/cli.js)
     if (count > 1) {
       try {
-        return await demoDevices(io, style, enc, { count, protocol, stateSize, txn, dirty, seed: Number(seed), policy, cli });
+        return await demoDevices(io, style, enc, {
+          count,
+          protocol,
+          stateSize,
+          txn,
+          dirty,
+          seed: Number(seed),
+          policy,
+          cli,
+        });
       } finally {
         await enc.close();
       }
@@ -128,15 +138,29 @@ export const demo: Command = savingCommand({
       devices.push(dstDev);
 
       // Destination: listen on loopback, restore while the stream arrives.
-      const listener = await TcpListener.listen({ host: "127.0.0.1", port: 0 }, { keyed: enc.key !== undefined, encrypted: enc.options.encrypt === true });
+      const listener = await TcpListener.listen(
+        { host: "127.0.0.1", port: 0 },
+        { keyed: enc.key !== undefined, encrypted: enc.options.encrypt === true },
+      );
       const stats = new StatsCollector();
       let runningAt = 0;
       const restoring = (async (): Promise<ResumeSummary> => {
         const peer = await listener.accept();
         try {
-          const summary = await restoreDevice(dstDev, peer.chunks(), { key: enc.key, challenge: peer.challenge, onEvent: (ev) => stats.add(ev), signal: io.signal, checkFit: true });
+          const summary = await restoreDevice(dstDev, peer.chunks(), {
+            key: enc.key,
+            challenge: peer.challenge,
+            onEvent: (ev) => stats.add(ev),
+            signal: io.signal,
+            checkFit: true,
+          });
           runningAt = performance.now();
-          await peer.respond({ ok: true, started: summary.started, transactions: summary.transactions, bytes: summary.bytes });
+          await peer.respond({
+            ok: true,
+            started: summary.started,
+            transactions: summary.transactions,
+            bytes: summary.bytes,
+          });
           return summary;
         } catch (e) {
           await peer.respond(failureAck(e));
@@ -157,7 +181,13 @@ export const demo: Command = savingCommand({
           policy,
           signal: io.signal,
           onProgress: (p) => {
-            progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: dest.sink.bytes, pending: p.pending, coded: coded(encoded) });
+            progress.update({
+              phase: phaseLabel(p.phase, p.iteration),
+              bytes: p.bytes,
+              wire: dest.sink.bytes,
+              pending: p.pending,
+              coded: coded(encoded),
+            });
           },
         },
       });
@@ -170,15 +200,25 @@ export const demo: Command = savingCommand({
       progress.update({ phase: "comparing digests", bytes: saved.value.summary.bytes });
       const [ds, dd] = await Promise.all([src.digest(), dst.digest()]);
       progress.clear();
-      const rep = saveReport(saved.value, `sim${v2 ? " v2" : ""} source (${stateSize}, seed ${seed}, dirty ${dirty} pages/${v2 ? "MiB read" : "buffer"})`, "sim destination over loopback TCP");
+      const rep = saveReport(
+        saved.value,
+        `sim${v2 ? " v2" : ""} source (${stateSize}, seed ${seed}, dirty ${dirty} pages/${v2 ? "MiB read" : "buffer"})`,
+        "sim destination over loopback TCP",
+      );
       rep.downtimeMs = runningAt - saved.value.stopcopyAt;
       rep.downtimeEnd = "destination RUNNING";
-      rep.restored = { started: restored.value.started, transactions: restored.value.transactions, bytes: restored.value.bytes };
+      rep.restored = {
+        started: restored.value.started,
+        transactions: restored.value.transactions,
+        bytes: restored.value.bytes,
+      };
       const match = ds.digest === dd.digest && dd.deviceState === "RUNNING";
       rep.digests = { source: ds.digest, destination: dd.digest, match };
       const stream = stats.result(saved.value.wireBytes);
       if (style.json) {
-        io.stdout.write(`${JSON.stringify({ ok: match, ...rep, destinationState: dd.deviceState, codecs: stream.codecs })}\n`);
+        io.stdout.write(
+          `${JSON.stringify({ ok: match, ...rep, destinationState: dd.deviceState, codecs: stream.codecs })}\n`,
+        );
       } else if (!style.quiet) {
         const codecs = Object.entries(stream.codecs)
           .map(([c, u]) => `${c} ${bytes(u.rawBytes)} → ${bytes(u.codedBytes)}`)
@@ -192,7 +232,10 @@ export const demo: Command = savingCommand({
         );
       }
       if (!match) {
-        throw new MigstreamError("DEVICE", `the destination's digest ${dd.digest} (${dd.deviceState}) differs from the source's ${ds.digest}`);
+        throw new MigstreamError(
+          "DEVICE",
+          `the destination's digest ${dd.digest} (${dd.deviceState}) differs from the source's ${ds.digest}`,
+        );
       }
       return 0;
     } finally {

@@ -3,15 +3,22 @@
 // or sent to a `migstream decode --listen` (which answers once it verified the
 // whole stream). As a pipe filter it carries any byte stream, e.g. QEMU's own
 // migration stream through `migrate "exec:..."`.
-import { StreamEncoder } from "../../format/encoder.js";
-import type { Ack } from "../../network/ack.js";
-import type { ByteSink } from "../../migrate/sink.js";
-import { DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, TcpDestination } from "../../network/tcp.js";
+
 import { DEFAULT_TRANSACTION_SIZE, MAX_TRANSACTION_SIZE } from "../../format/constants.js";
+import { StreamEncoder } from "../../format/encoder.js";
+import type { ByteSink } from "../../migrate/sink.js";
+import type { Ack } from "../../network/ack.js";
+import {
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  parseTcpUrl,
+  TcpDestination,
+} from "../../network/tcp.js";
 import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";
 import { ENCODING_HELP, ENCODING_OPTIONS, encodingFrom } from "../encoding.js";
-import { openInput, openOutput, type Output } from "../files.js";
+import { type Output, openInput, openOutput } from "../files.js";
 import { checkHello, requireKeyOffLoopback } from "../network.js";
 import { ProgressLine } from "../progress.js";
 import { note, styleFor } from "../style.js";
@@ -60,12 +67,22 @@ examples:
       { min: 1, max: 1, names: "IN" },
     );
     const style = styleFor(io, v);
-    if ((v.output === undefined) === (v.to === undefined)) throw usageOf("encode", "give exactly one of -o OUT and --to tcp://HOST:PORT");
-    if (v.output === "-" && style.json) throw usageOf("encode", "--json needs stdout, and -o - writes the stream there");
+    if ((v.output === undefined) === (v.to === undefined))
+      throw usageOf("encode", "give exactly one of -o OUT and --to tcp://HOST:PORT");
+    if (v.output === "-" && style.json)
+      throw usageOf("encode", "--json needs stdout, and -o - writes the stream there");
     const txnSize = sizeOption("encode", "--transaction-size", v["transaction-size"]) ?? DEFAULT_TRANSACTION_SIZE;
-    if (txnSize < 1 || txnSize > MAX_TRANSACTION_SIZE) throw usageOf("encode", `--transaction-size must be 1..${MAX_TRANSACTION_SIZE}`);
+    if (txnSize < 1 || txnSize > MAX_TRANSACTION_SIZE)
+      throw usageOf("encode", `--transaction-size must be 1..${MAX_TRANSACTION_SIZE}`);
     const addr = v.to === undefined ? undefined : parseTcpUrl(v.to, "--to");
-    const connectTimeoutMs = intOption("encode", "--connect-timeout", v["connect-timeout"], DEFAULT_CONNECT_TIMEOUT_MS, 0, 2 ** 31);
+    const connectTimeoutMs = intOption(
+      "encode",
+      "--connect-timeout",
+      v["connect-timeout"],
+      DEFAULT_CONNECT_TIMEOUT_MS,
+      0,
+      2 ** 31,
+    );
     const timeoutMs = intOption("encode", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
     const enc = await encodingFrom("encode", v, { startPool: false });
     let dest: TcpDestination | undefined;
@@ -87,7 +104,11 @@ examples:
       const options = dest && enc.key ? { ...chosen, challenge: dest.hello.challenge } : chosen;
       const source = chain(head.pieces, input);
       // The sink is done with each block once its write settles: the encoder reuses them.
-      const encoder = new StreamEncoder((b) => sink.write(b), { ...options, maxTransaction: txnSize, reuseOutput: true });
+      const encoder = new StreamEncoder((b) => sink.write(b), {
+        ...options,
+        maxTransaction: txnSize,
+        reuseOutput: true,
+      });
       const dev = encoder.device(0, { name: v.name ?? "" });
       await dev.phase("stopcopy", 0);
       // Zero copy with a pool: each transaction is gathered in a buffer the encoder lends and then takes over.
@@ -123,11 +144,20 @@ examples:
       } else await out!.commit();
       progress.clear();
       const st = encoder.stats;
-      const confirmed = ack ? { destination: dest!.url, confirmed: { transactions: ack.transactions, bytes: ack.bytes } } : {};
-      if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, transactions: trailer.transactions, ...st, rawBytes: raw, wireBytes: sink.bytes, ...confirmed, trailer: { ...stream, framesDigest: hex64(stream.framesDigest) } })}\n`);
+      const confirmed = ack
+        ? { destination: dest!.url, confirmed: { transactions: ack.transactions, bytes: ack.bytes } }
+        : {};
+      if (style.json)
+        io.stdout.write(
+          `${JSON.stringify({ ok: true, transactions: trailer.transactions, ...st, rawBytes: raw, wireBytes: sink.bytes, ...confirmed, trailer: { ...stream, framesDigest: hex64(stream.framesDigest) } })}\n`,
+        );
       else {
         const to = ack ? `; ${dest!.url} decoded and verified ${bytes(ack.bytes)}` : "";
-        note(io, style, `encoded ${bytes(raw)} in ${trailer.transactions} transactions → ${bytes(sink.bytes)} (${ratio(raw, sink.bytes)}); zero ${bytes(st.zeroBytes)}, dedup ${bytes(st.dedupBytes)}${to}`);
+        note(
+          io,
+          style,
+          `encoded ${bytes(raw)} in ${trailer.transactions} transactions → ${bytes(sink.bytes)} (${ratio(raw, sink.bytes)}); zero ${bytes(st.zeroBytes)}, dedup ${bytes(st.dedupBytes)}${to}`,
+        );
       }
       return 0;
     } catch (e) {
@@ -142,7 +172,10 @@ examples:
 };
 
 /** Reads pieces of `input` until they hold more than `bytes` or the input ends. */
-async function peek(input: AsyncIterator<Uint8Array>, bytes: number): Promise<{ pieces: Uint8Array[]; ended: boolean }> {
+async function peek(
+  input: AsyncIterator<Uint8Array>,
+  bytes: number,
+): Promise<{ pieces: Uint8Array[]; ended: boolean }> {
   const pieces: Uint8Array[] = [];
   for (let n = 0; n <= bytes; ) {
     const r = await input.next();

@@ -1,6 +1,8 @@
 // `migstream inspect IN`: what a stream holds — header, devices, phases,
 // transactions, codec mix, ratio, zero and dedup savings; with --html FILE
 // also drawn as a self-contained page (html-report.ts).
+
+import type { StreamStats } from "../../migrate/stats.js";
 import { parseCommand } from "../args.js";
 import type { Command } from "../command.js";
 import { openInput, openOutput } from "../files.js";
@@ -9,7 +11,6 @@ import { readKeyFile } from "../key.js";
 import { ProgressLine } from "../progress.js";
 import { partialStats, readStream } from "../read-stream.js";
 import { renderStats } from "../report.js";
-import type { StreamStats } from "../../migrate/stats.js";
 import { styleFor } from "../style.js";
 import { TimelineCollector } from "../timeline.js";
 
@@ -34,7 +35,12 @@ examples:
   migstream inspect state.mig --json | jq .codecs
   migstream inspect state.mig --html state.html`,
   async run(argv, io) {
-    const { values: v, positionals } = parseCommand("inspect", argv, { "key-file": { type: "string" }, html: { type: "string" } }, { min: 1, max: 1, names: "IN" });
+    const { values: v, positionals } = parseCommand(
+      "inspect",
+      argv,
+      { "key-file": { type: "string" }, html: { type: "string" } },
+      { min: 1, max: 1, names: "IN" },
+    );
     const style = styleFor(io, v);
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
     const html = v.html;
@@ -51,7 +57,12 @@ examples:
       if (html === undefined) return;
       const out = await openOutput(html, io);
       try {
-        const page = renderHtmlReport({ source: positionals[0] === "-" ? "stdin" : positionals[0], stats, timeline: timeline.result(stats.wireBytes), error });
+        const page = renderHtmlReport({
+          source: positionals[0] === "-" ? "stdin" : positionals[0],
+          stats,
+          timeline: timeline.result(stats.wireBytes),
+          error,
+        });
         await out.sink.write(new TextEncoder().encode(page));
         await out.commit();
       } catch (e) {

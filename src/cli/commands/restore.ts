@@ -6,24 +6,29 @@
 // after it, when a device is first touched) are the same for one or many.
 import { stat } from "node:fs/promises";
 import { MigstreamError } from "../../errors.js";
-import { type Ack, devicesAck } from "../../network/ack.js";
 import type { StreamEnd } from "../../migrate/items.js";
-import { restoreDevices, type RestoredDevice } from "../../migrate/restore-devices.js";
+import { type RestoredDevice, restoreDevices } from "../../migrate/restore-devices.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
 import { StatsCollector } from "../../migrate/stats.js";
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, parseTcpUrl, type TcpAddress } from "../../network/tcp.js";
-import type { ResumeSummary } from "../../protocol/progress.js";
+import { type Ack, devicesAck } from "../../network/ack.js";
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  parseTcpUrl,
+  type TcpAddress,
+} from "../../network/tcp.js";
 import { isMigrationDevice, type MigratableDevice } from "../../protocol/generation.js";
-import { SPEC_FORMS, type OpenedDevice } from "../../transport/spec.js";
+import type { ResumeSummary } from "../../protocol/progress.js";
+import { type OpenedDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
 import { closeDevices, openDevices } from "../devices.js";
 import { openInput } from "../files.js";
 import { readKeyFile } from "../key.js";
 import { requireKeyOffLoopback, serveOneSource } from "../network.js";
-import { phaseLabel, ProgressLine } from "../progress.js";
+import { ProgressLine, phaseLabel } from "../progress.js";
 import { renderStats } from "../report.js";
-import { note, styleFor, type Style } from "../style.js";
+import { note, type Style, styleFor } from "../style.js";
 import { bytes, duration } from "../units.js";
 
 const HELP = `usage: migstream restore --device SPEC [--device SPEC ...] (IN | --listen tcp://HOST:PORT) [options]
@@ -109,28 +114,44 @@ export const restore: Command = {
     const style = styleFor(io, v);
     const specs = v.device ?? [];
     if (specs.length === 0) throw usageOf("restore", "missing --device SPEC");
-    if (specs.length > 1 && v["stream-device"] !== undefined) throw usageOf("restore", "--stream-device picks one device for one --device; several --device options take every device of the stream, in order");
-    if ((positionals.length === 1) === (v.listen !== undefined)) throw usageOf("restore", "give exactly one of IN and --listen tcp://HOST:PORT");
+    if (specs.length > 1 && v["stream-device"] !== undefined)
+      throw usageOf(
+        "restore",
+        "--stream-device picks one device for one --device; several --device options take every device of the stream, in order",
+      );
+    if ((positionals.length === 1) === (v.listen !== undefined))
+      throw usageOf("restore", "give exactly one of IN and --listen tcp://HOST:PORT");
     const addr = v.listen === undefined ? undefined : parseTcpUrl(v.listen, "--listen");
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
     requireKeyOffLoopback("restore", addr, key, v.insecure);
     const listen: Listen | undefined = addr && {
       addr,
       idleTimeoutMs: intOption("restore", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31),
-      handshakeTimeoutMs: intOption("restore", "--handshake-timeout", v["handshake-timeout"], DEFAULT_HANDSHAKE_TIMEOUT_MS, 0, 2 ** 31),
+      handshakeTimeoutMs: intOption(
+        "restore",
+        "--handshake-timeout",
+        v["handshake-timeout"],
+        DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        0,
+        2 ** 31,
+      ),
       acceptTimeoutMs: intOption("restore", "--accept-timeout", v["accept-timeout"], 0, 0, 2 ** 31),
       attempts: intOption("restore", "--attempts", v.attempts, 0, 0, 2 ** 31),
     };
     const job: Job = {
       key,
       start: v["no-start"] !== true,
-      device: v["stream-device"] === undefined ? undefined : intOption("restore", "--stream-device", v["stream-device"], 0, 0, 0xffff),
+      device:
+        v["stream-device"] === undefined
+          ? undefined
+          : intOption("restore", "--stream-device", v["stream-device"], 0, 0, 0xffff),
       signal: io.signal,
       checkFit: v["no-fit-check"] !== true,
       allowReplay: v["allow-replay"] === true,
       requireEncryption: v["require-encryption"] === true,
     };
-    if (!addr && job.allowReplay) throw usageOf("restore", "--allow-replay is for --listen (a file is restored anyway)");
+    if (!addr && job.allowReplay)
+      throw usageOf("restore", "--allow-replay is for --listen (a file is restored anyway)");
     if (job.requireEncryption && !key) throw usageOf("restore", "--require-encryption needs --key-file");
     const regions = await openDevices(specs);
     try {
@@ -146,7 +167,8 @@ export const restore: Command = {
       }
       const trailing = done.end.trailingBytes;
       // The restore stands (it verified and completed); the bytes after the stream are reported, even with -q.
-      if (trailing > 0) io.stderr.write(`migstream: warning: ${trailingNote(trailing, done.end.streamBytes, done.source)}\n`);
+      if (trailing > 0)
+        io.stderr.write(`migstream: warning: ${trailingNote(trailing, done.end.streamBytes, done.source)}\n`);
       if (done.devices) {
         printDevices(io, style, specs, regions, done, done.devices);
         return 0;
@@ -176,21 +198,46 @@ export const restore: Command = {
 function leftIn(region: MigratableDevice, started: boolean): string {
   if (started) return "RUNNING";
   if (!isMigrationDevice(region)) return "left in RESUMING";
-  return region.vmmOwnsStates ? "left to the VMM (it SETs STOP, where the device validates, then RUNNING)" : "left in STOP, its state validated (v2; the VMM sets RUNNING)";
+  return region.vmmOwnsStates
+    ? "left to the VMM (it SETs STOP, where the device validates, then RUNNING)"
+    : "left in STOP, its state validated (v2; the VMM sets RUNNING)";
 }
 
 /** The result of a multi-device restore: a line per device, then the stream's summary. */
-function printDevices(io: CliIO, style: Style, specs: string[], regions: MigratableDevice[], done: Done, devices: RestoredDevice[]): void {
+function printDevices(
+  io: CliIO,
+  style: Style,
+  specs: string[],
+  regions: MigratableDevice[],
+  done: Done,
+  devices: RestoredDevice[],
+): void {
   const trailing = done.end.trailingBytes;
   if (style.json) {
-    const list = devices.map((d, i) => ({ device: specs[i], id: d.id, name: d.name, started: d.started, transactions: d.transactions, bytes: d.bytes, skipped: d.skipped, ms: d.times.total }));
+    const list = devices.map((d, i) => ({
+      device: specs[i],
+      id: d.id,
+      name: d.name,
+      started: d.started,
+      transactions: d.transactions,
+      bytes: d.bytes,
+      skipped: d.skipped,
+      ms: d.times.total,
+    }));
     io.stdout.write(
       `${JSON.stringify({ ok: true, devices: list, source: done.source, started: done.summary.started, transactions: done.summary.transactions, bytes: done.summary.bytes, ms: done.summary.times.total, ...(trailing > 0 ? { trailingBytes: trailing } : {}), stream: done.stats })}\n`,
     );
     return;
   }
-  const lines = devices.map((d, i) => `  ${specs[i]} ← stream device ${d.id} "${d.name}": ${d.transactions} buffers, ${bytes(d.bytes)} in ${duration(d.times.total)}; ${leftIn(regions[i], d.started)}`);
-  note(io, style, `restored ${devices.length} devices together from ${done.source}:\n${lines.join("\n")}\n${renderStats(done.stats, false, false).trimEnd()}`);
+  const lines = devices.map(
+    (d, i) =>
+      `  ${specs[i]} ← stream device ${d.id} "${d.name}": ${d.transactions} buffers, ${bytes(d.bytes)} in ${duration(d.times.total)}; ${leftIn(regions[i], d.started)}`,
+  );
+  note(
+    io,
+    style,
+    `restored ${devices.length} devices together from ${done.source}:\n${lines.join("\n")}\n${renderStats(done.stats, false, false).trimEnd()}`,
+  );
 }
 
 /** What every attempt of one `restore` run shares. */
@@ -259,7 +306,14 @@ function totals(devices: RestoredDevice[], t0: number): ResumeSummary {
  * stopped). Either way the stream ends at its verified STREAM_END, and the
  * devices are touched only once it proved itself (`attempt.onTouch`).
  */
-async function restoreOnce(io: CliIO, style: Style, regions: MigratableDevice[], source: AsyncIterable<Uint8Array>, job: Job, attempt: Attempt = {}): Promise<Done> {
+async function restoreOnce(
+  io: CliIO,
+  style: Style,
+  regions: MigratableDevice[],
+  source: AsyncIterable<Uint8Array>,
+  job: Job,
+  attempt: Attempt = {},
+): Promise<Done> {
   const stats = new StatsCollector();
   const wire = { bytes: 0 };
   let end: StreamEnd = { streamBytes: 0, trailingBytes: 0 };
@@ -287,11 +341,21 @@ async function restoreOnce(io: CliIO, style: Style, regions: MigratableDevice[],
           onTouch: attempt.onTouch,
           onProgress: (i, p) => {
             moved[i] = p.bytes;
-            progress.update({ phase: `${regions.length} devices`, bytes: moved.reduce((a, b) => a + b, 0), wire: wire.bytes });
+            progress.update({
+              phase: `${regions.length} devices`,
+              bytes: moved.reduce((a, b) => a + b, 0),
+              wire: wire.bytes,
+            });
           },
         },
       );
-      return { summary: totals(r.devices, t0), stats: stats.result(end.streamBytes), source: "", end, devices: r.devices };
+      return {
+        summary: totals(r.devices, t0),
+        stats: stats.result(end.streamBytes),
+        source: "",
+        end,
+        devices: r.devices,
+      };
     }
     const announced: string[] = [];
     const summary = await restoreDevice(regions[0], counted(source, wire), {
@@ -323,7 +387,9 @@ async function restoreOnce(io: CliIO, style: Style, regions: MigratableDevice[],
 /** The success ack: the totals (with several devices, each one with how long ago it entered RUNNING), and the bytes that followed the stream. */
 function successAck(done: Done): Ack & { ok: true } {
   const s = done.summary;
-  const ack: Ack & { ok: true } = done.devices ? devicesAck(done.devices) : { ok: true, started: s.started, transactions: s.transactions, bytes: s.bytes };
+  const ack: Ack & { ok: true } = done.devices
+    ? devicesAck(done.devices)
+    : { ok: true, started: s.started, transactions: s.transactions, bytes: s.bytes };
   const trailing = done.end.trailingBytes;
   return trailing > 0 ? { ...ack, trailingBytes: trailing } : ack;
 }

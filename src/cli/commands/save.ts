@@ -3,23 +3,29 @@
 // destination listening with `migstream restore --listen`.
 import { MigstreamError } from "../../errors.js";
 import type { EncoderOptions, EncoderStats } from "../../format/encoder.js";
-import { type Ack, trailingError } from "../../network/ack.js";
-import { saveDevice, type SaveDeviceResult } from "../../migrate/save-to.js";
+import { type SaveDeviceResult, saveDevice } from "../../migrate/save-to.js";
 import type { ByteSink } from "../../migrate/sink.js";
-import { parseTcpUrl, TcpDestination, DEFAULT_ACK_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "../../network/tcp.js";
+import { type Ack, trailingError } from "../../network/ack.js";
+import {
+  DEFAULT_ACK_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  parseTcpUrl,
+  TcpDestination,
+} from "../../network/tcp.js";
 import type { MigratableDevice } from "../../protocol/generation.js";
 import type { SaveOptions } from "../../protocol/save.js";
-import { SPEC_FORMS, type OpenedDevice } from "../../transport/spec.js";
+import { type OpenedDevice, SPEC_FORMS } from "../../transport/spec.js";
 import { intOption, usageOf } from "../args.js";
 import type { CliIO, Command } from "../command.js";
 import { closeDevices, deviceNames, openDevices, saveDevicesWithProgress } from "../devices.js";
 import { ENCODING_HELP, encodingFrom } from "../encoding.js";
-import { openOutput, type Output } from "../files.js";
+import { type Output, openOutput } from "../files.js";
 import { checkHello, requireKeyOffLoopback } from "../network.js";
-import { coded, phaseLabel, ProgressLine } from "../progress.js";
+import { coded, ProgressLine, phaseLabel } from "../progress.js";
 import { devicesReport, type MigrationReport, renderReport, saveReport } from "../report.js";
-import { precopyHelp, precopyPolicy, savingCommand, type PrecopyDefaults } from "../save-options.js";
-import { styleFor, type Style } from "../style.js";
+import { type PrecopyDefaults, precopyHelp, precopyPolicy, savingCommand } from "../save-options.js";
+import { type Style, styleFor } from "../style.js";
 
 /** Pre-copy defaults: at most this many iterations, then stop-and-copy. */
 const SAVE_PRECOPY: PrecopyDefaults = { iterations: 16, threshold: "0" };
@@ -85,13 +91,24 @@ export const save: Command = savingCommand({
     const specs = v.device ?? [];
     if (specs.length === 0) throw usageOf("save", "missing --device SPEC");
     const names = deviceNames("save", specs, v.name);
-    if ((v.output === undefined) === (v.to === undefined)) throw usageOf("save", "give exactly one of -o FILE and --to tcp://HOST:PORT");
+    if ((v.output === undefined) === (v.to === undefined))
+      throw usageOf("save", "give exactly one of -o FILE and --to tcp://HOST:PORT");
     if (v.output === "-" && style.json) throw usageOf("save", "--json needs stdout, and -o - writes the stream there");
     const policy = {
       ...precopyPolicy("save", v, SAVE_PRECOPY),
-      timeBudgetMs: v["precopy-time"] === undefined ? undefined : intOption("save", "--precopy-time", v["precopy-time"], 0, 0, 2 ** 31),
+      timeBudgetMs:
+        v["precopy-time"] === undefined
+          ? undefined
+          : intOption("save", "--precopy-time", v["precopy-time"], 0, 0, 2 ** 31),
     };
-    const connectTimeoutMs = intOption("save", "--connect-timeout", v["connect-timeout"], DEFAULT_CONNECT_TIMEOUT_MS, 0, 2 ** 31);
+    const connectTimeoutMs = intOption(
+      "save",
+      "--connect-timeout",
+      v["connect-timeout"],
+      DEFAULT_CONNECT_TIMEOUT_MS,
+      0,
+      2 ** 31,
+    );
     const timeoutMs = intOption("save", "--timeout", v.timeout, DEFAULT_IDLE_TIMEOUT_MS, 0, 2 ** 31);
     const addr = v.to === undefined ? undefined : parseTcpUrl(v.to, "--to");
     const enc = await encodingFrom("save", v);
@@ -107,8 +124,7 @@ export const save: Command = savingCommand({
         // Interrupted while waiting on the destination: drop the connection, so the wait ends and the source restarts.
         const d = dest;
         io.signal?.addEventListener("abort", () => d.destroy(), { once: true });
-      }
-      else out = await openOutput(v.output!, io, { copy: false, binary: true, force: v.force, command: "save" });
+      } else out = await openOutput(v.output!, io, { copy: false, binary: true, force: v.force, command: "save" });
       regions = await openDevices(specs);
       const sink: ByteSink = dest ? dest.sink : out!.sink;
       // A keyed stream to a destination is bound to this connection's challenge (FORMAT.md §7.1).
@@ -125,11 +141,16 @@ export const save: Command = savingCommand({
         });
         await out?.commit();
         const ack = many.ack;
-        const rep = devicesReport(many.result, specs.map((source, i) => ({ source, name: names[i] })), target, {
-          end: ack ? (ack.started ? "destination RUNNING" : "destination confirmed") : "stream written",
-          doneAt: many.result.doneAt,
-          devices: ack?.devices,
-        });
+        const rep = devicesReport(
+          many.result,
+          specs.map((source, i) => ({ source, name: names[i] })),
+          target,
+          {
+            end: ack ? (ack.started ? "destination RUNNING" : "destination confirmed") : "stream written",
+            doneAt: many.result.doneAt,
+            devices: ack?.devices,
+          },
+        );
         if (ack) rep.restored = { started: ack.started, transactions: ack.transactions, bytes: ack.bytes };
         return reported(io, style, rep, ack);
       }
@@ -189,14 +210,25 @@ async function run(io: CliIO, style: Style, region: MigratableDevice, sink: Byte
       onEncoder: (e) => (stats = e.stats),
       confirm: o.confirm
         ? async () => {
-            progress.update({ phase: "waiting for the destination", bytes: stats?.rawBytes ?? 0, wire: sink.bytes, coded: coded(stats) });
+            progress.update({
+              phase: "waiting for the destination",
+              bytes: stats?.rawBytes ?? 0,
+              wire: sink.bytes,
+              coded: coded(stats),
+            });
             ack = await o.confirm!();
           }
         : undefined,
       save: {
         ...o.save,
         onProgress: (p) => {
-          progress.update({ phase: phaseLabel(p.phase, p.iteration), bytes: p.bytes, wire: sink.bytes, pending: p.pending, coded: coded(stats) });
+          progress.update({
+            phase: phaseLabel(p.phase, p.iteration),
+            bytes: p.bytes,
+            wire: sink.bytes,
+            pending: p.pending,
+            coded: coded(stats),
+          });
         },
       },
     });

@@ -3,8 +3,8 @@
 import { stateName } from "../../protocol/constants.js";
 import { migStateName } from "../../protocol/v2/constants.js";
 import { openVfioUser, VfioUserMigration } from "../../transport/vfio-user/migration.js";
-import type { CliIO } from "../command.js";
 import { intOption, parseCommand, usageOf } from "../args.js";
+import type { CliIO } from "../command.js";
 import { hex64 } from "../units.js";
 
 /** The sim commands take options only. */
@@ -16,10 +16,15 @@ const DEFAULT_TIMEOUT_MS = 5000;
 const MAX_TIMEOUT_MS = 3_600_000;
 
 export async function simDigest(argv: string[], io: CliIO): Promise<number> {
-  const { values: v } = parseCommand(CMD, argv, {
-    socket: { type: "string" },
-    timeout: { type: "string" },
-  }, NO_POSITIONALS);
+  const { values: v } = parseCommand(
+    CMD,
+    argv,
+    {
+      socket: { type: "string" },
+      timeout: { type: "string" },
+    },
+    NO_POSITIONALS,
+  );
   if (!v.socket) throw usageOf(CMD, "--socket PATH is required");
   const path = v.socket;
   const timeoutMs = intOption(CMD, "--timeout", v.timeout, DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS);
@@ -38,14 +43,22 @@ export interface SimDigestInfo {
 }
 
 /** Reads a served sim device's digest region and state over vfio-user (one connection; v1 or v2, detected). */
-export async function readSimDigest(path: string, timeoutMs = DEFAULT_TIMEOUT_MS, signal?: AbortSignal): Promise<SimDigestInfo> {
+export async function readSimDigest(
+  path: string,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+  signal?: AbortSignal,
+): Promise<SimDigestInfo> {
   const dev = await openVfioUser(path, { timeoutMs });
   // A stop signal ends the wait at once (the pending read fails with TRANSPORT).
   const stop = () => void dev.close();
   signal?.addEventListener("abort", stop, { once: true });
   try {
     if (dev instanceof VfioUserMigration) {
-      return { digest: hex64(await dev.stateDigest()), deviceState: migStateName(await dev.getState()), protocol: "v2" };
+      return {
+        digest: hex64(await dev.stateDigest()),
+        deviceState: migStateName(await dev.getState()),
+        protocol: "v2",
+      };
     }
     const digest = hex64(await dev.stateDigest());
     const b = await dev.read(0, 4);

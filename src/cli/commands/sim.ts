@@ -1,6 +1,11 @@
 // `migstream sim serve|digest`: a simulated device in its own process behind
 // a vfio-user socket, and its state digest.
-import { FAULT_FORM, FAULT_POINT_NAMES, MIGRATION_FAULT_FORM, MIGRATION_FAULT_POINT_NAMES } from "../../transport/sim/fault-spec.js";
+import {
+  FAULT_FORM,
+  FAULT_POINT_NAMES,
+  MIGRATION_FAULT_FORM,
+  MIGRATION_FAULT_POINT_NAMES,
+} from "../../transport/sim/fault-spec.js";
 import { SIM_V2_VARIANT_NAMES, SIM_VARIANT_NAMES } from "../../transport/sim/options.js";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../../transport/vfio-user/server.js";
 import type { Command } from "../command.js";
@@ -68,6 +73,10 @@ export const sim: Command = {
     const [sub, ...rest] = argv;
     if (sub === "serve") return simServe(rest, io);
     if (sub === "digest") return simDigest(rest, io);
-    throw usage(sub === undefined ? "sim: missing subcommand (serve or digest)" : `sim: unknown subcommand '${sub}' (serve or digest)`);
+    throw usage(
+      sub === undefined
+        ? "sim: missing subcommand (serve or digest)"
+        : `sim: unknown subcommand '${sub}' (serve or digest)`,
+    );
   },
 };

@@ -25,14 +25,25 @@ examples:
   migstream verify state.mig
   migstream save --device vfio-user:/run/dev.sock -o - | migstream verify -`,
   async run(argv, io) {
-    const { values: v, positionals } = parseCommand("verify", argv, { full: { type: "boolean" }, "key-file": { type: "string" } }, { min: 1, max: 1, names: "IN" });
+    const { values: v, positionals } = parseCommand(
+      "verify",
+      argv,
+      { full: { type: "boolean" }, "key-file": { type: "string" } },
+      { min: 1, max: 1, names: "IN" },
+    );
     const style = styleFor(io, v);
     const key = v["key-file"] === undefined ? undefined : await readKeyFile(v["key-file"]);
     const source = await openInput(positionals[0], io);
-    const stats = await readStream(source, { key, verifyOnly: v.full !== true, progress: new ProgressLine(io.stderr, style, "verify") });
+    const stats = await readStream(source, {
+      key,
+      verifyOnly: v.full !== true,
+      progress: new ProgressLine(io.stderr, style, "verify"),
+    });
     if (style.json) io.stdout.write(`${JSON.stringify({ ok: true, full: v.full === true, ...stats })}\n`);
     else if (!style.quiet) {
-      io.stdout.write(`${paint(style.color, "green", "ok")}: ${positionals[0]} is intact${v.full ? " (every chunk decoded)" : ""}\n${renderStats(stats, style.color, false)}`);
+      io.stdout.write(
+        `${paint(style.color, "green", "ok")}: ${positionals[0]} is intact${v.full ? " (every chunk decoded)" : ""}\n${renderStats(stats, style.color, false)}`,
+      );
     }
     return 0;
   },

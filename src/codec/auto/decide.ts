@@ -53,9 +53,13 @@ const AUTO_ZSTD_NS = 4.3;
 /** zstd on a flat or zero page (measured 0.38 random, 0.23 zero). */
 const AUTO_ZSTD_FLAT_NS = 0.4;
 /** zstd CPU cost by level, relative to level 1 (index = level; measured on code- and heap-like pages). */
-const AUTO_ZSTD_LEVEL_COST: readonly number[] = [0, 1, 1.05, 1.2, 1.5, 1.7, 2.2, 2.7, 3.2, 4.4, 6, 7, 8, 12, 14, 16, 19, 21, 23, 25];
+const AUTO_ZSTD_LEVEL_COST: readonly number[] = [
+  0, 1, 1.05, 1.2, 1.5, 1.7, 2.2, 2.7, 3.2, 4.4, 6, 7, 8, 12, 14, 16, 19, 21, 23, 25,
+];
 /** zstd output by level, relative to level 1 (same measurement; the probe runs at level 1). */
-const AUTO_ZSTD_LEVEL_GAIN: readonly number[] = [0, 1, 0.92, 0.88, 0.9, 0.89, 0.88, 0.84, 0.84, 0.84, 0.84, 0.84, 0.84, 0.8, 0.79, 0.77, 0.77, 0.76, 0.76, 0.76];
+const AUTO_ZSTD_LEVEL_GAIN: readonly number[] = [
+  0, 1, 0.92, 0.88, 0.9, 0.89, 0.88, 0.84, 0.84, 0.84, 0.84, 0.84, 0.84, 0.8, 0.79, 0.77, 0.77, 0.76, 0.76, 0.76,
+];
 /** LZ4 output for a zero page, as a share of the page. */
 const AUTO_LZ4_ZERO_RATIO = 0.005;
 /** A sampled page whose LZ4 output keeps at least this share of it is flat. */
@@ -120,7 +124,8 @@ function split(p: AutoProbe): { zero: number; flat: number; comp: number; scale:
 
 /** Thread time per chunk byte, whatever the codec. */
 const FIXED_NS = AUTO_BASE_NS + AUTO_PIPELINE_NS;
-const lz4Cpu = (n: number, s: ReturnType<typeof split>) => FIXED_NS * n + AUTO_LZ4_NS * s.comp + AUTO_LZ4_SKIP_NS * (s.flat + s.zero);
+const lz4Cpu = (n: number, s: ReturnType<typeof split>) =>
+  FIXED_NS * n + AUTO_LZ4_NS * s.comp + AUTO_LZ4_SKIP_NS * (s.flat + s.zero);
 const zstdCpu = (n: number, s: ReturnType<typeof split>, level: number) =>
   FIXED_NS * n + AUTO_ZSTD_NS * AUTO_ZSTD_LEVEL_COST[level] * s.comp + AUTO_ZSTD_FLAT_NS * (s.flat + s.zero);
 

@@ -12,11 +12,11 @@
 
 import { MigstreamError } from "../../errors.js";
 import { lz4CompressInto } from "../../kernels/lz4.js";
-import { allocBuffer, scratch, SLOT_OUT, type KernelBuffer } from "../../kernels/wasm.js";
+import { allocBuffer, type KernelBuffer, SLOT_OUT, scratch } from "../../kernels/wasm.js";
 import { zeroPageMap } from "../../kernels/zero.js";
 import { LZ4_DEFAULT_ACCELERATION } from "../lz4.js";
 import { encodeZstd, ZSTD_MIN_LEVEL, zstdAvailable, zstdLevelFor } from "../zstd.js";
-import { AUTO_FLAT_RATIO, autoDecide, type AutoContext, type AutoProbe } from "./decide.js";
+import { AUTO_FLAT_RATIO, type AutoContext, type AutoProbe, autoDecide } from "./decide.js";
 
 /** Page granularity of the auto probe. */
 const PROBE_PAGE = 4096;

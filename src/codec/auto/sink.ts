@@ -84,7 +84,8 @@ export class SinkMeter {
 
   constructor(options: SinkMeterOptions = {}) {
     const initial = options.initialRate ?? Infinity;
-    if (!(initial > 0)) throw new MigstreamError("USAGE", `initialRate must be > 0, got ${initial}`, { field: "initialRate" });
+    if (!(initial > 0))
+      throw new MigstreamError("USAGE", `initialRate must be > 0, got ${initial}`, { field: "initialRate" });
     this.initial = initial;
     this.now = options.now ?? clock;
     this.windowBytes = options.windowBytes ?? SINK_WINDOW_BYTES;
@@ -103,7 +104,11 @@ export class SinkMeter {
   /** Records one write of `bytes` that started at `start` and settled at `end` (ms). */
   record(bytes: number, start: number, end: number): void {
     if (!(Number.isSafeInteger(bytes) && bytes >= 0 && Number.isFinite(start) && Number.isFinite(end))) {
-      throw new MigstreamError("USAGE", `a write needs a byte count and finite times, got ${bytes} bytes from ${start} to ${end} ms`, { field: "record" });
+      throw new MigstreamError(
+        "USAGE",
+        `a write needs a byte count and finite times, got ${bytes} bytes from ${start} to ${end} ms`,
+        { field: "record" },
+      );
     }
     const span = Math.max(this.lastEnd < 0 ? end - start : end - this.lastEnd, 0);
     const blocked = Math.min(Math.max(end - start, 0), span);
@@ -199,7 +204,10 @@ export class AutoSink {
       this.fixed = 0;
       return;
     }
-    if (typeof rate !== "number" || !(rate > 0)) throw new MigstreamError("USAGE", `sinkRate must be > 0 bytes/s or "measured", got ${String(rate)}`, { field: "sinkRate" });
+    if (typeof rate !== "number" || !(rate > 0))
+      throw new MigstreamError("USAGE", `sinkRate must be > 0 bytes/s or "measured", got ${String(rate)}`, {
+        field: "sinkRate",
+      });
     this.meter = null;
     this.fixed = rate;
   }

@@ -24,7 +24,13 @@ function isEnomsg(e: unknown): boolean {
  * now). Returns the bytes read and why it stopped. ENOMSG in STOP_COPY is a
  * PROTOCOL error (the UAPI does not allow it there).
  */
-export async function fillBuffer(ch: DataChannel, buf: Uint8Array, a: Access, precopy: boolean, step: string): Promise<{ n: number; end: FillEnd }> {
+export async function fillBuffer(
+  ch: DataChannel,
+  buf: Uint8Array,
+  a: Access,
+  precopy: boolean,
+  step: string,
+): Promise<{ n: number; end: FillEnd }> {
   let n = 0;
   for (;;) {
     const room = buf.length - n;
@@ -40,7 +46,8 @@ export async function fillBuffer(ch: DataChannel, buf: Uint8Array, a: Access, pr
       }
       throw atStep(e, step, "data");
     }
-    if (!Number.isInteger(got) || got < 0 || got > ask) throw protocolError(step, "data", `read returned ${got} for a ${ask}-byte read`);
+    if (!Number.isInteger(got) || got < 0 || got > ask)
+      throw protocolError(step, "data", `read returned ${got} for a ${ask}-byte read`);
     if (got === 0) return { n, end: precopy ? "nothing-now" : "end" };
     n += got;
   }
@@ -52,11 +59,21 @@ export async function fillBuffer(ch: DataChannel, buf: Uint8Array, a: Access, pr
  * EINVAL answer counts as the whole piece taken (a declared device quirk;
  * RESUMING → STOP validates).
  */
-export async function writeAll(ch: DataChannel, data: Uint8Array, a: Access, errorsApplied: boolean, step: string): Promise<void> {
+export async function writeAll(
+  ch: DataChannel,
+  data: Uint8Array,
+  a: Access,
+  errorsApplied: boolean,
+  step: string,
+): Promise<void> {
   for (let done = 0; done < data.length; ) {
     const piece = data.subarray(done, Math.min(data.length, done + a.piece));
     if (a.fixed && piece.length !== a.piece) {
-      throw new MigstreamError("PROTOCOL", `${step}: ${piece.length} bytes left for a device that takes exactly ${a.piece} per write`, { step, field: "data" });
+      throw new MigstreamError(
+        "PROTOCOL",
+        `${step}: ${piece.length} bytes left for a device that takes exactly ${a.piece} per write`,
+        { step, field: "data" },
+      );
     }
     let took: number;
     try {
@@ -65,8 +82,14 @@ export async function writeAll(ch: DataChannel, data: Uint8Array, a: Access, err
       if (!(errorsApplied && e instanceof MigstreamError && e.errno === "EINVAL")) throw atStep(e, step, "data");
       took = piece.length;
     }
-    if (!Number.isInteger(took) || took < 0 || took > piece.length) throw protocolError(step, "data", `write returned ${took} for ${piece.length} bytes`);
-    if (took === 0) throw new MigstreamError("DEVICE", `${step}: the device took 0 of ${piece.length} bytes`, { step, field: "data", errno: "EIO" });
+    if (!Number.isInteger(took) || took < 0 || took > piece.length)
+      throw protocolError(step, "data", `write returned ${took} for ${piece.length} bytes`);
+    if (took === 0)
+      throw new MigstreamError("DEVICE", `${step}: the device took 0 of ${piece.length} bytes`, {
+        step,
+        field: "data",
+        errno: "EIO",
+      });
     done += took;
   }
 }

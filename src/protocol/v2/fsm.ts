@@ -7,10 +7,10 @@
 import {
   MIG_STATE,
   MIG_STATE_COUNT,
-  type MigState,
   MIGRATION_P2P,
   MIGRATION_PRE_COPY,
   MIGRATION_STOP_COPY,
+  type MigState,
 } from "./constants.js";
 
 const { ERROR, STOP, RUNNING, STOP_COPY, RESUMING, RUNNING_P2P, PRE_COPY, PRE_COPY_P2P } = MIG_STATE;

@@ -1,7 +1,7 @@
 // The VFIO migration v2 driver (user side): device-feature state machine and data stream.
 export * from "./constants.js";
-export { pathTo, stateSupported, hasSession, sessionEffect, isSaving } from "./fsm.js";
-export type { MigrationDevice, DataChannel, PrecopyInfo } from "./device-io.js";
-export { saveV2, backToRunning, type SaveV2Options } from "./save.js";
+export type { DataChannel, MigrationDevice, PrecopyInfo } from "./device-io.js";
+export { hasSession, isSaving, pathTo, sessionEffect, stateSupported } from "./fsm.js";
 export { resumeV2, startResumedV2, stopDestination } from "./resume.js";
+export { backToRunning, type SaveV2Options, saveV2 } from "./save.js";
 export { checkMigration, migrationFlagNames } from "./support.js";

@@ -15,8 +15,8 @@ import { MigstreamError } from "../../errors.js";
 import { describe, withNote } from "../failure.js";
 import { iterate, openItems } from "../generation.js";
 import type { ResumeSummary } from "../progress.js";
-import { ResumeRun } from "../run.js";
 import type { ResumeOptions } from "../resume.js";
+import { ResumeRun } from "../run.js";
 import type { ResumeItem } from "../types.js";
 import { MIG_STATE, type MigState, migStateName } from "./constants.js";
 import { type Access, writeAll } from "./data.js";
@@ -25,7 +25,11 @@ import { expectChannel, expectNoChannel, readMigState, resetDevice, setMigState 
 import { checkMigration, dataAccess } from "./support.js";
 
 /** Restores the v2 device `dev` from `items` (one device's part of a verified stream). */
-export async function resumeV2(dev: MigrationDevice, items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>, options: ResumeOptions = {}): Promise<ResumeSummary> {
+export async function resumeV2(
+  dev: MigrationDevice,
+  items: AsyncIterable<ResumeItem> | Iterable<ResumeItem>,
+  options: ResumeOptions = {},
+): Promise<ResumeSummary> {
   const run = new ResumeRunV2(dev, options);
   try {
     return await run.run(items);
@@ -39,7 +43,11 @@ export async function startResumedV2(dev: MigrationDevice): Promise<void> {
   const step = "resume: enter RUNNING";
   const s = await readMigState(dev, step);
   if (s !== MIG_STATE.STOP) {
-    throw new MigstreamError("USAGE", `${step}: the device is in ${migStateName(s)}; startResumedV2 needs a device left in STOP by a resume`, { step, field: "device_state" });
+    throw new MigstreamError(
+      "USAGE",
+      `${step}: the device is in ${migStateName(s)}; startResumedV2 needs a device left in STOP by a resume`,
+      { step, field: "device_state" },
+    );
   }
   await expectNoChannel(await setMigState(dev, s, MIG_STATE.RUNNING, step), null, step);
 }
@@ -80,9 +88,15 @@ class ResumeRunV2 extends ResumeRun {
       else if (item.kind === "verified") {
         verified = true;
         break;
-      } else throw new MigstreamError("USAGE", `resume: unexpected item kind '${(item as { kind: unknown }).kind}'`, { step: "resume: next item" });
+      } else
+        throw new MigstreamError("USAGE", `resume: unexpected item kind '${(item as { kind: unknown }).kind}'`, {
+          step: "resume: next item",
+        });
     }
-    if (!verified) throw new MigstreamError("TRUNCATED", "resume: the items ended before the stream was verified", { step: "resume: wait verified" });
+    if (!verified)
+      throw new MigstreamError("TRUNCATED", "resume: the items ended before the stream was verified", {
+        step: "resume: wait verified",
+      });
     await this.flushCarry();
     if (vmm) {
       // The VMM closes its fd and SETs STOP (where the device validates) and RUNNING itself.
@@ -110,10 +124,18 @@ class ResumeRunV2 extends ResumeRun {
     this.checkAbort(step);
     const s = await readMigState(this.dev, "resume: get device state");
     if (s !== MIG_STATE.RUNNING && s !== MIG_STATE.STOP) {
-      throw new MigstreamError("USAGE", `${step}: the device is in ${migStateName(s)}; a resume starts from RUNNING or STOP`, { step, field: "device_state" });
+      throw new MigstreamError(
+        "USAGE",
+        `${step}: the device is in ${migStateName(s)}; a resume starts from RUNNING or STOP`,
+        { step, field: "device_state" },
+      );
     }
     this.touched = true;
-    this.channel = expectChannel(await setMigState(this.dev, s, MIG_STATE.RESUMING, step), step, `${migStateName(s)} → RESUMING`);
+    this.channel = expectChannel(
+      await setMigState(this.dev, s, MIG_STATE.RESUMING, step),
+      step,
+      `${migStateName(s)} → RESUMING`,
+    );
   }
 
   /** One transaction's bytes, in order, cut as the device takes them. */
@@ -149,10 +171,14 @@ class ResumeRunV2 extends ResumeRun {
   /** A stream whose length is no multiple of a fixed access size cannot be written. */
   async flushCarry(): Promise<void> {
     if (this.#carry.length === 0) return;
-    throw new MigstreamError("PROTOCOL", `resume: write data: the stream ends with ${this.#carry.length} bytes, less than the ${this.access.piece} bytes this device takes per write`, {
-      step: "resume: write data",
-      field: "data",
-    });
+    throw new MigstreamError(
+      "PROTOCOL",
+      `resume: write data: the stream ends with ${this.#carry.length} bytes, less than the ${this.access.piece} bytes this device takes per write`,
+      {
+        step: "resume: write data",
+        field: "data",
+      },
+    );
   }
 
   /** Case 19: close the fd, then RESUMING → STOP, where the device validates the data. */
@@ -172,11 +198,13 @@ class ResumeRunV2 extends ResumeRun {
   }
 
   async fail(e: unknown): Promise<MigstreamError> {
-    const err = e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", `resume: ${describe(e)}`, { cause: e });
+    const err =
+      e instanceof MigstreamError ? e : new MigstreamError("INTERNAL", `resume: ${describe(e)}`, { cause: e });
     const ch = this.channel;
     this.channel = null;
     await ch?.close().catch(() => {});
-    if (this.dev.vmmOwnsStates) return withNote(err, "the VMM owns the device: it must reset it (partial state written)");
+    if (this.dev.vmmOwnsStates)
+      return withNote(err, "the VMM owns the device: it must reset it (partial state written)");
     if (!this.touched) return err;
     const written = `${this.transactions} transaction${this.transactions === 1 ? "" : "s"} (${this.bytes} bytes) had been written to it before the failure`;
     return withNote(err, `${await stopDestination(this.dev)}; ${written}`);

@@ -9,17 +9,17 @@
 // first), and the error names the step.
 import { MigstreamError } from "../../errors.js";
 import { atStep, describe, withNote } from "../failure.js";
+import { protocolOf } from "../generation.js";
 import { Precopy, type PrecopyControl, type PrecopyEnd } from "../policy.js";
 import type { SaveSummary } from "../progress.js";
-import { protocolOf } from "../generation.js";
 import { recordProtocol, SaveRun } from "../run.js";
 import type { SaveOptions } from "../save.js";
 import type { SaveSink } from "../types.js";
-import { DEFAULT_DATA_BUFFER, MIG_STATE, type MigState, migStateName, MIGRATION_PRE_COPY } from "./constants.js";
+import { DEFAULT_DATA_BUFFER, MIG_STATE, MIGRATION_PRE_COPY, type MigState, migStateName } from "./constants.js";
 import { type Access, type FillEnd, fillBuffer } from "./data.js";
 import type { DataChannel, MigrationDevice } from "./device-io.js";
-import { checkMigration, dataAccess } from "./support.js";
 import { expectChannel, expectNoChannel, readMigState, resetDevice, setMigState } from "./state.js";
+import { checkMigration, dataAccess } from "./support.js";
 
 /** Options of the save drivers (v1 and v2): SaveOptions, and the v2 transaction size. */
 export interface SaveV2Options extends SaveOptions {
@@ -83,7 +83,13 @@ class SaveRunV2 extends SaveRun {
     await this.enterStop();
     const tEnd = now();
     await this.enterPhase("end", 0);
-    return this.summary(precopyEnd, { t0, setupEnd: tSetup, precopyEnd: tPrecopy, stopcopyStart: tStop, stopcopyEnd: tEnd });
+    return this.summary(precopyEnd, {
+      t0,
+      setupEnd: tSetup,
+      precopyEnd: tPrecopy,
+      stopcopyStart: tStop,
+      stopcopyEnd: tEnd,
+    });
   }
 
   /** A data fd the VMM handed over in STOP_COPY: read it to the end; the VMM does every SET. */
@@ -108,7 +114,10 @@ class SaveRunV2 extends SaveRun {
     this.checkAbort(step);
     const s = await readMigState(this.dev, step);
     if (s !== MIG_STATE.RUNNING) {
-      throw new MigstreamError("USAGE", `${step}: the device is in ${migStateName(s)}; a save starts from RUNNING`, { step, field: "device_state" });
+      throw new MigstreamError("USAGE", `${step}: the device is in ${migStateName(s)}; a save starts from RUNNING`, {
+        step,
+        field: "device_state",
+      });
     }
     this.state = s;
   }
@@ -126,7 +135,8 @@ class SaveRunV2 extends SaveRun {
         // an estimate only: carry on with the default
       }
     }
-    if (!Number.isSafeInteger(size) || size < 1) throw new MigstreamError("USAGE", `save: bufferSize must be a whole number ≥ 1 (got ${size})`);
+    if (!Number.isSafeInteger(size) || size < 1)
+      throw new MigstreamError("USAGE", `save: bufferSize must be a whole number ≥ 1 (got ${size})`);
     // Whole accesses only when the device takes a fixed size.
     this.bufferSize = this.access.fixed ? Math.max(1, Math.floor(size / this.access.piece)) * this.access.piece : size;
   }
@@ -135,7 +145,11 @@ class SaveRunV2 extends SaveRun {
   async precopy(): Promise<PrecopyEnd> {
     await this.enterPhase("precopy", 0);
     // Case 6: this SET returns the data fd.
-    this.channel = expectChannel(await this.setState(MIG_STATE.PRE_COPY, "save: enter PRE_COPY"), "save: enter PRE_COPY", "RUNNING → PRE_COPY");
+    this.channel = expectChannel(
+      await this.setState(MIG_STATE.PRE_COPY, "save: enter PRE_COPY"),
+      "save: enter PRE_COPY",
+      "RUNNING → PRE_COPY",
+    );
     const start = now();
     let last = Infinity;
     for (let done = 0; ; done++) {
@@ -184,7 +198,7 @@ class SaveRunV2 extends SaveRun {
     const step = "save: get PRECOPY_INFO";
     this.checkAbort(step);
     this.pendingReads++;
-    let info;
+    let info: Awaited<ReturnType<typeof ch.precopyInfo>>;
     try {
       info = await ch.precopyInfo();
     } catch (e) {

@@ -19,7 +19,7 @@ export async function readMigState(dev: MigrationDevice, step: string): Promise<
 }
 
 /** Resets the device; a note saying how it went, and the state afterwards when it could be read. */
-export async function resetDevice(dev: MigrationDevice, step: string): Promise<string> {
+export async function resetDevice(dev: MigrationDevice, _step: string): Promise<string> {
   try {
     await dev.reset();
   } catch (e) {
@@ -33,7 +33,12 @@ export async function resetDevice(dev: MigrationDevice, step: string): Promise<s
 }
 
 /** What a failed SET left: the state re-read, and a reset when it is ERROR or unreadable. */
-async function afterFailedSet(dev: MigrationDevice, step: string, from: MigState | undefined, to: MigState): Promise<string> {
+async function afterFailedSet(
+  dev: MigrationDevice,
+  step: string,
+  from: MigState | undefined,
+  to: MigState,
+): Promise<string> {
   const tried = `${from === undefined ? "" : `${migStateName(from)} → `}${migStateName(to)} failed`;
   let now: MigState;
   try {
@@ -51,7 +56,12 @@ async function afterFailedSet(dev: MigrationDevice, step: string, from: MigState
  * SET opened, or null. On failure the error notes what the device is in now
  * (after a reset if it was in ERROR).
  */
-export async function setMigState(dev: MigrationDevice, from: MigState | undefined, to: MigState, step: string): Promise<DataChannel | null> {
+export async function setMigState(
+  dev: MigrationDevice,
+  from: MigState | undefined,
+  to: MigState,
+  step: string,
+): Promise<DataChannel | null> {
   try {
     return await dev.setState(to);
   } catch (e) {
@@ -64,7 +74,11 @@ export async function setMigState(dev: MigrationDevice, from: MigState | undefin
  * STOP_COPY, STOP → RESUMING): a missing channel is a PROTOCOL error.
  */
 export function expectChannel(ch: DataChannel | null, step: string, what: string): DataChannel {
-  if (ch === null) throw new MigstreamError("PROTOCOL", `${step}: ${what} opened no data session (data_fd -1)`, { step, field: "data_fd" });
+  if (ch === null)
+    throw new MigstreamError("PROTOCOL", `${step}: ${what} opened no data session (data_fd -1)`, {
+      step,
+      field: "data_fd",
+    });
   return ch;
 }
 
@@ -77,9 +91,13 @@ export async function expectNoChannel(ch: DataChannel | null, held: DataChannel 
   if (ch === null) return;
   await ch.close().catch(() => {});
   const why = held ? "while the session's data_fd is still held" : "where no session starts";
-  throw new MigstreamError("PROTOCOL", `${step}: the device returned a new data_fd ${why}: driver and device are out of sync (new fd closed)`, {
-    step,
-    field: "data_fd",
-    errno: "EBADF",
-  });
+  throw new MigstreamError(
+    "PROTOCOL",
+    `${step}: the device returned a new data_fd ${why}: driver and device are out of sync (new fd closed)`,
+    {
+      step,
+      field: "data_fd",
+      errno: "EBADF",
+    },
+  );
 }

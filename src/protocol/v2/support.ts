@@ -22,7 +22,11 @@ export function migrationFlagNames(flags: number): string {
 }
 
 /** GET MIGRATION, checked: returns the flags. */
-export async function checkMigration(dev: MigrationDevice, step: string, checkAbort: (step: string) => void): Promise<number> {
+export async function checkMigration(
+  dev: MigrationDevice,
+  step: string,
+  checkAbort: (step: string) => void,
+): Promise<number> {
   checkAbort(step);
   let flags: number;
   try {
@@ -30,15 +34,24 @@ export async function checkMigration(dev: MigrationDevice, step: string, checkAb
   } catch (e) {
     const err = atStep(e, step, "migration");
     if (err.code === "DEVICE" && (err.errno === "ENOTTY" || err.errno === "EINVAL")) {
-      throw new MigstreamError("DEVICE", `${step}: the device has no v2 migration (GET MIGRATION: ${err.errno})`, { step, field: "migration", errno: err.errno, cause: e });
+      throw new MigstreamError("DEVICE", `${step}: the device has no v2 migration (GET MIGRATION: ${err.errno})`, {
+        step,
+        field: "migration",
+        errno: err.errno,
+        cause: e,
+      });
     }
     throw err;
   }
   if ((flags & MIGRATION_STOP_COPY) === 0) {
-    throw new MigstreamError("PROTOCOL", `${step}: MIGRATION flags ${migrationFlagNames(flags)} lack STOP_COPY, which every v2 device must offer; refusing the device`, {
-      step,
-      field: "migration",
-    });
+    throw new MigstreamError(
+      "PROTOCOL",
+      `${step}: MIGRATION flags ${migrationFlagNames(flags)} lack STOP_COPY, which every v2 device must offer; refusing the device`,
+      {
+        step,
+        field: "migration",
+      },
+    );
   }
   return flags;
 }
@@ -48,6 +61,7 @@ export function dataAccess(dev: MigrationDevice): Access {
   const max = dev.maxAccess;
   if (!(max >= 1)) throw new MigstreamError("USAGE", `v2 device: maxAccess must be ≥ 1 (got ${max})`);
   const fixed = dev.fixedAccess === true;
-  if (fixed && !Number.isSafeInteger(max)) throw new MigstreamError("USAGE", `v2 device: a fixed access size needs a finite maxAccess (got ${max})`);
+  if (fixed && !Number.isSafeInteger(max))
+    throw new MigstreamError("USAGE", `v2 device: a fixed access size needs a finite maxAccess (got ${max})`);
   return { piece: Number.isFinite(max) ? Math.floor(max) : Infinity, fixed };
 }

@@ -8,7 +8,7 @@
 // the restore); on a failure it is the VMM that puts the source back in
 // RUNNING or resets the destination. See docs/TRANSPORTS.md for the sequence.
 import { MigstreamError } from "../../errors.js";
-import { type MigState, MIGRATION_STOP_COPY } from "../../protocol/v2/constants.js";
+import { MIGRATION_STOP_COPY, type MigState } from "../../protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice } from "../../protocol/v2/device-io.js";
 import { builtin } from "../builtin.js";
 import { fdError } from "./region.js";
@@ -28,17 +28,23 @@ class FdChannel implements DataChannel {
   ) {}
 
   read(into: Uint8Array): Promise<number> {
-    if (this.closed) return Promise.reject(new MigstreamError("USAGE", `${this.label}: read after close`, { errno: "EBADF" }));
+    if (this.closed)
+      return Promise.reject(new MigstreamError("USAGE", `${this.label}: read after close`, { errno: "EBADF" }));
     return new Promise((resolve, reject) => {
       // position null: read(2) at the current position — a data fd is a stream.
-      this.fs.read(this.fd, into, 0, into.length, null, (err, n) => (err ? reject(fdError(err, `read of ${into.length} bytes`, this.label)) : resolve(n)));
+      this.fs.read(this.fd, into, 0, into.length, null, (err, n) =>
+        err ? reject(fdError(err, `read of ${into.length} bytes`, this.label)) : resolve(n),
+      );
     });
   }
 
   write(data: Uint8Array): Promise<number> {
-    if (this.closed) return Promise.reject(new MigstreamError("USAGE", `${this.label}: write after close`, { errno: "EBADF" }));
+    if (this.closed)
+      return Promise.reject(new MigstreamError("USAGE", `${this.label}: write after close`, { errno: "EBADF" }));
     return new Promise((resolve, reject) => {
-      this.fs.write(this.fd, data, 0, data.length, null, (err, n) => (err ? reject(fdError(err, `write of ${data.length} bytes`, this.label)) : resolve(n)));
+      this.fs.write(this.fd, data, 0, data.length, null, (err, n) =>
+        err ? reject(fdError(err, `write of ${data.length} bytes`, this.label)) : resolve(n),
+      );
     });
   }
 
@@ -75,13 +81,19 @@ export class HandedOverDataFd implements MigrationDevice {
     try {
       fs.fstatSync(fd);
     } catch (e) {
-      throw new MigstreamError("TRANSPORT", `data fd ${fd}: not an open file descriptor (${e instanceof Error ? e.message : String(e)})`, { errno: (e as { code?: string }).code, cause: e });
+      throw new MigstreamError(
+        "TRANSPORT",
+        `data fd ${fd}: not an open file descriptor (${e instanceof Error ? e.message : String(e)})`,
+        { errno: (e as { code?: string }).code, cause: e },
+      );
     }
     return new HandedOverDataFd(fs, fd, opts.restartsAtStopCopy === true);
   }
 
   #owned(what: string): Promise<never> {
-    return Promise.reject(new MigstreamError("USAGE", `${this.label}: ${what} is the VMM's (it owns the device fd and the state machine)`));
+    return Promise.reject(
+      new MigstreamError("USAGE", `${this.label}: ${what} is the VMM's (it owns the device fd and the state machine)`),
+    );
   }
 
   /** The VMM checked migration support before it handed the fd over. */

@@ -53,9 +53,14 @@ export function fdError(e: unknown, what: string, label: string): MigstreamError
   const errno = typeof code === "string" ? code : undefined;
   const msg = e instanceof Error ? e.message : String(e);
   if (errno === "ESPIPE") {
-    return new MigstreamError("TRANSPORT", `${label}: positioned ${what} failed with ESPIPE: the fd must be a seekable device fd (a VFIO device fd or a regular file), not a pipe, FIFO or socket`, { errno, cause: e });
+    return new MigstreamError(
+      "TRANSPORT",
+      `${label}: positioned ${what} failed with ESPIPE: the fd must be a seekable device fd (a VFIO device fd or a regular file), not a pipe, FIFO or socket`,
+      { errno, cause: e },
+    );
   }
-  if (errno === undefined || FD_FAULTS.has(errno)) return new MigstreamError("TRANSPORT", `${label}: ${what} failed: ${msg}`, { errno, cause: e });
+  if (errno === undefined || FD_FAULTS.has(errno))
+    return new MigstreamError("TRANSPORT", `${label}: ${what} failed: ${msg}`, { errno, cause: e });
   // Anything else is the device (vendor driver) answering with an errno.
   return new MigstreamError("DEVICE", `${label}: ${what} failed with ${errno}`, { errno, cause: e });
 }
@@ -80,7 +85,8 @@ export class FdRegion implements RegionIO {
   static async open(src: FdSource, opts: FdRegionOptions): Promise<FdRegion> {
     const fs = await builtin<Fs>("fs");
     const label = src.kind === "fd" ? `fd ${src.fd}` : src.path;
-    if (!Number.isSafeInteger(opts.offset) || opts.offset < 0) throw new MigstreamError("USAGE", `${label}: bad region offset ${opts.offset}`);
+    if (!Number.isSafeInteger(opts.offset) || opts.offset < 0)
+      throw new MigstreamError("USAGE", `${label}: bad region offset ${opts.offset}`);
     let fd: number;
     if (src.kind === "fd") {
       if (!Number.isInteger(src.fd) || src.fd < 0) throw new MigstreamError("USAGE", `bad fd number ${src.fd}`);
@@ -90,7 +96,11 @@ export class FdRegion implements RegionIO {
         fd = fs.openSync(src.path, "r+");
       } catch (e) {
         const code = (e as { code?: string }).code;
-        throw new MigstreamError("TRANSPORT", `cannot open ${src.path}: ${e instanceof Error ? e.message : String(e)}`, { errno: code, cause: e });
+        throw new MigstreamError(
+          "TRANSPORT",
+          `cannot open ${src.path}: ${e instanceof Error ? e.message : String(e)}`,
+          { errno: code, cause: e },
+        );
       }
     }
     const owned = src.kind === "file";
@@ -99,19 +109,39 @@ export class FdRegion implements RegionIO {
       try {
         st = fs.fstatSync(fd);
       } catch (e) {
-        throw new MigstreamError("TRANSPORT", `${label}: not an open file descriptor (${e instanceof Error ? e.message : String(e)})`, { errno: (e as { code?: string }).code, cause: e });
+        throw new MigstreamError(
+          "TRANSPORT",
+          `${label}: not an open file descriptor (${e instanceof Error ? e.message : String(e)})`,
+          { errno: (e as { code?: string }).code, cause: e },
+        );
       }
       if (st.isFIFO() || st.isSocket()) {
-        throw new MigstreamError("TRANSPORT", `${label} is a ${st.isFIFO() ? "pipe/FIFO" : "socket"}: the fd must be a seekable device fd (a VFIO device fd or a regular file)`, { errno: "ESPIPE" });
+        throw new MigstreamError(
+          "TRANSPORT",
+          `${label} is a ${st.isFIFO() ? "pipe/FIFO" : "socket"}: the fd must be a seekable device fd (a VFIO device fd or a regular file)`,
+          { errno: "ESPIPE" },
+        );
       }
       let size = opts.size;
       if (st.isFile()) {
         const rest = st.size - opts.offset;
         size ??= rest;
-        if (size > rest) throw new MigstreamError("USAGE", `${label}: region 0x${opts.offset.toString(16)}+0x${size.toString(16)} runs past the end of the ${st.size}-byte file`);
+        if (size > rest)
+          throw new MigstreamError(
+            "USAGE",
+            `${label}: region 0x${opts.offset.toString(16)}+0x${size.toString(16)} runs past the end of the ${st.size}-byte file`,
+          );
       }
-      if (size === undefined) throw new MigstreamError("USAGE", `${label}: size= is required for a device fd (the region size from VFIO_DEVICE_GET_REGION_INFO)`);
-      if (!Number.isSafeInteger(size) || size < MIN_REGION_SIZE) throw new MigstreamError("USAGE", `${label}: region size ${size} is below the ${MIN_REGION_SIZE}-byte register header`);
+      if (size === undefined)
+        throw new MigstreamError(
+          "USAGE",
+          `${label}: size= is required for a device fd (the region size from VFIO_DEVICE_GET_REGION_INFO)`,
+        );
+      if (!Number.isSafeInteger(size) || size < MIN_REGION_SIZE)
+        throw new MigstreamError(
+          "USAGE",
+          `${label}: region size ${size} is below the ${MIN_REGION_SIZE}-byte register header`,
+        );
       return new FdRegion(fs, fd, opts.offset, size, owned, label);
     } catch (e) {
       if (owned) fs.closeSync(fd);
@@ -121,14 +151,22 @@ export class FdRegion implements RegionIO {
 
   async read(offset: number, count: number, into?: Uint8Array): Promise<Uint8Array> {
     this.check(offset, count, "read");
-    if (into && into.length < count) throw new MigstreamError("USAGE", `read of ${count} bytes into a ${into.length}-byte buffer`);
+    if (into && into.length < count)
+      throw new MigstreamError("USAGE", `read of ${count} bytes into a ${into.length}-byte buffer`);
     const buf = into ?? new Uint8Array(count);
     if (count === 0) return buf.subarray(0, 0);
     const pos = this.regionOffset + offset;
     const n = await new Promise<number>((resolve, reject) => {
-      this.fs.read(this.fd, buf, 0, count, pos, (err, bytes) => (err ? reject(fdError(err, `read of ${count} bytes at region offset ${offset}`, this.label)) : resolve(bytes)));
+      this.fs.read(this.fd, buf, 0, count, pos, (err, bytes) =>
+        err ? reject(fdError(err, `read of ${count} bytes at region offset ${offset}`, this.label)) : resolve(bytes),
+      );
     });
-    if (n !== count) throw new MigstreamError("TRANSPORT", `${this.label}: short read: ${n} of ${count} bytes at region offset ${offset}`, { offset });
+    if (n !== count)
+      throw new MigstreamError(
+        "TRANSPORT",
+        `${this.label}: short read: ${n} of ${count} bytes at region offset ${offset}`,
+        { offset },
+      );
     return buf.subarray(0, count);
   }
 
@@ -137,14 +175,27 @@ export class FdRegion implements RegionIO {
     if (data.length === 0) return;
     const pos = this.regionOffset + offset;
     const n = await new Promise<number>((resolve, reject) => {
-      this.fs.write(this.fd, data, 0, data.length, pos, (err, bytes) => (err ? reject(fdError(err, `write of ${data.length} bytes at region offset ${offset}`, this.label)) : resolve(bytes)));
+      this.fs.write(this.fd, data, 0, data.length, pos, (err, bytes) =>
+        err
+          ? reject(fdError(err, `write of ${data.length} bytes at region offset ${offset}`, this.label))
+          : resolve(bytes),
+      );
     });
-    if (n !== data.length) throw new MigstreamError("TRANSPORT", `${this.label}: short write: ${n} of ${data.length} bytes at region offset ${offset}`, { offset });
+    if (n !== data.length)
+      throw new MigstreamError(
+        "TRANSPORT",
+        `${this.label}: short write: ${n} of ${data.length} bytes at region offset ${offset}`,
+        { offset },
+      );
   }
 
   /** Always rejects: VFIO_DEVICE_RESET is an ioctl; the VMM that owns the fd must issue it. */
   async reset(): Promise<void> {
-    throw new MigstreamError("TRANSPORT", `${this.label}: device reset is unsupported on an fd region (VFIO_DEVICE_RESET is an ioctl Node cannot issue); the VMM owning the device must reset it`, { step: "device reset", errno: "ENOTSUP" });
+    throw new MigstreamError(
+      "TRANSPORT",
+      `${this.label}: device reset is unsupported on an fd region (VFIO_DEVICE_RESET is an ioctl Node cannot issue); the VMM owning the device must reset it`,
+      { step: "device reset", errno: "ENOTSUP" },
+    );
   }
 
   async close(): Promise<void> {
@@ -155,9 +206,20 @@ export class FdRegion implements RegionIO {
 
   private check(offset: number, count: number, what: string): void {
     if (this.closed) throw new MigstreamError("TRANSPORT", `${this.label}: region is closed`);
-    if (!Number.isInteger(offset) || !Number.isInteger(count) || offset < 0 || count < 0 || offset + count > this.size) {
-      throw new MigstreamError("USAGE", `${this.label}: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte region`, { offset });
+    if (
+      !Number.isInteger(offset) ||
+      !Number.isInteger(count) ||
+      offset < 0 ||
+      count < 0 ||
+      offset + count > this.size
+    ) {
+      throw new MigstreamError(
+        "USAGE",
+        `${this.label}: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte region`,
+        { offset },
+      );
     }
-    if (count > MAX_FD_ACCESS) throw new MigstreamError("USAGE", `${this.label}: ${what} of ${count} bytes exceeds ${MAX_FD_ACCESS}`);
+    if (count > MAX_FD_ACCESS)
+      throw new MigstreamError("USAGE", `${this.label}: ${what} of ${count} bytes exceeds ${MAX_FD_ACCESS}`);
   }
 }

@@ -6,9 +6,25 @@
 // data_fd the kernel returned as the channel, and that fd is closed with it.
 import { MigstreamError } from "../../errors.js";
 import { errnoName } from "../../protocol/region-io.js";
-import { type MigState, migStateName, VFIO_DEVICE_FEATURE, VFIO_DEVICE_RESET, VFIO_MIG_GET_PRECOPY_INFO } from "../../protocol/v2/constants.js";
+import {
+  type MigState,
+  migStateName,
+  VFIO_DEVICE_FEATURE,
+  VFIO_DEVICE_RESET,
+  VFIO_MIG_GET_PRECOPY_INFO,
+} from "../../protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice, PrecopyInfo } from "../../protocol/v2/device-io.js";
-import { dataSizeRequest, getMigrationRequest, getStateRequest, migrationFlagsOf, precopyInfoOf, precopyInfoRequest, setStateRequest, stateOf, stopCopyLengthOf } from "./uapi.js";
+import {
+  dataSizeRequest,
+  getMigrationRequest,
+  getStateRequest,
+  migrationFlagsOf,
+  precopyInfoOf,
+  precopyInfoRequest,
+  setStateRequest,
+  stateOf,
+  stopCopyLengthOf,
+} from "./uapi.js";
 
 /**
  * The system calls the kernel driver needs. Each returns the result, or a
@@ -35,7 +51,8 @@ class KernelChannel implements DataChannel {
   ) {}
 
   #open(what: string): void {
-    if (this.#closed) throw new MigstreamError("USAGE", `${this.label}: ${what} on a closed data fd`, { errno: "EBADF" });
+    if (this.#closed)
+      throw new MigstreamError("USAGE", `${this.label}: ${what} on a closed data fd`, { errno: "EBADF" });
   }
 
   async read(into: Uint8Array): Promise<number> {

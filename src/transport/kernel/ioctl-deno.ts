@@ -10,7 +10,10 @@ import type { Syscalls } from "./device.js";
 const LIBC = ["libc.so.6", "libc.musl-x86_64.so.1", "libc.so"];
 
 type DenoFfi = {
-  dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: Record<string, (...a: unknown[]) => unknown>; close(): void };
+  dlopen(
+    path: string,
+    symbols: Record<string, { parameters: string[]; result: string }>,
+  ): { symbols: Record<string, (...a: unknown[]) => unknown>; close(): void };
   UnsafePointerView: new (p: unknown) => { getInt32(offset?: number): number };
   build: { os: string };
 };
@@ -24,7 +27,10 @@ function deno(): DenoFfi | undefined {
 export function denoSyscalls(): Syscalls {
   const D = deno();
   if (D === undefined) {
-    throw new MigstreamError("TRANSPORT", "the kernel driver issues VFIO ioctls through Deno's FFI (Deno.dlopen); under Node hand a data fd over instead (fd:N,protocol=v2)");
+    throw new MigstreamError(
+      "TRANSPORT",
+      "the kernel driver issues VFIO ioctls through Deno's FFI (Deno.dlopen); under Node hand a data fd over instead (fd:N,protocol=v2)",
+    );
   }
   if (D.build.os !== "linux") throw new MigstreamError("TRANSPORT", `VFIO is Linux only (this is ${D.build.os})`);
   let lib: ReturnType<DenoFfi["dlopen"]> | undefined;
@@ -43,7 +49,12 @@ export function denoSyscalls(): Syscalls {
       lastErr = e;
     }
   }
-  if (lib === undefined) throw new MigstreamError("TRANSPORT", `cannot open the C library (${LIBC.join(", ")}): ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`, { cause: lastErr });
+  if (lib === undefined)
+    throw new MigstreamError(
+      "TRANSPORT",
+      `cannot open the C library (${LIBC.join(", ")}): ${lastErr instanceof Error ? lastErr.message : String(lastErr)}`,
+      { cause: lastErr },
+    );
   const s = lib.symbols;
   const errno = (): number => new D.UnsafePointerView(s.__errno_location()).getInt32(0);
   const call = (ret: number | bigint): number => {

@@ -5,6 +5,7 @@
 // moves these buffers.
 import { MigstreamError } from "../../errors.js";
 import {
+  asMigState,
   FEATURE,
   FEATURE_GET,
   FEATURE_HEADER_SIZE,
@@ -13,7 +14,6 @@ import {
   MIG_DEVICE_STATE_DATA_SIZE,
   MIGRATION_DATA_SIZE,
   type MigState,
-  asMigState,
   PRECOPY_INFO_SIZE,
 } from "../../protocol/v2/constants.js";
 import type { PrecopyInfo } from "../../protocol/v2/device-io.js";
@@ -28,7 +28,8 @@ function feature(flags: number, dataSize: number): { buf: Uint8Array; dv: DataVi
 
 function u64(dv: DataView, at: number, what: string): number {
   const v = dv.getBigUint64(at, true);
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new MigstreamError("PROTOCOL", `kernel: ${what} ${v} is beyond 2^53`, { field: what });
+  if (v > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new MigstreamError("PROTOCOL", `kernel: ${what} ${v} is beyond 2^53`, { field: what });
   return Number(v);
 }
 
@@ -40,7 +41,8 @@ export function getMigrationRequest(): Uint8Array {
 /** The VFIO_MIGRATION_* flags of a GET MIGRATION reply (bits above 31 must be 0). */
 export function migrationFlagsOf(buf: Uint8Array): number {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (dv.getUint32(12, true) !== 0) throw new MigstreamError("PROTOCOL", "kernel: MIGRATION flags above bit 31", { field: "flags" });
+  if (dv.getUint32(12, true) !== 0)
+    throw new MigstreamError("PROTOCOL", "kernel: MIGRATION flags above bit 31", { field: "flags" });
   return dv.getUint32(8, true);
 }
 
@@ -62,7 +64,8 @@ export function stateOf(buf: Uint8Array): { state: MigState; dataFd: number } {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const v = dv.getUint32(8, true);
   const state = asMigState(v);
-  if (state === undefined) throw new MigstreamError("PROTOCOL", `kernel: device_state ${v} is no v2 state`, { field: "device_state" });
+  if (state === undefined)
+    throw new MigstreamError("PROTOCOL", `kernel: device_state ${v} is no v2 state`, { field: "device_state" });
   return { state, dataFd: dv.getInt32(12, true) };
 }
 

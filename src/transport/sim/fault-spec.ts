@@ -4,10 +4,11 @@
 // where POINT is a fault point with '-' for the space ("read-data_offset",
 // "write-device_state", "reset"). States are names (STOP, RUNNING, SAVING,
 // PRECOPY for SAVING|RUNNING, RESUMING) or numbers 0–7.
-import { MigstreamError } from "../../errors.js";
+
 import { FAULT_POINTS, type Fault, type FaultPoint } from "../../device/index.js";
-import { ERRNO } from "../../protocol/region-io.js";
 import { MIGRATION_FAULT_POINTS, type MigrationFault, type MigrationFaultPoint } from "../../device/migration-sim.js";
+import { MigstreamError } from "../../errors.js";
+import { ERRNO } from "../../protocol/region-io.js";
 import { parseMigState } from "../../protocol/v2/constants.js";
 
 export const FAULT_FORM = "POINT[,nth=N][,errno=NAME|N][,then=stay|error][,from=STATE][,to=STATE][,short=N][,value=N]";
@@ -22,7 +23,10 @@ const MAX_COUNT = 2 ** 31;
 export const FAULT_POINT_NAMES = FAULT_POINTS.map((p) => p.replace(" ", "-"));
 
 function usage(spec: string, why: string): MigstreamError {
-  return new MigstreamError("USAGE", `bad fault '${spec}': ${why} (form: ${FAULT_FORM}; points: ${FAULT_POINT_NAMES.join(", ")})`);
+  return new MigstreamError(
+    "USAGE",
+    `bad fault '${spec}': ${why} (form: ${FAULT_FORM}; points: ${FAULT_POINT_NAMES.join(", ")})`,
+  );
 }
 
 function count(spec: string, key: string, text: string, min: number): number {
@@ -56,7 +60,11 @@ export const MIGRATION_FAULT_FORM = "POINT[,nth=N][,errno=NAME|N][,then=stay|err
  * RUNNING, STOP_COPY, RESUMING, PRE_COPY, ...) or 0–7.
  */
 export function parseMigrationFault(spec: string): MigrationFault {
-  const bad = (why: string) => new MigstreamError("USAGE", `bad v2 fault '${spec}': ${why} (form: ${MIGRATION_FAULT_FORM}; points: ${MIGRATION_FAULT_POINT_NAMES.join(", ")})`);
+  const bad = (why: string) =>
+    new MigstreamError(
+      "USAGE",
+      `bad v2 fault '${spec}': ${why} (form: ${MIGRATION_FAULT_FORM}; points: ${MIGRATION_FAULT_POINT_NAMES.join(", ")})`,
+    );
   const [head, ...rest] = spec.split(",").map((s) => s.trim());
   const point = head.replace(/-/, " ");
   if (!(MIGRATION_FAULT_POINTS as readonly string[]).includes(point)) throw bad(`unknown point '${head}'`);
@@ -81,8 +89,10 @@ export function parseMigrationFault(spec: string): MigrationFault {
       f[key] = s;
     } else throw bad(`unknown key '${key}'`);
   }
-  if ((f.then !== undefined || f.from !== undefined || f.to !== undefined) && f.at !== "set state") throw bad("then=, from= and to= apply to set-state only");
-  if (f.short !== undefined && f.at !== "read data" && f.at !== "write data") throw bad("short= applies to read-data and write-data only");
+  if ((f.then !== undefined || f.from !== undefined || f.to !== undefined) && f.at !== "set state")
+    throw bad("then=, from= and to= apply to set-state only");
+  if (f.short !== undefined && f.at !== "read data" && f.at !== "write data")
+    throw bad("short= applies to read-data and write-data only");
   return f;
 }
 
@@ -131,6 +141,7 @@ export function parseFault(spec: string): Fault {
   if ((f.then !== undefined || f.from !== undefined || f.to !== undefined) && f.at !== "write device_state") {
     throw usage(spec, "then=, from= and to= apply to write-device_state only");
   }
-  if ((f.short !== undefined || f.value !== undefined) && !f.at.startsWith("read ")) throw usage(spec, "short= and value= apply to reads only");
+  if ((f.short !== undefined || f.value !== undefined) && !f.at.startsWith("read "))
+    throw usage(spec, "short= and value= apply to reads only");
   return f;
 }

@@ -4,7 +4,6 @@ import { SimDevice } from "../../device/index.js";
 import { MigrationSimDevice } from "../../device/migration-sim.js";
 import { InProcessRegion } from "../in-process.js";
 import { InProcessMigration } from "../in-process-v2.js";
-import type { OpenedDevice } from "../spec.js";
 import { simDeviceOptions, simMigrationOptions, simProtocol } from "./options.js";
 
 /** The in-process transport over a SimDevice, offering the device's digest. */

@@ -2,9 +2,10 @@
 // `migstream sim serve` flags both come down to the same keys, and named
 // vendor variants (the behaviours real v1 vendors differ in; see the protocol
 // notes §7) that can be combined.
-import { MigstreamError } from "../../errors.js";
+
 import type { SimDeviceOptions } from "../../device/index.js";
 import type { MigrationSimOptions } from "../../device/migration-sim.js";
+import { MigstreamError } from "../../errors.js";
 import { parseSize } from "../spec.js";
 
 /** How long a "slow-prepare" device blocks in each data_offset read, ms. */
@@ -109,18 +110,25 @@ export function simProtocol(kv: Record<string, string>): 1 | 2 {
  */
 export function simMigrationOptions(kv: Record<string, string>): MigrationSimOptions {
   for (const k of Object.keys(kv)) {
-    if (!(SIM_KEYS as readonly string[]).includes(k)) throw usage(`unknown option '${k}' (known: ${SIM_KEYS.join(", ")})`);
-    if (k === "txn" || k === "data-size") throw usage(`'${k}' applies to v1 devices only (a v2 device streams its state)`);
+    if (!(SIM_KEYS as readonly string[]).includes(k))
+      throw usage(`unknown option '${k}' (known: ${SIM_KEYS.join(", ")})`);
+    if (k === "txn" || k === "data-size")
+      throw usage(`'${k}' applies to v1 devices only (a v2 device streams its state)`);
   }
   simProtocol(kv);
   const out: MigrationSimOptions = {};
-  for (const name of (kv.variant ?? "").split(/[+,]/).map((s) => s.trim()).filter(Boolean)) {
-    if (!(name in SIM_V2_VARIANTS)) throw usage(`unknown v2 variant '${name}' (known: ${SIM_V2_VARIANT_NAMES.join(", ")})`);
+  for (const name of (kv.variant ?? "")
+    .split(/[+,]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    if (!(name in SIM_V2_VARIANTS))
+      throw usage(`unknown v2 variant '${name}' (known: ${SIM_V2_VARIANT_NAMES.join(", ")})`);
     Object.assign(out, SIM_V2_VARIANTS[name as SimV2Variant]);
   }
   if (kv.state !== undefined) out.stateSize = parseSize(kv.state, "state size");
   if (kv.seed !== undefined) out.seed = integer(kv.seed, "seed", MAX_SEED);
-  if (kv.dirty !== undefined) out.dirtyPerMiB = integer(kv.dirty, "dirty rate (pages per MiB read in pre-copy)", 2 ** 31);
+  if (kv.dirty !== undefined)
+    out.dirtyPerMiB = integer(kv.dirty, "dirty rate (pages per MiB read in pre-copy)", 2 ** 31);
   if (kv.empty !== undefined) out.empty = flag(kv.empty, "empty");
   return out;
 }
@@ -142,7 +150,10 @@ function integer(text: string, what: string, max: number): number {
 /** `a+b` or `a,b` → the merged options of those variants. */
 export function variantOptions(text: string): SimDeviceOptions {
   const out: SimDeviceOptions = {};
-  for (const name of text.split(/[+,]/).map((s) => s.trim()).filter(Boolean)) {
+  for (const name of text
+    .split(/[+,]/)
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     if (!(name in SIM_VARIANTS)) throw usage(`unknown variant '${name}' (known: ${SIM_VARIANT_NAMES.join(", ")})`);
     Object.assign(out, SIM_VARIANTS[name as SimVariant]);
   }
@@ -171,14 +182,17 @@ function flag(text: string, what: string): boolean {
  */
 export function simDeviceOptions(kv: Record<string, string>): SimDeviceOptions {
   const out: SimDeviceOptions = {};
-  for (const k of Object.keys(kv)) if (!(SIM_KEYS as readonly string[]).includes(k)) throw usage(`unknown option '${k}' (known: ${SIM_KEYS.join(", ")})`);
+  for (const k of Object.keys(kv))
+    if (!(SIM_KEYS as readonly string[]).includes(k))
+      throw usage(`unknown option '${k}' (known: ${SIM_KEYS.join(", ")})`);
   if (simProtocol(kv) !== 1) throw usage("protocol=v2 options are read by simMigrationOptions");
   if (kv.variant !== undefined) Object.assign(out, variantOptions(kv.variant));
   if (kv.state !== undefined) out.stateSize = parseSize(kv.state, "state size");
   if (kv.seed !== undefined) out.seed = integer(kv.seed, "seed", MAX_SEED);
   if (kv.txn !== undefined) out.txnSize = txnSize(kv.txn);
   if (kv["data-size"] !== undefined) out.dataSize = parseSize(kv["data-size"], "data section size");
-  if (kv.dirty !== undefined) out.dirtyPerTxn = integer(kv.dirty, "dirty rate (pages per pre-copy transaction)", 2 ** 31);
+  if (kv.dirty !== undefined)
+    out.dirtyPerTxn = integer(kv.dirty, "dirty rate (pages per pre-copy transaction)", 2 ** 31);
   if (kv.empty !== undefined) out.empty = flag(kv.empty, "empty");
   return out;
 }

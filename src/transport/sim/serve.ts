@@ -8,10 +8,10 @@
 // device stopped otherwise (after a failed restore the driver reset and
 // stopped it) stays stopped. With "stay" nothing happens: the device keeps
 // the state its client left, as real hardware does.
-import { SimDevice, type Fault, type SimDeviceOptions } from "../../device/index.js";
-import { OFF_DEVICE_STATE, STATE_MASK, STATE_RUNNING, STATE_SAVING, STATE_STOP } from "../../protocol/constants.js";
-import { MigrationSimDevice, type MigrationFault, type MigrationSimOptions } from "../../device/migration-sim.js";
+import { type Fault, SimDevice, type SimDeviceOptions } from "../../device/index.js";
+import { type MigrationFault, MigrationSimDevice, type MigrationSimOptions } from "../../device/migration-sim.js";
 import { VendorErrno } from "../../device/vendor.js";
+import { OFF_DEVICE_STATE, STATE_MASK, STATE_RUNNING, STATE_SAVING, STATE_STOP } from "../../protocol/constants.js";
 import { ERRNO } from "../../protocol/region-io.js";
 import { V2_DIGEST_REGION_INDEX } from "../vfio-user/constants.js";
 import { VfioUserServer, type VfioUserServerOptions } from "../vfio-user/server.js";
@@ -62,7 +62,9 @@ export async function recoverSim(dev: SimDevice): Promise<void> {
   await dev.write(OFF_DEVICE_STATE, v).catch(() => undefined); // RUNNING → STOP; a refusal leaves the reset state
 }
 
-export interface SimServeV2Options extends Omit<VfioUserServerOptions, "onDisconnect" | "extension" | "regionIndex" | "digestRegionIndex">, V2HandlerOptions {
+export interface SimServeV2Options
+  extends Omit<VfioUserServerOptions, "onDisconnect" | "extension" | "regionIndex" | "digestRegionIndex">,
+    V2HandlerOptions {
   device?: MigrationSimOptions;
   faults?: MigrationFault[];
 }
@@ -73,7 +75,10 @@ export interface SimServeV2Options extends Omit<VfioUserServerOptions, "onDiscon
  * V2_DIGEST_REGION_INDEX, and the state kept when a client leaves (a new
  * client finds it where the last one left it and reads it first, case 28).
  */
-export async function serveSimV2(path: string, opts: SimServeV2Options = {}): Promise<{ server: VfioUserServer; device: MigrationSimDevice; handler: V2Handler }> {
+export async function serveSimV2(
+  path: string,
+  opts: SimServeV2Options = {},
+): Promise<{ server: VfioUserServer; device: MigrationSimDevice; handler: V2Handler }> {
   const { device: deviceOptions, faults, resetKeepsState, ...serverOptions } = opts;
   const device = new MigrationSimDevice(deviceOptions);
   for (const f of faults ?? []) device.inject(f);
@@ -94,7 +99,10 @@ export async function serveSimV2(path: string, opts: SimServeV2Options = {}): Pr
 }
 
 /** Creates the device and serves it on `path`. */
-export async function serveSim(path: string, opts: SimServeOptions = {}): Promise<{ server: VfioUserServer; device: SimDevice }> {
+export async function serveSim(
+  path: string,
+  opts: SimServeOptions = {},
+): Promise<{ server: VfioUserServer; device: SimDevice }> {
   const { device: deviceOptions, faults, onDisconnect, ...serverOptions } = opts;
   const device = new SimDevice(deviceOptions);
   for (const f of faults ?? []) device.inject(f);

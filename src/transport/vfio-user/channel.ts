@@ -9,8 +9,8 @@
 // per message. Each message is still one socket write of its own, never split
 // or merged with another's bytes in our buffers.
 import { MigstreamError } from "../../errors.js";
-import type { Header } from "./wire.js";
 import { type BodyAlloc, Framer, type MessageHandler, MsgSizeError } from "./framer.js";
+import type { Header } from "./wire.js";
 
 /** The part of a node:net Socket we use. */
 export interface NetSocket {
@@ -54,7 +54,9 @@ export interface NetServer {
 /** Runs `fn` once the current task's microtasks ran (process.nextTick where there is one). */
 const afterMicrotasks: (fn: () => void) => void = (() => {
   const p = (globalThis as { process?: { nextTick?: (fn: () => void) => void } }).process;
-  return typeof p?.nextTick === "function" ? (fn: () => void) => p.nextTick!(fn) : (fn: () => void) => queueMicrotask(fn);
+  return typeof p?.nextTick === "function"
+    ? (fn: () => void) => p.nextTick!(fn)
+    : (fn: () => void) => queueMicrotask(fn);
 })();
 
 export class Channel {
@@ -90,9 +92,17 @@ export class Channel {
     });
     socket.on("close", () => {
       const code = (this.lastError as { code?: string } | undefined)?.code;
-      const why = this.lastError ? `socket error${code ? ` ${code}` : ""}: ${this.lastError.message}` : "connection closed by the peer";
+      const why = this.lastError
+        ? `socket error${code ? ` ${code}` : ""}: ${this.lastError.message}`
+        : "connection closed by the peer";
       const pending = this.framer.pending;
-      this.end(new MigstreamError("TRANSPORT", `vfio-user: ${why}${pending ? ` (${pending} bytes of a message unreceived)` : ""}`, { errno: code, cause: this.lastError }));
+      this.end(
+        new MigstreamError(
+          "TRANSPORT",
+          `vfio-user: ${why}${pending ? ` (${pending} bytes of a message unreceived)` : ""}`,
+          { errno: code, cause: this.lastError },
+        ),
+      );
     });
   }
 
@@ -107,7 +117,9 @@ export class Channel {
       this.framer.push(chunk);
     } catch (e) {
       if (e instanceof MsgSizeError) this.onRefused?.(e.header);
-      this.fail(e instanceof MigstreamError ? e : new MigstreamError("PROTOCOL", `vfio-user: ${String(e)}`, { cause: e }));
+      this.fail(
+        e instanceof MigstreamError ? e : new MigstreamError("PROTOCOL", `vfio-user: ${String(e)}`, { cause: e }),
+      );
     }
   }
 

@@ -5,12 +5,12 @@
 // whole-buffer accesses), larger ones are split at that limit.
 import { MigstreamError } from "../../errors.js";
 import type { RegionIO } from "../../protocol/region-io.js";
-import { describeRegion, type DiscoveredRegion, migrationRegionOf } from "../region-info.js";
-import type { DeviceInfo } from "./wire.js";
+import { type DiscoveredRegion, describeRegion, migrationRegionOf } from "../region-info.js";
 import { DIGEST_REGION_SIZE, DIGEST_REGION_SUBTYPE, DIGEST_REGION_TYPE, MAX_REGIONS } from "./constants.js";
 import { type SessionOptions, VfioUserSession } from "./session.js";
+import type { DeviceInfo } from "./wire.js";
 
-export { describeRegion, type DiscoveredRegion };
+export { type DiscoveredRegion, describeRegion };
 
 /** What connectVfioUser learned, for diagnostics. */
 export interface VfioUserInfo {
@@ -32,7 +32,11 @@ export interface ConnectOptions extends SessionOptions {}
 /** Queries every region of the device (bounded by MAX_REGIONS). */
 export async function discoverRegions(s: VfioUserSession, device: DeviceInfo): Promise<DiscoveredRegion[]> {
   if (device.numRegions > MAX_REGIONS) {
-    throw new MigstreamError("PROTOCOL", `vfio-user: device reports ${device.numRegions} regions (limit ${MAX_REGIONS})`, { step: "device info", field: "num_regions" });
+    throw new MigstreamError(
+      "PROTOCOL",
+      `vfio-user: device reports ${device.numRegions} regions (limit ${MAX_REGIONS})`,
+      { step: "device info", field: "num_regions" },
+    );
   }
   const out: DiscoveredRegion[] = [];
   for (let i = 0; i < device.numRegions; i++) out.push(describeRegion(await s.regionInfo(i), i));
@@ -66,7 +70,8 @@ export class VfioUserRegion implements RegionIO {
 
   async read(offset: number, count: number, into?: Uint8Array): Promise<Uint8Array> {
     this.check(offset, count, "read");
-    if (into && into.length < count) throw new MigstreamError("USAGE", `read of ${count} bytes into a ${into.length}-byte buffer`);
+    if (into && into.length < count)
+      throw new MigstreamError("USAGE", `read of ${count} bytes into a ${into.length}-byte buffer`);
     if (count <= this.maxAccess) {
       const data = await this.session.regionRead(this.index, offset, count, into, step("read", offset, count));
       return data;
@@ -74,7 +79,13 @@ export class VfioUserRegion implements RegionIO {
     const out = into ?? new Uint8Array(count);
     for (let done = 0; done < count; ) {
       const n = Math.min(this.maxAccess, count - done);
-      await this.session.regionRead(this.index, offset + done, n, out.subarray(done, done + n), step("read", offset + done, n));
+      await this.session.regionRead(
+        this.index,
+        offset + done,
+        n,
+        out.subarray(done, done + n),
+        step("read", offset + done, n),
+      );
       done += n;
     }
     return out.subarray(0, count);
@@ -84,7 +95,12 @@ export class VfioUserRegion implements RegionIO {
     this.check(offset, data.length, "write");
     for (let done = 0; done < data.length; ) {
       const n = Math.min(this.maxAccess, data.length - done);
-      await this.session.regionWrite(this.index, offset + done, data.subarray(done, done + n), step("write", offset + done, n));
+      await this.session.regionWrite(
+        this.index,
+        offset + done,
+        data.subarray(done, done + n),
+        step("write", offset + done, n),
+      );
       done += n;
     }
   }
@@ -95,7 +111,12 @@ export class VfioUserRegion implements RegionIO {
 
   /** The digest region (our servers' DIGEST_REGION_TYPE), when the device has one. */
   get digestRegion(): DiscoveredRegion | undefined {
-    return this.info.typedRegions.find((r) => r.type!.type === DIGEST_REGION_TYPE && r.type!.subtype === DIGEST_REGION_SUBTYPE && r.size >= DIGEST_REGION_SIZE);
+    return this.info.typedRegions.find(
+      (r) =>
+        r.type!.type === DIGEST_REGION_TYPE &&
+        r.type!.subtype === DIGEST_REGION_SUBTYPE &&
+        r.size >= DIGEST_REGION_SIZE,
+    );
   }
 
   /** Reads the device's state digest from its digest region (same connection). */
@@ -111,8 +132,18 @@ export class VfioUserRegion implements RegionIO {
   }
 
   private check(offset: number, count: number, what: string): void {
-    if (!Number.isInteger(offset) || !Number.isInteger(count) || offset < 0 || count < 0 || offset + count > this.size) {
-      throw new MigstreamError("USAGE", `vfio-user: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte migration region`, { offset });
+    if (
+      !Number.isInteger(offset) ||
+      !Number.isInteger(count) ||
+      offset < 0 ||
+      count < 0 ||
+      offset + count > this.size
+    ) {
+      throw new MigstreamError(
+        "USAGE",
+        `vfio-user: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte migration region`,
+        { offset },
+      );
     }
   }
 }
@@ -146,7 +177,9 @@ export async function regionOn(s: VfioUserSession, path: string): Promise<VfioUs
     try {
       region = migrationRegionOf(regions);
     } catch (e) {
-      throw e instanceof MigstreamError ? new MigstreamError(e.code, `vfio-user: ${e.message}`, { step: e.step, field: e.field }) : e;
+      throw e instanceof MigstreamError
+        ? new MigstreamError(e.code, `vfio-user: ${e.message}`, { step: e.step, field: e.field })
+        : e;
     }
     const info: VfioUserInfo = {
       path,

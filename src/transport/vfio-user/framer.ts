@@ -126,7 +126,8 @@ export class Framer {
 
   private check(h: Header): Header {
     if (h.size < HEADER_SIZE) throw new MsgSizeError(h, `vfio-user: msg_size ${h.size} is smaller than the header`);
-    if (h.size > this.limit) throw new MsgSizeError(h, `vfio-user: msg_size ${h.size} exceeds the limit of ${this.limit} bytes`);
+    if (h.size > this.limit)
+      throw new MsgSizeError(h, `vfio-user: msg_size ${h.size} exceeds the limit of ${this.limit} bytes`);
     return h;
   }
 
@@ -139,7 +140,11 @@ export class Framer {
       this.body = b;
       this.tail = undefined;
     } else {
-      if (b.head.length + b.tail.length !== n) throw new MigstreamError("INTERNAL", `vfio-user: a split body of ${b.head.length} + ${b.tail.length} bytes for a ${n}-byte body`);
+      if (b.head.length + b.tail.length !== n)
+        throw new MigstreamError(
+          "INTERNAL",
+          `vfio-user: a split body of ${b.head.length} + ${b.tail.length} bytes for a ${n}-byte body`,
+        );
       this.body = b.head;
       this.tail = b.tail;
     }

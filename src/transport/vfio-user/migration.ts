@@ -13,12 +13,29 @@
 // opens a session), so the driver sees kernel semantics. There is no
 // PRECOPY_INFO and no MIG_DATA_SIZE message.
 import { MigstreamError } from "../../errors.js";
-import { MIG_STATE, type MigState, asMigState, FEATURE, FEATURE_GET, FEATURE_HEADER_SIZE, FEATURE_SET, migStateName } from "../../protocol/v2/constants.js";
+import {
+  asMigState,
+  FEATURE,
+  FEATURE_GET,
+  FEATURE_HEADER_SIZE,
+  FEATURE_SET,
+  MIG_STATE,
+  type MigState,
+  migStateName,
+} from "../../protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice } from "../../protocol/v2/device-io.js";
 import { hasSession, pathTo, sessionEffect } from "../../protocol/v2/fsm.js";
-import { CMD, DEFAULT_MAX_DATA_XFER, DIGEST_REGION_SIZE, MAX_DATA_XFER_LIMIT, MAX_MIG_DATA, MIG_DATA_HEADER_SIZE, V2_DIGEST_REGION_INDEX } from "./constants.js";
-import { regionOn, type VfioUserRegion } from "./client.js";
 import { SessionChannel } from "../session-channel.js";
+import { regionOn, type VfioUserRegion } from "./client.js";
+import {
+  CMD,
+  DEFAULT_MAX_DATA_XFER,
+  DIGEST_REGION_SIZE,
+  MAX_DATA_XFER_LIMIT,
+  MAX_MIG_DATA,
+  MIG_DATA_HEADER_SIZE,
+  V2_DIGEST_REGION_INDEX,
+} from "./constants.js";
 import { type SessionOptions, VfioUserSession } from "./session.js";
 
 /** How the user declares a v2 device's behaviours (the protocol cannot tell them). */
@@ -53,17 +70,31 @@ function featureRequest(flags: number, argsz: number, extra = 0): (m: Uint8Array
 }
 
 function tooShort(step: string, what: string, n: number, need: number): MigstreamError {
-  return new MigstreamError("PROTOCOL", `vfio-user: ${what} reply of ${n} bytes, expected at least ${need}`, { step, field: "argsz" });
+  return new MigstreamError("PROTOCOL", `vfio-user: ${what} reply of ${n} bytes, expected at least ${need}`, {
+    step,
+    field: "argsz",
+  });
 }
 
 /** DEVICE_FEATURE GET MIGRATION → the VFIO_MIGRATION_* flags (low 32 bits; the rest must be 0). */
 async function getMigration(s: VfioUserSession, step: string): Promise<number> {
-  return s.request(CMD.DEVICE_FEATURE, FEATURE_HEADER_SIZE, step, featureRequest(FEATURE_GET | FEATURE.MIGRATION, 16), (p) => {
-    if (p.length < 16) throw tooShort(step, "GET MIGRATION", p.length, 16);
-    const dv = new DataView(p.buffer, p.byteOffset, p.length);
-    if (dv.getUint32(12, true) !== 0) throw new MigstreamError("PROTOCOL", `vfio-user: MIGRATION flags 0x${dv.getBigUint64(8, true).toString(16)} set unknown high bits`, { step, field: "flags" });
-    return dv.getUint32(8, true);
-  });
+  return s.request(
+    CMD.DEVICE_FEATURE,
+    FEATURE_HEADER_SIZE,
+    step,
+    featureRequest(FEATURE_GET | FEATURE.MIGRATION, 16),
+    (p) => {
+      if (p.length < 16) throw tooShort(step, "GET MIGRATION", p.length, 16);
+      const dv = new DataView(p.buffer, p.byteOffset, p.length);
+      if (dv.getUint32(12, true) !== 0)
+        throw new MigstreamError(
+          "PROTOCOL",
+          `vfio-user: MIGRATION flags 0x${dv.getBigUint64(8, true).toString(16)} set unknown high bits`,
+          { step, field: "flags" },
+        );
+      return dv.getUint32(8, true);
+    },
+  );
 }
 
 /** A v2 MigrationDevice over a vfio-user socket (DEVICE_FEATURE and MIG_DATA_READ/WRITE); openVfioUser returns one for a v2 server. */
@@ -109,14 +140,24 @@ export class VfioUserMigration implements MigrationDevice {
 
   async getState(): Promise<MigState> {
     const step = "DEVICE_FEATURE GET MIG_DEVICE_STATE";
-    const s = await this.session.request(CMD.DEVICE_FEATURE, FEATURE_HEADER_SIZE, step, featureRequest(FEATURE_GET | FEATURE.MIG_DEVICE_STATE, 16), (p) => {
-      if (p.length < 16) throw tooShort(step, "GET MIG_DEVICE_STATE", p.length, 16);
-      // Case 8: data_fd (0 over vfio-user) is never used.
-      const v = new DataView(p.buffer, p.byteOffset, p.length).getUint32(8, true);
-      const st = asMigState(v);
-      if (st === undefined) throw new MigstreamError("PROTOCOL", `vfio-user: device_state ${v} is no v2 state`, { step, field: "device_state" });
-      return st;
-    });
+    const s = await this.session.request(
+      CMD.DEVICE_FEATURE,
+      FEATURE_HEADER_SIZE,
+      step,
+      featureRequest(FEATURE_GET | FEATURE.MIG_DEVICE_STATE, 16),
+      (p) => {
+        if (p.length < 16) throw tooShort(step, "GET MIG_DEVICE_STATE", p.length, 16);
+        // Case 8: data_fd (0 over vfio-user) is never used.
+        const v = new DataView(p.buffer, p.byteOffset, p.length).getUint32(8, true);
+        const st = asMigState(v);
+        if (st === undefined)
+          throw new MigstreamError("PROTOCOL", `vfio-user: device_state ${v} is no v2 state`, {
+            step,
+            field: "device_state",
+          });
+        return st;
+      },
+    );
     this.#state = s;
     return s;
   }
@@ -157,7 +198,10 @@ export class VfioUserMigration implements MigrationDevice {
     }
     if (!opened) return null;
     this.#endSession();
-    this.#current = new SessionChannel(`${this.label} data session`, { read: (into) => this.readData(into), write: (d) => this.writeData(d) });
+    this.#current = new SessionChannel(`${this.label} data session`, {
+      read: (into) => this.readData(into),
+      write: (d) => this.writeData(d),
+    });
     return this.#current;
   }
 
@@ -185,7 +229,11 @@ export class VfioUserMigration implements MigrationDevice {
         const n = new DataView(p.buffer, p.byteOffset, p.length).getUint32(4, true);
         const carried = p.length - MIG_DATA_HEADER_SIZE + (landed?.length ?? 0);
         if (n > size || n > carried) {
-          throw new MigstreamError("PROTOCOL", `vfio-user: MIG_DATA_READ reply says ${n} bytes (asked ${size}, ${carried} carried)`, { step, field: "size" });
+          throw new MigstreamError(
+            "PROTOCOL",
+            `vfio-user: MIG_DATA_READ reply says ${n} bytes (asked ${size}, ${carried} carried)`,
+            { step, field: "size" },
+          );
         }
         if (landed === undefined) into.set(p.subarray(MIG_DATA_HEADER_SIZE, MIG_DATA_HEADER_SIZE + n));
         return n;
@@ -247,15 +295,29 @@ export async function openVfioUser(path: string, opts: OpenOptions = {}): Promis
   const s = await VfioUserSession.connect(path, opts);
   try {
     const v2 = await probeV2(s);
-    if ("flags" in v2) return new VfioUserMigration(s, path, v2.flags, opts, Math.min(opts.maxDataXfer ?? DEFAULT_MAX_DATA_XFER, MAX_DATA_XFER_LIMIT));
+    if ("flags" in v2)
+      return new VfioUserMigration(
+        s,
+        path,
+        v2.flags,
+        opts,
+        Math.min(opts.maxDataXfer ?? DEFAULT_MAX_DATA_XFER, MAX_DATA_XFER_LIMIT),
+      );
     if (opts.fixedAccess !== undefined || opts.restartsAtStopCopy || opts.writeErrorsApplied) {
-      throw new MigstreamError("USAGE", `vfio-user: ${path} is no v2 device (DEVICE_FEATURE: ${v2.refused.errno}); access=, stopcopy= and write-errors= apply to v2 devices only`);
+      throw new MigstreamError(
+        "USAGE",
+        `vfio-user: ${path} is no v2 device (DEVICE_FEATURE: ${v2.refused.errno}); access=, stopcopy= and write-errors= apply to v2 devices only`,
+      );
     }
     try {
       return await regionOn(s, path);
     } catch (e) {
       if (e instanceof MigstreamError && e.step === "discovery") {
-        throw new MigstreamError("PROTOCOL", `${e.message}; nor v2 migration (DEVICE_FEATURE GET MIGRATION: ${v2.refused.errno}): the server has no migration`, { step: "discovery", cause: e });
+        throw new MigstreamError(
+          "PROTOCOL",
+          `${e.message}; nor v2 migration (DEVICE_FEATURE GET MIGRATION: ${v2.refused.errno}): the server has no migration`,
+          { step: "discovery", cause: e },
+        );
       }
       throw e;
     }

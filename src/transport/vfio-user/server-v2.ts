@@ -17,8 +17,12 @@
 //     DEVICE_FEATURE and MIG_DATA_READ is refused (EINVAL), DEVICE_RESET too.
 //   * DEVICE_RESET resets the device and keeps the migration state (from
 //     4f4fce4 on); a client leaving changes nothing (see serve.ts).
+
+import { type MigrationVendor, transportFault, walk } from "../../device/migration-vendor.js";
+import { VendorErrno } from "../../device/vendor.js";
 import { ERRNO } from "../../protocol/region-io.js";
 import {
+  asMigState,
   FEATURE,
   FEATURE_GET,
   FEATURE_HEADER_SIZE,
@@ -26,10 +30,7 @@ import {
   FEATURE_PROBE,
   FEATURE_SET,
   MIG_STATE,
-  asMigState,
 } from "../../protocol/v2/constants.js";
-import { type MigrationVendor, transportFault, walk } from "../../device/migration-vendor.js";
-import { VendorErrno } from "../../device/vendor.js";
 import { CMD, HEADER_SIZE, MIG_DATA_HEADER_SIZE } from "./constants.js";
 import { type ExtensionClient, Rejection, type Reply, type ServerExtension } from "./server.js";
 
@@ -43,7 +44,12 @@ const OPS: Readonly<Record<number, number>> = {
 };
 
 /** Commands a libvfio-user server still takes in STOP and STOP_COPY. */
-const ALLOWED_STOPPED: ReadonlySet<number> = new Set([CMD.REGION_READ, CMD.REGION_WRITE, CMD.DEVICE_FEATURE, CMD.MIG_DATA_READ]);
+const ALLOWED_STOPPED: ReadonlySet<number> = new Set([
+  CMD.REGION_READ,
+  CMD.REGION_WRITE,
+  CMD.DEVICE_FEATURE,
+  CMD.MIG_DATA_READ,
+]);
 
 const einval = (why: string, body?: Uint8Array) => new Rejection(ERRNO.EINVAL, why, false, body);
 
@@ -98,12 +104,15 @@ export class V2Handler implements ServerExtension {
     this.features.push(flags);
     const feature = flags & FEATURE_MASK;
     const op = flags & (FEATURE_GET | FEATURE_SET | FEATURE_PROBE);
-    if ((flags & ~(FEATURE_MASK | FEATURE_GET | FEATURE_SET | FEATURE_PROBE)) !== 0) throw einval("unknown feature flag bits");
+    if ((flags & ~(FEATURE_MASK | FEATURE_GET | FEATURE_SET | FEATURE_PROBE)) !== 0)
+      throw einval("unknown feature flag bits");
     const getset = op & (FEATURE_GET | FEATURE_SET);
-    if (getset === (FEATURE_GET | FEATURE_SET) && !(op & FEATURE_PROBE)) throw einval("GET and SET together without PROBE");
+    if (getset === (FEATURE_GET | FEATURE_SET) && !(op & FEATURE_PROBE))
+      throw einval("GET and SET together without PROBE");
     if (getset === 0) throw einval("no operation");
     const ops = OPS[feature];
-    if (ops === undefined || (getset & ~ops) !== 0) throw einval(`feature ${feature} does not support flags 0x${flags.toString(16)}`);
+    if (ops === undefined || (getset & ~ops) !== 0)
+      throw einval(`feature ${feature} does not support flags 0x${flags.toString(16)}`);
     if (op & FEATURE_PROBE) {
       if (argsz < p.length) throw einval("argsz below the request");
       return [p.slice(0, FEATURE_HEADER_SIZE)];
@@ -156,7 +165,8 @@ export class V2Handler implements ServerExtension {
     const argsz = dv.getUint32(0, true);
     const size = dv.getUint32(4, true);
     const s = this.vendor.state;
-    if (s !== MIG_STATE.PRE_COPY && s !== MIG_STATE.STOP_COPY) throw einval("MIG_DATA_READ outside PRE_COPY and STOP_COPY");
+    if (s !== MIG_STATE.PRE_COPY && s !== MIG_STATE.STOP_COPY)
+      throw einval("MIG_DATA_READ outside PRE_COPY and STOP_COPY");
     if (size > max) throw einval(`size ${size} above the client's max_data_xfer_size ${max}`);
     if (argsz < MIG_DATA_HEADER_SIZE + size) throw einval("argsz below 8 + size");
     // The device reads straight into the spare reply message: header, {argsz, size}, data, zero padding.
@@ -182,7 +192,8 @@ export class V2Handler implements ServerExtension {
     const argsz = dv.getUint32(0, true);
     const size = dv.getUint32(4, true);
     if (this.vendor.state !== MIG_STATE.RESUMING) throw einval("MIG_DATA_WRITE outside RESUMING");
-    if (p.length < MIG_DATA_HEADER_SIZE + size || argsz < MIG_DATA_HEADER_SIZE + size) throw einval("payload shorter than 8 + size");
+    if (p.length < MIG_DATA_HEADER_SIZE + size || argsz < MIG_DATA_HEADER_SIZE + size)
+      throw einval("payload shorter than 8 + size");
     if (size > max) throw einval(`size ${size} above the client's max_data_xfer_size ${max}`);
     const took = await this.vendor.writeData(p.subarray(MIG_DATA_HEADER_SIZE, MIG_DATA_HEADER_SIZE + size));
     if (took !== size) throw einval(`partial write (${took} of ${size})`);

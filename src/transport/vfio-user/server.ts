@@ -16,27 +16,13 @@
 //     no fd, every access is a message)
 //   digestRegionIndex (default regionIndex + 1), only when the vendor has
 //     digest(): 8 read-only bytes, the state digest (see DIGEST_REGION_TYPE).
+
+import { VendorErrno, type VendorRegion } from "../../device/vendor.js";
 import { MigstreamError } from "../../errors.js";
 import { STATE_MASK, STATE_SAVING, STATE_STOP } from "../../protocol/constants.js";
 import { ERRNO } from "../../protocol/region-io.js";
-import { VendorErrno, type VendorRegion } from "../../device/vendor.js";
 import { builtin } from "../builtin.js";
 import { Channel, type NetModule, type NetServer, type NetSocket } from "./channel.js";
-import {
-  decodeVersion,
-  encodeDeviceInfo,
-  encodeRegionInfoReply,
-  encodeSparseCap,
-  encodeTypeCap,
-  encodeVersion,
-  type Header,
-  newMessage,
-  readAccess,
-  writeHeader,
-} from "./wire.js";
-import { SpareBuffers } from "./spare-buffers.js";
-import { REFERENCE_NUM_REGIONS, referenceVersionJson, refusedWhileStopped, type ServerVariant, serverMaxMessage } from "./reference.js";
-import { adopt, ReadSink, userBufferReads } from "./user-buffer.js";
 import {
   CMD,
   DEFAULT_MAX_DATA_XFER,
@@ -69,6 +55,27 @@ import {
   TYPE_COMMAND,
   TYPE_REPLY,
 } from "./constants.js";
+import {
+  REFERENCE_NUM_REGIONS,
+  referenceVersionJson,
+  refusedWhileStopped,
+  type ServerVariant,
+  serverMaxMessage,
+} from "./reference.js";
+import { SpareBuffers } from "./spare-buffers.js";
+import { adopt, ReadSink, userBufferReads } from "./user-buffer.js";
+import {
+  decodeVersion,
+  encodeDeviceInfo,
+  encodeRegionInfoReply,
+  encodeSparseCap,
+  encodeTypeCap,
+  encodeVersion,
+  type Header,
+  newMessage,
+  readAccess,
+  writeHeader,
+} from "./wire.js";
 
 /** Messages queued on one connection before we stop reading from its socket. */
 export const MAX_QUEUED_MESSAGES = 32;
@@ -258,22 +265,45 @@ export class VfioUserServer {
     this.variant = opts.variant ?? "default";
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
     this.regionIndex = opts.regionIndex ?? DEFAULT_MIGRATION_REGION_INDEX;
-    if (!Number.isInteger(this.regionIndex) || this.regionIndex < PCI_NUM_FIXED_REGIONS || this.regionIndex >= MAX_REGIONS) {
-      throw new MigstreamError("USAGE", `migration region index ${this.regionIndex} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1}`);
+    if (
+      !Number.isInteger(this.regionIndex) ||
+      this.regionIndex < PCI_NUM_FIXED_REGIONS ||
+      this.regionIndex >= MAX_REGIONS
+    ) {
+      throw new MigstreamError(
+        "USAGE",
+        `migration region index ${this.regionIndex} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1}`,
+      );
     }
     if (typeof vendor.digest === "function" && this.variant === "default") {
       const d = opts.digestRegionIndex ?? this.regionIndex + 1;
-      if (!Number.isInteger(d) || d < PCI_NUM_FIXED_REGIONS || d >= MAX_REGIONS || (d === this.regionIndex && !opts.extension?.noMigrationRegion)) {
-        throw new MigstreamError("USAGE", `digest region index ${d} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1} and differ from the migration region`);
+      if (
+        !Number.isInteger(d) ||
+        d < PCI_NUM_FIXED_REGIONS ||
+        d >= MAX_REGIONS ||
+        (d === this.regionIndex && !opts.extension?.noMigrationRegion)
+      ) {
+        throw new MigstreamError(
+          "USAGE",
+          `digest region index ${d} must be ${PCI_NUM_FIXED_REGIONS}..${MAX_REGIONS - 1} and differ from the migration region`,
+        );
       }
       this.digestRegionIndex = d;
     }
     this.maxDataXfer = opts.maxDataXfer ?? DEFAULT_MAX_DATA_XFER;
-    if (!Number.isInteger(this.maxDataXfer) || this.maxDataXfer < MIN_SERVER_DATA_XFER || this.maxDataXfer > MAX_DATA_XFER_LIMIT) {
-      throw new MigstreamError("USAGE", `max_data_xfer_size ${this.maxDataXfer} must be ${MIN_SERVER_DATA_XFER}..${MAX_DATA_XFER_LIMIT}`);
+    if (
+      !Number.isInteger(this.maxDataXfer) ||
+      this.maxDataXfer < MIN_SERVER_DATA_XFER ||
+      this.maxDataXfer > MAX_DATA_XFER_LIMIT
+    ) {
+      throw new MigstreamError(
+        "USAGE",
+        `max_data_xfer_size ${this.maxDataXfer} must be ${MIN_SERVER_DATA_XFER}..${MAX_DATA_XFER_LIMIT}`,
+      );
     }
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    if (!Number.isInteger(this.idleTimeoutMs) || this.idleTimeoutMs < 0) throw new MigstreamError("USAGE", `idle timeout ${this.idleTimeoutMs} must be a whole number of ms (0: none)`);
+    if (!Number.isInteger(this.idleTimeoutMs) || this.idleTimeoutMs < 0)
+      throw new MigstreamError("USAGE", `idle timeout ${this.idleTimeoutMs} must be a whole number of ms (0: none)`);
     this.numRegions = Math.max(REFERENCE_NUM_REGIONS, this.regionIndex + 1, (this.digestRegionIndex ?? 0) + 1);
     this.regions = this.layout();
   }
@@ -290,13 +320,20 @@ export class VfioUserServer {
     await new Promise<void>((resolve, reject) => {
       server.once("error", (err) => {
         const code = (err as { code?: string }).code;
-        reject(new MigstreamError("TRANSPORT", `vfio-user server: cannot listen on ${path}: ${err.message}`, { errno: code, cause: err }));
+        reject(
+          new MigstreamError("TRANSPORT", `vfio-user server: cannot listen on ${path}: ${err.message}`, {
+            errno: code,
+            cause: err,
+          }),
+        );
       });
       server.listen(path, () => resolve());
     });
     server.on("error", (err) => s.log(`vfio-user server: ${err.message}`));
     s.server = server;
-    s.log(`vfio-user server: listening on ${path} (migration region ${s.regionIndex}, ${vendor.size} bytes${s.digestRegionIndex !== undefined ? `, digest region ${s.digestRegionIndex}` : ""})`);
+    s.log(
+      `vfio-user server: listening on ${path} (migration region ${s.regionIndex}, ${vendor.size} bytes${s.digestRegionIndex !== undefined ? `, digest region ${s.digestRegionIndex}` : ""})`,
+    );
     return s;
   }
 
@@ -344,13 +381,20 @@ export class VfioUserServer {
     }
     const typeCap = encodeTypeCap(REGION_TYPE_MIGRATION, REGION_SUBTYPE_MIGRATION);
     const areas = this.opts.sparseMmap === false || this.variant === "libvfio-user" ? [] : (v.sparseAreas ?? []);
-    const caps = areas.length === 0 ? [typeCap] : this.opts.sparseFirst ? [encodeSparseCap(areas), typeCap] : [typeCap, encodeSparseCap(areas)];
+    const caps =
+      areas.length === 0
+        ? [typeCap]
+        : this.opts.sparseFirst
+          ? [encodeSparseCap(areas), typeCap]
+          : [typeCap, encodeSparseCap(areas)];
     regions[this.regionIndex] = {
       size: v.size,
       flags: REGION_FLAG_READ | REGION_FLAG_WRITE,
       caps,
       read: (o, n) => v.read(o, n),
-      ...(typeof v.readInto === "function" ? { readInto: (o: number, n: number, into: Uint8Array) => v.readInto!(o, n, into) } : {}),
+      ...(typeof v.readInto === "function"
+        ? { readInto: (o: number, n: number, into: Uint8Array) => v.readInto!(o, n, into) }
+        : {}),
       ...(typeof v.readView === "function" ? { readView: (o: number, n: number) => v.readView!(o, n) } : {}),
       write: (o, d) => v.write(o, d),
     };
@@ -376,8 +420,14 @@ export class VfioUserServer {
   }
 
   private accept(sock: NetSocket): void {
-    if (!this.server) return sock.destroy();
-    if (this.active || this.served) return this.wait(sock);
+    if (!this.server) {
+      sock.destroy();
+      return;
+    }
+    if (this.active || this.served) {
+      this.wait(sock);
+      return;
+    }
     this.serve(sock);
   }
 
@@ -387,7 +437,10 @@ export class VfioUserServer {
       this.log("vfio-user server: refusing a second connection (one client at a time)");
       sock.destroy();
     };
-    if (this.waiting.length >= MAX_WAITING_CLIENTS) return refuse();
+    if (this.waiting.length >= MAX_WAITING_CLIENTS) {
+      refuse();
+      return;
+    }
     // The reference server never reads a second connection: it waits, unread, until the server closes.
     const waitMs = this.variant === "libvfio-user" ? undefined : (this.opts.clientWaitMs ?? DEFAULT_CLIENT_WAIT_MS);
     // When the wait runs out while the active client is about to be dropped by its idle deadline, wait for that too.
@@ -401,7 +454,10 @@ export class VfioUserServer {
       this.unwait(sock);
       refuse();
     };
-    const w: { sock: NetSocket; timer: ReturnType<typeof setTimeout> | undefined } = { sock, timer: waitMs === undefined ? undefined : setTimeout(expire, waitMs) };
+    const w: { sock: NetSocket; timer: ReturnType<typeof setTimeout> | undefined } = {
+      sock,
+      timer: waitMs === undefined ? undefined : setTimeout(expire, waitMs),
+    };
     sock.on("error", () => {}); // reported by the Channel once served; ignored while waiting
     sock.on("close", () => this.unwait(sock));
     this.waiting.push(w);
@@ -467,9 +523,11 @@ export class VfioUserServer {
 
   /** Handles one command; returns the reply payload in parts (or throws Rejection). */
   async handle(h: Header, p: Uint8Array, c: Connection): Promise<Reply> {
-    if (!c.versioned && h.cmd !== CMD.VERSION) throw new Rejection(ERRNO.EINVAL, "the first message must be VERSION", true);
+    if (!c.versioned && h.cmd !== CMD.VERSION)
+      throw new Rejection(ERRNO.EINVAL, "the first message must be VERSION", true);
     if (h.size === HEADER_SIZE && h.cmd !== CMD.DEVICE_RESET) throw new Rejection(ERRNO.EINVAL, `${h.cmd}: no payload`);
-    if (h.cmd === CMD.DEVICE_RESET && h.size !== HEADER_SIZE) throw new Rejection(ERRNO.EINVAL, `DEVICE_RESET with a ${h.size - HEADER_SIZE}-byte payload (it has none)`);
+    if (h.cmd === CMD.DEVICE_RESET && h.size !== HEADER_SIZE)
+      throw new Rejection(ERRNO.EINVAL, `DEVICE_RESET with a ${h.size - HEADER_SIZE}-byte payload (it has none)`);
     if (this.stopped() && refusedWhileStopped(this.variant, h.cmd)) {
       throw new Rejection(ERRNO.EINVAL, `command ${h.cmd} refused while the device is STOP or stop-and-copy`);
     }
@@ -484,15 +542,24 @@ export class VfioUserServer {
         return [this.version(p, c)];
       case CMD.DEVICE_GET_INFO: {
         const argsz = p.length >= 4 ? new DataView(p.buffer, p.byteOffset).getUint32(0, true) : 0;
-        if (p.length < DEVICE_INFO_SIZE || argsz < DEVICE_INFO_SIZE) throw new Rejection(ERRNO.EINVAL, "short DEVICE_GET_INFO");
-        return [encodeDeviceInfo({ argsz: DEVICE_INFO_SIZE, flags: DEVICE_FLAGS_PCI | DEVICE_FLAGS_RESET, numRegions: this.numRegions, numIrqs: PCI_NUM_IRQS })];
+        if (p.length < DEVICE_INFO_SIZE || argsz < DEVICE_INFO_SIZE)
+          throw new Rejection(ERRNO.EINVAL, "short DEVICE_GET_INFO");
+        return [
+          encodeDeviceInfo({
+            argsz: DEVICE_INFO_SIZE,
+            flags: DEVICE_FLAGS_PCI | DEVICE_FLAGS_RESET,
+            numRegions: this.numRegions,
+            numIrqs: PCI_NUM_IRQS,
+          }),
+        ];
       }
       case CMD.DEVICE_GET_REGION_INFO: {
         if (p.length < REGION_INFO_SIZE) throw new Rejection(ERRNO.EINVAL, "short DEVICE_GET_REGION_INFO");
         const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
         const argsz = dv.getUint32(0, true);
         const index = dv.getUint32(8, true);
-        if (argsz < REGION_INFO_SIZE || index >= this.numRegions) throw new Rejection(ERRNO.EINVAL, `region info: argsz ${argsz}, index ${index}`);
+        if (argsz < REGION_INFO_SIZE || index >= this.numRegions)
+          throw new Rejection(ERRNO.EINVAL, `region info: argsz ${argsz}, index ${index}`);
         const r = this.regions[index];
         return [encodeRegionInfoReply({ flags: r.flags, index, size: r.size }, r.caps, argsz)];
       }
@@ -515,8 +582,9 @@ export class VfioUserServer {
 
   private version(p: Uint8Array, c: Connection): Uint8Array {
     if (c.versioned) throw new Rejection(ERRNO.EINVAL, "VERSION sent twice");
-    if (p.length > 4 && p[p.length - 1] !== 0) throw new Rejection(ERRNO.EINVAL, "VERSION JSON does not end with NUL", true);
-    let v;
+    if (p.length > 4 && p[p.length - 1] !== 0)
+      throw new Rejection(ERRNO.EINVAL, "VERSION JSON does not end with NUL", true);
+    let v: ReturnType<typeof decodeVersion>;
     try {
       v = decodeVersion(p);
     } catch (e) {
@@ -526,16 +594,22 @@ export class VfioUserServer {
     const fds = v.caps.max_msg_fds;
     const twin = (v.caps.twin_socket as { supported?: unknown } | undefined)?.supported;
     if (v.major !== PROTOCOL_MAJOR) throw new Rejection(ERRNO.EINVAL, `unsupported major ${v.major}`, true);
-    if (mig?.pgsize !== undefined && mig.pgsize !== MIGRATION_PGSIZE) throw new Rejection(ERRNO.EINVAL, `refusing client page size ${String(mig.pgsize)}`, true);
-    if (fds !== undefined && (typeof fds !== "number" || fds < 0 || fds > MAX_CLIENT_MSG_FDS)) throw new Rejection(ERRNO.EINVAL, "bad max_msg_fds", true);
-    if (twin !== undefined && typeof twin !== "boolean") throw new Rejection(ERRNO.EINVAL, "bad twin_socket.supported", true);
+    if (mig?.pgsize !== undefined && mig.pgsize !== MIGRATION_PGSIZE)
+      throw new Rejection(ERRNO.EINVAL, `refusing client page size ${String(mig.pgsize)}`, true);
+    if (fds !== undefined && (typeof fds !== "number" || fds < 0 || fds > MAX_CLIENT_MSG_FDS))
+      throw new Rejection(ERRNO.EINVAL, "bad max_msg_fds", true);
+    if (twin !== undefined && typeof twin !== "boolean")
+      throw new Rejection(ERRNO.EINVAL, "bad twin_socket.supported", true);
     c.versioned = true;
     const x = v.caps.max_data_xfer_size;
     c.maxDataXfer = typeof x === "number" && Number.isInteger(x) && x > 0 ? x : DEFAULT_MAX_DATA_XFER;
     const minor = Math.min(v.minor, PROTOCOL_MINOR);
-    if (this.variant === "libvfio-user") return encodeVersion(PROTOCOL_MAJOR, minor, referenceVersionJson(this.maxDataXfer));
+    if (this.variant === "libvfio-user")
+      return encodeVersion(PROTOCOL_MAJOR, minor, referenceVersionJson(this.maxDataXfer));
     // We receive no fds (max_msg_fds 0) and never offer twin_socket.
-    const caps = { capabilities: { max_msg_fds: 0, max_data_xfer_size: this.maxDataXfer, migration: { pgsize: MIGRATION_PGSIZE } } };
+    const caps = {
+      capabilities: { max_msg_fds: 0, max_data_xfer_size: this.maxDataXfer, migration: { pgsize: MIGRATION_PGSIZE } },
+    };
     return encodeVersion(PROTOCOL_MAJOR, minor, caps);
   }
 
@@ -545,11 +619,14 @@ export class VfioUserServer {
     const r = a.region < this.numRegions ? this.regions[a.region] : undefined;
     const write = cmd === CMD.REGION_WRITE;
     if (a.count > this.maxDataXfer) throw new Rejection(ERRNO.EINVAL, `count ${a.count} > max_data_xfer_size`);
-    if (!r || a.offset + a.count > r.size) throw new Rejection(ERRNO.EINVAL, `access ${a.count}@${a.offset} outside region ${a.region}`);
-    if (write ? p.length !== REGION_ACCESS_SIZE + a.count : p.length !== REGION_ACCESS_SIZE) throw new Rejection(ERRNO.EINVAL, "region access size mismatch");
+    if (!r || a.offset + a.count > r.size)
+      throw new Rejection(ERRNO.EINVAL, `access ${a.count}@${a.offset} outside region ${a.region}`);
+    if (write ? p.length !== REGION_ACCESS_SIZE + a.count : p.length !== REGION_ACCESS_SIZE)
+      throw new Rejection(ERRNO.EINVAL, "region access size mismatch");
     if (a.count === 0) return [];
     const op = write ? r.write : r.read;
-    if (!op || !(r.flags & (write ? REGION_FLAG_WRITE : REGION_FLAG_READ))) throw new Rejection(ERRNO.EINVAL, `region ${a.region} is not ${write ? "writ" : "read"}able`);
+    if (!op || !(r.flags & (write ? REGION_FLAG_WRITE : REGION_FLAG_READ)))
+      throw new Rejection(ERRNO.EINVAL, `region ${a.region} is not ${write ? "writ" : "read"}able`);
     const echo = p.subarray(0, REGION_ACCESS_SIZE); // copied into the reply before `p` is released
     if (write) {
       // Like a write syscall: the vendor must be done with the bytes when its write settles.
@@ -559,7 +636,8 @@ export class VfioUserServer {
     if (r.readView && (a.count >= VIEW_MIN_BYTES || !r.readInto)) {
       // The header and the echoed access, then the vendor's bytes where they lie.
       const view = await r.readView(a.offset, a.count);
-      if (view.length !== a.count) throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${view.length} of ${a.count} bytes`);
+      if (view.length !== a.count)
+        throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${view.length} of ${a.count} bytes`);
       const message = c.takeBuffer(HEADER_SIZE + REGION_ACCESS_SIZE);
       message.set(echo, HEADER_SIZE);
       return { message, view };
@@ -579,7 +657,8 @@ export class VfioUserServer {
       return { message };
     }
     const data = await r.read!(a.offset, a.count);
-    if (data.length !== a.count) throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${data.length} of ${a.count} bytes`);
+    if (data.length !== a.count)
+      throw new Rejection(ERRNO.EINVAL, `region ${a.region} returned ${data.length} of ${a.count} bytes`);
     return [echo, data];
   }
 
@@ -590,7 +669,8 @@ export class VfioUserServer {
 
   /** Reports a vendor failure (other than a plain VendorErrno) in the log. */
   logFailure(h: Header, e: unknown): void {
-    if (!(e instanceof VendorErrno) && !(e instanceof Rejection)) this.log(`vfio-user server: command ${h.cmd} failed: ${e instanceof Error ? e.message : String(e)}`);
+    if (!(e instanceof VendorErrno) && !(e instanceof Rejection))
+      this.log(`vfio-user server: command ${h.cmd} failed: ${e instanceof Error ? e.message : String(e)}`);
   }
 }
 
@@ -630,7 +710,14 @@ class Connection {
       markEnded();
       onEnd(err);
     };
-    this.channel = new Channel(sock, (h, p) => this.enqueue(h, p), serverMaxMessage(server.maxDataXfer), ends, (n) => this.rx.take(n), transient);
+    this.channel = new Channel(
+      sock,
+      (h, p) => this.enqueue(h, p),
+      serverMaxMessage(server.maxDataXfer),
+      ends,
+      (n) => this.rx.take(n),
+      transient,
+    );
     // A msg_size out of bounds: EINVAL, then the channel closes (its byte stream cannot be followed).
     this.channel.onRefused = (h) => this.error(h, ERRNO.EINVAL, (h.flags & FLAG_NO_REPLY) !== 0);
     // After the Channel's own "data" listener (listeners run in order): the framer has the bytes.
@@ -653,7 +740,10 @@ class Connection {
     const ms = this.server.idleTimeoutMs;
     if (ms <= 0 || this.channel.closed) return;
     const inside = this.channel.pending > 0;
-    if (this.paused || (this.greeted && !inside)) return this.disarm();
+    if (this.paused || (this.greeted && !inside)) {
+      this.disarm();
+      return;
+    }
     if (this.deadline !== undefined) return; // a deadline runs from the start of what is awaited
     this.deadlineAt = Date.now() + ms;
     this.deadline = setTimeout(() => this.expire(ms), ms);
@@ -709,7 +799,12 @@ class Connection {
         } else if (!Array.isArray(r)) this.tx.give(r.message);
       } catch (e) {
         this.server.logFailure(h, e);
-        this.error(h, e instanceof Rejection ? e.errno : errnoOf(e), noReply, e instanceof Rejection ? e.body : undefined);
+        this.error(
+          h,
+          e instanceof Rejection ? e.errno : errnoOf(e),
+          noReply,
+          e instanceof Rejection ? e.body : undefined,
+        );
         if (e instanceof Rejection && e.drop) this.channel.close();
       }
     } finally {
@@ -773,7 +868,7 @@ class Connection {
 
 /** Removes a socket file nobody listens on; refuses a live one or a non-socket. */
 async function clearStaleSocket(net: NetModule, fs: typeof import("node:fs"), path: string): Promise<void> {
-  let st;
+  let st: import("node:fs").Stats;
   try {
     st = fs.lstatSync(path);
   } catch {

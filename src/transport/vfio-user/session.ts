@@ -4,10 +4,30 @@
 // No file descriptors are ever sent or expected; registers and data always go
 // through REGION_READ/REGION_WRITE messages (we never mmap).
 import { MigstreamError } from "../../errors.js";
-import { errnoName, ERRNO } from "../../protocol/region-io.js";
+import { ERRNO, errnoName } from "../../protocol/region-io.js";
 import { builtin } from "../builtin.js";
 import { queryRegionInfo } from "../region-info.js";
 import { Channel, type NetModule } from "./channel.js";
+import {
+  CMD,
+  DEFAULT_MAX_DATA_XFER,
+  DEVICE_INFO_SIZE,
+  FLAG_ERROR,
+  FLAG_NO_REPLY,
+  HEADER_SIZE,
+  MAX_DATA_XFER_LIMIT,
+  MIG_DATA_HEADER_SIZE,
+  MIGRATION_PGSIZE,
+  maxMessage,
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  REGION_ACCESS_SIZE,
+  TYPE_COMMAND,
+  TYPE_REPLY,
+} from "./constants.js";
+import type { Split } from "./framer.js";
+import { SpareBuffers } from "./spare-buffers.js";
+import { ReadSink, userBufferReads } from "./user-buffer.js";
 import {
   type DeviceInfo,
   decodeDeviceInfo,
@@ -18,32 +38,12 @@ import {
   type Header,
   isReply,
   newMessage,
-  readAccess,
   type RegionInfo,
+  readAccess,
   type Version,
   writeAccess,
   writeHeader,
 } from "./wire.js";
-import type { Split } from "./framer.js";
-import { SpareBuffers } from "./spare-buffers.js";
-import { ReadSink, userBufferReads } from "./user-buffer.js";
-import {
-  CMD,
-  DEFAULT_MAX_DATA_XFER,
-  DEVICE_INFO_SIZE,
-  FLAG_ERROR,
-  FLAG_NO_REPLY,
-  HEADER_SIZE,
-  MAX_DATA_XFER_LIMIT,
-  maxMessage,
-  MIG_DATA_HEADER_SIZE,
-  MIGRATION_PGSIZE,
-  PROTOCOL_MAJOR,
-  PROTOCOL_MINOR,
-  REGION_ACCESS_SIZE,
-  TYPE_COMMAND,
-  TYPE_REPLY,
-} from "./constants.js";
 
 /** Default bound on every wait for a reply (a vendor may block in data_offset reads). */
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -135,7 +135,8 @@ export class VfioUserSession {
    * buffer (its 16-byte access echo apart), anything else in `rx`.
    */
   private bodyFor(n: number, h: Header): Uint8Array | Split {
-    const lands = (h.cmd === CMD.REGION_READ || h.cmd === CMD.MIG_DATA_READ) && isReply(h.flags) && !(h.flags & FLAG_ERROR);
+    const lands =
+      (h.cmd === CMD.REGION_READ || h.cmd === CMD.MIG_DATA_READ) && isReply(h.flags) && !(h.flags & FLAG_ERROR);
     const into = lands ? this.pending.get(h.id)?.landing : undefined;
     // REGION_READ: a 16-byte access echo, then the data; MIG_DATA_READ (padded to the size asked): {argsz, size}, then the data.
     const head = h.cmd === CMD.MIG_DATA_READ ? MIG_DATA_HEADER_SIZE : REGION_ACCESS_SIZE;
@@ -155,7 +156,11 @@ export class VfioUserSession {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
-        reject(new MigstreamError("TIMEOUT", `vfio-user: no connection to ${path} within ${timeoutMs} ms`, { step: "connect" }));
+        reject(
+          new MigstreamError("TIMEOUT", `vfio-user: no connection to ${path} within ${timeoutMs} ms`, {
+            step: "connect",
+          }),
+        );
       }, timeoutMs);
       socket.once("connect", () => {
         clearTimeout(timer);
@@ -164,7 +169,13 @@ export class VfioUserSession {
       socket.once("error", (err) => {
         clearTimeout(timer);
         const code = (err as { code?: string }).code;
-        reject(new MigstreamError("TRANSPORT", `vfio-user: cannot connect to ${path}: ${err.message}`, { step: "connect", errno: code, cause: err }));
+        reject(
+          new MigstreamError("TRANSPORT", `vfio-user: cannot connect to ${path}: ${err.message}`, {
+            step: "connect",
+            errno: code,
+            cause: err,
+          }),
+        );
       });
     });
     const s = new VfioUserSession(socket, path, timeoutMs);
@@ -189,12 +200,18 @@ export class VfioUserSession {
       throw new MigstreamError("TRANSPORT", `${e.message}${hint}`, { step: "version", errno: e.errno, cause: e });
     }
     const v = decodeVersion(reply);
-    const bad = (m: string, field: string) => new MigstreamError("PROTOCOL", `vfio-user: ${m}`, { step: "version", field });
-    if (v.major !== PROTOCOL_MAJOR) throw bad(`server speaks protocol ${v.major}.${v.minor}, we speak ${PROTOCOL_MAJOR}.x`, "major");
-    if (v.minor > PROTOCOL_MINOR) throw bad(`server replied minor ${v.minor}, above the ${PROTOCOL_MINOR} we proposed`, "minor");
+    const bad = (m: string, field: string) =>
+      new MigstreamError("PROTOCOL", `vfio-user: ${m}`, { step: "version", field });
+    if (v.major !== PROTOCOL_MAJOR)
+      throw bad(`server speaks protocol ${v.major}.${v.minor}, we speak ${PROTOCOL_MAJOR}.x`, "major");
+    if (v.minor > PROTOCOL_MINOR)
+      throw bad(`server replied minor ${v.minor}, above the ${PROTOCOL_MINOR} we proposed`, "minor");
     const x = v.caps.max_data_xfer_size;
     if (x !== undefined && (typeof x !== "number" || !Number.isInteger(x) || x < MIN_DATA_XFER)) {
-      throw bad(`server max_data_xfer_size ${JSON.stringify(x)} is not an integer ≥ ${MIN_DATA_XFER}`, "max_data_xfer_size");
+      throw bad(
+        `server max_data_xfer_size ${JSON.stringify(x)} is not an integer ≥ ${MIN_DATA_XFER}`,
+        "max_data_xfer_size",
+      );
     }
     this.version = v;
     this.maxDataXfer = Math.min(x ?? DEFAULT_MAX_DATA_XFER, MAX_DATA_XFER_LIMIT);
@@ -242,7 +259,9 @@ export class VfioUserSession {
         // A reply arriving now must not write into the caller's buffer any more.
         if (landing !== undefined) this.channel.release(landing);
         this.abandon(id);
-        reject(new MigstreamError("TIMEOUT", `vfio-user: no ${cmdName(cmd)} reply within ${this.timeoutMs} ms`, { step }));
+        reject(
+          new MigstreamError("TIMEOUT", `vfio-user: no ${cmdName(cmd)} reply within ${this.timeoutMs} ms`, { step }),
+        );
       };
       const accept = (payload: Uint8Array, tail?: Uint8Array) => {
         try {
@@ -289,7 +308,12 @@ export class VfioUserSession {
 
   /** DEVICE_GET_INFO (retried with the longer Linux ≥ 5.10 struct on EINVAL). */
   async deviceInfo(): Promise<DeviceInfo> {
-    const ask = (size: number) => this.request(CMD.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: size, flags: 0, numRegions: 0, numIrqs: 0 }, size), "device info");
+    const ask = (size: number) =>
+      this.request(
+        CMD.DEVICE_GET_INFO,
+        encodeDeviceInfo({ argsz: size, flags: 0, numRegions: 0, numIrqs: 0 }, size),
+        "device info",
+      );
     let reply: Uint8Array;
     try {
       reply = await ask(DEVICE_INFO_SIZE);
@@ -307,13 +331,24 @@ export class VfioUserSession {
    */
   regionInfo(index: number): Promise<RegionInfo> {
     const step = `region info ${index}`;
-    return queryRegionInfo((i, argsz) => this.request(CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(i, argsz), step), index, step);
+    return queryRegionInfo(
+      (i, argsz) => this.request(CMD.DEVICE_GET_REGION_INFO, encodeRegionInfoRequest(i, argsz), step),
+      index,
+      step,
+    );
   }
 
   /** One REGION_READ of `count` ≤ maxDataXfer bytes; lands in `into` when given. */
-  async regionRead(region: number, offset: number, count: number, into?: Uint8Array, step = "region read"): Promise<Uint8Array> {
+  async regionRead(
+    region: number,
+    offset: number,
+    count: number,
+    into?: Uint8Array,
+    step = "region read",
+  ): Promise<Uint8Array> {
     this.checkCount(count, step);
-    if (into && into.length < count) throw new MigstreamError("USAGE", `read of ${count} bytes into a ${into.length}-byte buffer`, { step });
+    if (into && into.length < count)
+      throw new MigstreamError("USAGE", `read of ${count} bytes into a ${into.length}-byte buffer`, { step });
     if (count === 0) return new Uint8Array(0);
     const out = into?.subarray(0, count);
     return this.request(
@@ -356,7 +391,11 @@ export class VfioUserSession {
       // The specification echoes {offset, region, count}; accept a bare reply too.
       (reply) => (reply.length >= REGION_ACCESS_SIZE ? readAccess(reply).count : data.length),
     );
-    if (count !== data.length) throw new MigstreamError("PROTOCOL", `vfio-user: REGION_WRITE reply count ${count}, wrote ${data.length}`, { step, offset });
+    if (count !== data.length)
+      throw new MigstreamError("PROTOCOL", `vfio-user: REGION_WRITE reply count ${count}, wrote ${data.length}`, {
+        step,
+        offset,
+      });
   }
 
   /** DEVICE_RESET: the server returns the device (and its migration state) to RUNNING. */
@@ -371,7 +410,11 @@ export class VfioUserSession {
 
   private checkCount(count: number, step: string): void {
     if (!Number.isInteger(count) || count < 0 || count > this.maxDataXfer) {
-      throw new MigstreamError("USAGE", `vfio-user: access of ${count} bytes exceeds max_data_xfer_size ${this.maxDataXfer}`, { step });
+      throw new MigstreamError(
+        "USAGE",
+        `vfio-user: access of ${count} bytes exceeds max_data_xfer_size ${this.maxDataXfer}`,
+        { step },
+      );
     }
   }
 
@@ -387,26 +430,39 @@ export class VfioUserSession {
   private abandon(id: number): void {
     this.abandoned.add(id);
     if (this.abandoned.size > MAX_ABANDONED) {
-      this.channel.fail(new MigstreamError("TIMEOUT", `vfio-user: ${this.abandoned.size} requests timed out; giving up on the connection`));
+      this.channel.fail(
+        new MigstreamError(
+          "TIMEOUT",
+          `vfio-user: ${this.abandoned.size} requests timed out; giving up on the connection`,
+        ),
+      );
     }
   }
 
   private onMessage(h: Header, payload: Uint8Array, tail?: Uint8Array): void {
     if (!isReply(h.flags)) {
       // A server-to-client command (DMA_READ/WRITE needs DMA_MAP, which we never send).
-      if (!(h.flags & FLAG_NO_REPLY)) this.channel.send(newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, 0, ERRNO.ENOTSUP));
+      if (!(h.flags & FLAG_NO_REPLY))
+        this.channel.send(newMessage(h.id, h.cmd, TYPE_REPLY | FLAG_ERROR, 0, ERRNO.ENOTSUP));
       return;
     }
     const p = this.pending.get(h.id);
     if (!p) {
       if (this.abandoned.delete(h.id)) return; // the late reply of a request that timed out
       // Our choice: an unknown msg_id means the two ends disagree; fail the connection.
-      this.channel.fail(new MigstreamError("PROTOCOL", `vfio-user: reply with msg_id ${h.id} (${cmdName(h.cmd)}) matches no request`, { field: "msg_id" }));
+      this.channel.fail(
+        new MigstreamError("PROTOCOL", `vfio-user: reply with msg_id ${h.id} (${cmdName(h.cmd)}) matches no request`, {
+          field: "msg_id",
+        }),
+      );
       return;
     }
     this.pending.delete(h.id);
     if (h.cmd !== p.cmd) {
-      const err = new MigstreamError("PROTOCOL", `vfio-user: reply to ${cmdName(p.cmd)} carries ${cmdName(h.cmd)}`, { step: p.step, field: "cmd" });
+      const err = new MigstreamError("PROTOCOL", `vfio-user: reply to ${cmdName(p.cmd)} carries ${cmdName(h.cmd)}`, {
+        step: p.step,
+        field: "cmd",
+      });
       p.reject(err);
       this.channel.fail(err);
       return;
@@ -415,7 +471,12 @@ export class VfioUserSession {
       // error_no 0 is treated as EINVAL, as the reference client library does.
       const errno = errnoName(h.errno || ERRNO.EINVAL);
       const zero = h.errno === 0 ? " (error_no 0, taken as EINVAL)" : "";
-      p.reject(new MigstreamError("DEVICE", `vfio-user: ${cmdName(h.cmd)} failed with ${errno}${zero}`, { step: p.step, errno }));
+      p.reject(
+        new MigstreamError("DEVICE", `vfio-user: ${cmdName(h.cmd)} failed with ${errno}${zero}`, {
+          step: p.step,
+          errno,
+        }),
+      );
       return;
     }
     p.accept(payload, tail);
@@ -428,7 +489,14 @@ export class VfioUserSession {
     this.timerAt = Infinity;
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      p.reject(new MigstreamError(err.code, `${err.message} while waiting for the ${cmdName(p.cmd)} reply`, { step: p.step, errno: err.errno, field: err.field, cause: err }));
+      p.reject(
+        new MigstreamError(err.code, `${err.message} while waiting for the ${cmdName(p.cmd)} reply`, {
+          step: p.step,
+          errno: err.errno,
+          field: err.field,
+          cause: err,
+        }),
+      );
     }
   }
 }

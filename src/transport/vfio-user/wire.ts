@@ -50,7 +50,8 @@ function u64(dv: DataView, at: number, field: string): number {
 
 /** Little-endian u16 / u32 at `at`. */
 const le16 = (b: Uint8Array, at: number): number => b[at] | (b[at + 1] << 8);
-const le32 = (b: Uint8Array, at: number): number => (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
+const le32 = (b: Uint8Array, at: number): number =>
+  (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16) | (b[at + 3] << 24)) >>> 0;
 
 function put16(b: Uint8Array, at: number, v: number): void {
   b[at] = v;
@@ -65,7 +66,13 @@ function put32(b: Uint8Array, at: number, v: number): void {
 }
 
 export function readHeader(b: Uint8Array, at = 0): Header {
-  return { id: le16(b, at), cmd: le16(b, at + 2), size: le32(b, at + 4), flags: le32(b, at + 8), errno: le32(b, at + 12) };
+  return {
+    id: le16(b, at),
+    cmd: le16(b, at + 2),
+    size: le32(b, at + 4),
+    flags: le32(b, at + 8),
+    errno: le32(b, at + 12),
+  };
 }
 
 export function writeHeader(b: Uint8Array, h: Header, at = 0): void {
@@ -112,7 +119,8 @@ export interface Version {
 /** Parses a VERSION payload. A missing terminating NUL is tolerated; bad JSON is not. */
 export function decodeVersion(p: Uint8Array): Version {
   if (p.length < 4) throw bad(`VERSION payload of ${p.length} bytes`, "version");
-  if (p.length - 4 > MAX_VERSION_JSON) throw bad(`VERSION JSON of ${p.length - 4} bytes exceeds ${MAX_VERSION_JSON}`, "version");
+  if (p.length - 4 > MAX_VERSION_JSON)
+    throw bad(`VERSION JSON of ${p.length - 4} bytes exceeds ${MAX_VERSION_JSON}`, "version");
   const dv = view(p);
   let text = p.subarray(4);
   const nul = text.indexOf(0);
@@ -125,10 +133,12 @@ export function decodeVersion(p: Uint8Array): Version {
     } catch (cause) {
       throw new MigstreamError("PROTOCOL", "vfio-user: VERSION JSON does not parse", { field: "version", cause });
     }
-    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw bad("VERSION JSON is not an object", "version");
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
+      throw bad("VERSION JSON is not an object", "version");
     const c = (parsed as { capabilities?: unknown }).capabilities;
     if (c !== undefined) {
-      if (c === null || typeof c !== "object" || Array.isArray(c)) throw bad("VERSION capabilities is not an object", "capabilities");
+      if (c === null || typeof c !== "object" || Array.isArray(c))
+        throw bad("VERSION capabilities is not an object", "capabilities");
       caps = c as Record<string, unknown>;
     }
   }
@@ -157,7 +167,12 @@ export function encodeDeviceInfo(d: DeviceInfo, size = DEVICE_INFO_SIZE): Uint8A
 export function decodeDeviceInfo(p: Uint8Array): DeviceInfo {
   if (p.length < DEVICE_INFO_SIZE) throw bad(`DEVICE_GET_INFO reply of ${p.length} bytes`, "device_info");
   const dv = view(p);
-  return { argsz: dv.getUint32(0, true), flags: dv.getUint32(4, true), numRegions: dv.getUint32(8, true), numIrqs: dv.getUint32(12, true) };
+  return {
+    argsz: dv.getUint32(0, true),
+    flags: dv.getUint32(4, true),
+    numRegions: dv.getUint32(8, true),
+    numIrqs: dv.getUint32(12, true),
+  };
 }
 
 // ---- DEVICE_GET_REGION_INFO -------------------------------------------------
@@ -221,7 +236,8 @@ export function decodeRegionInfo(p: Uint8Array, askedArgsz = p.length): RegionIn
     caps: [],
     truncated: false,
   };
-  if (info.argsz > MAX_REGION_INFO_SIZE) throw bad(`region info argsz ${info.argsz} exceeds ${MAX_REGION_INFO_SIZE}`, "argsz");
+  if (info.argsz > MAX_REGION_INFO_SIZE)
+    throw bad(`region info argsz ${info.argsz} exceeds ${MAX_REGION_INFO_SIZE}`, "argsz");
   if (info.argsz > askedArgsz) {
     info.truncated = true;
     return info;
@@ -232,12 +248,18 @@ export function decodeRegionInfo(p: Uint8Array, askedArgsz = p.length): RegionIn
   for (let at = info.capOffset; at !== 0; ) {
     if (info.caps.length >= MAX_CAPS) throw bad(`capability chain longer than ${MAX_CAPS}`, "cap_offset");
     if (seen.has(at)) throw bad(`capability chain loops (offset ${at} visited twice)`, "cap_offset");
-    if (at < REGION_INFO_SIZE || at + CAP_HEADER_SIZE > end) throw bad(`capability at ${at} lies outside the reply (argsz ${info.argsz})`, "cap_offset");
+    if (at < REGION_INFO_SIZE || at + CAP_HEADER_SIZE > end)
+      throw bad(`capability at ${at} lies outside the reply (argsz ${info.argsz})`, "cap_offset");
     seen.add(at);
     const next = dv.getUint32(at + 4, true);
     // A cap's body runs to the next cap when that one follows, else to the end.
     const bodyEnd = next > at && next <= end ? next : end;
-    info.caps.push({ id: dv.getUint16(at, true), version: dv.getUint16(at + 2, true), at, body: p.subarray(at + CAP_HEADER_SIZE, bodyEnd) });
+    info.caps.push({
+      id: dv.getUint16(at, true),
+      version: dv.getUint16(at + 2, true),
+      at,
+      body: p.subarray(at + CAP_HEADER_SIZE, bodyEnd),
+    });
     at = next;
   }
   return info;
@@ -316,9 +338,11 @@ export function decodeSparseCap(c: RegionCap): Array<{ offset: number; size: num
   if (c.body.length < 8) throw bad(`sparse mmap capability body of ${c.body.length} bytes`, "cap_sparse_mmap");
   const dv = view(c.body);
   const n = dv.getUint32(0, true);
-  if (8 + n * 16 > c.body.length) throw bad(`sparse mmap capability claims ${n} areas in ${c.body.length} bytes`, "nr_areas");
+  if (8 + n * 16 > c.body.length)
+    throw bad(`sparse mmap capability claims ${n} areas in ${c.body.length} bytes`, "nr_areas");
   const areas: Array<{ offset: number; size: number }> = [];
-  for (let i = 0; i < n; i++) areas.push({ offset: u64(dv, 8 + i * 16, "area offset"), size: u64(dv, 16 + i * 16, "area size") });
+  for (let i = 0; i < n; i++)
+    areas.push({ offset: u64(dv, 8 + i * 16, "area offset"), size: u64(dv, 16 + i * 16, "area size") });
   return areas;
 }
 
@@ -334,7 +358,8 @@ export interface Access {
 const MAX_SAFE_HIGH = 0x1f_ffff;
 
 export function writeAccess(b: Uint8Array, at: number, a: Access): void {
-  if (!Number.isSafeInteger(a.offset) || a.offset < 0) throw new MigstreamError("USAGE", `vfio-user: access offset ${a.offset} is not a u64 we can carry`);
+  if (!Number.isSafeInteger(a.offset) || a.offset < 0)
+    throw new MigstreamError("USAGE", `vfio-user: access offset ${a.offset} is not a u64 we can carry`);
   put32(b, at, a.offset % 0x1_0000_0000);
   put32(b, at + 4, Math.floor(a.offset / 0x1_0000_0000));
   put32(b, at + 8, a.region);
@@ -344,6 +369,7 @@ export function writeAccess(b: Uint8Array, at: number, a: Access): void {
 export function readAccess(p: Uint8Array): Access {
   if (p.length < REGION_ACCESS_SIZE) throw bad(`region access of ${p.length} bytes`, "region_access");
   const hi = le32(p, 4);
-  if (hi > MAX_SAFE_HIGH) throw bad(`access offset 0x${view(p).getBigUint64(0, true).toString(16)} is out of range`, "access offset");
+  if (hi > MAX_SAFE_HIGH)
+    throw bad(`access offset 0x${view(p).getBigUint64(0, true).toString(16)} is out of range`, "access offset");
   return { offset: hi * 0x1_0000_0000 + le32(p, 0), region: le32(p, 8), count: le32(p, 12) };
 }

@@ -7,10 +7,10 @@ import {
   AUTO_DEFAULT_SINK_RATE,
   AUTO_LZ4_NS,
   AUTO_PIPELINE_NS,
-  autoDecide,
   type AutoContext,
   type AutoDecision,
   type AutoProbe,
+  autoDecide,
 } from "../../../src/codec/auto/decide.js";
 
 const N = 256 << 10;
@@ -22,7 +22,14 @@ function probe(live: number, o: { lz4: number; zstd?: number; flat?: number }): 
   const sampled = 2 * PAGE;
   const flat = (o.flat ?? 0) * sampled;
   const comp = sampled - flat;
-  return { n: N, live, sampled, flat, lz4: flat + o.lz4 * comp, zstd: o.zstd === undefined ? undefined : flat + o.zstd * comp };
+  return {
+    n: N,
+    live,
+    sampled,
+    flat,
+    lz4: flat + o.lz4 * comp,
+    zstd: o.zstd === undefined ? undefined : flat + o.zstd * comp,
+  };
 }
 const HEAP = { lz4: 0.45, zstd: 0.29 };
 const CODE = { lz4: 0.57, zstd: 0.46 };
@@ -56,10 +63,19 @@ describe("autoDecide", () => {
   });
 
   it("a slow sink gets zstd for compressible pages, at the highest level allowed when the sink is the bottleneck", () => {
-    expect(decide(probe(N, HEAP), { sinkRate: 10e6, threads: 2 })).toEqual({ d: { codec: "zstd", level: 3 }, probes: ["lz4", "zstd"] });
-    expect(decide(probe(N, CODE), { sinkRate: 10e6, threads: 2 }, { maxLevel: 1 }).d).toEqual({ codec: "zstd", level: 1 });
+    expect(decide(probe(N, HEAP), { sinkRate: 10e6, threads: 2 })).toEqual({
+      d: { codec: "zstd", level: 3 },
+      probes: ["lz4", "zstd"],
+    });
+    expect(decide(probe(N, CODE), { sinkRate: 10e6, threads: 2 }, { maxLevel: 1 }).d).toEqual({
+      codec: "zstd",
+      level: 1,
+    });
     // zstd unavailable (or the chunk too large for it): LZ4.
-    expect(decide(probe(N, HEAP), { sinkRate: 10e6, threads: 2 }, { maxLevel: 0 })).toEqual({ d: { codec: "lz4" }, probes: ["lz4"] });
+    expect(decide(probe(N, HEAP), { sinkRate: 10e6, threads: 2 }, { maxLevel: 0 })).toEqual({
+      d: { codec: "lz4" },
+      probes: ["lz4"],
+    });
   });
 
   it("incompressible pages go RAW whatever the sink, without a zstd probe", () => {
@@ -76,7 +92,9 @@ describe("autoDecide", () => {
     expect(decide(mixed, { sinkRate: 300e6, threads: 2 })).toEqual({ d: { codec: "lz4" }, probes: ["lz4"] });
     expect(decide(probe(0.1 * N, { lz4: 0.5 }), { sinkRate: 1e9, threads: 2 }).d).toEqual({ codec: "lz4" });
     // Once the CPU is 3× slower, the mostly-zero chunk goes RAW too.
-    expect(decide(probe(0.1 * N, { lz4: 0.5 }), { sinkRate: 1e9, threads: 2, speed: 1 / 3 }).d).toEqual({ codec: "raw" });
+    expect(decide(probe(0.1 * N, { lz4: 0.5 }), { sinkRate: 1e9, threads: 2, speed: 1 / 3 }).d).toEqual({
+      codec: "raw",
+    });
     // More threads make the same chunk worth more coding: zstd at a slower sink.
     expect(decide(probe(N, HEAP), { sinkRate: 125e6, threads: 1 }).d).toEqual({ codec: "lz4" });
     expect(decide(probe(N, HEAP), { sinkRate: 125e6, threads: 8 }).d).toMatchObject({ codec: "zstd" });
@@ -102,7 +120,8 @@ describe("autoDecide", () => {
   });
 
   it("is deterministic and monotone in the sink rate: slower sinks never get cheaper codecs", () => {
-    const rank = (d: AutoDecision) => ("codec" in d ? { zero: 0, raw: 1, lz4: 2, zstd: 3 }[d.codec] * 100 + ("level" in d ? d.level : 0) : -1);
+    const rank = (d: AutoDecision) =>
+      "codec" in d ? { zero: 0, raw: 1, lz4: 2, zstd: 3 }[d.codec] * 100 + ("level" in d ? d.level : 0) : -1;
     for (const p of [probe(N, HEAP), probe(N, CODE), probe(0.5 * N, { lz4: 0.6, zstd: 0.4, flat: 0.5 })]) {
       let last = -1;
       for (const rate of [50e9, 5e9, 2e9, 1e9, 500e6, 250e6, 125e6, 60e6, 30e6, 10e6]) {

@@ -2,8 +2,16 @@
 // clock, also through the throttled link that simulates slow sinks; and
 // AutoSink, the model an encoder holds (a fixed rate, or measured).
 import { describe, expect, it } from "vitest";
-import { AUTO_UNSETTLED_IN_FLIGHT, AutoSink, SINK_RATE_GROWTH, SINK_WINDOW_BYTES, SINK_WINDOW_MAX_WRITES, SINK_WINDOW_MS, SinkMeter } from "../../../src/codec/auto/sink.js";
 import { AUTO_DEFAULT_SINK_RATE } from "../../../src/codec/auto/decide.js";
+import {
+  AUTO_UNSETTLED_IN_FLIGHT,
+  AutoSink,
+  SINK_RATE_GROWTH,
+  SINK_WINDOW_BYTES,
+  SINK_WINDOW_MAX_WRITES,
+  SINK_WINDOW_MS,
+  SinkMeter,
+} from "../../../src/codec/auto/sink.js";
 import { throttle } from "../../../src/migrate/throttle.js";
 import { prng } from "../../format/helpers.js";
 import { fakeClock as clock } from "../../migrate/clock.js";
@@ -11,7 +19,14 @@ import { fakeClock as clock } from "../../migrate/clock.js";
 const MIB = 1 << 20;
 
 /** Records `n` writes of `bytes`, each after `produce` ms of the writer's own work and blocking `blocked` ms. */
-function writes(m: SinkMeter, c: ReturnType<typeof clock>, n: number, bytes: number, produce: number, blocked: number): void {
+function writes(
+  m: SinkMeter,
+  c: ReturnType<typeof clock>,
+  n: number,
+  bytes: number,
+  produce: number,
+  blocked: number,
+): void {
   for (let i = 0; i < n; i++) {
     c.advance(produce);
     const start = c.now();
@@ -39,7 +54,12 @@ describe("SinkMeter", () => {
     within(m.rate, (MIB * 1000) / 10, 0.01);
     expect(() => new SinkMeter({ initialRate: 0 })).toThrow(expect.objectContaining({ code: "USAGE" }));
     // A bad record is refused, and leaves the meter as it was.
-    for (const [b, s, e] of [[Number.NaN, 0, 1], [-1, 0, 1], [MIB, Number.NaN, 1], [MIB, 0, Infinity]]) {
+    for (const [b, s, e] of [
+      [Number.NaN, 0, 1],
+      [-1, 0, 1],
+      [MIB, Number.NaN, 1],
+      [MIB, 0, Infinity],
+    ]) {
       expect(() => m.record(b, s, e)).toThrow(expect.objectContaining({ code: "USAGE", field: "record" }));
     }
     writes(m, c, SINK_WINDOW_BYTES / 4 / MIB, MIB, 1, 9);
@@ -85,7 +105,9 @@ describe("SinkMeter", () => {
     const c = clock();
     const m = new SinkMeter({ now: c.now });
     writes(m, c, 3 * SINK_WINDOW_MAX_WRITES, 1, 0, 0);
-    expect((m as unknown as { writes: unknown[]; head: number }).writes.length - (m as unknown as { head: number }).head).toBe(SINK_WINDOW_MAX_WRITES);
+    expect(
+      (m as unknown as { writes: unknown[]; head: number }).writes.length - (m as unknown as { head: number }).head,
+    ).toBe(SINK_WINDOW_MAX_WRITES);
     expect(m.rate).toBe(Infinity);
   });
 
@@ -146,7 +168,8 @@ describe("AutoSink", () => {
     expect(s.inFlight(32)).toBe(32);
     const w = () => {};
     expect(s.wrap(w)).toBe(w); // nothing to time
-    for (const bad of [0, -1, Number.NaN, "fast"]) expect(() => new AutoSink(bad as never)).toThrow(expect.objectContaining({ code: "USAGE", field: "sinkRate" }));
+    for (const bad of [0, -1, Number.NaN, "fast"])
+      expect(() => new AutoSink(bad as never)).toThrow(expect.objectContaining({ code: "USAGE", field: "sinkRate" }));
   });
 
   it("measured: times the writes; few chunks in flight until the sink has been measured", async () => {

@@ -7,15 +7,15 @@
 import { describe, expect, it } from "vitest";
 import { MigrationSimDevice } from "../../../src/device/migration-sim.js";
 import { ERRNO } from "../../../src/protocol/region-io.js";
-import { MIG_STATE, type MigState, MIGRATION_PRE_COPY } from "../../../src/protocol/v2/constants.js";
+import type { ResumeItem } from "../../../src/protocol/types.js";
+import { MIG_STATE, MIGRATION_PRE_COPY, type MigState } from "../../../src/protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice, PrecopyInfo } from "../../../src/protocol/v2/device-io.js";
 import { pathTo } from "../../../src/protocol/v2/fsm.js";
 import { resumeV2 } from "../../../src/protocol/v2/resume.js";
 import { saveV2 } from "../../../src/protocol/v2/save.js";
-import type { ResumeItem } from "../../../src/protocol/types.js";
 import { InProcessMigration } from "../../../src/transport/in-process-v2.js";
 import { failure, ItemSink } from "../helpers.js";
-import { destinationOf, expectCleanV2, KiB, roundTripV2, simV2, TraceDevice } from "./helpers.js";
+import { destinationOf, expectCleanV2, KiB, roundTripV2, simV2, type TraceDevice } from "./helpers.js";
 
 const small = { stateSize: 64 * KiB, seed: 9 };
 const S = MIG_STATE;
@@ -90,7 +90,8 @@ describe("v2 conformance: discovery and flags", () => {
 
   it("C4: without P2P the driver never asks for RUNNING_P2P or PRE_COPY_P2P, and asking is EINVAL", async () => {
     const r = await roundTripV2({ ...small, dirtyPerMiB: 64 });
-    for (const t of [r.src.io, r.dst.io]) for (const s of sets(t)) expect([S.RUNNING_P2P, S.PRE_COPY_P2P]).not.toContain(s);
+    for (const t of [r.src.io, r.dst.io])
+      for (const s of sets(t)) expect([S.RUNNING_P2P, S.PRE_COPY_P2P]).not.toContain(s);
     const d = new InProcessMigration(new MigrationSimDevice(small));
     for (const s of [S.RUNNING_P2P, S.PRE_COPY_P2P]) expect((await failure(d.setState(s))).errno).toBe("EINVAL");
     // A P2P device: the driver still asks for the plain states; the walk passes through RUNNING_P2P itself.
@@ -124,7 +125,9 @@ describe("v2 conformance: the data fd", () => {
     expect(reads.slice(0, stopCopy)).not.toContain("close");
     // A device whose PRE_COPY SET opens nothing is refused.
     const bad = simV2(small);
-    const noFd = Object.assign(Object.create(bad.io) as MigrationDevice, { setState: async (st: MigState) => (await bad.io.setState(st), null) });
+    const noFd = Object.assign(Object.create(bad.io) as MigrationDevice, {
+      setState: async (st: MigState) => (await bad.io.setState(st), null),
+    });
     const e = await failure(saveV2(noFd, new ItemSink()));
     expect(e.code).toBe("PROTOCOL");
     expect(e.field).toBe("data_fd");
@@ -160,7 +163,13 @@ describe("v2 conformance: the data fd", () => {
 
   it("C9: ENOMSG from a pre-copy read means nothing now: the save iterates on", async () => {
     // Over a transport without PRECOPY_INFO an iteration reads until the device has nothing now.
-    const r = await roundTripV2({ ...small, enomsg: true, dirtyPerMiB: 64 }, {}, { bufferSize: 8 * KiB }, {}, { kernelInfo: false });
+    const r = await roundTripV2(
+      { ...small, enomsg: true, dirtyPerMiB: 64 },
+      {},
+      { bufferSize: 8 * KiB },
+      {},
+      { kernelInfo: false },
+    );
     const failedReads = r.src.io.calls.filter((c) => c.op === "read data" && c.got === undefined);
     expect(failedReads.length).toBeGreaterThanOrEqual(1);
     expect(r.summary.iterations).toBeGreaterThanOrEqual(2);
@@ -176,7 +185,9 @@ describe("v2 conformance: the data fd", () => {
 
   it("C11: a STOP_COPY read of 0 ends the stream: the fd is closed, then STOP", async () => {
     const r = await roundTripV2({ ...small, precopy: false });
-    const ops = r.src.io.calls.map((c) => (c.op === "read data" ? `read ${c.got === 0 ? 0 : "n"}` : c.op === "set state" ? `set ${c.to}` : c.op));
+    const ops = r.src.io.calls.map((c) =>
+      c.op === "read data" ? `read ${c.got === 0 ? 0 : "n"}` : c.op === "set state" ? `set ${c.to}` : c.op,
+    );
     const end = ops.lastIndexOf("read 0");
     expect(ops.slice(end)).toEqual(["read 0", "close", `set ${S.STOP}`]);
     expect(ops.filter((o) => o === "read 0").length).toBe(1);
@@ -332,7 +343,13 @@ describe("v2 conformance: resuming", () => {
   it("C24: cancel during pre-copy: SET RUNNING ends the session and the fd is closed", async () => {
     const s = simV2({ ...small, dirtyPerMiB: 64 });
     const ac = new AbortController();
-    const e = await failure(saveV2(s.io, new ItemSink(), { signal: ac.signal, bufferSize: 4 * KiB, onProgress: (p) => p.transactions >= 2 && ac.abort() }));
+    const e = await failure(
+      saveV2(s.io, new ItemSink(), {
+        signal: ac.signal,
+        bufferSize: 4 * KiB,
+        onProgress: (p) => p.transactions >= 2 && ac.abort(),
+      }),
+    );
     expect(e.code).toBe("ABORTED");
     expect(s.dev.arcs).toEqual(["RUNNING>PRE_COPY", "PRE_COPY>RUNNING"]);
     const ops = s.io.calls.map((c) => c.op);
@@ -346,7 +363,12 @@ describe("v2 conformance: resuming", () => {
     const ac = new AbortController();
     const before = s.dev.digest();
     const e = await failure(
-      saveV2(s.io, new ItemSink(), { precopy: false, signal: ac.signal, bufferSize: 4 * KiB, onProgress: (p) => p.phase === "stopcopy" && p.transactions >= 2 && ac.abort() }),
+      saveV2(s.io, new ItemSink(), {
+        precopy: false,
+        signal: ac.signal,
+        bufferSize: 4 * KiB,
+        onProgress: (p) => p.phase === "stopcopy" && p.transactions >= 2 && ac.abort(),
+      }),
     );
     expect(e.code).toBe("ABORTED");
     expect(s.dev.arcs.slice(-2)).toEqual(["STOP_COPY>STOP", "STOP>RUNNING"]);

@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { errnoName } from "../../../src/protocol/region-io.js";
 import { MIG_STATE } from "../../../src/protocol/v2/constants.js";
 import { resumeV2 } from "../../../src/protocol/v2/resume.js";
-import { saveV2, type SaveV2Options } from "../../../src/protocol/v2/save.js";
+import { type SaveV2Options, saveV2 } from "../../../src/protocol/v2/save.js";
 import { failure, ItemSink } from "../helpers.js";
 import { destinationOf, expectCleanV2, faultCasesV2, KiB, simV2 } from "./helpers.js";
 
@@ -100,7 +100,11 @@ describe("v2: a fault at every step of a resume", () => {
       // Never RUNNING on a partial state: the destination is STOP, or RUNNING only when the fault struck before any SET.
       const untouched = !d.io.calls.some((x) => x.op === "set state");
       if (untouched) expect(d.dev.state).toBe(MIG_STATE.RUNNING);
-      else if (c.fault.to === MIG_STATE.RUNNING && c.fault.from === MIG_STATE.STOP && d.dev.arcs.includes("RESUMING>STOP")) {
+      else if (
+        c.fault.to === MIG_STATE.RUNNING &&
+        c.fault.from === MIG_STATE.STOP &&
+        d.dev.arcs.includes("RESUMING>STOP")
+      ) {
         // The last arc (STOP → RUNNING) failed after the state was validated: the device stays in STOP with the state.
         expect(d.dev.state).toBe(MIG_STATE.STOP);
       } else {

@@ -2,23 +2,35 @@
 // in-process transport (kernel semantics), a call trace, and the round trip
 // with the checks every correct run must pass.
 import { expect } from "vitest";
-import { type MigrationFault, MigrationSimDevice, type MigrationSimOptions } from "../../../src/device/migration-sim.js";
+import {
+  type MigrationFault,
+  MigrationSimDevice,
+  type MigrationSimOptions,
+} from "../../../src/device/migration-sim.js";
+import { errnoName } from "../../../src/protocol/region-io.js";
+import type { ResumeOptions } from "../../../src/protocol/resume.js";
 import type { MigState } from "../../../src/protocol/v2/constants.js";
-import { MIG_STATE } from "../../../src/protocol/v2/constants.js";
+import { MIG_STATE, parseMigState } from "../../../src/protocol/v2/constants.js";
 import type { DataChannel, MigrationDevice } from "../../../src/protocol/v2/device-io.js";
 import { resumeV2 } from "../../../src/protocol/v2/resume.js";
-import { saveV2, type SaveV2Options } from "../../../src/protocol/v2/save.js";
-import type { ResumeOptions } from "../../../src/protocol/resume.js";
+import { type SaveV2Options, saveV2 } from "../../../src/protocol/v2/save.js";
 import { InProcessMigration, type InProcessMigrationOptions } from "../../../src/transport/in-process-v2.js";
 import { FAULT_ERRNOS, ItemSink } from "../helpers.js";
-import { errnoName } from "../../../src/protocol/region-io.js";
-import { parseMigState } from "../../../src/protocol/v2/constants.js";
 
 export const KiB = 1024;
 
 /** One call the driver made on the device or a channel. */
 export interface Call {
-  op: "get migration" | "get state" | "set state" | "read data" | "write data" | "precopy info" | "data size" | "reset" | "close";
+  op:
+    | "get migration"
+    | "get state"
+    | "set state"
+    | "read data"
+    | "write data"
+    | "precopy info"
+    | "data size"
+    | "reset"
+    | "close";
   to?: MigState;
   size?: number;
   /** For reads: bytes returned. */
@@ -100,14 +112,23 @@ export class TraceDevice implements MigrationDevice {
 }
 
 /** A simulated v2 device and a traced in-process transport over it. */
-export function simV2(options: MigrationSimOptions = {}, transport: InProcessMigrationOptions = {}): { dev: MigrationSimDevice; io: TraceDevice } {
+export function simV2(
+  options: MigrationSimOptions = {},
+  transport: InProcessMigrationOptions = {},
+): { dev: MigrationSimDevice; io: TraceDevice } {
   const dev = new MigrationSimDevice(options);
   return { dev, io: new TraceDevice(new InProcessMigration(dev, transport)) };
 }
 
 /** Options for a destination matching a source. */
 export function destinationOf(src: MigrationSimDevice, extra: MigrationSimOptions = {}): MigrationSimOptions {
-  return { stateSize: src.image.size, empty: true, restarts: src.restarts, fixedAccess: src.fixedAccess || undefined, ...extra };
+  return {
+    stateSize: src.image.size,
+    empty: true,
+    restarts: src.restarts,
+    fixedAccess: src.fixedAccess || undefined,
+    ...extra,
+  };
 }
 
 export function expectCleanV2(...devs: MigrationSimDevice[]): void {
@@ -157,14 +178,21 @@ export function faultCasesV2(trace: TraceDevice, arcs: string[]): FaultCaseV2[] 
     const at = c.op as MigrationFault["at"];
     const n = nth(at);
     out.push({ name: `#${i} ${at} (${n}): ${errnoName(errno)}`, fault: { at, nth: n, errno } });
-    if (at === "write data") out.push({ name: `#${i} ${at} (${n}): takes nothing`, fault: { at, nth: n, short: c.size! } });
+    if (at === "write data")
+      out.push({ name: `#${i} ${at} (${n}): takes nothing`, fault: { at, nth: n, short: c.size! } });
   });
   arcs.forEach((a, i) => {
     const [from, to] = a.split(">").map((x) => parseMigState(x)!);
     const n = nth(`arc ${a}`);
     const errno = FAULT_ERRNOS[i % FAULT_ERRNOS.length];
-    out.push({ name: `arc ${a} (${n}): ${errnoName(errno)}, stays`, fault: { at: "set state", from, to, nth: n, errno } });
-    out.push({ name: `arc ${a} (${n}): enters ERROR`, fault: { at: "set state", from, to, nth: n, errno, then: "error" } });
+    out.push({
+      name: `arc ${a} (${n}): ${errnoName(errno)}, stays`,
+      fault: { at: "set state", from, to, nth: n, errno },
+    });
+    out.push({
+      name: `arc ${a} (${n}): enters ERROR`,
+      fault: { at: "set state", from, to, nth: n, errno, then: "error" },
+    });
   });
   return out;
 }
