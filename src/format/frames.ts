@@ -316,7 +316,6 @@ export class FrameReader {
     this.unitOffset += total;
     const dv = view(b);
     const length = dv.getUint32(8, true);
-    const _hcrc = dv.getUint32(12, true);
     const payload = b.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);
     const check = dv.getBigUint64(FRAME_HEADER_SIZE + length, true);
     const seq = dv.getUint32(4, true);
