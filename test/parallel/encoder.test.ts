@@ -304,8 +304,14 @@ describe("StreamEncoder with a pool", () => {
         expect(await posts(pool, 64 << 10, 8, lend, true), `64 KiB, lend=${lend}`).toBe(0);
       // Copied transactions given within one task gather into one batch (8 chunks, 512 KiB): worth a post.
       expect(await posts(pool, 64 << 10, 8, false, false)).toBe(1);
-      // A lent 1 MiB transaction goes out whole: one job each.
-      expect(await posts(pool, 1 << 20, 4, true, true)).toBe(4);
+      // A lent 1 MiB transaction goes out whole: one job each, posted, unless (callerRuns) it
+      // found every worker's queue full and the calling thread took it.
+      const big = await posts(pool, 1 << 20, 4, true, true);
+      if (pool === pools.workers) expect(big).toBe(4);
+      else {
+        expect(big).toBeGreaterThanOrEqual(1);
+        expect(big).toBeLessThanOrEqual(4);
+      }
     }
   });
 
