@@ -1,28 +1,36 @@
 // One error class for the whole library. `code` is stable and machine-readable;
 // the optional fields say where the problem was found.
 
-/** Stable, machine-readable error codes (README: exit codes by code). */
-export type ErrorCode =
-  // stream format
-  | "BAD_MAGIC" // not a migstream stream (or mangled by a text transfer)
-  | "VERSION" // unsupported major version or unknown mandatory feature
-  | "CHECKSUM" // a checksum or digest did not match
-  | "TRUNCATED" // the stream ended early
-  | "SEQUENCE" // a frame is missing, repeated or out of order
-  | "LIMIT" // a declared or configured limit was exceeded
-  | "MAC" // authentication failed or a key is required
-  | "CODEC" // a coded payload could not be decoded, or a codec is unavailable
-  | "FORMAT" // a structurally invalid field
+/** The codes that mean the stream itself is bad: not ours, damaged, or not what it declares (CLI exit 2). */
+export const STREAM_ERROR_CODES = [
+  "BAD_MAGIC", // not a migstream stream (or mangled by a text transfer)
+  "VERSION", // unsupported major version or unknown mandatory feature
+  "CHECKSUM", // a checksum or digest did not match
+  "TRUNCATED", // the stream ended early
+  "SEQUENCE", // a frame is missing, repeated or out of order
+  "LIMIT", // a declared or configured limit was exceeded
+  "MAC", // authentication failed or a key is required
+  "CODEC", // a coded payload could not be decoded, or a codec is unavailable
+  "FORMAT", // a structurally invalid field
+] as const;
+
+/** Every error code, stable and machine-readable (README: exit codes by code). */
+export const ERROR_CODES = [
+  ...STREAM_ERROR_CODES,
   // driver and transports
-  | "PROTOCOL" // the device broke the region protocol
-  | "DEVICE" // the device returned an errno
-  | "TRANSPORT" // the region transport failed (socket, fd)
-  | "TIMEOUT"
-  | "ABORTED"
+  "PROTOCOL", // the device broke the region protocol
+  "DEVICE", // the device returned an errno
+  "TRANSPORT", // the region transport failed (socket, fd)
+  "TIMEOUT",
+  "ABORTED",
   // everything else
-  | "USAGE"
-  | "IO"
-  | "INTERNAL";
+  "USAGE",
+  "IO",
+  "INTERNAL",
+] as const;
+
+/** Stable, machine-readable error codes (README: exit codes by code). */
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Where a problem was found, as far as known. */
 export interface ErrorDetails {

@@ -16,7 +16,14 @@ export type { SinkRate } from "./codec/auto/sink.js";
 export { CODECS, type CodecName } from "./codec/ids.js";
 // Initialisation: the one call the synchronous APIs need first (everything asynchronous makes it itself).
 export { type InitOptions, init } from "./codec/index.js";
-export { type ErrorCode, type ErrorDetails, isMigstreamError, MigstreamError } from "./errors.js";
+export {
+  ERROR_CODES,
+  type ErrorCode,
+  type ErrorDetails,
+  isMigstreamError,
+  MigstreamError,
+  STREAM_ERROR_CODES,
+} from "./errors.js";
 export type { CodingPool } from "./format/chunk-coders.js";
 // Decode: one-shot, streaming, Web Streams (above), and verification alone.
 export { type DecoderOptions, decodeStream, decodeStreamAsync, StreamDecoder, verifyStream } from "./format/decoder.js";

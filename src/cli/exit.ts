@@ -1,5 +1,5 @@
 // Exit codes of the migstream CLI (documented in the README).
-import { type ErrorCode, MigstreamError } from "../errors.js";
+import { type ErrorCode, MigstreamError, STREAM_ERROR_CODES } from "../errors.js";
 
 export const EXIT_OK = 0;
 export const EXIT_USAGE = 1;
@@ -7,17 +7,7 @@ export const EXIT_STREAM = 2; // stream integrity or format error
 export const EXIT_DEVICE = 3; // device or protocol error
 export const EXIT_IO = 4; // I/O error (files, sockets)
 
-const STREAM_CODES: ReadonlySet<ErrorCode> = new Set([
-  "BAD_MAGIC",
-  "VERSION",
-  "CHECKSUM",
-  "TRUNCATED",
-  "SEQUENCE",
-  "LIMIT",
-  "MAC",
-  "CODEC",
-  "FORMAT",
-]);
+const STREAM_CODES: ReadonlySet<ErrorCode> = new Set(STREAM_ERROR_CODES);
 const DEVICE_CODES: ReadonlySet<ErrorCode> = new Set(["PROTOCOL", "DEVICE", "ABORTED"]);
 
 /** Maps any thrown value to an exit code. */

@@ -5,7 +5,7 @@
 // `ok: true`; otherwise it puts it back in RUNNING. A success may still carry
 // `trailingBytes`: bytes that followed STREAM_END on the connection, which the
 // source reports as an error — without undoing the restore.
-import { type ErrorCode, MigstreamError } from "../errors.js";
+import { ERROR_CODES, type ErrorCode, MigstreamError } from "../errors.js";
 import { MAX_DEVICES } from "../format/constants.js";
 
 /** Longest ack line accepted (bytes, newline included): room for a device entry of each of MAX_DEVICES devices. */
@@ -34,25 +34,7 @@ export type Ack =
 /** What a busy destination answers a second source (with `busy: true`, so that the source retries). */
 export const BUSY_MESSAGE = "the destination is busy with another source";
 
-const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  "BAD_MAGIC",
-  "VERSION",
-  "CHECKSUM",
-  "TRUNCATED",
-  "SEQUENCE",
-  "LIMIT",
-  "MAC",
-  "CODEC",
-  "FORMAT",
-  "PROTOCOL",
-  "DEVICE",
-  "TRANSPORT",
-  "TIMEOUT",
-  "ABORTED",
-  "USAGE",
-  "IO",
-  "INTERNAL",
-]);
+const KNOWN_CODES: ReadonlySet<string> = new Set<ErrorCode>(ERROR_CODES);
 
 /**
  * The success ack of a multi-device restore: the totals (started: all of

@@ -4,7 +4,7 @@
 // encoder would never write.
 import { expect } from "vitest";
 import { makeImage } from "../../src/device/pages.js";
-import { type ErrorCode, isMigstreamError, type MigstreamError } from "../../src/errors.js";
+import { type ErrorCode, isMigstreamError, type MigstreamError, STREAM_ERROR_CODES } from "../../src/errors.js";
 import { crcSmall } from "../../src/format/crc.js";
 import { payloadSeed } from "../../src/format/frames.js";
 import type { DecodedStream, DeviceInput } from "../../src/format/index.js";
@@ -14,17 +14,8 @@ import { xxh3_64 } from "../../src/kernels/xxh3.js";
 export const SID = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
 export const KEY = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + 1);
 
-export const ALL_CODES: readonly ErrorCode[] = [
-  "BAD_MAGIC",
-  "VERSION",
-  "CHECKSUM",
-  "TRUNCATED",
-  "SEQUENCE",
-  "LIMIT",
-  "MAC",
-  "CODEC",
-  "FORMAT",
-];
+/** The codes a damaged or foreign stream may fail with. */
+export const ALL_CODES: readonly ErrorCode[] = STREAM_ERROR_CODES;
 
 /** Runs `f`; returns its MigstreamError (fails the test if it returns or throws anything else). */
 export function errorOf(f: () => unknown): MigstreamError {

@@ -23,6 +23,7 @@ const ENTRIES: Record<string, string> = {
 /** The root entry's values, exactly: a name added or removed here is a decision, not an accident. */
 const ROOT_VALUES = [
   "CODECS",
+  "ERROR_CODES",
   "FdRegion",
   "HandedOverDataFd",
   "KernelMigration",
@@ -31,6 +32,7 @@ const ROOT_VALUES = [
   "MigstreamError",
   "StreamDecoder",
   "StreamDemux",
+  "STREAM_ERROR_CODES",
   "StreamEncoder",
   "V2Handler",
   "VfioUserMigration",
