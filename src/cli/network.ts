@@ -45,24 +45,25 @@ export function requireKeyOffLoopback(
 /**
  * What the destination's hello requires, checked before the sender touches
  * its device or input: a key mismatch, or encryption it does not do, is MAC.
+ * `untouched` says what the sender left alone ("the device was not touched").
  */
-export function checkHello(dest: TcpDestination, keyed: boolean, encrypted: boolean): void {
+export function checkHello(dest: TcpDestination, keyed: boolean, encrypted: boolean, untouched: string): void {
   if (dest.hello.encrypted && !encrypted) {
     throw new MigstreamError(
       "MAC",
-      `${dest.url} takes only encrypted streams: add --encrypt (with --key-file); the device was not touched`,
+      `${dest.url} takes only encrypted streams: add --encrypt (with --key-file); ${untouched}`,
     );
   }
   if (dest.hello.keyed && !keyed) {
     throw new MigstreamError(
       "MAC",
-      `${dest.url} takes only authenticated streams: give --key-file with the destination's key; the device was not touched`,
+      `${dest.url} takes only authenticated streams: give --key-file with the destination's key; ${untouched}`,
     );
   }
   if (!dest.hello.keyed && keyed) {
     throw new MigstreamError(
       "MAC",
-      `${dest.url} holds no key and would refuse an authenticated stream: give it --key-file too, or send without one; the device was not touched`,
+      `${dest.url} holds no key and would refuse an authenticated stream: give it --key-file too, or send without one; ${untouched}`,
     );
   }
 }

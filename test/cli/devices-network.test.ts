@@ -252,7 +252,7 @@ describe("several devices over the network leg (separate processes, 127.0.0.1)",
       run(["save", ...srcArgs, "--to", `tcp://127.0.0.1:${px.port}`, "--no-precopy", "--key-file", key, ...extra]);
     const plain = await saveTo([]);
     expect(plain.code).toBe(2);
-    expect(plain.stderr).toMatch(/takes only encrypted streams: add --encrypt .*the device was not touched/);
+    expect(plain.stderr).toMatch(/takes only encrypted streams: add --encrypt .*; none of the 2 devices was touched/);
     for (const d of src) expect(await digest(d)).toMatchObject({ digest: d.initialDigest, deviceState: "RUNNING" });
     const s = await saveTo(["--encrypt"]);
     const r = await p.done;

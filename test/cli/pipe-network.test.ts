@@ -85,6 +85,10 @@ describe("encode --to / decode --listen (separate processes, 127.0.0.1)", () => 
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/^migstream: MAC .*the destination failed/m);
     await p.waitFor(/MAC .*nothing reached the output; connection from .* dropped; still listening/);
+    // No key at all: the hello says the destination wants one; the source stops before sending anything.
+    const unkeyed = await run(["encode", input, "--to", `tcp://127.0.0.1:${port}`]);
+    expect(unkeyed.code).toBe(2);
+    expect(unkeyed.stderr).toMatch(/^migstream: MAC: .* takes only authenticated streams: .*; nothing was sent$/m);
     const garbage = rawSource(port);
     expect(await garbage.hello).not.toBeNull(); // greeted first
     garbage.socket.end(new TextEncoder().encode("not a stream\n".repeat(8)));

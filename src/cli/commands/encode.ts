@@ -93,7 +93,7 @@ examples:
       const input = (await openInput(positionals[0], io))[Symbol.asyncIterator]();
       if (addr) {
         dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs, signal: io.signal });
-        checkHello(dest, enc.key !== undefined, enc.options.encrypt === true);
+        checkHello(dest, enc.key !== undefined, enc.options.encrypt === true, "nothing was sent");
       } else out = await openOutput(v.output!, io, { copy: false, binary: true, force: v.force, command: "encode" });
       const sink: ByteSink = dest ? dest.sink : out!.sink;
       // A stream that ends within its first transaction is coded on this thread: starting and

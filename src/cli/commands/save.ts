@@ -120,7 +120,9 @@ export const save: Command = savingCommand({
     try {
       if (addr) {
         dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs, signal: io.signal });
-        checkHello(dest, enc.key !== undefined, enc.options.encrypt === true);
+        const untouched =
+          specs.length > 1 ? `none of the ${specs.length} devices was touched` : "the device was not touched";
+        checkHello(dest, enc.key !== undefined, enc.options.encrypt === true, untouched);
         // Interrupted while waiting on the destination: drop the connection, so the wait ends and the source restarts.
         const d = dest;
         io.signal?.addEventListener("abort", () => d.destroy(), { once: true });
