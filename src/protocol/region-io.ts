@@ -2,6 +2,8 @@
 // offsets, plus device reset. Transports implement it (in-process simulated device,
 // vfio-user socket, file descriptor); the protocol driver only ever talks to this.
 
+import { MigstreamError } from "../errors.js";
+
 /**
  * The user side's access to one device's migration region: what a transport
  * implements and the protocol driver uses, and nothing else does.
@@ -59,6 +61,27 @@ export interface RegionIO {
   reset(): Promise<void>;
   /** Releases the transport (socket, fd). Idempotent. */
   close(): Promise<void>;
+}
+
+/**
+ * The contract's bounds rule, for transports: an access of `count` bytes at
+ * `offset` outside a region of `size` bytes is the caller's bug (USAGE), said
+ * with the transport's `label` and the access (`what`: "read", "write").
+ */
+export function checkRegionAccess(label: string, size: number, offset: number, count: number, what: string): void {
+  if (
+    !Number.isSafeInteger(offset) ||
+    !Number.isSafeInteger(count) ||
+    offset < 0 ||
+    count < 0 ||
+    offset + count > size
+  ) {
+    throw new MigstreamError(
+      "USAGE",
+      `${label}: ${what} of ${count} bytes at ${offset} is outside the ${size}-byte migration region`,
+      { offset },
+    );
+  }
 }
 
 /** errno names the protocol layer uses; numeric values are Linux's. */

@@ -4,7 +4,7 @@
 
 import { VendorErrno, type VendorRegion } from "../device/vendor.js";
 import { MigstreamError } from "../errors.js";
-import { errnoName, type RegionIO } from "../protocol/region-io.js";
+import { checkRegionAccess, errnoName, type RegionIO } from "../protocol/region-io.js";
 
 /** A vendor that can read straight into the caller's buffer (one copy fewer). */
 type ReadIntoVendor = VendorRegion & { readInto(offset: number, count: number, into: Uint8Array): Promise<number> };
@@ -93,19 +93,7 @@ export class InProcessRegion implements RegionIO {
 
   #check(offset: number, count: number, what: string): void {
     this.#open(what);
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(count) ||
-      offset < 0 ||
-      count < 0 ||
-      offset + count > this.size
-    ) {
-      throw new MigstreamError(
-        "USAGE",
-        `${this.label}: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte migration region`,
-        { offset },
-      );
-    }
+    checkRegionAccess(this.label, this.size, offset, count, what);
   }
 
   #deviceError(e: unknown, what: string, offset?: number): MigstreamError {

@@ -23,7 +23,7 @@
 // TRANSPORT and the VMM must reset the device itself when the driver reports
 // that it needs one.
 import { MigstreamError } from "../../errors.js";
-import type { RegionIO } from "../../protocol/region-io.js";
+import { checkRegionAccess, type RegionIO } from "../../protocol/region-io.js";
 import { builtin } from "../builtin.js";
 
 /** Largest single pread/pwrite (Linux moves at most ~2 GiB per call; the driver splits above this). */
@@ -206,19 +206,7 @@ export class FdRegion implements RegionIO {
 
   private check(offset: number, count: number, what: string): void {
     if (this.closed) throw new MigstreamError("TRANSPORT", `${this.label}: region is closed`);
-    if (
-      !Number.isInteger(offset) ||
-      !Number.isInteger(count) ||
-      offset < 0 ||
-      count < 0 ||
-      offset + count > this.size
-    ) {
-      throw new MigstreamError(
-        "USAGE",
-        `${this.label}: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte region`,
-        { offset },
-      );
-    }
+    checkRegionAccess(this.label, this.size, offset, count, what);
     if (count > MAX_FD_ACCESS)
       throw new MigstreamError("USAGE", `${this.label}: ${what} of ${count} bytes exceeds ${MAX_FD_ACCESS}`);
   }

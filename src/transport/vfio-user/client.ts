@@ -4,7 +4,7 @@
 // that fits max_data_xfer_size goes in one message (some servers accept only
 // whole-buffer accesses), larger ones are split at that limit.
 import { MigstreamError } from "../../errors.js";
-import type { RegionIO } from "../../protocol/region-io.js";
+import { checkRegionAccess, type RegionIO } from "../../protocol/region-io.js";
 import { type DiscoveredRegion, describeRegion, migrationRegionOf } from "../region-info.js";
 import { DIGEST_REGION_SIZE, DIGEST_REGION_SUBTYPE, DIGEST_REGION_TYPE, MAX_REGIONS } from "./constants.js";
 import { type SessionOptions, VfioUserSession } from "./session.js";
@@ -132,19 +132,7 @@ export class VfioUserRegion implements RegionIO {
   }
 
   private check(offset: number, count: number, what: string): void {
-    if (
-      !Number.isInteger(offset) ||
-      !Number.isInteger(count) ||
-      offset < 0 ||
-      count < 0 ||
-      offset + count > this.size
-    ) {
-      throw new MigstreamError(
-        "USAGE",
-        `vfio-user: ${what} of ${count} bytes at ${offset} is outside the ${this.size}-byte migration region`,
-        { offset },
-      );
-    }
+    checkRegionAccess("vfio-user", this.size, offset, count, what);
   }
 }
 
