@@ -96,9 +96,8 @@ export async function simServe(argv: string[], io: CliIO): Promise<number> {
 
   // Listen for stop signals before the (possibly slow) state generation.
   const stop = stopped(io.signal, v["exit-with-stdin"] ? io.stdin : undefined);
-  let served: Awaited<ReturnType<typeof serveSim>>;
-  try {
-    served = await serveSim(path, {
+  const served = await allocating(
+    serveSim(path, {
       device,
       faults,
       maxDataXfer,
@@ -107,12 +106,8 @@ export async function simServe(argv: string[], io: CliIO): Promise<number> {
       onDisconnect,
       log,
       variant: serverVariantOf(kv.variant),
-    });
-  } catch (e) {
-    if (e instanceof RangeError)
-      throw new MigstreamError("LIMIT", `${CMD}: cannot allocate the device state: ${e.message}`, { cause: e });
-    throw e;
-  }
+    }),
+  );
   const { server, device: dev } = served;
   if (!v.quiet)
     io.stdout.write(
@@ -174,21 +169,16 @@ async function serveV2(v: ServeValues, io: CliIO): Promise<number> {
   const maxDataXfer = sizeOption(CMD, "--max-transfer", v["max-transfer"]);
   const log = v.verbose ? (line: string) => void io.stderr.write(`${line}\n`) : undefined;
   const stop = stopped(io.signal, v["exit-with-stdin"] ? io.stdin : undefined);
-  let served: Awaited<ReturnType<typeof serveSimV2>>;
-  try {
-    served = await serveSimV2(v.socket, {
+  const served = await allocating(
+    serveSimV2(v.socket, {
       device,
       faults,
       maxDataXfer,
       idleTimeoutMs,
       log,
       resetKeepsState: v["reset-to-running"] !== true,
-    });
-  } catch (e) {
-    if (e instanceof RangeError)
-      throw new MigstreamError("LIMIT", `${CMD}: cannot allocate the device state: ${e.message}`, { cause: e });
-    throw e;
-  }
+    }),
+  );
   const { server, device: dev } = served;
   if (!v.quiet)
     io.stdout.write(
@@ -202,3 +192,14 @@ async function serveV2(v: ServeValues, io: CliIO): Promise<number> {
 
 /** A u64 as 16 hex digits (re-exported: where other modules have taken it from). */
 export { hex64 };
+
+/** Starts a simulated device; its state too large to allocate is LIMIT (said with the command), not a crash. */
+async function allocating<T>(start: Promise<T>): Promise<T> {
+  try {
+    return await start;
+  } catch (e) {
+    if (e instanceof RangeError)
+      throw new MigstreamError("LIMIT", `${CMD}: cannot allocate the device state: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
