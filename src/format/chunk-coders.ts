@@ -73,6 +73,15 @@ export interface ChunkDecodeRequest {
  */
 export interface ChunkDecoder {
   decode(request: ChunkDecodeRequest): Promise<Uint8Array>;
+  /**
+   * Optional: decodes and verifies the chunk on the calling thread, before it
+   * returns, when the decoder judges that cheaper than sending it (a chunk
+   * cheap to decode, or every thread it could go to already busy): returns
+   * what `decode` would resolve with, or null (nothing done) to have the
+   * chunk go through `decode`. Throws what `decode` would reject with. The
+   * payload may be a view of the stream's bytes: it is not kept.
+   */
+  decodeNow?(request: ChunkDecodeRequest): Uint8Array | null;
   readonly copiesInput?: boolean;
   release?(data: Uint8Array): void;
 }

@@ -31,8 +31,12 @@ import type { MacBatchReader } from "./mac-batch.js";
 import { readChunkHeader } from "./payloads.js";
 import type { DecodeEvent } from "./types.js";
 
-/** Default read-ahead of a decoder with a pool, in chunks. */
-export const PARALLEL_DECODE_IN_FLIGHT = 16;
+/**
+ * Default read-ahead of a decoder with a pool, in chunks: enough that the
+ * workers' queues are full and the calling thread still has chunks of its own
+ * to decode (ChunkDecoder.decodeNow) instead of waiting for theirs.
+ */
+export const PARALLEL_DECODE_IN_FLIGHT = 32;
 
 /** What the engine takes from the decoder's options (checked there). */
 export interface ParallelDecodingOptions {
@@ -50,8 +54,12 @@ type ChunkEvent = Extract<DecodeEvent, { type: "chunk" }>;
 interface Pending {
   events: DecodeEvent[];
   chunk: ChunkEvent | null;
-  /** RAW/LZ4/ZSTD: the decode job. */
+  /** RAW/LZ4/ZSTD: the decode job while it runs (null once settled, or when decoded at once). */
   job: Promise<Uint8Array> | null;
+  /** RAW/LZ4/ZSTD: the verified bytes, once decoded... */
+  data: Uint8Array | null;
+  /** ...or why they could not be. */
+  error: unknown;
   hash: bigint;
   /** DEDUP_REF: the ordinal named. */
   ordinal: number;
@@ -67,6 +75,18 @@ interface DeviceAssembly {
 
 const noop = () => {};
 
+/**
+ * A turn of the event loop (replies from other threads are taken in), where
+ * the runtime has a cheap one (setImmediate: Node, Deno); null elsewhere.
+ */
+const nextTurn: (() => Promise<void>) | null =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === "function"
+    ? () =>
+        new Promise<void>((resolve) =>
+          (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(resolve),
+        )
+    : null;
+
 export class ParallelDecoding {
   private readonly reader: FrameReader;
   private readonly batches: MacBatchReader;
@@ -80,8 +100,8 @@ export class ParallelDecoding {
   private readonly devices = new Map<number, DeviceAssembly>();
   /** Job buffers (max_chunk bytes each) free for reuse. */
   private readonly free: ArrayBuffer[] = [];
-  /** Jobs that have settled (their chunk can be released without waiting). */
-  private readonly settled = new WeakSet<Promise<Uint8Array>>();
+  /** Decode jobs started and not yet settled. */
+  private jobsOut = 0;
   private started: Promise<void> | null = null;
 
   constructor(o: ParallelDecodingOptions) {
@@ -113,14 +133,19 @@ export class ParallelDecoding {
       if (b === "header") {
         const h = this.reader.header!;
         this.interp = new Interpreter(h, { verifyOnly: true, assemble: false });
-        this.pending.push({ events: [{ type: "header", header: h }], chunk: null, job: null, hash: 0n, ordinal: -1 });
+        this.pending.push(pendingOf([{ type: "header", header: h }]));
         continue;
       }
       let stop = b.stop; // frames before the bad one are still good
       try {
         for (const f of b.frames) {
           while (this.pending.length >= this.inFlight) yield* this.release();
-          this.take(f, this.interp!.frame(f));
+          const here = this.take(f, this.interp!.frame(f));
+          // A chunk decoded here while others are out: let their replies in, so that the threads they
+          // went to get more work now rather than after this whole batch.
+          if (here && this.jobsOut > 0 && nextTurn !== null) await nextTurn();
+          // Out at once when nothing waits before it (a chunk decoded here, a frame without one).
+          if (this.ready(this.pending[0])) yield* this.releaseReady();
         }
         // Every frame of the batch is taken: payloads were copied (or decoded) when submitted and
         // events hold no views of them, so the buffers frames were gathered in can be reused.
@@ -133,7 +158,7 @@ export class ParallelDecoding {
         this.fail(stop);
       }
       // Hand out whatever is already decoded, without waiting.
-      while (this.pending.length > 0 && this.ready(this.pending[0])) yield* this.release();
+      yield* this.releaseReady();
       if (!b.more) return;
     }
   }
@@ -156,17 +181,18 @@ export class ParallelDecoding {
   private fail(e: unknown): never {
     this.failed ??= e;
     this.interp?.dispose();
-    for (const p of this.pending.splice(0)) p.job?.catch(noop);
+    this.pending.length = 0; // every job's rejection is already handled (submit)
     throw e;
   }
 
   private ready(p: Pending): boolean {
-    return p.job === null || this.settled.has(p.job);
+    return p.job === null;
   }
 
-  /** Queues a frame's events; starts its chunk's decode job. */
-  private take(f: Frame, events: DecodeEvent[]): void {
-    const p: Pending = { events, chunk: null, job: null, hash: 0n, ordinal: -1 };
+  /** Queues a frame's events; decodes its chunk here or starts its decode job. True when it decoded a chunk here. */
+  private take(f: Frame, events: DecodeEvent[]): boolean {
+    const p = pendingOf(events);
+    let here = false;
     for (const ev of events) {
       if (ev.type !== "chunk") continue;
       p.chunk = ev;
@@ -175,15 +201,25 @@ export class ParallelDecoding {
       const payload = f.payload.subarray(CHUNK_HEADER_SIZE);
       if (ev.codec === CODEC_DEDUP_REF) p.ordinal = decodeDedupRef(payload);
       else if (ev.codec === CODEC_RAW || ev.codec === CODEC_LZ4 || ev.codec === CODEC_ZSTD)
-        p.job = this.submit(ev, payload, c.rawHash);
+        here = this.submit(p, ev, payload, c.rawHash);
     }
     this.pending.push(p);
+    return here;
   }
 
-  private submit(ev: ChunkEvent, payload: Uint8Array, hash: bigint): Promise<Uint8Array> {
+  /** Decodes the chunk of `p` at once when the decoder takes it so (returns true), else starts its job. */
+  private submit(p: Pending, ev: ChunkEvent, payload: Uint8Array, hash: bigint): boolean {
+    const request = { codec: ev.codec, payload, rawLength: ev.rawLength, hash };
+    if (this.decoder.decodeNow !== undefined) {
+      try {
+        p.data = this.decoder.decodeNow(request);
+      } catch (e) {
+        p.error = e; // thrown in stream order, when its frame is released
+      }
+      if (p.data !== null || p.error !== null) return true;
+    }
     let job: Promise<Uint8Array>;
-    if (this.decoder.copiesInput)
-      job = this.decoder.decode({ codec: ev.codec, payload, rawLength: ev.rawLength, hash });
+    if (this.decoder.copiesInput) job = this.decoder.decode(request);
     else {
       // The payload goes in a buffer of its own with room for the raw bytes (reused once released).
       const cap = Math.max(this.reader.header!.maxChunk, payload.length, ev.rawLength);
@@ -191,13 +227,23 @@ export class ParallelDecoding {
       if (buf === undefined || buf.byteLength < cap) buf = new ArrayBuffer(cap);
       const copy = new Uint8Array(buf, 0, payload.length);
       copy.set(payload);
-      job = this.decoder.decode({ codec: ev.codec, payload: copy, rawLength: ev.rawLength, hash, whole: true });
+      job = this.decoder.decode({ ...request, payload: copy, whole: true });
     }
+    p.job = job;
+    this.jobsOut++;
     job.then(
-      () => this.settled.add(job),
-      () => this.settled.add(job),
+      (data) => {
+        p.data = data;
+        p.job = null;
+        this.jobsOut--;
+      },
+      (e) => {
+        p.error = e ?? new MigstreamError("INTERNAL", "a chunk decode job failed without a reason");
+        p.job = null;
+        this.jobsOut--;
+      },
     );
-    return job;
+    return false;
   }
 
   /** Releases every pending frame, in order (the first failure throws). */
@@ -205,26 +251,35 @@ export class ParallelDecoding {
     while (this.pending.length > 0) yield* this.release();
   }
 
-  /** Waits for the oldest pending frame, finishes its chunk, yields its events. */
+  /** Waits for the oldest pending frame's chunk, then releases it and every ready frame after it. */
   private async *release(): AsyncGenerator<DecodeEvent> {
-    const p = this.pending[0];
-    let recycle: Uint8Array | null = null;
-    if (p.chunk !== null) {
-      try {
-        recycle = await this.finishChunk(p, p.chunk);
-      } catch (e) {
-        this.fail(e);
+    const job = this.pending[0].job;
+    if (job !== null) await job.catch(noop); // settles the frame (submit's handlers ran first)
+    yield* this.releaseReady();
+  }
+
+  /** Releases the pending frames that are ready, oldest first, without waiting (the first failure throws). */
+  private *releaseReady(): Generator<DecodeEvent> {
+    while (this.pending.length > 0 && this.ready(this.pending[0])) {
+      const p = this.pending[0];
+      let recycle: Uint8Array | null = null;
+      if (p.chunk !== null) {
+        try {
+          recycle = this.finishChunk(p, p.chunk);
+        } catch (e) {
+          this.fail(e);
+        }
       }
-    }
-    this.pending.shift();
-    for (const ev of p.events) {
-      this.before(ev);
-      yield ev;
-    }
-    if (recycle !== null && (this.reuse || this.assemble)) {
-      if (this.decoder.release) this.decoder.release(recycle);
-      else if (recycle.buffer.byteLength >= this.reader.header!.maxChunk && this.free.length < this.inFlight)
-        this.free.push(recycle.buffer as ArrayBuffer);
+      this.pending.shift();
+      for (const ev of p.events) {
+        this.before(ev);
+        yield ev;
+      }
+      if (recycle !== null && (this.reuse || this.assemble)) {
+        if (this.decoder.release) this.decoder.release(recycle);
+        else if (recycle.buffer.byteLength >= this.reader.header!.maxChunk && this.free.length < this.inFlight)
+          this.free.push(recycle.buffer as ArrayBuffer);
+      }
     }
   }
 
@@ -260,17 +315,18 @@ export class ParallelDecoding {
   }
 
   /**
-   * The verified bytes of a pending chunk, put where the consumer gets them;
+   * The verified bytes of a settled chunk, put where the consumer gets them;
    * returns the job buffer to recycle once the chunk's events are out.
    */
-  private async finishChunk(p: Pending, ev: ChunkEvent): Promise<Uint8Array | null> {
+  private finishChunk(p: Pending, ev: ChunkEvent): Uint8Array | null {
     const a = this.devices.get(ev.device)!;
     const raw = ev.rawLength;
     let data: Uint8Array;
     let job: Uint8Array | null = null;
     try {
-      if (p.job !== null) {
-        data = job = await p.job;
+      if (p.error !== null) throw p.error;
+      if (p.data !== null) {
+        data = job = p.data;
       } else if (ev.codec === CODEC_ZERO) {
         data = new Uint8Array(raw);
         if (hashOfZeros(data) !== p.hash) throw badHash(ev);
@@ -293,6 +349,11 @@ export class ParallelDecoding {
     ev.data = ev.codec === CODEC_DEDUP_REF ? data.slice() : data;
     return job;
   }
+}
+
+/** A frame's events, pending, with no chunk yet. */
+function pendingOf(events: DecodeEvent[]): Pending {
+  return { events, chunk: null, job: null, data: null, error: null, hash: 0n, ordinal: -1 };
 }
 
 /** The DEDUP_REF payload naming `ordinal` (resolveDedupRef reads it back). */

@@ -130,6 +130,11 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
     return out;
   }
 
+  /** True while a batch is being gathered (it goes out by the end of the current task). */
+  get gathering(): boolean {
+    return this.current !== null;
+  }
+
   /** Sends the batch being gathered, if any. */
   flush(): void {
     const b = this.current;

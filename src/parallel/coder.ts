@@ -18,7 +18,9 @@
 import type { AutoContext } from "../codec/auto/decide.js";
 import { type CodedChunk, MAX_CHUNK_SIZE } from "../codec/coder.js";
 import type { Coding } from "../codec/coding.js";
-import { CODEC_LZ4, CODEC_RAW } from "../codec/ids.js";
+import { CODEC_LZ4, CODEC_RAW, CODEC_ZSTD } from "../codec/ids.js";
+import { init } from "../codec/index.js";
+import { zstdAvailable } from "../codec/zstd.js";
 import { MigstreamError } from "../errors.js";
 import type { ChunkCoder, ChunkDecodeRequest, ChunkDecoder } from "../format/chunk-coders.js";
 import { CODER_IN_FLIGHT } from "../format/encoder.js";
@@ -120,10 +122,12 @@ export interface PoolDecoderOptions {
   inFlight?: number;
   /**
    * Decode LZ4 and RAW chunks on the calling thread (default true): the LZ4
-   * kernel decodes and verifies a chunk faster than it can be copied into a
-   * batch, posted and returned (reference VM, 512 MiB LZ4 stream: 2 threads
-   * took 1.54× the time of 1 with LZ4 on the pool, 1.07× with it here).
-   * zstd chunks go to the pool.
+   * kernel decodes and verifies a chunk about as fast as it can be copied
+   * into a batch, posted and returned, so a second thread gains little on
+   * them and costs a worker's start-up. zstd chunks go to the pool. Either
+   * way a chunk is decoded on the calling thread when no worker has room for
+   * it (WorkerPool.hasWorkerRoom): the calling thread takes its share of the
+   * work instead of waiting.
    */
   cheapInline?: boolean;
 }
@@ -134,17 +138,20 @@ const INLINE_SPARE_BUFFERS = PARALLEL_DECODE_IN_FLIGHT + 4;
 const MIN_INLINE_BUFFER = 256 << 10;
 
 /** A ChunkDecoder that decodes and verifies chunks on `pool`, in batches (see the example above). */
-export function poolDecoder(pool: WorkerPool, options: PoolDecoderOptions = {}): ChunkDecoder & { copiesInput: true } {
+export function poolDecoder(
+  pool: WorkerPool,
+  options: PoolDecoderOptions = {},
+): ChunkDecoder & { copiesInput: true; decodeNow(req: ChunkDecodeRequest): Uint8Array | null } {
   const cheapInline = options.cheapInline ?? true;
   const spare: ArrayBuffer[] = [];
   const mine = new WeakSet<ArrayBuffer>();
+  let zstdAsked = false;
   /**
    * Decodes one chunk here, straight into a recycled buffer, before it returns
    * (the payload is a view the caller reuses: copiesInput). Same checks and
-   * errors as a worker's. LZ4 and RAW need only the kernels, which the
-   * decoder has loaded before it reads a frame.
+   * errors as a worker's. The codec must be loaded here (see usable()).
    */
-  const here = (req: ChunkDecodeRequest): Promise<Uint8Array> => {
+  const here = (req: ChunkDecodeRequest): Uint8Array => {
     const { codec, payload, rawLength, hash } = req;
     const room = Number.isSafeInteger(rawLength) && rawLength > 0 && rawLength <= MAX_CHUNK_SIZE ? rawLength : 0;
     const i = spare.findIndex((b) => b.byteLength >= room);
@@ -152,11 +159,25 @@ export function poolDecoder(pool: WorkerPool, options: PoolDecoderOptions = {}):
     try {
       const out = decodeIntoRoom(codec, payload, rawLength, hash, new Uint8Array(buf, 0, room));
       mine.add(buf);
-      return Promise.resolve(out);
+      return out;
     } catch (e) {
       if (spare.length < INLINE_SPARE_BUFFERS) spare.push(buf);
-      return Promise.reject(fromWireError(toWireError(e))); // the same typed error a worker would send
+      throw fromWireError(toWireError(e)); // the same typed error a worker would send
     }
+  };
+  /**
+   * True when `codec` decodes on this thread now. LZ4 and RAW need only the
+   * kernels, which the decoder loaded before it read a frame; zstd is loaded
+   * here on first need, in the background (chunks go to the pool meanwhile).
+   */
+  const usable = (codec: number): boolean => {
+    if (codec !== CODEC_ZSTD) return true;
+    if (zstdAvailable()) return true;
+    if (!zstdAsked) {
+      zstdAsked = true;
+      init().catch(() => {}); // where it cannot load, every zstd chunk goes to the pool
+    }
+    return false;
   };
   const batcher = new Batcher<DecodeSpan, Uint8Array>(
     batchChunks(pool, options.inFlight ?? PARALLEL_DECODE_IN_FLIGHT),
@@ -166,9 +187,22 @@ export function poolDecoder(pool: WorkerPool, options: PoolDecoderOptions = {}):
   const none = () => undefined;
   return {
     copiesInput: true,
+    decodeNow(req: ChunkDecodeRequest) {
+      const cheap = cheapInline && (req.codec === CODEC_LZ4 || req.codec === CODEC_RAW);
+      // A chunk goes to a worker (joining the batch being gathered, if any) unless none has room:
+      // then this thread decodes it rather than wait.
+      if (!cheap && (batcher.gathering || pool.hasWorkerRoom())) return null;
+      return usable(req.codec) ? here(req) : null;
+    },
     decode(req: ChunkDecodeRequest) {
       const { codec, payload, rawLength, hash } = req;
-      if (cheapInline && (codec === CODEC_LZ4 || codec === CODEC_RAW)) return here(req);
+      if (cheapInline && (codec === CODEC_LZ4 || codec === CODEC_RAW)) {
+        try {
+          return Promise.resolve(here(req));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
       // Room for the raw bytes where the payload goes (a claimed size beyond the chunk limit gets none: the job fails with LIMIT).
       const room = Math.max(
         payload.length,

@@ -229,6 +229,19 @@ export class WorkerPool implements CodingPool {
     return this.submit({ op: "decode", ...request });
   }
 
+  /**
+   * True when a job submitted now would go to a worker without waiting: a
+   * worker is still to be started (submitting starts it), or a ready one has
+   * room in its queue and no job waits before it. False for an inline, closed
+   * or broken pool. A caller with work it can do itself (a decoder with a
+   * chunk) does it on its own thread when this is false.
+   */
+  hasWorkerRoom(): boolean {
+    if (this.inline || this.closing !== null || this.broken !== null || this.queue.length > 0) return false;
+    if (this.slots.length < this.workerLimit) return true;
+    return this.slots.some((s) => s.ready && !s.dead && s.inflight.size < WORKER_QUEUE_DEPTH);
+  }
+
   /** Runs one job. */
   submit<J extends PoolJob>(job: J): Promise<ResultOf<J>> {
     let p: Promise<WireResult>;
