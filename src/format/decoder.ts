@@ -19,6 +19,7 @@ import { type DecoderLimits, resolveLimits } from "./limits.js";
 import { checkKey } from "./mac.js";
 import { MacBatchReader } from "./mac-batch.js";
 import { PARALLEL_DECODE_IN_FLIGHT, ParallelDecoding } from "./parallel-decode.js";
+import { PayloadStage } from "./stage.js";
 import type { DecodedDevice, DecodedStream, DecodeEvent, StreamTrailer } from "./types.js";
 
 /** Options of StreamDecoder and the one-shot decoders. */
@@ -41,9 +42,10 @@ export interface DecoderOptions extends DecoderLimits {
   assemble?: boolean;
   /**
    * Each chunk's `data` (with `assemble`: each transaction's, per device) is a
-   * view of a reused buffer, valid only until the iterator is advanced past
-   * that event (copy what you keep). Saves a new array per chunk or
-   * transaction. Default false.
+   * view of a reused buffer — or, for a RAW chunk decoded on this thread, of
+   * the stream bytes it arrived in — valid only until the iterator is advanced
+   * past that event (copy what you keep). Saves a new array (and for RAW
+   * chunks any copy) per chunk or transaction. Default false.
    */
   reuseOutput?: boolean;
   /**
@@ -53,7 +55,7 @@ export interface DecoderOptions extends DecoderLimits {
    * pool is not closed by the decoder.
    */
   pool?: CodingPool;
-  /** With a pool: chunks read ahead of the consumer, at most (default 16). */
+  /** With a pool: chunks read ahead of the consumer, at most (default 32). */
   inFlight?: number;
 }
 
@@ -79,9 +81,11 @@ export class StreamDecoder {
   /** A decoder for one stream. Throws USAGE for bad options. */
   constructor(options: DecoderOptions = {}) {
     this.key = options.key === undefined ? null : checkKey(options.key);
-    this.reader = new FrameReader(resolveLimits(options), this.key !== null);
-    this.batches = new MacBatchReader(this.reader, this.key, bindingPolicy(options));
     this.verifyOnly = options.verifyOnly ?? false;
+    // Decoding here: each payload is copied into kernel memory once, checked and decoded there (stage.ts).
+    const stage = options.pool === undefined && !this.verifyOnly ? new PayloadStage() : null;
+    this.reader = new FrameReader(resolveLimits(options), this.key !== null, stage);
+    this.batches = new MacBatchReader(this.reader, this.key, bindingPolicy(options));
     this.assemble = options.assemble ?? false;
     this.reuse = options.reuseOutput === true;
     const pool = options.pool;
@@ -127,7 +131,12 @@ export class StreamDecoder {
 
   private onHeader(): DecodeEvent {
     const h = this.reader.header!;
-    this.interp = new Interpreter(h, { verifyOnly: this.verifyOnly, assemble: this.assemble, reuse: this.reuse });
+    this.interp = new Interpreter(h, {
+      verifyOnly: this.verifyOnly,
+      assemble: this.assemble,
+      reuse: this.reuse,
+      stage: this.reader.stage,
+    });
     return { type: "header", header: h };
   }
 

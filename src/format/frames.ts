@@ -20,6 +20,7 @@ import {
 import { crcSmall } from "./crc.js";
 import { checkMagic, parseHeader, type StreamHeader } from "./header.js";
 import type { DecoderLimits } from "./limits.js";
+import type { PayloadStage, StageTicket } from "./stage.js";
 
 /** Seed of a frame's payload check: stream_seed XOR (length | header_crc << 32). */
 export function payloadSeed(streamSeed: bigint, length: number, headerCrc: number): bigint {
@@ -95,10 +96,13 @@ export class FrameWriter {
   }
 }
 
-/** CHECKSUM unless a frame's payload check matches its payload (FORMAT.md §4.2). */
-export function checkPayload(f: Frame, h: StreamHeader): void {
+/**
+ * CHECKSUM unless a frame's payload check matches its payload (FORMAT.md §4.2);
+ * `bytes`: where the payload's bytes are read (a staged copy), default f.payload.
+ */
+export function checkPayload(f: Frame, h: StreamHeader, bytes: Uint8Array = f.payload): void {
   const hcrc = view(f.bytes).getUint32(12, true);
-  if (xxh3_64(f.payload, payloadSeed(h.check, f.length, hcrc)) !== f.check) {
+  if (xxh3_64(bytes, payloadSeed(h.check, f.length, hcrc)) !== f.check) {
     throw new MigstreamError("CHECKSUM", `${frameName(f.type)} payload check mismatch`, {
       offset: f.offset,
       frame: f.seq,
@@ -126,6 +130,8 @@ export interface Frame {
   check: bigint;
   /** The MAC tag, or null for an unkeyed stream. */
   tag: Uint8Array | null;
+  /** Where the reader's PayloadStage holds the checked copy of `payload`, if it staged it. */
+  staged?: StageTicket | null;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -160,10 +166,13 @@ export class FrameReader {
   private lent: Uint8Array[] = [];
   private spare: Uint8Array[] = [];
   private spareBytes = 0;
+  /** Where payloads are copied to be checked (and then decoded) in place, or null: checked where they lie. */
+  readonly stage: PayloadStage | null;
 
-  constructor(limits: Required<DecoderLimits>, keyed: boolean) {
+  constructor(limits: Required<DecoderLimits>, keyed: boolean, stage: PayloadStage | null = null) {
     this.limits = limits;
     this.keyed = keyed;
+    this.stage = stage;
   }
 
   /** Stream bytes consumed so far (complete units plus a partial one). */
@@ -331,9 +340,16 @@ export class FrameReader {
       payload,
       check,
       tag: this.tagSize > 0 ? b.subarray(end, end + this.tagSize) : null,
+      staged: null,
     };
     // A sealed frame's payload and check are ciphertext: checked once opened (aead.ts).
-    if (!this.sealed) checkPayload(frame, h);
+    if (!this.sealed) {
+      if (this.stage === null) checkPayload(frame, h);
+      else {
+        frame.staged = this.stage.put(payload);
+        checkPayload(frame, h, this.stage.view(frame.staged)!);
+      }
+    }
     if (type === FRAME_STREAM_END) this.ended = true;
     return frame;
   }

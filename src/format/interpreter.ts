@@ -46,6 +46,7 @@ import {
   readStreamEnd,
   readTransaction,
 } from "./payloads.js";
+import type { PayloadStage } from "./stage.js";
 import type { DecodeEvent, DeviceTrailer } from "./types.js";
 import { WindowTracker } from "./window.js";
 
@@ -56,6 +57,12 @@ export interface InterpreterOptions {
   assemble: boolean;
   /** Decode every chunk (with assemble: every transaction of a device) into one reused buffer (see DecoderOptions.reuseOutput). */
   reuse?: boolean;
+  /**
+   * The FrameReader's PayloadStage, if it stages payloads: chunks are decoded
+   * and verified from the checked copy there, in place. The interpreter frees
+   * it with its own kernel state (dispose).
+   */
+  stage?: PayloadStage | null;
 }
 
 interface Txn {
@@ -340,17 +347,22 @@ export class Interpreter {
           d.tracker?.add(raw);
         }
       } else {
-        const into =
-          t.buf !== null ? t.buf.subarray(t.filled, t.filled + raw) : this.opts.reuse ? this.reused(raw) : undefined;
-        // A resolved reference without `into` is the window's own copy: hand out a copy of it.
-        if (c.codec === CODEC_LZ4) {
-          // Decoded and hashed in kernel memory, copied out once.
-          decodeChunk(c.codec, payload, raw, this.stage(raw).view(0, raw));
-          const v = this.stage(raw).view(0, raw);
+        const handOut = t.buf === null && this.opts.reuse === true; // the consumer takes a view, valid until it moves on
+        const into = t.buf !== null ? t.buf.subarray(t.filled, t.filled + raw) : handOut ? this.reused(raw) : undefined;
+        if (c.codec === CODEC_RAW && handOut && payload.length === raw && this.staged(f) !== null) {
+          // The chunk is its payload: verified in the checked copy, in place, and handed out as it lies (no copy).
+          if (xxh3_64(this.staged(f)!) !== c.rawHash) throw badHash(f, c.codec);
+          data = payload;
+        } else if (c.codec === CODEC_LZ4) {
+          // Decoded (from the checked copy when staged) and hashed in kernel memory, copied out once.
+          const out = this.stage(raw); // may grow kernel memory: views after
+          decodeChunk(c.codec, this.staged(f) ?? payload, raw, out.view(0, raw));
+          const v = out.view(0, raw);
           if (xxh3_64(v) !== c.rawHash) throw badHash(f, c.codec);
           data = into ?? new Uint8Array(raw);
           data.set(v);
         } else {
+          // A resolved reference without `into` is the window's own copy: hand out a copy of it.
           data =
             c.codec === CODEC_DEDUP_REF
               ? into === undefined
@@ -364,6 +376,19 @@ export class Interpreter {
     } catch (e) {
       atFrame(e, f);
     }
+    return this.chunkDone(f, d, t, c, data);
+  }
+
+  /** A chunk checked (and decoded into `data`, unless verifying only): counts, digest, its events. */
+  private chunkDone(
+    f: Frame,
+    d: DeviceState,
+    t: Txn,
+    c: ReturnType<typeof readChunkHeader>,
+    data: Uint8Array | undefined,
+  ): DecodeEvent[] {
+    const raw = c.rawLength;
+    const coded = c.codedLength;
     d.digest.chunk(c.rawHash, raw, t.index);
     d.counts.chunks++;
     d.counts.rawBytes += raw;
@@ -421,6 +446,13 @@ export class Interpreter {
     return this.reuseBuf.subarray(0, n);
   }
 
+  /** The chunk payload of `f` in the checked, staged copy (a kernel view: take it after any allocation), or null. */
+  private staged(f: Frame): Uint8Array | null {
+    const stage = this.opts.stage;
+    const v = stage && f.staged ? stage.view(f.staged) : null;
+    return v === null ? null : v.subarray(CHUNK_HEADER_SIZE);
+  }
+
   /** Kernel-memory room for one decoded chunk of `n` bytes (≤ max_chunk). */
   private stage(n: number): KernelBuffer {
     if (this.staging === null || this.staging.length < n) {
@@ -473,6 +505,7 @@ export class Interpreter {
   dispose(): void {
     this.staging?.free();
     this.staging = null;
+    this.opts.stage?.dispose();
     this.framesDigest.free();
     for (const d of this.devices.values()) d.digest.free();
   }
