@@ -82,8 +82,8 @@ export class StreamDecoder {
   constructor(options: DecoderOptions = {}) {
     this.key = options.key === undefined ? null : checkKey(options.key);
     this.verifyOnly = options.verifyOnly ?? false;
-    // Decoding here: each payload is copied into kernel memory once, checked and decoded there (stage.ts).
-    const stage = options.pool === undefined && !this.verifyOnly ? new PayloadStage() : null;
+    // Decoding: each payload is copied into kernel memory once, checked and decoded there (stage.ts).
+    const stage = this.verifyOnly ? null : new PayloadStage();
     this.reader = new FrameReader(resolveLimits(options), this.key !== null, stage);
     this.batches = new MacBatchReader(this.reader, this.key, bindingPolicy(options));
     this.assemble = options.assemble ?? false;

@@ -4,13 +4,17 @@
 //
 // The frame layer, MACs and every structural rule run here, in order, through
 // the Interpreter in verify mode (the same code StreamDecoder runs). Each
-// RAW/LZ4/ZSTD chunk becomes a decode+verify job; ZERO and DEDUP_REF chunks
-// are resolved here (they need no decompression; a reference needs earlier
-// chunks' bytes, which are only known in order). Events are released strictly
-// in stream order, a chunk's only after its job verified its bytes, so a
-// consumer sees exactly what StreamDecoder would show, and the first error in
-// stream order: a failure found further ahead waits until every earlier chunk
-// has been released or has failed itself.
+// RAW/LZ4/ZSTD chunk is offered to the decoder's decodeNow (decoded on this
+// thread at once: a cheap codec, or every worker busy), else becomes a
+// decode+verify job; a RAW chunk with nothing pending before it, for a
+// consumer taking views, is verified in the reader's checked copy and passed
+// through as its payload. ZERO and DEDUP_REF chunks are resolved here (they
+// need no decompression; a reference needs earlier chunks' bytes, which are
+// only known in order). Events are released strictly in stream order, a
+// chunk's only after its bytes were verified, so a consumer sees exactly what
+// StreamDecoder would show, and the first error in stream order: a failure
+// found further ahead waits until every earlier chunk has been released or
+// has failed itself.
 //
 // Memory: at most `inFlight` chunks between reading and release (each in one
 // buffer of max_chunk bytes, recycled when the decoder owns its data), the
@@ -58,6 +62,8 @@ interface Pending {
   job: Promise<Uint8Array> | null;
   /** RAW/LZ4/ZSTD: the verified bytes, once decoded... */
   data: Uint8Array | null;
+  /** ...which are a view of the stream's bytes (a RAW chunk passed through), not a job's buffer. */
+  view: boolean;
   /** ...or why they could not be. */
   error: unknown;
   hash: bigint;
@@ -132,7 +138,8 @@ export class ParallelDecoding {
       const b = await this.batches.next();
       if (b === "header") {
         const h = this.reader.header!;
-        this.interp = new Interpreter(h, { verifyOnly: true, assemble: false });
+        // The interpreter checks only; it frees the reader's stage with its own state.
+        this.interp = new Interpreter(h, { verifyOnly: true, assemble: false, stage: this.reader.stage });
         this.pending.push(pendingOf([{ type: "header", header: h }]));
         continue;
       }
@@ -200,11 +207,30 @@ export class ParallelDecoding {
       p.hash = c.rawHash;
       const payload = f.payload.subarray(CHUNK_HEADER_SIZE);
       if (ev.codec === CODEC_DEDUP_REF) p.ordinal = decodeDedupRef(payload);
+      else if (ev.codec === CODEC_RAW && this.passThrough(f, p, ev, payload, c.rawHash)) here = true;
       else if (ev.codec === CODEC_RAW || ev.codec === CODEC_LZ4 || ev.codec === CODEC_ZSTD)
         here = this.submit(p, ev, payload, c.rawHash);
     }
     this.pending.push(p);
     return here;
+  }
+
+  /**
+   * A RAW chunk released at once (nothing pending before it) to a consumer
+   * that takes views (reuse, no assembly): verified in the reader's checked
+   * copy, in place, and handed out as its payload, which stays valid until
+   * the batch's frames are released — no copy, no job. False when it cannot.
+   */
+  private passThrough(f: Frame, p: Pending, ev: ChunkEvent, payload: Uint8Array, hash: bigint): boolean {
+    const stage = this.reader.stage;
+    if (!this.reuse || this.assemble || this.pending.length > 0 || payload.length !== ev.rawLength) return false;
+    const staged = stage !== null && f.staged ? stage.view(f.staged) : null;
+    if (staged === null) return false;
+    if (xxh3_64(staged.subarray(CHUNK_HEADER_SIZE)) === hash) {
+      p.data = payload;
+      p.view = true;
+    } else p.error = badHash(ev);
+    return true;
   }
 
   /** Decodes the chunk of `p` at once when the decoder takes it so (returns true), else starts its job. */
@@ -326,7 +352,8 @@ export class ParallelDecoding {
     try {
       if (p.error !== null) throw p.error;
       if (p.data !== null) {
-        data = job = p.data;
+        data = p.data;
+        if (!p.view) job = data;
       } else if (ev.codec === CODEC_ZERO) {
         data = new Uint8Array(raw);
         if (hashOfZeros(data) !== p.hash) throw badHash(ev);
@@ -353,7 +380,7 @@ export class ParallelDecoding {
 
 /** A frame's events, pending, with no chunk yet. */
 function pendingOf(events: DecodeEvent[]): Pending {
-  return { events, chunk: null, job: null, data: null, error: null, hash: 0n, ordinal: -1 };
+  return { events, chunk: null, job: null, data: null, view: false, error: null, hash: 0n, ordinal: -1 };
 }
 
 /** The DEDUP_REF payload naming `ordinal` (resolveDedupRef reads it back). */

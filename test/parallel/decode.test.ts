@@ -212,6 +212,62 @@ describe("StreamDecoder with a pool", () => {
     }
   });
 
+  it("RAW chunks passed through as views (reuse): bit flips fail as without a pool, after the same bytes", async () => {
+    const s = await stream("raw");
+    const r = rng(21);
+    for (let trial = 0; trial < 40; trial++) {
+      const bad = s.slice();
+      bad[64 + Math.floor(r() * (s.length - 64))] ^= 1 << Math.floor(r() * 8);
+      const seen: unknown[][] = [[], []];
+      const a = await outcome(async (take) => {
+        const dec = new StreamDecoder({ reuseOutput: true });
+        for (const p of pieces(bad, trial))
+          for await (const ev of dec.writeAsync(p)) {
+            take(ev);
+            seen[0].push(snapshot(ev));
+          }
+        dec.finish();
+      });
+      const b = await outcome(async (take) => {
+        const dec = new StreamDecoder({ reuseOutput: true, pool: pools.caller });
+        for await (const ev of dec.events(pieces(bad, trial + 50))) {
+          take(ev);
+          seen[1].push(snapshot(ev));
+        }
+      });
+      expect(a.error, `trial ${trial}`).not.toBeNull();
+      expect(b.error, `trial ${trial}`).toEqual(a.error);
+      expect(seen[1], `trial ${trial}`).toEqual(seen[0]);
+    }
+  });
+
+  it("the calling thread decodes chunks itself when no worker has room (hasWorkerRoom), with the same events", async () => {
+    const pool = new WorkerPool({ threads: 2, callerRuns: true, faultInjection: true });
+    try {
+      expect(pool.hasWorkerRoom()).toBe(true); // a worker is still to be started
+      await pool.start();
+      expect(pool.hasWorkerRoom()).toBe(true);
+      // Fill the worker's queue with slow jobs: no room for chunks until they end.
+      const busy = Array.from({ length: 3 }, () =>
+        pool.submit({ op: "__echo", data: new Uint8Array(8), __test: { delayMs: 1500 } }),
+      );
+      expect(pool.hasWorkerRoom()).toBe(false);
+      const posted = pool.posted;
+      const s = await stream("zstd");
+      expect(await parallel(s, { reuseOutput: true }, pool, 7)).toEqual(await inline(s, { reuseOutput: true }));
+      expect(pool.posted).toBe(posted); // every chunk was decoded here
+      await Promise.all(busy);
+      expect(pool.hasWorkerRoom()).toBe(true);
+      // With room, zstd chunks go to the worker again.
+      expect(await parallel(s, {}, pool, 8)).toEqual(await inline(s, {}));
+      expect(pool.posted).toBeGreaterThan(posted);
+    } finally {
+      await pool.close();
+    }
+    expect(pool.hasWorkerRoom()).toBe(false);
+    expect(new WorkerPool({ threads: 1 }).hasWorkerRoom()).toBe(false);
+  });
+
   it("a chunk whose bytes do not match its hash fails with CHECKSUM at its frame", async () => {
     const s = await stream("lz4");
     // The decoder (the pool) verifies each chunk's hash: a wrong expected hash stands in for corrupt bytes.
