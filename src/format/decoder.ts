@@ -7,12 +7,14 @@
 // Memory: one frame being gathered, one chunk (or transaction) being decoded
 // (with a pool: `inFlight` chunks), the dedup windows; never the whole stream.
 
+import { CODEC_ZSTD } from "../codec/ids.js";
 import { init } from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
 import { bindingPolicy } from "./binding.js";
 import { plain } from "./bytes.js";
 import type { CodingPool } from "./chunk-coders.js";
-import { FrameReader } from "./frames.js";
+import { CHUNK_HEADER_SIZE, FRAME_CHUNK } from "./constants.js";
+import { type Frame, FrameReader } from "./frames.js";
 import type { StreamHeader } from "./header.js";
 import { Interpreter } from "./interpreter.js";
 import { type DecoderLimits, resolveLimits } from "./limits.js";
@@ -189,7 +191,7 @@ export class StreamDecoder {
       return;
     }
     this.guard();
-    this.started ??= init(); // zstd, for zstd chunks
+    this.started ??= init({ zstd: false }); // the kernels; zstd once a zstd chunk comes
     await this.started;
     this.reader.push(plain(data));
     for (;;) {
@@ -198,6 +200,7 @@ export class StreamDecoder {
         yield this.onHeader();
         continue;
       }
+      if (b.frames.some(isZstdChunk)) await init(); // loads zstd once (a stream without zstd never parses it)
       try {
         for (const f of b.frames) yield* this.interp!.frame(f);
         this.reader.release();
@@ -221,6 +224,11 @@ export class StreamDecoder {
     for await (const piece of source) yield* this.writeAsync(piece);
     yield* this.end();
   }
+}
+
+/** True for a CHUNK frame coded with zstd. */
+function isZstdChunk(f: Frame): boolean {
+  return f.type === FRAME_CHUNK && f.length >= CHUNK_HEADER_SIZE && f.payload[0] === CODEC_ZSTD;
 }
 
 /** Collects a decoder's events into a DecodedStream. */
