@@ -57,7 +57,7 @@ export interface DecoderOptions extends DecoderLimits {
    * pool is not closed by the decoder.
    */
   pool?: CodingPool;
-  /** With a pool: chunks read ahead of the consumer, at most (default 32). */
+  /** With a pool: chunks read ahead of the consumer, at most (default 24). */
   inFlight?: number;
 }
 

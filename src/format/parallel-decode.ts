@@ -40,7 +40,7 @@ import type { DecodeEvent } from "./types.js";
  * workers' queues are full and the calling thread still has chunks of its own
  * to decode (ChunkDecoder.decodeNow) instead of waiting for theirs.
  */
-export const PARALLEL_DECODE_IN_FLIGHT = 32;
+export const PARALLEL_DECODE_IN_FLIGHT = 24;
 
 /** What the engine takes from the decoder's options (checked there). */
 export interface ParallelDecodingOptions {
