@@ -5,7 +5,7 @@
 // would keep the last one and silently drop the other.
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { MigstreamError } from "../errors.js";
-import { parseSize } from "../transport/spec.js";
+import { parseSize } from "../transport/size.js";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 

@@ -13,6 +13,12 @@ export interface CliIO {
   env: Record<string, string | undefined>;
   /** Fires on SIGINT/SIGTERM/SIGHUP: long commands stop cleanly (source back in RUNNING, destination reset). */
   signal?: AbortSignal;
+  /**
+   * The CLI's own entry script (dist/cli.js), for commands that start more of
+   * it (demo's `sim serve` processes); set by the entry. Commands are loaded
+   * as separate modules, so their own import.meta.url is not the entry.
+   */
+  self?: string;
 }
 
 export interface Command {

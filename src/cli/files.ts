@@ -37,6 +37,25 @@ export async function openInput(path: string, io: CliIO): Promise<AsyncIterable<
   );
 }
 
+/**
+ * `path` opened for reading when it is a regular file (read by position,
+ * straight into the caller's buffers: transactions.ts); null for `-` and for
+ * anything else (a pipe, a device), which openInput reads as a stream.
+ */
+export async function openRegularFile(path: string): Promise<{ fh: FileHandle; size: number } | null> {
+  if (path === "-") return null;
+  let fh: FileHandle;
+  try {
+    fh = await open(path, "r");
+  } catch (e) {
+    throw ioError(e, `cannot open ${path}`);
+  }
+  const st = await fh.stat().catch(() => null);
+  if (st?.isFile()) return { fh, size: st.size };
+  await fh.close();
+  return null;
+}
+
 async function* mapErrors(src: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<Uint8Array> {
   try {
     for await (const b of src) yield typeof b === "string" ? new TextEncoder().encode(b) : b;

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import pkg from "../../package.json" with { type: "json" };
 import { MigstreamError } from "../errors.js";
 import type { CliIO, Command } from "./command.js";
-import { commands } from "./commands/index.js";
+import { loadCommand, loadCommands } from "./commands/index.js";
 import { EXIT_IO, EXIT_USAGE, errorLine, exitCodeFor } from "./exit.js";
 
 /** After SIGINT/SIGTERM/SIGHUP, how long a command may take to stop cleanly before the process exits, ms. */
@@ -17,7 +17,8 @@ export const EXIT_INTERRUPTED = 130;
  */
 export const STOP_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
 
-function topHelp(): string {
+async function topHelp(): Promise<string> {
+  const commands = await loadCommands();
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     "usage: migstream <command> [options]   (migstream <command> --help for details)",
@@ -105,12 +106,12 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    io.stdout.write(`${topHelp()}\n`);
+    io.stdout.write(`${await topHelp()}\n`);
     return name ? 0 : EXIT_USAGE;
   }
-  const cmd = commands.find((c) => c.name === name);
+  const cmd = await loadCommand(name);
   if (!cmd) {
-    io.stderr.write(`migstream: USAGE: unknown command '${name}'\n${topHelp()}\n`);
+    io.stderr.write(`migstream: USAGE: unknown command '${name}'\n${await topHelp()}\n`);
     return EXIT_USAGE;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -171,6 +172,7 @@ if (isEntry()) {
     isTTY: Boolean(process.stderr.isTTY),
     stdoutTTY: Boolean(process.stdout.isTTY),
     env: readableEnv(process.env),
+    self: fileURLToPath(import.meta.url),
   }).then(
     (code) => {
       finished = true;

@@ -12,6 +12,7 @@ import type { MigratableDevice } from "../protocol/generation.js";
 import { HandedOverDataFd } from "./fd/data-fd.js";
 import { FdRegion } from "./fd/region.js";
 import { simDeviceOptions, simMigrationOptions, simProtocol } from "./sim/options.js";
+import { parseSize } from "./size.js";
 import { openVfioUser, type V2Declarations } from "./vfio-user/migration.js";
 
 /** A parsed device spec (openDevice): which transport, and its options. */
@@ -36,20 +37,8 @@ export const SPEC_FORMS = [
   "file:/path,offset=OFF[,size=SIZE]",
 ];
 
-const UNITS: Record<string, number> = { "": 1, b: 1, kib: 1 << 10, mib: 1 << 20, gib: 1 << 30 };
-
 function usage(spec: string, why: string): MigstreamError {
   return new MigstreamError("USAGE", `bad device spec '${spec}': ${why} (forms: ${SPEC_FORMS.join(" | ")})`);
-}
-
-/** Parses `4096`, `0x1000`, `64MiB`, `1GiB`. Throws USAGE naming `what`. */
-export function parseSize(text: string, what = "size"): number {
-  const m = /^\s*(0x[0-9a-f]+|\d+)\s*(b|kib|mib|gib)?\s*$/i.exec(text);
-  if (!m)
-    throw new MigstreamError("USAGE", `${what}: '${text}' is not a number (decimal, 0x-hex, optional KiB/MiB/GiB)`);
-  const n = Number(m[1]) * UNITS[(m[2] ?? "").toLowerCase()];
-  if (!Number.isSafeInteger(n)) throw new MigstreamError("USAGE", `${what}: '${text}' is too large`);
-  return n;
 }
 
 /** `k=v,k=v` → record; rejects empty keys and duplicates. */

@@ -5,7 +5,8 @@ import { describe, expect, it } from "vitest";
 import { isMigstreamError } from "../../src/errors.js";
 import type { RegionIO } from "../../src/protocol/region-io.js";
 import { FdRegion } from "../../src/transport/fd/region.js";
-import { type OpenedDevice, openDevice, parseDeviceSpec, parseSize } from "../../src/transport/spec.js";
+import { parseSize } from "../../src/transport/size.js";
+import { type OpenedDevice, openDevice, parseDeviceSpec } from "../../src/transport/spec.js";
 import { VfioUserServer } from "../../src/transport/vfio-user/server.js";
 import { MemoryVendor, tempSocket } from "./helpers.js";
 

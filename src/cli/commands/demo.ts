@@ -8,7 +8,6 @@
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { MigstreamError } from "../../errors.js";
 import type { EncoderStats } from "../../format/encoder.js";
 import { restoreDevice } from "../../migrate/restore-stream.js";
@@ -99,7 +98,7 @@ export const demo: Command = savingCommand({
     if (protocol === "mixed" && count < 2) throw usageOf("demo", "--protocol mixed needs --devices 2 or more");
     const v2 = protocol === "v2";
     const enc = await encodingFrom("demo", v);
-    const cli = fileURLToPath(import.meta.url); // the bundled CLI (dist/cli.js)
+    const cli = io.self ?? process.argv[1]; // the bundled CLI (dist/cli.js)
     if (count > 1) {
       try {
         return await demoDevices(io, style, enc, {

@@ -4,6 +4,7 @@
 // whole stream). As a pipe filter it carries any byte stream, e.g. QEMU's own
 // migration stream through `migrate "exec:..."`.
 
+import type { FileHandle } from "node:fs/promises";
 import { DEFAULT_TRANSACTION_SIZE, MAX_TRANSACTION_SIZE } from "../../format/constants.js";
 import { StreamEncoder } from "../../format/encoder.js";
 import type { ByteSink } from "../../migrate/sink.js";
@@ -18,10 +19,11 @@ import {
 import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";
 import { ENCODING_HELP, ENCODING_OPTIONS, encodingFrom } from "../encoding.js";
-import { type Output, openInput, openOutput } from "../files.js";
+import { type Output, openInput, openOutput, openRegularFile } from "../files.js";
 import { checkHello, requireKeyOffLoopback } from "../network.js";
 import { ProgressLine } from "../progress.js";
 import { note, styleFor } from "../style.js";
+import { FILE_READ_AHEAD, fileTransactions, gatheredTransactions } from "../transactions.js";
 import { bytes, hex64, ratio } from "../units.js";
 
 export const encode: Command = {
@@ -87,10 +89,13 @@ examples:
     const enc = await encodingFrom("encode", v, { startPool: false });
     let dest: TcpDestination | undefined;
     let out: Output | undefined;
+    let file: { fh: FileHandle; size: number } | null = null;
     const progress = new ProgressLine(io.stderr, style, "encode");
     try {
       requireKeyOffLoopback("encode", addr, enc.key, v.insecure);
-      const input = (await openInput(positionals[0], io))[Symbol.asyncIterator]();
+      // A regular file is read straight into the transaction buffers; anything else as a stream.
+      file = await openRegularFile(positionals[0]);
+      const input = file ? null : (await openInput(positionals[0], io))[Symbol.asyncIterator]();
       if (addr) {
         dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs, signal: io.signal });
         checkHello(dest, enc.key !== undefined, enc.options.encrypt === true, "nothing was sent");
@@ -98,11 +103,10 @@ examples:
       const sink: ByteSink = dest ? dest.sink : out!.sink;
       // A stream that ends within its first transaction is coded on this thread: starting and
       // stopping a worker would cost more than the stream (a small QEMU guest's whole migration).
-      const head = await peek(input, txnSize);
+      const head = input ? await peek(input, txnSize) : { pieces: [], ended: file!.size <= txnSize };
       // A keyed stream to a destination is bound to this connection's challenge (FORMAT.md §7.1).
       const chosen = head.ended ? enc.inline : enc.options;
       const options = dest && enc.key ? { ...chosen, challenge: dest.hello.challenge } : chosen;
-      const source = chain(head.pieces, input);
       // The sink is done with each block once its write settles: the encoder reuses them.
       const encoder = new StreamEncoder((b) => sink.write(b), {
         ...options,
@@ -111,29 +115,24 @@ examples:
       });
       const dev = encoder.device(0, { name: v.name ?? "" });
       await dev.phase("stopcopy", 0);
-      // Zero copy with a pool: each transaction is gathered in a buffer the encoder lends and then takes over.
-      const reused = dev.buffer === undefined ? new Uint8Array(txnSize) : null;
-      const fresh = () => reused ?? dev.buffer!(txnSize);
-      let buf = fresh();
-      let fill = 0;
+      // Zero copy with a pool: each transaction is read or gathered into a buffer the encoder lends and
+      // then takes over; without one, into buffers of our own, reused once their transaction was coded.
+      const own: Uint8Array[] = [];
+      const slots = file ? FILE_READ_AHEAD + 1 : 1;
+      let turn = 0;
+      const into = dev.buffer
+        ? (n: number) => dev.buffer!(n)
+        : (n: number) => (own[turn++ % slots] ??= new Uint8Array(n));
+      const transactions = file
+        ? fileTransactions(file.fh, txnSize, into, positionals[0])
+        : gatheredTransactions(chain(head.pieces, input!), txnSize, into);
       let raw = 0;
-      for await (const piece of source) {
-        for (let at = 0; at < piece.length; ) {
-          const n = Math.min(piece.length - at, txnSize - fill);
-          buf.set(piece.subarray(at, at + n), fill);
-          fill += n;
-          at += n;
-          if (fill === txnSize) {
-            await dev.transaction(buf);
-            buf = fresh();
-            raw += fill;
-            fill = 0;
-            progress.update({ phase: "stop-and-copy", bytes: raw, wire: encoder.stats.streamBytes });
-          }
-        }
+      for await (const t of transactions) {
+        const n = t.length; // a lent buffer is handed over (detached) by the transaction
+        await dev.transaction(t);
+        raw += n;
+        progress.update({ phase: "stop-and-copy", bytes: raw, wire: encoder.stats.streamBytes });
       }
-      if (fill > 0) await dev.transaction(buf.subarray(0, fill));
-      raw += fill;
       const trailer = await dev.end();
       const stream = await encoder.finish();
       let ack: (Ack & { ok: true }) | undefined;
@@ -166,6 +165,7 @@ examples:
       await out?.abort();
       throw e;
     } finally {
+      await file?.fh.close();
       await enc.close();
     }
   },

@@ -6,7 +6,7 @@
 import type { SimDeviceOptions } from "../../device/index.js";
 import type { MigrationSimOptions } from "../../device/migration-sim.js";
 import { MigstreamError } from "../../errors.js";
-import { parseSize } from "../spec.js";
+import { parseSize } from "../size.js";
 
 /** How long a "slow-prepare" device blocks in each data_offset read, ms. */
 const SLOW_PREPARE_MS = 5;
