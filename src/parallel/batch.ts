@@ -47,11 +47,6 @@ export const afterTask: (fn: () => void) => void =
     ? (fn) => (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(fn)
     : (fn) => void setTimeout(fn, 0);
 
-/** Runs `fn` after `ms`, without keeping the process alive for it. */
-function later(fn: () => void, ms: number): void {
-  const t = setTimeout(fn, ms);
-  (t as { unref?: () => void }).unref?.();
-}
 
 interface Waiter<T> {
   resolve(v: T): void;
@@ -123,8 +118,9 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
       };
       this.current = b;
       if (hold) {
+        // Referenced: held chunks keep the process alive until they are sent (HOLD_MS at most).
         const mine = b;
-        later(() => {
+        setTimeout(() => {
           if (this.current === mine) this.flush();
         }, HOLD_MS);
       }
