@@ -31,6 +31,14 @@ import type { Coding } from "../codec/coding.js";
  *   chunks at `chunks` (offset, length) in it: one promise per chunk, in
  *   order. It returns null, having taken nothing, when it cannot (a buffer it
  *   did not lend, too large): the encoder then codes the chunks one by one.
+ *   It may instead copy a small buffer's chunks and lend the buffer again
+ *   (the caller must not touch it either way).
+ * - Gathering, optional: a coder may hold chunks from `encodeOwned` past the
+ *   current task to code them with later ones (one batch for several small
+ *   transactions); their promises then settle only once it sends them.
+ *   `flush` sends whatever it holds: the encoder calls it before it waits on
+ *   a chunk (a full pipeline, a phase, a device's end, writeOut, finish). A
+ *   coder that holds must also send on its own within a bounded time.
  */
 export interface ChunkCoder {
   encode(raw: Uint8Array, coding: Coding, auto?: AutoContext): Promise<CodedChunk>;
@@ -42,6 +50,7 @@ export interface ChunkCoder {
     coding: Coding,
     auto?: AutoContext,
   ): Promise<CodedChunk>[] | null;
+  flush?(): void;
 }
 
 /** One chunk to decode and verify. */

@@ -161,13 +161,19 @@ export class StreamEncoder {
     return this.writing;
   }
 
-  /** Runs a frame step now (inline coding) or after the chunks queued before it. */
-  private step(run: () => void): Promise<void> {
+  /**
+   * Runs a frame step now (inline coding) or after the chunks queued before
+   * it; the coder sends what it holds, since the step's caller waits for it
+   * (except a transaction's own record, `held`: its chunks follow it).
+   */
+  private step(run: () => void, held = false): Promise<void> {
     if (this.coder === null) {
       run();
       return Promise.resolve();
     }
-    return new Promise<void>((ran, failed) => this.enqueue({ chunk: null, run: () => run(), ran, failed }));
+    const p = new Promise<void>((ran, failed) => this.enqueue({ chunk: null, run: () => run(), ran, failed }));
+    if (!held) this.coder.flush?.();
+    return p;
   }
 
   private enqueue(j: Job): void {
@@ -210,6 +216,7 @@ export class StreamEncoder {
   /** Waits until the coder pipeline has room for one more chunk. */
   private async room(): Promise<void> {
     while (this.queue.length >= this.inFlightLimit()) {
+      this.coder?.flush?.(); // the chunks it holds are what the pipeline waits for
       await new Promise<void>((w) => this.waiters.push(w));
       if (this.failure !== null) throw this.failure;
     }
@@ -275,7 +282,10 @@ export class StreamEncoder {
 
   private lend(coder: ChunkCoder, size: number): Uint8Array {
     intOption(size, "size", 0, this.s.fields.maxTransaction);
-    return coder.lend!(size);
+    const view = coder.lend!(size);
+    // A coder may lend a buffer again once it copied its bytes (encodeOwned): handed out anew, it may be passed anew.
+    this.handedOver.delete(view.buffer);
+    return view;
   }
 
   private async transaction(d: DeviceState, input: Uint8Array): Promise<void> {
@@ -311,7 +321,7 @@ export class StreamEncoder {
       }
       const coder = this.coder;
       const units = d.plan(arraySource(data));
-      this.step(() => this.b.transaction(d.id, size, units.length)).catch(nothing); // a failure surfaces through the chunks
+      this.step(() => this.b.transaction(d.id, size, units.length), true).catch(nothing); // a failure surfaces through the chunks
       if (d.index === null && units.length > 0 && (await this.owned(d, data, units))) return;
       let start = 0;
       for (const u of units) {

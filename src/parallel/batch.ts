@@ -6,6 +6,13 @@
 // batch still gathering. Results come back in place, in the same buffer; once
 // the caller releases every chunk of a batch its buffer is reused, so a
 // steady stream allocates nothing.
+//
+// Held chunks (add with `hold`) are the exception: a producer whose chunks
+// come one per task (a device's small transactions, each after a round trip)
+// would otherwise send a batch per chunk, each too small to be worth a post
+// (SMALL_BATCH_BYTES). A batch of held chunks keeps gathering across tasks
+// until it is full, the owner calls flush() (before it waits on them), or
+// HOLD_MS passed — so a held chunk is never stuck, only late by at most that.
 
 import { MigstreamError } from "../errors.js";
 import { type BatchResult, fromWireError } from "./jobs.js";
@@ -16,6 +23,21 @@ const BATCH_BYTES = 1 << 20;
 export const BATCH_MAX_CHUNKS = 8;
 /** Reusable batch buffers kept at most. */
 const BATCH_SPARE_BUFFERS = 8;
+/**
+ * Encode batches below this many bytes are coded on the calling thread
+ * instead of being posted (pool.ts): a post, its transfer and the reply cost
+ * the calling thread 60–90 µs, and the worker a wake-up, about what coding
+ * 64 KiB of LZ4 costs, so small batches gain nothing from a second thread and,
+ * on a machine with as many cores as busy processes, lose its core to
+ * contention. Measured (2 cores, `save -o` of 256 MiB from a sim serve device,
+ * LZ4, 2 threads vs 1): 64 KiB transactions, one batch each — 3.89 s vs
+ * 3.38 s wall, 3.67 s vs 2.47 s CPU; 256 KiB ones 3.15 s vs 3.53 s, 1 MiB
+ * ones 1.83 s vs 1.87 s (the pool pays for itself from 256 KiB). Owned
+ * buffers below it are gathered instead (poolCoder's encodeOwned, `hold`).
+ */
+export const SMALL_BATCH_BYTES = 256 << 10;
+/** Longest a batch of held chunks waits for more before it goes out on its own (ms). */
+export const HOLD_MS = 10;
 /** Largest buffer `adopt` sends as one batch; a larger filled buffer is copied into batches (one worker per MiB keeps every thread busy). */
 const ADOPT_MAX_BYTES = 2 * BATCH_BYTES;
 
@@ -24,6 +46,7 @@ export const afterTask: (fn: () => void) => void =
   typeof (globalThis as { setImmediate?: unknown }).setImmediate === "function"
     ? (fn) => (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(fn)
     : (fn) => void setTimeout(fn, 0);
+
 
 interface Waiter<T> {
   resolve(v: T): void;
@@ -40,6 +63,8 @@ interface Gathering<S, T, M> {
   key: string;
   /** ...and what the owner decided when the batch began (e.g. auto's context). */
   meta: M;
+  /** The end-of-task flush is scheduled (some chunk in it is not held). */
+  atTaskEnd: boolean;
 }
 
 /**
@@ -64,7 +89,9 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
   /**
    * Adds a chunk taking `room` bytes, filled by `fill(buffer view)` now (the
    * caller's bytes are copied before add returns). Batches hold one `key`;
-   * `meta` is called when a new batch begins.
+   * `meta` is called when a new batch begins. `hold`: the chunk may wait
+   * beyond this task for others to join its batch (see the file comment);
+   * the caller calls flush() before it waits on it.
    */
   add(
     room: number,
@@ -72,6 +99,7 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
     span: (offset: number) => S,
     fill: (into: Uint8Array) => void,
     meta: () => M,
+    hold = false,
   ): Promise<T> {
     let b = this.current;
     if (b !== null && (b.key !== key || b.used + room > b.buffer.byteLength || b.spans.length >= this.maxChunks)) {
@@ -79,8 +107,26 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
       b = null;
     }
     if (b === null) {
-      b = { buffer: this.take(Math.max(BATCH_BYTES, room)), used: 0, spans: [], waiters: [], key, meta: meta() };
+      b = {
+        buffer: this.take(Math.max(BATCH_BYTES, room)),
+        used: 0,
+        spans: [],
+        waiters: [],
+        key,
+        meta: meta(),
+        atTaskEnd: false,
+      };
       this.current = b;
+      if (hold) {
+        // Referenced: held chunks keep the process alive until they are sent (HOLD_MS at most).
+        const mine = b;
+        setTimeout(() => {
+          if (this.current === mine) this.flush();
+        }, HOLD_MS);
+      }
+    }
+    if (!hold && !b.atTaskEnd) {
+      b.atTaskEnd = true;
       const mine = b;
       afterTask(() => {
         if (this.current === mine) this.flush();
@@ -123,16 +169,26 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
     const buf = view.buffer as ArrayBuffer;
     if (!this.lent.delete(buf)) throw new MigstreamError("INTERNAL", "adopt: the buffer was not lent by this batcher");
     this.flush(); // stream order: what gathered before goes first
-    const b: Gathering<S, T, M> = { buffer: buf, used: view.length, spans, waiters: [], key: "", meta };
+    const b: Gathering<S, T, M> = { buffer: buf, used: view.length, spans, waiters: [], key: "", meta, atTaskEnd: true };
     const out = spans.map(() => new Promise<T>((resolve, reject) => b.waiters.push({ resolve, reject })));
     this.current = b;
     this.flush();
     return out;
   }
 
-  /** True while a batch is being gathered (it goes out by the end of the current task). */
+  /** True while a batch is being gathered (it goes out when full, at the end of the task, or held: see the header). */
   get gathering(): boolean {
     return this.current !== null;
+  }
+
+  /**
+   * Takes back a lent buffer whose bytes the caller copied into batches
+   * (add) instead of having it adopted: it is reused like a returned batch's.
+   */
+  reclaim(view: Uint8Array): void {
+    const buf = view.buffer as ArrayBuffer;
+    if (!this.lent.delete(buf)) throw new MigstreamError("INTERNAL", "reclaim: the buffer was not lent by this batcher");
+    if (this.spare.length < BATCH_SPARE_BUFFERS) this.spare.push(buf);
   }
 
   /** Sends the batch being gathered, if any. */

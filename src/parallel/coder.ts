@@ -13,7 +13,11 @@
 // (inline when it has one); the encoder frames them in stream order, the
 // decoder releases them in stream order. auto's context comes with each chunk
 // from the encoder (its sink rate, the pool's threads); a batch is coded with
-// the context of its first chunk.
+// the context of its first chunk. An owned buffer too small to be a batch of
+// its own (a device's 64 KiB transaction) is copied into a batch that gathers
+// the next ones too, across tasks, until it is full or the encoder flushes it
+// before waiting (batch.ts, `hold`): the coding work is paid per batch, and
+// the buffer goes back to be lent again.
 
 import type { AutoContext } from "../codec/auto/decide.js";
 import { type CodedChunk, MAX_CHUNK_SIZE } from "../codec/coder.js";
@@ -25,7 +29,7 @@ import { MigstreamError } from "../errors.js";
 import type { ChunkCoder, ChunkDecodeRequest, ChunkDecoder } from "../format/chunk-coders.js";
 import { CODER_IN_FLIGHT } from "../format/encoder.js";
 import { PARALLEL_DECODE_IN_FLIGHT } from "../format/parallel-decode.js";
-import { BATCH_MAX_CHUNKS, Batcher } from "./batch.js";
+import { BATCH_MAX_CHUNKS, Batcher, SMALL_BATCH_BYTES } from "./batch.js";
 import { decodeIntoRoom } from "./codec-job.js";
 import {
   type DecodeSpan,
@@ -104,11 +108,25 @@ export function poolCoder(
     },
     encodeOwned(buffer, chunks, coding, auto) {
       if (!batcher.adoptable(buffer, chunks.length) || chunks.some((c) => c.length > MAX_CHUNK_SIZE)) return null;
+      if (buffer.length < SMALL_BATCH_BYTES) {
+        // Too small to be worth a post alone: gathered with the next ones (copied), the buffer lent again.
+        const key = `${coding.codec}/${coding.level}`;
+        const meta = () => jobOptions(coding, auto, undefined);
+        const out = chunks.map((c) => {
+          const raw = buffer.subarray(c.offset, c.offset + c.length);
+          return batcher.add(c.length, key, (offset) => ({ offset, length: c.length }), (into) => into.set(raw), meta, true);
+        });
+        batcher.reclaim(buffer);
+        return out;
+      }
       return batcher.adopt(
         buffer,
         chunks.map((c) => ({ offset: c.offset, length: c.length })),
         jobOptions(coding, auto, undefined),
       );
+    },
+    flush() {
+      batcher.flush();
     },
     release(chunk) {
       batcher.release(chunk.payload);

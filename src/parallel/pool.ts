@@ -32,7 +32,7 @@
 import { type CodedChunk, init, resolveCoding } from "../codec/index.js";
 import { MigstreamError } from "../errors.js";
 import type { ChunkCoder, ChunkDecoder, CodingPool } from "../format/chunk-coders.js";
-import { afterTask } from "./batch.js";
+import { afterTask, SMALL_BATCH_BYTES } from "./batch.js";
 import { detachFromKernel, isShared, own } from "./buffers.js";
 import { type PoolCoderOptions, type PoolDecoderOptions, poolCoder, poolDecoder } from "./coder.js";
 import { FAULT_ENV, type JobContext } from "./job-faults.js";
@@ -56,20 +56,6 @@ import { runJob } from "./run-job.js";
 const DEFAULT_IN_FLIGHT_PER_THREAD = 4;
 /** Jobs posted ahead to one worker, so it never idles waiting for the next (nor while the calling thread codes a batch of its own). */
 export const WORKER_QUEUE_DEPTH = 3;
-/**
- * Encode batches (encodeBatch) below this many bytes are coded on the calling
- * thread instead of being posted: a post, its transfer and the reply cost the
- * calling thread 60–90 µs, and the worker a wake-up, about what coding 64 KiB
- * of LZ4 costs, so small batches gain nothing from a second thread and, on a
- * machine with as many cores as busy processes, lose its core to contention.
- * Measured (2 cores, `save -o` of 256 MiB from a sim serve device, LZ4,
- * 2 threads vs 1): 64 KiB transactions — one batch each — 3.89 s vs 3.38 s
- * wall, 3.67 s vs 2.47 s CPU; 256 KiB ones 3.15 s vs 3.53 s, 1 MiB ones
- * 1.83 s vs 1.87 s (the pool pays for itself from 256 KiB). The batcher sends
- * full batches at 1 MiB (batch.ts), so a stream coded from large reads, or
- * from small transactions given within one task, never comes here.
- */
-const SMALL_BATCH_BYTES = 256 << 10;
 /** Default watchdog: longest a worker may take on one job. */
 const DEFAULT_JOB_TIMEOUT_MS = 60_000;
 /** Least time a new worker gets to load (module, kernels) before it counts as failed. */

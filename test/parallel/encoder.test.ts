@@ -3,7 +3,9 @@
 // when batches finish in random order; auto's sink model the same inline and
 // pooled; a worker that throws, exits or dies mid stream ends the encode with
 // a typed error, never a hang. A batch too small to pay for a post (one
-// 64 KiB transaction) is coded on the calling thread, with the same bytes.
+// 64 KiB transaction) is coded on the calling thread, with the same bytes;
+// lent small transactions given one per task gather into batches worth a
+// post, each transaction's size and order kept.
 import { describe, expect, it } from "vitest";
 import { decodeStream, type EncoderOptions, init, isMigstreamError, StreamEncoder } from "../../dist/index.js";
 import { type ChunkCoder, type CodingPool, type FaultPlan, WorkerPool } from "../../dist/pool.js";
@@ -11,6 +13,7 @@ import { throttle } from "../../dist/sim.js";
 import { AUTO_UNSETTLED_IN_FLIGHT } from "../../src/codec/auto/sink.js";
 import { makeImage } from "../../src/device/pages.js";
 import { CODER_IN_FLIGHT } from "../../src/format/encoder.js";
+import { SMALL_BATCH_BYTES } from "../../src/parallel/batch.js";
 import { rng, usePools, within } from "./dist.js";
 
 const SID = Uint8Array.from({ length: 16 }, (_, i) => 0x40 + i);
@@ -241,19 +244,29 @@ describe("StreamEncoder with a pool", () => {
       const copied = await encode(opts, opts.codec === "auto" ? pools.workers : undefined);
       for (const pool of [pools.workers, pools.caller]) {
         const lent: Uint8Array[] = [];
+        const asked: number[] = [];
         const borrow = (d: { buffer?(n: number): Uint8Array }, n: number) => {
           expect(typeof d.buffer).toBe("function");
           const b = d.buffer!(n);
           lent.push(b);
+          asked.push(n);
           return b;
         };
         const owned = await encode(opts, pool, borrow);
         expect(same(owned, copied), `${opts.codec} dedup=${opts.dedup === true}`).toBe(true);
-        // Without dedup every non-empty transaction (PLAN has two empty ones) went out whole as one
-        // batch: moved, so detached here — no copy. With dedup the encoder copies chunk by chunk.
-        const moved = lent.filter((b) => b.buffer.byteLength === 0).length;
+        // Without dedup every transaction of at least SMALL_BATCH_BYTES went out whole as one batch:
+        // moved, so detached here — no copy; smaller non-empty ones (1 B, 36 869 B, 64 KiB: 3 per phase)
+        // were copied into a batch that gathers them (their buffers lent again). With dedup the
+        // encoder copies chunk by chunk.
+        // (A buffer taken back after its copy is reused, lent again or as a batch's, and may move later.)
+        const detached = lent.map((b) => b.buffer.byteLength === 0);
         expect(lent.length).toBe(14);
-        expect(moved).toBe(opts.dedup === true ? 0 : lent.length - 2);
+        if (opts.dedup === true) expect(detached.filter(Boolean).length).toBe(0);
+        else {
+          const large = asked.flatMap((n, i) => (n >= SMALL_BATCH_BYTES ? [i] : []));
+          expect(large.length).toBe(6);
+          for (const i of large) expect(detached[i], `transaction ${i} (${asked[i]} B) moved`).toBe(true);
+        }
       }
     }
   });
@@ -292,16 +305,23 @@ describe("StreamEncoder with a pool", () => {
     }
   });
 
-  it("a batch too small to pay for a post is coded on the calling thread: 64 KiB transactions post nothing, 1 MiB ones post each", async () => {
+  it("a batch too small to pay for a post is coded on the calling thread; lent 64 KiB transactions gather into batches worth one; 1 MiB ones post each", async () => {
     const posts = async (pool: WorkerPool, size: number, count: number, lend: boolean, paced: boolean) => {
       const before = pool.posted;
       await encodeSized({ codec: "lz4" }, size, count, pool, lend, paced);
       return pool.posted - before;
     };
     for (const pool of [pools.workers, pools.caller]) {
-      // One transaction per task, as a device gives them: each is a batch of its own, coded here.
-      for (const lend of [false, true])
-        expect(await posts(pool, 64 << 10, 8, lend, true), `64 KiB, lend=${lend}`).toBe(0);
+      // Copied, one transaction per task: each is a batch of its own, coded here.
+      expect(await posts(pool, 64 << 10, 8, false, true)).toBe(0);
+      // Lent, one per task, as a device over a socket gives them: held across tasks, 8 chunks make one
+      // batch (512 KiB), worth a post (with callerRuns the calling thread may take it: no worker ready).
+      const gathered = [await posts(pool, 64 << 10, 8, true, true), await posts(pool, 64 << 10, 16, true, true)];
+      if (pool === pools.workers) expect(gathered).toEqual([1, 2]);
+      else {
+        expect(gathered[0]).toBeLessThanOrEqual(1);
+        expect(gathered[1]).toBeLessThanOrEqual(2);
+      }
       // Copied transactions given within one task gather into one batch (8 chunks, 512 KiB): worth a post.
       expect(await posts(pool, 64 << 10, 8, false, false)).toBe(1);
       // A lent 1 MiB transaction goes out whole: one job each, posted, unless (callerRuns) it
@@ -313,6 +333,73 @@ describe("StreamEncoder with a pool", () => {
         expect(big).toBeLessThanOrEqual(4);
       }
     }
+  });
+
+  it("gathered small transactions (lent, one per task) keep every transaction's size and order, and the inline bytes", async () => {
+    // Sizes a device may give: small ones gather, a 0-byte and a 1-byte one among them, a large one in between goes out whole.
+    const sizes = [65_536, 1, 40_000, 0, 65_536, 300_000, 4096, 65_536, 65_536, 12_345, 65_536, 65_536, 7];
+    const run = async (pool?: WorkerPool) => {
+      const parts: Uint8Array[] = [];
+      const enc = new StreamEncoder((b) => void parts.push(b.slice()), {
+        codec: "lz4",
+        pool,
+        streamId: SID,
+        maxTransaction: 1 << 20,
+      });
+      const dev = enc.device(0, { name: "gathered" });
+      await dev.phase("precopy", 0);
+      for (const [i, size] of sizes.entries()) {
+        if (i === 6) await dev.phase("stopcopy", 0); // a phase in the middle flushes what is held
+        const b = dev.buffer ? dev.buffer(size) : new Uint8Array(size);
+        b.set(IMAGE.subarray(i * 10_007, i * 10_007 + size));
+        await dev.transaction(b);
+        await new Promise((r) => setImmediate(r));
+      }
+      await dev.end();
+      await enc.finish();
+      return Buffer.concat(parts);
+    };
+    const inline = await run();
+    for (const pool of [pools.workers, pools.caller]) {
+      const pooled = await run(pool);
+      expect(same(pooled, inline)).toBe(true);
+      const items = decodeStream(pooled).devices[0].items;
+      const txns = items.flatMap((it) => (it.kind === "transaction" ? [it.data] : []));
+      expect(txns.map((d) => d.length)).toEqual(sizes);
+      for (const [i, d] of txns.entries()) expect(same(d, IMAGE.subarray(i * 10_007, i * 10_007 + sizes[i]))).toBe(true);
+      expect(items.map((it) => (it.kind === "phase" ? it.phase : "t")).join(" ")).toBe(
+        `precopy ${"t ".repeat(6)}stopcopy ${"t ".repeat(7)}`.trim(),
+      );
+    }
+  });
+
+  it("the encoder has its coder send held chunks before it waits on them (phase, end, a full pipeline)", async () => {
+    // A coder that counts flush() calls and what was held when each came.
+    const pool = pools.workers;
+    let flushes = 0;
+    const counting: CodingPool = {
+      threads: pool.threads,
+      coder: () => {
+        const c = pool.coder();
+        return { ...c, flush: () => (flushes++, c.flush?.()) } as ChunkCoder;
+      },
+      decoder: () => pool.decoder(),
+    };
+    const enc = new StreamEncoder(() => {}, { codec: "lz4", pool: counting, streamId: SID, maxTransaction: 1 << 20 });
+    const dev = enc.device(0);
+    await dev.phase("stopcopy", 0);
+    const afterPhase = flushes;
+    // More lent transactions than the pipeline holds: room() must flush, or this would only go on by the hold timer.
+    for (let i = 0; i < CODER_IN_FLIGHT; i++) {
+      const b = dev.buffer!(1000);
+      b.fill(i);
+      await dev.transaction(b);
+    }
+    expect(flushes).toBeGreaterThan(afterPhase);
+    const beforeEnd = flushes;
+    await dev.end();
+    expect(flushes).toBeGreaterThan(beforeEnd);
+    await enc.finish();
   });
 
   it("rejects a chunk above the limit, a bad sink rate and a bad level with typed errors", async () => {
