@@ -70,9 +70,10 @@ async function child(job) {
   const zstd = job.codec === "zstd" || job.codec === "auto";
   // As the CLI does: `threads` coding threads, this one included (threads − 1 workers); one thread codes inline.
   const pool = job.threads > 1 ? new WorkerPool({ threads: job.threads, zstd, callerRuns: true }) : null;
-  // Sink runs time the pipeline of a started pool; file runs start it in the background, as the CLI does.
+  // As the CLI does: sink runs time the pipeline of a started pool; encode runs start it in the background;
+  // decode runs leave it to start with the first chunk sent to a worker (LZ4 and RAW chunks never are).
   if (job.op === "sink") await pool?.start();
-  else pool?.start().catch(() => {});
+  else if (job.op !== "decode") pool?.start().catch(() => {});
   const t0 = performance.now();
   let out = 0;
   if (job.op === "encode") out = await encodeFile(lib, pool, job);
