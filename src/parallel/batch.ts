@@ -47,7 +47,6 @@ export const afterTask: (fn: () => void) => void =
     ? (fn) => (globalThis as unknown as { setImmediate(f: () => void): void }).setImmediate(fn)
     : (fn) => void setTimeout(fn, 0);
 
-
 interface Waiter<T> {
   resolve(v: T): void;
   reject(e: unknown): void;
@@ -169,7 +168,15 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
     const buf = view.buffer as ArrayBuffer;
     if (!this.lent.delete(buf)) throw new MigstreamError("INTERNAL", "adopt: the buffer was not lent by this batcher");
     this.flush(); // stream order: what gathered before goes first
-    const b: Gathering<S, T, M> = { buffer: buf, used: view.length, spans, waiters: [], key: "", meta, atTaskEnd: true };
+    const b: Gathering<S, T, M> = {
+      buffer: buf,
+      used: view.length,
+      spans,
+      waiters: [],
+      key: "",
+      meta,
+      atTaskEnd: true,
+    };
     const out = spans.map(() => new Promise<T>((resolve, reject) => b.waiters.push({ resolve, reject })));
     this.current = b;
     this.flush();
@@ -187,7 +194,8 @@ export class Batcher<S extends { offset: number }, T, M = undefined> {
    */
   reclaim(view: Uint8Array): void {
     const buf = view.buffer as ArrayBuffer;
-    if (!this.lent.delete(buf)) throw new MigstreamError("INTERNAL", "reclaim: the buffer was not lent by this batcher");
+    if (!this.lent.delete(buf))
+      throw new MigstreamError("INTERNAL", "reclaim: the buffer was not lent by this batcher");
     if (this.spare.length < BATCH_SPARE_BUFFERS) this.spare.push(buf);
   }
 

@@ -114,7 +114,14 @@ export function poolCoder(
         const meta = () => jobOptions(coding, auto, undefined);
         const out = chunks.map((c) => {
           const raw = buffer.subarray(c.offset, c.offset + c.length);
-          return batcher.add(c.length, key, (offset) => ({ offset, length: c.length }), (into) => into.set(raw), meta, true);
+          return batcher.add(
+            c.length,
+            key,
+            (offset) => ({ offset, length: c.length }),
+            (into) => into.set(raw),
+            meta,
+            true,
+          );
         });
         batcher.reclaim(buffer);
         return out;

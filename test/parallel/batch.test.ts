@@ -20,9 +20,12 @@ function recording() {
     BATCH_MAX_CHUNKS,
     async (buffer, spans) => {
       sent.push(spans.map((s) => buffer[s.offset]));
-      return { buffer, items: spans.map(() => ({ codec: 0, level: 0, length: 1, hash: 0n })) } as unknown as BatchResult;
+      return {
+        buffer,
+        items: spans.map(() => ({ codec: 0, level: 0, length: 1, hash: 0n })),
+      } as unknown as BatchResult;
     },
-    (r, i, span) => r.buffer[span.offset],
+    (r, _i, span) => r.buffer[span.offset],
   );
   const add = (v: number, hold: boolean) =>
     b.add(

@@ -366,7 +366,8 @@ describe("StreamEncoder with a pool", () => {
       const items = decodeStream(pooled).devices[0].items;
       const txns = items.flatMap((it) => (it.kind === "transaction" ? [it.data] : []));
       expect(txns.map((d) => d.length)).toEqual(sizes);
-      for (const [i, d] of txns.entries()) expect(same(d, IMAGE.subarray(i * 10_007, i * 10_007 + sizes[i]))).toBe(true);
+      for (const [i, d] of txns.entries())
+        expect(same(d, IMAGE.subarray(i * 10_007, i * 10_007 + sizes[i]))).toBe(true);
       expect(items.map((it) => (it.kind === "phase" ? it.phase : "t")).join(" ")).toBe(
         `precopy ${"t ".repeat(6)}stopcopy ${"t ".repeat(7)}`.trim(),
       );
