@@ -24,26 +24,22 @@ function ioError(e: unknown, what: string): MigstreamError {
 
 /** The bytes of `path` (`-`: stdin), in pieces. Fails with IO if it cannot be opened. */
 export async function openInput(path: string, io: CliIO): Promise<AsyncIterable<Uint8Array>> {
-  if (path === "-") return mapErrors(io.stdin as AsyncIterable<Uint8Array>, "cannot read stdin");
-  let fh: FileHandle;
-  try {
-    fh = await open(path, "r");
-  } catch (e) {
-    throw ioError(e, `cannot open ${path}`);
-  }
-  return mapErrors(
-    fh.createReadStream({ highWaterMark: READ_CHUNK }) as AsyncIterable<Uint8Array>,
-    `cannot read ${path}`,
-  );
+  const source = await openSource(path, io);
+  return "pieces" in source ? source.pieces : piecesOf(source.file.fh, path);
 }
 
+/** An opened input: a regular file, or pieces of a stream. */
+export type Source = { file: { fh: FileHandle; size: number } } | { pieces: AsyncIterable<Uint8Array> };
+
 /**
- * `path` opened for reading when it is a regular file (read by position,
- * straight into the caller's buffers: transactions.ts); null for `-` and for
- * anything else (a pipe, a device), which openInput reads as a stream.
+ * `path` (`-`: stdin) opened once: a regular file as its handle and size (to
+ * be read by position, straight into the caller's buffers: transactions.ts),
+ * anything else (stdin, a pipe, a device) as pieces of a stream. A FIFO is
+ * never opened twice: a writer could see no reader between the two opens.
+ * Fails with IO if it cannot be opened.
  */
-export async function openRegularFile(path: string): Promise<{ fh: FileHandle; size: number } | null> {
-  if (path === "-") return null;
+export async function openSource(path: string, io: CliIO): Promise<Source> {
+  if (path === "-") return { pieces: mapErrors(io.stdin as AsyncIterable<Uint8Array>, "cannot read stdin") };
   let fh: FileHandle;
   try {
     fh = await open(path, "r");
@@ -51,9 +47,15 @@ export async function openRegularFile(path: string): Promise<{ fh: FileHandle; s
     throw ioError(e, `cannot open ${path}`);
   }
   const st = await fh.stat().catch(() => null);
-  if (st?.isFile()) return { fh, size: st.size };
-  await fh.close();
-  return null;
+  return st?.isFile() ? { file: { fh, size: st.size } } : { pieces: piecesOf(fh, path) };
+}
+
+/** The file behind `fh` from its current position, as pieces; closes it at its end. */
+function piecesOf(fh: FileHandle, path: string): AsyncIterable<Uint8Array> {
+  return mapErrors(
+    fh.createReadStream({ highWaterMark: READ_CHUNK }) as AsyncIterable<Uint8Array>,
+    `cannot read ${path}`,
+  );
 }
 
 async function* mapErrors(src: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<Uint8Array> {

@@ -1,6 +1,7 @@
 // Streams on disk: save to a file then restore from it (separate processes,
 // two `sim serve` devices), and encode / decode / verify / inspect on files
 // and pipes.
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -149,6 +150,23 @@ describe("encode / decode / verify / inspect", () => {
       expect(d.code, d.stderr).toBe(0);
       expect(same(readFileSync(file("out.raw")), raw), c.join(" ")).toBe(true);
     }
+  });
+
+  it("a named FIFO as IN (a real writer process, more than a pipe holds) is read to its end, byte-exact", async () => {
+    const raw = sample(); // far more than a pipe holds: the writer blocks until we read
+    const fifo = file("in.fifo");
+    expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
+    writeFileSync(file("fifo-src.raw"), raw);
+    // The writer: a real second process, as a VMM writing into a FIFO would be.
+    const writer = spawn("sh", ["-c", 'exec cat "$0" > "$1"', file("fifo-src.raw"), fifo], { stdio: "ignore" });
+    const e = await run(["encode", fifo, "-o", file("fifo.mig"), "--codec", "lz4", "--json"]);
+    const wrote = await new Promise((r) => (writer.exitCode !== null ? r(writer.exitCode) : writer.once("exit", r)));
+    expect(e.code, e.stderr).toBe(0);
+    expect(wrote).toBe(0);
+    expect(JSON.parse(e.stdout).rawBytes).toBe(raw.length);
+    const d = await run(["decode", file("fifo.mig"), "-o", file("fifo.raw")]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(same(readFileSync(file("fifo.raw")), raw)).toBe(true);
   });
 
   it("pipes: encode - -o - | decode - -o - reproduce stdin on stdout", async () => {

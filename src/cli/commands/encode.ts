@@ -19,7 +19,7 @@ import {
 import { intOption, parseCommand, sizeOption, usageOf } from "../args.js";
 import type { Command } from "../command.js";
 import { ENCODING_HELP, ENCODING_OPTIONS, encodingFrom } from "../encoding.js";
-import { type Output, openInput, openOutput, openRegularFile } from "../files.js";
+import { type Output, openOutput, openSource } from "../files.js";
 import { checkHello, requireKeyOffLoopback } from "../network.js";
 import { ProgressLine } from "../progress.js";
 import { note, styleFor } from "../style.js";
@@ -94,8 +94,9 @@ examples:
     try {
       requireKeyOffLoopback("encode", addr, enc.key, v.insecure);
       // A regular file is read straight into the transaction buffers; anything else as a stream.
-      file = await openRegularFile(positionals[0]);
-      const input = file ? null : (await openInput(positionals[0], io))[Symbol.asyncIterator]();
+      const source = await openSource(positionals[0], io);
+      file = "file" in source ? source.file : null;
+      const input = "pieces" in source ? source.pieces[Symbol.asyncIterator]() : null;
       if (addr) {
         dest = await TcpDestination.connect(addr, { connectTimeoutMs, idleTimeoutMs: timeoutMs, signal: io.signal });
         checkHello(dest, enc.key !== undefined, enc.options.encrypt === true, "nothing was sent");
