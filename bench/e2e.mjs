@@ -176,9 +176,14 @@ async function decodeFile(lib, pool, job) {
       n += ev.data.length;
     }
   };
+  // Both paths load every codec first, as decodeStreamAsync does. Loading zstd is not neutral on this VM: a
+  // RAW decode with it not loaded took ~1.5x the CPU (the libuv threads' file reads, in copy_to_user), and
+  // GLIBC_TUNABLES=glibc.malloc.mmap_threshold switches the effect on and off (loading zstd frees a large
+  // malloc'ed buffer, which raises glibc's dynamic mmap threshold). Only the 1-thread path loaded it, and
+  // that alone made 2 threads look ~1.3-1.7x slower than 1 on a RAW stream.
+  await lib.init();
   if (pool === null) {
     const dec = new lib.StreamDecoder({ reuseOutput: true });
-    await lib.init();
     for await (const p of piecesAhead(job.input)) for (const ev of dec.write(p)) take(ev);
     dec.finish();
   } else {
