@@ -177,10 +177,10 @@ async function decodeFile(lib, pool, job) {
     }
   };
   // Both paths load every codec first, as decodeStreamAsync does. Loading zstd is not neutral on this VM: a
-  // RAW decode with it not loaded took ~1.5x the CPU (the libuv threads' file reads, in copy_to_user), and
-  // GLIBC_TUNABLES=glibc.malloc.mmap_threshold switches the effect on and off (loading zstd frees a large
-  // malloc'ed buffer, which raises glibc's dynamic mmap threshold). Only the 1-thread path loaded it, and
-  // that alone made 2 threads look ~1.3-1.7x slower than 1 on a RAW stream.
+  // RAW decode without it took ~1.3-1.5x the CPU (perf: in the kernel's copy_to_user of the file reads), and
+  // GLIBC_TUNABLES=glibc.malloc.mmap_threshold turns the effect on and off (a fixed 32 MiB threshold made the
+  // run without zstd as fast; 128 KiB made the one with zstd as slow). Only the 1-thread path loaded it, so
+  // part of what looked like 2 threads being slower than 1 on RAW and LZ4 streams was this.
   await lib.init();
   if (pool === null) {
     const dec = new lib.StreamDecoder({ reuseOutput: true });
