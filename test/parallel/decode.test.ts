@@ -131,6 +131,23 @@ async function outcome(
   }
 }
 
+/** `s` damaged for trial `trial`: one bit flipped, or every 5th trial cut short. */
+function damaged(s: Uint8Array, r: () => number, trial: number): Uint8Array {
+  const bad = s.slice();
+  let cut = s.length;
+  if (trial % 5 === 4) cut = 1 + Math.floor(r() * (s.length - 1));
+  else bad[64 + Math.floor(r() * (s.length - 64))] ^= 1 << Math.floor(r() * 8);
+  return bad.subarray(0, cut);
+}
+
+/** The outcome of an assembling decode without a pool, in pieces. */
+const plainOutcome = (input: Uint8Array, key: Uint8Array | undefined, seed: number) =>
+  outcome(async (take) => {
+    const dec = new StreamDecoder({ key, assemble: true });
+    for (const p of pieces(input, seed)) for await (const ev of dec.writeAsync(p)) take(ev);
+    dec.finish();
+  });
+
 describe("StreamDecoder with a pool", () => {
   for (const [name] of STREAMS) {
     it(`${name}: the same events and bytes as without a pool (plain, assembled, reused)`, async () => {
@@ -186,16 +203,8 @@ describe("StreamDecoder with a pool", () => {
       const s = await stream(name);
       const key = name.includes("keyed") ? KEY : undefined;
       for (let trial = 0; trial < 25; trial++) {
-        const bad = s.slice();
-        let cut = s.length;
-        if (trial % 5 === 4) cut = 1 + Math.floor(r() * (s.length - 1));
-        else bad[64 + Math.floor(r() * (s.length - 64))] ^= 1 << Math.floor(r() * 8);
-        const input = bad.subarray(0, cut);
-        const a = await outcome(async (take) => {
-          const dec = new StreamDecoder({ key, assemble: true });
-          for (const p of pieces(input, trial)) for await (const ev of dec.writeAsync(p)) take(ev);
-          dec.finish();
-        });
+        const input = damaged(s, r, trial);
+        const a = await plainOutcome(input, key, trial);
         const b = await outcome(async (take) => {
           // LZ4 chunks on this thread (the default) and on the workers, in turn.
           const dec = new StreamDecoder({
@@ -351,16 +360,8 @@ describe("StreamDecoder with a pool", () => {
     const r = rng(31);
     const s = await stream("lz4 + dedup");
     for (let trial = 0; trial < 40; trial++) {
-      const bad = s.slice();
-      let cut = s.length;
-      if (trial % 5 === 4) cut = 1 + Math.floor(r() * (s.length - 1));
-      else bad[64 + Math.floor(r() * (s.length - 64))] ^= 1 << Math.floor(r() * 8);
-      const input = bad.subarray(0, cut);
-      const a = await outcome(async (take) => {
-        const dec = new StreamDecoder({ assemble: true });
-        for (const p of pieces(input, trial)) for await (const ev of dec.writeAsync(p)) take(ev);
-        dec.finish();
-      });
+      const input = damaged(s, r, trial);
+      const a = await plainOutcome(input, undefined, trial);
       const b = await outcome(async (take) => {
         const dec = new StreamDecoder({ assemble: true, pool: handingOver(Math.floor(r() * 60)) });
         for await (const ev of dec.events(pieces(input, trial + 200))) take(ev);
