@@ -21,11 +21,8 @@ export class WindowTracker {
     const t = new WindowTracker(w.windowBytes);
     t.oldest = w.oldest;
     t.next = w.next;
-    for (let o = w.oldest; o < w.next; o++) {
-      const n = w.get(o).length;
-      t.lengths.push(n);
-      t.bytes += dedupCost(n);
-    }
+    t.bytes = w.bytes;
+    for (let o = w.oldest; o < w.next; o++) t.lengths.push(w.get(o).length);
     return t;
   }
 
