@@ -287,10 +287,26 @@ const OVERLAP_PATTERN: usize = memory.data<u8>([
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 1,
   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0,
 ]);
-// Decoder shortcut: needs 16 input bytes (14 literals + offset) and room for
-// 14 literals + a 32-byte match copy.
-const SHORTCUT_IN: usize = 16;
-const SHORTCUT_OUT: usize = 48;
+// Decoder fast loop: runs while the input holds a whole short sequence (token,
+// up to 14 literals, offset: 17 bytes) and dst has room for its fixed-size
+// copies (16 literal bytes, then up to 32 match bytes from 14 on).
+const FAST_IN: usize = 17;
+const FAST_OUT: usize = 48;
+
+/**
+ * Writes the first 16 bytes of a match whose offset is below 16 (it overlaps
+ * its own output): the offset's period repeated. `m` = d - offset.
+ */
+@inline function overlapPattern(d: usize, m: usize, offset: usize): void {
+  if (ASC_FEATURE_SIMD) {
+    v128.store(d, i8x16.swizzle(v128.load(m), v128.load(OVERLAP_PATTERN + (offset << 4))));
+  } else if (offset >= 8) {
+    store<u64>(d, load<u64>(m));
+    store<u64>(d, load<u64>(m, 8), 8);
+  } else {
+    for (let i: usize = 0; i < 16; i++) store<u8>(d + i, load<u8>(m + i));
+  }
+}
 
 /**
  * Decodes the block at `src` (`srcLen` bytes) into `dst` (capacity `dstCap`).
@@ -304,84 +320,85 @@ export function lz4_decompress(src: usize, srcLen: u32, dst: usize, dstCap: u32)
   const oend = dst + dstCap;
   lastError = 0;
   while (true) {
+    // Fast loop: the common sequence, both lengths in the token (<= 14
+    // literals, a match of <= 18 bytes), with fixed-size copies and no
+    // length checks beyond the loop's. Anything else, and the block's end,
+    // take the general path below.
+    while (iend - ip >= FAST_IN && oend - op >= FAST_OUT) {
+      const t = <u32>load<u8>(ip);
+      if (t >= RUN_MASK << 4 || (t & ML_MASK) == ML_MASK) break;
+      const lit = <usize>(t >> 4);
+      copy16(op, ip + 1);
+      ip += lit + 1;
+      op += lit;
+      const offset = <usize>load<u16>(ip);
+      // offset 0 wraps to the largest usize: one compare rejects it and any offset before dst.
+      if (offset - 1 >= op - dst) return fail(ERR_OFFSET, src, ip);
+      ip += 2;
+      const ml = <usize>(t & ML_MASK) + MINMATCH;
+      const m = op - offset;
+      // One 16-byte step, a second only for a match longer than that.
+      if (offset >= WILD) {
+        copy16(op, m);
+        if (ml > 16) copy16(op + 16, m + 16);
+      } else {
+        overlapPattern(op, m, offset);
+        if (ml > 16) copy16(op + 16, op + 16 - <usize>load<u8>(OVERLAP_STRIDE + offset));
+      }
+      op += ml;
+    }
+
     if (ip >= iend) return fail(ERR_TRUNCATED, src, ip);
     const token = <u32>load<u8>(ip++);
     let lit = token >> 4;
     let ml = token & ML_MASK;
-    let offset: usize;
 
-    if (lit < RUN_MASK && ml < ML_MASK && iend - ip >= SHORTCUT_IN && oend - op >= SHORTCUT_OUT) {
-      // Shortcut for the common sequence: both lengths in the token and room
-      // for fixed-size copies. Literals are followed by at least 2 bytes here,
-      // so this is never the last sequence.
-      copy16(op, ip);
-      ip += lit;
-      op += lit;
-      offset = <usize>load<u16>(ip);
-      ml += MINMATCH;
-      if (offset == 0 || offset > op - dst) return fail(ERR_OFFSET, src, ip);
-      ip += 2;
-      const m = op - offset;
-      if (offset >= WILD) {
-        copy16(op, m);
-        copy16(op + 16, m + 16);
-        op += ml;
-        continue;
+    // Literals.
+    if (lit == RUN_MASK) {
+      while (true) {
+        if (ip >= iend) return fail(ERR_TRUNCATED, src, ip);
+        const b = <u32>load<u8>(ip++);
+        lit += b;
+        if (b != 255) break;
+        if (lit > srcLen) return fail(ERR_TRUNCATED, src, ip);
       }
-      if (ASC_FEATURE_SIMD) {
-        v128.store(op, i8x16.swizzle(v128.load(m), v128.load(OVERLAP_PATTERN + (offset << 4))));
-        copy16(op + 16, op + 16 - <usize>load<u8>(OVERLAP_STRIDE + offset));
-        op += ml;
-        continue;
-      }
-    } else {
-      // Literals.
-      if (lit == RUN_MASK) {
-        while (true) {
-          if (ip >= iend) return fail(ERR_TRUNCATED, src, ip);
-          const b = <u32>load<u8>(ip++);
-          lit += b;
-          if (b != 255) break;
-          if (lit > srcLen) return fail(ERR_TRUNCATED, src, ip);
-        }
-      }
-      if (<usize>lit > iend - ip) return fail(ERR_TRUNCATED, src, ip);
-      if (<usize>lit > oend - op) return fail(ERR_OUTPUT, src, ip);
-      if (lit <= WILD_LITERALS && iend - ip >= <usize>lit + WILD && oend - op >= <usize>lit + WILD) {
-        let d = op;
-        let s = ip;
-        const e = op + lit;
-        do {
-          copy16(d, s);
-          d += 16;
-          s += 16;
-        } while (d < e);
-      } else {
-        memory.copy(op, ip, lit);
-      }
-      ip += lit;
-      op += lit;
-      if (ip == iend) break; // the last sequence has no match
-
-      // Offset.
-      if (iend - ip < 2) return fail(ERR_TRUNCATED, src, ip);
-      offset = <usize>load<u16>(ip);
-      if (offset == 0 || offset > op - dst) return fail(ERR_OFFSET, src, ip);
-      ip += 2;
-
-      // Match length.
-      if (ml == ML_MASK) {
-        while (true) {
-          if (ip >= iend) return fail(ERR_TRUNCATED, src, ip);
-          const b = <u32>load<u8>(ip++);
-          ml += b;
-          if (b != 255) break;
-          if (ml > dstCap) return fail(ERR_OUTPUT, src, ip);
-        }
-      }
-      ml += MINMATCH;
-      if (<usize>ml > oend - op) return fail(ERR_OUTPUT, src, ip);
     }
+    if (<usize>lit > iend - ip) return fail(ERR_TRUNCATED, src, ip);
+    if (<usize>lit > oend - op) return fail(ERR_OUTPUT, src, ip);
+    if (lit <= WILD_LITERALS && iend - ip >= <usize>lit + WILD && oend - op >= <usize>lit + WILD) {
+      let d = op;
+      let s = ip;
+      const e = op + lit;
+      do {
+        copy16(d, s);
+        d += 16;
+        s += 16;
+      } while (d < e);
+    } else {
+      memory.copy(op, ip, lit);
+    }
+    ip += lit;
+    op += lit;
+    if (ip == iend) break; // the last sequence has no match
+
+    // Offset.
+    if (iend - ip < 2) return fail(ERR_TRUNCATED, src, ip);
+    const offset = <usize>load<u16>(ip);
+    if (offset - 1 >= op - dst) return fail(ERR_OFFSET, src, ip);
+    ip += 2;
+
+    // Match length.
+    if (ml == ML_MASK) {
+      while (true) {
+        if (ip >= iend) return fail(ERR_TRUNCATED, src, ip);
+        const b = <u32>load<u8>(ip++);
+        ml += b;
+        if (b != 255) break;
+        if (ml > dstCap) return fail(ERR_OUTPUT, src, ip);
+      }
+    }
+    ml += MINMATCH;
+    if (<usize>ml > oend - op) return fail(ERR_OUTPUT, src, ip);
 
     // Match copy: 16-byte steps while a whole step fits in dst, then bytes.
     // Overlapping matches (offset < 16) first lay down one 16-byte period
@@ -393,14 +410,7 @@ export function lz4_decompress(src: usize, srcLen: u32, dst: usize, dstCap: u32)
     const fastEnd = room >= <usize>ml + WILD ? e : room > WILD ? oend - WILD : op;
     if (d < fastEnd) {
       if (offset < WILD) {
-        if (ASC_FEATURE_SIMD) {
-          v128.store(d, i8x16.swizzle(v128.load(m), v128.load(OVERLAP_PATTERN + (offset << 4))));
-        } else if (offset >= 8) {
-          store<u64>(d, load<u64>(m));
-          store<u64>(d, load<u64>(m, 8), 8);
-        } else {
-          for (let i: usize = 0; i < 16; i++) store<u8>(d + i, load<u8>(m + i));
-        }
+        overlapPattern(d, m, offset);
         d += 16;
         m = d - <usize>load<u8>(OVERLAP_STRIDE + offset);
       }

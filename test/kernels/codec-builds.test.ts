@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { makeImage } from "../../src/device/pages.js";
 import { corpus, firstDiff, randomBytes, rng } from "./data.js";
+import { lz4jsDecompress } from "./lz4-peers.js";
 import { BUILDS, RawArena, type RawKernels, rawKernels } from "./raw-kernels.js";
 
 const GUARD = 64;
@@ -40,6 +41,58 @@ describe("SIMD and scalar builds", () => {
           expect(k.lz4_decompress(src, c1.length, dst, data.length)).toBe(data.length);
           expect(firstDiff(a.u8().subarray(dst, dst + data.length), data), name).toBe(-1);
         }
+      }
+    }
+  });
+
+  it("decode hand-made blocks of every short sequence shape as lz4js does", () => {
+    // Every token with both lengths in its nibbles (0..14 literals, matches of
+    // 4..18 bytes) at every offset 1..40, plus long ones around them: the
+    // decoder's fast loop, its overlap patterns and its exits. Our compressor
+    // makes only some of these shapes; lz4js (independent) gives the expected bytes.
+    const r = rng(31);
+    const block: number[] = [];
+    let produced = 0;
+    const literals = (n: number) => {
+      for (let i = 0; i < n; i++) block.push(r() & 0xff);
+      produced += n;
+    };
+    const length = (n: number) => {
+      for (; n >= 255; n -= 255) block.push(255);
+      block.push(n);
+    };
+    const sequence = (lit: number, offset: number, ml: number) => {
+      block.push((Math.min(lit, 15) << 4) | Math.min(ml - 4, 15));
+      if (lit >= 15) length(lit - 15);
+      literals(lit);
+      block.push(offset & 0xff, offset >> 8);
+      if (ml - 4 >= 15) length(ml - 4 - 15);
+      produced += ml;
+    };
+    sequence(40, 1, 4); // 40 bytes of history before the first short offset
+    for (let offset = 1; offset <= 40; offset++)
+      for (let lit = 0; lit <= 14; lit++) for (const ml of [4, 5, 8, 15, 16, 17, 18]) sequence(lit, offset, ml);
+    for (const [lit, offset, ml] of [
+      [15, 3, 19],
+      [0, 1, 300],
+      [14, 15, 600],
+      [200, 33, 18],
+      [3, 7, 18],
+    ])
+      sequence(lit, offset, ml);
+    block.push(0x50); // the last sequence: 5 literals, no match
+    literals(5);
+    const c = Uint8Array.from(block);
+    const expected = lz4jsDecompress(c, produced);
+    expect(expected.length).toBe(produced);
+    for (const k of instances) {
+      const a = new RawArena(k);
+      for (const slack of [0, 1, 47, 200]) {
+        a.reset();
+        const src = a.atMemoryEnd(c);
+        const dst = a.alloc(produced + slack);
+        expect(k.lz4_decompress(src, c.length, dst, produced + slack)).toBe(produced);
+        expect(firstDiff(a.u8().subarray(dst, dst + produced), expected)).toBe(-1);
       }
     }
   });
