@@ -176,9 +176,14 @@ async function decodeFile(lib, pool, job) {
       n += ev.data.length;
     }
   };
+  // Both paths load every codec first, as decodeStreamAsync does. Loading zstd is not neutral on this VM: a
+  // RAW decode without it took ~1.3-1.5x the CPU (perf: in the kernel's copy_to_user of the file reads), and
+  // GLIBC_TUNABLES=glibc.malloc.mmap_threshold turns the effect on and off (a fixed 32 MiB threshold made the
+  // run without zstd as fast; 128 KiB made the one with zstd as slow). Only the 1-thread path loaded it, so
+  // part of what looked like 2 threads being slower than 1 on RAW and LZ4 streams was this.
+  await lib.init();
   if (pool === null) {
     const dec = new lib.StreamDecoder({ reuseOutput: true });
-    await lib.init();
     for await (const p of piecesAhead(job.input)) for (const ev of dec.write(p)) take(ev);
     dec.finish();
   } else {

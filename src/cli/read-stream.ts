@@ -12,6 +12,8 @@ export interface ReadOptions {
   verifyOnly: boolean;
   /** Hand out whole transactions (decode). */
   assemble?: boolean;
+  /** Each event's data is a view of a reused buffer, valid until onEvent's promise settles (DecoderOptions.reuseOutput). */
+  reuseOutput?: boolean;
   onEvent?: (ev: DecodeEvent) => void | Promise<void>;
   progress?: ProgressLine;
   /** Decode chunks on this worker pool instead of inline (not with verifyOnly). */
@@ -35,6 +37,7 @@ export async function readStream(source: AsyncIterable<Uint8Array>, o: ReadOptio
     key: o.key,
     verifyOnly: o.verifyOnly,
     assemble: o.assemble,
+    reuseOutput: o.reuseOutput,
     pool: o.verifyOnly ? undefined : o.pool,
     ...binding,
   });

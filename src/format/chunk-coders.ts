@@ -91,6 +91,14 @@ export interface ChunkDecoder {
    * payload may be a view of the stream's bytes: it is not kept.
    */
   decodeNow?(request: ChunkDecodeRequest): Uint8Array | null;
+  /**
+   * Optional: true when every chunk coded with `codec` would be decoded on
+   * the calling thread anyway (decodeNow never declines it), whatever the
+   * load. The decoder then decodes such chunks itself, as it does without a
+   * pool, until the first chunk this says false for; only from there on do
+   * chunks go through decodeNow and decode. Absent: false for every codec.
+   */
+  decodesHere?(codec: number): boolean;
   readonly copiesInput?: boolean;
   release?(data: Uint8Array): void;
 }

@@ -121,9 +121,22 @@ function atFrame(e: unknown, f: Frame): never {
   throw e;
 }
 
+/**
+ * A device's decoding state handed over by Interpreter.handOver: its dedup
+ * window and the transaction being assembled (the buffer, bytes filled so
+ * far, and the device's reused buffer in reuse mode).
+ */
+export interface DeviceHandOver {
+  device: number;
+  window: DedupWindow | null;
+  buf: Uint8Array | null;
+  filled: number;
+  reused: Uint8Array | null;
+}
+
 export class Interpreter {
   private readonly header: StreamHeader;
-  private readonly opts: InterpreterOptions;
+  private opts: InterpreterOptions;
   private readonly devices = new Map<number, DeviceState>();
   private readonly framesDigest = new RecordHasher();
   private totals = { transactions: 0, chunks: 0, rawBytes: 0, codedBytes: 0 };
@@ -499,6 +512,31 @@ export class Interpreter {
     this.dispose();
     if (t.framesDigest !== digest) throw formatError(f, "frames digest mismatch", "frames_digest", "CHECKSUM");
     return [{ type: "end", trailer: t, frame: f.seq, offset: f.offset }];
+  }
+
+  /**
+   * Turns a decoding interpreter into a verifying one between two frames:
+   * from the next frame on it checks only (as with `verifyOnly`, dedup
+   * references against lengths), and the caller, which decodes the chunks
+   * itself from then on, takes over each open device's dedup window and the
+   * transaction being assembled. Every check and count so far carries on.
+   */
+  handOver(): DeviceHandOver[] {
+    const out: DeviceHandOver[] = [];
+    for (const d of this.devices.values()) {
+      if (d.ended) continue;
+      const t = d.txn;
+      out.push({ device: d.id, window: d.window, buf: t?.buf ?? null, filled: t?.filled ?? 0, reused: d.txnBuf });
+      d.tracker = d.window === null ? null : WindowTracker.of(d.window);
+      d.window = null;
+      d.txnBuf = null;
+      if (t !== null) t.buf = null;
+    }
+    this.opts = { ...this.opts, verifyOnly: true, assemble: false, reuse: false };
+    this.staging?.free();
+    this.staging = null;
+    this.reuseBuf = null;
+    return out;
   }
 
   /** Releases kernel state (at the end, or after an error). */

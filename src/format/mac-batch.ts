@@ -3,7 +3,9 @@
 // opened) concurrently and all of them are checked before any of its frames
 // is handed out, so a decoder never interprets, let alone releases, bytes
 // whose MAC has not been verified. Unkeyed streams take the same path without
-// the check.
+// the check, a frame at a time: each frame is taken before the next is read,
+// so its payload is still in the reader's PayloadStage ring when decoded
+// (a batch of frames could stage more than the ring holds).
 
 import { type BindingPolicy, bindingFor } from "./binding.js";
 import type { Frame, FrameReader } from "./frames.js";
@@ -39,7 +41,7 @@ export class MacBatchReader {
 
   /**
    * "header" once the stream header was read (and the stream's frame key
-   * derived from it), else the next batch: up to MAC_BATCH_FRAMES frames, fewer
+   * derived from it), else the next batch: up to MAC_BATCH_FRAMES frames (one for an unkeyed stream), fewer
    * once they hold MAC_BATCH_BYTES or the input runs out. When any tag in
    * the batch is wrong, none of its frames comes out: `stop` is the MAC error.
    * Never throws.
@@ -50,7 +52,8 @@ export class MacBatchReader {
     let stop: unknown = null;
     let more = true;
     try {
-      while (frames.length < MAC_BATCH_FRAMES && bytes < MAC_BATCH_BYTES) {
+      const most = this.key === null ? 1 : MAC_BATCH_FRAMES;
+      while (frames.length < most && bytes < MAC_BATCH_BYTES) {
         const u = this.reader.next();
         if (u === null) {
           more = false;

@@ -2,6 +2,15 @@
 // decoding and raw-hash verification farmed out to a ChunkDecoder (the
 // pool's, chunk-coders.ts).
 //
+// Solo until needed: as long as every chunk is one the ChunkDecoder would
+// decode on this thread anyway (decodesHere: a pool's LZ4 and RAW chunks),
+// frames go through a decoding Interpreter exactly as without a pool — no
+// pending queue, no job, no extra copy — so an LZ4 or RAW stream costs the
+// same with threads as without. At the first chunk that may go to a thread
+// the Interpreter hands over (its dedup windows, the transaction being
+// assembled) and carries on as a verifying one, as below, for the rest of
+// the stream.
+//
 // The frame layer, MACs and every structural rule run here, in order, through
 // the Interpreter in verify mode (the same code StreamDecoder runs). Each
 // RAW/LZ4/ZSTD chunk is offered to the decoder's decodeNow (decoded on this
@@ -22,13 +31,13 @@
 
 import { DedupWindow, decodeDedupRef, resolveDedupRef } from "../codec/dedup.js";
 import { CODEC_DEDUP_REF, CODEC_LZ4, CODEC_RAW, CODEC_ZERO, CODEC_ZSTD, codecName } from "../codec/ids.js";
-import { init } from "../codec/index.js";
+import { init, zstdAvailable } from "../codec/index.js";
 import { hashOfZeros } from "../codec/zero.js";
 import { isMigstreamError, MigstreamError } from "../errors.js";
 import { xxh3_64 } from "../kernels/xxh3.js";
 import { plain } from "./bytes.js";
 import type { ChunkDecoder } from "./chunk-coders.js";
-import { CHUNK_HEADER_SIZE, FRAME_HEADER_SIZE } from "./constants.js";
+import { CHUNK_HEADER_SIZE, FRAME_CHUNK, FRAME_HEADER_SIZE } from "./constants.js";
 import type { Frame, FrameReader } from "./frames.js";
 import { Interpreter } from "./interpreter.js";
 import type { MacBatchReader } from "./mac-batch.js";
@@ -109,6 +118,8 @@ export class ParallelDecoding {
   /** Decode jobs started and not yet settled. */
   private jobsOut = 0;
   private started: Promise<void> | null = null;
+  /** Frames are still decoded by the Interpreter itself, as without a pool (see the top of the file). */
+  private solo = true;
 
   constructor(o: ParallelDecodingOptions) {
     this.decoder = o.decoder;
@@ -138,14 +149,21 @@ export class ParallelDecoding {
       const b = await this.batches.next();
       if (b === "header") {
         const h = this.reader.header!;
-        // The interpreter checks only; it frees the reader's stage with its own state.
-        this.interp = new Interpreter(h, { verifyOnly: true, assemble: false, stage: this.reader.stage });
-        this.pending.push(pendingOf([{ type: "header", header: h }]));
+        // Decoding while solo, checking only once handed over; it frees the reader's stage with its own state.
+        const { assemble, reuse } = this;
+        this.interp = new Interpreter(h, { verifyOnly: false, assemble, reuse, stage: this.reader.stage });
+        yield { type: "header", header: h };
         continue;
       }
       let stop = b.stop; // frames before the bad one are still good
       try {
         for (const f of b.frames) {
+          if (this.solo && !this.soloTakes(f)) this.handOver();
+          if (this.solo) {
+            if (chunkCodec(f) === CODEC_ZSTD && !zstdAvailable()) await init(); // a ChunkDecoder that decodes zstd here
+            yield* this.interp!.frame(f);
+            continue;
+          }
           while (this.pending.length >= this.inFlight) yield* this.release();
           const here = this.take(f, this.interp!.frame(f));
           // A chunk decoded here while others are out: let their replies in, so that the threads they
@@ -190,6 +208,22 @@ export class ParallelDecoding {
     this.interp?.dispose();
     this.pending.length = 0; // every job's rejection is already handled (submit)
     throw e;
+  }
+
+  /** True while frame `f` can be decoded solo: not a chunk, or one the ChunkDecoder would decode here anyway. */
+  private soloTakes(f: Frame): boolean {
+    const codec = chunkCodec(f);
+    if (codec < 0 || codec === CODEC_ZERO || codec === CODEC_DEDUP_REF) return true;
+    return this.decoder.decodesHere?.(codec) === true;
+  }
+
+  /** Ends the solo part: the interpreter only checks from here on; chunks are decoded below, with its state. */
+  private handOver(): void {
+    for (const d of this.interp!.handOver()) {
+      const { window, buf, filled, reused } = d;
+      this.devices.set(d.device, { window, buf, filled, reused });
+    }
+    this.solo = false;
   }
 
   private ready(p: Pending): boolean {
@@ -376,6 +410,11 @@ export class ParallelDecoding {
     ev.data = ev.codec === CODEC_DEDUP_REF ? data.slice() : data;
     return job;
   }
+}
+
+/** The codec byte of a CHUNK frame, or −1 for any other frame (or one too short to have a chunk header). */
+function chunkCodec(f: Frame): number {
+  return f.type === FRAME_CHUNK && f.length >= CHUNK_HEADER_SIZE ? f.payload[0] : -1;
 }
 
 /** A frame's events, pending, with no chunk yet. */

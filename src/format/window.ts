@@ -2,7 +2,7 @@
 // verification without decompression: which ordinals are live and their raw
 // lengths. Same eviction rule as codec/dedup.ts (tests check they agree).
 
-import { dedupCost } from "../codec/dedup.js";
+import { type DedupWindow, dedupCost } from "../codec/dedup.js";
 
 export class WindowTracker {
   readonly windowBytes: number;
@@ -14,6 +14,16 @@ export class WindowTracker {
 
   constructor(windowBytes: number) {
     this.windowBytes = windowBytes;
+  }
+
+  /** The bookkeeping of a decoder's window as it stands: the same live ordinals, lengths and cost. */
+  static of(w: DedupWindow): WindowTracker {
+    const t = new WindowTracker(w.windowBytes);
+    t.oldest = w.oldest;
+    t.next = w.next;
+    t.bytes = w.bytes;
+    for (let o = w.oldest; o < w.next; o++) t.lengths.push(w.get(o).length);
+    return t;
   }
 
   add(length: number): number {

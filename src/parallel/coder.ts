@@ -166,7 +166,11 @@ const MIN_INLINE_BUFFER = 256 << 10;
 export function poolDecoder(
   pool: WorkerPool,
   options: PoolDecoderOptions = {},
-): ChunkDecoder & { copiesInput: true; decodeNow(req: ChunkDecodeRequest): Uint8Array | null } {
+): ChunkDecoder & {
+  copiesInput: true;
+  decodeNow(req: ChunkDecodeRequest): Uint8Array | null;
+  decodesHere(codec: number): boolean;
+} {
   const cheapInline = options.cheapInline ?? true;
   const spare: ArrayBuffer[] = [];
   const mine = new WeakSet<ArrayBuffer>();
@@ -210,10 +214,12 @@ export function poolDecoder(
     (r, i, span) => r.buffer.subarray(span.offset, span.offset + r.items[i].length),
   );
   const none = () => undefined;
+  const alwaysHere = (codec: number) => cheapInline && (codec === CODEC_LZ4 || codec === CODEC_RAW);
   return {
     copiesInput: true,
+    decodesHere: alwaysHere,
     decodeNow(req: ChunkDecodeRequest) {
-      const cheap = cheapInline && (req.codec === CODEC_LZ4 || req.codec === CODEC_RAW);
+      const cheap = alwaysHere(req.codec);
       // A chunk goes to a worker (joining the batch being gathered, if any) unless none has room:
       // then this thread decodes it rather than wait.
       if (!cheap && (batcher.gathering || pool.hasWorkerRoom())) return null;
@@ -221,7 +227,7 @@ export function poolDecoder(
     },
     decode(req: ChunkDecodeRequest) {
       const { codec, payload, rawLength, hash } = req;
-      if (cheapInline && (codec === CODEC_LZ4 || codec === CODEC_RAW)) {
+      if (alwaysHere(codec)) {
         try {
           return Promise.resolve(here(req));
         } catch (e) {

@@ -131,6 +131,23 @@ async function outcome(
   }
 }
 
+/** `s` damaged for trial `trial`: one bit flipped, or every 5th trial cut short. */
+function damaged(s: Uint8Array, r: () => number, trial: number): Uint8Array {
+  const bad = s.slice();
+  let cut = s.length;
+  if (trial % 5 === 4) cut = 1 + Math.floor(r() * (s.length - 1));
+  else bad[64 + Math.floor(r() * (s.length - 64))] ^= 1 << Math.floor(r() * 8);
+  return bad.subarray(0, cut);
+}
+
+/** The outcome of an assembling decode without a pool, in pieces. */
+const plainOutcome = (input: Uint8Array, key: Uint8Array | undefined, seed: number) =>
+  outcome(async (take) => {
+    const dec = new StreamDecoder({ key, assemble: true });
+    for (const p of pieces(input, seed)) for await (const ev of dec.writeAsync(p)) take(ev);
+    dec.finish();
+  });
+
 describe("StreamDecoder with a pool", () => {
   for (const [name] of STREAMS) {
     it(`${name}: the same events and bytes as without a pool (plain, assembled, reused)`, async () => {
@@ -186,16 +203,8 @@ describe("StreamDecoder with a pool", () => {
       const s = await stream(name);
       const key = name.includes("keyed") ? KEY : undefined;
       for (let trial = 0; trial < 25; trial++) {
-        const bad = s.slice();
-        let cut = s.length;
-        if (trial % 5 === 4) cut = 1 + Math.floor(r() * (s.length - 1));
-        else bad[64 + Math.floor(r() * (s.length - 64))] ^= 1 << Math.floor(r() * 8);
-        const input = bad.subarray(0, cut);
-        const a = await outcome(async (take) => {
-          const dec = new StreamDecoder({ key, assemble: true });
-          for (const p of pieces(input, trial)) for await (const ev of dec.writeAsync(p)) take(ev);
-          dec.finish();
-        });
+        const input = damaged(s, r, trial);
+        const a = await plainOutcome(input, key, trial);
         const b = await outcome(async (take) => {
           // LZ4 chunks on this thread (the default) and on the workers, in turn.
           const dec = new StreamDecoder({
@@ -296,6 +305,72 @@ describe("StreamDecoder with a pool", () => {
       expect(b.error?.code).toBe("INTERNAL");
     });
   }
+
+  it("decodes LZ4 and RAW streams solo: the pool's decoder is asked about no chunk (decodesHere), same events", async () => {
+    for (const name of ["lz4", "raw", "lz4 + dedup"]) {
+      const s = await stream(name);
+      const base = pools.workers.decoder();
+      const asked = { decode: 0, decodeNow: 0 };
+      const counting: ChunkDecoder = {
+        ...base,
+        decode: (req) => (asked.decode++, base.decode(req)),
+        decodeNow: (req) => (asked.decodeNow++, base.decodeNow!(req)),
+      };
+      for (const o of [{}, { assemble: true }, { reuseOutput: true }] as DecoderOptions[]) {
+        expect(await parallel(s, o, decodingOn(counting), 9)).toEqual(await inline(s, o));
+      }
+      expect(asked, name).toEqual({ decode: 0, decodeNow: 0 });
+    }
+  });
+
+  /**
+   * A pool decoder that decodes the first `solo` chunk frames it is asked
+   * about here (decodesHere), then hands over: every later chunk goes to the
+   * workers. Hands over mid-transaction, between dedup references and the
+   * chunks they name, wherever `solo` puts it.
+   */
+  const handingOver = (solo: number): CodingPool => {
+    const base = pools.workers.decoder({ cheapInline: false });
+    let asked = 0;
+    return decodingOn({ ...base, decodesHere: () => asked++ < solo });
+  };
+
+  it("hands over to the pool at any frame: the same events and bytes as without a pool", async () => {
+    for (const name of ["lz4 + dedup", "zstd + dedup, keyed"]) {
+      const s = await stream(name);
+      const key = name.includes("keyed") ? KEY : undefined;
+      const opts: DecoderOptions[] = [
+        {},
+        { assemble: true },
+        { reuseOutput: true },
+        { assemble: true, reuseOutput: true },
+      ];
+      const want = await Promise.all(opts.map((o) => inline(s, { ...o, key })));
+      const chunks = (want[0] as { type: string }[]).filter((e) => e.type === "chunk").length;
+      for (let solo = 0; solo <= chunks; solo += Math.ceil(chunks / 10)) {
+        const i = solo % opts.length;
+        expect(await parallel(s, { ...opts[i], key }, handingOver(solo), solo), `${name} solo ${solo}`).toEqual(
+          want[i],
+        );
+      }
+    }
+  });
+
+  it("hands over at any frame under bit flips and truncation: the error of a plain decode, after the same events", async () => {
+    const r = rng(31);
+    const s = await stream("lz4 + dedup");
+    for (let trial = 0; trial < 40; trial++) {
+      const input = damaged(s, r, trial);
+      const a = await plainOutcome(input, undefined, trial);
+      const b = await outcome(async (take) => {
+        const dec = new StreamDecoder({ assemble: true, pool: handingOver(Math.floor(r() * 60)) });
+        for await (const ev of dec.events(pieces(input, trial + 200))) take(ev);
+      });
+      expect(a.error, `trial ${trial}`).not.toBeNull();
+      expect(b.error, `trial ${trial}`).toEqual(a.error);
+      expect(b.events, `trial ${trial}`).toBe(a.events);
+    }
+  });
 
   it("rejects bad options with USAGE, the synchronous methods too, and refuses use after a failure", async () => {
     expect(() => new StreamDecoder({ pool: {} as never })).toThrow(

@@ -103,10 +103,14 @@ examples:
     const pool = decodePool("decode", v.threads);
     // The pool's workers are running: an output that cannot be opened must end them
     // too (Web Workers would keep Deno alive).
-    const out = await openOutput(v.output, io, { binary: true, force: v.force, command: "decode" }).catch(async (e) => {
-      await pool?.close();
-      throw e;
-    });
+    // Writes are not copied: each transaction is assembled in one reused buffer (reuseOutput), written, and only
+    // reused once the output is done with it (decodeOnce waits for each write).
+    const out = await openOutput(v.output, io, { copy: false, binary: true, force: v.force, command: "decode" }).catch(
+      async (e) => {
+        await pool?.close();
+        throw e;
+      },
+    );
     try {
       const job: Job = {
         key,
@@ -223,6 +227,7 @@ async function decodeOnce(
     stopAtEnd: peer ? end : undefined,
     verifyOnly: false,
     assemble: true,
+    reuseOutput: true,
     pool: j.pool,
     progress: new ProgressLine(j.io.stderr, j.style, "decode"),
     onEvent: async (ev) => {
