@@ -104,8 +104,11 @@ function runCli(args, onStderr) {
     onStderr?.(err);
   });
   return new Promise((resolve, reject) => {
-    child.once("exit", (code) => {
-      const at = now();
+    // The exit time is the run's end; its output is parsed once stdout and stderr are drained
+    // ("close"): time's TIME line, written last, may not have been read yet at "exit".
+    let at = 0;
+    child.once("exit", () => (at = now()));
+    child.once("close", (code) => {
       const m = /TIME ([\d.]+) ([\d.]+) (\d+)/.exec(err);
       if (code !== 0 || !m) return reject(new Error(`migstream ${args.join(" ")} exited ${code}:\n${err}\n${out}`));
       resolve({ report: JSON.parse(out), cpu: Number(m[1]) + Number(m[2]), rss: Number(m[3]) * 1024, at });
